@@ -15,7 +15,10 @@
 use std::cmp::Ordering;
 use std::ops::Range;
 
-use crate::{key, keyed_version, Ecosystem, ParseError};
+use crate::{key, keyed_version, ByteSet, Ecosystem, ParseError};
+
+static UPSTREAM_CHARS: ByteSet = ByteSet::alphanumeric_and(b".-+~:");
+static REVISION_CHARS: ByteSet = ByteSet::alphanumeric_and(b".+~");
 
 /// A rule of dpkg's that a version breaks. The wording follows dpkg's own messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +113,9 @@ pub fn validate(text: &str) -> Result<(), ParseError> {
 /// Compares two version strings as `dpkg --compare-versions` does, without
 /// allocating. Both must be valid.
 pub fn compare_str(a: &str, b: &str) -> Result<Ordering, ParseError> {
+    if a == b {
+        return validate(a).map(|()| Ordering::Equal);
+    }
     let pa = split(a).map_err(|rule| ParseError::new(Ecosystem::Deb, a, rule))?;
     let pb = split(b).map_err(|rule| ParseError::new(Ecosystem::Deb, b, rule))?;
     Ok(pa
@@ -170,16 +176,15 @@ fn split(text: &str) -> Result<Parts<'_>, Rule> {
         None => (rest, "", false),
     };
 
-    let mut chars = upstream.chars();
-    match chars.next() {
+    match upstream.as_bytes().first() {
         None => return Err(Rule::UpstreamEmpty),
         Some(c) if !c.is_ascii_digit() => return Err(Rule::UpstreamNotDigit),
         Some(_) => {}
     }
-    if let Some(c) = chars.find(|&c| !(c.is_ascii_alphanumeric() || ".-+~:".contains(c))) {
+    if let Some(c) = UPSTREAM_CHARS.first_outside(&upstream[1..]) {
         return Err(Rule::UpstreamChar(c));
     }
-    if let Some(c) = revision.chars().find(|&c| !(c.is_ascii_alphanumeric() || ".+~".contains(c))) {
+    if let Some(c) = REVISION_CHARS.first_outside(revision) {
         return Err(Rule::RevisionChar(c));
     }
     Ok(Parts { epoch, upstream, revision, has_revision })

@@ -127,6 +127,41 @@ pub fn validate(ecosystem: Ecosystem, version: &str) -> Result<(), ParseError> {
     }
 }
 
+/// A set of bytes as a lookup table: validation runs once per byte of every
+/// version Patchwell reads, so it is a table load rather than a search of a
+/// list of allowed characters.
+pub(crate) struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    /// ASCII letters and digits, plus `extra`.
+    pub(crate) const fn alphanumeric_and(extra: &[u8]) -> ByteSet {
+        let mut set = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            set[b] = (b as u8).is_ascii_alphanumeric();
+            b += 1;
+        }
+        let mut i = 0;
+        while i < extra.len() {
+            set[extra[i] as usize] = true;
+            i += 1;
+        }
+        ByteSet(set)
+    }
+
+    pub(crate) fn contains(&self, b: u8) -> bool {
+        self.0[b as usize]
+    }
+
+    /// The first character of `text` outside the set, if any.
+    pub(crate) fn first_outside(&self, text: &str) -> Option<char> {
+        let at = text.bytes().position(|b| !self.contains(b))?;
+        // Every byte of a multi-byte character is outside the (ASCII) set, so
+        // `at` is the start of a character.
+        text[at..].chars().next()
+    }
+}
+
 /// Implements the traits that every parsed version type shares: order, equality
 /// and hash by sort key, display by original text, parsing by `FromStr`.
 macro_rules! keyed_version {

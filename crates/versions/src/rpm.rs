@@ -16,7 +16,11 @@
 
 use std::cmp::Ordering;
 
-use crate::{key, keyed_version, Ecosystem, ParseError};
+use crate::{key, keyed_version, ByteSet, Ecosystem, ParseError};
+
+static EVR_CHARS: ByteSet = ByteSet::alphanumeric_and(b"._+%{}~^-:");
+/// What `rpmvercmp` does not skip as a separator.
+static SEGMENT_CHARS: ByteSet = ByteSet::alphanumeric_and(b"~^");
 
 /// A rule of rpm's that a version breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +112,9 @@ pub fn validate(text: &str) -> Result<(), ParseError> {
 /// Compares two EVR strings as rpm's `rpmverCmp` does, without allocating.
 /// Both must be valid.
 pub fn compare_str(a: &str, b: &str) -> Result<Ordering, ParseError> {
+    if a == b {
+        return validate(a).map(|()| Ordering::Equal);
+    }
     let pa = split(a).map_err(|rule| ParseError::new(Ecosystem::Rpm, a, rule))?;
     let pb = split(b).map_err(|rule| ParseError::new(Ecosystem::Rpm, b, rule))?;
     let (ea, eb) = (pa.epoch.unwrap_or("0"), pb.epoch.unwrap_or("0"));
@@ -126,32 +133,63 @@ struct Parts<'a> {
 }
 
 /// Validates in rpmbuild's order, then splits as rpm's `parseEVR` does.
+///
+/// One pass gathers every fact the rules need; the rules are then applied in
+/// rpmbuild's order, so a string with several faults reports the same one.
 fn split(text: &str) -> Result<Parts<'_>, Rule> {
-    if text.is_empty() {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
         return Err(Rule::Empty);
     }
-    if let Some(c) = text.chars().find(|&c| !(c.is_ascii_alphanumeric() || "._+%{}~^-:".contains(c)))
-    {
-        return Err(Rule::IllegalChar(c));
+    let mut illegal = None;
+    let mut double_dot = false;
+    let (mut dashes, mut colons) = (0u32, 0u32);
+    let (mut dash, mut colon) = (0, 0);
+    let mut previous = 0u8;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !EVR_CHARS.contains(b) {
+            illegal = Some(i);
+            break;
+        }
+        match b {
+            b'.' => double_dot |= previous == b'.',
+            b'-' => {
+                dashes += 1;
+                dash = i;
+            }
+            b':' => {
+                colons += 1;
+                colon = i;
+            }
+            _ => {}
+        }
+        previous = b;
     }
-    if text.contains("..") {
+    if let Some(at) = illegal {
+        return Err(Rule::IllegalChar(text[at..].chars().next().unwrap_or('\u{fffd}')));
+    }
+    if double_dot {
         return Err(Rule::DoubleDot);
     }
-    for separator in ['-', ':'] {
-        if text.matches(separator).nth(1).is_some() {
-            return Err(Rule::DoubleSeparator(separator));
-        }
+    if dashes > 1 {
+        return Err(Rule::DoubleSeparator('-'));
     }
-    let (epoch, rest) = match text.split_once(':') {
-        Some((epoch, _)) if !epoch.bytes().all(|b| b.is_ascii_digit()) => {
-            return Err(Rule::EpochNotNumber)
+    if colons > 1 {
+        return Err(Rule::DoubleSeparator(':'));
+    }
+    let (epoch, rest_start) = if colons == 1 {
+        if !bytes[..colon].iter().all(u8::is_ascii_digit) {
+            return Err(Rule::EpochNotNumber);
         }
-        Some((epoch, rest)) => (Some(epoch), rest),
-        None => (None, text),
+        (Some(&text[..colon]), colon + 1)
+    } else {
+        (None, 0)
     };
-    let (version, release) = match rest.rsplit_once('-') {
-        Some((version, release)) => (version, Some(release)),
-        None => (rest, None),
+    let (version, release) = if dashes == 1 {
+        // A dash before the colon was refused above as a bad epoch.
+        (&text[rest_start..dash], Some(&text[dash + 1..]))
+    } else {
+        (&text[rest_start..], None)
     };
     if version.is_empty() {
         return Err(Rule::VersionEmpty);
@@ -163,7 +201,15 @@ fn split(text: &str) -> Result<Parts<'_>, Rule> {
 }
 
 fn is_separator(c: u8) -> bool {
-    !(c.is_ascii_alphanumeric() || c == b'~' || c == b'^')
+    !SEGMENT_CHARS.contains(c)
+}
+
+/// rpm's `rpmvercmp`: compares one version (or one release) string with
+/// another, with no epoch or release splitting. Like rpm's, it accepts any
+/// string; characters other than ASCII letters, digits, `~` and `^` separate
+/// segments.
+pub fn vercmp(a: &str, b: &str) -> Ordering {
+    rpmvercmp(a.as_bytes(), b.as_bytes())
 }
 
 /// rpm's `rpmvercmp`, step for step.
