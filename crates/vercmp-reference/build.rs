@@ -17,7 +17,10 @@ fn main() {
         .probe("rpm")
         .unwrap_or_else(|e| missing("librpm", "librpm-dev", e));
     let mut build = cc::Build::new();
-    build.file("src/shim.c").define("LIBDPKG_VOLATILE_API", "1").opt_level(2);
+    build
+        .file("src/shim.c")
+        .define("LIBDPKG_VOLATILE_API", "1")
+        .opt_level(2);
     for path in dpkg.include_paths.iter().chain(&rpm.include_paths) {
         build.include(path);
     }

@@ -1,1 +1,200 @@
-fn main() {}
+//! Patchwell's developer tasks, run with `cargo xtask <task>`.
+//!
+//! A key design decision made here is that the full check (`cargo xtask ci`)
+//! does its own set-up on a fresh Debian machine with Rust: it installs the
+//! Debian packages the tests compare against (dpkg, rpm, libdpkg, librpm) and
+//! fetches the apt lists whose real versions the differential tests read. Then
+//! it runs the tests with `CI=true`, so a missing prerequisite fails the run
+//! instead of skipping a test in silence.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  setup               install the Debian packages and apt lists the tests need
+  ci                  setup, then fmt, clippy and every test, as CI runs them
+  bench               setup, then the version-comparison benchmark against libdpkg and librpm
+  fuzz <target> [s]   run a cargo-fuzz target (deb, rpm, apk) for s seconds (default 60)
+";
+
+/// Debian packages the tests and benchmarks need beyond a Rust toolchain.
+const APT_PACKAGES: &[&str] = &[
+    // `dpkg --compare-versions` and `--validate-version`, the deb reference.
+    "dpkg",
+    // `rpm --eval` with rpm's Lua `rpm.vercmp`, the rpm reference.
+    "rpm",
+    // libdpkg and librpm for the in-process reference and the benchmark.
+    "libdpkg-dev",
+    "librpm-dev",
+    "pkg-config",
+    "gcc",
+    "libc6-dev",
+    // apt-helper, which reads the compressed apt lists.
+    "apt",
+    "ca-certificates",
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("ci") => {
+            setup()?;
+            ci(&root)
+        }
+        Some("bench") => {
+            setup()?;
+            run(cargo(&root).args(["bench", "-p", "vercmp-reference"]))
+        }
+        Some("fuzz") => {
+            let target = args
+                .get(1)
+                .context("fuzz needs a target: deb, rpm or apk")?;
+            let seconds = args.get(2).map_or("60", String::as_str);
+            fuzz(&root, target, seconds)
+        }
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a command as root: directly when we are root, through sudo otherwise.
+fn as_root(args: &[&str]) -> Command {
+    let (program, rest) = if is_root() {
+        (args[0], &args[1..])
+    } else {
+        ("sudo", args)
+    };
+    let mut command = Command::new(program);
+    command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+/// Whether apt has package lists, the source of the real versions the
+/// differential tests read.
+fn have_apt_lists() -> bool {
+    std::fs::read_dir("/var/lib/apt/lists").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+    })
+}
+
+fn setup() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    if !missing.is_empty() || !have_apt_lists() {
+        // The lists come from the mirrors in the machine's own apt
+        // configuration; nothing here names a mirror.
+        run(&mut as_root(&["apt-get", "update", "-q"]))?;
+    }
+    if !missing.is_empty() {
+        let mut args = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+        args.extend(&missing);
+        run(&mut as_root(&args))?;
+    }
+    if !have_apt_lists() {
+        bail!("apt-get update left no package lists in /var/lib/apt/lists");
+    }
+    eprintln!("xtask: set-up complete");
+    Ok(())
+}
+
+fn have_nextest(root: &Path) -> bool {
+    cargo(root)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ci(root: &Path) -> Result<()> {
+    run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    if have_nextest(root) {
+        run(cargo(root)
+            .args(["nextest", "run", "--workspace", "--profile", "ci"])
+            .env("CI", "true"))?;
+        // nextest does not run doc tests.
+        run(cargo(root)
+            .args(["test", "--workspace", "--doc"])
+            .env("CI", "true"))?;
+    } else {
+        run(cargo(root).args(["test", "--workspace"]).env("CI", "true"))?;
+    }
+    Ok(())
+}
+
+fn fuzz(root: &Path, target: &str, seconds: &str) -> Result<()> {
+    if !cargo(root)
+        .args(["fuzz", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        bail!("cargo-fuzz is not installed: cargo install cargo-fuzz");
+    }
+    // cargo-fuzz needs nightly flags; the stable toolchain accepts them when
+    // told it is bootstrapping, which is acceptable for a by-hand fuzz run.
+    run(cargo(root).env("RUSTC_BOOTSTRAP", "1").args([
+        "fuzz",
+        "run",
+        target,
+        "--",
+        &format!("-max_total_time={seconds}"),
+    ]))
+}

@@ -96,7 +96,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Version { command: VersionCommand::Compare(args) } => {
+        Command::Version {
+            command: VersionCommand::Compare(args),
+        } => {
             let ecosystem = args.ecosystem.into();
             match (args.batch, args.a, args.b) {
                 (true, _, _) => compare_batch(ecosystem, io::stdin().lock(), io::stdout().lock()),
@@ -104,18 +106,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => anyhow::bail!("compare needs two versions, or --batch"),
             }
         }
-        Command::Version { command: VersionCommand::Check { ecosystem, version } } => {
-            match versions::validate(ecosystem.into(), &version) {
-                Ok(()) => {
-                    println!("valid");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    Ok(ExitCode::from(INVALID))
-                }
+        Command::Version {
+            command: VersionCommand::Check { ecosystem, version },
+        } => match versions::validate(ecosystem.into(), &version) {
+            Ok(()) => {
+                println!("valid");
+                Ok(ExitCode::SUCCESS)
             }
-        }
+            Err(error) => {
+                eprintln!("error: {error}");
+                Ok(ExitCode::from(INVALID))
+            }
+        },
     }
 }
 
@@ -175,5 +177,9 @@ fn compare_batch(
         }
     }
     out.flush()?;
-    Ok(if failed { ExitCode::from(INVALID) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(INVALID)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

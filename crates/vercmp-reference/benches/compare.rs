@@ -32,7 +32,10 @@ fn apt_versions() -> Vec<String> {
     files.sort();
     let mut versions = std::collections::BTreeSet::new();
     for file in files {
-        let out = Command::new("/usr/lib/apt/apt-helper").arg("cat-file").arg(&file).output();
+        let out = Command::new("/usr/lib/apt/apt-helper")
+            .arg("cat-file")
+            .arg(&file)
+            .output();
         let out = out.expect("run apt-helper cat-file");
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some(v) = line.strip_prefix("Version: ") {
@@ -40,7 +43,10 @@ fn apt_versions() -> Vec<String> {
             }
         }
     }
-    assert!(versions.len() > 1000, "too few versions in the apt lists; run apt-get update");
+    assert!(
+        versions.len() > 1000,
+        "too few versions in the apt lists; run apt-get update"
+    );
     versions.into_iter().collect()
 }
 
@@ -72,17 +78,25 @@ fn cstrings(pairs: &[(String, String)]) -> Vec<(CString, CString)> {
 fn bench(c: &mut Criterion) {
     let all = apt_versions();
 
-    let mut deb_sorted: Vec<versions::deb::Version> =
-        all.iter().map(|v| versions::deb::Version::parse(v).expect("real deb version")).collect();
+    let mut deb_sorted: Vec<versions::deb::Version> = all
+        .iter()
+        .map(|v| versions::deb::Version::parse(v).expect("real deb version"))
+        .collect();
     deb_sorted.sort();
-    let deb_pairs: Vec<(String, String)> =
-        pairs(&deb_sorted).into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let deb_pairs: Vec<(String, String)> = pairs(&deb_sorted)
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
 
-    let mut rpm_sorted: Vec<versions::rpm::Version> =
-        all.iter().filter_map(|v| versions::rpm::Version::parse(v).ok()).collect();
+    let mut rpm_sorted: Vec<versions::rpm::Version> = all
+        .iter()
+        .filter_map(|v| versions::rpm::Version::parse(v).ok())
+        .collect();
     rpm_sorted.sort();
-    let rpm_pairs: Vec<(String, String)> =
-        pairs(&rpm_sorted).into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let rpm_pairs: Vec<(String, String)> = pairs(&rpm_sorted)
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
     // rpmvercmp alone compares one version string, so give it the version parts.
     let rpm_plain: Vec<(String, String)> = pairs(&rpm_sorted)
         .into_iter()
@@ -92,9 +106,15 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("deb");
     group.throughput(Throughput::Elements(PAIRS as u64));
     let c_pairs = cstrings(&deb_pairs);
+    // libdpkg's parser is not thread-safe; hold its lock for the whole group.
+    let lib = dpkg::lock();
     for (a, b) in &c_pairs {
         let ours = versions::deb::compare_str(a.to_str().unwrap(), b.to_str().unwrap()).unwrap();
-        assert_eq!(dpkg::compare(a, b), Some(ours), "libdpkg and Patchwell disagree on {a:?} {b:?}");
+        assert_eq!(
+            lib.compare(a, b),
+            Some(ours),
+            "libdpkg and Patchwell disagree on {a:?} {b:?}"
+        );
     }
     group.bench_function("strings/rust", |bench| {
         bench.iter(|| {
@@ -106,19 +126,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("strings/c", |bench| {
         bench.iter(|| {
             for (a, b) in &c_pairs {
-                black_box(dpkg::compare(black_box(a), black_box(b)));
+                black_box(lib.compare(black_box(a), black_box(b)));
             }
         })
     });
     let rust_parsed: Vec<_> = deb_pairs
         .iter()
         .map(|(a, b)| {
-            (versions::deb::Version::parse(a).unwrap(), versions::deb::Version::parse(b).unwrap())
+            (
+                versions::deb::Version::parse(a).unwrap(),
+                versions::deb::Version::parse(b).unwrap(),
+            )
         })
         .collect();
     let c_parsed: Vec<_> = c_pairs
         .iter()
-        .map(|(a, b)| (dpkg::Parsed::parse(a).unwrap(), dpkg::Parsed::parse(b).unwrap()))
+        .map(|(a, b)| (lib.parse(a).unwrap(), lib.parse(b).unwrap()))
         .collect();
     group.bench_function("parsed/rust", |bench| {
         bench.iter(|| {
@@ -135,13 +158,18 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    drop(lib);
 
     let mut group = c.benchmark_group("rpm");
     group.throughput(Throughput::Elements(PAIRS as u64));
     let c_pairs = cstrings(&rpm_pairs);
     for (a, b) in &c_pairs {
         let ours = versions::rpm::compare_str(a.to_str().unwrap(), b.to_str().unwrap()).unwrap();
-        assert_eq!(rpm::compare_evr(a, b), Some(ours), "librpm and Patchwell disagree on {a:?} {b:?}");
+        assert_eq!(
+            rpm::compare_evr(a, b),
+            Some(ours),
+            "librpm and Patchwell disagree on {a:?} {b:?}"
+        );
     }
     group.bench_function("strings/rust", |bench| {
         bench.iter(|| {
@@ -160,7 +188,11 @@ fn bench(c: &mut Criterion) {
     let c_plain = cstrings(&rpm_plain);
     for (a, b) in &c_plain {
         let ours = versions::rpm::vercmp(a.to_str().unwrap(), b.to_str().unwrap());
-        assert_eq!(rpm::vercmp(a, b), ours, "rpmvercmp and Patchwell disagree on {a:?} {b:?}");
+        assert_eq!(
+            rpm::vercmp(a, b),
+            ours,
+            "rpmvercmp and Patchwell disagree on {a:?} {b:?}"
+        );
     }
     group.bench_function("rpmvercmp/rust", |bench| {
         bench.iter(|| {
@@ -179,12 +211,20 @@ fn bench(c: &mut Criterion) {
     let rust_parsed: Vec<_> = rpm_pairs
         .iter()
         .map(|(a, b)| {
-            (versions::rpm::Version::parse(a).unwrap(), versions::rpm::Version::parse(b).unwrap())
+            (
+                versions::rpm::Version::parse(a).unwrap(),
+                versions::rpm::Version::parse(b).unwrap(),
+            )
         })
         .collect();
     let c_parsed: Vec<_> = c_pairs
         .iter()
-        .map(|(a, b)| (rpm::Parsed::parse(a).unwrap(), rpm::Parsed::parse(b).unwrap()))
+        .map(|(a, b)| {
+            (
+                rpm::Parsed::parse(a).unwrap(),
+                rpm::Parsed::parse(b).unwrap(),
+            )
+        })
         .collect();
     group.bench_function("parsed/rust", |bench| {
         bench.iter(|| {
@@ -210,14 +250,21 @@ fn ns_per_comparison(group: &str, name: &str) -> Option<f64> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     // Criterion stores `kind/side` in a directory named `kind_side`.
     let dir = name.replace('/', "_");
-    let path = target.join("criterion").join(group).join(dir).join("new/estimates.json");
+    let path = target
+        .join("criterion")
+        .join(group)
+        .join(dir)
+        .join("new/estimates.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     Some(json["mean"]["point_estimate"].as_f64()? / PAIRS as f64)
 }
 
 fn summary() {
     println!();
-    println!("{:<28} {:>10} {:>10} {:>12}", "comparison (ns each)", "Rust", "C", "Rust / C");
+    println!(
+        "{:<28} {:>10} {:>10} {:>12}",
+        "comparison (ns each)", "Rust", "C", "Rust / C"
+    );
     let rows = [
         ("deb", "strings", "two strings (libdpkg)"),
         ("deb", "parsed", "parsed (libdpkg)"),
@@ -229,7 +276,13 @@ fn summary() {
         let rust = ns_per_comparison(group, &format!("{kind}/rust"));
         let c = ns_per_comparison(group, &format!("{kind}/c"));
         if let (Some(rust), Some(c)) = (rust, c) {
-            println!("{:<28} {:>10.1} {:>10.1} {:>12.3}", format!("{group} {label}"), rust, c, rust / c);
+            println!(
+                "{:<28} {:>10.1} {:>10.1} {:>12.3}",
+                format!("{group} {label}"),
+                rust,
+                c,
+                rust / c
+            );
         }
     }
     for group in ["deb", "rpm"] {

@@ -31,20 +31,47 @@ pub mod dpkg {
         fn dpkg_version_compare(a: *const RawVersion, b: *const RawVersion) -> c_int;
     }
 
-    /// Whether dpkg's `parseversion` accepts `text` without error or warning,
-    /// which is what `dpkg --validate-version` checks.
-    pub fn is_valid(text: &CStr) -> bool {
-        // SAFETY: `text` is a valid NUL-terminated string for the whole call.
-        unsafe { pw_dpkg_validate(text.as_ptr()) == 0 }
+    /// Access to libdpkg's parser. libdpkg keeps global state (its memory
+    /// pool), so only one thread may parse at a time: this guard holds a
+    /// process-wide lock. Take it once around a batch of calls, so that a
+    /// benchmark of the C side does not pay for the lock on every call.
+    #[derive(Debug)]
+    pub struct Dpkg(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Waits for and takes the right to call libdpkg's parser.
+    pub fn lock() -> Dpkg {
+        // A panic while holding the lock leaves libdpkg's state as consistent
+        // as any other call would; carry on.
+        Dpkg(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
-    /// Parses both and compares them, as `dpkg --compare-versions` does;
-    /// `None` when either is invalid.
-    pub fn compare(a: &CStr, b: &CStr) -> Option<Ordering> {
-        let mut result: c_int = 0;
-        // SAFETY: both strings are valid for the call; `result` is a valid out pointer.
-        let rc = unsafe { pw_dpkg_compare_str(a.as_ptr(), b.as_ptr(), &mut result) };
-        (rc == 0).then(|| result.cmp(&0))
+    impl Dpkg {
+        /// Whether dpkg's `parseversion` accepts `text` without error or
+        /// warning, which is what `dpkg --validate-version` checks.
+        pub fn is_valid(&self, text: &CStr) -> bool {
+            // SAFETY: `text` is valid for the call; the guard serializes libdpkg.
+            unsafe { pw_dpkg_validate(text.as_ptr()) == 0 }
+        }
+
+        /// Parses both and compares them, as `dpkg --compare-versions` does;
+        /// `None` when either is invalid.
+        pub fn compare(&self, a: &CStr, b: &CStr) -> Option<Ordering> {
+            let mut result: c_int = 0;
+            // SAFETY: both strings are valid for the call, `result` is a valid
+            // out pointer, and the guard serializes libdpkg.
+            let rc = unsafe { pw_dpkg_compare_str(a.as_ptr(), b.as_ptr(), &mut result) };
+            (rc == 0).then(|| result.cmp(&0))
+        }
+
+        /// Parses `text` into memory the result owns; `None` when dpkg rejects it.
+        pub fn parse(&self, text: &CStr) -> Option<Parsed> {
+            // SAFETY: `text` is valid for the call; the guard serializes libdpkg;
+            // the result is NULL or owned by us.
+            let raw = unsafe { pw_dpkg_parse(text.as_ptr()) };
+            (!raw.is_null()).then_some(Parsed(raw))
+        }
     }
 
     /// A version parsed by libdpkg, in memory this value owns.
@@ -52,14 +79,8 @@ pub mod dpkg {
     pub struct Parsed(*mut RawVersion);
 
     impl Parsed {
-        /// Parses `text`; `None` when dpkg rejects it.
-        pub fn parse(text: &CStr) -> Option<Parsed> {
-            // SAFETY: `text` is valid for the call; the result is NULL or owned by us.
-            let raw = unsafe { pw_dpkg_parse(text.as_ptr()) };
-            (!raw.is_null()).then_some(Parsed(raw))
-        }
-
-        /// libdpkg's `dpkg_version_compare` on two parsed versions.
+        /// libdpkg's `dpkg_version_compare` on two parsed versions. It reads
+        /// only the two versions, so it needs no lock.
         pub fn compare(&self, other: &Parsed) -> Ordering {
             // SAFETY: both pointers come from `pw_dpkg_parse` and live until drop.
             unsafe { dpkg_version_compare(self.0, other.0) }.cmp(&0)

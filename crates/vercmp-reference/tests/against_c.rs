@@ -25,7 +25,9 @@ impl Rng {
 
     fn string(&mut self, alphabet: &[char], max_len: usize) -> String {
         let len = self.below(max_len + 1);
-        (0..len).map(|_| alphabet[self.below(alphabet.len())]).collect()
+        (0..len)
+            .map(|_| alphabet[self.below(alphabet.len())])
+            .collect()
     }
 }
 
@@ -35,13 +37,19 @@ fn c(s: &str) -> CString {
 
 fn apt_versions(limit: usize) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
-    let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else {
+        return Vec::new();
+    };
     for entry in dir.flatten() {
         let path = entry.path();
         if !path.to_string_lossy().contains("_Packages") {
             continue;
         }
-        let Ok(o) = Command::new("/usr/lib/apt/apt-helper").arg("cat-file").arg(&path).output() else {
+        let Ok(o) = Command::new("/usr/lib/apt/apt-helper")
+            .arg("cat-file")
+            .arg(&path)
+            .output()
+        else {
             continue;
         };
         for line in String::from_utf8_lossy(&o.stdout).lines() {
@@ -60,12 +68,20 @@ fn deb_all_pairs_of_real_versions_match_libdpkg() {
     let versions = apt_versions(2_000);
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if versions.len() < 1_000 {
-        assert!(!in_ci, "the apt lists are missing and CI=true: run `cargo xtask setup`");
+        assert!(
+            !in_ci,
+            "the apt lists are missing and CI=true: run `cargo xtask setup`"
+        );
         eprintln!("skipping: the apt lists are missing (run apt-get update)");
         return;
     }
-    let ours: Vec<_> = versions.iter().map(|v| versions::deb::Version::parse(v).unwrap()).collect();
-    let theirs: Vec<_> = versions.iter().map(|v| dpkg::Parsed::parse(&c(v)).unwrap()).collect();
+    let ours: Vec<_> = versions
+        .iter()
+        .map(|v| versions::deb::Version::parse(v).unwrap())
+        .collect();
+    let lib = dpkg::lock();
+    let theirs: Vec<_> = versions.iter().map(|v| lib.parse(&c(v)).unwrap()).collect();
+    drop(lib);
     let mut compared = 0usize;
     for i in 0..versions.len() {
         for j in 0..versions.len() {
@@ -86,22 +102,31 @@ fn deb_all_pairs_of_real_versions_match_libdpkg() {
 fn deb_random_strings_match_libdpkg_validity_and_order() {
     let alphabet: Vec<char> = "0123456789aZz:~-+.  \t_\n\u{b}!é".chars().collect();
     let mut rng = Rng(0x0dd_ba11);
+    let lib = dpkg::lock();
     let mut valid = Vec::new();
     for _ in 0..200_000 {
         let s = rng.string(&alphabet, 10);
-        let theirs = dpkg::is_valid(&c(&s));
+        let theirs = lib.is_valid(&c(&s));
         let ours = versions::deb::validate(&s);
-        assert_eq!(theirs, ours.is_ok(), "{s:?}: libdpkg valid={theirs}, Patchwell {ours:?}");
+        assert_eq!(
+            theirs,
+            ours.is_ok(),
+            "{s:?}: libdpkg valid={theirs}, Patchwell {ours:?}"
+        );
         if theirs {
             valid.push(s);
         }
     }
-    assert!(valid.len() > 1_000, "too few valid strings ({}) to compare", valid.len());
+    assert!(
+        valid.len() > 1_000,
+        "too few valid strings ({}) to compare",
+        valid.len()
+    );
     for _ in 0..200_000 {
         let a = &valid[rng.below(valid.len())];
         let b = &valid[rng.below(valid.len())];
         let ours = versions::deb::compare_str(a, b).unwrap();
-        assert_eq!(dpkg::compare(&c(a), &c(b)), Some(ours), "{a:?} vs {b:?}");
+        assert_eq!(lib.compare(&c(a), &c(b)), Some(ours), "{a:?} vs {b:?}");
     }
 }
 
@@ -112,7 +137,11 @@ fn rpm_vercmp_matches_rpmvercmp_on_any_string() {
     for _ in 0..300_000 {
         let a = rng.string(&alphabet, 8);
         let b = rng.string(&alphabet, 8);
-        assert_eq!(versions::rpm::vercmp(&a, &b), rpm::vercmp(&c(&a), &c(&b)), "{a:?} vs {b:?}");
+        assert_eq!(
+            versions::rpm::vercmp(&a, &b),
+            rpm::vercmp(&c(&a), &c(&b)),
+            "{a:?} vs {b:?}"
+        );
     }
 }
 
@@ -123,7 +152,11 @@ fn rpm_evr_order_matches_rpmvercmp_on_random_valid_evrs() {
     let mut evrs = Vec::new();
     while evrs.len() < 5_000 {
         let epoch = ["", "0:", "1:", "01:", ":"][rng.below(5)];
-        let release = if rng.below(4) == 0 { String::new() } else { format!("-{}", rng.string(&alphabet, 4)) };
+        let release = if rng.below(4) == 0 {
+            String::new()
+        } else {
+            format!("-{}", rng.string(&alphabet, 4))
+        };
         let evr = format!("{epoch}{}{release}", rng.string(&alphabet, 6));
         if versions::rpm::validate(&evr).is_ok() {
             evrs.push(evr);
@@ -134,7 +167,9 @@ fn rpm_evr_order_matches_rpmvercmp_on_random_valid_evrs() {
         let b = &evrs[rng.below(evrs.len())];
         let ours = versions::rpm::compare_str(a, b).unwrap();
         assert_eq!(rpm::compare_evr(&c(a), &c(b)), Some(ours), "{a:?} vs {b:?}");
-        let keyed = versions::rpm::Version::parse(a).unwrap().cmp(&versions::rpm::Version::parse(b).unwrap());
+        let keyed = versions::rpm::Version::parse(a)
+            .unwrap()
+            .cmp(&versions::rpm::Version::parse(b).unwrap());
         assert_eq!(keyed, ours, "key and direct disagree on {a:?} vs {b:?}");
     }
 }

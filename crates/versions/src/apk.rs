@@ -79,13 +79,18 @@ impl Version {
         let mut key = Vec::with_capacity(4 * text.len() + 10);
         let mut tokens = Tokens::new(text.as_bytes());
         loop {
-            let token = tokens.next().map_err(|rule| ParseError::new(Ecosystem::Apk, text, rule))?;
+            let token = tokens
+                .next()
+                .map_err(|rule| ParseError::new(Ecosystem::Apk, text, rule))?;
             token.push_key(&mut key);
             if token == Token::End {
                 break;
             }
         }
-        Ok(Version { text: text.into(), key: key.into() })
+        Ok(Version {
+            text: text.into(),
+            key: key.into(),
+        })
     }
 }
 
@@ -109,7 +114,10 @@ pub fn compare_str(a: &str, b: &str) -> Result<Ordering, ParseError> {
     let (mut ta, mut tb) = (Tokens::new(a.as_bytes()), Tokens::new(b.as_bytes()));
     loop {
         // Both were validated above, so the tokenizers cannot fail here.
-        let (x, y) = (ta.next().unwrap_or(Token::End), tb.next().unwrap_or(Token::End));
+        let (x, y) = (
+            ta.next().unwrap_or(Token::End),
+            tb.next().unwrap_or(Token::End),
+        );
         if x.kind() != y.kind() {
             return Ok(different_kinds(&x, &y));
         }
@@ -275,28 +283,44 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(text: &'a [u8]) -> Self {
-        Tokens { text, pos: 0, last: None }
+        Tokens {
+            text,
+            pos: 0,
+            last: None,
+        }
     }
 
     fn digits(&mut self) -> (&'a [u8], u64) {
         let start = self.pos;
-        let n = self.text[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let n = self.text[start..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         self.pos += n;
         let run = &self.text[start..start + n];
-        let value =
-            run.iter().fold(0u64, |v, d| v.wrapping_mul(10).wrapping_add(u64::from(d - b'0')));
+        let value = run.iter().fold(0u64, |v, d| {
+            v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+        });
         (run, value)
     }
 
     fn out_of_order(&self, what: &'static str, at: usize, last: Kind) -> Rule {
-        Rule::OutOfOrder { what, at, after: last.describe() }
+        Rule::OutOfOrder {
+            what,
+            at,
+            after: last.describe(),
+        }
     }
 
     fn next(&mut self) -> Result<Token<'a>, Rule> {
         let Some(last) = self.last else {
             let (run, value) = self.digits();
             if run.is_empty() {
-                return Err(if self.text.is_empty() { Rule::Empty } else { Rule::NoLeadingDigit });
+                return Err(if self.text.is_empty() {
+                    Rule::Empty
+                } else {
+                    Rule::NoLeadingDigit
+                });
             }
             self.last = Some(Kind::Initial);
             return Ok(Token::Initial(value));
@@ -338,7 +362,10 @@ impl<'a> Tokens<'a> {
                     return Err(self.out_of_order("a suffix", at, last));
                 }
                 self.pos += 1;
-                let n = self.text[self.pos..].iter().take_while(|c| c.is_ascii_lowercase()).count();
+                let n = self.text[self.pos..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_lowercase())
+                    .count();
                 let word = &self.text[self.pos..self.pos + n];
                 self.pos += n;
                 match SUFFIXES.iter().find(|(name, _)| name.as_bytes() == word) {
@@ -356,7 +383,10 @@ impl<'a> Tokens<'a> {
                     return Err(self.out_of_order("a commit hash", at, last));
                 }
                 self.pos += 1;
-                let n = self.text[self.pos..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+                let n = self.text[self.pos..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .count();
                 if n == 0 {
                     return Err(Rule::EmptyHash(at));
                 }
@@ -398,7 +428,10 @@ mod tests {
     fn cmp(a: &str, b: &str) -> Ordering {
         let direct = compare_str(a, b).unwrap();
         let keyed = Version::parse(a).unwrap().cmp(&Version::parse(b).unwrap());
-        assert_eq!(direct, keyed, "direct and keyed comparison disagree on {a} vs {b}");
+        assert_eq!(
+            direct, keyed,
+            "direct and keyed comparison disagree on {a} vs {b}"
+        );
         direct
     }
 
@@ -470,15 +503,78 @@ mod tests {
             ("1-1", Rule::BadRevision(1)),
             ("1-r", Rule::BadRevision(1)),
             ("1-rx", Rule::BadRevision(1)),
-            ("1ab", Rule::OutOfOrder { what: "a letter", at: 2, after: "a letter" }),
-            ("1a2", Rule::OutOfOrder { what: "a digit", at: 2, after: "a letter" }),
-            ("1a.2", Rule::OutOfOrder { what: "'.'", at: 2, after: "a letter" }),
-            ("1_p1.2", Rule::OutOfOrder { what: "'.'", at: 4, after: "a suffix number" }),
-            ("1-r1_p1", Rule::OutOfOrder { what: "a suffix", at: 4, after: "the revision" }),
-            ("1-r1-r2", Rule::OutOfOrder { what: "a revision", at: 4, after: "the revision" }),
-            ("1-r1~ab", Rule::OutOfOrder { what: "a commit hash", at: 4, after: "the revision" }),
-            ("1~ab~cd", Rule::OutOfOrder { what: "a commit hash", at: 4, after: "a commit hash" }),
-            ("1~ab_p1", Rule::OutOfOrder { what: "a suffix", at: 4, after: "a commit hash" }),
+            (
+                "1ab",
+                Rule::OutOfOrder {
+                    what: "a letter",
+                    at: 2,
+                    after: "a letter",
+                },
+            ),
+            (
+                "1a2",
+                Rule::OutOfOrder {
+                    what: "a digit",
+                    at: 2,
+                    after: "a letter",
+                },
+            ),
+            (
+                "1a.2",
+                Rule::OutOfOrder {
+                    what: "'.'",
+                    at: 2,
+                    after: "a letter",
+                },
+            ),
+            (
+                "1_p1.2",
+                Rule::OutOfOrder {
+                    what: "'.'",
+                    at: 4,
+                    after: "a suffix number",
+                },
+            ),
+            (
+                "1-r1_p1",
+                Rule::OutOfOrder {
+                    what: "a suffix",
+                    at: 4,
+                    after: "the revision",
+                },
+            ),
+            (
+                "1-r1-r2",
+                Rule::OutOfOrder {
+                    what: "a revision",
+                    at: 4,
+                    after: "the revision",
+                },
+            ),
+            (
+                "1-r1~ab",
+                Rule::OutOfOrder {
+                    what: "a commit hash",
+                    at: 4,
+                    after: "the revision",
+                },
+            ),
+            (
+                "1~ab~cd",
+                Rule::OutOfOrder {
+                    what: "a commit hash",
+                    at: 4,
+                    after: "a commit hash",
+                },
+            ),
+            (
+                "1~ab_p1",
+                Rule::OutOfOrder {
+                    what: "a suffix",
+                    at: 4,
+                    after: "a commit hash",
+                },
+            ),
             ("1.0A", Rule::IllegalChar { ch: 'A', at: 3 }),
             ("1.0 ", Rule::IllegalChar { ch: ' ', at: 3 }),
             ("1.0é", Rule::IllegalChar { ch: 'é', at: 3 }),
@@ -487,7 +583,15 @@ mod tests {
             let err = validate(text).unwrap_err();
             assert_eq!(err.rule, crate::Rule::Apk(rule), "{text:?}");
         }
-        for text in ["0", "1.2.3", "1.2.3a", "1.0_alpha1_p2", "1.0_rc", "1.0~0f3A-r12", "1.0_p1-r0"] {
+        for text in [
+            "0",
+            "1.2.3",
+            "1.2.3a",
+            "1.0_alpha1_p2",
+            "1.0_rc",
+            "1.0~0f3A-r12",
+            "1.0_p1-r0",
+        ] {
             validate(text).unwrap_or_else(|e| panic!("{text:?} should be valid: {e}"));
         }
     }

@@ -86,7 +86,13 @@ impl Version {
         let revision = parts
             .has_revision
             .then(|| offset(parts.revision)..offset(parts.revision) + parts.revision.len());
-        Ok(Version { text: text.into(), epoch: parts.epoch, upstream, revision, key: key.into() })
+        Ok(Version {
+            text: text.into(),
+            epoch: parts.epoch,
+            upstream,
+            revision,
+            key: key.into(),
+        })
     }
 
     /// The epoch; 0 when none is written.
@@ -107,7 +113,9 @@ impl Version {
 
 /// Checks `text` as `dpkg --validate-version` does.
 pub fn validate(text: &str) -> Result<(), ParseError> {
-    split(text).map(drop).map_err(|rule| ParseError::new(Ecosystem::Deb, text, rule))
+    split(text)
+        .map(drop)
+        .map_err(|rule| ParseError::new(Ecosystem::Deb, text, rule))
 }
 
 /// Compares two version strings as `dpkg --compare-versions` does, without
@@ -187,7 +195,12 @@ fn split(text: &str) -> Result<Parts<'_>, Rule> {
     if let Some(c) = REVISION_CHARS.first_outside(revision) {
         return Err(Rule::RevisionChar(c));
     }
-    Ok(Parts { epoch, upstream, revision, has_revision })
+    Ok(Parts {
+        epoch,
+        upstream,
+        revision,
+        has_revision,
+    })
 }
 
 /// Reads an epoch the way dpkg does with `strtol`: leading white space and a
@@ -200,7 +213,10 @@ fn parse_epoch(s: &str) -> Result<u32, Rule> {
         Some(b'+') => (false, &body[1..]),
         _ => (false, body),
     };
-    let digits_len = digits_and_rest.bytes().take_while(u8::is_ascii_digit).count();
+    let digits_len = digits_and_rest
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
     if digits_len == 0 {
         return Err(Rule::EpochEmpty);
     }
@@ -304,7 +320,10 @@ mod tests {
     fn cmp(a: &str, b: &str) -> Ordering {
         let direct = compare_str(a, b).unwrap();
         let keyed = Version::parse(a).unwrap().cmp(&Version::parse(b).unwrap());
-        assert_eq!(direct, keyed, "direct and keyed comparison disagree on {a} vs {b}");
+        assert_eq!(
+            direct, keyed,
+            "direct and keyed comparison disagree on {a} vs {b}"
+        );
         direct
     }
 
@@ -338,7 +357,11 @@ mod tests {
             ("1.0-~", "1.0", Less),
             ("10", "9", Greater),
             ("1.000000000000000000000000000001", "1.1", Equal),
-            ("1.99999999999999999999999999", "1.100000000000000000000000000", Less),
+            (
+                "1.99999999999999999999999999",
+                "1.100000000000000000000000000",
+                Less,
+            ),
             ("1-1-1", "1-1", Greater),
             ("1:1:1", "1:1", Greater),
             ("0", "0~", Greater),
@@ -381,7 +404,17 @@ mod tests {
             assert_eq!(err.rule, crate::Rule::Deb(rule), "{text:?}");
             assert_eq!(err.version, text);
         }
-        for text in ["1", " 1.0 ", "\t1.0", "2147483647:1", "-0:1", "+1:1", "\n1:1", "1:1:1", "1-a-b"] {
+        for text in [
+            "1",
+            " 1.0 ",
+            "\t1.0",
+            "2147483647:1",
+            "-0:1",
+            "+1:1",
+            "\n1:1",
+            "1:1:1",
+            "1-a-b",
+        ] {
             validate(text).unwrap_or_else(|e| panic!("{text:?} should be valid: {e}"));
         }
     }
@@ -389,17 +422,26 @@ mod tests {
     #[test]
     fn parts_and_display() {
         let v = Version::parse("2:1.0-1-3+b1").unwrap();
-        assert_eq!((v.epoch(), v.upstream(), v.revision()), (2, "1.0-1", Some("3+b1")));
+        assert_eq!(
+            (v.epoch(), v.upstream(), v.revision()),
+            (2, "1.0-1", Some("3+b1"))
+        );
         assert_eq!(v.to_string(), "2:1.0-1-3+b1");
         let v = Version::parse(" 1.0 ").unwrap();
         assert_eq!((v.epoch(), v.upstream(), v.revision()), (0, "1.0", None));
         assert_eq!(v.to_string(), " 1.0 ");
-        assert_eq!(Version::parse("1.0").unwrap(), Version::parse("0:1.0-0").unwrap());
+        assert_eq!(
+            Version::parse("1.0").unwrap(),
+            Version::parse("0:1.0-0").unwrap()
+        );
     }
 
     #[test]
     fn error_message_names_version_and_rule() {
         let err = Version::parse("1:").unwrap_err();
-        assert_eq!(err.to_string(), "invalid deb version \"1:\": nothing after colon in version number");
+        assert_eq!(
+            err.to_string(),
+            "invalid deb version \"1:\": nothing after colon in version number"
+        );
     }
 }

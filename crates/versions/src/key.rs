@@ -8,7 +8,10 @@
 /// significant digits, then the digits. Leading zeros are dropped, so `007` and
 /// `7` encode the same; a shorter number (fewer significant digits) is smaller.
 pub(crate) fn push_decimal(out: &mut Vec<u8>, digits: &[u8]) {
-    let start = digits.iter().position(|&d| d != b'0').unwrap_or(digits.len());
+    let start = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
     let significant = &digits[start..];
     match u8::try_from(significant.len()) {
         Ok(len) if len < u8::MAX => out.push(len),
@@ -42,10 +45,25 @@ mod tests {
 
     #[test]
     fn decimal_keys_order_as_numbers() {
-        let numbers = ["", "0", "00", "1", "01", "9", "10", "099", "100", "18446744073709551616"];
+        let numbers = [
+            "",
+            "0",
+            "00",
+            "1",
+            "01",
+            "9",
+            "10",
+            "099",
+            "100",
+            "18446744073709551616",
+        ];
         for a in numbers {
             for b in numbers {
-                assert_eq!(enc(a).cmp(&enc(b)), cmp_decimal(a.as_bytes(), b.as_bytes()), "{a} vs {b}");
+                assert_eq!(
+                    enc(a).cmp(&enc(b)),
+                    cmp_decimal(a.as_bytes(), b.as_bytes()),
+                    "{a} vs {b}"
+                );
             }
         }
         let long_a = "1".repeat(300);

@@ -103,7 +103,11 @@ pub enum Rule {
 
 impl ParseError {
     fn new(ecosystem: Ecosystem, version: &str, rule: impl Into<Rule>) -> Self {
-        ParseError { ecosystem, version: version.to_owned(), rule: rule.into() }
+        ParseError {
+            ecosystem,
+            version: version.to_owned(),
+            rule: rule.into(),
+        }
     }
 }
 

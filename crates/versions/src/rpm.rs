@@ -106,7 +106,9 @@ impl Version {
 
 /// Checks `text` with rpm's rules.
 pub fn validate(text: &str) -> Result<(), ParseError> {
-    split(text).map(drop).map_err(|rule| ParseError::new(Ecosystem::Rpm, text, rule))
+    split(text)
+        .map(drop)
+        .map_err(|rule| ParseError::new(Ecosystem::Rpm, text, rule))
 }
 
 /// Compares two EVR strings as rpm's `rpmverCmp` does, without allocating.
@@ -166,7 +168,9 @@ fn split(text: &str) -> Result<Parts<'_>, Rule> {
         previous = b;
     }
     if let Some(at) = illegal {
-        return Err(Rule::IllegalChar(text[at..].chars().next().unwrap_or('\u{fffd}')));
+        return Err(Rule::IllegalChar(
+            text[at..].chars().next().unwrap_or('\u{fffd}'),
+        ));
     }
     if double_dot {
         return Err(Rule::DoubleDot);
@@ -197,7 +201,11 @@ fn split(text: &str) -> Result<Parts<'_>, Rule> {
     if release == Some("") {
         return Err(Rule::ReleaseEmpty);
     }
-    Ok(Parts { epoch, version, release })
+    Ok(Parts {
+        epoch,
+        version,
+        release,
+    })
 }
 
 fn is_separator(c: u8) -> bool {
@@ -254,17 +262,33 @@ fn rpmvercmp(a: &[u8], b: &[u8]) -> Ordering {
             continue;
         }
 
-        let (Some(first), Some(_)) = (ca, cb) else { break };
+        let (Some(first), Some(_)) = (ca, cb) else {
+            break;
+        };
         let numeric = first.is_ascii_digit();
-        let in_segment = |c: &u8| if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() };
+        let in_segment = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
         let la = a[i..].iter().take_while(|c| in_segment(c)).count();
         let lb = b[j..].iter().take_while(|c| in_segment(c)).count();
         if lb == 0 {
             // Segments of different kinds: a number is newer than letters.
-            return if numeric { Ordering::Greater } else { Ordering::Less };
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
         }
         let (sa, sb) = (&a[i..i + la], &b[j..j + lb]);
-        let order = if numeric { key::cmp_decimal(sa, sb) } else { sa.cmp(sb) };
+        let order = if numeric {
+            key::cmp_decimal(sa, sb)
+        } else {
+            sa.cmp(sb)
+        };
         if order != Ordering::Equal {
             return order;
         }
@@ -304,7 +328,10 @@ fn push_key(out: &mut Vec<u8>, text: &[u8]) {
             key::push_decimal(out, &text[i..i + n]);
             i += n;
         } else {
-            let n = text[i..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
+            let n = text[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
             out.push(ALPHA);
             out.extend_from_slice(&text[i..i + n]);
             // Letters are all above 0x00, so a shorter run sorts first, as strcmp has it.
@@ -321,7 +348,10 @@ mod tests {
     fn cmp(a: &str, b: &str) -> Ordering {
         let direct = compare_str(a, b).unwrap();
         let keyed = Version::parse(a).unwrap().cmp(&Version::parse(b).unwrap());
-        assert_eq!(direct, keyed, "direct and keyed comparison disagree on {a} vs {b}");
+        assert_eq!(
+            direct, keyed,
+            "direct and keyed comparison disagree on {a} vs {b}"
+        );
         direct
     }
 
@@ -393,7 +423,15 @@ mod tests {
             let err = validate(text).unwrap_err();
             assert_eq!(err.rule, crate::Rule::Rpm(rule), "{text:?}");
         }
-        for text in ["1", "1.0-1", "0:1.0-1.el9", ":1.0", "1.0^git1~rc2", "1_0+x", "%{x}"] {
+        for text in [
+            "1",
+            "1.0-1",
+            "0:1.0-1.el9",
+            ":1.0",
+            "1.0^git1~rc2",
+            "1_0+x",
+            "%{x}",
+        ] {
             validate(text).unwrap_or_else(|e| panic!("{text:?} should be valid: {e}"));
         }
     }
@@ -401,7 +439,10 @@ mod tests {
     #[test]
     fn parts() {
         let v = Version::parse("3:1.2.3-4.el9").unwrap();
-        assert_eq!((v.epoch(), v.version(), v.release()), (Some("3"), "1.2.3", Some("4.el9")));
+        assert_eq!(
+            (v.epoch(), v.version(), v.release()),
+            (Some("3"), "1.2.3", Some("4.el9"))
+        );
         let v = Version::parse("1.2").unwrap();
         assert_eq!((v.epoch(), v.version(), v.release()), (None, "1.2", None));
     }

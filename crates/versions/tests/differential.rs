@@ -32,13 +32,19 @@ fn prerequisite(ok: bool, what: &str) -> bool {
     if ok {
         return true;
     }
-    assert!(!in_ci(), "{what} is missing, and CI=true: run `cargo xtask setup`");
+    assert!(
+        !in_ci(),
+        "{what} is missing, and CI=true: run `cargo xtask setup`"
+    );
     eprintln!("skipping: {what} is missing (run `cargo xtask setup`)");
     false
 }
 
 fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// A small deterministic generator (xorshift64*), so that every run checks the
@@ -64,10 +70,16 @@ impl Rng {
 
 /// Every distinct `Version:` and `Source: name (version)` in the apt lists.
 fn apt_list_versions() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/var/lib/apt/lists") else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = dir
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("_Packages")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("_Packages"))
+        })
         .collect();
     files.sort();
     let mut found = BTreeSet::new();
@@ -78,7 +90,11 @@ fn apt_list_versions() -> Vec<String> {
             .arg(&file)
             .output()
             .unwrap_or_else(|e| panic!("apt-helper cat-file {}: {e}", file.display()));
-        assert!(output.status.success(), "apt-helper cat-file {} failed", file.display());
+        assert!(
+            output.status.success(),
+            "apt-helper cat-file {} failed",
+            file.display()
+        );
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             if let Some(v) = line.strip_prefix("Version: ") {
                 found.insert(v.trim().to_owned());
@@ -95,7 +111,9 @@ fn apt_list_versions() -> Vec<String> {
 /// Asks dpkg whether `a op b` holds, in parallel over both cores; returns the
 /// pairs where the claim fails.
 fn dpkg_refutes(claims: &[(String, &'static str, String)]) -> Vec<String> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
     let chunk = claims.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = claims
@@ -116,7 +134,10 @@ fn dpkg_refutes(claims: &[(String, &'static str, String)]) -> Vec<String> {
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("dpkg worker panicked")).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("dpkg worker panicked"))
+            .collect()
     })
 }
 
@@ -134,7 +155,10 @@ fn deb_order_matches_dpkg_on_every_real_version() {
         return;
     }
     let texts = apt_list_versions();
-    if !prerequisite(texts.len() >= 10_000, "the apt package lists (run apt-get update)") {
+    if !prerequisite(
+        texts.len() >= 10_000,
+        "the apt package lists (run apt-get update)",
+    ) {
         return;
     }
     let mut parsed: Vec<deb::Version> = texts
@@ -161,7 +185,11 @@ fn deb_order_matches_dpkg_on_every_real_version() {
         claims.len(),
         &wrong[..wrong.len().min(10)]
     );
-    eprintln!("{} real versions, {} comparisons, all as dpkg", texts.len(), claims.len());
+    eprintln!(
+        "{} real versions, {} comparisons, all as dpkg",
+        texts.len(),
+        claims.len()
+    );
 }
 
 #[test]
@@ -170,16 +198,57 @@ fn deb_validity_matches_dpkg() {
         return;
     }
     let mut cases: Vec<String> = [
-        "", " ", "1", " 1.0 ", "\t1.0", "1 0", "1.0 ", ":1", "1:", "a:1", "+1:1", "-0:1", "-1:1",
-        "0x1:1", "2147483647:1", "2147483648:1", "99999999999999999999:1", "\n1:1", "\u{b}1:1",
-        "1:1:1", "1.0-", "-1", "1:-1", "a1", "1a", "1.0_1", "1.0-1_1", "1.0-1:1", "1:1.0-1:1",
-        "1.0é", "1.0-ü", "1~", "1+", "1-~", "1-a-b", "1.0-1-", "1..0", "1.0\u{0}", "1.0\r",
+        "",
+        " ",
+        "1",
+        " 1.0 ",
+        "\t1.0",
+        "1 0",
+        "1.0 ",
+        ":1",
+        "1:",
+        "a:1",
+        "+1:1",
+        "-0:1",
+        "-1:1",
+        "0x1:1",
+        "2147483647:1",
+        "2147483648:1",
+        "99999999999999999999:1",
+        "\n1:1",
+        "\u{b}1:1",
+        "1:1:1",
+        "1.0-",
+        "-1",
+        "1:-1",
+        "a1",
+        "1a",
+        "1.0_1",
+        "1.0-1_1",
+        "1.0-1:1",
+        "1:1.0-1:1",
+        "1.0é",
+        "1.0-ü",
+        "1~",
+        "1+",
+        "1-~",
+        "1-a-b",
+        "1.0-1-",
+        "1..0",
+        "1.0\u{0}",
+        "1.0\r",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     // Real versions with one character inserted, removed or replaced.
-    let seeds = ["1:2.36.1-8+deb12u1", "3.0.11-1~deb12u2", "1.21.22", "2.2.0-1+b1", "0.9.8~rc1-2"];
+    let seeds = [
+        "1:2.36.1-8+deb12u1",
+        "3.0.11-1~deb12u2",
+        "1.21.22",
+        "2.2.0-1+b1",
+        "0.9.8~rc1-2",
+    ];
     let alphabet: Vec<char> = "0a:~-+._ Z\t!é".chars().collect();
     let mut rng = Rng(0x5eed_0002);
     for _ in 0..600 {
@@ -210,7 +279,9 @@ fn deb_validity_matches_dpkg() {
             .success();
         let ours = deb::validate(case);
         if dpkg_ok != ours.is_ok() {
-            wrong.push(format!("{case:?}: dpkg valid={dpkg_ok}, Patchwell {ours:?}"));
+            wrong.push(format!(
+                "{case:?}: dpkg valid={dpkg_ok}, Patchwell {ours:?}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "validity differs from dpkg: {wrong:#?}");
@@ -254,7 +325,11 @@ fn rpm_order_matches_rpm_vercmp() {
             b
         };
         // Also versions without a release, which rpmverCmp orders before any release.
-        let b = if rng.below(10) == 0 { b.split('-').next().unwrap_or("1").to_owned() } else { b };
+        let b = if rng.below(10) == 0 {
+            b.split('-').next().unwrap_or("1").to_owned()
+        } else {
+            b
+        };
         if rpm::validate(&a).is_ok() && rpm::validate(&b).is_ok() {
             pairs.push((a, b));
         }
@@ -280,23 +355,39 @@ fn rpm_order_matches_rpm_vercmp() {
     .unwrap();
     let output = Command::new("rpm")
         .arg("--eval")
-        .arg(format!("%{{lua: dofile({:?})}}", script.display().to_string()))
+        .arg(format!(
+            "%{{lua: dofile({:?})}}",
+            script.display().to_string()
+        ))
         .output()
         .expect("run rpm --eval");
     std::fs::remove_dir_all(&dir).ok();
-    assert!(output.status.success(), "rpm failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "rpm failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let answers: Vec<i32> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|l| l.trim().parse().unwrap_or_else(|_| panic!("rpm printed {l:?}")))
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("rpm printed {l:?}"))
+        })
         .collect();
-    assert_eq!(answers.len(), pairs.len(), "rpm answered a different number of pairs");
+    assert_eq!(
+        answers.len(),
+        pairs.len(),
+        "rpm answered a different number of pairs"
+    );
     let wrong: Vec<String> = pairs
         .iter()
         .zip(&answers)
         .filter_map(|((a, b), &theirs)| {
             let ours = rpm::compare_str(a, b).unwrap();
-            (ours != theirs.cmp(&0)).then(|| format!("{a:?} vs {b:?}: rpm {theirs}, Patchwell {ours:?}"))
+            (ours != theirs.cmp(&0))
+                .then(|| format!("{a:?} vs {b:?}: rpm {theirs}, Patchwell {ours:?}"))
         })
         .collect();
     assert!(
@@ -309,13 +400,17 @@ fn rpm_order_matches_rpm_vercmp() {
 }
 
 fn shared_data(relative: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(relative);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(relative);
     prerequisite(path.exists(), &format!("../shared/data/{relative}")).then_some(path)
 }
 
 #[test]
 fn every_alpine_secdb_fixed_version_is_a_valid_apk_version() {
-    let Some(dir) = shared_data("alpine-secdb") else { return };
+    let Some(dir) = shared_data("alpine-secdb") else {
+        return;
+    };
     let mut seen = 0;
     let mut wrong = Vec::new();
     for release in std::fs::read_dir(&dir).unwrap() {
@@ -324,7 +419,10 @@ fn every_alpine_secdb_fixed_version_is_a_valid_apk_version() {
             let text = std::fs::read_to_string(&path).unwrap();
             // Fixed versions are the keys under `secfixes:`, eight spaces in.
             for line in text.lines() {
-                let Some(key) = line.strip_prefix("        ").and_then(|l| l.strip_suffix(':')) else {
+                let Some(key) = line
+                    .strip_prefix("        ")
+                    .and_then(|l| l.strip_suffix(':'))
+                else {
                     continue;
                 };
                 let key = key.trim_matches(['"', '\'']);
@@ -338,21 +436,32 @@ fn every_alpine_secdb_fixed_version_is_a_valid_apk_version() {
             }
         }
     }
-    assert!(seen > 500, "found only {seen} fixed versions: has the secdb format changed?");
+    assert!(
+        seen > 500,
+        "found only {seen} fixed versions: has the secdb format changed?"
+    );
     // The 2020 secdb snapshot holds a few entries that apk itself cannot parse:
     // typos, and one (`6.6.2p1`) that only the older apk-tools grammar accepted,
     // before a digit after the letter was ruled out. Everything else must parse.
     let known_malformed = ["6.6.2p1-r0", "2.7.16-33", "4.10-1-r1", "4.8.0.-r1"];
     wrong.retain(|(version, _)| !known_malformed.contains(&version.as_str()));
-    assert!(wrong.is_empty(), "real Alpine versions rejected: {wrong:#?}");
+    assert!(
+        wrong.is_empty(),
+        "real Alpine versions rejected: {wrong:#?}"
+    );
     for bad in known_malformed {
-        assert!(apk::validate(bad).is_err(), "{bad} is not a valid apk version");
+        assert!(
+            apk::validate(bad).is_err(),
+            "{bad} is not a valid apk version"
+        );
     }
 }
 
 #[test]
 fn every_debian_tracker_fixed_version_is_valid_and_dpkg_agrees() {
-    let Some(dir) = shared_data("debian-security-tracker") else { return };
+    let Some(dir) = shared_data("debian-security-tracker") else {
+        return;
+    };
     let mut versions = BTreeSet::new();
     for list in ["DSA.list", "DLA.list"] {
         let text = std::fs::read_to_string(dir.join(list)).unwrap();
@@ -366,9 +475,15 @@ fn every_debian_tracker_fixed_version_is_valid_and_dpkg_agrees() {
             }
         }
     }
-    assert!(versions.len() > 5_000, "found only {} versions in the tracker lists", versions.len());
-    let rejected: Vec<(&String, String)> =
-        versions.iter().filter_map(|v| deb::validate(v).err().map(|e| (v, e.to_string()))).collect();
+    assert!(
+        versions.len() > 5_000,
+        "found only {} versions in the tracker lists",
+        versions.len()
+    );
+    let rejected: Vec<(&String, String)> = versions
+        .iter()
+        .filter_map(|v| deb::validate(v).err().map(|e| (v, e.to_string())))
+        .collect();
     if rejected.is_empty() {
         return;
     }
@@ -383,6 +498,9 @@ fn every_debian_tracker_fixed_version_is_valid_and_dpkg_agrees() {
             .status()
             .unwrap()
             .success();
-        assert!(!dpkg_ok, "Patchwell rejects a version dpkg accepts: {message}");
+        assert!(
+            !dpkg_ok,
+            "Patchwell rejects a version dpkg accepts: {message}"
+        );
     }
 }

@@ -107,16 +107,43 @@ fn check_laws<V: Ord + Hash + std::fmt::Display>(
     parsed.sort();
     for (i, a) in parsed.iter().enumerate() {
         let a_text = a.to_string();
-        prop_assert_eq!(versions::compare(ecosystem, &a_text, &a_text).unwrap(), Ordering::Equal);
+        prop_assert_eq!(
+            versions::compare(ecosystem, &a_text, &a_text).unwrap(),
+            Ordering::Equal
+        );
         for b in &parsed[i..] {
             let b_text = b.to_string();
             let direct = versions::compare(ecosystem, &a_text, &b_text).unwrap();
             let reverse = versions::compare(ecosystem, &b_text, &a_text).unwrap();
-            prop_assert_eq!(direct, a.cmp(b), "direct vs key on {} and {}", a_text, b_text);
-            prop_assert_ne!(direct, Ordering::Greater, "sorted {} before {}", a_text, b_text);
-            prop_assert_eq!(reverse, direct.reverse(), "antisymmetry on {} and {}", a_text, b_text);
+            prop_assert_eq!(
+                direct,
+                a.cmp(b),
+                "direct vs key on {} and {}",
+                a_text,
+                b_text
+            );
+            prop_assert_ne!(
+                direct,
+                Ordering::Greater,
+                "sorted {} before {}",
+                a_text,
+                b_text
+            );
+            prop_assert_eq!(
+                reverse,
+                direct.reverse(),
+                "antisymmetry on {} and {}",
+                a_text,
+                b_text
+            );
             if direct == Ordering::Equal {
-                prop_assert_eq!(hash_of(a), hash_of(b), "equal but hash differently: {} {}", a_text, b_text);
+                prop_assert_eq!(
+                    hash_of(a),
+                    hash_of(b),
+                    "equal but hash differently: {} {}",
+                    a_text,
+                    b_text
+                );
             }
         }
     }
