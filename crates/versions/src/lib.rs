@@ -16,6 +16,34 @@
 //! managers themselves.
 //!
 //! This crate is pure: no clock, no environment, no I/O.
+//!
+//! ```
+//! use std::cmp::Ordering;
+//! use versions::{deb, Ecosystem};
+//!
+//! // Is the installed openssl older than the fixed one?
+//! let installed = deb::Version::parse("3.0.11-1~deb12u1")?;
+//! let fixed = deb::Version::parse("3.0.11-1~deb12u2")?;
+//! assert!(installed < fixed);
+//!
+//! // Equality is dpkg's, display is the text as given.
+//! let a = deb::Version::parse("1.0-1")?;
+//! let b = deb::Version::parse("1.0000-1")?;
+//! assert_eq!(a, b);
+//! assert_eq!(b.to_string(), "1.0000-1");
+//!
+//! // Strings can be compared directly, for any ecosystem.
+//! assert_eq!(versions::compare(Ecosystem::Rpm, "1.0^git1", "1.0")?, Ordering::Greater);
+//! assert_eq!(versions::compare(Ecosystem::Apk, "1.0_rc1", "1.0")?, Ordering::Less);
+//!
+//! // An invalid version says which rule it breaks.
+//! let error = versions::validate(Ecosystem::Deb, "1:").unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "invalid deb version \"1:\": nothing after colon in version number"
+//! );
+//! # Ok::<(), versions::ParseError>(())
+//! ```
 
 pub mod apk;
 pub mod deb;
