@@ -38,7 +38,13 @@ const APT_PACKAGES: &[&str] = &[
     // apt-helper, which reads the compressed apt lists.
     "apt",
     "ca-certificates",
+    // Real Debian roots for the agent's tests.
+    "mmdebstrap",
+    "iproute2",
 ];
+
+/// The Debian release the test root is built from.
+const TEST_RELEASE: &str = "bookworm";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -145,7 +151,140 @@ fn setup() -> Result<()> {
     if !have_apt_lists() {
         bail!("apt-get update left no package lists in /var/lib/apt/lists");
     }
+    ensure_test_root(&workspace_root())?;
     eprintln!("xtask: set-up complete");
+    Ok(())
+}
+
+/// Where the agent's tests find a real Debian root (the tests look here too).
+fn test_root(root: &Path) -> PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join("test-roots").join(TEST_RELEASE)
+}
+
+/// The machine's own apt sources: (types, URIs, suites) of each entry, from
+/// deb822 `.sources` files and one-line `sources.list` files alike.
+fn apt_sources() -> Result<Vec<(String, String, Vec<String>)>> {
+    let mut found = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.push(PathBuf::from("/etc/apt/sources.list"));
+    files.sort();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if file.extension().is_some_and(|e| e == "sources") {
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .filter(|l| !l.starts_with('#'))
+                        .find_map(|l| {
+                            l.strip_prefix(name)?
+                                .strip_prefix(':')
+                                .map(|v| v.trim().to_owned())
+                        })
+                };
+                if field("Enabled").is_some_and(|v| v == "no") {
+                    continue;
+                }
+                if let (Some(types), Some(uris), Some(suites)) =
+                    (field("Types"), field("URIs"), field("Suites"))
+                {
+                    for uri in uris.split_whitespace() {
+                        found.push((
+                            types.clone(),
+                            uri.to_owned(),
+                            suites.split_whitespace().map(str::to_owned).collect(),
+                        ));
+                    }
+                }
+            }
+        } else {
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("deb "))
+            {
+                let words: Vec<&str> = line
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with('['))
+                    .collect();
+                if let [_, uri, suite, ..] = words.as_slice() {
+                    found.push((
+                        "deb".to_owned(),
+                        (*uri).to_owned(),
+                        vec![(*suite).to_owned()],
+                    ));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Builds, once, a real Debian root that is out of date the way a real host
+/// is: installed from the release, with the security suite in its apt lists,
+/// one package removed but still configured, and a reboot requested.
+fn ensure_test_root(workspace: &Path) -> Result<()> {
+    let dir = test_root(workspace);
+    let ready = dir.join(".patchwell-ready");
+    if ready.exists() {
+        return Ok(());
+    }
+    let sources = apt_sources()?;
+    let mirror_for = |suite: &str| {
+        sources
+            .iter()
+            .find(|(types, _, suites)| {
+                types.split_whitespace().any(|t| t == "deb") && suites.iter().any(|s| s == suite)
+            })
+            .map(|(_, uri, _)| uri.clone())
+    };
+    let main = mirror_for(TEST_RELEASE).with_context(|| {
+        format!("no apt source for {TEST_RELEASE} in /etc/apt: cannot build the test root")
+    })?;
+    let security = mirror_for(&format!("{TEST_RELEASE}-security"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("removing the half-built {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir.parent().unwrap_or(&dir))?;
+    let dir_arg = dir.to_string_lossy().into_owned();
+    run(&mut as_root(&[
+        "mmdebstrap",
+        "--quiet",
+        "--variant=apt",
+        "--include=cron",
+        TEST_RELEASE,
+        &dir_arg,
+        &format!("deb {main} {TEST_RELEASE} main"),
+    ]))?;
+    if let Some(security) = security {
+        std::fs::write(
+            dir.join("etc/apt/sources.list.d/security.list"),
+            format!("deb {security} {TEST_RELEASE}-security main\n"),
+        )?;
+    }
+    // mmdebstrap leaves no lists behind; fetch them as the host itself would.
+    run(&mut as_root(&[
+        "chroot", &dir_arg, "apt-get", "update", "-q",
+    ]))?;
+    // A package removed but configured: dpkg keeps it as `config-files`.
+    run(&mut as_root(&[
+        "chroot", &dir_arg, "dpkg", "--remove", "cron",
+    ]))?;
+    // What Debian's packages write when an update needs a reboot.
+    std::fs::write(
+        dir.join("run/reboot-required"),
+        "*** System restart required ***\n",
+    )?;
+    std::fs::write(dir.join("run/reboot-required.pkgs"), "libc6\nlibssl3\n")?;
+    std::fs::write(&ready, "")?;
+    eprintln!("xtask: test root ready at {}", dir.display());
     Ok(())
 }
 

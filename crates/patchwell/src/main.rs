@@ -102,7 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ecosystem = args.ecosystem.into();
             match (args.batch, args.a, args.b) {
                 (true, _, _) => compare_batch(ecosystem, io::stdin().lock(), io::stdout().lock()),
-                (false, Some(a), Some(b)) => Ok(compare_one(ecosystem, &a, &b)),
+                (false, Some(a), Some(b)) => compare_one(ecosystem, &a, &b),
                 _ => anyhow::bail!("compare needs two versions, or --batch"),
             }
         }
@@ -129,15 +129,23 @@ fn symbol(order: std::cmp::Ordering) -> &'static str {
     }
 }
 
-fn compare_one(ecosystem: Ecosystem, a: &str, b: &str) -> ExitCode {
+/// Prints one line. A reader that has gone away (`| head`) is not an error.
+fn say(line: &str) -> io::Result<()> {
+    match writeln!(io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn compare_one(ecosystem: Ecosystem, a: &str, b: &str) -> anyhow::Result<ExitCode> {
     match versions::compare(ecosystem, a, b) {
         Ok(order) => {
-            println!("{}", symbol(order));
-            ExitCode::SUCCESS
+            say(symbol(order))?;
+            Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::from(INVALID)
+            Ok(ExitCode::from(INVALID))
         }
     }
 }
@@ -169,14 +177,24 @@ fn compare_batch(
             },
         };
         match result {
-            Ok(order) => writeln!(out, "{}", symbol(order))?,
+            Ok(order) => writeln!(out, "{}", symbol(order)),
             Err(why) => {
                 failed = true;
-                writeln!(out, "error: {why}")?;
+                writeln!(out, "error: {why}")
             }
         }
+        .or_else(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     }
-    out.flush()?;
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     Ok(if failed {
         ExitCode::from(INVALID)
     } else {

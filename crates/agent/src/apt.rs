@@ -1,0 +1,275 @@
+//! Available updates on apt hosts, from the host's own apt lists.
+//!
+//! A key design decision made here is to answer from the lists apt already
+//! fetched and verified (`/var/lib/apt/lists`), not from the network: the
+//! agent reports what this host's apt would install, from the repositories
+//! this host trusts. Each list belongs to the `Release` file with the longest
+//! matching name prefix, which says its suite (`bookworm-security`, or
+//! `oldstable-security` once a newer release is out) and code name.
+//! A candidate from a `-security` suite is a security update even when no
+//! advisory names it. Pinning is not modelled: the candidate is the highest
+//! version offered for the package's name and architecture.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use protocol::{AvailableUpdate, Manager, Package};
+use versions::deb;
+
+use crate::deb822::Paragraphs;
+use crate::root::Root;
+
+/// Where apt keeps its lists, inside the root.
+pub const LISTS_DIR: &str = "/var/lib/apt/lists";
+
+/// What a repository's `Release` file says about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    /// `Origin`, such as `Debian`.
+    pub origin: Option<String>,
+    /// `Label`, such as `Debian-Security`.
+    pub label: Option<String>,
+    /// `Suite`, such as `oldstable-security`.
+    pub suite: Option<String>,
+    /// `Codename`, such as `bookworm-security`.
+    pub codename: Option<String>,
+}
+
+impl ReleaseInfo {
+    /// Whether the repository is a security suite.
+    pub fn is_security(&self) -> bool {
+        let security_suite =
+            |s: &Option<String>| s.as_deref().is_some_and(|s| s.ends_with("-security"));
+        security_suite(&self.suite)
+            || security_suite(&self.codename)
+            || self
+                .label
+                .as_deref()
+                .is_some_and(|l| l.contains("Security"))
+    }
+}
+
+/// Reads the fields of a `Release` or `InRelease` file (the signed text's
+/// first paragraph; apt verified the signature when it fetched it).
+pub fn parse_release(text: &str) -> ReleaseInfo {
+    let body = match text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----") {
+        // The armour headers end at the first blank line.
+        Some(signed) => signed.split_once("\n\n").map_or("", |(_, body)| body),
+        None => text,
+    };
+    let mut info = ReleaseInfo::default();
+    for line in body.lines() {
+        if line.is_empty() || line.starts_with('-') {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match name {
+            "Origin" => &mut info.origin,
+            "Label" => &mut info.label,
+            "Suite" => &mut info.suite,
+            "Codename" => &mut info.codename,
+            _ => continue,
+        };
+        *slot = Some(value.trim().to_owned());
+    }
+    info
+}
+
+/// Opens a list, decompressing as its name says (apt may keep them as
+/// `.lz4`, `.gz` or `.xz` depending on its configuration).
+fn open_list(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    let file = BufReader::new(File::open(path)?);
+    let name = path.to_string_lossy();
+    let reader: Box<dyn Read> = if name.ends_with(".lz4") {
+        Box::new(lz4_flex::frame::FrameDecoder::new(file))
+    } else if name.ends_with(".gz") {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else if name.ends_with(".xz") {
+        let mut out = Vec::new();
+        let mut file = file;
+        lzma_rs::xz_decompress(&mut file, &mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Box::new(io::Cursor::new(out))
+    } else {
+        Box::new(file)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 16, reader)))
+}
+
+/// The `Packages` lists and the release files in a lists directory.
+fn lists(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<(String, PathBuf)>)> {
+    let mut packages = Vec::new();
+    let mut releases = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let base = name
+            .trim_end_matches(".lz4")
+            .trim_end_matches(".gz")
+            .trim_end_matches(".xz");
+        if base.ends_with("_Packages") {
+            packages.push(path);
+        } else if let Some(prefix) = name
+            .strip_suffix("InRelease")
+            .or_else(|| name.strip_suffix("Release"))
+        {
+            releases.push((prefix.to_owned(), path));
+        }
+    }
+    packages.sort();
+    // InRelease before Release for the same prefix: the prefix of `Release`
+    // is one character longer (`_In` vs `_`), so compare prefixes exactly.
+    releases.sort();
+    Ok((packages, releases))
+}
+
+/// The newest version the host's apt lists offer for each installed dpkg
+/// package, where it is newer than the installed one.
+pub fn available_updates(
+    root: &Root,
+    installed: &[Package],
+    warnings: &mut Vec<String>,
+) -> Vec<AvailableUpdate> {
+    let dir = root.path(LISTS_DIR);
+    let (package_lists, release_files) = match lists(&dir) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            warnings.push(format!(
+                "{}: {e}; no available updates reported",
+                dir.display()
+            ));
+            return Vec::new();
+        }
+    };
+
+    // (name, arch) -> installed version. Packages removed but configured are
+    // not installed, so they have no update.
+    let mut current: Vec<(&Package, deb::Version)> = Vec::new();
+    for p in installed
+        .iter()
+        .filter(|p| p.manager == Manager::Dpkg && p.state.is_installed())
+    {
+        match deb::Version::parse(&p.version) {
+            Ok(v) => current.push((p, v)),
+            Err(e) => warnings.push(format!("installed package {}: {e}", p.name)),
+        }
+    }
+    let wanted: HashMap<(&str, &str), usize> = current
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| ((p.name.as_str(), p.arch.as_str()), i))
+        .collect();
+
+    // Index into `current` -> the best candidate so far and its list's release.
+    let mut best: HashMap<usize, (deb::Version, usize)> = HashMap::new();
+    let mut infos: Vec<ReleaseInfo> = Vec::new();
+    const FIELDS: [&str; 3] = ["Package", "Architecture", "Version"];
+    for list in &package_lists {
+        let list_name = list
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = release_files
+            .iter()
+            .filter(|(prefix, _)| list_name.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .and_then(|(_, path)| std::fs::read_to_string(path).ok())
+            .map(|text| parse_release(&text))
+            .unwrap_or_default();
+        infos.push(info);
+        let info_index = infos.len() - 1;
+
+        let reader = match open_list(list) {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(format!("{}: {e}; list skipped", list.display()));
+                continue;
+            }
+        };
+        let mut paragraphs = Paragraphs::new(reader);
+        let mut values = vec![None; FIELDS.len()];
+        loop {
+            let line = match paragraphs.next_into(&FIELDS, &mut values) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
+                    break;
+                }
+            };
+            let (Some(name), Some(arch), Some(version)) = (&values[0], &values[1], &values[2])
+            else {
+                continue;
+            };
+            let Some(&key) = wanted.get(&(name.as_str(), arch.as_str())) else {
+                continue;
+            };
+            let installed_version = &current[key].1;
+            let candidate = match deb::Version::parse(version) {
+                Ok(v) => v,
+                Err(e) => {
+                    warnings.push(format!("{} line {line}: {e}", list.display()));
+                    continue;
+                }
+            };
+            if candidate <= *installed_version {
+                continue;
+            }
+            match best.get(&key) {
+                Some((current, _)) if *current >= candidate => {}
+                _ => {
+                    best.insert(key, (candidate, info_index));
+                }
+            }
+        }
+    }
+
+    let mut updates: Vec<AvailableUpdate> = best
+        .into_iter()
+        .map(|(key, (candidate, info_index))| {
+            let info = &infos[info_index];
+            let (package, installed_version) = &current[key];
+            AvailableUpdate {
+                manager: Manager::Dpkg,
+                name: package.name.clone(),
+                arch: package.arch.clone(),
+                installed: installed_version.to_string(),
+                candidate: candidate.to_string(),
+                suite: info.suite.clone(),
+                codename: info.codename.clone(),
+                origin: info.origin.clone(),
+                security: info.is_security(),
+            }
+        })
+        .collect();
+    updates.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    updates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_signed_release_file() {
+        let text = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n\
+                    Origin: Debian\nLabel: Debian-Security\nSuite: oldstable-security\n\
+                    Version: 12\nCodename: bookworm-security\nDate: Sat, 21 Nov 2026\n\
+                    SHA256:\n 0123 100 main/binary-amd64/Packages\n\
+                    -----BEGIN PGP SIGNATURE-----\n\nxyz\n-----END PGP SIGNATURE-----\n";
+        let info = parse_release(text);
+        assert_eq!(info.origin.as_deref(), Some("Debian"));
+        assert_eq!(info.suite.as_deref(), Some("oldstable-security"));
+        assert_eq!(info.codename.as_deref(), Some("bookworm-security"));
+        assert!(info.is_security());
+        let plain = parse_release("Origin: Debian\nSuite: stable\nCodename: bookworm\n");
+        assert!(!plain.is_security());
+    }
+}

@@ -1,0 +1,25 @@
+//! `patchwell-agent`: the small program on every managed host.
+//!
+//! A key design decision made in this crate is that every collector reads a
+//! [`Root`], never `/` directly, and runs the host's tools through a
+//! [`CommandRunner`]. `--root DIR` makes the agent inventory a chroot, which
+//! is how the tests work on real Debian systems built with mmdebstrap, and
+//! every parser is a pure function tested on captured text.
+//!
+//! Today the agent collects inventories (`patchwell-agent inventory`).
+//! Enrollment, check-in and jobs come with the server.
+
+pub mod apk;
+pub mod apt;
+mod deb822;
+pub mod dpkg;
+pub mod inventory;
+pub mod neighbours;
+pub mod os_release;
+mod root;
+pub mod rpm;
+mod runner;
+pub mod system;
+
+pub use root::Root;
+pub use runner::{CommandRunner, SystemRunner};

@@ -1,0 +1,256 @@
+//! The wire types between `patchwell-agent` and the server, and the JSON they
+//! travel as.
+//!
+//! A key design decision made in this crate is that it is the only place that
+//! decides what the JSON looks like: collectors fill these types, the server
+//! reads them, and neither derives serde on its own domain types. Every
+//! document carries a schema number, so that a server can refuse a document
+//! from an agent it does not understand instead of misreading it.
+//!
+//! Versions travel as the strings the package manager printed. The receiver
+//! parses them with the `versions` crate at its boundary, where a bad one can
+//! be refused with a message.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The inventory schema this crate writes and reads.
+pub const INVENTORY_SCHEMA: u32 = 1;
+
+/// Everything an agent knows about its host at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// [`INVENTORY_SCHEMA`] when written by this version.
+    pub schema: u32,
+    /// When the agent collected it, by the agent's clock.
+    pub collected_at: Timestamp,
+    /// Identity and hardware.
+    pub host: HostFacts,
+    /// The operating system, from os-release.
+    pub os: OsRelease,
+    /// Whether the host needs a reboot, and for which packages.
+    pub reboot: RebootStatus,
+    /// Installed (and half-installed, and removed-but-configured) packages of
+    /// every package manager found on the host.
+    pub packages: Vec<Package>,
+    /// Newer versions the host's own package manager offers, with where from.
+    pub updates: Vec<AvailableUpdate>,
+    /// Other devices the host sees on its links (its neighbour table).
+    pub neighbours: Vec<Neighbour>,
+    /// Things the agent could not read or understand, each saying what and why;
+    /// the rest of the inventory is still complete.
+    pub warnings: Vec<String>,
+}
+
+/// Identity and hardware of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFacts {
+    /// The host name.
+    pub hostname: String,
+    /// `/etc/machine-id`, when the host has one.
+    pub machine_id: Option<String>,
+    /// The running kernel's release (`uname -r`).
+    pub kernel: String,
+    /// The machine architecture as the package manager names it (`amd64`).
+    pub arch: String,
+    /// Processor model and count.
+    pub cpu: Cpu,
+    /// Total memory in bytes.
+    pub memory_bytes: u64,
+    /// Mounted file systems backed by storage.
+    pub disks: Vec<Disk>,
+    /// Network interfaces with their addresses.
+    pub interfaces: Vec<Interface>,
+    /// Seconds since boot.
+    pub uptime_seconds: u64,
+    /// When the host last booted.
+    pub boot_time: Timestamp,
+}
+
+/// Processor model and count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cpu {
+    /// The model name the processor reports.
+    pub model: String,
+    /// Logical processors.
+    pub count: u32,
+}
+
+/// A mounted file system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// Where it is mounted.
+    pub mount_point: String,
+    /// The device or source.
+    pub device: String,
+    /// The file system type.
+    pub fs_type: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Free bytes available to unprivileged users.
+    pub available_bytes: u64,
+}
+
+/// A network interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// The interface name.
+    pub name: String,
+    /// The link-layer address, when it has one.
+    pub mac: Option<String>,
+    /// Addresses with prefix length, such as `192.0.2.7/24`.
+    pub addresses: Vec<String>,
+}
+
+/// The operating system as os-release describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsRelease {
+    /// `ID`, such as `debian`.
+    pub id: String,
+    /// `VERSION_ID`, such as `12`; absent on rolling releases.
+    pub version_id: Option<String>,
+    /// `VERSION_CODENAME`, such as `bookworm`.
+    pub codename: Option<String>,
+    /// `PRETTY_NAME`, for people.
+    pub pretty_name: Option<String>,
+    /// `ID_LIKE`, such as `["debian"]` for Ubuntu.
+    pub id_like: Vec<String>,
+}
+
+/// Whether a reboot is pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootStatus {
+    /// True when the system says a reboot is required.
+    pub required: bool,
+    /// The packages that asked for it, when the system says.
+    pub packages: Vec<String>,
+}
+
+/// The package manager a package belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    /// dpkg, on Debian and its derivatives.
+    Dpkg,
+    /// rpm, on Red Hat, SUSE and their derivatives.
+    Rpm,
+    /// apk, on Alpine.
+    Apk,
+}
+
+/// The state of a package in its package manager's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackageState {
+    /// Fully installed and configured.
+    Installed,
+    /// Removed, but its configuration files are still on disk: not installed.
+    ConfigFiles,
+    /// Unpacked but not yet configured.
+    Unpacked,
+    /// Configuration was started but did not finish.
+    HalfConfigured,
+    /// Installation was started but did not finish.
+    HalfInstalled,
+    /// Waiting for another package's trigger processing.
+    TriggersAwaited,
+    /// Its own triggers are still to run.
+    TriggersPending,
+}
+
+impl PackageState {
+    /// Whether the package's files are on the host. A package in
+    /// [`PackageState::ConfigFiles`] is not installed, whatever its version.
+    pub fn is_installed(self) -> bool {
+        self != PackageState::ConfigFiles
+    }
+}
+
+/// One package in a package manager's database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// Whose database it is in.
+    pub manager: Manager,
+    /// The binary package name.
+    pub name: String,
+    /// The version as the package manager prints it.
+    pub version: String,
+    /// The architecture (`amd64`, `all`, `x86_64`, `noarch`).
+    pub arch: String,
+    /// The source package it was built from.
+    pub source: Option<String>,
+    /// The source package's version; differs from `version` for binNMUs
+    /// (`1.0.9-2+b6` comes from source `1.0.9-2`).
+    pub source_version: Option<String>,
+    /// Its state.
+    pub state: PackageState,
+    /// Whether the administrator put it on hold.
+    pub held: bool,
+}
+
+/// A newer version of an installed package that the host's repositories offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailableUpdate {
+    /// Whose update it is.
+    pub manager: Manager,
+    /// The binary package name.
+    pub name: String,
+    /// The architecture.
+    pub arch: String,
+    /// The installed version.
+    pub installed: String,
+    /// The newest version offered.
+    pub candidate: String,
+    /// The suite that offers it (`bookworm-security`, or `oldstable-security`).
+    pub suite: Option<String>,
+    /// The suite's code name (`bookworm-security`).
+    pub codename: Option<String>,
+    /// The repository's origin (`Debian`).
+    pub origin: Option<String>,
+    /// True when it comes from a security suite: a security update even when
+    /// no advisory names it.
+    pub security: bool,
+}
+
+/// A device in the host's neighbour table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbour {
+    /// Its IP address.
+    pub address: String,
+    /// Its link-layer address, when known.
+    pub mac: Option<String>,
+    /// The interface it was seen on.
+    pub interface: String,
+    /// The kernel's opinion of it (`REACHABLE`, `STALE`, `FAILED`, ...).
+    pub state: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_state_speaks_dpkg() {
+        let json = serde_json::to_string(&PackageState::ConfigFiles).unwrap();
+        assert_eq!(json, "\"config-files\"");
+        assert!(!PackageState::ConfigFiles.is_installed());
+        assert!(PackageState::HalfConfigured.is_installed());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let json = r#"{"id":"debian","version_id":"12","codename":null,"pretty_name":null,"id_like":[],"extra":1}"#;
+        let err = serde_json::from_str::<OsRelease>(json).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+}
