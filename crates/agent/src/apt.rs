@@ -100,8 +100,14 @@ fn open_list(path: &Path) -> io::Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, reader)))
 }
 
-/// The `Packages` lists and the release files in a lists directory.
-fn lists(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<(String, PathBuf)>)> {
+/// The `Packages` lists in a lists directory, and its release files with
+/// the file-name prefix each one covers.
+struct Lists {
+    packages: Vec<PathBuf>,
+    releases: Vec<(String, PathBuf)>,
+}
+
+fn lists(dir: &Path) -> io::Result<Lists> {
     let mut packages = Vec::new();
     let mut releases = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -126,7 +132,7 @@ fn lists(dir: &Path) -> io::Result<(Vec<PathBuf>, Vec<(String, PathBuf)>)> {
     // InRelease before Release for the same prefix: the prefix of `Release`
     // is one character longer (`_In` vs `_`), so compare prefixes exactly.
     releases.sort();
-    Ok((packages, releases))
+    Ok(Lists { packages, releases })
 }
 
 /// The newest version the host's apt lists offer for each installed dpkg
@@ -137,7 +143,10 @@ pub fn available_updates(
     warnings: &mut Vec<String>,
 ) -> Vec<AvailableUpdate> {
     let dir = root.path(LISTS_DIR);
-    let (package_lists, release_files) = match lists(&dir) {
+    let Lists {
+        packages: package_lists,
+        releases: release_files,
+    } = match lists(&dir) {
         Ok(found) => found,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {

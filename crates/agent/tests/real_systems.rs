@@ -10,6 +10,10 @@ use std::process::Command;
 
 use protocol::{Inventory, PackageState};
 
+/// A package as `dpkg-query` shows it: name, arch, version, source, source
+/// version, status.
+type Row = (String, String, String, String, String, String);
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
@@ -37,7 +41,7 @@ fn test_root() -> Option<PathBuf> {
 }
 
 /// `dpkg-query` over a database: (name, arch, version, source, source version, status).
-fn dpkg_query(admindir: &Path) -> BTreeSet<(String, String, String, String, String, String)> {
+fn dpkg_query(admindir: &Path) -> BTreeSet<Row> {
     let out = Command::new("dpkg-query")
         .arg(format!("--admindir={}", admindir.display()))
         .args(["-W", "-f=${Package}\t${Architecture}\t${Version}\t${source:Package}\t${source:Version}\t${db:Status-Status}\n"])
