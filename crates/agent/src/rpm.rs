@@ -20,18 +20,24 @@ pub fn collect(
     runner: &dyn CommandRunner,
     warnings: &mut Vec<String>,
 ) -> Vec<Package> {
-    let has_db = DATABASES
-        .iter()
-        .any(|d| std::fs::read_dir(root.path(d)).is_ok_and(|mut entries| entries.next().is_some()));
-    if !has_db {
+    let Some(dbpath) = DATABASES.iter().find(|d| {
+        std::fs::read_dir(root.path(d)).is_ok_and(|mut entries| entries.next().is_some())
+    }) else {
         return Vec::new();
-    }
+    };
     let root_dir = root.dir().to_string_lossy().into_owned();
-    match stdout_of(
-        runner,
-        "rpm",
-        &["--root", &root_dir, "-qa", "--queryformat", QUERY_FORMAT],
-    ) {
+    // Name the database found rather than trust the rpm binary's compiled-in
+    // path, which differs between distributions (and is ~/.rpmdb on Debian).
+    let args = [
+        "--root",
+        &root_dir,
+        "--dbpath",
+        dbpath,
+        "-qa",
+        "--queryformat",
+        QUERY_FORMAT,
+    ];
+    match stdout_of(runner, "rpm", &args) {
         Ok(out) => {
             let (packages, problems) = parse_query(&out);
             warnings.extend(problems);
