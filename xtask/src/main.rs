@@ -41,6 +41,8 @@ const APT_PACKAGES: &[&str] = &[
     // Real Debian roots for the agent's tests.
     "mmdebstrap",
     "iproute2",
+    // pg_isready, to find out whether PostgreSQL is up.
+    "postgresql-client",
 ];
 
 /// The Debian release the test root is built from.
@@ -295,7 +297,47 @@ fn have_nextest(root: &Path) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The PostgreSQL the conformance suite uses: the caller's
+/// `PATCHWELL_TEST_DATABASE_URL`, or this machine's own on 127.0.0.1:5432.
+const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Starts the machine's PostgreSQL cluster if it is not answering.
+fn ensure_postgres() -> Result<()> {
+    let ready = || {
+        Command::new("pg_isready")
+            .args(["-q", "-h", "127.0.0.1", "-p", "5432"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if std::env::var_os("PATCHWELL_TEST_DATABASE_URL").is_some() || ready() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir("/etc/postgresql")
+        .context("PostgreSQL is not installed")?
+        .flatten()
+    {
+        let version = entry.file_name().to_string_lossy().into_owned();
+        run(&mut as_root(&[
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            &version,
+            "main",
+            "start",
+        ]))?;
+    }
+    for _ in 0..30 {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    bail!("PostgreSQL did not start on 127.0.0.1:5432")
+}
+
 fn ci(root: &Path) -> Result<()> {
+    ensure_postgres()?;
+    let database_url = std::env::var("PATCHWELL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
     run(cargo(root).args([
         "clippy",
@@ -306,15 +348,20 @@ fn ci(root: &Path) -> Result<()> {
         "warnings",
     ]))?;
     if have_nextest(root) {
-        run(cargo(root)
-            .args(["nextest", "run", "--workspace", "--profile", "ci"])
-            .env("CI", "true"))?;
-        // nextest does not run doc tests.
+        // nextest does not run doc tests; run them first so that nextest's
+        // summary of the whole suite is the last thing printed.
         run(cargo(root)
             .args(["test", "--workspace", "--doc"])
             .env("CI", "true"))?;
+        run(cargo(root)
+            .args(["nextest", "run", "--workspace", "--profile", "ci"])
+            .env("CI", "true")
+            .env("PATCHWELL_TEST_DATABASE_URL", &database_url))?;
     } else {
-        run(cargo(root).args(["test", "--workspace"]).env("CI", "true"))?;
+        run(cargo(root)
+            .args(["test", "--workspace"])
+            .env("CI", "true")
+            .env("PATCHWELL_TEST_DATABASE_URL", &database_url))?;
     }
     Ok(())
 }

@@ -1,0 +1,338 @@
+//! Patchwell's storage. The embedded default is SQLite in a data directory
+//! (WAL); a fleet that outgrows one machine points several stateless servers
+//! at one PostgreSQL.
+//!
+//! A key design decision made in this crate is that there is one SQL
+//! implementation, run on both databases through sqlx's `Any` driver, with
+//! the schema written once and only its type names swapped per backend. The
+//! traits split the store by area ([`TokenStore`], [`HostStore`],
+//! [`InventoryStore`]) so that each caller sees only its part, and one
+//! conformance suite (`tests/conformance.rs`) runs every behaviour against
+//! both databases.
+//!
+//! Package versions are stored once per distinct version, however many hosts
+//! have them, with the `versions` crate's sort key beside them. Both databases
+//! compare byte strings as `memcmp`, so "which hosts have P below V" is an
+//! indexed range query, exact by the package manager's rules.
+// The traits are implemented by `Store` only, and called on it directly, so
+// the futures' `Send` bounds are known where they are awaited.
+#![allow(async_fn_in_trait)]
+
+mod schema;
+mod sql;
+
+use jiff::Timestamp;
+use protocol::{HostFacts, Inventory, Manager, Neighbour, Package};
+
+pub use sql::{Backend, Store};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed; nothing of it was applied.
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        /// The schema version that failed.
+        version: u32,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer Patchwell.
+    #[error("the database has schema version {found}, newer than this Patchwell knows ({known})")]
+    SchemaTooNew {
+        /// In the database.
+        found: i64,
+        /// The newest this build knows.
+        known: u32,
+    },
+    /// No such host, token or other record.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request contradicts what is stored (for example an inventory older
+    /// than the one already stored).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is invalid; nothing was stored.
+    #[error("{0}")]
+    Invalid(String),
+    /// An enrollment token was refused.
+    #[error("enrollment refused: {0}")]
+    Enrollment(EnrollmentRefused),
+    /// A value read back could not be understood (a damaged database).
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// The result of a store operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why an enrollment token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollmentRefused {
+    /// No token has that secret.
+    #[error("unknown token")]
+    UnknownToken,
+    /// The token's expiry has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// The token was used as many times as it allows.
+    #[error("the token has no uses left")]
+    UsedUp,
+    /// An administrator revoked the token.
+    #[error("the token was revoked")]
+    Revoked,
+}
+
+/// An enrollment token to create. Only a hash of its secret is stored.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Public identifier, for listing and revoking.
+    pub id: String,
+    /// SHA-256 of the secret the agent presents.
+    pub secret_hash: Vec<u8>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// How many hosts may enroll with it.
+    pub max_uses: u32,
+    /// The static group that hosts enrolled with it join.
+    pub target_group: Option<String>,
+}
+
+/// A stored enrollment token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Public identifier.
+    pub id: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// How many hosts may enroll with it.
+    pub max_uses: u32,
+    /// How many have.
+    pub uses: u32,
+    /// The group its hosts join.
+    pub target_group: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A host being enrolled.
+#[derive(Debug, Clone)]
+pub struct NewHost {
+    /// The identity the server gives it.
+    pub id: String,
+    /// SHA-256 of the credential the server gave it.
+    pub credential_hash: Vec<u8>,
+    /// The host name the agent reported at enrollment.
+    pub hostname: String,
+}
+
+/// What a presented host credential is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAuth {
+    /// A known, enrolled host.
+    Active,
+    /// A host whose enrollment was revoked.
+    Revoked,
+    /// No host with that identity and credential.
+    Unknown,
+}
+
+/// Administrative attributes of a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostAttributes {
+    /// Its static group.
+    pub group: Option<String>,
+    /// Its criticality (`low`, `medium`, `high`, `critical`).
+    pub criticality: Option<String>,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// Its department.
+    pub department: Option<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
+}
+
+/// A host as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRecord {
+    /// Its identity.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// Its machine id.
+    pub machine_id: Option<String>,
+    /// os-release `ID`.
+    pub os_id: Option<String>,
+    /// os-release `VERSION_ID`.
+    pub os_version: Option<String>,
+    /// os-release `VERSION_CODENAME`.
+    pub os_codename: Option<String>,
+    /// Running kernel.
+    pub kernel: Option<String>,
+    /// Architecture.
+    pub arch: Option<String>,
+    /// Whether it needs a reboot.
+    pub reboot_required: bool,
+    /// When it enrolled.
+    pub enrolled_at: Timestamp,
+    /// When it was last heard from.
+    pub last_seen: Timestamp,
+    /// When its enrollment was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Administrative attributes.
+    pub attributes: HostAttributes,
+    /// The last inventory's host facts.
+    pub facts: Option<HostFacts>,
+    /// The digest of the last inventory stored.
+    pub inventory_digest: Option<String>,
+    /// When the last inventory stored was collected.
+    pub inventory_collected_at: Option<Timestamp>,
+}
+
+impl HostRecord {
+    /// Whether the host has not been heard from for `stale_after`.
+    pub fn is_stale(&self, now: Timestamp, stale_after: jiff::SignedDuration) -> bool {
+        now.duration_since(self.last_seen) > stale_after
+    }
+}
+
+/// Which hosts to list. Every field that is set must match.
+#[derive(Debug, Clone, Default)]
+pub struct HostFilter {
+    /// os-release `ID`.
+    pub os_id: Option<String>,
+    /// os-release `VERSION_ID`.
+    pub os_version: Option<String>,
+    /// Static group.
+    pub group: Option<String>,
+    /// A tag the host carries.
+    pub tag: Option<String>,
+    /// Only hosts not seen since `now - stale_after` (true) or only those seen since (false).
+    pub stale: Option<bool>,
+    /// Only hosts that need (true) or do not need (false) a reboot.
+    pub reboot_required: Option<bool>,
+    /// Include hosts whose enrollment was revoked.
+    pub include_revoked: bool,
+}
+
+/// A host that has some package below some version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostWithPackage {
+    /// The host.
+    pub host_id: String,
+    /// Its name.
+    pub hostname: String,
+    /// The package (binary) name.
+    pub package: String,
+    /// The version it has.
+    pub version: String,
+    /// The architecture.
+    pub arch: String,
+}
+
+/// A count of hosts per value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The value (an OS release, a version).
+    pub value: String,
+    /// How many hosts.
+    pub hosts: u64,
+}
+
+/// A device seen in hosts' neighbour tables that is not an enrolled host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmanagedDevice {
+    /// Its link-layer address.
+    pub mac: String,
+    /// The addresses it was seen with.
+    pub addresses: Vec<String>,
+    /// The hosts that see it.
+    pub seen_by: Vec<String>,
+}
+
+/// Enrollment tokens, and enrollment itself.
+pub trait TokenStore {
+    /// Stores a new token.
+    async fn create_token(&self, token: &NewToken) -> Result<()>;
+    /// Every token, newest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Revokes a token; false when there is no such token.
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool>;
+    /// Enrolls a host with the token whose secret hashes to `secret_hash`:
+    /// checks and counts the use and creates the host, in one transaction.
+    async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()>;
+}
+
+/// Hosts: identity, credentials, attributes, listing.
+pub trait HostStore {
+    /// What the presented identity and credential hash are worth.
+    async fn authenticate(&self, host_id: &str, credential_hash: &[u8]) -> Result<HostAuth>;
+    /// Records that the host was heard from.
+    async fn touch(&self, host_id: &str, now: Timestamp) -> Result<()>;
+    /// Revokes a host's enrollment; false when there is no such host.
+    async fn revoke_host(&self, host_id: &str, now: Timestamp) -> Result<bool>;
+    /// One host.
+    async fn host(&self, host_id: &str) -> Result<Option<HostRecord>>;
+    /// Hosts matching the filter, by host name.
+    async fn list_hosts(
+        &self,
+        filter: &HostFilter,
+        now: Timestamp,
+        stale_after: jiff::SignedDuration,
+    ) -> Result<Vec<HostRecord>>;
+    /// Replaces a host's administrative attributes.
+    async fn set_attributes(&self, host_id: &str, attributes: &HostAttributes) -> Result<()>;
+}
+
+/// Inventories and the questions asked of them.
+pub trait InventoryStore {
+    /// Replaces a host's inventory in one transaction. Refused, with nothing
+    /// stored, when a version is invalid for its package manager or the
+    /// inventory is older than the one already stored.
+    async fn store_inventory(
+        &self,
+        host_id: &str,
+        inventory: &Inventory,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// A host's packages, by name and architecture.
+    async fn packages(&self, host_id: &str) -> Result<Vec<Package>>;
+    /// Hosts with a package of that name installed below `version`, by the
+    /// package manager's order.
+    async fn hosts_with_package_below(
+        &self,
+        manager: Manager,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<HostWithPackage>>;
+    /// Hosts per OS release (`debian 12`), most first.
+    async fn hosts_per_os_release(&self) -> Result<Vec<Count>>;
+    /// Hosts per installed version of a package, in version order.
+    async fn hosts_per_package_version(&self, manager: Manager, name: &str) -> Result<Vec<Count>>;
+    /// Devices in neighbour tables that are not enrolled hosts.
+    async fn unmanaged_devices(&self) -> Result<Vec<UnmanagedDevice>>;
+    /// How many distinct package versions are stored, across all hosts.
+    async fn package_version_count(&self) -> Result<u64>;
+    /// A host's neighbour table as last reported.
+    async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>>;
+}
+
+/// The `versions` sort key of a package version, or why it has none.
+pub(crate) fn sort_key(
+    manager: Manager,
+    version: &str,
+) -> std::result::Result<Vec<u8>, versions::ParseError> {
+    Ok(match manager {
+        Manager::Dpkg => versions::deb::Version::parse(version)?.sort_key().to_vec(),
+        Manager::Rpm => versions::rpm::Version::parse(version)?.sort_key().to_vec(),
+        Manager::Apk => versions::apk::Version::parse(version)?.sort_key().to_vec(),
+    })
+}

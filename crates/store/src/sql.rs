@@ -1,0 +1,854 @@
+//! The one SQL implementation of the store traits, on SQLite or PostgreSQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use jiff::Timestamp;
+use protocol::{Inventory, Manager, Neighbour, Package, PackageState};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::{
+    schema, sort_key, Count, EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter,
+    HostRecord, HostStore, HostWithPackage, InventoryStore, NewHost, NewToken, Result, TokenRecord,
+    TokenStore, UnmanagedDevice,
+};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in a data directory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The store: a pool of connections to one database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Rows per multi-row statement; well inside both databases' parameter limits.
+const CHUNK: usize = 200;
+
+fn ts(seconds: i64) -> Result<Timestamp> {
+    Timestamp::from_second(seconds).map_err(|e| Error::Corrupt(format!("time {seconds}: {e}")))
+}
+
+fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
+    seconds.map(ts).transpose()
+}
+
+fn manager_name(m: Manager) -> &'static str {
+    match m {
+        Manager::Dpkg => "dpkg",
+        Manager::Rpm => "rpm",
+        Manager::Apk => "apk",
+    }
+}
+
+fn parse_manager(s: &str) -> Result<Manager> {
+    match s {
+        "dpkg" => Ok(Manager::Dpkg),
+        "rpm" => Ok(Manager::Rpm),
+        "apk" => Ok(Manager::Apk),
+        other => Err(Error::Corrupt(format!("unknown package manager {other:?}"))),
+    }
+}
+
+fn state_name(s: PackageState) -> &'static str {
+    match s {
+        PackageState::Installed => "installed",
+        PackageState::ConfigFiles => "config-files",
+        PackageState::Unpacked => "unpacked",
+        PackageState::HalfConfigured => "half-configured",
+        PackageState::HalfInstalled => "half-installed",
+        PackageState::TriggersAwaited => "triggers-awaited",
+        PackageState::TriggersPending => "triggers-pending",
+    }
+}
+
+fn parse_state(s: &str) -> Result<PackageState> {
+    Ok(match s {
+        "installed" => PackageState::Installed,
+        "config-files" => PackageState::ConfigFiles,
+        "unpacked" => PackageState::Unpacked,
+        "half-configured" => PackageState::HalfConfigured,
+        "half-installed" => PackageState::HalfInstalled,
+        "triggers-awaited" => PackageState::TriggersAwaited,
+        "triggers-pending" => PackageState::TriggersPending,
+        other => return Err(Error::Corrupt(format!("unknown package state {other:?}"))),
+    })
+}
+
+/// `($1, $2, ...), ($n+1, ...)`: placeholders for `rows` rows of `columns`.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A package ready to store: its version checked and its sort keys made.
+struct PackageRow<'a> {
+    key: String,
+    package: &'a Package,
+    sort_key: Vec<u8>,
+    source_sort_key: Vec<u8>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database in `data_dir`, in WAL
+    /// mode, and brings its schema up to date.
+    pub async fn open_sqlite(data_dir: &Path, now: Timestamp) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Invalid(format!("data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join("patchwell.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::open(&url, Backend::Sqlite, now).await
+    }
+
+    /// Connects to PostgreSQL at `url` and brings its schema up to date.
+    pub async fn open_postgres(url: &str, now: Timestamp) -> Result<Store> {
+        Self::open(url, Backend::Postgres, now).await
+    }
+
+    async fn open(url: &str, backend: Backend, now: Timestamp) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let options = AnyPoolOptions::new().max_connections(8);
+        let options = match backend {
+            Backend::Sqlite => options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Per connection: wait for the writer rather than fail at once,
+                    // and keep foreign keys on.
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let pool = options.connect(url).await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        schema::migrate(&pool, backend, now).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL, where it locks the row for the
+    /// transaction; SQLite's write transaction already excludes other writers.
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    async fn tags(&self, host_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
+            .bind(host_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Error::from))
+            .collect()
+    }
+
+    fn host_from_row(row: &AnyRow, tags: Vec<String>) -> Result<HostRecord> {
+        let facts: Option<String> = row.try_get("facts")?;
+        let facts = facts
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("host facts: {e}")))
+            })
+            .transpose()?;
+        Ok(HostRecord {
+            id: row.try_get("id")?,
+            hostname: row.try_get("hostname")?,
+            machine_id: row.try_get("machine_id")?,
+            os_id: row.try_get("os_id")?,
+            os_version: row.try_get("os_version")?,
+            os_codename: row.try_get("os_codename")?,
+            kernel: row.try_get("kernel")?,
+            arch: row.try_get("arch")?,
+            reboot_required: row.try_get::<i64, _>("reboot_required")? != 0,
+            enrolled_at: ts(row.try_get("enrolled_at")?)?,
+            last_seen: ts(row.try_get("last_seen")?)?,
+            revoked_at: opt_ts(row.try_get("revoked_at")?)?,
+            attributes: HostAttributes {
+                group: row.try_get("static_group")?,
+                criticality: row.try_get("criticality")?,
+                owner: row.try_get("owner")?,
+                department: row.try_get("department")?,
+                tags,
+            },
+            facts,
+            inventory_digest: row.try_get("inventory_digest")?,
+            inventory_collected_at: opt_ts(row.try_get("inventory_collected_at")?)?,
+        })
+    }
+}
+
+const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_codename, kernel, arch, \
+    reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
+    facts, inventory_digest, inventory_collected_at";
+
+impl TokenStore for Store {
+    async fn create_token(&self, token: &NewToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (id, secret_hash, created_at, expires_at, max_uses, uses, target_group) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6)",
+        )
+        .bind(&token.id)
+        .bind(token.secret_hash.clone())
+        .bind(token.created_at.as_second())
+        .bind(token.expires_at.as_second())
+        .bind(i64::from(token.max_uses))
+        .bind(token.target_group.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, expires_at, max_uses, uses, target_group, revoked_at \
+             FROM enrollment_tokens ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenRecord {
+                    id: r.try_get(0)?,
+                    created_at: ts(r.try_get(1)?)?,
+                    expires_at: ts(r.try_get(2)?)?,
+                    max_uses: u32::try_from(r.try_get::<i64, _>(3)?).unwrap_or(u32::MAX),
+                    uses: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
+                    target_group: r.try_get(5)?,
+                    revoked_at: opt_ts(r.try_get(6)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now.as_second())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT id, expires_at, max_uses, uses, target_group, revoked_at \
+             FROM enrollment_tokens WHERE secret_hash = $1{}",
+            self.for_update()
+        );
+        let row = sqlx::query(&sql)
+            .bind(secret_hash.to_vec())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(Error::Enrollment(EnrollmentRefused::UnknownToken));
+        };
+        let token_id: String = row.try_get(0)?;
+        let revoked: Option<i64> = row.try_get(5)?;
+        if revoked.is_some() {
+            return Err(Error::Enrollment(EnrollmentRefused::Revoked));
+        }
+        if row.try_get::<i64, _>(1)? <= now.as_second() {
+            return Err(Error::Enrollment(EnrollmentRefused::Expired));
+        }
+        // Count the use only while uses remain: the condition in the UPDATE
+        // makes two simultaneous enrollments unable to overspend a token.
+        let counted = sqlx::query(
+            "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1 AND uses < max_uses",
+        )
+        .bind(&token_id)
+        .execute(&mut *tx)
+        .await?;
+        if counted.rows_affected() == 0 {
+            return Err(Error::Enrollment(EnrollmentRefused::UsedUp));
+        }
+        let group: Option<String> = row.try_get(4)?;
+        sqlx::query(
+            "INSERT INTO hosts (id, credential_hash, enrolled_at, enrolled_with, last_seen, hostname, static_group) \
+             VALUES ($1, $2, $3, $4, $3, $5, $6)",
+        )
+        .bind(&host.id)
+        .bind(host.credential_hash.clone())
+        .bind(now.as_second())
+        .bind(&token_id)
+        .bind(&host.hostname)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl HostStore for Store {
+    async fn authenticate(&self, host_id: &str, credential_hash: &[u8]) -> Result<HostAuth> {
+        let row = sqlx::query("SELECT credential_hash, revoked_at FROM hosts WHERE id = $1")
+            .bind(host_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(HostAuth::Unknown);
+        };
+        let stored: Vec<u8> = row.try_get(0)?;
+        if !constant_time_eq(&stored, credential_hash) {
+            return Ok(HostAuth::Unknown);
+        }
+        let revoked: Option<i64> = row.try_get(1)?;
+        Ok(if revoked.is_some() {
+            HostAuth::Revoked
+        } else {
+            HostAuth::Active
+        })
+    }
+
+    async fn touch(&self, host_id: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE hosts SET last_seen = $2 WHERE id = $1 AND last_seen < $2")
+            .bind(host_id)
+            .bind(now.as_second())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_host(&self, host_id: &str, now: Timestamp) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE hosts SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                .bind(host_id)
+                .bind(now.as_second())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn host(&self, host_id: &str) -> Result<Option<HostRecord>> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let tags = self.tags(host_id).await?;
+        Self::host_from_row(&row, tags).map(Some)
+    }
+
+    async fn list_hosts(
+        &self,
+        filter: &HostFilter,
+        now: Timestamp,
+        stale_after: jiff::SignedDuration,
+    ) -> Result<Vec<HostRecord>> {
+        // Each condition is written so that an unset filter binds NULL and
+        // matches everything: one statement, no SQL assembled from input.
+        let stale_before = now.as_second() - stale_after.as_secs();
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} FROM hosts h WHERE \
+             ($1 IS NULL OR os_id = $1) AND \
+             ($2 IS NULL OR os_version = $2) AND \
+             ($3 IS NULL OR static_group = $3) AND \
+             ($4 IS NULL OR EXISTS (SELECT 1 FROM host_tags t WHERE t.host_id = h.id AND t.tag = $4)) AND \
+             ($5 IS NULL OR ($5 = 1 AND last_seen < $6) OR ($5 = 0 AND last_seen >= $6)) AND \
+             ($7 IS NULL OR reboot_required = $7) AND \
+             ($8 = 1 OR revoked_at IS NULL) \
+             ORDER BY hostname, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.os_id.clone())
+            .bind(filter.os_version.clone())
+            .bind(filter.group.clone())
+            .bind(filter.tag.clone())
+            .bind(filter.stale.map(i64::from))
+            .bind(stale_before)
+            .bind(filter.reboot_required.map(i64::from))
+            .bind(i64::from(filter.include_revoked))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+        for row in sqlx::query("SELECT host_id, tag FROM host_tags ORDER BY tag")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            tags.entry(row.try_get(0)?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Self::host_from_row(row, tags.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    async fn set_attributes(&self, host_id: &str, a: &HostAttributes) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE hosts SET static_group = $2, criticality = $3, owner = $4, department = $5 WHERE id = $1",
+        )
+        .bind(host_id)
+        .bind(a.group.clone())
+        .bind(a.criticality.clone())
+        .bind(a.owner.clone())
+        .bind(a.department.clone())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("host {host_id}")));
+        }
+        sqlx::query("DELETE FROM host_tags WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut tags = a.tags.clone();
+        tags.sort();
+        tags.dedup();
+        for tag in &tags {
+            sqlx::query("INSERT INTO host_tags (host_id, tag) VALUES ($1, $2)")
+                .bind(host_id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Compares two secrets' hashes without an early exit.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl InventoryStore for Store {
+    async fn store_inventory(
+        &self,
+        host_id: &str,
+        inv: &Inventory,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        // Check everything before touching the database.
+        let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
+        for p in &inv.packages {
+            let invalid = |what: &str, e: versions::ParseError| {
+                Error::Invalid(format!(
+                    "package {} ({}): {what} {e}",
+                    p.name,
+                    manager_name(p.manager)
+                ))
+            };
+            let sort_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
+            let source = p.source.clone().unwrap_or_else(|| p.name.clone());
+            let source_version = p
+                .source_version
+                .clone()
+                .unwrap_or_else(|| p.version.clone());
+            let source_sort_key = crate::sort_key(p.manager, &source_version)
+                .map_err(|e| invalid("source version", e))?;
+            let key = [
+                manager_name(p.manager),
+                &p.name,
+                &p.version,
+                &p.arch,
+                &source,
+                &source_version,
+            ]
+            .join("\u{1f}");
+            if rows.contains_key(&key) {
+                return Err(Error::Invalid(format!(
+                    "package {} {} {} is listed twice",
+                    p.name, p.arch, p.version
+                )));
+            }
+            rows.insert(
+                key.clone(),
+                PackageRow {
+                    key,
+                    package: p,
+                    sort_key,
+                    source_sort_key,
+                },
+            );
+        }
+        let facts = serde_json::to_string(&inv.host)
+            .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
+
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT inventory_collected_at FROM hosts WHERE id = $1{}",
+            self.for_update()
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(Error::NotFound(format!("host {host_id}")));
+        };
+        if let Some(stored) = row.try_get::<Option<i64>, _>(0)? {
+            if stored > inv.collected_at.as_second() {
+                return Err(Error::Conflict(format!(
+                    "inventory collected at {} is older than the stored one, collected at {}",
+                    inv.collected_at,
+                    ts(stored)?
+                )));
+            }
+        }
+
+        let all: Vec<&PackageRow<'_>> = rows.values().collect();
+        for chunk in all.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO package_versions \
+                 (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
+                 VALUES {} ON CONFLICT (key) DO NOTHING",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let p = r.package;
+                q = q
+                    .bind(r.key.clone())
+                    .bind(manager_name(p.manager))
+                    .bind(p.name.clone())
+                    .bind(p.version.clone())
+                    .bind(p.arch.clone())
+                    .bind(p.source.clone().unwrap_or_else(|| p.name.clone()))
+                    .bind(
+                        p.source_version
+                            .clone()
+                            .unwrap_or_else(|| p.version.clone()),
+                    )
+                    .bind(r.sort_key.clone())
+                    .bind(r.source_sort_key.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(all.len());
+        for chunk in all.chunks(CHUNK) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, key FROM package_versions WHERE key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q.bind(r.key.clone());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                ids.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+
+        sqlx::query("DELETE FROM host_packages WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in all.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let id = *ids
+                    .get(&r.key)
+                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
+                q = q
+                    .bind(host_id)
+                    .bind(id)
+                    .bind(state_name(r.package.state))
+                    .bind(i64::from(r.package.held));
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        sqlx::query("DELETE FROM host_updates WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        for u in &inv.updates {
+            sqlx::query(
+                "INSERT INTO host_updates (host_id, manager, name, arch, installed, candidate, suite, codename, origin, security) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (host_id, manager, name, arch) DO NOTHING",
+            )
+            .bind(host_id)
+            .bind(manager_name(u.manager))
+            .bind(u.name.clone())
+            .bind(u.arch.clone())
+            .bind(u.installed.clone())
+            .bind(u.candidate.clone())
+            .bind(u.suite.clone())
+            .bind(u.codename.clone())
+            .bind(u.origin.clone())
+            .bind(i64::from(u.security))
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        sqlx::query("DELETE FROM neighbours WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        for n in &inv.neighbours {
+            sqlx::query(
+                "INSERT INTO neighbours (host_id, address, mac, interface, state) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (host_id, address, interface) DO NOTHING",
+            )
+            .bind(host_id)
+            .bind(n.address.clone())
+            .bind(n.mac.clone().map(|m| m.to_ascii_lowercase()))
+            .bind(n.interface.clone())
+            .bind(n.state.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM host_macs WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut macs: Vec<String> = inv
+            .host
+            .interfaces
+            .iter()
+            .filter_map(|i| i.mac.as_ref().map(|m| m.to_ascii_lowercase()))
+            .collect();
+        macs.sort();
+        macs.dedup();
+        for mac in macs {
+            sqlx::query("INSERT INTO host_macs (host_id, mac) VALUES ($1, $2)")
+                .bind(host_id)
+                .bind(mac)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        sqlx::query(
+            "UPDATE hosts SET hostname = $2, machine_id = $3, os_id = $4, os_version = $5, os_codename = $6, \
+             kernel = $7, arch = $8, reboot_required = $9, facts = $10, inventory_digest = $11, \
+             inventory_collected_at = $12, last_seen = CASE WHEN last_seen < $13 THEN $13 ELSE last_seen END \
+             WHERE id = $1",
+        )
+        .bind(host_id)
+        .bind(inv.host.hostname.clone())
+        .bind(inv.host.machine_id.clone())
+        .bind(inv.os.id.clone())
+        .bind(inv.os.version_id.clone())
+        .bind(inv.os.codename.clone())
+        .bind(inv.host.kernel.clone())
+        .bind(inv.host.arch.clone())
+        .bind(i64::from(inv.reboot.required))
+        .bind(facts)
+        .bind(digest)
+        .bind(inv.collected_at.as_second())
+        .bind(now.as_second())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
+        let rows = sqlx::query(
+            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
+             FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
+             WHERE hp.host_id = $1 ORDER BY pv.name, pv.arch",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Package {
+                    manager: parse_manager(&r.try_get::<String, _>(0)?)?,
+                    name: r.try_get(1)?,
+                    version: r.try_get(2)?,
+                    arch: r.try_get(3)?,
+                    source: Some(r.try_get(4)?),
+                    source_version: Some(r.try_get(5)?),
+                    state: parse_state(&r.try_get::<String, _>(6)?)?,
+                    held: r.try_get::<i64, _>(7)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn hosts_with_package_below(
+        &self,
+        manager: Manager,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<HostWithPackage>> {
+        let key = sort_key(manager, version).map_err(|e| Error::Invalid(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT h.id, h.hostname, pv.name, pv.version, pv.arch \
+             FROM package_versions pv \
+             JOIN host_packages hp ON hp.package_id = pv.id \
+             JOIN hosts h ON h.id = hp.host_id \
+             WHERE pv.manager = $1 AND pv.name = $2 AND pv.sort_key < $3 \
+               AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
+             ORDER BY h.hostname, h.id, pv.arch",
+        )
+        .bind(manager_name(manager))
+        .bind(name)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HostWithPackage {
+                    host_id: r.try_get(0)?,
+                    hostname: r.try_get(1)?,
+                    package: r.try_get(2)?,
+                    version: r.try_get(3)?,
+                    arch: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn hosts_per_os_release(&self) -> Result<Vec<Count>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(os_id, 'unknown'), COALESCE(os_version, ''), COUNT(*) AS n FROM hosts \
+             WHERE revoked_at IS NULL GROUP BY os_id, os_version ORDER BY n DESC, 1, 2",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (id, version): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                let value = if version.is_empty() {
+                    id
+                } else {
+                    format!("{id} {version}")
+                };
+                Ok(Count {
+                    value,
+                    hosts: u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn hosts_per_package_version(&self, manager: Manager, name: &str) -> Result<Vec<Count>> {
+        let rows = sqlx::query(
+            "SELECT pv.version, COUNT(DISTINCT hp.host_id) FROM package_versions pv \
+             JOIN host_packages hp ON hp.package_id = pv.id JOIN hosts h ON h.id = hp.host_id \
+             WHERE pv.manager = $1 AND pv.name = $2 AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
+             GROUP BY pv.version, pv.sort_key ORDER BY pv.sort_key",
+        )
+        .bind(manager_name(manager))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Count {
+                    value: r.try_get(0)?,
+                    hosts: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn unmanaged_devices(&self) -> Result<Vec<UnmanagedDevice>> {
+        let rows = sqlx::query(
+            "SELECT n.mac, n.address, h.hostname FROM neighbours n JOIN hosts h ON h.id = n.host_id \
+             WHERE n.mac IS NOT NULL AND h.revoked_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM host_macs m JOIN hosts mh ON mh.id = m.host_id \
+                               WHERE m.mac = n.mac AND mh.revoked_at IS NULL) \
+             ORDER BY n.mac, n.address, h.hostname",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut devices: Vec<UnmanagedDevice> = Vec::new();
+        for r in rows {
+            let (mac, address, seen_by): (String, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            if devices.last().map(|d| &d.mac) != Some(&mac) {
+                devices.push(UnmanagedDevice {
+                    mac: mac.clone(),
+                    addresses: Vec::new(),
+                    seen_by: Vec::new(),
+                });
+            }
+            if let Some(d) = devices.last_mut() {
+                if !d.addresses.contains(&address) {
+                    d.addresses.push(address);
+                }
+                if !d.seen_by.contains(&seen_by) {
+                    d.seen_by.push(seen_by);
+                }
+            }
+        }
+        Ok(devices)
+    }
+
+    async fn package_version_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM package_versions")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>> {
+        let rows = sqlx::query(
+            "SELECT address, mac, interface, state FROM neighbours WHERE host_id = $1 ORDER BY interface, address",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Neighbour {
+                    address: r.try_get(0)?,
+                    mac: r.try_get(1)?,
+                    interface: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,839 @@
+//! One conformance suite, run against both backends: every test below runs
+//! once on SQLite (a fresh data directory) and once on PostgreSQL (a fresh
+//! database, created from `PATCHWELL_TEST_DATABASE_URL` and dropped after).
+//! Without that variable the PostgreSQL half fails when `CI=true` and is
+//! skipped, saying so, elsewhere.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use jiff::{SignedDuration, Timestamp};
+use protocol::{
+    AvailableUpdate, Cpu, HostFacts, Interface, Inventory, Manager, Neighbour, OsRelease, Package,
+    PackageState, RebootStatus,
+};
+use sqlx::Connection;
+use store::{
+    EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter, HostStore, InventoryStore,
+    NewHost, NewToken, Store, TokenStore,
+};
+
+const T0: i64 = 1_780_000_000;
+
+fn at(offset: i64) -> Timestamp {
+    Timestamp::from_second(T0 + offset).unwrap()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("PATCHWELL_TEST_DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "PATCHWELL_TEST_DATABASE_URL is not set and CI=true: the PostgreSQL half must run"
+            );
+            eprintln!(
+                "skipping PostgreSQL: set PATCHWELL_TEST_DATABASE_URL (cargo xtask ci sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = &base[..base.rfind('/').map_or(base.len(), |i| i)];
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+async fn with_store<F, Fut>(backend: &str, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let unique = format!(
+        "{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("patchwell-store-{unique}"));
+            let store = Store::open_sqlite(&dir, at(0)).await.expect("open SQLite");
+            test(store.clone()).await;
+            store.close().await;
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        _ => {
+            let Some(admin) = postgres_admin_url() else {
+                return;
+            };
+            let name = format!("patchwell_test_{unique}");
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let store = Store::open_postgres(&with_database(&admin, &name), at(0))
+                .await
+                .expect("open PostgreSQL");
+            test(store.clone()).await;
+            store.close().await;
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .ok();
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::with_store("sqlite", super::$name).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::with_store("postgres", super::$name).await })*
+        }
+    };
+}
+
+conformance!(
+    enrollment_checks_and_counts_token_uses,
+    simultaneous_enrollments_cannot_overspend_a_token,
+    credentials_are_checked_and_revocation_refuses,
+    an_inventory_reads_back_as_stored,
+    package_versions_are_stored_once_for_the_fleet,
+    hosts_below_a_version_follow_the_package_manager,
+    an_invalid_version_refuses_the_whole_inventory,
+    an_older_inventory_is_refused,
+    hosts_are_filtered,
+    fleet_summaries_count_hosts,
+    devices_that_are_not_enrolled_are_listed,
+);
+
+fn token(id: &str, secret: &[u8], max_uses: u32, expires: i64) -> NewToken {
+    NewToken {
+        id: id.into(),
+        secret_hash: secret.to_vec(),
+        created_at: at(0),
+        expires_at: at(expires),
+        max_uses,
+        target_group: Some("laptops".into()),
+    }
+}
+
+fn host(id: &str) -> NewHost {
+    NewHost {
+        id: id.into(),
+        credential_hash: format!("cred-{id}").into_bytes(),
+        hostname: format!("{id}.example"),
+    }
+}
+
+async fn enrolled(store: &Store, ids: &[&str]) {
+    store
+        .create_token(&token("t-fixture", b"fixture-secret", 1000, 86_400))
+        .await
+        .unwrap();
+    for id in ids {
+        store
+            .enroll(b"fixture-secret", &host(id), at(1))
+            .await
+            .unwrap();
+    }
+}
+
+fn package(name: &str, version: &str) -> Package {
+    Package {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: Some(name.into()),
+        source_version: Some(version.into()),
+        state: PackageState::Installed,
+        held: false,
+    }
+}
+
+fn inventory(collected: i64, os_version: &str, packages: Vec<Package>) -> Inventory {
+    Inventory {
+        schema: protocol::INVENTORY_SCHEMA,
+        collected_at: at(collected),
+        host: HostFacts {
+            hostname: "web1".into(),
+            machine_id: Some("0123456789abcdef".into()),
+            kernel: "6.1.0-18-amd64".into(),
+            arch: "amd64".into(),
+            cpu: Cpu {
+                model: "EPYC".into(),
+                count: 2,
+            },
+            memory_bytes: 1 << 30,
+            disks: vec![],
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: Some("02:00:00:00:00:01".into()),
+                addresses: vec!["192.0.2.10/24".into()],
+            }],
+            uptime_seconds: 100,
+            boot_time: at(-100),
+        },
+        os: OsRelease {
+            id: "debian".into(),
+            version_id: Some(os_version.into()),
+            codename: Some("bookworm".into()),
+            pretty_name: None,
+            id_like: vec![],
+        },
+        reboot: RebootStatus {
+            required: false,
+            packages: vec![],
+        },
+        packages,
+        updates: vec![],
+        neighbours: vec![],
+        warnings: vec![],
+    }
+}
+
+async fn enrollment_checks_and_counts_token_uses(store: Store) {
+    store
+        .create_token(&token("t1", b"secret-1", 2, 3600))
+        .await
+        .unwrap();
+    store
+        .enroll(b"secret-1", &host("h1"), at(10))
+        .await
+        .unwrap();
+    store
+        .enroll(b"secret-1", &host("h2"), at(20))
+        .await
+        .unwrap();
+    let refused = |r: store::Result<()>| match r {
+        Err(Error::Enrollment(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refused(store.enroll(b"secret-1", &host("h3"), at(30)).await),
+        EnrollmentRefused::UsedUp
+    );
+    assert_eq!(
+        refused(store.enroll(b"no-such", &host("h3"), at(30)).await),
+        EnrollmentRefused::UnknownToken
+    );
+
+    store
+        .create_token(&token("t2", b"secret-2", 5, 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(store.enroll(b"secret-2", &host("h3"), at(3600)).await),
+        EnrollmentRefused::Expired
+    );
+    assert!(store.revoke_token("t2", at(40)).await.unwrap());
+    assert!(!store.revoke_token("nope", at(40)).await.unwrap());
+    assert_eq!(
+        refused(store.enroll(b"secret-2", &host("h3"), at(50)).await),
+        EnrollmentRefused::Revoked
+    );
+
+    let tokens = store.list_tokens().await.unwrap();
+    let t1 = tokens.iter().find(|t| t.id == "t1").unwrap();
+    assert_eq!((t1.uses, t1.max_uses, t1.revoked_at), (2, 2, None));
+    let t2 = tokens.iter().find(|t| t.id == "t2").unwrap();
+    assert_eq!((t2.uses, t2.revoked_at), (0, Some(at(40))));
+
+    let h1 = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h1.hostname, "h1.example");
+    assert_eq!(
+        h1.attributes.group.as_deref(),
+        Some("laptops"),
+        "the token's group"
+    );
+    assert_eq!((h1.enrolled_at, h1.last_seen), (at(10), at(10)));
+    assert!(store.host("h3").await.unwrap().is_none());
+}
+
+async fn simultaneous_enrollments_cannot_overspend_a_token(store: Store) {
+    store
+        .create_token(&token("t", b"race", 3, 3600))
+        .await
+        .unwrap();
+    let attempts = (0..10).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.enroll(b"race", &host(&format!("r{i}")), at(5)).await })
+    });
+    let mut ok = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(Error::Enrollment(EnrollmentRefused::UsedUp)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ok, 3);
+    assert_eq!(store.list_tokens().await.unwrap()[0].uses, 3);
+}
+
+async fn credentials_are_checked_and_revocation_refuses(store: Store) {
+    enrolled(&store, &["h1", "h2"]).await;
+    assert_eq!(
+        store.authenticate("h1", b"cred-h1").await.unwrap(),
+        HostAuth::Active
+    );
+    // Another host's credential is no credential at all.
+    assert_eq!(
+        store.authenticate("h1", b"cred-h2").await.unwrap(),
+        HostAuth::Unknown
+    );
+    assert_eq!(
+        store.authenticate("nobody", b"cred-h1").await.unwrap(),
+        HostAuth::Unknown
+    );
+    store.touch("h1", at(500)).await.unwrap();
+    store.touch("h1", at(400)).await.unwrap();
+    assert_eq!(
+        store.host("h1").await.unwrap().unwrap().last_seen,
+        at(500),
+        "last seen never goes back"
+    );
+    assert!(store.revoke_host("h1", at(600)).await.unwrap());
+    assert_eq!(
+        store.authenticate("h1", b"cred-h1").await.unwrap(),
+        HostAuth::Revoked
+    );
+    assert_eq!(
+        store.authenticate("h2", b"cred-h2").await.unwrap(),
+        HostAuth::Active
+    );
+}
+
+async fn an_inventory_reads_back_as_stored(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let mut binnmu = package("libfoo1", "1.0.9-2+b6");
+    binnmu.source = Some("foo".into());
+    binnmu.source_version = Some("1.0.9-2".into());
+    let mut removed = package("cron", "3.0pl1-162");
+    removed.state = PackageState::ConfigFiles;
+    let mut held = package("linux-image-amd64", "6.1.76-1");
+    held.held = true;
+    let mut inv = inventory(
+        100,
+        "12",
+        vec![
+            binnmu,
+            removed,
+            held,
+            package("openssl", "3.0.11-1~deb12u2"),
+        ],
+    );
+    inv.reboot = RebootStatus {
+        required: true,
+        packages: vec!["libc6".into()],
+    };
+    inv.updates = vec![AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: "openssl".into(),
+        arch: "amd64".into(),
+        installed: "3.0.11-1~deb12u2".into(),
+        candidate: "3.0.15-1~deb12u1".into(),
+        suite: Some("oldstable-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    }];
+    inv.neighbours = vec![Neighbour {
+        address: "192.0.2.1".into(),
+        mac: Some("02:fc:00:00:00:05".into()),
+        interface: "eth0".into(),
+        state: "REACHABLE".into(),
+    }];
+    store
+        .store_inventory("h1", &inv, "digest-1", at(101))
+        .await
+        .unwrap();
+
+    let mut expected = inv.packages.clone();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(store.packages("h1").await.unwrap(), expected);
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h.hostname, "web1");
+    assert_eq!(
+        (
+            h.os_id.as_deref(),
+            h.os_version.as_deref(),
+            h.os_codename.as_deref()
+        ),
+        (Some("debian"), Some("12"), Some("bookworm"))
+    );
+    assert_eq!(h.kernel.as_deref(), Some("6.1.0-18-amd64"));
+    assert!(h.reboot_required);
+    assert_eq!(h.facts.as_ref(), Some(&inv.host));
+    assert_eq!(h.inventory_digest.as_deref(), Some("digest-1"));
+    assert_eq!(h.inventory_collected_at, Some(at(100)));
+    assert_eq!(h.last_seen, at(101));
+    assert_eq!(store.neighbours("h1").await.unwrap(), inv.neighbours);
+
+    // A second inventory replaces the first.
+    let next = inventory(200, "12", vec![package("openssl", "3.0.15-1~deb12u1")]);
+    store
+        .store_inventory("h1", &next, "digest-2", at(201))
+        .await
+        .unwrap();
+    assert_eq!(store.packages("h1").await.unwrap(), next.packages);
+    assert!(store.neighbours("h1").await.unwrap().is_empty());
+}
+
+async fn package_versions_are_stored_once_for_the_fleet(store: Store) {
+    let ids: Vec<String> = (0..20).map(|i| format!("h{i}")).collect();
+    enrolled(&store, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Twenty hosts cloned from one image, one of them with one newer package.
+    let image: Vec<Package> = (0..300)
+        .map(|i| package(&format!("pkg{i}"), &format!("1.{i}-1")))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        let mut packages = image.clone();
+        if n == 0 {
+            packages[0] = package("pkg0", "1.0-2");
+        }
+        store
+            .store_inventory(id, &inventory(100, "12", packages), "d", at(100))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.package_version_count().await.unwrap(), 301);
+    assert_eq!(store.packages("h7").await.unwrap().len(), 300);
+}
+
+async fn hosts_below_a_version_follow_the_package_manager(store: Store) {
+    enrolled(&store, &["a", "b", "c", "d", "e"]).await;
+    let with = |v: &str| vec![package("openssl", v), package("bash", "5.2.15-2+b8")];
+    store
+        .store_inventory(
+            "a",
+            &inventory(1, "12", with("3.0.11-1~deb12u1")),
+            "d",
+            at(2),
+        )
+        .await
+        .unwrap();
+    store
+        .store_inventory(
+            "b",
+            &inventory(1, "12", with("3.0.11-1~deb12u2")),
+            "d",
+            at(2),
+        )
+        .await
+        .unwrap();
+    store
+        .store_inventory("c", &inventory(1, "12", with("3.0.9-1")), "d", at(2))
+        .await
+        .unwrap();
+    let mut removed = package("openssl", "3.0.2-1");
+    removed.state = PackageState::ConfigFiles;
+    store
+        .store_inventory("d", &inventory(1, "12", vec![removed]), "d", at(2))
+        .await
+        .unwrap();
+    store
+        .store_inventory("e", &inventory(1, "12", with("3.0.1-1")), "d", at(2))
+        .await
+        .unwrap();
+    store.revoke_host("e", at(3)).await.unwrap();
+
+    let below = store
+        .hosts_with_package_below(Manager::Dpkg, "openssl", "3.0.11-1~deb12u2")
+        .await
+        .unwrap();
+    let found: Vec<(&str, &str)> = below
+        .iter()
+        .map(|h| (h.host_id.as_str(), h.version.as_str()))
+        .collect();
+    // 3.0.9 < 3.0.11 as numbers, ~deb12u1 < ~deb12u2; removed and revoked hosts do not count.
+    assert_eq!(found, [("a", "3.0.11-1~deb12u1"), ("c", "3.0.9-1")]);
+    let below = store
+        .hosts_with_package_below(Manager::Dpkg, "openssl", "3.0.11-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        below.len(),
+        3,
+        "a ~ version sorts before the release: {below:?}"
+    );
+    // binNMU +b8 against the plain revision.
+    assert_eq!(
+        store
+            .hosts_with_package_below(Manager::Dpkg, "bash", "5.2.15-2+b9")
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .hosts_with_package_below(Manager::Dpkg, "bash", "5.2.15-2")
+        .await
+        .unwrap()
+        .is_empty());
+    match store
+        .hosts_with_package_below(Manager::Dpkg, "bash", "1:")
+        .await
+    {
+        Err(Error::Invalid(why)) => assert!(why.contains("nothing after colon"), "{why}"),
+        other => panic!("expected an invalid version error, got {other:?}"),
+    }
+}
+
+async fn an_invalid_version_refuses_the_whole_inventory(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let good = inventory(100, "12", vec![package("openssl", "3.0.11-1")]);
+    store
+        .store_inventory("h1", &good, "d1", at(100))
+        .await
+        .unwrap();
+    let bad = inventory(
+        200,
+        "13",
+        vec![package("openssl", "3.0.15-1"), package("broken", "1.0_1")],
+    );
+    match store.store_inventory("h1", &bad, "d2", at(200)).await {
+        Err(Error::Invalid(why)) => {
+            assert!(
+                why.contains("broken")
+                    && why.contains("1.0_1")
+                    && why.contains("invalid character"),
+                "{why}"
+            )
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    // Nothing of it was stored.
+    assert_eq!(store.packages("h1").await.unwrap(), good.packages);
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (h.os_version.as_deref(), h.inventory_digest.as_deref()),
+        (Some("12"), Some("d1"))
+    );
+
+    let twice = inventory(300, "12", vec![package("a", "1"), package("a", "1")]);
+    assert!(matches!(
+        store.store_inventory("h1", &twice, "d3", at(300)).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        store.store_inventory("nobody", &good, "d", at(300)).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+async fn an_older_inventory_is_refused(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let newer = inventory(500, "12", vec![package("openssl", "3.0.15-1")]);
+    store
+        .store_inventory("h1", &newer, "new", at(501))
+        .await
+        .unwrap();
+    let older = inventory(400, "12", vec![package("openssl", "3.0.11-1")]);
+    match store.store_inventory("h1", &older, "old", at(502)).await {
+        Err(Error::Conflict(why)) => assert!(why.contains("older"), "{why}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(store.packages("h1").await.unwrap(), newer.packages);
+}
+
+async fn hosts_are_filtered(store: Store) {
+    enrolled(&store, &["a", "b", "c", "d"]).await;
+    let mut inv_a = inventory(1, "12", vec![]);
+    inv_a.reboot.required = true;
+    store
+        .store_inventory("a", &inv_a, "d", at(2))
+        .await
+        .unwrap();
+    store
+        .store_inventory("b", &inventory(1, "11", vec![]), "d", at(2))
+        .await
+        .unwrap();
+    store
+        .store_inventory("c", &inventory(1, "12", vec![]), "d", at(2))
+        .await
+        .unwrap();
+    store
+        .set_attributes(
+            "a",
+            &HostAttributes {
+                group: Some("servers".into()),
+                criticality: Some("high".into()),
+                owner: Some("ops".into()),
+                department: Some("IT".into()),
+                tags: vec!["laptop".into(), "eu".into(), "laptop".into()],
+            },
+        )
+        .await
+        .unwrap();
+    store.touch("c", at(30 * 86_400)).await.unwrap();
+    store.revoke_host("d", at(3)).await.unwrap();
+
+    let now = at(30 * 86_400);
+    let week = SignedDuration::from_hours(24 * 7);
+    let ids = |hosts: Vec<store::HostRecord>| hosts.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    let list = |f: HostFilter| {
+        let store = store.clone();
+        async move { ids(store.list_hosts(&f, now, week).await.unwrap()) }
+    };
+    assert_eq!(
+        list(HostFilter::default()).await.len(),
+        3,
+        "revoked hosts are left out"
+    );
+    assert_eq!(
+        list(HostFilter {
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await
+        .len(),
+        4
+    );
+    assert_eq!(
+        list(HostFilter {
+            os_version: Some("11".into()),
+            ..Default::default()
+        })
+        .await,
+        ["b"]
+    );
+    assert_eq!(
+        list(HostFilter {
+            os_id: Some("ubuntu".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        list(HostFilter {
+            tag: Some("laptop".into()),
+            ..Default::default()
+        })
+        .await,
+        ["a"]
+    );
+    assert_eq!(
+        list(HostFilter {
+            group: Some("servers".into()),
+            ..Default::default()
+        })
+        .await,
+        ["a"]
+    );
+    assert_eq!(
+        list(HostFilter {
+            reboot_required: Some(true),
+            ..Default::default()
+        })
+        .await,
+        ["a"]
+    );
+    assert_eq!(
+        list(HostFilter {
+            stale: Some(false),
+            ..Default::default()
+        })
+        .await,
+        ["c"]
+    );
+    let mut stale = list(HostFilter {
+        stale: Some(true),
+        ..Default::default()
+    })
+    .await;
+    stale.sort();
+    assert_eq!(stale, ["a", "b"]);
+
+    let a = store.host("a").await.unwrap().unwrap();
+    assert_eq!(a.attributes.tags, ["eu", "laptop"]);
+    assert_eq!(a.attributes.criticality.as_deref(), Some("high"));
+    assert!(a.is_stale(now, week));
+    assert!(matches!(
+        store.set_attributes("zz", &HostAttributes::default()).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+async fn fleet_summaries_count_hosts(store: Store) {
+    enrolled(&store, &["a", "b", "c"]).await;
+    store
+        .store_inventory(
+            "a",
+            &inventory(1, "12", vec![package("bash", "5.2.15-2+b8")]),
+            "d",
+            at(2),
+        )
+        .await
+        .unwrap();
+    store
+        .store_inventory(
+            "b",
+            &inventory(1, "12", vec![package("bash", "5.2.15-2")]),
+            "d",
+            at(2),
+        )
+        .await
+        .unwrap();
+    store
+        .store_inventory(
+            "c",
+            &inventory(1, "11", vec![package("bash", "5.1-2+deb11u1")]),
+            "d",
+            at(2),
+        )
+        .await
+        .unwrap();
+    let os = store.hosts_per_os_release().await.unwrap();
+    let os: Vec<(&str, u64)> = os.iter().map(|c| (c.value.as_str(), c.hosts)).collect();
+    assert_eq!(os, [("debian 12", 2), ("debian 11", 1)]);
+    let versions = store
+        .hosts_per_package_version(Manager::Dpkg, "bash")
+        .await
+        .unwrap();
+    let versions: Vec<(&str, u64)> = versions
+        .iter()
+        .map(|c| (c.value.as_str(), c.hosts))
+        .collect();
+    assert_eq!(
+        versions,
+        [("5.1-2+deb11u1", 1), ("5.2.15-2", 1), ("5.2.15-2+b8", 1)]
+    );
+}
+
+async fn devices_that_are_not_enrolled_are_listed(store: Store) {
+    enrolled(&store, &["a", "b"]).await;
+    let mut inv_a = inventory(1, "12", vec![]);
+    inv_a.neighbours = vec![
+        Neighbour {
+            address: "192.0.2.1".into(),
+            mac: Some("02:FC:00:00:00:05".into()),
+            interface: "eth0".into(),
+            state: "REACHABLE".into(),
+        },
+        Neighbour {
+            address: "192.0.2.20".into(),
+            mac: Some("02:00:00:00:00:02".into()),
+            interface: "eth0".into(),
+            state: "STALE".into(),
+        },
+        Neighbour {
+            address: "fd00::1".into(),
+            mac: None,
+            interface: "eth0".into(),
+            state: "FAILED".into(),
+        },
+    ];
+    store
+        .store_inventory("a", &inv_a, "d", at(2))
+        .await
+        .unwrap();
+    let mut inv_b = inventory(1, "12", vec![]);
+    inv_b.host.hostname = "web2".into();
+    inv_b.host.interfaces[0].mac = Some("02:00:00:00:00:02".into());
+    inv_b.neighbours = vec![Neighbour {
+        address: "192.0.2.1".into(),
+        mac: Some("02:fc:00:00:00:05".into()),
+        interface: "eth0".into(),
+        state: "STALE".into(),
+    }];
+    store
+        .store_inventory("b", &inv_b, "d", at(2))
+        .await
+        .unwrap();
+    let devices = store.unmanaged_devices().await.unwrap();
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    assert_eq!(devices[0].mac, "02:fc:00:00:00:05");
+    assert_eq!(devices[0].addresses, ["192.0.2.1"]);
+    assert_eq!(devices[0].seen_by, ["web1", "web2"]);
+}
+
+/// Opening a database twice applies nothing twice and keeps the data; a
+/// database written by a newer Patchwell is refused, not misread.
+async fn reopen_then_refuse_newer(
+    open: impl Fn() -> std::pin::Pin<Box<dyn Future<Output = store::Result<Store>>>>,
+    url: String,
+) {
+    let first = open().await.expect("first open");
+    first.create_token(&token("t", b"s", 1, 10)).await.unwrap();
+    first.close().await;
+    let second = open().await.expect("second open");
+    assert_eq!(second.list_tokens().await.unwrap().len(), 1);
+    second.close().await;
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    match open().await {
+        Err(Error::SchemaTooNew { found: 99, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_migrations_run_once_and_refuse_a_newer_schema() {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!("patchwell-migrate-{}", std::process::id()));
+    let url = format!("sqlite://{}?mode=rwc", dir.join("patchwell.db").display());
+    let d = dir.clone();
+    reopen_then_refuse_newer(
+        move || {
+            let d = d.clone();
+            Box::pin(async move { Store::open_sqlite(&d, at(0)).await })
+        },
+        url,
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn postgres_migrations_run_once_and_refuse_a_newer_schema() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("patchwell_migrate_{}", std::process::id());
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = with_database(&admin, &name);
+    let u = url.clone();
+    reopen_then_refuse_newer(
+        move || {
+            let u = u.clone();
+            Box::pin(async move { Store::open_postgres(&u, at(0)).await })
+        },
+        url,
+    )
+    .await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .ok();
+}
