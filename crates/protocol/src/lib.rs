@@ -235,6 +235,76 @@ pub struct Neighbour {
     pub state: String,
 }
 
+impl Inventory {
+    /// A digest of what the inventory says, leaving out what changes by the
+    /// second (collection time, uptime, free disk space, neighbour states), so
+    /// that an agent re-sends its inventory only when something changed.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut stable = self.clone();
+        stable.collected_at = Timestamp::UNIX_EPOCH;
+        stable.host.uptime_seconds = 0;
+        stable
+            .host
+            .disks
+            .iter_mut()
+            .for_each(|d| d.available_bytes = 0);
+        stable.neighbours.iter_mut().for_each(|n| n.state.clear());
+        stable.warnings.clear();
+        // Serializing plain structs and vectors cannot fail.
+        let json = serde_json::to_vec(&stable).unwrap_or_default();
+        Sha256::digest(json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// An agent's request to enroll, with the token an administrator gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The enrollment token.
+    pub token: String,
+    /// The host's name, until its first inventory says more.
+    pub hostname: String,
+}
+
+/// The identity and credential a newly enrolled host uses from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    /// The host's identity.
+    pub host_id: String,
+    /// Its credential, sent as `Authorization: Bearer <credential>`. Shown once.
+    pub credential: String,
+}
+
+/// A check-in: the agent is alive, and this is the digest of its inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// [`Inventory::digest`] of the agent's current inventory.
+    pub inventory_digest: String,
+}
+
+/// The server's answer to a check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatResponse {
+    /// True when the server's copy differs: send the full inventory.
+    pub send_inventory: bool,
+    /// Seconds until the next check-in, before jitter.
+    pub next_checkin_seconds: u64,
+}
+
+/// The body of every error response: what went wrong, in a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The sentence.
+    pub error: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,6 +257,35 @@ pub struct UnmanagedDevice {
     pub seen_by: Vec<String>,
 }
 
+/// An API token for the command line and administrators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    /// Public identifier.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// API tokens: who may use the admin API.
+pub trait ApiTokenStore {
+    /// Stores a token (its secret's hash only).
+    async fn create_api_token(
+        &self,
+        id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<()>;
+    /// The token whose secret hashes to `secret_hash`, if it is not revoked.
+    async fn api_token(&self, secret_hash: &[u8]) -> Result<Option<ApiTokenRecord>>;
+    /// How many tokens exist, revoked or not.
+    async fn api_token_count(&self) -> Result<u64>;
+}
+
 /// Enrollment tokens, and enrollment itself.
 pub trait TokenStore {
     /// Stores a new token.

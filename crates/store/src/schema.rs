@@ -8,10 +8,13 @@ use crate::sql::Backend;
 use crate::{Error, Result};
 
 /// Every migration, in order. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_inventory.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_inventory.sql")),
+    (2, include_str!("../migrations/0002_api_tokens.sql")),
+];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 1;
+pub(crate) const LATEST: u32 = 2;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -219,6 +219,53 @@ const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_code
     reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
     facts, inventory_digest, inventory_collected_at";
 
+impl crate::ApiTokenStore for Store {
+    async fn create_api_token(
+        &self,
+        id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(secret_hash.to_vec())
+        .bind(name)
+        .bind(now.as_second())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_token(&self, secret_hash: &[u8]) -> Result<Option<crate::ApiTokenRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(secret_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(crate::ApiTokenRecord {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                created_at: ts(r.try_get(2)?)?,
+                revoked_at: opt_ts(r.try_get(3)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn api_token_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM api_tokens")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
 impl TokenStore for Store {
     async fn create_token(&self, token: &NewToken) -> Result<()> {
         sqlx::query(

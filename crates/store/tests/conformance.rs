@@ -123,7 +123,24 @@ conformance!(
     hosts_are_filtered,
     fleet_summaries_count_hosts,
     devices_that_are_not_enrolled_are_listed,
+    api_tokens_are_found_by_secret_hash,
 );
+
+async fn api_tokens_are_found_by_secret_hash(store: Store) {
+    use store::ApiTokenStore;
+    assert_eq!(store.api_token_count().await.unwrap(), 0);
+    store
+        .create_api_token("a1", "first admin", b"hash-1", at(5))
+        .await
+        .unwrap();
+    let found = store.api_token(b"hash-1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.name.as_str(), found.created_at),
+        ("a1", "first admin", at(5))
+    );
+    assert!(store.api_token(b"hash-2").await.unwrap().is_none());
+    assert_eq!(store.api_token_count().await.unwrap(), 1);
+}
 
 fn token(id: &str, secret: &[u8], max_uses: u32, expires: i64) -> NewToken {
     NewToken {

@@ -1,0 +1,395 @@
+//! Request handlers: check the input, call the store, convert the answer.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use jiff::{SignedDuration, Timestamp};
+use protocol::{EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, Manager};
+use store::{HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore};
+
+use crate::api::{
+    self, Attributes, BelowQuery, CreateToken, CreatedToken, HostDetail, HostView, HostsQuery,
+    TokenView,
+};
+use crate::auth::{Admin, Host};
+use crate::error::ApiError;
+use crate::{secrets, AppState};
+
+type ApiResult<T> = Result<T, ApiError>;
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn now(state: &AppState) -> Timestamp {
+    (state.clock)()
+}
+
+fn host_view(h: HostRecord, now: Timestamp, stale_after: SignedDuration) -> HostView {
+    HostView {
+        stale: h.is_stale(now, stale_after),
+        id: h.id,
+        hostname: h.hostname,
+        os_id: h.os_id,
+        os_version: h.os_version,
+        os_codename: h.os_codename,
+        kernel: h.kernel,
+        arch: h.arch,
+        reboot_required: h.reboot_required,
+        enrolled_at: h.enrolled_at,
+        last_seen: h.last_seen,
+        revoked_at: h.revoked_at,
+        group: h.attributes.group,
+        criticality: h.attributes.criticality,
+        owner: h.attributes.owner,
+        department: h.attributes.department,
+        tags: h.attributes.tags,
+        inventory_collected_at: h.inventory_collected_at,
+    }
+}
+
+fn parse_manager(name: &str) -> ApiResult<Manager> {
+    match name {
+        "dpkg" | "deb" => Ok(Manager::Dpkg),
+        "rpm" => Ok(Manager::Rpm),
+        "apk" => Ok(Manager::Apk),
+        other => Err(ApiError::bad_request(format!(
+            "unknown package manager {other:?}: use dpkg, rpm or apk"
+        ))),
+    }
+}
+
+/// `POST /api/v1/agent/enroll`
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    body: JsonBody<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
+    let Json(request) = body?;
+    let hostname = request.hostname.trim();
+    if hostname.is_empty() || hostname.len() > 253 {
+        return Err(ApiError::bad_request(
+            "hostname must be 1 to 253 characters",
+        ));
+    }
+    let host_id = secrets::generate(16).map_err(ApiError::internal)?;
+    let secret = secrets::generate(32).map_err(ApiError::internal)?;
+    let host = NewHost {
+        id: host_id.clone(),
+        credential_hash: secrets::hash(&secret),
+        hostname: hostname.to_owned(),
+    };
+    state
+        .store
+        .enroll(&secrets::hash(request.token.trim()), &host, now(&state))
+        .await?;
+    tracing::info!(host = %host_id, hostname = %hostname, "Host enrolled.");
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollResponse {
+            credential: format!("{host_id}.{secret}"),
+            host_id,
+        }),
+    ))
+}
+
+/// `POST /api/v1/agent/heartbeat`
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    host: Host,
+    body: JsonBody<Heartbeat>,
+) -> ApiResult<Json<HeartbeatResponse>> {
+    let Json(beat) = body?;
+    state.store.touch(&host.id, now(&state)).await?;
+    let stored = state
+        .store
+        .host(&host.id)
+        .await?
+        .and_then(|h| h.inventory_digest);
+    Ok(Json(HeartbeatResponse {
+        send_inventory: stored.as_deref() != Some(beat.inventory_digest.as_str()),
+        next_checkin_seconds: state.config.checkin_interval.as_secs(),
+    }))
+}
+
+/// `PUT /api/v1/agent/inventory`
+pub(crate) async fn put_inventory(
+    State(state): State<AppState>,
+    host: Host,
+    body: JsonBody<Inventory>,
+) -> ApiResult<StatusCode> {
+    let Json(inventory) = body?;
+    if inventory.schema != protocol::INVENTORY_SCHEMA {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "inventory schema {} is not understood; this server reads schema {}",
+                inventory.schema,
+                protocol::INVENTORY_SCHEMA
+            ),
+        ));
+    }
+    let digest = inventory.digest();
+    state
+        .store
+        .store_inventory(&host.id, &inventory, &digest, now(&state))
+        .await?;
+    tracing::info!(host = %host.id, packages = inventory.packages.len(), "Inventory stored.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/tokens`
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    let tokens = state.store.list_tokens().await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                max_uses: t.max_uses,
+                uses: t.uses,
+                group: t.target_group,
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/tokens`
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let Json(request) = body?;
+    if !(1..=8760).contains(&request.expires_in_hours) {
+        return Err(ApiError::bad_request(
+            "expires_in_hours must be from 1 to 8760 (a year)",
+        ));
+    }
+    if !(1..=100_000).contains(&request.max_uses) {
+        return Err(ApiError::bad_request("max_uses must be from 1 to 100000"));
+    }
+    let created_at = now(&state);
+    let expires_at = created_at
+        .checked_add(SignedDuration::from_hours(i64::from(
+            request.expires_in_hours,
+        )))
+        .map_err(ApiError::internal)?;
+    let id = secrets::generate(8).map_err(ApiError::internal)?;
+    let token = format!("pwe_{}", secrets::generate(32).map_err(ApiError::internal)?);
+    state
+        .store
+        .create_token(&NewToken {
+            id: id.clone(),
+            secret_hash: secrets::hash(&token),
+            created_at,
+            expires_at,
+            max_uses: request.max_uses,
+            target_group: request.group.clone(),
+        })
+        .await?;
+    tracing::info!(token = %id, by = %admin.token_id, "Enrollment token created.");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id,
+            token,
+            expires_at,
+            max_uses: request.max_uses,
+            group: request.group,
+        }),
+    ))
+}
+
+/// `DELETE /api/v1/tokens/{id}`
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.store.revoke_token(&id, now(&state)).await? {
+        return Err(ApiError::not_found(format!(
+            "enrollment token {id} not found"
+        )));
+    }
+    tracing::info!(token = %id, by = %admin.token_id, "Enrollment token revoked.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/hosts`
+pub(crate) async fn list_hosts(
+    State(state): State<AppState>,
+    _admin: Admin,
+    query: Result<Query<HostsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<HostView>>> {
+    let Query(q) = query?;
+    let filter = HostFilter {
+        os_id: q.os,
+        os_version: q.os_version,
+        group: q.group,
+        tag: q.tag,
+        stale: q.stale,
+        reboot_required: q.reboot_required,
+        include_revoked: q.include_revoked.unwrap_or(false),
+    };
+    let at = now(&state);
+    let stale_after = state.config.stale_after;
+    let hosts = state.store.list_hosts(&filter, at, stale_after).await?;
+    Ok(Json(
+        hosts
+            .into_iter()
+            .map(|h| host_view(h, at, stale_after))
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/hosts/{id}`
+pub(crate) async fn show_host(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HostDetail>> {
+    let host = state
+        .store
+        .host(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))?;
+    let packages = state.store.packages(&id).await?;
+    let neighbours = state.store.neighbours(&id).await?;
+    let facts = host.facts.clone();
+    Ok(Json(HostDetail {
+        host: host_view(host, now(&state), state.config.stale_after),
+        facts,
+        packages,
+        neighbours,
+    }))
+}
+
+/// `POST /api/v1/hosts/{id}/revoke`
+pub(crate) async fn revoke_host(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.store.revoke_host(&id, now(&state)).await? {
+        return Err(ApiError::not_found(format!("host {id} not found")));
+    }
+    tracing::info!(host = %id, by = %admin.token_id, "Host revoked.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/v1/hosts/{id}/attributes`
+pub(crate) async fn set_attributes(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: JsonBody<Attributes>,
+) -> ApiResult<StatusCode> {
+    let Json(a) = body?;
+    if let Some(c) = &a.criticality {
+        if !["low", "medium", "high", "critical"].contains(&c.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "criticality {c:?}: use low, medium, high or critical"
+            )));
+        }
+    }
+    if let Some(tag) = a
+        .tags
+        .iter()
+        .find(|t| t.is_empty() || t.len() > 64 || t.contains(char::is_whitespace))
+    {
+        return Err(ApiError::bad_request(format!(
+            "tag {tag:?}: 1 to 64 characters without spaces"
+        )));
+    }
+    let attributes = store::HostAttributes {
+        group: a.group,
+        criticality: a.criticality,
+        owner: a.owner,
+        department: a.department,
+        tags: a.tags,
+    };
+    state.store.set_attributes(&id, &attributes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/packages/{manager}/{name}/hosts?below=VERSION`
+pub(crate) async fn hosts_with_package(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((manager, name)): Path<(String, String)>,
+    query: Result<Query<BelowQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<api::HostWithPackage>>> {
+    let Query(q) = query?;
+    let manager = parse_manager(&manager)?;
+    let hosts = state
+        .store
+        .hosts_with_package_below(manager, &name, &q.below)
+        .await?;
+    Ok(Json(
+        hosts
+            .into_iter()
+            .map(|h| api::HostWithPackage {
+                host_id: h.host_id,
+                hostname: h.hostname,
+                package: h.package,
+                version: h.version,
+                arch: h.arch,
+            })
+            .collect(),
+    ))
+}
+
+fn counts(counts: Vec<store::Count>) -> Json<Vec<api::Count>> {
+    Json(
+        counts
+            .into_iter()
+            .map(|c| api::Count {
+                value: c.value,
+                hosts: c.hosts,
+            })
+            .collect(),
+    )
+}
+
+/// `GET /api/v1/summary/os-releases`
+pub(crate) async fn os_summary(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<api::Count>>> {
+    Ok(counts(state.store.hosts_per_os_release().await?))
+}
+
+/// `GET /api/v1/summary/packages/{manager}/{name}`
+pub(crate) async fn package_summary(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((manager, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<api::Count>>> {
+    Ok(counts(
+        state
+            .store
+            .hosts_per_package_version(parse_manager(&manager)?, &name)
+            .await?,
+    ))
+}
+
+/// `GET /api/v1/devices/unmanaged`
+pub(crate) async fn unmanaged_devices(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<api::Device>>> {
+    let devices = state.store.unmanaged_devices().await?;
+    Ok(Json(
+        devices
+            .into_iter()
+            .map(|d| api::Device {
+                mac: d.mac,
+                addresses: d.addresses,
+                seen_by: d.seen_by,
+            })
+            .collect(),
+    ))
+}

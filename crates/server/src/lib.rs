@@ -1,0 +1,274 @@
+//! Patchwell's server: the HTTP API that agents check in to and that the
+//! command line and the console use, over the store.
+//!
+//! A key design decision made in this crate is that the whole application is
+//! built by one function, [`app`], from an [`AppState`] that carries the
+//! store, the configuration and the clock. Tests call it directly, or start
+//! the real server on port 0 with a fresh database, and control time through
+//! the clock rather than by sleeping. Servers keep no state of their own
+//! beyond a per-host rate budget, so several can share one PostgreSQL.
+
+pub mod api;
+mod auth;
+mod error;
+mod handlers;
+pub mod openapi;
+mod ratelimit;
+mod secrets;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use jiff::{SignedDuration, Timestamp};
+use store::{ApiTokenStore, Store};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use error::ApiError;
+pub use ratelimit::RateLimiter;
+
+/// The server's clock: `Timestamp::now` in service, a controlled one in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// What the server does, apart from where it listens and stores.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A host not heard from for this long is stale. Its last inventory is
+    /// kept. The default, 7 days, fits laptops that are rarely online.
+    pub stale_after: SignedDuration,
+    /// How long agents wait between check-ins, before jitter.
+    pub checkin_interval: Duration,
+    /// The largest request body accepted, after decompression, in bytes.
+    pub max_body_bytes: usize,
+    /// The largest request body accepted on the wire, in bytes.
+    pub max_wire_bytes: usize,
+    /// Requests a minute one host may make.
+    pub host_requests_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            stale_after: SignedDuration::from_hours(24 * 7),
+            checkin_interval: Duration::from_secs(15 * 60),
+            max_body_bytes: 32 << 20,
+            max_wire_bytes: 8 << 20,
+            host_requests_per_minute: 60,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The clock.
+    pub clock: Clock,
+    /// Per-host request budgets.
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `store` with `config`, on the system clock.
+    pub fn new(store: Store, config: Config) -> Self {
+        Self::with_clock(store, config, Arc::new(Timestamp::now))
+    }
+
+    /// State with a given clock.
+    pub fn with_clock(store: Store, config: Config, clock: Clock) -> Self {
+        let limiter = Arc::new(RateLimiter::new(config.host_requests_per_minute));
+        AppState {
+            store,
+            config: Arc::new(config),
+            clock,
+            limiter,
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let max_wire = state.config.max_wire_bytes;
+    Router::new()
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/v1/agent/enroll", post(handlers::enroll))
+        .route("/api/v1/agent/heartbeat", post(handlers::heartbeat))
+        .route("/api/v1/agent/inventory", put(handlers::put_inventory))
+        .route(
+            "/api/v1/tokens",
+            get(handlers::list_tokens).post(handlers::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(handlers::revoke_token))
+        .route("/api/v1/hosts", get(handlers::list_hosts))
+        .route("/api/v1/hosts/{id}", get(handlers::show_host))
+        .route("/api/v1/hosts/{id}/revoke", post(handlers::revoke_host))
+        .route(
+            "/api/v1/hosts/{id}/attributes",
+            put(handlers::set_attributes),
+        )
+        .route(
+            "/api/v1/packages/{manager}/{name}/hosts",
+            get(handlers::hosts_with_package),
+        )
+        .route("/api/v1/summary/os-releases", get(handlers::os_summary))
+        .route(
+            "/api/v1/summary/packages/{manager}/{name}",
+            get(handlers::package_summary),
+        )
+        .route(
+            "/api/v1/devices/unmanaged",
+            get(handlers::unmanaged_devices),
+        )
+        // Limits the decompressed body, as the JSON extractor reads it...
+        .layer(DefaultBodyLimit::max(max_body))
+        // ...decompressing gzip bodies, which agents send...
+        .layer(RequestDecompressionLayer::new())
+        // ...and limits what arrives on the wire, before anything else.
+        .layer(RequestBodyLimitLayer::new(max_wire))
+        .with_state(state)
+}
+
+/// Where and how to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The data directory: SQLite database, first API token.
+    pub data_dir: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// PostgreSQL instead of the embedded SQLite.
+    pub database_url: Option<String>,
+    /// Serve plain HTTP on an address other than loopback.
+    pub insecure_http: bool,
+    /// Behaviour.
+    pub config: Config,
+}
+
+/// Opens the store the options name, with migrations run.
+pub async fn open_store(options: &ServeOptions, now: Timestamp) -> anyhow::Result<Store> {
+    Ok(match &options.database_url {
+        Some(url) => Store::open_postgres(url, now)
+            .await
+            .with_context(|| format!("opening PostgreSQL at {}", redact(url)))?,
+        None => Store::open_sqlite(&options.data_dir, now)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the SQLite database in {}",
+                    options.data_dir.display()
+                )
+            })?,
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Creates the first API token when there is none, writing it to
+/// `DATA_DIR/admin-token` (mode 0600). Returns the file when it wrote one.
+pub async fn ensure_first_api_token(
+    store: &Store,
+    data_dir: &Path,
+    now: Timestamp,
+) -> anyhow::Result<Option<PathBuf>> {
+    if store.api_token_count().await? > 0 {
+        return Ok(None);
+    }
+    let secret = format!("pwa_{}", secrets::generate(32)?);
+    let id = secrets::generate(8)?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("admin-token");
+    write_private(&path, &format!("{secret}\n"))?;
+    store
+        .create_api_token(&id, "first administrator", &secrets::hash(&secret), now)
+        .await?;
+    Ok(Some(path))
+}
+
+/// Writes a file only its owner can read, replacing any file there.
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs the server until interrupted.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    if !options.listen.ip().is_loopback() && !options.insecure_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}: use a loopback address, or --insecure-http",
+            options.listen
+        );
+    }
+    let store = open_store(&options, now).await?;
+    if let Some(path) = ensure_first_api_token(&store, &options.data_dir, now).await? {
+        tracing::info!(file = %path.display(), "First API token written.");
+    }
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "Patchwell server listening.");
+    let state = AppState::new(store.clone(), options.config);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("postgres://pw:secret@db:5432/x"),
+            "postgres://pw:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://pw@db/x"), "postgres://pw@db/x");
+    }
+}

@@ -1,0 +1,868 @@
+//! The server's HTTP API, through the real server on a loopback port with a
+//! fresh SQLite database per test, and a clock the test moves.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use protocol::{
+    Cpu, EnrollResponse, HeartbeatResponse, HostFacts, Interface, Inventory, Manager, Neighbour,
+    OsRelease, Package, PackageState, RebootStatus,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use server::api::{CreatedToken, HostDetail, HostView};
+use server::{app, AppState, Config};
+
+const T0: i64 = 1_780_000_000;
+
+struct TestServer {
+    url: String,
+    admin: String,
+    clock: Arc<AtomicI64>,
+    http: reqwest::Client,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+async fn spawn(config: Config) -> TestServer {
+    static N: AtomicI64 = AtomicI64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "patchwell-api-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let clock = Arc::new(AtomicI64::new(T0));
+    let now = Timestamp::from_second(T0).unwrap();
+    let store = store::Store::open_sqlite(&dir, now).await.unwrap();
+    let token_file = server::ensure_first_api_token(&store, &dir, now)
+        .await
+        .unwrap()
+        .expect("first token");
+    let admin = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the admin token is readable by its owner only"
+    );
+    let c = clock.clone();
+    let state = AppState::with_clock(
+        store,
+        config,
+        Arc::new(move || Timestamp::from_second(c.load(Ordering::SeqCst)).unwrap()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    TestServer {
+        url,
+        admin,
+        clock,
+        http: reqwest::Client::new(),
+        _dir: TempDir(dir),
+    }
+}
+
+impl TestServer {
+    fn advance(&self, seconds: i64) {
+        self.clock.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_second(self.clock.load(Ordering::SeqCst)).unwrap()
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
+        self.admin(reqwest::Method::GET, path.as_ref(), None).await
+    }
+
+    async fn token(&self, uses: u32) -> String {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"max_uses": uses, "group": "laptops"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value::<CreatedToken>(body).unwrap().token
+    }
+
+    async fn enroll(&self, token: &str, hostname: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/agent/enroll", self.url))
+            .json(&json!({"token": token, "hostname": hostname}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn enrolled(&self, hostname: &str) -> EnrollResponse {
+        let token = self.token(1).await;
+        let (status, body) = self.enroll(&token, hostname).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    async fn agent(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        credential: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(credential)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn put_inventory(&self, credential: &str, inv: &Inventory) -> (StatusCode, Value) {
+        self.agent(
+            reqwest::Method::PUT,
+            "/api/v1/agent/inventory",
+            credential,
+            serde_json::to_value(inv).unwrap(),
+        )
+        .await
+    }
+}
+
+fn package(name: &str, version: &str) -> Package {
+    Package {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: None,
+        source_version: None,
+        state: PackageState::Installed,
+        held: false,
+    }
+}
+
+fn inventory(hostname: &str, collected_at: Timestamp, packages: Vec<Package>) -> Inventory {
+    Inventory {
+        schema: protocol::INVENTORY_SCHEMA,
+        collected_at,
+        host: HostFacts {
+            hostname: hostname.into(),
+            machine_id: None,
+            kernel: "6.1.0-18-amd64".into(),
+            arch: "amd64".into(),
+            cpu: Cpu {
+                model: "EPYC".into(),
+                count: 2,
+            },
+            memory_bytes: 1 << 30,
+            disks: vec![],
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: Some(format!("02:00:00:00:00:{:02x}", hostname.len())),
+                addresses: vec![],
+            }],
+            uptime_seconds: 5,
+            boot_time: Timestamp::from_second(T0 - 5).unwrap(),
+        },
+        os: OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            codename: Some("bookworm".into()),
+            pretty_name: None,
+            id_like: vec![],
+        },
+        reboot: RebootStatus {
+            required: false,
+            packages: vec![],
+        },
+        packages,
+        updates: vec![],
+        neighbours: vec![],
+        warnings: vec![],
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_exists() {
+    let s = spawn(Config::default()).await;
+    let resp = s
+        .http
+        .get(format!("{}/api/openapi.json", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(
+        paths
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum::<usize>(),
+        server::openapi::ROUTES.len()
+    );
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            let concrete = path.replace("{manager}", "dpkg").replace(['{', '}'], "");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = s
+                .http
+                .request(method.clone(), format!("{}{concrete}", s.url))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but answers {status}"
+            );
+        }
+    }
+    let status = s
+        .http
+        .get(format!("{}/api/v1/nothing-here", s.url))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn enrollment_tokens_expire_run_out_and_can_be_revoked() {
+    let s = spawn(Config::default()).await;
+    let token = s.token(2).await;
+    assert_eq!(s.enroll(&token, "a").await.0, StatusCode::CREATED);
+    assert_eq!(s.enroll(&token, "b").await.0, StatusCode::CREATED);
+    let (status, body) = s.enroll(&token, "c").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("no uses left"),
+        "{body}"
+    );
+
+    let (status, body) = s.enroll("pwe_not-a-token", "c").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown token"),
+        "{body}"
+    );
+
+    let expiring = s.token(5).await;
+    s.advance(25 * 3600);
+    let (status, body) = s.enroll(&expiring, "c").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let revoked = s.token(5).await;
+    let (_, tokens) = s.admin(reqwest::Method::GET, "/api/v1/tokens", None).await;
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["uses"] == 0 && t["expires_at"].as_str() > Some(s.now().to_string().as_str()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = s.enroll(&revoked, "c").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    assert_eq!(
+        s.admin(reqwest::Method::DELETE, "/api/v1/tokens/nope", None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"max_uses": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("max_uses"),
+        "{body}"
+    );
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"max_uses": 1, "colour": "red"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("colour"), "{body}");
+
+    let (_, hosts) = s.admin(reqwest::Method::GET, "/api/v1/hosts", None).await;
+    let hosts: Vec<HostView> = serde_json::from_value(hosts).unwrap();
+    assert_eq!(hosts.len(), 2);
+    assert!(hosts.iter().all(|h| h.group.as_deref() == Some("laptops")));
+}
+
+#[tokio::test]
+async fn credentials_are_checked_on_every_route_and_hosts_are_kept_apart() {
+    let s = spawn(Config::default()).await;
+    let a = s.enrolled("alpha").await;
+    let b = s.enrolled("bravo").await;
+    let beat = json!({"inventory_digest": "x"});
+
+    // No credential, a malformed one, and another host's secret under one's own id.
+    let status = s
+        .http
+        .post(format!("{}/api/v1/agent/heartbeat", s.url))
+        .json(&beat)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            "garbage",
+            beat.clone()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let b_secret = b.credential.split_once('.').unwrap().1;
+    let forged = format!("{}.{b_secret}", a.host_id);
+    assert_eq!(
+        s.agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &forged,
+            beat.clone()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A host credential is not an admin token, nor the other way round.
+    assert_eq!(
+        s.agent(
+            reqwest::Method::GET,
+            "/api/v1/hosts",
+            &a.credential,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &s.admin,
+            beat.clone()
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Each host writes only its own inventory: the routes carry no host id.
+    let now = s.now();
+    assert_eq!(
+        s.put_inventory(
+            &a.credential,
+            &inventory("alpha", now, vec![package("openssl", "3.0.11-1")])
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.put_inventory(
+            &b.credential,
+            &inventory("bravo", now, vec![package("bash", "5.2.15-2")])
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, detail) = s
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{}", a.host_id),
+            None,
+        )
+        .await;
+    let detail: HostDetail = serde_json::from_value(detail).unwrap();
+    assert_eq!(detail.host.hostname, "alpha");
+    assert_eq!(
+        detail
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["openssl"]
+    );
+
+    // A revoked host is refused.
+    assert_eq!(
+        s.admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/hosts/{}/revoke", a.host_id),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &a.credential,
+            beat.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    assert_eq!(
+        s.agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &b.credential,
+            beat
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_ask_for_the_inventory_only_when_it_changed() {
+    let s = spawn(Config::default()).await;
+    let h = s.enrolled("alpha").await;
+    let inv = inventory("alpha", s.now(), vec![package("openssl", "3.0.11-1")]);
+    let beat = |digest: String| json!({"inventory_digest": digest});
+    let ask = |body: Value| serde_json::from_value::<HeartbeatResponse>(body).unwrap();
+
+    let (status, body) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &h.credential,
+            beat(inv.digest()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = ask(body);
+    assert!(answer.send_inventory);
+    assert_eq!(answer.next_checkin_seconds, 900);
+    s.put_inventory(&h.credential, &inv).await;
+
+    // Uptime and collection time change every minute; they do not count.
+    let mut later = inv.clone();
+    later.host.uptime_seconds += 600;
+    later.collected_at = s
+        .now()
+        .checked_add(jiff::SignedDuration::from_secs(600))
+        .unwrap();
+    assert!(
+        !ask(s
+            .agent(
+                reqwest::Method::POST,
+                "/api/v1/agent/heartbeat",
+                &h.credential,
+                beat(later.digest())
+            )
+            .await
+            .1)
+        .send_inventory
+    );
+    later.packages[0].version = "3.0.15-1".into();
+    assert!(
+        ask(s
+            .agent(
+                reqwest::Method::POST,
+                "/api/v1/agent/heartbeat",
+                &h.credential,
+                beat(later.digest())
+            )
+            .await
+            .1)
+        .send_inventory
+    );
+
+    s.advance(3600);
+    s.agent(
+        reqwest::Method::POST,
+        "/api/v1/agent/heartbeat",
+        &h.credential,
+        beat(later.digest()),
+    )
+    .await;
+    let (_, detail) = s
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{}", h.host_id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_value::<HostDetail>(detail)
+            .unwrap()
+            .host
+            .last_seen,
+        s.now()
+    );
+}
+
+#[tokio::test]
+async fn bad_reports_get_a_4xx_that_says_why_and_store_nothing() {
+    let config = Config {
+        max_body_bytes: 256 * 1024,
+        max_wire_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let s = spawn(config).await;
+    let h = s.enrolled("alpha").await;
+    let good = inventory("alpha", s.now(), vec![package("openssl", "3.0.11-1")]);
+    assert_eq!(
+        s.put_inventory(&h.credential, &good).await.0,
+        StatusCode::NO_CONTENT
+    );
+
+    // Gzip, as agents send it.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut newer = good.clone();
+    newer.collected_at = s
+        .now()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    newer.packages.push(package("bash", "5.2.15-2"));
+    gz.write_all(&serde_json::to_vec(&newer).unwrap()).unwrap();
+    let resp = s
+        .http
+        .put(format!("{}/api/v1/agent/inventory", s.url))
+        .bearer_auth(&h.credential)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"schema": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing field",
+        ),
+        (
+            {
+                let mut v = serde_json::to_value(&newer).unwrap();
+                v["schema"] = json!(99);
+                v
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "schema 99",
+        ),
+        (
+            {
+                let mut v = serde_json::to_value(&newer).unwrap();
+                v["packages"][0]["version"] = json!("1:");
+                v["collected_at"] = json!(s
+                    .now()
+                    .checked_add(jiff::SignedDuration::from_secs(120))
+                    .unwrap());
+                v
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing after colon",
+        ),
+        (
+            serde_json::to_value(&good).unwrap(),
+            StatusCode::CONFLICT,
+            "older",
+        ),
+    ];
+    for (body, want, says) in cases {
+        let (status, answer) = s
+            .agent(
+                reqwest::Method::PUT,
+                "/api/v1/agent/inventory",
+                &h.credential,
+                body,
+            )
+            .await;
+        assert_eq!(status, want, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or_default().contains(says),
+            "expected {says:?} in {answer}"
+        );
+    }
+    let resp = s
+        .http
+        .put(format!("{}/api/v1/agent/inventory", s.url))
+        .bearer_auth(&h.credential)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // Oversized on the wire, and oversized once decompressed (a gzip bomb).
+    let huge: Vec<Package> = (0..3000)
+        .map(|i| package(&format!("p{i:05}"), "1.0-1"))
+        .collect();
+    let mut big = newer.clone();
+    big.packages = huge;
+    let (status, _) = s.put_inventory(&h.credential, &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 4 << 20]).unwrap();
+    let resp = s
+        .http
+        .put(format!("{}/api/v1/agent/inventory", s.url))
+        .bearer_auth(&h.credential)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // What was stored is the last good inventory, whole.
+    let (_, detail) = s
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{}", h.host_id),
+            None,
+        )
+        .await;
+    let detail: HostDetail = serde_json::from_value(detail).unwrap();
+    assert_eq!(detail.packages.len(), 2);
+}
+
+#[tokio::test]
+async fn a_host_that_sends_too_often_is_slowed_down() {
+    let s = spawn(Config {
+        host_requests_per_minute: 5,
+        ..Config::default()
+    })
+    .await;
+    let h = s.enrolled("alpha").await;
+    let beat = json!({"inventory_digest": "x"});
+    for _ in 0..5 {
+        assert_eq!(
+            s.agent(
+                reqwest::Method::POST,
+                "/api/v1/agent/heartbeat",
+                &h.credential,
+                beat.clone()
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+    }
+    let (status, body) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &h.credential,
+            beat.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("5 requests a minute"),
+        "{body}"
+    );
+    s.advance(60);
+    assert_eq!(
+        s.agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/heartbeat",
+            &h.credential,
+            beat
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn fleet_questions_are_answered() {
+    let s = spawn(Config::default()).await;
+    let a = s.enrolled("alpha").await;
+    let b = s.enrolled("bravo").await;
+    let mut inv_a = inventory(
+        "alpha",
+        s.now(),
+        vec![package("openssl", "3.0.11-1~deb12u1")],
+    );
+    inv_a.reboot.required = true;
+    inv_a.neighbours = vec![Neighbour {
+        address: "192.0.2.1".into(),
+        mac: Some("02:fc:00:00:00:05".into()),
+        interface: "eth0".into(),
+        state: "REACHABLE".into(),
+    }];
+    s.put_inventory(&a.credential, &inv_a).await;
+    s.put_inventory(
+        &b.credential,
+        &inventory(
+            "bravo",
+            s.now(),
+            vec![package("openssl", "3.0.15-1~deb12u1")],
+        ),
+    )
+    .await;
+    let (status, below) = s
+        .get("/api/v1/packages/dpkg/openssl/hosts?below=3.0.11-1~deb12u2")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(below.as_array().unwrap().len(), 1);
+    assert_eq!(below[0]["hostname"], "alpha");
+    let (status, body) = s.get("/api/v1/packages/dpkg/openssl/hosts?below=1:").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("nothing after colon"));
+    let (status, body) = s.get("/api/v1/packages/msi/openssl/hosts?below=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("msi"));
+    assert_eq!(
+        s.get("/api/v1/packages/dpkg/openssl/hosts").await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let (_, os) = s.get("/api/v1/summary/os-releases").await;
+    assert_eq!(os, json!([{"value": "debian 12", "hosts": 2}]));
+    let (_, versions) = s.get("/api/v1/summary/packages/dpkg/openssl").await;
+    assert_eq!(
+        versions,
+        json!([{"value": "3.0.11-1~deb12u1", "hosts": 1}, {"value": "3.0.15-1~deb12u1", "hosts": 1}])
+    );
+    let (_, devices) = s.get("/api/v1/devices/unmanaged").await;
+    assert_eq!(
+        devices,
+        json!([{"mac": "02:fc:00:00:00:05", "addresses": ["192.0.2.1"], "seen_by": ["alpha"]}])
+    );
+
+    let (status, _) = s
+        .admin(reqwest::Method::PUT, &format!("/api/v1/hosts/{}/attributes", b.host_id), Some(json!({"tags": ["laptop"], "criticality": "high", "owner": "ana", "department": "finance"})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{}/attributes", b.host_id),
+            Some(json!({"criticality": "extreme"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("extreme"));
+
+    let names = |v: Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["hostname"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(s.get("/api/v1/hosts?tag=laptop").await.1), ["bravo"]);
+    assert_eq!(
+        names(s.get("/api/v1/hosts?reboot_required=true").await.1),
+        ["alpha"]
+    );
+    assert_eq!(
+        names(s.get("/api/v1/hosts?os=debian&os_version=12").await.1),
+        ["alpha", "bravo"]
+    );
+    let (status, body) = s.get("/api/v1/hosts?stale=perhaps").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("stale"), "{body}");
+
+    // Laptops that are rarely online: stale after 7 days, last inventory kept.
+    s.advance(8 * 86_400);
+    let (_, stale) = s.get("/api/v1/hosts?stale=true").await;
+    assert_eq!(names(stale.clone()), ["alpha", "bravo"]);
+    assert!(stale.as_array().unwrap().iter().all(|h| h["stale"] == true));
+    let (_, detail) = s.get(format!("/api/v1/hosts/{}", a.host_id)).await;
+    assert_eq!(detail["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(s.get("/api/v1/hosts/nope").await.0, StatusCode::NOT_FOUND);
+}
