@@ -6,11 +6,13 @@
 //! is how the tests work on real Debian systems built with mmdebstrap, and
 //! every parser is a pure function tested on captured text.
 //!
-//! Today the agent collects inventories (`patchwell-agent inventory`).
-//! Enrollment, check-in and jobs come with the server.
+//! The agent collects inventories (`patchwell-agent inventory`), enrolls
+//! with a server (`enroll`) and checks in (`run`). Jobs come later.
 
 pub mod apk;
 pub mod apt;
+pub mod checkin;
+pub mod client;
 mod deb822;
 pub mod dpkg;
 pub mod inventory;
@@ -19,6 +21,7 @@ pub mod os_release;
 mod root;
 pub mod rpm;
 mod runner;
+pub mod state;
 pub mod system;
 
 pub use root::Root;

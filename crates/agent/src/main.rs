@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent::{inventory, Root, SystemRunner};
+use agent::client::Client;
+use agent::{checkin, inventory, state, Root, SystemRunner};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,36 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Enroll this host with a server, using an enrollment token.
+    Enroll {
+        /// The server's URL.
+        #[arg(long)]
+        server: String,
+        /// The enrollment token an administrator created.
+        #[arg(long)]
+        token: String,
+        /// A CA certificate (PEM) to trust for the server.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// Where the agent keeps its identity.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell-agent")]
+        state_dir: PathBuf,
+        /// Inventory the system rooted at DIR (for its host name).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// Check in with the server: now, then on the interval it asks for.
+    Run {
+        /// Check in once and exit; the status says whether it worked.
+        #[arg(long)]
+        once: bool,
+        /// Where the agent keeps its identity.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell-agent")]
+        state_dir: PathBuf,
+        /// Inventory the system rooted at DIR instead of this one.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -44,6 +75,36 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Enroll {
+            server,
+            token,
+            ca_cert,
+            state_dir,
+            root,
+        } => match enroll(&server, &token, ca_cert, &state_dir, root) {
+            Ok(host) => {
+                eprintln!(
+                    "enrolled as host {host}; identity saved in {}",
+                    state_dir.join(state::STATE_FILE).display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            once,
+            state_dir,
+            root,
+        } => match run(once, &state_dir, Root::new(root)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Inventory { root, format } => {
             let now = jiff::Timestamp::now();
             match inventory::collect(&Root::new(root), &SystemRunner, now) {
@@ -73,6 +134,79 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn enroll(
+    server: &str,
+    token: &str,
+    ca_cert: Option<PathBuf>,
+    state_dir: &std::path::Path,
+    root: PathBuf,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    state::ensure_not_enrolled(state_dir)?;
+    let ca_pem = ca_cert
+        .map(|file| {
+            std::fs::read_to_string(&file)
+                .with_context(|| format!("reading the CA certificate {}", file.display()))
+        })
+        .transpose()?;
+    let inventory = inventory::collect(&Root::new(root), &SystemRunner, jiff::Timestamp::now())?;
+    let client = Client::new(server, ca_pem.as_deref(), None)?;
+    let enrolled = client.enroll(token, &inventory.host.hostname)?;
+    let record = state::Enrollment {
+        server: server.to_owned(),
+        host_id: enrolled.host_id.clone(),
+        credential: enrolled.credential,
+        ca_cert: ca_pem,
+    };
+    state::save(state_dir, &record)?;
+    Ok(enrolled.host_id)
+}
+
+/// Checks in now and then on the server's interval. A server that cannot be
+/// reached is tried again sooner (from one minute, doubling up to the
+/// interval), because laptops come and go; a server that refuses this host
+/// (revoked, unknown) ends the agent.
+fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()> {
+    let enrollment = state::load(state_dir)?;
+    let client = Client::new(
+        &enrollment.server,
+        enrollment.ca_cert.as_deref(),
+        Some(enrollment.credential.clone()),
+    )?;
+    let mut retry = std::time::Duration::from_secs(60);
+    loop {
+        let wait = match checkin::check_in(&client, &root, &SystemRunner, jiff::Timestamp::now()) {
+            Ok(done) => {
+                eprintln!(
+                    "checked in{}",
+                    if done.sent_inventory {
+                        "; inventory sent"
+                    } else {
+                        ""
+                    }
+                );
+                retry = std::time::Duration::from_secs(60);
+                done.next
+            }
+            Err(checkin::CheckInError::Server(e)) if e.is_fatal() => return Err(e.into()),
+            Err(e) if once => return Err(e.into()),
+            Err(e) => {
+                eprintln!(
+                    "warning: check-in failed, trying again in {}s: {e}",
+                    retry.as_secs()
+                );
+                let wait = retry;
+                retry = (retry * 2).min(std::time::Duration::from_secs(3600));
+                wait
+            }
+        };
+        if once {
+            return Ok(());
+        }
+        std::thread::sleep(checkin::jitter(wait));
     }
 }
 

@@ -1,11 +1,14 @@
 //! `patchwell`: one binary for the server and the admin command line.
 //!
-//! For now it carries the version tool, `patchwell version compare|check`,
-//! which exposes the `versions` crate to scripts and to people checking what
-//! Patchwell will decide about two versions. Its output is made for scripts:
-//! one symbol a line, errors in the same positions as the input they concern.
+//! `patchwell server` runs the server; the other commands are clients of its
+//! API (`--server`, `--token`), except `patchwell version`, which works alone.
+//! Output is for people by default and JSON with `--json`, for scripts.
 
-use std::io::{self, BufRead, BufWriter, Write};
+mod admin;
+mod version;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,11 +23,61 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server.
+    Server(ServerArgs),
+    /// Enrollment tokens for new hosts.
+    Tokens {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::TokensCommand,
+    },
+    /// Enrolled hosts.
+    Hosts {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::HostsCommand,
+    },
+    /// Which hosts have a package, and in which versions.
+    Packages {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::PackagesCommand,
+    },
+    /// Devices that hosts see on their networks but that are not enrolled.
+    Devices {
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
     /// Compare and check package versions as dpkg, rpm and apk do.
     Version {
         #[command(subcommand)]
         command: VersionCommand,
     },
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Where the server keeps its SQLite database and its first API token.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell")]
+    data_dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Use PostgreSQL at this URL instead of the embedded SQLite.
+    #[arg(long, value_name = "URL", env = "PATCHWELL_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Serve plain HTTP on an address that is not loopback.
+    #[arg(long)]
+    insecure_http: bool,
+    /// Days without contact after which a host is stale.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    stale_after_days: u32,
+    /// Minutes between agent check-ins.
+    #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+    checkin_minutes: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,9 +133,6 @@ impl From<EcosystemArg> for Ecosystem {
     }
 }
 
-/// Exit status for invalid versions, the same status clap uses for bad usage.
-const INVALID: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -94,110 +144,69 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Server(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let options = server::ServeOptions {
+                data_dir: args.data_dir,
+                listen: args.listen,
+                database_url: args.database_url,
+                insecure_http: args.insecure_http,
+                config: server::Config {
+                    stale_after: jiff::SignedDuration::from_hours(
+                        24 * i64::from(args.stale_after_days),
+                    ),
+                    checkin_interval: std::time::Duration::from_secs(
+                        60 * u64::from(args.checkin_minutes),
+                    ),
+                    ..server::Config::default()
+                },
+            };
+            runtime()?.block_on(server::serve(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens {
+            connection,
+            command,
+        } => runtime()?.block_on(admin::tokens(connection, command)),
+        Command::Hosts {
+            connection,
+            command,
+        } => runtime()?.block_on(admin::hosts(connection, command)),
+        Command::Packages {
+            connection,
+            command,
+        } => runtime()?.block_on(admin::packages(connection, command)),
+        Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Version {
             command: VersionCommand::Compare(args),
         } => {
             let ecosystem = args.ecosystem.into();
             match (args.batch, args.a, args.b) {
-                (true, _, _) => compare_batch(ecosystem, io::stdin().lock(), io::stdout().lock()),
-                (false, Some(a), Some(b)) => compare_one(ecosystem, &a, &b),
+                (true, _, _) => version::compare_batch(
+                    ecosystem,
+                    std::io::stdin().lock(),
+                    std::io::stdout().lock(),
+                ),
+                (false, Some(a), Some(b)) => version::compare_one(ecosystem, &a, &b),
                 _ => anyhow::bail!("compare needs two versions, or --batch"),
             }
         }
         Command::Version {
             command: VersionCommand::Check { ecosystem, version },
-        } => match versions::validate(ecosystem.into(), &version) {
-            Ok(()) => {
-                println!("valid");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                Ok(ExitCode::from(INVALID))
-            }
-        },
+        } => version::check(ecosystem.into(), &version),
     }
-}
-
-fn symbol(order: std::cmp::Ordering) -> &'static str {
-    match order {
-        std::cmp::Ordering::Less => "<",
-        std::cmp::Ordering::Equal => "=",
-        std::cmp::Ordering::Greater => ">",
-    }
-}
-
-/// Prints one line. A reader that has gone away (`| head`) is not an error.
-fn say(line: &str) -> io::Result<()> {
-    match writeln!(io::stdout().lock(), "{line}") {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
-}
-
-fn compare_one(ecosystem: Ecosystem, a: &str, b: &str) -> anyhow::Result<ExitCode> {
-    match versions::compare(ecosystem, a, b) {
-        Ok(order) => {
-            say(symbol(order))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(ExitCode::from(INVALID))
-        }
-    }
-}
-
-/// Answers every line, in order, before reporting failure, so that one bad
-/// pair in a large batch does not hide the answers for the rest.
-fn compare_batch(
-    ecosystem: Ecosystem,
-    mut input: impl BufRead,
-    output: impl Write,
-) -> anyhow::Result<ExitCode> {
-    let mut out = BufWriter::new(output);
-    let mut failed = false;
-    let mut line = Vec::new();
-    let mut number = 0usize;
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        number += 1;
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let result = match std::str::from_utf8(text) {
-            Err(_) => Err(format!("line {number} is not valid UTF-8")),
-            Ok(text) => match text.split_once('\t') {
-                None => Err(format!("line {number} has no tab: expected A<TAB>B")),
-                Some((a, b)) => versions::compare(ecosystem, a, b).map_err(|e| e.to_string()),
-            },
-        };
-        match result {
-            Ok(order) => writeln!(out, "{}", symbol(order)),
-            Err(why) => {
-                failed = true;
-                writeln!(out, "error: {why}")
-            }
-        }
-        .or_else(|e| {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
-    }
-    match out.flush() {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
-    Ok(if failed {
-        ExitCode::from(INVALID)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

@@ -171,7 +171,8 @@ pub(crate) async fn create_token(
     if !(1..=100_000).contains(&request.max_uses) {
         return Err(ApiError::bad_request("max_uses must be from 1 to 100000"));
     }
-    let created_at = now(&state);
+    // Whole seconds, as stored.
+    let created_at = Timestamp::from_second(now(&state).as_second()).map_err(ApiError::internal)?;
     let expires_at = created_at
         .checked_add(SignedDuration::from_hours(i64::from(
             request.expires_in_hours,

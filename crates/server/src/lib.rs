@@ -214,6 +214,18 @@ pub async fn ensure_first_api_token(
     Ok(Some(path))
 }
 
+/// Creates the data directory readable by its owner only: it holds the
+/// database and the first API token.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Writes a file only its owner can read, replacing any file there.
 pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -241,6 +253,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             options.listen
         );
     }
+    create_private_dir(&options.data_dir)?;
     let store = open_store(&options, now).await?;
     if let Some(path) = ensure_first_api_token(&store, &options.data_dir, now).await? {
         tracing::info!(file = %path.display(), "First API token written.");

@@ -1,0 +1,115 @@
+//! What an enrolled agent remembers: its server, identity and credential,
+//! in one file readable by its owner only.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file in the state directory.
+pub const STATE_FILE: &str = "agent.json";
+
+/// An enrolled agent's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    /// The server's URL.
+    pub server: String,
+    /// The host's identity.
+    pub host_id: String,
+    /// The credential, `<host id>.<secret>`.
+    pub credential: String,
+    /// A CA certificate (PEM) to trust for the server, if not the system's.
+    pub ca_cert: Option<String>,
+}
+
+/// Why the state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Nothing enrolled yet.
+    #[error("{0} does not exist: enroll first with `patchwell-agent enroll`")]
+    NotEnrolled(PathBuf),
+    /// Already enrolled; enrolling again would orphan the first identity.
+    #[error(
+        "already enrolled as host {host} with {server} ({file}); remove the file to enroll again"
+    )]
+    AlreadyEnrolled {
+        /// The host id.
+        host: String,
+        /// The server.
+        server: String,
+        /// The state file.
+        file: PathBuf,
+    },
+    /// The file is unreadable or damaged.
+    #[error("{file}: {why}")]
+    Damaged {
+        /// The state file.
+        file: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Reads the enrollment from `dir`.
+pub fn load(dir: &Path) -> Result<Enrollment, StateError> {
+    let file = dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StateError::NotEnrolled(file))
+        }
+        Err(e) => {
+            return Err(StateError::Damaged {
+                file,
+                why: e.to_string(),
+            })
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| StateError::Damaged {
+        file,
+        why: e.to_string(),
+    })
+}
+
+/// Refuses when `dir` already holds an enrollment.
+pub fn ensure_not_enrolled(dir: &Path) -> Result<(), StateError> {
+    match load(dir) {
+        Err(StateError::NotEnrolled(_)) => Ok(()),
+        Ok(e) => Err(StateError::AlreadyEnrolled {
+            host: e.host_id,
+            server: e.server,
+            file: dir.join(STATE_FILE),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// Writes the enrollment to `dir` (created 0700), the file with mode 0600,
+/// replacing atomically.
+pub fn save(dir: &Path, enrollment: &Enrollment) -> Result<(), StateError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = dir.join(STATE_FILE);
+    let damaged = |why: std::io::Error| StateError::Damaged {
+        file: file.clone(),
+        why: why.to_string(),
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(damaged)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(damaged)?;
+    }
+    let json =
+        serde_json::to_string_pretty(enrollment).map_err(|e| damaged(std::io::Error::other(e)))?;
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(damaged)?;
+    out.write_all(json.as_bytes()).map_err(damaged)?;
+    out.sync_all().map_err(damaged)?;
+    std::fs::rename(&tmp, &file).map_err(damaged)?;
+    Ok(())
+}
