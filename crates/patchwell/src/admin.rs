@@ -29,6 +29,9 @@ pub(crate) struct Connection {
     /// A file holding the API token, such as the server's DATA_DIR/admin-token.
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the server, such as its DATA_DIR/tls/ca.pem.
+    #[arg(long, global = true, value_name = "FILE", env = "PATCHWELL_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -157,8 +160,17 @@ impl Client {
                 .to_owned(),
             (None, None) => bail!("no API token: give --token, --token-file or PATCHWELL_TOKEN"),
         };
+        let mut http = reqwest::Client::builder();
+        if let Some(file) = &c.ca_cert {
+            let pem = std::fs::read(file)
+                .with_context(|| format!("reading the CA certificate {}", file.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", file.display()))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http.build()?;
         Ok(Client {
-            http: reqwest::Client::new(),
+            http,
             base: c.server.trim_end_matches('/').to_owned(),
             token,
             json: c.json,

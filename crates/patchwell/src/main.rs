@@ -69,8 +69,26 @@ struct ServerArgs {
     /// Use PostgreSQL at this URL instead of the embedded SQLite.
     #[arg(long, value_name = "URL", env = "PATCHWELL_DATABASE_URL")]
     database_url: Option<String>,
-    /// Serve plain HTTP on an address that is not loopback.
+    /// The server's certificate (PEM, chain first); without it the server
+    /// makes one at first start from its own CA, in DATA_DIR/tls.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "plain_http"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another name for the generated certificate; repeat for several.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
+    /// Serve plain HTTP instead of HTTPS: on a loopback address only.
     #[arg(long)]
+    plain_http: bool,
+    /// With --plain-http, allow an address that is not loopback.
+    #[arg(long, requires = "plain_http")]
     insecure_http: bool,
     /// Days without contact after which a host is stale.
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
@@ -164,7 +182,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: args.data_dir,
                 listen: args.listen,
                 database_url: args.database_url,
-                insecure_http: args.insecure_http,
+                transport: match (args.plain_http, args.tls_cert, args.tls_key) {
+                    (true, _, _) => server::Transport::PlainHttp {
+                        insecure: args.insecure_http,
+                    },
+                    (false, Some(cert), Some(key)) => server::Transport::Tls { cert, key },
+                    _ => server::Transport::GeneratedTls {
+                        names: args.tls_names,
+                    },
+                },
                 config: server::Config {
                     stale_after: jiff::SignedDuration::from_hours(
                         24 * i64::from(args.stale_after_days),

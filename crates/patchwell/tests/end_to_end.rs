@@ -52,7 +52,7 @@ fn test_root() -> Option<PathBuf> {
     None
 }
 
-fn start_server() -> Server {
+fn start_server(extra: &[&str], scheme: &str) -> Server {
     // A free port: bind, read it, release it for the server.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -68,11 +68,12 @@ fn start_server() -> Server {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start patchwell server");
-    let url = format!("http://127.0.0.1:{port}");
+    let url = format!("{scheme}://127.0.0.1:{port}");
     // Readiness, not timing: wait until it answers, for at most 30 seconds.
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
@@ -92,16 +93,7 @@ fn run(program: &Path, args: &[&str]) -> Output {
 }
 
 fn admin(server: &Server, args: &[&str]) -> Value {
-    let token_file = server.data.join("admin-token");
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend([
-        "--server",
-        &server.url,
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--json",
-    ]);
-    let out = run(Path::new(env!("CARGO_BIN_EXE_patchwell")), &all);
+    let out = admin_output(server, args, true);
     assert!(
         out.status.success(),
         "patchwell {args:?}: {}",
@@ -110,10 +102,28 @@ fn admin(server: &Server, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs an admin command against `server`, trusting its CA when `trust` is set.
+fn admin_output(server: &Server, args: &[&str], trust: bool) -> Output {
+    let token_file = server.data.join("admin-token");
+    let ca = server.data.join("tls/ca.pem");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--server",
+        &server.url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--json",
+    ]);
+    if trust && server.url.starts_with("https") {
+        all.extend(["--ca-cert", ca.to_str().unwrap()]);
+    }
+    run(Path::new(env!("CARGO_BIN_EXE_patchwell")), &all)
+}
+
 #[test]
 fn a_host_enrolls_checks_in_is_found_and_can_be_revoked() {
     let Some(root) = test_root() else { return };
-    let server = start_server();
+    let server = start_server(&["--plain-http"], "http");
     let agent = bin("patchwell-agent");
     let state = server.data.join("agent-state");
     let root_arg = root.to_str().unwrap();
@@ -269,4 +279,109 @@ fn a_host_enrolls_checks_in_is_found_and_can_be_revoked() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown token"));
+}
+
+#[test]
+fn https_with_the_servers_own_ca_for_agents_and_the_command_line() {
+    let server = start_server(&[], "https");
+    let ca = server.data.join("tls/ca.pem");
+    for file in ["ca.pem", "server.pem", "server.key"] {
+        let meta = std::fs::metadata(server.data.join("tls").join(file)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o600,
+            "{file}"
+        );
+    }
+    assert!(
+        !server.data.join("tls/ca.key").exists(),
+        "the CA key is not kept"
+    );
+
+    // Not trusting the server's CA fails, and says why.
+    let out = admin_output(&server, &["tokens", "list"], false);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created = admin(&server, &["tokens", "create"]);
+    let token = created["token"].as_str().unwrap();
+
+    let agent = bin("patchwell-agent");
+    let state = server.data.join("agent-state");
+    let untrusting = run(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            token,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(!untrusting.status.success());
+    assert!(
+        String::from_utf8_lossy(&untrusting.stderr)
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&untrusting.stderr)
+    );
+    let out = run(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            token,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // This machine itself, over HTTPS.
+    let out = run(
+        &agent,
+        &["run", "--once", "--state-dir", state.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts = admin(&server, &["hosts", "list"]);
+    assert_eq!(hosts.as_array().unwrap().len(), 1);
+    assert!(hosts[0]["os_id"].is_string());
+}
+
+#[test]
+fn plain_http_is_refused_away_from_loopback() {
+    let out = run(
+        Path::new(env!("CARGO_BIN_EXE_patchwell")),
+        &[
+            "server",
+            "--data-dir",
+            "/nonexistent-unused",
+            "--listen",
+            "0.0.0.0:0",
+            "--plain-http",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing to serve plain HTTP"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

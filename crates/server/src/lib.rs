@@ -15,6 +15,7 @@ mod handlers;
 pub mod openapi;
 mod ratelimit;
 mod secrets;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -146,17 +147,40 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How the server speaks to its clients.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// HTTPS with a certificate the server makes from its own CA at first
+    /// start, naming these extra host names besides its own.
+    GeneratedTls {
+        /// Extra names for the certificate.
+        names: Vec<String>,
+    },
+    /// HTTPS with the given certificate (PEM, chain first) and key.
+    Tls {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The private key file.
+        key: PathBuf,
+    },
+    /// Plain HTTP: on loopback, or anywhere when `insecure` is set.
+    PlainHttp {
+        /// Allow addresses other than loopback.
+        insecure: bool,
+    },
+}
+
 /// Where and how to run the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The data directory: SQLite database, first API token.
+    /// The data directory: SQLite database, first API token, generated TLS files.
     pub data_dir: PathBuf,
     /// The address to listen on.
     pub listen: SocketAddr,
     /// PostgreSQL instead of the embedded SQLite.
     pub database_url: Option<String>,
-    /// Serve plain HTTP on an address other than loopback.
-    pub insecure_http: bool,
+    /// HTTPS or plain HTTP.
+    pub transport: Transport,
     /// Behaviour.
     pub config: Config,
 }
@@ -247,27 +271,59 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// Runs the server until interrupted.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let now = Timestamp::now();
-    if !options.listen.ip().is_loopback() && !options.insecure_http {
-        anyhow::bail!(
-            "refusing to serve plain HTTP on {}: use a loopback address, or --insecure-http",
-            options.listen
-        );
+    if let Transport::PlainHttp { insecure: false } = options.transport {
+        if !options.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve plain HTTP on {}: serve HTTPS, use a loopback address, or add --insecure-http",
+                options.listen
+            );
+        }
     }
     create_private_dir(&options.data_dir)?;
+    let tls = match &options.transport {
+        Transport::PlainHttp { .. } => None,
+        Transport::Tls { cert, key } => Some(tls::server_config(cert, key)?),
+        Transport::GeneratedTls { names } => {
+            let files = tls::ensure_generated(&options.data_dir, options.listen.ip(), names)?;
+            tracing::info!(ca = %files.ca_cert.display(), "Serving HTTPS with the server's own CA; agents trust it with --ca-cert.");
+            Some(tls::server_config(&files.cert, &files.key)?)
+        }
+    };
     let store = open_store(&options, now).await?;
     if let Some(path) = ensure_first_api_token(&store, &options.data_dir, now).await? {
         tracing::info!(file = %path.display(), "First API token written.");
     }
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "Patchwell server listening.");
     let state = AppState::new(store.clone(), options.config);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::bind(options.listen)
+                .await
+                .with_context(|| format!("listening on {}", options.listen))?;
+            tracing::info!(address = %listener.local_addr()?, "Patchwell server listening (plain HTTP).");
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            tracing::info!(address = %options.listen, "Patchwell server listening (HTTPS).");
+            axum_server::bind_rustls(
+                options.listen,
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )
+            .handle(handle)
+            .serve(app(state).into_make_service())
+            .await
+            .with_context(|| format!("serving HTTPS on {}", options.listen))?;
+        }
+    }
     store.close().await;
     Ok(())
 }

@@ -1,0 +1,116 @@
+//! HTTPS: a certificate given on the command line, or one the server makes at
+//! first start from a CA of its own, kept in `DATA_DIR/tls`. Agents trust that
+//! CA with `patchwell-agent enroll --ca-cert DATA_DIR/tls/ca.pem`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use crate::{create_private_dir, write_private};
+
+/// The files of the server's own CA and certificate.
+#[derive(Debug, Clone)]
+pub struct GeneratedFiles {
+    /// The CA certificate, for agents to trust.
+    pub ca_cert: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+/// Makes the CA and the server certificate in `DATA_DIR/tls` unless they
+/// exist. The certificate names `localhost`, the loopback addresses, this
+/// machine's host name, the listen address, and `extra_names`.
+pub fn ensure_generated(
+    data_dir: &Path,
+    listen: IpAddr,
+    extra_names: &[String],
+) -> anyhow::Result<GeneratedFiles> {
+    let dir = data_dir.join("tls");
+    let files = GeneratedFiles {
+        ca_cert: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    if files.ca_cert.exists() && files.cert.exists() && files.key.exists() {
+        return Ok(files);
+    }
+    create_private_dir(data_dir)?;
+    create_private_dir(&dir)?;
+
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name
+        .push(DnType::CommonName, "Patchwell server CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    ca.not_after = rcgen::date_time_ymd(2044, 1, 1);
+    let ca_cert = ca
+        .self_signed(&ca_key)
+        .context("signing the CA certificate")?;
+
+    let mut names = vec!["localhost".to_owned()];
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    if !hostname.is_empty() {
+        names.push(hostname);
+    }
+    names.extend(extra_names.iter().cloned());
+    let mut leaf =
+        CertificateParams::new(names).context("a host name for the certificate is not valid")?;
+    for ip in ["127.0.0.1".parse::<IpAddr>()?, "::1".parse()?, listen] {
+        if !ip.is_unspecified() {
+            leaf.subject_alt_names.push(SanType::IpAddress(ip));
+        }
+    }
+    leaf.distinguished_name
+        .push(DnType::CommonName, "Patchwell server");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let leaf_key = KeyPair::generate().context("generating the server key")?;
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .context("signing the server certificate")?;
+
+    write_private(&files.key, &leaf_key.serialize_pem())?;
+    write_private(&files.cert, &leaf_cert.pem())?;
+    // The CA's own key is not kept: nothing signs with it again, so nothing
+    // can be made to look like this server if the data directory leaks.
+    write_private(&files.ca_cert, &ca_cert.pem())?;
+    Ok(files)
+}
+
+/// A rustls server configuration from PEM files.
+pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading the certificate {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not a PEM certificate", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the certificate and the key do not belong together")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
