@@ -85,6 +85,9 @@ pub(crate) enum HostsCommand {
         /// Include revoked hosts.
         #[arg(long)]
         include_revoked: bool,
+        /// A host query: `os = debian and os_version >= 12 and tag = laptop`.
+        #[arg(long)]
+        query: Option<String>,
     },
     /// One host: facts and packages.
     Show {
@@ -326,6 +329,7 @@ pub(crate) async fn hosts(
             stale,
             reboot_required,
             include_revoked,
+            query: selection,
         } => {
             let mut query: Vec<(&str, String)> = Vec::new();
             for (key, value) in [
@@ -333,6 +337,7 @@ pub(crate) async fn hosts(
                 ("os_version", os_version),
                 ("group", group),
                 ("tag", tag),
+                ("query", selection),
             ] {
                 if let Some(v) = value {
                     query.push((key, v));
@@ -528,6 +533,80 @@ pub(crate) async fn packages(
                         .map(|c| vec![c.value, c.hosts.to_string()])
                         .collect(),
                 )
+            })
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// Define or replace a dynamic group by a host query.
+    Set {
+        /// The group's name.
+        name: String,
+        /// The query: `os = debian and os_version >= 12 and tag = laptop`.
+        query: String,
+    },
+    /// List dynamic groups with their member counts.
+    List,
+    /// The hosts a group selects now.
+    Hosts {
+        /// The group's name.
+        name: String,
+    },
+    /// Delete a dynamic group.
+    Delete {
+        /// The group's name.
+        name: String,
+    },
+}
+
+pub(crate) async fn groups(
+    connection: Connection,
+    command: GroupsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        GroupsCommand::Set { name, query } => {
+            client
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/groups/{name}"),
+                    Some(json!({"query": query})),
+                )
+                .await?;
+            client.print(json!({"defined": name}), |_: Value| {
+                format!("group {name} defined\n")
+            })
+        }
+        GroupsCommand::List => {
+            let groups = client.call(Method::GET, "/api/v1/groups", None).await?;
+            client.print(groups, |groups: Vec<server::api::GroupView>| {
+                let rows = groups
+                    .into_iter()
+                    .map(|g| vec![g.name, g.hosts.to_string(), g.query])
+                    .collect();
+                table(&["GROUP", "HOSTS", "QUERY"], rows)
+            })
+        }
+        GroupsCommand::Hosts { name } => {
+            let hosts = client
+                .call(Method::GET, &format!("/api/v1/groups/{name}/hosts"), None)
+                .await?;
+            client.print(hosts, |hosts: Vec<HostView>| {
+                let rows = hosts
+                    .into_iter()
+                    .map(|h| vec![h.id, h.hostname, h.last_seen.to_string()])
+                    .collect();
+                table(&["ID", "HOSTNAME", "LAST SEEN"], rows)
+            })
+        }
+        GroupsCommand::Delete { name } => {
+            client
+                .call(Method::DELETE, &format!("/api/v1/groups/{name}"), None)
+                .await?;
+            client.print(json!({"deleted": name}), |_: Value| {
+                format!("group {name} deleted\n")
             })
         }
     }

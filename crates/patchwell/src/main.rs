@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: admin::PackagesCommand,
     },
+    /// Dynamic groups: hosts chosen by a query.
+    Groups {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::GroupsCommand,
+    },
     /// Devices that hosts see on their networks but that are not enrolled.
     Devices {
         #[command(flatten)]
@@ -216,6 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => runtime()?.block_on(admin::packages(connection, command)),
+        Command::Groups {
+            connection,
+            command,
+        } => runtime()?.block_on(admin::groups(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Version {
             command: VersionCommand::Compare(args),

@@ -223,6 +223,21 @@ fn a_host_enrolls_checks_in_is_found_and_can_be_revoked() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("inventory sent"));
 
+    // A dynamic group by query, from the command line.
+    admin(
+        &server,
+        &[
+            "groups",
+            "set",
+            "lab-bookworm",
+            "os = debian and os_version >= 12 and group = lab",
+        ],
+    );
+    let members = admin(&server, &["groups", "hosts", "lab-bookworm"]);
+    assert_eq!(members.as_array().unwrap().len(), 1);
+    let none = admin(&server, &["hosts", "list", "--query", "os_version > 12"]);
+    assert!(none.as_array().unwrap().is_empty());
+
     // Enrolling twice from one state directory is refused.
     let out = run(
         &agent,

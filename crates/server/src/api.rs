@@ -136,6 +136,29 @@ pub struct HostsQuery {
     pub reboot_required: Option<bool>,
     /// Include revoked hosts.
     pub include_revoked: Option<bool>,
+    /// A host query, as for a dynamic group: `os = debian and tag = laptop`.
+    pub query: Option<String>,
+}
+
+/// `PUT /api/v1/groups/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupDefinition {
+    /// The query that selects the group's hosts.
+    pub query: String,
+}
+
+/// A dynamic group and how many hosts it holds now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    /// Its name.
+    pub name: String,
+    /// Its query.
+    pub query: String,
+    /// Hosts that match it now.
+    pub hosts: u64,
+    /// When its query last changed.
+    pub updated_at: Timestamp,
 }
 
 /// `PUT /api/v1/hosts/{id}/attributes`.

@@ -4,8 +4,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
+use patchwell_core::query::{Query as HostQuery, Subject};
 use protocol::{EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, Manager};
-use store::{HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore};
+use store::{
+    GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore,
+};
 
 use crate::api::{
     self, Attributes, BelowQuery, CreateToken, CreatedToken, HostDetail, HostView, HostsQuery,
@@ -226,6 +229,7 @@ pub(crate) async fn list_hosts(
     query: Result<Query<HostsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<HostView>>> {
     let Query(q) = query?;
+    let selection = q.query.as_deref().map(parse_query).transpose()?;
     let filter = HostFilter {
         os_id: q.os,
         os_version: q.os_version,
@@ -238,12 +242,140 @@ pub(crate) async fn list_hosts(
     let at = now(&state);
     let stale_after = state.config.stale_after;
     let hosts = state.store.list_hosts(&filter, at, stale_after).await?;
+    let hosts = hosts.into_iter().filter(|h| {
+        selection
+            .as_ref()
+            .is_none_or(|q| selected(q, h, at, stale_after))
+    });
+    Ok(Json(hosts.map(|h| host_view(h, at, stale_after)).collect()))
+}
+
+fn parse_query(text: &str) -> ApiResult<HostQuery> {
+    HostQuery::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Whether a host is in a query's selection, at `now`.
+fn selected(
+    query: &HostQuery,
+    h: &HostRecord,
+    now: Timestamp,
+    stale_after: SignedDuration,
+) -> bool {
+    let a = &h.attributes;
+    query.matches(&Subject {
+        os: h.os_id.as_deref(),
+        os_version: h.os_version.as_deref(),
+        codename: h.os_codename.as_deref(),
+        kernel: h.kernel.as_deref(),
+        arch: h.arch.as_deref(),
+        hostname: &h.hostname,
+        group: a.group.as_deref(),
+        tags: &a.tags,
+        criticality: a.criticality.as_deref(),
+        owner: a.owner.as_deref(),
+        department: a.department.as_deref(),
+        reboot_required: h.reboot_required,
+        stale: h.is_stale(now, stale_after),
+    })
+}
+
+/// The hosts (not revoked) a query selects now.
+async fn members(state: &AppState, query: &HostQuery) -> ApiResult<Vec<HostRecord>> {
+    let at = now(state);
+    let stale_after = state.config.stale_after;
+    let hosts = state
+        .store
+        .list_hosts(&HostFilter::default(), at, stale_after)
+        .await?;
+    Ok(hosts
+        .into_iter()
+        .filter(|h| selected(query, h, at, stale_after))
+        .collect())
+}
+
+/// `GET /api/v1/groups`
+pub(crate) async fn list_groups(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<api::GroupView>>> {
+    let mut out = Vec::new();
+    for g in state.store.groups().await? {
+        // Stored queries were checked when stored; one that no longer parses
+        // (after a language change) shows as empty rather than failing the list.
+        let hosts = match HostQuery::parse(&g.query) {
+            Ok(q) => members(&state, &q).await?.len() as u64,
+            Err(_) => 0,
+        };
+        out.push(api::GroupView {
+            name: g.name,
+            query: g.query,
+            hosts,
+            updated_at: g.updated_at,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `PUT /api/v1/groups/{name}`
+pub(crate) async fn put_group(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    body: JsonBody<api::GroupDefinition>,
+) -> ApiResult<StatusCode> {
+    let Json(definition) = body?;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "group name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    parse_query(&definition.query)?;
+    state
+        .store
+        .put_group(&name, definition.query.trim(), now(&state))
+        .await?;
+    tracing::info!(group = %name, by = %admin.token_id, "Dynamic group defined.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/groups/{name}/hosts`
+pub(crate) async fn group_hosts(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<HostView>>> {
+    let group = state
+        .store
+        .group(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("group {name} not found")))?;
+    let query = parse_query(&group.query)?;
+    let at = now(&state);
+    let stale_after = state.config.stale_after;
     Ok(Json(
-        hosts
+        members(&state, &query)
+            .await?
             .into_iter()
             .map(|h| host_view(h, at, stale_after))
             .collect(),
     ))
+}
+
+/// `DELETE /api/v1/groups/{name}`
+pub(crate) async fn delete_group(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.store.delete_group(&name).await? {
+        return Err(ApiError::not_found(format!("group {name} not found")));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/hosts/{id}`

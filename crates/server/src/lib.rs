@@ -138,6 +138,12 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/devices/unmanaged",
             get(handlers::unmanaged_devices),
         )
+        .route("/api/v1/groups", get(handlers::list_groups))
+        .route(
+            "/api/v1/groups/{name}",
+            put(handlers::put_group).delete(handlers::delete_group),
+        )
+        .route("/api/v1/groups/{name}/hosts", get(handlers::group_hosts))
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
         // ...decompressing gzip bodies, which agents send...

@@ -25,7 +25,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("get", "/api/v1/tokens", Auth::Admin, "List enrollment tokens."),
     ("post", "/api/v1/tokens", Auth::Admin, "Create an enrollment token (expiry, number of uses, target group)."),
     ("delete", "/api/v1/tokens/{id}", Auth::Admin, "Revoke an enrollment token."),
-    ("get", "/api/v1/hosts", Auth::Admin, "List hosts; filter by os, os_version, group, tag, stale, reboot_required, include_revoked."),
+    ("get", "/api/v1/hosts", Auth::Admin, "List hosts; filter by os, os_version, group, tag, stale, reboot_required, include_revoked, or a query."),
     ("get", "/api/v1/hosts/{id}", Auth::Admin, "One host with its facts, packages and neighbours."),
     ("post", "/api/v1/hosts/{id}/revoke", Auth::Admin, "Revoke a host's enrollment; its credential stops working."),
     ("put", "/api/v1/hosts/{id}/attributes", Auth::Admin, "Set a host's group, criticality, owner, department and tags."),
@@ -33,6 +33,10 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("get", "/api/v1/summary/os-releases", Auth::Admin, "Hosts per OS release."),
     ("get", "/api/v1/summary/packages/{manager}/{name}", Auth::Admin, "Hosts per installed version of a package."),
     ("get", "/api/v1/devices/unmanaged", Auth::Admin, "Devices in hosts' neighbour tables that are not enrolled."),
+    ("get", "/api/v1/groups", Auth::Admin, "List dynamic groups with their member counts."),
+    ("put", "/api/v1/groups/{name}", Auth::Admin, "Define or replace a dynamic group by a host query, such as `os = debian and os_version >= 12 and tag = laptop`."),
+    ("delete", "/api/v1/groups/{name}", Auth::Admin, "Delete a dynamic group."),
+    ("get", "/api/v1/groups/{name}/hosts", Auth::Admin, "The hosts a dynamic group's query selects now."),
 ];
 
 fn operation(path: &str, auth: Auth, summary: &str) -> Value {

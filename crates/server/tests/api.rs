@@ -857,6 +857,63 @@ async fn fleet_questions_are_answered() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("stale"), "{body}");
 
+    // Dynamic groups, and the same queries ad hoc.
+    let (status, body) = s
+        .admin(reqwest::Method::PUT, "/api/v1/groups/finance-laptops", Some(json!({"query": "os = debian and os_version >= 12 and tag = laptop and department = finance"})))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    s.admin(
+        reqwest::Method::PUT,
+        "/api/v1/groups/needs-reboot",
+        Some(json!({"query": "reboot_required = true"})),
+    )
+    .await;
+    assert_eq!(
+        names(s.get("/api/v1/groups/finance-laptops/hosts").await.1),
+        ["bravo"]
+    );
+    let (_, groups) = s.get("/api/v1/groups").await;
+    assert_eq!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| (g["name"].as_str().unwrap(), g["hosts"].as_u64().unwrap()))
+            .collect::<Vec<_>>(),
+        [("finance-laptops", 1), ("needs-reboot", 1)]
+    );
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/groups/bad",
+            Some(json!({"query": "os = debian and"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("expected a field"),
+        "{body}"
+    );
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/groups/no%20spaces",
+            Some(json!({"query": "os = debian"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(names(s.get("/api/v1/hosts?query=criticality%20%3E%3D%20high%20or%20reboot_required%20%3D%20true").await.1), ["alpha", "bravo"]);
+    assert_eq!(
+        s.admin(reqwest::Method::DELETE, "/api/v1/groups/needs-reboot", None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/groups/needs-reboot/hosts").await.0,
+        StatusCode::NOT_FOUND
+    );
+
     // Laptops that are rarely online: stale after 7 days, last inventory kept.
     s.advance(8 * 86_400);
     let (_, stale) = s.get("/api/v1/hosts?stale=true").await;

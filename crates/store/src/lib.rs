@@ -286,6 +286,31 @@ pub trait ApiTokenStore {
     async fn api_token_count(&self) -> Result<u64>;
 }
 
+/// A dynamic group: a name and the query that selects its hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicGroup {
+    /// The group's name.
+    pub name: String,
+    /// Its query, as written (checked by the caller before storing).
+    pub query: String,
+    /// When it was defined.
+    pub created_at: Timestamp,
+    /// When its query last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Dynamic groups' definitions.
+pub trait GroupStore {
+    /// Creates or replaces a group.
+    async fn put_group(&self, name: &str, query: &str, now: Timestamp) -> Result<()>;
+    /// Every group, by name.
+    async fn groups(&self) -> Result<Vec<DynamicGroup>>;
+    /// One group.
+    async fn group(&self, name: &str) -> Result<Option<DynamicGroup>>;
+    /// Deletes a group; false when there is none.
+    async fn delete_group(&self, name: &str) -> Result<bool>;
+}
+
 /// Enrollment tokens, and enrollment itself.
 pub trait TokenStore {
     /// Stores a new token.

@@ -11,10 +11,11 @@ use crate::{Error, Result};
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_inventory.sql")),
     (2, include_str!("../migrations/0002_api_tokens.sql")),
+    (3, include_str!("../migrations/0003_dynamic_groups.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 2;
+pub(crate) const LATEST: u32 = 3;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -219,6 +219,57 @@ const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_code
     reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
     facts, inventory_digest, inventory_collected_at";
 
+impl crate::GroupStore for Store {
+    async fn put_group(&self, name: &str, query: &str, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dynamic_groups (name, query, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (name) DO UPDATE SET query = excluded.query, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(query)
+        .bind(now.as_second())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<crate::DynamicGroup>> {
+        let rows = sqlx::query(
+            "SELECT name, query, created_at, updated_at FROM dynamic_groups ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_from_row).collect()
+    }
+
+    async fn group(&self, name: &str) -> Result<Option<crate::DynamicGroup>> {
+        let row = sqlx::query(
+            "SELECT name, query, created_at, updated_at FROM dynamic_groups WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn delete_group(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM dynamic_groups WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+fn group_from_row(r: &AnyRow) -> Result<crate::DynamicGroup> {
+    Ok(crate::DynamicGroup {
+        name: r.try_get(0)?,
+        query: r.try_get(1)?,
+        created_at: ts(r.try_get(2)?)?,
+        updated_at: ts(r.try_get(3)?)?,
+    })
+}
+
 impl crate::ApiTokenStore for Store {
     async fn create_api_token(
         &self,

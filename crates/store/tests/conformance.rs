@@ -124,7 +124,35 @@ conformance!(
     fleet_summaries_count_hosts,
     devices_that_are_not_enrolled_are_listed,
     api_tokens_are_found_by_secret_hash,
+    dynamic_groups_are_defined_replaced_and_deleted,
 );
+
+async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
+    use store::GroupStore;
+    store
+        .put_group("eu-laptops", "tag = laptop and tag = eu", at(1))
+        .await
+        .unwrap();
+    store
+        .put_group("bookworm", "os = debian and os_version = 12", at(2))
+        .await
+        .unwrap();
+    store
+        .put_group("eu-laptops", "tag = laptop", at(3))
+        .await
+        .unwrap();
+    let groups = store.groups().await.unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["bookworm", "eu-laptops"]);
+    let g = store.group("eu-laptops").await.unwrap().unwrap();
+    assert_eq!(
+        (g.query.as_str(), g.created_at, g.updated_at),
+        ("tag = laptop", at(1), at(3))
+    );
+    assert!(store.delete_group("bookworm").await.unwrap());
+    assert!(!store.delete_group("bookworm").await.unwrap());
+    assert!(store.group("bookworm").await.unwrap().is_none());
+}
 
 async fn api_tokens_are_found_by_secret_hash(store: Store) {
     use store::ApiTokenStore;
