@@ -1,20 +1,34 @@
 //! One check-in: collect, send the digest, send the inventory when the
 //! server's copy differs. `patchwell-agent run` repeats it with jitter.
 
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use protocol::{Inventory, InventoryWanted};
 
 use crate::client::{Client, ClientError};
 use crate::inventory;
 use crate::root::Root;
 use crate::runner::CommandRunner;
+use crate::state;
+
+/// What a check-in sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Nothing: the server's copy was current.
+    Nothing,
+    /// The changes since the acknowledged inventory.
+    Delta,
+    /// The whole inventory.
+    Full,
+}
 
 /// What a check-in did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
-    /// Whether the inventory was sent.
-    pub sent_inventory: bool,
+    /// What was sent.
+    pub sent: Sent,
     /// How long to wait before the next one, before jitter.
     pub next: Duration,
 }
@@ -33,17 +47,43 @@ pub enum CheckInError {
 /// Checks in once.
 pub fn check_in(
     client: &Client,
+    state_dir: &Path,
     root: &Root,
     runner: &dyn CommandRunner,
     now: Timestamp,
 ) -> Result<CheckIn, CheckInError> {
     let inventory = inventory::collect(root, runner, now)?;
-    let answer = client.heartbeat(&inventory.digest())?;
-    if answer.send_inventory {
-        client.send_inventory(&inventory)?;
+    let acknowledged = state::load_acknowledged(state_dir);
+    let answer = client.heartbeat(
+        &inventory.digest(),
+        acknowledged.as_ref().map(Inventory::digest),
+    )?;
+    let sent = match (answer.inventory, acknowledged) {
+        (InventoryWanted::None, _) => Sent::Nothing,
+        (InventoryWanted::Delta, Some(base)) => {
+            match client.send_delta(&inventory.delta_from(&base)) {
+                Ok(()) => Sent::Delta,
+                // The server could not use the delta: it asks for the whole.
+                Err(ClientError::Refused { status: 409, .. }) => {
+                    client.send_inventory(&inventory)?;
+                    Sent::Full
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (InventoryWanted::Delta | InventoryWanted::Full, _) => {
+            client.send_inventory(&inventory)?;
+            Sent::Full
+        }
+    };
+    if sent != Sent::Nothing {
+        // Failing to keep it costs a full upload next time, nothing worse.
+        if let Err(e) = state::save_acknowledged(state_dir, &inventory) {
+            eprintln!("warning: could not keep the acknowledged inventory: {e}");
+        }
     }
     Ok(CheckIn {
-        sent_inventory: answer.send_inventory,
+        sent,
         next: Duration::from_secs(answer.next_checkin_seconds.max(10)),
     })
 }

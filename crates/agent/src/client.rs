@@ -5,7 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use protocol::{EnrollRequest, EnrollResponse, ErrorBody, Heartbeat, HeartbeatResponse, Inventory};
+use protocol::{
+    EnrollRequest, EnrollResponse, ErrorBody, Heartbeat, HeartbeatResponse, Inventory,
+    InventoryDelta,
+};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 /// What went wrong talking to the server.
@@ -142,15 +145,21 @@ impl Client {
             .ok_or_else(|| self.unreachable("empty answer to enrollment"))
     }
 
-    /// Checks in with the digest of the current inventory.
-    pub fn heartbeat(&self, inventory_digest: &str) -> Result<HeartbeatResponse, ClientError> {
+    /// Checks in with the digests of the current and the acknowledged inventory.
+    pub fn heartbeat(
+        &self,
+        inventory_digest: &str,
+        acknowledged_digest: Option<String>,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        let beat = Heartbeat {
+            inventory_digest: inventory_digest.to_owned(),
+            acknowledged_digest,
+        };
         let response = self
             .agent
             .post(self.url("/api/v1/agent/heartbeat"))
             .header("Authorization", &self.authorization())
-            .send_json(&Heartbeat {
-                inventory_digest: inventory_digest.to_owned(),
-            })
+            .send_json(&beat)
             .map_err(|e| self.unreachable(e))?;
         self.answer(response)?
             .ok_or_else(|| self.unreachable("empty answer to check-in"))
@@ -159,19 +168,34 @@ impl Client {
     /// Sends the whole inventory, gzip-compressed: a thousand packages shrink
     /// to a few tens of kilobytes, which matters on a laptop's slow link.
     pub fn send_inventory(&self, inventory: &Inventory) -> Result<(), ClientError> {
-        let json = serde_json::to_vec(inventory).map_err(|e| ClientError::Config(e.to_string()))?;
+        self.send_gzip_json(false, inventory)
+    }
+
+    /// Sends a delta against the acknowledged inventory, gzip-compressed.
+    pub fn send_delta(&self, delta: &InventoryDelta) -> Result<(), ClientError> {
+        self.send_gzip_json(true, delta)
+    }
+
+    fn send_gzip_json(
+        &self,
+        delta: bool,
+        value: &impl serde::Serialize,
+    ) -> Result<(), ClientError> {
+        let config = |e: std::io::Error| ClientError::Config(e.to_string());
+        let json = serde_json::to_vec(value).map_err(|e| ClientError::Config(e.to_string()))?;
         let mut gz = flate2::write::GzEncoder::new(
             Vec::with_capacity(json.len() / 4),
             flate2::Compression::default(),
         );
-        gz.write_all(&json)
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        let body = gz
-            .finish()
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        let response = self
-            .agent
-            .put(self.url("/api/v1/agent/inventory"))
+        gz.write_all(&json).map_err(config)?;
+        let body = gz.finish().map_err(config)?;
+        let url = self.url("/api/v1/agent/inventory");
+        let request = if delta {
+            self.agent.patch(&url)
+        } else {
+            self.agent.put(&url)
+        };
+        let response = request
             .header("Authorization", &self.authorization())
             .header("Content-Type", "application/json")
             .header("Content-Encoding", "gzip")

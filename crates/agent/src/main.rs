@@ -178,14 +178,20 @@ fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()
     )?;
     let mut retry = std::time::Duration::from_secs(60);
     loop {
-        let wait = match checkin::check_in(&client, &root, &SystemRunner, jiff::Timestamp::now()) {
+        let wait = match checkin::check_in(
+            &client,
+            state_dir,
+            &root,
+            &SystemRunner,
+            jiff::Timestamp::now(),
+        ) {
             Ok(done) => {
                 eprintln!(
                     "checked in{}",
-                    if done.sent_inventory {
-                        "; inventory sent"
-                    } else {
-                        ""
+                    match done.sent {
+                        checkin::Sent::Nothing => "",
+                        checkin::Sent::Delta => "; inventory changes sent",
+                        checkin::Sent::Full => "; inventory sent",
                     }
                 );
                 retry = std::time::Duration::from_secs(60);

@@ -50,6 +50,27 @@ pub enum StateError {
     },
 }
 
+/// The file holding the last inventory the server acknowledged.
+pub const ACKNOWLEDGED_FILE: &str = "acknowledged-inventory.json";
+
+/// The last inventory the server acknowledged, if the agent kept one that
+/// it can still read (a damaged one is as good as none: the server will ask
+/// for the full inventory).
+pub fn load_acknowledged(dir: &Path) -> Option<protocol::Inventory> {
+    let text = std::fs::read_to_string(dir.join(ACKNOWLEDGED_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Keeps `inventory` as the one the server acknowledged, replacing atomically.
+pub fn save_acknowledged(dir: &Path, inventory: &protocol::Inventory) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{ACKNOWLEDGED_FILE}.tmp"));
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(inventory).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, dir.join(ACKNOWLEDGED_FILE))
+}
+
 /// Reads the enrollment from `dir`.
 pub fn load(dir: &Path) -> Result<Enrollment, StateError> {
     let file = dir.join(STATE_FILE);

@@ -400,3 +400,127 @@ fn plain_http_is_refused_away_from_loopback() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn status_file(packages: &[(&str, &str)]) -> String {
+    packages
+        .iter()
+        .map(|(name, version)| {
+            format!("Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n")
+        })
+        .collect()
+}
+
+#[test]
+fn changes_travel_as_deltas_between_the_real_binaries() {
+    let server = start_server(&["--plain-http"], "http");
+    let agent = bin("patchwell-agent");
+    let root = server.data.join("small-root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "ID=debian\nVERSION_ID=\"12\"\n",
+    )
+    .unwrap();
+    let status = root.join("var/lib/dpkg/status");
+    std::fs::write(
+        &status,
+        status_file(&[
+            ("openssl", "3.0.11-1"),
+            ("bash", "5.2.15-2"),
+            ("zsh", "5.9-4"),
+        ]),
+    )
+    .unwrap();
+    let state = server.data.join("small-state");
+    let (root_arg, state_arg) = (root.to_str().unwrap(), state.to_str().unwrap());
+    let token = admin(&server, &["tokens", "create"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = run(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            &token,
+            "--state-dir",
+            state_arg,
+            "--root",
+            root_arg,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let check_in = || {
+        let out = run(
+            &agent,
+            &[
+                "run",
+                "--once",
+                "--state-dir",
+                state_arg,
+                "--root",
+                root_arg,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(check_in().contains("; inventory sent"));
+    assert!(state.join("acknowledged-inventory.json").exists());
+
+    // An upgrade, a removal and an installation: only they travel.
+    std::fs::write(
+        &status,
+        status_file(&[
+            ("openssl", "3.0.15-1"),
+            ("bash", "5.2.15-2"),
+            ("curl", "7.88.1-10"),
+        ]),
+    )
+    .unwrap();
+    assert!(check_in().contains("inventory changes sent"));
+    assert_eq!(check_in().trim(), "checked in");
+
+    let hosts = admin(&server, &["hosts", "list"]);
+    let detail = admin(
+        &server,
+        &["hosts", "show", hosts[0]["id"].as_str().unwrap()],
+    );
+    let packages: Vec<(String, String)> = detail["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("bash", "5.2.15-2"),
+        ("curl", "7.88.1-10"),
+        ("openssl", "3.0.15-1"),
+    ];
+    assert_eq!(
+        packages,
+        expected.map(|(n, v)| (n.to_owned(), v.to_owned()))
+    );
+
+    // A lost acknowledged copy means a full upload, not an error.
+    std::fs::remove_file(state.join("acknowledged-inventory.json")).unwrap();
+    std::fs::write(&status, status_file(&[("openssl", "3.0.15-1")])).unwrap();
+    assert!(check_in().contains("; inventory sent"));
+}

@@ -242,6 +242,20 @@ impl Inventory {
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut stable = self.clone();
+        // Order does not count either: the server gives packages back sorted,
+        // the agent reads them in its database's order.
+        stable.packages.iter_mut().for_each(Package::fill_source);
+        stable.packages.sort_by(|a, b| {
+            a.key()
+                .cmp(&b.key())
+                .then_with(|| a.version.cmp(&b.version))
+        });
+        stable
+            .updates
+            .sort_by(|a, b| (a.manager, &a.name, &a.arch).cmp(&(b.manager, &b.name, &b.arch)));
+        stable
+            .neighbours
+            .sort_by(|a, b| (&a.interface, &a.address).cmp(&(&b.interface, &b.address)));
         stable.collected_at = Timestamp::UNIX_EPOCH;
         stable.host.uptime_seconds = 0;
         stable
@@ -257,6 +271,136 @@ impl Inventory {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+}
+
+/// What identifies a package within one host: its manager, name and
+/// architecture (a host has one version of each).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageKey {
+    /// The package manager.
+    pub manager: Manager,
+    /// The package name.
+    pub name: String,
+    /// The architecture.
+    pub arch: String,
+}
+
+impl Package {
+    /// The package's key.
+    pub fn key(&self) -> PackageKey {
+        PackageKey {
+            manager: self.manager,
+            name: self.name.clone(),
+            arch: self.arch.clone(),
+        }
+    }
+
+    /// Fills an unknown source with the package itself, as dpkg-query does;
+    /// the server stores it that way.
+    pub fn fill_source(&mut self) {
+        if self.source.is_none() {
+            self.source = Some(self.name.clone());
+        }
+        if self.source_version.is_none() {
+            self.source_version = Some(self.version.clone());
+        }
+    }
+}
+
+/// An inventory as changes to an earlier one that the server acknowledged:
+/// the packages that were added or changed and those removed; the small
+/// parts (host facts, OS, reboot, updates, neighbours) whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryDelta {
+    /// [`INVENTORY_SCHEMA`].
+    pub schema: u32,
+    /// The digest of the inventory this applies to.
+    pub base_digest: String,
+    /// The digest of the inventory it makes; the server checks it.
+    pub result_digest: String,
+    /// When the new inventory was collected.
+    pub collected_at: Timestamp,
+    /// Host facts, whole.
+    pub host: HostFacts,
+    /// The OS, whole.
+    pub os: OsRelease,
+    /// Reboot status, whole.
+    pub reboot: RebootStatus,
+    /// Packages added, or changed in version or state.
+    pub packages_changed: Vec<Package>,
+    /// Packages no longer there.
+    pub packages_removed: Vec<PackageKey>,
+    /// Available updates, whole.
+    pub updates: Vec<AvailableUpdate>,
+    /// Neighbours, whole.
+    pub neighbours: Vec<Neighbour>,
+    /// Warnings, whole.
+    pub warnings: Vec<String>,
+}
+
+impl Inventory {
+    /// The changes from `base` (which the server acknowledged) to `self`.
+    pub fn delta_from(&self, base: &Inventory) -> InventoryDelta {
+        use std::collections::HashMap;
+        let before: HashMap<PackageKey, &Package> =
+            base.packages.iter().map(|p| (p.key(), p)).collect();
+        let now: HashMap<PackageKey, &Package> =
+            self.packages.iter().map(|p| (p.key(), p)).collect();
+        let mut changed: Vec<Package> = self
+            .packages
+            .iter()
+            .filter(|p| before.get(&p.key()) != Some(p))
+            .cloned()
+            .collect();
+        changed.sort_by_key(Package::key);
+        let mut removed: Vec<PackageKey> = before
+            .keys()
+            .filter(|k| !now.contains_key(*k))
+            .cloned()
+            .collect();
+        removed.sort();
+        InventoryDelta {
+            schema: self.schema,
+            base_digest: base.digest(),
+            result_digest: self.digest(),
+            collected_at: self.collected_at,
+            host: self.host.clone(),
+            os: self.os.clone(),
+            reboot: self.reboot.clone(),
+            packages_changed: changed,
+            packages_removed: removed,
+            updates: self.updates.clone(),
+            neighbours: self.neighbours.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The inventory a delta makes of the packages `base` had. The caller
+    /// checks the result's digest against [`InventoryDelta::result_digest`].
+    pub fn from_delta(base_packages: Vec<Package>, delta: &InventoryDelta) -> Inventory {
+        use std::collections::BTreeMap;
+        let mut packages: BTreeMap<PackageKey, Package> =
+            base_packages.into_iter().map(|p| (p.key(), p)).collect();
+        for key in &delta.packages_removed {
+            packages.remove(key);
+        }
+        for p in &delta.packages_changed {
+            packages.insert(p.key(), p.clone());
+        }
+        Inventory {
+            schema: delta.schema,
+            collected_at: delta.collected_at,
+            host: delta.host.clone(),
+            os: delta.os.clone(),
+            reboot: delta.reboot.clone(),
+            packages: packages.into_values().collect(),
+            updates: delta.updates.clone(),
+            neighbours: delta.neighbours.clone(),
+            warnings: delta.warnings.clone(),
+        }
     }
 }
 
@@ -280,20 +424,37 @@ pub struct EnrollResponse {
     pub credential: String,
 }
 
-/// A check-in: the agent is alive, and this is the digest of its inventory.
+/// A check-in: the agent is alive, and these are the digests of its current
+/// inventory and of the last one the server acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// [`Inventory::digest`] of the agent's current inventory.
     pub inventory_digest: String,
+    /// The digest of the last inventory the server acknowledged, if the
+    /// agent kept it (it can then send a delta against it).
+    #[serde(default)]
+    pub acknowledged_digest: Option<String>,
+}
+
+/// What the server wants of the agent's inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryWanted {
+    /// The server's copy is current: send nothing.
+    None,
+    /// The server holds the acknowledged inventory: send a delta against it.
+    Delta,
+    /// The server holds something else (or nothing): send it whole.
+    Full,
 }
 
 /// The server's answer to a check-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatResponse {
-    /// True when the server's copy differs: send the full inventory.
-    pub send_inventory: bool,
+    /// What to send.
+    pub inventory: InventoryWanted,
     /// Seconds until the next check-in, before jitter.
     pub next_checkin_seconds: u64,
 }
@@ -308,6 +469,89 @@ pub struct ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pkg(name: &str, version: &str) -> Package {
+        Package {
+            manager: Manager::Dpkg,
+            name: name.into(),
+            version: version.into(),
+            arch: "amd64".into(),
+            source: None,
+            source_version: None,
+            state: PackageState::Installed,
+            held: false,
+        }
+    }
+
+    fn inventory(packages: Vec<Package>) -> Inventory {
+        Inventory {
+            schema: INVENTORY_SCHEMA,
+            collected_at: Timestamp::UNIX_EPOCH,
+            host: HostFacts {
+                hostname: "h".into(),
+                machine_id: None,
+                kernel: "6.1".into(),
+                arch: "amd64".into(),
+                cpu: Cpu {
+                    model: "x".into(),
+                    count: 1,
+                },
+                memory_bytes: 1,
+                disks: vec![],
+                interfaces: vec![],
+                uptime_seconds: 1,
+                boot_time: Timestamp::UNIX_EPOCH,
+            },
+            os: OsRelease {
+                id: "debian".into(),
+                version_id: None,
+                codename: None,
+                pretty_name: None,
+                id_like: vec![],
+            },
+            reboot: RebootStatus {
+                required: false,
+                packages: vec![],
+            },
+            packages,
+            updates: vec![],
+            neighbours: vec![],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn a_delta_rebuilds_the_inventory_it_was_made_from() {
+        let base = inventory(vec![pkg("a", "1"), pkg("b", "1"), pkg("c", "1")]);
+        let mut held = pkg("c", "1");
+        held.held = true;
+        let now = inventory(vec![pkg("d", "1"), pkg("b", "2"), held]);
+        let delta = now.delta_from(&base);
+        assert_eq!(
+            delta
+                .packages_changed
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "c", "d"]
+        );
+        assert_eq!(
+            delta
+                .packages_removed
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        // The server holds the base's packages in its own order.
+        let mut stored = base.packages.clone();
+        stored.reverse();
+        stored.iter_mut().for_each(Package::fill_source);
+        let rebuilt = Inventory::from_delta(stored, &delta);
+        assert_eq!(rebuilt.digest(), delta.result_digest);
+        assert_eq!(base.digest(), delta.base_digest);
+        assert_ne!(base.digest(), now.digest());
+    }
 
     #[test]
     fn package_state_speaks_dpkg() {

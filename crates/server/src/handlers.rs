@@ -5,7 +5,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use patchwell_core::query::{Query as HostQuery, Subject};
-use protocol::{EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, Manager};
+use protocol::{
+    EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, InventoryDelta,
+    InventoryWanted, Manager,
+};
 use store::{
     GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore,
 };
@@ -105,8 +108,13 @@ pub(crate) async fn heartbeat(
         .host(&host.id)
         .await?
         .and_then(|h| h.inventory_digest);
+    let inventory = match stored {
+        Some(s) if s == beat.inventory_digest => InventoryWanted::None,
+        Some(s) if Some(&s) == beat.acknowledged_digest.as_ref() => InventoryWanted::Delta,
+        _ => InventoryWanted::Full,
+    };
     Ok(Json(HeartbeatResponse {
-        send_inventory: stored.as_deref() != Some(beat.inventory_digest.as_str()),
+        inventory,
         next_checkin_seconds: state.config.checkin_interval.as_secs(),
     }))
 }
@@ -134,6 +142,55 @@ pub(crate) async fn put_inventory(
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
     tracing::info!(host = %host.id, packages = inventory.packages.len(), "Inventory stored.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PATCH /api/v1/agent/inventory`: a delta against the stored inventory.
+/// Refused with 409 (send the full inventory) when the stored inventory is
+/// not the delta's base, or when the rebuilt inventory does not have the
+/// digest the agent computed: a delta can never leave a wrong record.
+pub(crate) async fn patch_inventory(
+    State(state): State<AppState>,
+    host: Host,
+    body: JsonBody<InventoryDelta>,
+) -> ApiResult<StatusCode> {
+    let Json(delta) = body?;
+    if delta.schema != protocol::INVENTORY_SCHEMA {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "inventory schema {} is not understood; this server reads schema {}",
+                delta.schema,
+                protocol::INVENTORY_SCHEMA
+            ),
+        ));
+    }
+    let record = state.store.host(&host.id).await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("host {}", host.id)))?;
+    if record.inventory_digest.as_deref() != Some(delta.base_digest.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the delta's base is not the stored inventory; send the full inventory",
+        ));
+    }
+    let inventory = Inventory::from_delta(state.store.packages(&host.id).await?, &delta);
+    let digest = inventory.digest();
+    if digest != delta.result_digest {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the delta does not reproduce the agent's inventory; send the full inventory",
+        ));
+    }
+    state
+        .store
+        .store_inventory(&host.id, &inventory, &digest, now(&state))
+        .await?;
+    tracing::info!(
+        host = %host.id,
+        changed = delta.packages_changed.len(),
+        removed = delta.packages_removed.len(),
+        "Inventory delta stored."
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -112,7 +112,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/v1/agent/enroll", post(handlers::enroll))
         .route("/api/v1/agent/heartbeat", post(handlers::heartbeat))
-        .route("/api/v1/agent/inventory", put(handlers::put_inventory))
+        .route(
+            "/api/v1/agent/inventory",
+            put(handlers::put_inventory).patch(handlers::patch_inventory),
+        )
         .route(
             "/api/v1/tokens",
             get(handlers::list_tokens).post(handlers::create_token),

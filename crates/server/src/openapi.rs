@@ -22,6 +22,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("post", "/api/v1/agent/enroll", Auth::None, "Enroll a host with an enrollment token; returns its identity and credential."),
     ("post", "/api/v1/agent/heartbeat", Auth::Host, "Check in; the answer says whether to send the inventory."),
     ("put", "/api/v1/agent/inventory", Auth::Host, "Replace the host's inventory (JSON, optionally gzip-encoded)."),
+    ("patch", "/api/v1/agent/inventory", Auth::Host, "Change the host's inventory by a delta against the stored one (409: send it whole)."),
     ("get", "/api/v1/tokens", Auth::Admin, "List enrollment tokens."),
     ("post", "/api/v1/tokens", Auth::Admin, "Create an enrollment token (expiry, number of uses, target group)."),
     ("delete", "/api/v1/tokens/{id}", Auth::Admin, "Revoke an enrollment token."),

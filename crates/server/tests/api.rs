@@ -503,25 +503,38 @@ async fn credentials_are_checked_on_every_route_and_hosts_are_kept_apart() {
 }
 
 #[tokio::test]
-async fn heartbeats_ask_for_the_inventory_only_when_it_changed() {
+async fn heartbeats_ask_for_nothing_a_delta_or_the_whole_inventory() {
+    use protocol::InventoryWanted;
     let s = spawn(Config::default()).await;
     let h = s.enrolled("alpha").await;
-    let inv = inventory("alpha", s.now(), vec![package("openssl", "3.0.11-1")]);
-    let beat = |digest: String| json!({"inventory_digest": digest});
-    let ask = |body: Value| serde_json::from_value::<HeartbeatResponse>(body).unwrap();
+    let inv = inventory(
+        "alpha",
+        s.now(),
+        vec![package("openssl", "3.0.11-1"), package("bash", "5.2.15-2")],
+    );
+    let ask = |current: &Inventory, acknowledged: Option<&Inventory>| {
+        let body = json!({"inventory_digest": current.digest(), "acknowledged_digest": acknowledged.map(Inventory::digest)});
+        let s = &s;
+        let credential = h.credential.clone();
+        async move {
+            let (status, body) = s
+                .agent(
+                    reqwest::Method::POST,
+                    "/api/v1/agent/heartbeat",
+                    &credential,
+                    body,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_value::<HeartbeatResponse>(body).unwrap()
+        }
+    };
 
-    let (status, body) = s
-        .agent(
-            reqwest::Method::POST,
-            "/api/v1/agent/heartbeat",
-            &h.credential,
-            beat(inv.digest()),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let answer = ask(body);
-    assert!(answer.send_inventory);
-    assert_eq!(answer.next_checkin_seconds, 900);
+    let first = ask(&inv, None).await;
+    assert_eq!(
+        (first.inventory, first.next_checkin_seconds),
+        (InventoryWanted::Full, 900)
+    );
     s.put_inventory(&h.credential, &inv).await;
 
     // Uptime and collection time change every minute; they do not count.
@@ -531,47 +544,103 @@ async fn heartbeats_ask_for_the_inventory_only_when_it_changed() {
         .now()
         .checked_add(jiff::SignedDuration::from_secs(600))
         .unwrap();
-    assert!(
-        !ask(s
-            .agent(
-                reqwest::Method::POST,
-                "/api/v1/agent/heartbeat",
-                &h.credential,
-                beat(later.digest())
-            )
-            .await
-            .1)
-        .send_inventory
+    assert_eq!(
+        ask(&later, Some(&inv)).await.inventory,
+        InventoryWanted::None
     );
+
+    // A change: the server holds the acknowledged base, so a delta will do.
     later.packages[0].version = "3.0.15-1".into();
+    later.packages.remove(1);
+    later.packages.push(package("curl", "7.88.1-10"));
+    assert_eq!(
+        ask(&later, Some(&inv)).await.inventory,
+        InventoryWanted::Delta
+    );
+    let delta = later.delta_from(&inv);
+    assert_eq!(
+        (delta.packages_changed.len(), delta.packages_removed.len()),
+        (2, 1)
+    );
+    let (status, body) = s
+        .agent(
+            reqwest::Method::PATCH,
+            "/api/v1/agent/inventory",
+            &h.credential,
+            serde_json::to_value(&delta).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, detail) = s.get(format!("/api/v1/hosts/{}", h.host_id)).await;
+    let detail: HostDetail = serde_json::from_value(detail).unwrap();
+    let packages: Vec<(&str, &str)> = detail
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(packages, [("curl", "7.88.1-10"), ("openssl", "3.0.15-1")]);
+    assert_eq!(
+        ask(&later, Some(&later)).await.inventory,
+        InventoryWanted::None
+    );
+
+    // A base the server does not hold, and a delta that does not produce what
+    // it claims: 409, and nothing stored.
+    let mut newer = later.clone();
+    newer.collected_at = s
+        .now()
+        .checked_add(jiff::SignedDuration::from_secs(1200))
+        .unwrap();
+    newer.packages.push(package("zsh", "5.9-4"));
+    let stale = newer.delta_from(&inv);
+    let (status, body) = s
+        .agent(
+            reqwest::Method::PATCH,
+            "/api/v1/agent/inventory",
+            &h.credential,
+            serde_json::to_value(&stale).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     assert!(
-        ask(s
-            .agent(
-                reqwest::Method::POST,
-                "/api/v1/agent/heartbeat",
-                &h.credential,
-                beat(later.digest())
-            )
-            .await
-            .1)
-        .send_inventory
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("send the full inventory"),
+        "{body}"
+    );
+    let mut lying = newer.delta_from(&later);
+    lying.packages_changed.clear();
+    let (status, body) = s
+        .agent(
+            reqwest::Method::PATCH,
+            "/api/v1/agent/inventory",
+            &h.credential,
+            serde_json::to_value(&lying).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not reproduce"),
+        "{body}"
+    );
+    assert_eq!(
+        ask(&later, None).await.inventory,
+        InventoryWanted::None,
+        "the stored inventory is unchanged"
+    );
+    assert_eq!(
+        ask(&newer, None).await.inventory,
+        InventoryWanted::Full,
+        "no base kept: send it whole"
     );
 
     s.advance(3600);
-    s.agent(
-        reqwest::Method::POST,
-        "/api/v1/agent/heartbeat",
-        &h.credential,
-        beat(later.digest()),
-    )
-    .await;
-    let (_, detail) = s
-        .admin(
-            reqwest::Method::GET,
-            &format!("/api/v1/hosts/{}", h.host_id),
-            None,
-        )
-        .await;
+    ask(&later, None).await;
+    let (_, detail) = s.get(format!("/api/v1/hosts/{}", h.host_id)).await;
     assert_eq!(
         serde_json::from_value::<HostDetail>(detail)
             .unwrap()
