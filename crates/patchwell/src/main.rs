@@ -103,6 +103,9 @@ struct ServerArgs {
     /// Minutes between agent check-ins.
     #[arg(long, value_name = "MINUTES", default_value_t = 15)]
     checkin_minutes: u32,
+    /// Requests a minute one host may make.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    host_requests_per_minute: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     checkin_interval: std::time::Duration::from_secs(
                         60 * u64::from(args.checkin_minutes),
                     ),
+                    host_requests_per_minute: args.host_requests_per_minute,
                     ..server::Config::default()
                 },
             };

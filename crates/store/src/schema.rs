@@ -53,7 +53,11 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, now: Timestamp) ->
         .execute(pool)
         .await?;
     for &(version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        // On SQLite, take the write lock at once (see `Store::begin_write`).
+        let mut tx = match backend {
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => pool.begin().await?,
+        };
         if backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7240001)")
                 .execute(&mut *tx)

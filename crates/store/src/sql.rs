@@ -162,6 +162,17 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), waiting for it under the busy
+    /// timeout: a transaction that reads first and upgrades later fails at
+    /// once, without waiting, when another writer committed in between.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// ` FOR UPDATE` on PostgreSQL, where it locks the row for the
     /// transaction; SQLite's write transaction already excludes other writers.
     fn for_update(&self) -> &'static str {
@@ -368,7 +379,7 @@ impl TokenStore for Store {
     }
 
     async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT id, expires_at, max_uses, uses, target_group, revoked_at \
              FROM enrollment_tokens WHERE secret_hash = $1{}",
@@ -520,7 +531,7 @@ impl HostStore for Store {
     }
 
     async fn set_attributes(&self, host_id: &str, a: &HostAttributes) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE hosts SET static_group = $2, criticality = $3, owner = $4, department = $5 WHERE id = $1",
         )
@@ -612,7 +623,7 @@ impl InventoryStore for Store {
         let facts = serde_json::to_string(&inv.host)
             .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT inventory_collected_at FROM hosts WHERE id = $1{}",
             self.for_update()

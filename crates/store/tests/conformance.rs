@@ -125,7 +125,44 @@ conformance!(
     devices_that_are_not_enrolled_are_listed,
     api_tokens_are_found_by_secret_hash,
     dynamic_groups_are_defined_replaced_and_deleted,
+    simultaneous_inventories_from_many_hosts_all_succeed,
 );
+
+async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
+    let ids: Vec<String> = (0..24).map(|i| format!("h{i}")).collect();
+    enrolled(&store, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let image: Vec<Package> = (0..400)
+        .map(|i| package(&format!("pkg{i}"), &format!("1.{i}-1")))
+        .collect();
+    // Two rounds, so that later uploads meet hosts whose rows others just wrote.
+    for round in 0..2 {
+        let uploads: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (store, id, packages) = (store.clone(), id.clone(), image.clone());
+                tokio::spawn(async move {
+                    store
+                        .store_inventory(
+                            &id,
+                            &inventory(100 + round, "12", packages),
+                            "d",
+                            at(100 + round),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for upload in uploads {
+            upload
+                .await
+                .unwrap()
+                .expect("concurrent inventories must not fail");
+        }
+    }
+    for id in &ids {
+        assert_eq!(store.packages(id).await.unwrap().len(), 400);
+    }
+}
 
 async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
     use store::GroupStore;

@@ -1,0 +1,414 @@
+//! Load on a real `patchwell server` with the embedded SQLite, from this
+//! separate process, over loopback. Prints requests a second and latency
+//! percentiles for full inventories (1,000 packages each), heartbeats and
+//! inventory deltas, then the agent's memory while it waits between
+//! check-ins. Run with `cargo xtask bench` (or `cargo bench -p patchwell`).
+//!
+//! The package list is this machine's real dpkg database, topped up to 1,000
+//! packages; every host starts from the same image, as a cloned fleet does.
+#![allow(clippy::print_stdout, clippy::disallowed_methods)]
+
+use std::future::Future;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use protocol::{Inventory, Manager, Package, PackageState};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+const HOSTS: usize = 300;
+const PACKAGES: usize = 1000;
+
+struct Stats {
+    label: &'static str,
+    count: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<34} {:>7} {:>10.0}/s   p50 {:>6.1} ms   p99 {:>6.1} ms",
+            self.label,
+            self.count,
+            self.count as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50).as_secs_f64() * 1000.0,
+            self.percentile(0.99).as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+/// Runs `make(i)` for i in 0..total, `concurrency` at a time, timing each.
+async fn drive<F, Fut>(label: &'static str, total: usize, concurrency: usize, make: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (make, next) = (make.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return latencies;
+                }
+                let t = Instant::now();
+                make(i).await;
+                latencies.push(t.elapsed());
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(total);
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.expect("a load task panicked"));
+    }
+    Stats {
+        label,
+        count: total,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn image() -> Vec<Package> {
+    let status = std::fs::read("/var/lib/dpkg/status").unwrap_or_default();
+    let mut packages = Vec::new();
+    let mut fields: (Option<String>, Option<String>, Option<String>) = (None, None, None);
+    for line in status
+        .lines()
+        .map(Result::unwrap_or_default)
+        .chain(std::iter::once(String::new()))
+    {
+        if line.is_empty() {
+            if let (Some(name), Some(version), Some(arch)) = fields.clone() {
+                packages.push(Package {
+                    manager: Manager::Dpkg,
+                    name,
+                    version,
+                    arch,
+                    source: None,
+                    source_version: None,
+                    state: PackageState::Installed,
+                    held: false,
+                });
+            }
+            fields = (None, None, None);
+        } else if let Some(v) = line.strip_prefix("Package: ") {
+            fields.0 = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("Version: ") {
+            fields.1 = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("Architecture: ") {
+            fields.2 = Some(v.to_owned());
+        }
+    }
+    packages.truncate(PACKAGES);
+    let mut n = 0;
+    while packages.len() < PACKAGES {
+        n += 1;
+        packages.push(Package {
+            manager: Manager::Dpkg,
+            name: format!("libbench{n}"),
+            version: format!("1.{n}-1"),
+            arch: "amd64".into(),
+            source: None,
+            source_version: None,
+            state: PackageState::Installed,
+            held: false,
+        });
+    }
+    packages
+}
+
+fn inventory(host: usize, packages: Vec<Package>) -> Inventory {
+    let mut inv: Inventory = serde_json::from_value(json!({
+        "schema": protocol::INVENTORY_SCHEMA,
+        "collected_at": jiff::Timestamp::now(),
+        "host": {"hostname": format!("bench-{host:04}"), "machine_id": null, "kernel": "6.1.0-18-amd64", "arch": "amd64",
+                 "cpu": {"model": "bench", "count": 2}, "memory_bytes": 8_589_934_592u64, "disks": [],
+                 "interfaces": [{"name": "eth0", "mac": format!("02:00:00:00:{:02x}:{:02x}", host / 256, host % 256), "addresses": []}],
+                 "uptime_seconds": 1, "boot_time": "2026-01-01T00:00:00Z"},
+        "os": {"id": "debian", "version_id": "12", "codename": "bookworm", "pretty_name": null, "id_like": []},
+        "reboot": {"required": false, "packages": []},
+        "packages": [], "updates": [], "neighbours": [], "warnings": []
+    }))
+    .expect("a valid inventory");
+    inv.packages = packages;
+    inv
+}
+
+fn gzip(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(value).expect("json"))
+        .expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    auth: &str,
+    body: Vec<u8>,
+    gz: bool,
+) -> Value {
+    let mut req = http
+        .request(method, url)
+        .bearer_auth(auth)
+        .header("content-type", "application/json");
+    if gz {
+        req = req.header("content-encoding", "gzip");
+    }
+    let resp = req.body(body).send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{url}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn agent_rss(url: &str, admin: &str, data: &Path) {
+    let agent = PathBuf::from(env!("CARGO_BIN_EXE_patchwell")).with_file_name("patchwell-agent");
+    if !agent.exists() {
+        println!("agent idle memory: skipped, build it first (cargo build --release -p agent)");
+        return;
+    }
+    let token_out = Command::new(env!("CARGO_BIN_EXE_patchwell"))
+        .args([
+            "tokens", "create", "--server", url, "--token", admin, "--json",
+        ])
+        .output()
+        .expect("create a token");
+    let token: Value = serde_json::from_slice(&token_out.stdout).expect("token json");
+    let state = data.join("agent-state");
+    let enrolled = Command::new(&agent)
+        .args([
+            "enroll",
+            "--server",
+            url,
+            "--token",
+            token["token"].as_str().unwrap_or_default(),
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .status()
+        .expect("enroll");
+    assert!(enrolled.success());
+    let mut child = Command::new(&agent)
+        .arg("run")
+        .arg("--state-dir")
+        .arg(&state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    // Wait for the first check-in to finish; then it sleeps until the next.
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    std::thread::sleep(Duration::from_secs(1));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+    };
+    println!(
+        "agent idle memory (after {first:?}): RSS {}, peak {}",
+        field("VmRSS:").unwrap_or_default(),
+        field("VmHWM:").unwrap_or_default()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let data = std::env::temp_dir().join(format!("patchwell-load-{}", std::process::id()));
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_patchwell"))
+        .args([
+            "server",
+            "--plain-http",
+            "--host-requests-per-minute",
+            "100000000",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("admin-token").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admin = std::fs::read_to_string(data.join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+
+    // One worker thread: the server has the other core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .build()
+            .expect("client");
+        let created = send(
+            &http,
+            reqwest::Method::POST,
+            &format!("{url}/api/v1/tokens"),
+            &admin,
+            serde_json::to_vec(&json!({"max_uses": HOSTS})).expect("json"),
+            false,
+        )
+        .await;
+        let token = created["token"].as_str().expect("token").to_owned();
+        let mut credentials = Vec::new();
+        for i in 0..HOSTS {
+            let resp = http
+                .post(format!("{url}/api/v1/agent/enroll"))
+                .json(&json!({"token": token, "hostname": format!("bench-{i:04}")}))
+                .send()
+                .await
+                .expect("enroll");
+            let body: Value = resp.json().await.expect("enroll json");
+            credentials.push(body["credential"].as_str().expect("credential").to_owned());
+        }
+        let credentials = Arc::new(credentials);
+        let image = image();
+        println!(
+            "{HOSTS} hosts, {} packages each, SQLite, server and load on 2 cores over loopback\n",
+            image.len()
+        );
+
+        // Full inventories: every host, twice (the second replaces the first).
+        let current: Arc<Vec<Mutex<Inventory>>> = Arc::new(
+            (0..HOSTS)
+                .map(|h| Mutex::new(inventory(h, image.clone())))
+                .collect(),
+        );
+        let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
+        let http2 = http.clone();
+        let full = drive(
+            "full inventories (1,000 packages)",
+            2 * HOSTS,
+            8,
+            move |i| {
+                let (u, c, cur, http) = (u.clone(), c.clone(), cur.clone(), http2.clone());
+                async move {
+                    let host = i % HOSTS;
+                    let mut inv = cur[host].lock().await;
+                    inv.collected_at = jiff::Timestamp::now();
+                    let body = gzip(&*inv);
+                    send(
+                        &http,
+                        reqwest::Method::PUT,
+                        &format!("{u}/api/v1/agent/inventory"),
+                        &c[host],
+                        body,
+                        true,
+                    )
+                    .await;
+                }
+            },
+        )
+        .await;
+        full.print();
+
+        let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
+        let http2 = http.clone();
+        let digests: Arc<Vec<String>> = Arc::new({
+            let mut d = Vec::new();
+            for m in cur.iter() {
+                d.push(m.lock().await.digest());
+            }
+            d
+        });
+        let beats = drive("heartbeats", 30_000, 64, move |i| {
+            let (u, c, d, http) = (u.clone(), c.clone(), digests.clone(), http2.clone());
+            async move {
+                let host = i % HOSTS;
+                let body = serde_json::to_vec(
+                    &json!({"inventory_digest": d[host], "acknowledged_digest": d[host]}),
+                )
+                .expect("json");
+                let answer = send(
+                    &http,
+                    reqwest::Method::POST,
+                    &format!("{u}/api/v1/agent/heartbeat"),
+                    &c[host],
+                    body,
+                    false,
+                )
+                .await;
+                assert_eq!(answer["inventory"], "none");
+            }
+        })
+        .await;
+        beats.print();
+
+        // Deltas: each changes five packages of a host against its stored inventory.
+        let (u, c) = (url.clone(), credentials.clone());
+        let http2 = http.clone();
+        let deltas = drive("inventory deltas (5 packages)", 10 * HOSTS, 32, move |i| {
+            let (u, c, cur, http) = (u.clone(), c.clone(), cur.clone(), http2.clone());
+            async move {
+                let host = i % HOSTS;
+                let mut inv = cur[host].lock().await;
+                let base = inv.clone();
+                for k in 0..5 {
+                    let p = &mut inv.packages[(i * 5 + k) % PACKAGES];
+                    p.version = format!(
+                        "{}+bench{i}",
+                        p.version.split("+bench").next().unwrap_or_default()
+                    );
+                }
+                inv.collected_at = jiff::Timestamp::now();
+                let body = gzip(&inv.delta_from(&base));
+                send(
+                    &http,
+                    reqwest::Method::PATCH,
+                    &format!("{u}/api/v1/agent/inventory"),
+                    &c[host],
+                    body,
+                    true,
+                )
+                .await;
+            }
+        })
+        .await;
+        deltas.print();
+    });
+
+    agent_rss(&url, &admin, &data);
+    let _ = server.kill();
+    let _ = server.wait();
+    std::fs::remove_dir_all(&data).ok();
+}
