@@ -308,19 +308,20 @@ fn main() {
             image.len()
         );
 
-        // Full inventories: every host, twice (the second replaces the first).
+        // Full inventories: each host's first (every row new for that host),
+        // then each host resending its whole inventory twice (a resync).
         let current: Arc<Vec<Mutex<Inventory>>> = Arc::new(
             (0..HOSTS)
                 .map(|h| Mutex::new(inventory(h, image.clone())))
                 .collect(),
         );
-        let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
-        let http2 = http.clone();
-        let full = drive(
-            "full inventories (1,000 packages)",
-            2 * HOSTS,
-            8,
-            move |i| {
+        for (label, total) in [
+            ("first inventories (1,000 packages)", HOSTS),
+            ("full inventories resent (1,000)", 2 * HOSTS),
+        ] {
+            let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
+            let http2 = http.clone();
+            let stats = drive(label, total, 8, move |i| {
                 let (u, c, cur, http) = (u.clone(), c.clone(), cur.clone(), http2.clone());
                 async move {
                     let host = i % HOSTS;
@@ -337,10 +338,10 @@ fn main() {
                     )
                     .await;
                 }
-            },
-        )
-        .await;
-        full.print();
+            })
+            .await;
+            stats.print();
+        }
 
         let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
         let http2 = http.clone();

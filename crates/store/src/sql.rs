@@ -28,6 +28,10 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers in this process queue here
+    /// rather than in SQLite's busy handler, which sleeps in growing steps
+    /// and wastes most of the time it waits.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Rows per multi-row statement; well inside both databases' parameter limits.
@@ -149,7 +153,11 @@ impl Store {
                 .await?;
         }
         schema::migrate(&pool, backend, now).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            writer: Default::default(),
+        })
     }
 
     /// Which database this is.
@@ -160,6 +168,39 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Waits for this process's turn to write, on SQLite.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// The ids of the package versions with these keys, among those stored.
+    async fn package_ids<'k>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        keys: impl Iterator<Item = &'k str>,
+    ) -> Result<HashMap<String, i64>> {
+        let keys: Vec<&str> = keys.collect();
+        let mut ids = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK * 2) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, key FROM package_versions WHERE key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for key in chunk {
+                q = q.bind(*key);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                ids.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+        Ok(ids)
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write
@@ -379,6 +420,7 @@ impl TokenStore for Store {
     }
 
     async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT id, expires_at, max_uses, uses, target_group, revoked_at \
@@ -451,6 +493,7 @@ impl HostStore for Store {
     }
 
     async fn touch(&self, host_id: &str, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE hosts SET last_seen = $2 WHERE id = $1 AND last_seen < $2")
             .bind(host_id)
             .bind(now.as_second())
@@ -531,6 +574,7 @@ impl HostStore for Store {
     }
 
     async fn set_attributes(&self, host_id: &str, a: &HostAttributes) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE hosts SET static_group = $2, criticality = $3, owner = $4, department = $5 WHERE id = $1",
@@ -623,6 +667,7 @@ impl InventoryStore for Store {
         let facts = serde_json::to_string(&inv.host)
             .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
 
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "SELECT inventory_collected_at FROM hosts WHERE id = $1{}",
@@ -646,7 +691,17 @@ impl InventoryStore for Store {
         }
 
         let all: Vec<&PackageRow<'_>> = rows.values().collect();
-        for chunk in all.chunks(CHUNK) {
+        // Package versions: most are already known (hosts cloned from one
+        // image share them), so look them up first and insert only the rest.
+        let mut ids = self
+            .package_ids(&mut tx, all.iter().map(|r| r.key.as_str()))
+            .await?;
+        let missing: Vec<&PackageRow<'_>> = all
+            .iter()
+            .copied()
+            .filter(|r| !ids.contains_key(&r.key))
+            .collect();
+        for chunk in missing.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO package_versions \
                  (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
@@ -673,41 +728,57 @@ impl InventoryStore for Store {
             }
             q.execute(&mut *tx).await?;
         }
-        let mut ids: HashMap<String, i64> = HashMap::with_capacity(all.len());
-        for chunk in all.chunks(CHUNK) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT id, key FROM package_versions WHERE key IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q.bind(r.key.clone());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                ids.insert(row.try_get(1)?, row.try_get(0)?);
+        ids.extend(
+            self.package_ids(&mut tx, missing.iter().map(|r| r.key.as_str()))
+                .await?,
+        );
+
+        // The host's rows: change only what differs from what is stored, so a
+        // resent or slightly changed inventory costs a few rows, not a thousand.
+        let mut wanted: HashMap<i64, (&'static str, i64)> = HashMap::with_capacity(all.len());
+        for r in &all {
+            let id = *ids
+                .get(&r.key)
+                .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
+            wanted.insert(id, (state_name(r.package.state), i64::from(r.package.held)));
+        }
+        let stored =
+            sqlx::query("SELECT package_id, state, held FROM host_packages WHERE host_id = $1")
+                .bind(host_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut gone: Vec<i64> = Vec::new();
+        for row in &stored {
+            let (id, state, held): (i64, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            match wanted.get(&id) {
+                Some((s, h)) if *s == state && *h == held => {
+                    wanted.remove(&id);
+                }
+                _ => gone.push(id),
             }
         }
-
-        sqlx::query("DELETE FROM host_packages WHERE host_id = $1")
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-        for chunk in all.chunks(CHUNK) {
+        for chunk in gone.chunks(CHUNK) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(host_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let added: Vec<(i64, (&'static str, i64))> = wanted.into_iter().collect();
+        for chunk in added.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
                 placeholders(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let id = *ids
-                    .get(&r.key)
-                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-                q = q
-                    .bind(host_id)
-                    .bind(id)
-                    .bind(state_name(r.package.state))
-                    .bind(i64::from(r.package.held));
+            for (id, (state, held)) in chunk {
+                q = q.bind(host_id).bind(*id).bind(*state).bind(*held);
             }
             q.execute(&mut *tx).await?;
         }
