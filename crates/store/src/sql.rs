@@ -178,6 +178,36 @@ impl Store {
         }
     }
 
+    /// A host's stored inventory digest, and its package rows by key:
+    /// key -> (package id, state, held).
+    async fn host_rows<'c, E>(
+        &self,
+        executor: E,
+        host_id: &str,
+    ) -> Result<(Option<String>, HashMap<String, (i64, String, i64)>)>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        // One statement, so the digest and the rows are one snapshot.
+        let rows = sqlx::query(
+            "SELECT h.inventory_digest, pv.key, hp.package_id, hp.state, hp.held \
+             FROM hosts h LEFT JOIN host_packages hp ON hp.host_id = h.id \
+             LEFT JOIN package_versions pv ON pv.id = hp.package_id WHERE h.id = $1",
+        )
+        .bind(host_id)
+        .fetch_all(executor)
+        .await?;
+        let mut digest = None;
+        let mut map = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            digest = row.try_get(0)?;
+            if let Some(key) = row.try_get::<Option<String>, _>(1)? {
+                map.insert(key, (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?));
+            }
+        }
+        Ok((digest, map))
+    }
+
     /// The ids of the package versions with these keys, among those stored.
     async fn package_ids<'k>(
         &self,
@@ -667,10 +697,13 @@ impl InventoryStore for Store {
         let facts = serde_json::to_string(&inv.host)
             .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
 
+        // Read the host's rows before taking the writer's turn; under it,
+        // read them again only if the host's inventory changed in between.
+        let (seen_digest, seen_rows) = self.host_rows(&self.pool, host_id).await?;
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "SELECT inventory_collected_at FROM hosts WHERE id = $1{}",
+            "SELECT inventory_collected_at, inventory_digest FROM hosts WHERE id = $1{}",
             self.for_update()
         );
         let Some(row) = sqlx::query(&sql)
@@ -689,14 +722,36 @@ impl InventoryStore for Store {
                 )));
             }
         }
+        let mut stored = if row.try_get::<Option<String>, _>(1)? == seen_digest {
+            seen_rows
+        } else {
+            self.host_rows(&mut *tx, host_id).await?.1
+        };
 
-        let all: Vec<&PackageRow<'_>> = rows.values().collect();
-        // Package versions: most are already known (hosts cloned from one
-        // image share them), so look them up first and insert only the rest.
+        // Sort the wanted packages into unchanged (nothing to do), changed in
+        // state (delete and insert) and new to this host; what is left of the
+        // stored rows is gone.
+        let mut gone: Vec<i64> = Vec::new();
+        let mut new_rows: Vec<&PackageRow<'_>> = Vec::new();
+        for r in rows.values() {
+            let wanted = (state_name(r.package.state), i64::from(r.package.held));
+            match stored.remove(&r.key) {
+                Some((_, state, held)) if state == wanted.0 && held == wanted.1 => {}
+                Some((id, _, _)) => {
+                    gone.push(id);
+                    new_rows.push(r);
+                }
+                None => new_rows.push(r),
+            }
+        }
+        gone.extend(stored.into_values().map(|(id, _, _)| id));
+
+        // Package versions of the new rows: most are known already (hosts
+        // cloned from one image share them); insert only the rest.
         let mut ids = self
-            .package_ids(&mut tx, all.iter().map(|r| r.key.as_str()))
+            .package_ids(&mut tx, new_rows.iter().map(|r| r.key.as_str()))
             .await?;
-        let missing: Vec<&PackageRow<'_>> = all
+        let missing: Vec<&PackageRow<'_>> = new_rows
             .iter()
             .copied()
             .filter(|r| !ids.contains_key(&r.key))
@@ -733,31 +788,6 @@ impl InventoryStore for Store {
                 .await?,
         );
 
-        // The host's rows: change only what differs from what is stored, so a
-        // resent or slightly changed inventory costs a few rows, not a thousand.
-        let mut wanted: HashMap<i64, (&'static str, i64)> = HashMap::with_capacity(all.len());
-        for r in &all {
-            let id = *ids
-                .get(&r.key)
-                .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-            wanted.insert(id, (state_name(r.package.state), i64::from(r.package.held)));
-        }
-        let stored =
-            sqlx::query("SELECT package_id, state, held FROM host_packages WHERE host_id = $1")
-                .bind(host_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut gone: Vec<i64> = Vec::new();
-        for row in &stored {
-            let (id, state, held): (i64, String, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            match wanted.get(&id) {
-                Some((s, h)) if *s == state && *h == held => {
-                    wanted.remove(&id);
-                }
-                _ => gone.push(id),
-            }
-        }
         for chunk in gone.chunks(CHUNK) {
             let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
             let sql = format!(
@@ -770,15 +800,21 @@ impl InventoryStore for Store {
             }
             q.execute(&mut *tx).await?;
         }
-        let added: Vec<(i64, (&'static str, i64))> = wanted.into_iter().collect();
-        for chunk in added.chunks(CHUNK) {
+        for chunk in new_rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
                 placeholders(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
-            for (id, (state, held)) in chunk {
-                q = q.bind(host_id).bind(*id).bind(*state).bind(*held);
+            for r in chunk {
+                let id = *ids
+                    .get(&r.key)
+                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
+                q = q
+                    .bind(host_id)
+                    .bind(id)
+                    .bind(state_name(r.package.state))
+                    .bind(i64::from(r.package.held));
             }
             q.execute(&mut *tx).await?;
         }
