@@ -19,7 +19,7 @@ usage: cargo xtask <task>
 tasks:
   setup               install the Debian packages and apt lists the tests need
   ci                  setup, then fmt, clippy and every test, as CI runs them
-  bench               setup, then the version-comparison benchmark against libdpkg and librpm
+  bench               setup, then every benchmark: versions vs libdpkg/librpm, agent collection, server load
   fuzz <target> [s]   run a cargo-fuzz target (deb, rpm, apk) for s seconds (default 60)
 ";
 
@@ -59,7 +59,11 @@ fn main() -> Result<()> {
         }
         Some("bench") => {
             setup()?;
-            run(cargo(&root).args(["bench", "-p", "vercmp-reference"]))
+            run(cargo(&root).args(["bench", "-p", "vercmp-reference"]))?;
+            run(cargo(&root).args(["bench", "-p", "agent"]))?;
+            // The load benchmark measures the agent's memory too: build it.
+            run(cargo(&root).args(["build", "--release", "-p", "agent"]))?;
+            run(cargo(&root).args(["bench", "-p", "patchwell", "--bench", "load"]))
         }
         Some("fuzz") => {
             let target = args
