@@ -129,8 +129,9 @@ fn lists(dir: &Path) -> io::Result<Lists> {
         }
     }
     packages.sort();
-    // InRelease before Release for the same prefix: the prefix of `Release`
-    // is one character longer (`_In` vs `_`), so compare prefixes exactly.
+    // A list belongs to the release file with the longest prefix of its
+    // name; sorting makes the choice between an InRelease and a Release of
+    // the same prefix (apt keeps one or the other) the same on every run.
     releases.sort();
     Ok(Lists { packages, releases })
 }

@@ -72,18 +72,6 @@ fn dpkg_query(admindir: &Path) -> BTreeSet<Row> {
         .collect()
 }
 
-fn state_name(state: PackageState) -> &'static str {
-    match state {
-        PackageState::Installed => "installed",
-        PackageState::ConfigFiles => "config-files",
-        PackageState::Unpacked => "unpacked",
-        PackageState::HalfConfigured => "half-configured",
-        PackageState::HalfInstalled => "half-installed",
-        PackageState::TriggersAwaited => "triggers-awaited",
-        PackageState::TriggersPending => "triggers-pending",
-    }
-}
-
 fn as_dpkg_query_rows(
     packages: &[protocol::Package],
 ) -> BTreeSet<(String, String, String, String, String, String)> {
@@ -96,7 +84,7 @@ fn as_dpkg_query_rows(
                 p.version.clone(),
                 p.source.clone().unwrap_or_default(),
                 p.source_version.clone().unwrap_or_default(),
-                state_name(p.state).to_owned(),
+                p.state.as_str().to_owned(),
             )
         })
         .collect()

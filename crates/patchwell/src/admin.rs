@@ -352,7 +352,7 @@ pub(crate) async fn hosts(
                     query.push((key, "true".into()));
                 }
             }
-            let qs = serde_urlencoded_pairs(&query);
+            let qs = query_string(&query);
             let hosts = client
                 .call(Method::GET, &format!("/api/v1/hosts{qs}"), None)
                 .await?;
@@ -501,7 +501,7 @@ pub(crate) async fn packages(
             version,
             manager,
         } => {
-            let qs = serde_urlencoded_pairs(&[("below", version)]);
+            let qs = query_string(&[("below", version)]);
             let hosts = client
                 .call(
                     Method::GET,
@@ -627,7 +627,7 @@ pub(crate) async fn devices(connection: Connection) -> anyhow::Result<ExitCode> 
 }
 
 /// `?a=1&b=2`, percent-encoded; empty when there are no pairs.
-fn serde_urlencoded_pairs(pairs: &[(&str, String)]) -> String {
+fn query_string(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }

@@ -165,6 +165,64 @@ pub enum PackageState {
     TriggersPending,
 }
 
+/// A name that is not one of an enum's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What was named.
+    pub kind: &'static str,
+    /// The name given.
+    pub name: String,
+}
+
+impl std::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {} {:?}", self.kind, self.name)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+/// Names as the JSON writes them, for the places that store or read them
+/// outside JSON (the database, query strings). A test holds them to serde's.
+macro_rules! names {
+    ($ty:ident, $kind:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The name, as in the JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = UnknownName;
+
+            fn from_str(name: &str) -> Result<Self, UnknownName> {
+                match name {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(UnknownName { kind: $kind, name: other.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+names!(Manager, "package manager", Dpkg => "dpkg", Rpm => "rpm", Apk => "apk");
+names!(
+    PackageState, "package state",
+    Installed => "installed",
+    ConfigFiles => "config-files",
+    Unpacked => "unpacked",
+    HalfConfigured => "half-configured",
+    HalfInstalled => "half-installed",
+    TriggersAwaited => "triggers-awaited",
+    TriggersPending => "triggers-pending",
+);
+
 impl PackageState {
     /// Whether the package's files are on the host. A package in
     /// [`PackageState::ConfigFiles`] is not installed, whatever its version.
@@ -551,6 +609,28 @@ mod tests {
         assert_eq!(rebuilt.digest(), delta.result_digest);
         assert_eq!(base.digest(), delta.base_digest);
         assert_ne!(base.digest(), now.digest());
+    }
+
+    #[test]
+    fn names_are_the_json_names() {
+        for m in Manager::ALL {
+            assert_eq!(
+                serde_json::to_string(m).unwrap(),
+                format!("\"{}\"", m.as_str())
+            );
+            assert_eq!(m.as_str().parse::<Manager>().unwrap(), *m);
+        }
+        for s in PackageState::ALL {
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+            assert_eq!(s.as_str().parse::<PackageState>().unwrap(), *s);
+        }
+        assert_eq!(
+            "msi".parse::<Manager>().unwrap_err().to_string(),
+            "unknown package manager \"msi\""
+        );
     }
 
     #[test]

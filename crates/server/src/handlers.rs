@@ -51,15 +51,12 @@ fn host_view(h: HostRecord, now: Timestamp, stale_after: SignedDuration) -> Host
     }
 }
 
+/// A package manager named in a path; `deb` is accepted for `dpkg`.
 fn parse_manager(name: &str) -> ApiResult<Manager> {
-    match name {
-        "dpkg" | "deb" => Ok(Manager::Dpkg),
-        "rpm" => Ok(Manager::Rpm),
-        "apk" => Ok(Manager::Apk),
-        other => Err(ApiError::bad_request(format!(
-            "unknown package manager {other:?}: use dpkg, rpm or apk"
-        ))),
-    }
+    let name = if name == "deb" { "dpkg" } else { name };
+    name.parse().map_err(|e: protocol::UnknownName| {
+        ApiError::bad_request(format!("{e}: use dpkg, rpm or apk"))
+    })
 }
 
 /// `POST /api/v1/agent/enroll`

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use jiff::Timestamp;
-use protocol::{Inventory, Manager, Neighbour, Package, PackageState};
+use protocol::{Inventory, Manager, Neighbour, Package};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -45,46 +45,10 @@ fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
     seconds.map(ts).transpose()
 }
 
-fn manager_name(m: Manager) -> &'static str {
-    match m {
-        Manager::Dpkg => "dpkg",
-        Manager::Rpm => "rpm",
-        Manager::Apk => "apk",
-    }
-}
-
-fn parse_manager(s: &str) -> Result<Manager> {
-    match s {
-        "dpkg" => Ok(Manager::Dpkg),
-        "rpm" => Ok(Manager::Rpm),
-        "apk" => Ok(Manager::Apk),
-        other => Err(Error::Corrupt(format!("unknown package manager {other:?}"))),
-    }
-}
-
-fn state_name(s: PackageState) -> &'static str {
-    match s {
-        PackageState::Installed => "installed",
-        PackageState::ConfigFiles => "config-files",
-        PackageState::Unpacked => "unpacked",
-        PackageState::HalfConfigured => "half-configured",
-        PackageState::HalfInstalled => "half-installed",
-        PackageState::TriggersAwaited => "triggers-awaited",
-        PackageState::TriggersPending => "triggers-pending",
-    }
-}
-
-fn parse_state(s: &str) -> Result<PackageState> {
-    Ok(match s {
-        "installed" => PackageState::Installed,
-        "config-files" => PackageState::ConfigFiles,
-        "unpacked" => PackageState::Unpacked,
-        "half-configured" => PackageState::HalfConfigured,
-        "half-installed" => PackageState::HalfInstalled,
-        "triggers-awaited" => PackageState::TriggersAwaited,
-        "triggers-pending" => PackageState::TriggersPending,
-        other => return Err(Error::Corrupt(format!("unknown package state {other:?}"))),
-    })
+/// A stored name read back; one the protocol does not know means a damaged database.
+fn parse_stored<T: std::str::FromStr<Err = protocol::UnknownName>>(name: &str) -> Result<T> {
+    name.parse()
+        .map_err(|e: protocol::UnknownName| Error::Corrupt(e.to_string()))
 }
 
 /// `($1, $2, ...), ($n+1, ...)`: placeholders for `rows` rows of `columns`.
@@ -658,7 +622,7 @@ impl InventoryStore for Store {
                 Error::Invalid(format!(
                     "package {} ({}): {what} {e}",
                     p.name,
-                    manager_name(p.manager)
+                    p.manager.as_str()
                 ))
             };
             let sort_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
@@ -670,7 +634,7 @@ impl InventoryStore for Store {
             let source_sort_key = crate::sort_key(p.manager, &source_version)
                 .map_err(|e| invalid("source version", e))?;
             let key = [
-                manager_name(p.manager),
+                p.manager.as_str(),
                 &p.name,
                 &p.version,
                 &p.arch,
@@ -734,7 +698,7 @@ impl InventoryStore for Store {
         let mut gone: Vec<i64> = Vec::new();
         let mut new_rows: Vec<&PackageRow<'_>> = Vec::new();
         for r in rows.values() {
-            let wanted = (state_name(r.package.state), i64::from(r.package.held));
+            let wanted = (r.package.state.as_str(), i64::from(r.package.held));
             match stored.remove(&r.key) {
                 Some((_, state, held)) if state == wanted.0 && held == wanted.1 => {}
                 Some((id, _, _)) => {
@@ -768,7 +732,7 @@ impl InventoryStore for Store {
                 let p = r.package;
                 q = q
                     .bind(r.key.clone())
-                    .bind(manager_name(p.manager))
+                    .bind(p.manager.as_str())
                     .bind(p.name.clone())
                     .bind(p.version.clone())
                     .bind(p.arch.clone())
@@ -813,7 +777,7 @@ impl InventoryStore for Store {
                 q = q
                     .bind(host_id)
                     .bind(id)
-                    .bind(state_name(r.package.state))
+                    .bind(r.package.state.as_str())
                     .bind(i64::from(r.package.held));
             }
             q.execute(&mut *tx).await?;
@@ -830,7 +794,7 @@ impl InventoryStore for Store {
                  ON CONFLICT (host_id, manager, name, arch) DO NOTHING",
             )
             .bind(host_id)
-            .bind(manager_name(u.manager))
+            .bind(u.manager.as_str())
             .bind(u.name.clone())
             .bind(u.arch.clone())
             .bind(u.installed.clone())
@@ -917,13 +881,13 @@ impl InventoryStore for Store {
         rows.iter()
             .map(|r| {
                 Ok(Package {
-                    manager: parse_manager(&r.try_get::<String, _>(0)?)?,
+                    manager: parse_stored(&r.try_get::<String, _>(0)?)?,
                     name: r.try_get(1)?,
                     version: r.try_get(2)?,
                     arch: r.try_get(3)?,
                     source: Some(r.try_get(4)?),
                     source_version: Some(r.try_get(5)?),
-                    state: parse_state(&r.try_get::<String, _>(6)?)?,
+                    state: parse_stored(&r.try_get::<String, _>(6)?)?,
                     held: r.try_get::<i64, _>(7)? != 0,
                 })
             })
@@ -946,7 +910,7 @@ impl InventoryStore for Store {
                AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
              ORDER BY h.hostname, h.id, pv.arch",
         )
-        .bind(manager_name(manager))
+        .bind(manager.as_str())
         .bind(name)
         .bind(key)
         .fetch_all(&self.pool)
@@ -994,7 +958,7 @@ impl InventoryStore for Store {
              WHERE pv.manager = $1 AND pv.name = $2 AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
              GROUP BY pv.version, pv.sort_key ORDER BY pv.sort_key",
         )
-        .bind(manager_name(manager))
+        .bind(manager.as_str())
         .bind(name)
         .fetch_all(&self.pool)
         .await?;
