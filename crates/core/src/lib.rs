@@ -7,4 +7,6 @@
 //! inputs and is tested as one. (The package is `patchwell-core`, because
 //! `core` is the name of Rust's own.)
 
+pub mod advisory;
+pub mod lifecycle;
 pub mod query;
