@@ -98,8 +98,8 @@ impl Ecosystem {
             "debian" => format!("Debian:{major}"),
             "ubuntu" => {
                 // LTS releases are the April releases of even years.
-                let lts = major.parse::<u32>().is_ok_and(|y| y % 2 == 0)
-                    && major_minor.ends_with(".04");
+                let lts =
+                    major.parse::<u32>().is_ok_and(|y| y % 2 == 0) && major_minor.ends_with(".04");
                 if lts {
                     format!("Ubuntu:{major_minor}:LTS")
                 } else {

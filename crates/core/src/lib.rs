@@ -8,5 +8,8 @@
 //! `core` is the name of Rust's own.)
 
 pub mod advisory;
+pub mod applicability;
+pub mod cvss;
+pub mod fleet;
 pub mod lifecycle;
 pub mod query;

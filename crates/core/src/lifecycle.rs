@@ -95,7 +95,8 @@ impl Support {
 
 impl fmt::Display for Support {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let date = |d: &Option<Date>| d.map_or_else(|| "an unknown date".to_owned(), |d| d.to_string());
+        let date =
+            |d: &Option<Date>| d.map_or_else(|| "an unknown date".to_owned(), |d| d.to_string());
         match self {
             Support::Supported { until: Some(d) } => write!(f, "supported until {d}"),
             Support::Supported { until: None } => write!(f, "supported"),

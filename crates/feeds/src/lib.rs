@@ -23,12 +23,21 @@ pub mod vendor;
 use patchwell_core::advisory::{Advisory, Rejected};
 
 /// What one feed file gave: its advisories, and the records it skipped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Parsed<T> {
     /// The good records.
     pub items: Vec<T>,
     /// The malformed records, each with its reason.
     pub rejected: Vec<Rejected>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed {
+            items: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
 }
 
 /// Advisories from a feed file.

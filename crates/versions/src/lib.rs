@@ -159,6 +159,16 @@ pub fn validate(ecosystem: Ecosystem, version: &str) -> Result<(), ParseError> {
     }
 }
 
+/// The sort key of `version` under `ecosystem`'s rules: the bytes whose plain
+/// order is the package manager's order (see the crate documentation).
+pub fn sort_key(ecosystem: Ecosystem, version: &str) -> Result<Vec<u8>, ParseError> {
+    Ok(match ecosystem {
+        Ecosystem::Deb => deb::Version::parse(version)?.sort_key().to_vec(),
+        Ecosystem::Rpm => rpm::Version::parse(version)?.sort_key().to_vec(),
+        Ecosystem::Apk => apk::Version::parse(version)?.sort_key().to_vec(),
+    })
+}
+
 /// A set of bytes as a lookup table: validation runs once per byte of every
 /// version Patchwell reads, so it is a table load rather than a search of a
 /// list of allowed characters.

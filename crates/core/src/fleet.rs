@@ -1,0 +1,366 @@
+//! Incremental applicability for a whole fleet.
+//!
+//! A key design decision made here is that the unit of work is the distinct
+//! *package version key*, not the host: (ecosystem, source package, source
+//! version) and (ecosystem, binary package, version). Ten thousand Debian 12
+//! hosts share a few thousand such keys, so each is checked against the
+//! advisories once for the whole fleet, and hosts only collect the verdicts
+//! of their keys. It follows that
+//! - a new advisory is checked against the keys of the packages it names, and
+//!   reaches their hosts without looking at any other host;
+//! - an inventory delta moves a host between keys; only keys the fleet has
+//!   never seen are checked.
+
+use std::collections::HashMap;
+
+use crate::advisory::{Advisory, Ecosystem, PackageKind};
+use crate::applicability::{HostView, Index};
+
+/// A host's number in the fleet (the caller's choice).
+pub type HostId = u32;
+
+#[derive(Debug)]
+struct Key {
+    place: u16,
+    kind: PackageKind,
+    name: u32,
+    version: Box<[u8]>,
+    hosts: Vec<HostId>,
+    /// Advisory positions that affect this key; `None` until checked.
+    hits: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Place {
+    /// The host's ecosystem name, or empty when OSV has none for it.
+    ecosystem: String,
+    scheme: versions::Ecosystem,
+}
+
+#[derive(Debug, Default)]
+struct FleetHost {
+    keys: Vec<u32>,
+    advisories: Vec<u32>,
+}
+
+/// What changed for one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostChange {
+    /// Package version keys that the fleet had not seen and were checked now.
+    pub keys_checked: usize,
+    /// Advisories that apply now and did not before.
+    pub added: Vec<u32>,
+    /// Advisories that applied before and do not now.
+    pub removed: Vec<u32>,
+}
+
+/// The fleet's applicability, kept up to date as hosts and advisories change.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    index: Index,
+    places: Vec<Place>,
+    place_ids: HashMap<Place, u16>,
+    names: Vec<String>,
+    name_ids: HashMap<String, u32>,
+    /// (place, kind, name) -> version key -> key id.
+    keys_by_package: HashMap<(u16, PackageKind, u32), HashMap<Box<[u8]>, u32>>,
+    keys: Vec<Key>,
+    hosts: HashMap<HostId, FleetHost>,
+}
+
+impl Fleet {
+    /// A fleet with no hosts, checking against `index`.
+    pub fn new(index: Index) -> Fleet {
+        Fleet {
+            index,
+            ..Fleet::default()
+        }
+    }
+
+    /// The advisory index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The number of distinct package version keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The number of hosts.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    fn place(&mut self, place: Place) -> u16 {
+        if let Some(&id) = self.place_ids.get(&place) {
+            return id;
+        }
+        let id = self.places.len() as u16;
+        self.places.push(place.clone());
+        self.place_ids.insert(place, id);
+        id
+    }
+
+    fn name(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.name_ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn key(&mut self, place: u16, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
+        let scheme = self.places[place as usize].scheme;
+        let sort_key = versions::sort_key(scheme, version).ok()?;
+        let name = self.name(name);
+        let by_version = self.keys_by_package.entry((place, kind, name)).or_default();
+        if let Some(&id) = by_version.get(sort_key.as_slice()) {
+            return Some(id);
+        }
+        let id = self.keys.len() as u32;
+        let version: Box<[u8]> = sort_key.into_boxed_slice();
+        by_version.insert(version.clone(), id);
+        self.keys.push(Key {
+            place,
+            kind,
+            name,
+            version,
+            hosts: Vec::new(),
+            hits: None,
+        });
+        Some(id)
+    }
+
+    /// Checks one key against the whole index.
+    fn check_key(&self, key: &Key) -> Vec<u32> {
+        let place = &self.places[key.place as usize];
+        let name = &self.names[key.name as usize];
+        let mut hits = Vec::new();
+        if !place.ecosystem.is_empty() {
+            self.index
+                .check(&place.ecosystem, key.kind, name, &key.version, |h| {
+                    hits.push(h.advisory)
+                });
+        }
+        if key.kind == PackageKind::Binary {
+            let vendor = Ecosystem::vendor(place.scheme);
+            self.index
+                .check(vendor.name(), key.kind, name, &key.version, |h| {
+                    hits.push(h.advisory)
+                });
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        hits
+    }
+
+    /// Adds a host, or replaces what the fleet knows of it (an inventory
+    /// delta is a replacement: only keys it adds that the fleet never saw
+    /// are checked). Versions the host's rules refuse are skipped.
+    pub fn set_host(&mut self, host: HostId, view: &HostView) -> HostChange {
+        let place = self.place(Place {
+            ecosystem: view
+                .ecosystem()
+                .map(|e| e.name().to_owned())
+                .unwrap_or_default(),
+            scheme: view.scheme,
+        });
+        let mut keys = Vec::with_capacity(view.packages.len() * 2);
+        for p in view.packages.iter().filter(|p| p.installed) {
+            keys.extend(self.key(place, PackageKind::Source, &p.source, &p.source_version));
+            keys.extend(self.key(place, PackageKind::Binary, &p.name, &p.version));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let old = self.hosts.remove(&host).unwrap_or_default();
+        // Move the host between keys: only the difference is touched.
+        let (mut i, mut j) = (0, 0);
+        while i < old.keys.len() || j < keys.len() {
+            match (old.keys.get(i), keys.get(j)) {
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(&a), Some(&b)) if a > b => {
+                    self.keys[b as usize].hosts.push(host);
+                    j += 1;
+                }
+                (Some(&a), _) => {
+                    self.keys[a as usize].hosts.retain(|&h| h != host);
+                    i += 1;
+                }
+                (None, Some(&b)) => {
+                    self.keys[b as usize].hosts.push(host);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        let mut checked = 0;
+        for &k in &keys {
+            if self.keys[k as usize].hits.is_none() {
+                let hits = self.check_key(&self.keys[k as usize]);
+                self.keys[k as usize].hits = Some(hits);
+                checked += 1;
+            }
+        }
+        let advisories = self.collect(&keys);
+        let change = HostChange {
+            keys_checked: checked,
+            added: difference(&advisories, &old.advisories),
+            removed: difference(&old.advisories, &advisories),
+        };
+        self.hosts.insert(host, FleetHost { keys, advisories });
+        change
+    }
+
+    fn collect(&self, keys: &[u32]) -> Vec<u32> {
+        let mut advisories: Vec<u32> = keys
+            .iter()
+            .filter_map(|&k| self.keys[k as usize].hits.as_ref())
+            .flatten()
+            .copied()
+            .collect();
+        advisories.sort_unstable();
+        advisories.dedup();
+        advisories
+    }
+
+    /// Forgets a host.
+    pub fn remove_host(&mut self, host: HostId) {
+        if let Some(old) = self.hosts.remove(&host) {
+            for k in old.keys {
+                self.keys[k as usize].hosts.retain(|&h| h != host);
+            }
+        }
+    }
+
+    /// Checks every key against every advisory again, from nothing, and
+    /// recomputes every host's advisories. Returns the number of (host,
+    /// advisory) pairs that apply.
+    pub fn evaluate_all(&mut self) -> usize {
+        let verdicts: Vec<Vec<u32>> = self.keys.iter().map(|k| self.check_key(k)).collect();
+        for (key, hits) in self.keys.iter_mut().zip(verdicts) {
+            key.hits = Some(hits);
+        }
+        let recomputed: Vec<(HostId, Vec<u32>)> = self
+            .hosts
+            .iter()
+            .map(|(&id, h)| (id, self.collect(&h.keys)))
+            .collect();
+        let mut pairs = 0;
+        for (id, advisories) in recomputed {
+            pairs += advisories.len();
+            if let Some(h) = self.hosts.get_mut(&id) {
+                h.advisories = advisories;
+            }
+        }
+        pairs
+    }
+
+    /// Adds (or replaces) an advisory and returns the hosts it applies to.
+    /// Only the keys of the packages it names are checked.
+    pub fn add_advisory(&mut self, advisory: Advisory) -> Vec<HostId> {
+        let at = self.index.insert(advisory);
+        let Some(advisory) = self.index.advisory(at) else {
+            return Vec::new();
+        };
+        // The keys of the packages the advisory names, in the places it names.
+        let mut candidates: Vec<u32> = Vec::new();
+        for affected in &advisory.affected {
+            let Some(&name) = self.name_ids.get(&affected.package) else {
+                continue;
+            };
+            for (place_id, place) in self.places.iter().enumerate() {
+                let matches_place = if affected.ecosystem.is_vendor() {
+                    affected.kind == PackageKind::Binary
+                        && Ecosystem::vendor(place.scheme).name() == affected.ecosystem.name()
+                } else {
+                    place.ecosystem == affected.ecosystem.name()
+                };
+                if !matches_place {
+                    continue;
+                }
+                if let Some(by_version) =
+                    self.keys_by_package
+                        .get(&(place_id as u16, affected.kind, name))
+                {
+                    candidates.extend(by_version.values().copied());
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut hosts = Vec::new();
+        for k in candidates {
+            let key = &self.keys[k as usize];
+            let hits = self.check_key(key);
+            let applies = hits.binary_search(&at).is_ok();
+            let key = &mut self.keys[k as usize];
+            key.hits = Some(hits);
+            if applies {
+                hosts.extend(key.hosts.iter().copied());
+            }
+        }
+        hosts.sort_unstable();
+        hosts.dedup();
+        for h in &hosts {
+            if let Some(host) = self.hosts.get_mut(h) {
+                if let Err(pos) = host.advisories.binary_search(&at) {
+                    host.advisories.insert(pos, at);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The advisories (positions in the index) that apply to a host.
+    pub fn host_advisories(&self, host: HostId) -> &[u32] {
+        self.hosts
+            .get(&host)
+            .map_or(&[], |h| h.advisories.as_slice())
+    }
+
+    /// The hosts an advisory applies to, found through the keys of the
+    /// packages it names.
+    pub fn advisory_hosts(&self, advisory: u32) -> Vec<HostId> {
+        let Some(adv) = self.index.advisory(advisory) else {
+            return Vec::new();
+        };
+        let mut hosts: Vec<HostId> = Vec::new();
+        for affected in &adv.affected {
+            let Some(&name) = self.name_ids.get(&affected.package) else {
+                continue;
+            };
+            for place_id in 0..self.places.len() as u16 {
+                if let Some(by_version) = self.keys_by_package.get(&(place_id, affected.kind, name))
+                {
+                    for &k in by_version.values() {
+                        let key = &self.keys[k as usize];
+                        if key
+                            .hits
+                            .as_ref()
+                            .is_some_and(|h| h.binary_search(&advisory).is_ok())
+                        {
+                            hosts.extend(key.hosts.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts
+    }
+}
+
+/// The elements of sorted `a` not in sorted `b`.
+fn difference(a: &[u32], b: &[u32]) -> Vec<u32> {
+    a.iter()
+        .filter(|x| b.binary_search(x).is_err())
+        .copied()
+        .collect()
+}
