@@ -806,6 +806,11 @@ fn apply_kernels<'a>(host: &HostView, findings: Vec<Finding<'a>>) -> Vec<Finding
         return findings;
     }
     let running = host.kernel_release.trim();
+    if running.is_empty() {
+        // Which kernel runs is unknown (an offline scan of a database file):
+        // every image counts as it is.
+        return findings;
+    }
     findings
         .into_iter()
         .filter_map(|mut f| {

@@ -5,6 +5,7 @@
 //! Output is for people by default and JSON with `--json`, for scripts.
 
 mod admin;
+mod scan;
 mod version;
 
 use std::net::SocketAddr;
@@ -58,6 +59,10 @@ enum Command {
         #[command(flatten)]
         connection: admin::Connection,
     },
+    /// Scan one machine (or a copied dpkg database) against advisory files,
+    /// with no server: for foreign computers, air-gapped hosts and audits.
+    /// Exit 0, or 1 when --fail-on is met, or 2 on bad input.
+    Scan(scan::ScanArgs),
     /// Compare and check package versions as dpkg, rpm and apk do.
     Version {
         #[command(subcommand)]
@@ -232,6 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => runtime()?.block_on(admin::groups(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
+        Command::Scan(args) => Ok(scan::run(args)),
         Command::Version {
             command: VersionCommand::Compare(args),
         } => {

@@ -10,6 +10,7 @@
 
 pub mod api;
 mod auth;
+pub mod catalog;
 mod error;
 mod handlers;
 pub mod openapi;

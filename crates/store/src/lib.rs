@@ -22,7 +22,7 @@ mod schema;
 mod sql;
 
 use jiff::Timestamp;
-use protocol::{HostFacts, Inventory, Manager, Neighbour, Package};
+use protocol::{AvailableUpdate, HostFacts, Inventory, Manager, Neighbour, Package};
 
 pub use sql::{Backend, Store};
 
@@ -345,6 +345,71 @@ pub trait HostStore {
     async fn set_attributes(&self, host_id: &str, attributes: &HostAttributes) -> Result<()>;
 }
 
+/// A configured advisory feed and how its last import went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRecord {
+    /// Its unique name.
+    pub name: String,
+    /// Its format (`osv`, `debian-tracker`, `kev`, ...).
+    pub kind: String,
+    /// The file, directory or URL it is read from.
+    pub location: String,
+    /// How it is verified: `sha256:HEX`, `ed25519:KEY` or `openpgp:KEYRING`.
+    pub verification: String,
+    /// When it was configured.
+    pub created_at: Timestamp,
+    /// When its documents were last replaced by a verified import.
+    pub imported_at: Option<Timestamp>,
+    /// The SHA-256 of what that import verified.
+    pub sha256: Option<String>,
+    /// How many records it imported.
+    pub records: u64,
+    /// How many malformed records it skipped.
+    pub rejected: u64,
+    /// Why the last attempt failed, when it did (the documents in force are
+    /// the last good ones).
+    pub last_error: Option<String>,
+    /// When that was.
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// One verified file of a feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedDocument {
+    /// Its name within the feed (a file name, or a path in a directory).
+    pub name: String,
+    /// Its exact bytes.
+    pub content: Vec<u8>,
+}
+
+/// Advisory feeds: their configuration and their last verified documents.
+pub trait CatalogStore {
+    /// Adds a feed, or changes the configuration of one (its documents stay
+    /// until the next import).
+    async fn put_feed(&self, feed: &FeedRecord) -> Result<()>;
+    /// Every feed, by name.
+    async fn feeds(&self) -> Result<Vec<FeedRecord>>;
+    /// One feed.
+    async fn feed(&self, name: &str) -> Result<Option<FeedRecord>>;
+    /// Removes a feed and its documents. False when there was none.
+    async fn delete_feed(&self, name: &str) -> Result<bool>;
+    /// Replaces a feed's documents and records the import, in one
+    /// transaction: either all of it is stored or none.
+    async fn store_feed_import(
+        &self,
+        name: &str,
+        documents: &[FeedDocument],
+        sha256: &str,
+        records: u64,
+        rejected: u64,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Records a failed attempt; the documents in force stay.
+    async fn record_feed_error(&self, name: &str, error: &str, now: Timestamp) -> Result<()>;
+    /// A feed's documents, by name.
+    async fn feed_documents(&self, name: &str) -> Result<Vec<FeedDocument>>;
+}
+
 /// Inventories and the questions asked of them.
 pub trait InventoryStore {
     /// Replaces a host's inventory in one transaction. Refused, with nothing
@@ -377,6 +442,15 @@ pub trait InventoryStore {
     async fn package_version_count(&self) -> Result<u64>;
     /// A host's neighbour table as last reported.
     async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>>;
+    /// The updates a host's package manager offered, as last reported.
+    async fn updates(&self, host_id: &str) -> Result<Vec<AvailableUpdate>>;
+    /// Hosts (not revoked) with an installed package built from one of
+    /// `sources` (or, for binary names, named so), with those packages.
+    async fn hosts_with_sources(
+        &self,
+        manager: Manager,
+        names: &[&str],
+    ) -> Result<Vec<(String, Package)>>;
 }
 
 /// The `versions` sort key of a package version, or why it has none.

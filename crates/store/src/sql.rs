@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use jiff::Timestamp;
-use protocol::{Inventory, Manager, Neighbour, Package};
+use protocol::{AvailableUpdate, Inventory, Manager, Neighbour, Package};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -1027,6 +1027,208 @@ impl InventoryStore for Store {
                     mac: r.try_get(1)?,
                     interface: r.try_get(2)?,
                     state: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn updates(&self, host_id: &str) -> Result<Vec<AvailableUpdate>> {
+        let rows = sqlx::query(
+            "SELECT manager, name, arch, installed, candidate, suite, codename, origin, security \
+             FROM host_updates WHERE host_id = $1 ORDER BY manager, name, arch",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AvailableUpdate {
+                    manager: parse_stored(&r.try_get::<String, _>(0)?)?,
+                    name: r.try_get(1)?,
+                    arch: r.try_get(2)?,
+                    installed: r.try_get(3)?,
+                    candidate: r.try_get(4)?,
+                    suite: r.try_get(5)?,
+                    codename: r.try_get(6)?,
+                    origin: r.try_get(7)?,
+                    security: r.try_get::<i64, _>(8)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn hosts_with_sources(
+        &self,
+        manager: Manager,
+        names: &[&str],
+    ) -> Result<Vec<(String, Package)>> {
+        let mut found = Vec::new();
+        for chunk in names.chunks(200) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let list = marks.join(", ");
+            let sql = format!(
+                "SELECT hp.host_id, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
+                 FROM package_versions pv \
+                 JOIN host_packages hp ON hp.package_id = pv.id \
+                 JOIN hosts h ON h.id = hp.host_id \
+                 WHERE pv.manager = $1 AND (pv.source IN ({list}) OR pv.name IN ({list})) \
+                   AND h.revoked_at IS NULL \
+                 ORDER BY hp.host_id, pv.name, pv.arch"
+            );
+            let mut q = sqlx::query(&sql).bind(manager.as_str());
+            for name in chunk {
+                q = q.bind(*name);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                found.push((
+                    r.try_get(0)?,
+                    Package {
+                        manager,
+                        name: r.try_get(1)?,
+                        version: r.try_get(2)?,
+                        arch: r.try_get(3)?,
+                        source: Some(r.try_get(4)?),
+                        source_version: Some(r.try_get(5)?),
+                        state: parse_stored(&r.try_get::<String, _>(6)?)?,
+                        held: r.try_get::<i64, _>(7)? != 0,
+                    },
+                ));
+            }
+        }
+        Ok(found)
+    }
+}
+
+const FEED_COLUMNS: &str = "name, kind, location, verification, created_at, imported_at, sha256, \
+    records, rejected, last_error, last_error_at";
+
+fn feed_from_row(r: &AnyRow) -> Result<crate::FeedRecord> {
+    Ok(crate::FeedRecord {
+        name: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        location: r.try_get(2)?,
+        verification: r.try_get(3)?,
+        created_at: ts(r.try_get(4)?)?,
+        imported_at: opt_ts(r.try_get(5)?)?,
+        sha256: r.try_get(6)?,
+        records: r.try_get::<i64, _>(7)?.max(0) as u64,
+        rejected: r.try_get::<i64, _>(8)?.max(0) as u64,
+        last_error: r.try_get(9)?,
+        last_error_at: opt_ts(r.try_get(10)?)?,
+    })
+}
+
+impl crate::CatalogStore for Store {
+    async fn put_feed(&self, feed: &crate::FeedRecord) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO feeds (name, kind, location, verification, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, location = excluded.location, \
+             verification = excluded.verification",
+        )
+        .bind(feed.name.clone())
+        .bind(feed.kind.clone())
+        .bind(feed.location.clone())
+        .bind(feed.verification.clone())
+        .bind(feed.created_at.as_second())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn feeds(&self) -> Result<Vec<crate::FeedRecord>> {
+        let sql = format!("SELECT {FEED_COLUMNS} FROM feeds ORDER BY name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(feed_from_row).collect()
+    }
+
+    async fn feed(&self, name: &str) -> Result<Option<crate::FeedRecord>> {
+        let sql = format!("SELECT {FEED_COLUMNS} FROM feeds WHERE name = $1");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(feed_from_row).transpose()
+    }
+
+    async fn delete_feed(&self, name: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM feed_documents WHERE feed = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM feeds WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn store_feed_import(
+        &self,
+        name: &str,
+        documents: &[crate::FeedDocument],
+        sha256: &str,
+        records: u64,
+        rejected: u64,
+        now: Timestamp,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE feeds SET imported_at = $2, sha256 = $3, records = $4, rejected = $5, \
+             last_error = NULL, last_error_at = NULL WHERE name = $1",
+        )
+        .bind(name)
+        .bind(now.as_second())
+        .bind(sha256)
+        .bind(i64::try_from(records).unwrap_or(i64::MAX))
+        .bind(i64::try_from(rejected).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::Invalid(format!("no feed named {name:?}")));
+        }
+        sqlx::query("DELETE FROM feed_documents WHERE feed = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        for doc in documents {
+            sqlx::query("INSERT INTO feed_documents (feed, name, content) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(doc.name.clone())
+                .bind(doc.content.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_feed_error(&self, name: &str, error: &str, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE feeds SET last_error = $2, last_error_at = $3 WHERE name = $1")
+            .bind(name)
+            .bind(error)
+            .bind(now.as_second())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn feed_documents(&self, name: &str) -> Result<Vec<crate::FeedDocument>> {
+        let rows =
+            sqlx::query("SELECT name, content FROM feed_documents WHERE feed = $1 ORDER BY name")
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::FeedDocument {
+                    name: r.try_get(0)?,
+                    content: r.try_get(1)?,
                 })
             })
             .collect()

@@ -14,8 +14,8 @@ use protocol::{
 };
 use sqlx::Connection;
 use store::{
-    EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter, HostStore, InventoryStore,
-    NewHost, NewToken, Store, TokenStore,
+    CatalogStore, EnrollmentRefused, Error, FeedDocument, FeedRecord, HostAttributes, HostAuth,
+    HostFilter, HostStore, InventoryStore, NewHost, NewToken, Store, TokenStore,
 };
 
 const T0: i64 = 1_780_000_000;
@@ -126,6 +126,8 @@ conformance!(
     api_tokens_are_found_by_secret_hash,
     dynamic_groups_are_defined_replaced_and_deleted,
     simultaneous_inventories_from_many_hosts_all_succeed,
+    a_feed_import_replaces_its_documents_whole,
+    hosts_are_found_by_source_package_with_their_updates,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -918,4 +920,108 @@ async fn postgres_migrations_run_once_and_refuse_a_newer_schema() {
         .execute(&mut conn)
         .await
         .ok();
+}
+
+async fn a_feed_import_replaces_its_documents_whole(store: Store) {
+    let feed = FeedRecord {
+        name: "debian".into(),
+        kind: "osv".into(),
+        location: "/srv/osv/debian".into(),
+        verification: format!("sha256:{}", "ab".repeat(32)),
+        created_at: at(0),
+        imported_at: None,
+        sha256: None,
+        records: 0,
+        rejected: 0,
+        last_error: None,
+        last_error_at: None,
+    };
+    store.put_feed(&feed).await.unwrap();
+    assert_eq!(store.feeds().await.unwrap(), [feed.clone()]);
+    let doc = |name: &str, content: &[u8]| FeedDocument {
+        name: name.into(),
+        content: content.to_vec(),
+    };
+    let first = [doc("a.json", b"{}"), doc("b.json", &[0, 159, 146, 150])];
+    store
+        .store_feed_import("debian", &first, "11", 2, 1, at(10))
+        .await
+        .unwrap();
+    assert_eq!(store.feed_documents("debian").await.unwrap(), first);
+    // A failed attempt is recorded and the documents in force stay.
+    store
+        .record_feed_error("debian", "signature does not match", at(20))
+        .await
+        .unwrap();
+    let stored = store.feed("debian").await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("signature does not match")
+    );
+    assert_eq!(stored.sha256.as_deref(), Some("11"));
+    assert_eq!((stored.records, stored.rejected), (2, 1));
+    assert_eq!(store.feed_documents("debian").await.unwrap(), first);
+    // The next good import replaces every document and clears the error.
+    let second = [doc("c.json", b"[]")];
+    store
+        .store_feed_import("debian", &second, "22", 1, 0, at(30))
+        .await
+        .unwrap();
+    let stored = store.feed("debian").await.unwrap().unwrap();
+    assert_eq!(stored.last_error, None);
+    assert_eq!(stored.imported_at, Some(at(30)));
+    assert_eq!(store.feed_documents("debian").await.unwrap(), second);
+    // An import for a feed nobody configured stores nothing.
+    assert!(store
+        .store_feed_import("nobody", &second, "33", 1, 0, at(40))
+        .await
+        .is_err());
+    assert!(store.feed_documents("nobody").await.unwrap().is_empty());
+    assert!(store.delete_feed("debian").await.unwrap());
+    assert!(!store.delete_feed("debian").await.unwrap());
+    assert!(store.feed_documents("debian").await.unwrap().is_empty());
+}
+
+async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
+    enrolled(&store, &["h1", "h2"]).await;
+    let mut libssl = package("libssl3", "3.0.11-1~deb12u2");
+    libssl.source = Some("openssl".into());
+    let mut inv = inventory(1, "12", vec![libssl.clone(), package("bash", "5.2.15-2")]);
+    inv.updates.push(AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: "libssl3".into(),
+        arch: "amd64".into(),
+        installed: "3.0.11-1~deb12u2".into(),
+        candidate: "3.0.17-1~deb12u2".into(),
+        suite: Some("oldstable-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    });
+    store
+        .store_inventory("h1", &inv, "d1", at(1))
+        .await
+        .unwrap();
+    store
+        .store_inventory(
+            "h2",
+            &inventory(1, "12", vec![package("bash", "5.2.15-2")]),
+            "d2",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let found = store
+        .hosts_with_sources(Manager::Dpkg, &["openssl", "zlib"])
+        .await
+        .unwrap();
+    assert_eq!(found, [("h1".to_owned(), libssl)]);
+    let by_binary = store
+        .hosts_with_sources(Manager::Dpkg, &["bash"])
+        .await
+        .unwrap();
+    let hosts: Vec<&str> = by_binary.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts, ["h1", "h2"]);
+    assert_eq!(store.updates("h1").await.unwrap(), inv.updates);
+    assert!(store.updates("h2").await.unwrap().is_empty());
 }
