@@ -8,7 +8,7 @@
 //! ([`Rejected`], with file, record and reason) and skipped.
 //!
 //! Every parser is a pure function of bytes: reading files, directories,
-//! zips and URLs happens in [`source`], verification in [`vendor`] (ed25519)
+//! zips and URLs happens in [`osv::read_path`] and in the server, verification in [`vendor`] (ed25519)
 //! and [`apt`] (OpenPGP `InRelease`).
 
 pub mod alpine_secdb;

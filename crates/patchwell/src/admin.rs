@@ -121,6 +121,11 @@ pub(crate) enum HostsCommand {
     },
     /// Hosts per OS release.
     Summary,
+    /// The advisories that apply to a host, with the reason for each.
+    Findings {
+        /// The host's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,7 +151,7 @@ pub(crate) enum PackagesCommand {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
@@ -154,7 +159,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(c: Connection) -> anyhow::Result<Client> {
+    pub(crate) fn new(c: Connection) -> anyhow::Result<Client> {
         let token = match (c.token, c.token_file) {
             (Some(token), _) => token,
             (None, Some(file)) => std::fs::read_to_string(&file)
@@ -182,7 +187,12 @@ impl Client {
 
     /// Calls the API; an error answer becomes an error naming the status and
     /// the server's sentence.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -210,7 +220,7 @@ impl Client {
     }
 
     /// Prints `value` as JSON when asked, or the table `render` makes of it.
-    fn print<T: serde::de::DeserializeOwned>(
+    pub(crate) fn print<T: serde::de::DeserializeOwned>(
         &self,
         value: Value,
         render: impl FnOnce(T) -> String,
@@ -231,7 +241,7 @@ impl Client {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -389,6 +399,14 @@ pub(crate) async fn hosts(
                     &["ID", "HOSTNAME", "OS", "LAST SEEN", "GROUP", "FLAGS"],
                     rows,
                 )
+            })
+        }
+        HostsCommand::Findings { id } => {
+            let found = client
+                .call(Method::GET, &format!("/api/v1/hosts/{id}/findings"), None)
+                .await?;
+            client.print(found, |found: Value| {
+                crate::catalog_cli::findings_text(&found)
             })
         }
         HostsCommand::Show { id } => {

@@ -5,6 +5,7 @@
 //! Output is for people by default and JSON with `--json`, for scripts.
 
 mod admin;
+mod catalog_cli;
 mod scan;
 mod version;
 
@@ -58,6 +59,20 @@ enum Command {
     Devices {
         #[command(flatten)]
         connection: admin::Connection,
+    },
+    /// Advisory feeds: where advisories come from and how they are verified.
+    Feeds {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: catalog_cli::FeedsCommand,
+    },
+    /// The advisory catalog and which hosts each advisory applies to.
+    Advisories {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: catalog_cli::AdvisoriesCommand,
     },
     /// Scan one machine (or a copied dpkg database) against advisory files,
     /// with no server: for foreign computers, air-gapped hosts and audits.
@@ -238,6 +253,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => runtime()?.block_on(admin::groups(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Scan(args) => Ok(scan::run(args)),
+        Command::Feeds {
+            connection,
+            command,
+        } => runtime()?.block_on(catalog_cli::feeds(connection, command)),
+        Command::Advisories {
+            connection,
+            command,
+        } => runtime()?.block_on(catalog_cli::advisories(connection, command)),
         Command::Version {
             command: VersionCommand::Compare(args),
         } => {

@@ -224,3 +224,70 @@ pub struct Device {
     /// Host names of the hosts that see it.
     pub seen_by: Vec<String>,
 }
+
+/// `PUT /api/v1/feeds/{name}`: where a feed comes from and how it is verified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedDefinition {
+    /// Its format: osv, debian-tracker, alpine-secdb, kev, epss, endoflife,
+    /// vendor or apt.
+    pub kind: String,
+    /// A file or directory on the server, or an http(s) URL.
+    pub location: String,
+    /// `sha256:HEX` (a pinned digest), `ed25519:KEY` (a vendor feed's public
+    /// key) or `openpgp:KEYRING-FILE` (apt InRelease).
+    pub verification: String,
+}
+
+/// A feed and how its last import went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeedView {
+    /// Its name.
+    pub name: String,
+    /// Its format.
+    pub kind: String,
+    /// Where it is read from.
+    pub location: String,
+    /// How it is verified.
+    pub verification: String,
+    /// When its documents were last replaced by a verified import.
+    pub imported_at: Option<Timestamp>,
+    /// The digest that import verified.
+    pub sha256: Option<String>,
+    /// Records imported then.
+    pub records: u64,
+    /// Malformed records skipped then.
+    pub rejected: u64,
+    /// Why the last attempt failed, if it did; the last good import stays in force.
+    pub last_error: Option<String>,
+    /// When that was.
+    pub last_error_at: Option<Timestamp>,
+}
+
+/// A malformed record, skipped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectedRecord {
+    /// The file it was in.
+    pub file: String,
+    /// Its id, or position.
+    pub record: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// The feed.
+    pub feed: String,
+    /// The digest verified.
+    pub sha256: String,
+    /// Records imported.
+    pub records: u64,
+    /// How many records were skipped.
+    pub rejected_count: u64,
+    /// The first of them (up to 100), with reasons.
+    pub rejected: Vec<RejectedRecord>,
+    /// Advisories in the whole catalog now.
+    pub catalog_advisories: u64,
+}

@@ -11,7 +11,9 @@
 pub mod api;
 mod auth;
 pub mod catalog;
+mod catalog_api;
 mod error;
+pub mod feeds;
 mod handlers;
 pub mod openapi;
 mod ratelimit;
@@ -77,6 +79,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-host request budgets.
     pub limiter: Arc<RateLimiter>,
+    /// The advisory catalog in force.
+    pub catalog: feeds::SharedCatalog,
 }
 
 impl std::fmt::Debug for AppState {
@@ -101,6 +105,7 @@ impl AppState {
             config: Arc::new(config),
             clock,
             limiter,
+            catalog: Arc::default(),
         }
     }
 }
@@ -148,6 +153,21 @@ pub fn app(state: AppState) -> Router {
             put(handlers::put_group).delete(handlers::delete_group),
         )
         .route("/api/v1/groups/{name}/hosts", get(handlers::group_hosts))
+        .route("/api/v1/feeds", get(catalog_api::list_feeds))
+        .route(
+            "/api/v1/feeds/{name}",
+            put(catalog_api::put_feed).delete(catalog_api::delete_feed),
+        )
+        .route(
+            "/api/v1/feeds/{name}/import",
+            post(catalog_api::import_feed),
+        )
+        .route("/api/v1/advisories", get(catalog_api::list_advisories))
+        .route("/api/v1/advisories/{id}", get(catalog_api::show_advisory))
+        .route(
+            "/api/v1/hosts/{id}/findings",
+            get(catalog_api::host_findings),
+        )
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
         // ...decompressing gzip bodies, which agents send...
@@ -304,6 +324,17 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         tracing::info!(file = %path.display(), "First API token written.");
     }
     let state = AppState::new(store.clone(), options.config);
+    let started = std::time::Instant::now();
+    state.catalog.set(
+        feeds::load(&store)
+            .await
+            .context("loading the advisory catalog")?,
+    );
+    tracing::info!(
+        advisories = state.catalog.get().index.advisories().len(),
+        "advisory catalog loaded in {} ms",
+        started.elapsed().as_millis()
+    );
     match tls {
         None => {
             let listener = tokio::net::TcpListener::bind(options.listen)

@@ -38,6 +38,13 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("put", "/api/v1/groups/{name}", Auth::Admin, "Define or replace a dynamic group by a host query, such as `os = debian and os_version >= 12 and tag = laptop`."),
     ("delete", "/api/v1/groups/{name}", Auth::Admin, "Delete a dynamic group."),
     ("get", "/api/v1/groups/{name}/hosts", Auth::Admin, "The hosts a dynamic group's query selects now."),
+    ("get", "/api/v1/feeds", Auth::Admin, "List advisory feeds with the outcome of their last import."),
+    ("put", "/api/v1/feeds/{name}", Auth::Admin, "Define a feed (kind, location, verification: sha256:HEX, ed25519:KEY or openpgp:KEYRING) and import it; 422 when it fails verification or parsing, with the catalog in force unchanged."),
+    ("delete", "/api/v1/feeds/{name}", Auth::Admin, "Remove a feed and take its advisories out of the catalog."),
+    ("post", "/api/v1/feeds/{name}/import", Auth::Admin, "Fetch, verify and import a feed again."),
+    ("get", "/api/v1/advisories", Auth::Admin, "Search the catalog: ?search=words&ecosystem=Debian:12&kev=true&limit=&offset=."),
+    ("get", "/api/v1/advisories/{id}", Auth::Admin, "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each."),
+    ("get", "/api/v1/hosts/{id}/findings", Auth::Admin, "The advisories that apply to a host, its pending security updates and its OS lifecycle, each with the reason."),
 ];
 
 fn operation(path: &str, auth: Auth, summary: &str) -> Value {

@@ -1,0 +1,379 @@
+//! The catalog's routes: feeds, advisories, and which advisories apply to
+//! which hosts, with reasons.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use jiff::Timestamp;
+use patchwell_core::applicability::Index;
+use protocol::Manager;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::{CatalogStore, FeedRecord, HostStore, InventoryStore};
+
+use crate::api::{FeedDefinition, FeedView, ImportReport, RejectedRecord};
+use crate::auth::Admin;
+use crate::catalog::{finding_json, host_view, report_json};
+use crate::error::ApiError;
+use crate::feeds::{self, FeedKind, Verification};
+use crate::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn now(state: &AppState) -> Timestamp {
+    (state.clock)()
+}
+
+fn feed_view(f: FeedRecord) -> FeedView {
+    FeedView {
+        name: f.name,
+        kind: f.kind,
+        location: f.location,
+        verification: f.verification,
+        imported_at: f.imported_at,
+        sha256: f.sha256,
+        records: f.records,
+        rejected: f.rejected,
+        last_error: f.last_error,
+        last_error_at: f.last_error_at,
+    }
+}
+
+/// `GET /api/v1/feeds`
+pub(crate) async fn list_feeds(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> ApiResult<Json<Vec<FeedView>>> {
+    Ok(Json(
+        state
+            .store
+            .feeds()
+            .await?
+            .into_iter()
+            .map(feed_view)
+            .collect(),
+    ))
+}
+
+/// `PUT /api/v1/feeds/{name}`: define (or redefine) a feed and import it.
+pub(crate) async fn put_feed(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    body: JsonBody<FeedDefinition>,
+) -> ApiResult<Json<ImportReport>> {
+    let Json(definition) = body?;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "feed name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let kind = FeedKind::parse(definition.kind.trim()).map_err(ApiError::bad_request)?;
+    let verification =
+        Verification::parse(&definition.verification).map_err(ApiError::bad_request)?;
+    feeds::check_config(kind, &verification)
+        .map_err(|e| ApiError::bad_request(format!("feed {name}: {e}")))?;
+    let location = definition.location.trim();
+    if location.is_empty() {
+        return Err(ApiError::bad_request(
+            "location: a file, directory or URL is needed",
+        ));
+    }
+    let at = now(&state);
+    let existing = state.store.feed(&name).await?;
+    let record = FeedRecord {
+        name: name.clone(),
+        kind: kind.as_str().to_owned(),
+        location: location.to_owned(),
+        verification: verification.to_text(),
+        created_at: existing.as_ref().map_or(at, |f| f.created_at),
+        imported_at: None,
+        sha256: None,
+        records: 0,
+        rejected: 0,
+        last_error: None,
+        last_error_at: None,
+    };
+    state.store.put_feed(&record).await?;
+    tracing::info!(feed = %name, kind = kind.as_str(), by = %admin.token_id, "Feed defined.");
+    run_import(&state, &record).await
+}
+
+/// `POST /api/v1/feeds/{name}/import`
+pub(crate) async fn import_feed(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ImportReport>> {
+    let record = state
+        .store
+        .feed(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("feed {name} not found")))?;
+    run_import(&state, &record).await
+}
+
+async fn run_import(state: &AppState, record: &FeedRecord) -> ApiResult<Json<ImportReport>> {
+    match feeds::import(&state.store, &state.catalog, record, now(state)).await {
+        Ok(outcome) => {
+            tracing::info!(
+                feed = %record.name,
+                records = outcome.records,
+                rejected = outcome.rejected.len(),
+                "Feed imported."
+            );
+            Ok(Json(ImportReport {
+                feed: record.name.clone(),
+                sha256: outcome.sha256,
+                records: outcome.records as u64,
+                rejected_count: outcome.rejected.len() as u64,
+                rejected: outcome
+                    .rejected
+                    .iter()
+                    .take(100)
+                    .map(|r| RejectedRecord {
+                        file: r.file.clone(),
+                        record: r.record.clone(),
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+                catalog_advisories: state.catalog.get().index.advisories().len() as u64,
+            }))
+        }
+        Err(e) => {
+            tracing::warn!(feed = %record.name, "Feed import refused: {e}");
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "feed {}: {e}; nothing of it was imported and the catalog in force is unchanged",
+                    record.name
+                ),
+            ))
+        }
+    }
+}
+
+/// `DELETE /api/v1/feeds/{name}`
+pub(crate) async fn delete_feed(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.store.delete_feed(&name).await? {
+        return Err(ApiError::not_found(format!("feed {name} not found")));
+    }
+    feeds::forget(&state.catalog, &name).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AdvisoryFilter {
+    /// Words that the id, an alias, the title or a package must contain.
+    search: Option<String>,
+    /// Only advisories for this ecosystem (`Debian:12`).
+    ecosystem: Option<String>,
+    /// Only known exploited ones.
+    kev: Option<bool>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn advisory_summary(index: &Index, a: &patchwell_core::advisory::Advisory) -> Value {
+    let kev = index.kev(a);
+    json!({
+        "id": a.id,
+        "aliases": a.aliases,
+        "title": a.title,
+        "severity": Index::severity(a).map(|s| s.as_str()),
+        "cvss_score": a.cvss.as_ref().and_then(|c| c.score),
+        "kev": kev.is_some(),
+        "kev_date_added": kev.map(|k| k.date_added.to_string()),
+        "epss": index.epss(a).map(|e| e.score),
+        "update_type": a.update_type.as_str(),
+        "published": a.published.map(|t| t.to_string()),
+        "withdrawn": a.withdrawn.map(|t| t.to_string()),
+        "packages": a.affected.iter().map(|af| format!("{} {}", af.ecosystem, af.package)).collect::<Vec<_>>(),
+        "feed": a.origin.feed,
+    })
+}
+
+/// `GET /api/v1/advisories`
+pub(crate) async fn list_advisories(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(filter): Query<AdvisoryFilter>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.get();
+    let words: Vec<String> = filter
+        .search
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let limit = filter.limit.unwrap_or(100).min(1000);
+    let offset = filter.offset.unwrap_or(0);
+    let matching: Vec<&patchwell_core::advisory::Advisory> = catalog
+        .index
+        .advisories()
+        .iter()
+        .filter(|a| {
+            filter
+                .ecosystem
+                .as_deref()
+                .is_none_or(|e| a.affected.iter().any(|af| af.ecosystem.name() == e))
+        })
+        .filter(|a| !filter.kev.unwrap_or(false) || catalog.index.kev(a).is_some())
+        .filter(|a| {
+            words.iter().all(|w| {
+                a.id.to_lowercase().contains(w)
+                    || a.title.to_lowercase().contains(w)
+                    || a.aliases.iter().any(|x| x.to_lowercase().contains(w))
+                    || a.affected.iter().any(|af| af.package.to_lowercase() == *w)
+            })
+        })
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| advisory_summary(&catalog.index, a))
+        .collect();
+    Ok(Json(json!({ "total": matching.len(), "advisories": page })))
+}
+
+fn manager_of(scheme: versions::Ecosystem) -> Manager {
+    match scheme {
+        versions::Ecosystem::Deb => Manager::Dpkg,
+        versions::Ecosystem::Rpm => Manager::Rpm,
+        versions::Ecosystem::Apk => Manager::Apk,
+    }
+}
+
+/// `GET /api/v1/advisories/{id}`: the advisory, what supersedes it, and the
+/// hosts it applies to with the reason for each. Hosts are found through
+/// the packages it names, never by scanning every host.
+pub(crate) async fn show_advisory(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.get();
+    let index = &catalog.index;
+    let advisory = index
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("advisory {id} not found")))?;
+    let mut by_manager: BTreeMap<Manager, Vec<&str>> = BTreeMap::new();
+    for af in &advisory.affected {
+        by_manager
+            .entry(manager_of(af.ecosystem.scheme()))
+            .or_default()
+            .push(af.package.as_str());
+    }
+    let mut candidates: BTreeMap<String, Vec<protocol::Package>> = BTreeMap::new();
+    for (manager, names) in by_manager {
+        for (host, package) in state.store.hosts_with_sources(manager, &names).await? {
+            candidates.entry(host).or_default().push(package);
+        }
+    }
+    let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
+    let mut hosts = Vec::new();
+    for (host_id, packages) in candidates {
+        let Some(host) = state.store.host(&host_id).await? else {
+            continue;
+        };
+        let os = protocol::OsRelease {
+            id: host.os_id.clone().unwrap_or_default(),
+            version_id: host.os_version.clone(),
+            codename: host.os_codename.clone(),
+            pretty_name: None,
+            id_like: Vec::new(),
+        };
+        let updates = state.store.updates(&host_id).await?;
+        let view = host_view(
+            &os,
+            host.kernel.as_deref().unwrap_or(""),
+            &packages,
+            &updates,
+        );
+        let report = index.evaluate(&view, today);
+        let findings: Vec<Value> = report
+            .findings
+            .iter()
+            .filter(|f| f.advisory.id == advisory.id)
+            .map(|f| finding_json(index, f))
+            .collect();
+        if !findings.is_empty() {
+            hosts.push(json!({
+                "host": host.id,
+                "hostname": host.hostname,
+                "criticality": host.attributes.criticality,
+                "findings": findings,
+            }));
+        }
+    }
+    let superseded_by: Vec<&str> = index
+        .superseded_by(&id)
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
+    let kev = index.kev(advisory);
+    Ok(Json(json!({
+        "advisory": ::feeds::osv::to_json(advisory),
+        "summary": advisory_summary(index, advisory),
+        "kev": kev.map(|k| json!({
+            "cve": k.cve, "date_added": k.date_added.to_string(),
+            "due_date": k.due_date.map(|d| d.to_string()), "ransomware": k.ransomware,
+            "name": k.name,
+        })),
+        "superseded_by": superseded_by,
+        "hosts": hosts,
+    })))
+}
+
+/// `GET /api/v1/hosts/{id}/findings`: every advisory that applies to a
+/// host, the security updates its package manager offers, and its OS
+/// release's lifecycle, each with the reason.
+pub(crate) async fn host_findings(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let host = state
+        .store
+        .host(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))?;
+    let packages = state.store.packages(&id).await?;
+    let updates = state.store.updates(&id).await?;
+    let os = protocol::OsRelease {
+        id: host.os_id.clone().unwrap_or_default(),
+        version_id: host.os_version.clone(),
+        codename: host.os_codename.clone(),
+        pretty_name: None,
+        id_like: Vec::new(),
+    };
+    let view = host_view(
+        &os,
+        host.kernel.as_deref().unwrap_or(""),
+        &packages,
+        &updates,
+    );
+    let catalog = state.catalog.get();
+    let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
+    let report = catalog.index.evaluate(&view, today);
+    Ok(Json(json!({
+        "host": host.id,
+        "hostname": host.hostname,
+        "ecosystem": report.ecosystem.as_ref().map(|e| e.name().to_owned()),
+        "findings": report_json(&catalog.index, &report),
+    })))
+}
