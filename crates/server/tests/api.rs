@@ -992,3 +992,359 @@ async fn fleet_questions_are_answered() {
     assert_eq!(detail["packages"].as_array().unwrap().len(), 1);
     assert_eq!(s.get("/api/v1/hosts/nope").await.0, StatusCode::NOT_FOUND);
 }
+
+// ---- The advisory catalog: feeds, verification, findings -----------------
+
+fn shared_data() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "{} is missing and CI=true",
+        dir.display()
+    );
+    eprintln!("skipping: {} is missing", dir.display());
+    None
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn scratch(name: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("patchwell-catalog-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+impl TestServer {
+    async fn put_feed(
+        &self,
+        name: &str,
+        kind: &str,
+        location: &str,
+        verification: &str,
+    ) -> (StatusCode, Value) {
+        self.admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/feeds/{name}"),
+            Some(json!({"kind": kind, "location": location, "verification": verification})),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
+    let Some(data) = shared_data() else { return };
+    let s = spawn(Config::default()).await;
+    let dir = scratch("dsa");
+    let list = dir.0.join("DSA.list");
+    let text = std::fs::read(data.join("debian-security-tracker/DSA.list")).unwrap();
+    std::fs::write(&list, &text).unwrap();
+    let location = list.display().to_string();
+
+    // A wrong pin is refused, and nothing is imported.
+    let (status, body) = s
+        .put_feed(
+            "dsa",
+            "debian-tracker",
+            &location,
+            &format!("sha256:{}", "0".repeat(64)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not the pinned"),
+        "{body}"
+    );
+    let (_, found) = s.get("/api/v1/advisories?search=DSA-5380-1").await;
+    assert_eq!(found["total"], 0);
+
+    // The right pin imports; the one malformed record is reported.
+    let pin = format!("sha256:{}", sha256_hex(&text));
+    let (status, report) = s.put_feed("dsa", "debian-tracker", &location, &pin).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["rejected_count"], 1);
+    assert_eq!(report["rejected"][0]["record"], "DSA-423");
+    let imported = report["records"].as_u64().unwrap();
+    assert!(imported > 5000);
+
+    // Two Debian 11 hosts: one with the vulnerable X server (a binary of
+    // source xorg-server), one already fixed; and a Debian 12 host.
+    let xorg = |version: &str| {
+        let mut p = package("xserver-xorg-core", version);
+        p.source = Some("xorg-server".into());
+        p
+    };
+    let mut ids = Vec::new();
+    for (name, os, version) in [
+        ("old", "11", "2:1.20.11-1+deb11u5"),
+        ("fixed", "11", "2:1.20.11-1+deb11u6"),
+        ("newer", "12", "2:1.20.11-1+deb11u5"),
+    ] {
+        let host = s.enrolled(name).await;
+        let mut inv = inventory(name, s.now(), vec![xorg(version)]);
+        inv.os.version_id = Some(os.into());
+        let (status, body) = s.put_inventory(&host.credential, &inv).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        ids.push(host.host_id);
+    }
+    let (status, detail) = s.get("/api/v1/advisories/DSA-5380-1").await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let hosts: Vec<&str> = detail["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["old"]);
+    let finding = &detail["hosts"][0]["findings"][0];
+    assert_eq!(
+        finding["reason"],
+        "xserver-xorg-core 2:1.20.11-1+deb11u5 (from source xorg-server 2:1.20.11-1+deb11u5) is below \
+         2:1.20.11-1+deb11u6, which fixes DSA-5380-1 for Debian:11; the package manager does not offer the fix yet"
+    );
+    assert_eq!(finding["origin"]["feed"], "dsa");
+    assert_eq!(
+        finding["origin"]["sha256"],
+        pin.trim_start_matches("sha256:")
+    );
+    assert_eq!(detail["advisory"]["aliases"][0], "CVE-2023-1393");
+    let (_, findings) = s.get(format!("/api/v1/hosts/{}/findings", ids[0])).await;
+    assert!(findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["advisory"] == "DSA-5380-1"));
+    assert_eq!(findings["ecosystem"], "Debian:11");
+    let (_, findings) = s.get(format!("/api/v1/hosts/{}/findings", ids[2])).await;
+    assert_eq!(findings["findings"], json!([]));
+
+    // The file changes under its pin: refused whole; the import in force stays.
+    std::fs::write(
+        &list,
+        [
+            text.as_slice(),
+            b"[01 Apr 2023] DSA-9999-1 evil - security update\n",
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let (status, body) = s
+        .admin(reqwest::Method::POST, "/api/v1/feeds/dsa/import", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("catalog in force is unchanged"));
+    let (_, feeds) = s.get("/api/v1/feeds").await;
+    assert!(feeds[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("is not the pinned"));
+    assert_eq!(feeds[0]["records"].as_u64(), Some(imported));
+    let (status, _) = s.get("/api/v1/advisories/DSA-5380-1").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.get("/api/v1/advisories/DSA-9999-1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // KEV enriches by CVE; the search finds known exploited ones.
+    let kev = data.join("kev/known_exploited_vulnerabilities.json");
+    let kev_pin = format!("sha256:{}", sha256_hex(&std::fs::read(&kev).unwrap()));
+    let (status, report) = s
+        .put_feed("kev", "kev", &kev.display().to_string(), &kev_pin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["records"], 1404);
+    let (_, exploited) = s.get("/api/v1/advisories?kev=true&search=webkit2gtk").await;
+    let ids: Vec<&str> = exploited["advisories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"DSA-5351-1"), "{ids:?}");
+
+    // Removing the feed takes its advisories out.
+    let (status, _) = s
+        .admin(reqwest::Method::DELETE, "/api/v1/feeds/dsa", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s.get("/api/v1/advisories/DSA-5380-1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_signed_vendor_feed_imports_and_an_altered_one_is_refused() {
+    let s = spawn(Config::default()).await;
+    let dir = scratch("vendor");
+    let (secret, public) = feeds::vendor::generate_key().unwrap();
+    let feed = |fixed: &str| {
+        json!({
+            "schema": 1,
+            "publisher": "Example IT",
+            "generated": "2026-11-01T00:00:00Z",
+            "entries": [{
+                "id": "PWV-2026-0001",
+                "title": "Example Browser: security fixes",
+                "vendor": "Example Inc.",
+                "product": "Example Browser",
+                "fixed_version": fixed,
+                "severity": "high",
+                "cves": ["CVE-2026-0001"],
+                "released": "2026-10-30",
+                "download": {"url": "https://downloads.example.com/b.deb", "sha256": "ab".repeat(32)},
+                "install": "apt-get install -y ./b.deb",
+                "uninstall": "apt-get remove -y example-browser",
+                "detect": {"manager": "dpkg", "package": "example-browser"}
+            }]
+        })
+        .to_string()
+    };
+    let path = dir.0.join("vendor.json");
+    let signed = feed("122.0-1");
+    std::fs::write(&path, &signed).unwrap();
+    std::fs::write(
+        dir.0.join("vendor.json.sig"),
+        feeds::vendor::sign(signed.as_bytes(), &secret).unwrap(),
+    )
+    .unwrap();
+    let location = path.display().to_string();
+    let (status, report) = s.put_feed("example", "vendor", &location, &public).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["records"], 1);
+
+    let host = s.enrolled("desk").await;
+    let inv = inventory("desk", s.now(), vec![package("example-browser", "121.5-1")]);
+    assert_eq!(
+        s.put_inventory(&host.credential, &inv).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, found) = s
+        .get(format!("/api/v1/hosts/{}/findings", host.host_id))
+        .await;
+    let f = &found["findings"][0];
+    assert_eq!(f["advisory"], "PWV-2026-0001");
+    assert_eq!(f["matched_by"], "vendor");
+    assert_eq!(f["fixed"], "122.0-1");
+    assert_eq!(f["severity"], "high");
+
+    // The publisher's file is altered after signing: refused, the signed
+    // one stays in force.
+    std::fs::write(&path, feed("999.0-1")).unwrap();
+    let (status, body) = s
+        .admin(reqwest::Method::POST, "/api/v1/feeds/example/import", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("signature does not match"),
+        "{body}"
+    );
+    let (_, found) = s
+        .get(format!("/api/v1/hosts/{}/findings", host.host_id))
+        .await;
+    assert_eq!(found["findings"][0]["fixed"], "122.0-1");
+
+    // A sha256 pin or an ed25519 key on the wrong kind is a bad request.
+    let (status, body) = s.put_feed("x", "osv", &location, &public).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s.put_feed("x", "osv", &location, "md5:abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn an_apt_security_suite_verified_by_openpgp_finds_missing_updates() {
+    let lists = std::path::Path::new("/var/lib/apt/lists");
+    let inrelease = std::fs::read_dir(lists).ok().and_then(|d| {
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("-security_InRelease"))
+    });
+    let Some(inrelease) = inrelease else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "no security suite in /var/lib/apt/lists and CI=true"
+        );
+        eprintln!("skipping: no security suite in /var/lib/apt/lists (apt-get update)");
+        return;
+    };
+    // Work on a copy, to alter it later.
+    let dir = scratch("apt");
+    let prefix = inrelease
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches("InRelease")
+        .to_owned();
+    for entry in std::fs::read_dir(lists).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && (name.ends_with("InRelease") || name.contains("_Packages"))
+        {
+            std::fs::copy(&p, dir.0.join(&name)).unwrap();
+        }
+    }
+    let copy = dir.0.join(inrelease.file_name().unwrap());
+    let s = spawn(Config::default()).await;
+    let keyring = "openpgp:/usr/share/keyrings/debian-archive-keyring.gpg";
+    let (status, report) = s
+        .put_feed("security", "apt", &copy.display().to_string(), keyring)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let imported = report["records"].as_u64().unwrap();
+    assert!(imported > 50, "{report}");
+
+    // Any bookworm host with an old openssl lacks the security suite's fix.
+    let (_, found) = s
+        .get("/api/v1/advisories?search=openssl&ecosystem=Debian:12")
+        .await;
+    let advisory = found["advisories"][0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        advisory.starts_with("bookworm-security:openssl:"),
+        "{advisory}"
+    );
+    let host = s.enrolled("db1").await;
+    let mut libssl = package("libssl3", "3.0.0-1");
+    libssl.source = Some("openssl".into());
+    let inv = inventory("db1", s.now(), vec![libssl]);
+    assert_eq!(
+        s.put_inventory(&host.credential, &inv).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, detail) = s.get(format!("/api/v1/advisories/{advisory}")).await;
+    assert_eq!(detail["hosts"][0]["hostname"], "db1", "{detail}");
+    assert_eq!(detail["summary"]["update_type"], "security-update");
+
+    // One changed byte in the signed text: refused whole, the import stays.
+    let text = std::fs::read_to_string(&copy).unwrap();
+    std::fs::write(&copy, text.replacen("Debian", "Debiam", 1)).unwrap();
+    let (status, body) = s
+        .admin(reqwest::Method::POST, "/api/v1/feeds/security/import", None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, feeds) = s.get("/api/v1/feeds").await;
+    assert_eq!(feeds[0]["records"].as_u64(), Some(imported));
+    assert!(
+        feeds[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("verification failed"),
+        "{feeds}"
+    );
+    let (status, _) = s.get(format!("/api/v1/advisories/{advisory}")).await;
+    assert_eq!(status, StatusCode::OK);
+}
