@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use protocol::{AvailableUpdate, Manager, Package};
 use versions::deb;
 
-use crate::deb822::Paragraphs;
 use crate::root::Root;
 
 /// Where apt keeps its lists, inside the root.
@@ -177,10 +176,10 @@ pub fn available_updates(
         .map(|(i, (p, _))| ((p.name.as_str(), p.arch.as_str()), i))
         .collect();
 
+    let names: std::collections::HashSet<&str> = current.iter().map(|(p, _)| p.name.as_str()).collect();
     // Index into `current` -> the best candidate so far and its list's release.
     let mut best: HashMap<usize, (deb::Version, usize)> = HashMap::new();
     let mut infos: Vec<ReleaseInfo> = Vec::new();
-    const FIELDS: [&str; 3] = ["Package", "Architecture", "Version"];
     for list in &package_lists {
         let list_name = list
             .file_name()
@@ -203,41 +202,40 @@ pub fn available_updates(
                 continue;
             }
         };
-        let mut paragraphs = Paragraphs::new(reader);
-        let mut values = vec![None; FIELDS.len()];
-        loop {
-            let line = match paragraphs.next_into(&FIELDS, &mut values) {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => {
-                    warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
-                    break;
+        let mut failures = Vec::new();
+        let scanned = crate::deb822::scan(
+            reader,
+            ["Package", "Architecture", "Version"],
+            |name| names.contains(name),
+            |[name, arch, version]| {
+                let (Some(name), Some(arch), Some(version)) = (name, arch, version) else {
+                    return;
+                };
+                let Some(&key) = wanted.get(&(name, arch)) else {
+                    return;
+                };
+                let installed_version = &current[key].1;
+                let candidate = match deb::Version::parse(version) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        failures.push(format!("{}: package {name}: {e}", list.display()));
+                        return;
+                    }
+                };
+                if candidate <= *installed_version {
+                    return;
                 }
-            };
-            let (Some(name), Some(arch), Some(version)) = (&values[0], &values[1], &values[2])
-            else {
-                continue;
-            };
-            let Some(&key) = wanted.get(&(name.as_str(), arch.as_str())) else {
-                continue;
-            };
-            let installed_version = &current[key].1;
-            let candidate = match deb::Version::parse(version) {
-                Ok(v) => v,
-                Err(e) => {
-                    warnings.push(format!("{} line {line}: {e}", list.display()));
-                    continue;
+                match best.get(&key) {
+                    Some((current, _)) if *current >= candidate => {}
+                    _ => {
+                        best.insert(key, (candidate, info_index));
+                    }
                 }
-            };
-            if candidate <= *installed_version {
-                continue;
-            }
-            match best.get(&key) {
-                Some((current, _)) if *current >= candidate => {}
-                _ => {
-                    best.insert(key, (candidate, info_index));
-                }
-            }
+            },
+        );
+        warnings.extend(failures);
+        if let Err(e) = scanned {
+            warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
         }
     }
 

@@ -30,6 +30,9 @@ struct Key {
     hits: Option<Vec<u32>>,
 }
 
+/// (place, kind, interned package name).
+type PackageAt = (u16, PackageKind, u32);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Place {
     /// The host's ecosystem name, or empty when OSV has none for it.
@@ -63,7 +66,7 @@ pub struct Fleet {
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
     /// (place, kind, name) -> version key -> key id.
-    keys_by_package: HashMap<(u16, PackageKind, u32), HashMap<Box<[u8]>, u32>>,
+    keys_by_package: HashMap<PackageAt, HashMap<Box<[u8]>, u32>>,
     keys: Vec<Key>,
     hosts: HashMap<HostId, FleetHost>,
 }

@@ -62,6 +62,16 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<ParsedAdvisories, FeedError> {
 /// record of its own when it is one of many, and an error when it is the
 /// only one.
 pub fn read_path(path: &Path) -> Result<ParsedAdvisories, FeedError> {
+    read_path_where(path, &|_| true)
+}
+
+/// [`read_path`], parsing only the files whose bytes pass `wanted`: a
+/// scan of one host skips, unparsed, the records that do not name its
+/// ecosystem. A directory's files are read on every core.
+pub fn read_path_where(
+    path: &Path,
+    wanted: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<ParsedAdvisories, FeedError> {
     let location = path.display().to_string();
     let read_error = |e: std::io::Error| FeedError::Read {
         location: location.clone(),
@@ -72,14 +82,32 @@ pub fn read_path(path: &Path) -> Result<ParsedAdvisories, FeedError> {
         let mut files = Vec::new();
         collect_json(path, &mut files).map_err(read_error)?;
         files.sort();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let chunk = files.len().div_ceil(threads).max(1);
+        let parts: Vec<ParsedAdvisories> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut all = ParsedAdvisories::default();
+                        for file in part {
+                            let name = file.display().to_string();
+                            match std::fs::read(file) {
+                                Ok(bytes) if wanted(&bytes) => merge(&mut all, &name, parse(&name, &bytes)),
+                                Ok(_) => {}
+                                Err(e) => all.rejected.push(rejected(&name, "(file)", e.to_string())),
+                            }
+                        }
+                        all
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
         let mut all = ParsedAdvisories::default();
-        for file in files {
-            let name = file.display().to_string();
-            let bytes = std::fs::read(&file).map_err(|e| FeedError::Read {
-                location: name.clone(),
-                reason: e.to_string(),
-            })?;
-            merge(&mut all, &name, parse(&name, &bytes));
+        for part in parts {
+            all.items.extend(part.items);
+            all.rejected.extend(part.rejected);
         }
         return Ok(all);
     }

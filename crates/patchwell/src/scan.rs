@@ -156,11 +156,37 @@ fn read_status(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Package>, 
     Ok(packages)
 }
 
+/// The ecosystem names an OSV record must mention to matter to the host:
+/// its release's (`Debian:12`) and the vendor feeds'. Records of other
+/// releases are skipped unparsed.
+fn wanted_ecosystems(args: &ScanArgs) -> Vec<String> {
+    let os_text = match (&args.os_release, &args.root) {
+        (Some(file), _) => std::fs::read_to_string(file).ok(),
+        (None, root) => {
+            let root = Root::new(root.clone().unwrap_or_else(|| PathBuf::from("/")));
+            os_release::FILES.iter().find_map(|f| root.read_optional(f).ok().flatten())
+        }
+    };
+    let mut names = vec![format!("\"{}", patchwell_core::advisory::VENDOR_PREFIX)];
+    if let Some(os) = os_text.as_deref().and_then(os_release::parse) {
+        if let Some(eco) = patchwell_core::advisory::Ecosystem::of_host(&os.id, os.version_id.as_deref()) {
+            names.push(format!("\"{}\"", eco.name()));
+        }
+    }
+    names
+}
+
 fn load_index(args: &ScanArgs) -> Result<(Index, Vec<String>), String> {
     let mut index = Index::new();
     let mut warnings = Vec::new();
+    let names = wanted_ecosystems(args);
+    let wanted = |bytes: &[u8]| {
+        names
+            .iter()
+            .any(|n| memchr::memmem::find(bytes, n.as_bytes()).is_some())
+    };
     for path in &args.osv {
-        let parsed = feeds::osv::read_path(path).map_err(|e| format!("--osv {e}"))?;
+        let parsed = feeds::osv::read_path_where(path, &wanted).map_err(|e| format!("--osv {e}"))?;
         warnings.extend(parsed.rejected.iter().map(|r| format!("skipped {r}")));
         for advisory in parsed.items {
             index.insert(advisory);

@@ -937,7 +937,7 @@ async fn a_feed_import_replaces_its_documents_whole(store: Store) {
         last_error_at: None,
     };
     store.put_feed(&feed).await.unwrap();
-    assert_eq!(store.feeds().await.unwrap(), [feed.clone()]);
+    assert_eq!(store.feeds().await.unwrap(), std::slice::from_ref(&feed));
     let doc = |name: &str, content: &[u8]| FeedDocument {
         name: name.into(),
         content: content.to_vec(),
