@@ -19,7 +19,7 @@ usage: cargo xtask <task>
 tasks:
   setup               install the Debian packages and apt lists the tests need
   ci                  setup, then fmt, clippy and every test, as CI runs them
-  bench               setup, then every benchmark: versions vs libdpkg/librpm, agent collection, server load
+  bench               setup, then every benchmark: versions vs libdpkg/librpm, agent collection, server load, fleet applicability, scan
   fuzz <target> [s]   run a cargo-fuzz target (deb, rpm, apk) for s seconds (default 60)
 ";
 
@@ -63,7 +63,9 @@ fn main() -> Result<()> {
             run(cargo(&root).args(["bench", "-p", "agent"]))?;
             // The load benchmark measures the agent's memory too: build it.
             run(cargo(&root).args(["build", "--release", "-p", "agent"]))?;
-            run(cargo(&root).args(["bench", "-p", "patchwell", "--bench", "load"]))
+            run(cargo(&root).args(["bench", "-p", "patchwell", "--bench", "load"]))?;
+            run(cargo(&root).args(["bench", "-p", "feeds", "--bench", "applicability"]))?;
+            run(cargo(&root).args(["bench", "-p", "patchwell", "--bench", "scan"]))
         }
         Some("fuzz") => {
             let target = args

@@ -250,13 +250,15 @@ pub(crate) fn run(args: ScanArgs) -> ExitCode {
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone would write every line separately.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = match args.format {
         Format::Json => serde_json::to_writer_pretty(&mut out, &findings)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out)),
         Format::Table => write_table(&mut out, &view, &findings),
-    };
+    }
+    .and_then(|()| out.flush());
     if let Err(e) = written {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: writing the report: {e}");
