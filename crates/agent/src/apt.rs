@@ -176,7 +176,8 @@ pub fn available_updates(
         .map(|(i, (p, _))| ((p.name.as_str(), p.arch.as_str()), i))
         .collect();
 
-    let names: std::collections::HashSet<&str> = current.iter().map(|(p, _)| p.name.as_str()).collect();
+    let names: std::collections::HashSet<&str> =
+        current.iter().map(|(p, _)| p.name.as_str()).collect();
     // Index into `current` -> the best candidate so far and its list's release.
     let mut best: HashMap<usize, (deb::Version, usize)> = HashMap::new();
     let mut infos: Vec<ReleaseInfo> = Vec::new();

@@ -77,10 +77,7 @@ pub(crate) fn scan<R: Read, const N: usize>(
     let mut eof = false;
     while !eof {
         // Appends up to a block, without zeroing memory first.
-        let n = reader
-            .by_ref()
-            .take(BLOCK as u64)
-            .read_to_end(&mut buf)?;
+        let n = reader.by_ref().take(BLOCK as u64).read_to_end(&mut buf)?;
         eof = n == 0;
         // Whole paragraphs only, unless the input has ended.
         let end = if eof {
@@ -105,7 +102,10 @@ pub(crate) fn scan<R: Read, const N: usize>(
                     continue;
                 };
                 let (name, value) = (&line[..colon], &line[colon + 1..]);
-                let Some(i) = fields.iter().position(|f| f.as_bytes().eq_ignore_ascii_case(name)) else {
+                let Some(i) = fields
+                    .iter()
+                    .position(|f| f.as_bytes().eq_ignore_ascii_case(name))
+                else {
                     continue;
                 };
                 let value = std::str::from_utf8(value).unwrap_or("").trim();
@@ -138,9 +138,12 @@ mod tests {
         let text = "\n\nPackage: a\nDescription: x\n more\nVersion: 1\n\n\n\
                     Package: skip-me\nVersion: 9\n\nPackage: b\r\nversion: 2\n";
         let mut seen = Vec::new();
-        scan(text.as_bytes(), ["Package", "Version"], |p| p != "skip-me", |v| {
-            seen.push(v.map(|x| x.map(str::to_owned)))
-        })
+        scan(
+            text.as_bytes(),
+            ["Package", "Version"],
+            |p| p != "skip-me",
+            |v| seen.push(v.map(|x| x.map(str::to_owned))),
+        )
         .unwrap();
         assert_eq!(
             seen,
@@ -150,13 +153,20 @@ mod tests {
             ]
         );
         // Paragraphs that straddle the reader's blocks come out whole.
-        let big: String = (0..200_000).map(|i| format!("Package: p{i}\nVersion: {i}\n\n")).collect();
+        let big: String = (0..200_000)
+            .map(|i| format!("Package: p{i}\nVersion: {i}\n\n"))
+            .collect();
         let mut count = 0;
         let mut last = None;
-        scan(big.as_bytes(), ["Package", "Version"], |_| true, |v| {
-            count += 1;
-            last = v[1].map(str::to_owned);
-        })
+        scan(
+            big.as_bytes(),
+            ["Package", "Version"],
+            |_| true,
+            |v| {
+                count += 1;
+                last = v[1].map(str::to_owned);
+            },
+        )
         .unwrap();
         assert_eq!(count, 200_000);
         assert_eq!(last.as_deref(), Some("199999"));

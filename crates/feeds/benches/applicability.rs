@@ -60,7 +60,9 @@ fn packages(path: &Path) -> Vec<feeds::apt::IndexPackage> {
 }
 
 fn shared(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -88,7 +90,8 @@ fn advisory(id: String, package: &str, events: Vec<Event>) -> Advisory {
 
 fn main() {
     let (Some(main_list), Some(security_list)) = (
-        lists("_bookworm_main_binary-amd64_Packages.lz4").or_else(|| lists("_bookworm_main_binary-amd64_Packages")),
+        lists("_bookworm_main_binary-amd64_Packages.lz4")
+            .or_else(|| lists("_bookworm_main_binary-amd64_Packages")),
         lists("bookworm-security_main_binary-amd64_Packages.lz4")
             .or_else(|| lists("bookworm-security_main_binary-amd64_Packages")),
     ) else {
@@ -110,8 +113,15 @@ fn main() {
     // Advisories: real DSA and DLA lists, the real security suite, and
     // synthetic Debian 12 ones from real source packages.
     let mut advisories = Vec::new();
-    for file in ["debian-security-tracker/DSA.list", "debian-security-tracker/DLA.list"] {
-        advisories.extend(feeds::debian_tracker::parse(file, &shared(file)).expect("tracker").items);
+    for file in [
+        "debian-security-tracker/DSA.list",
+        "debian-security-tracker/DLA.list",
+    ] {
+        advisories.extend(
+            feeds::debian_tracker::parse(file, &shared(file))
+                .expect("tracker")
+                .items,
+        );
     }
     let real = advisories.len();
     let mut by_source: BTreeMap<(&str, &str), ()> = BTreeMap::new();
@@ -122,7 +132,10 @@ fn main() {
         advisories.push(advisory(
             format!("SEC-{n}"),
             source,
-            vec![Event::Introduced("0".into()), Event::Fixed((*version).to_owned())],
+            vec![
+                Event::Introduced("0".into()),
+                Event::Fixed((*version).to_owned()),
+            ],
         ));
     }
     let mut sources: BTreeMap<&str, &str> = BTreeMap::new();
@@ -135,7 +148,10 @@ fn main() {
     while advisories.len() < 21_000 {
         let (source, version) = sources[rng.below(sources.len())];
         let events = if rng.below(5) == 0 {
-            vec![Event::Introduced("0".into()), Event::LastAffected(version.to_owned())]
+            vec![
+                Event::Introduced("0".into()),
+                Event::LastAffected(version.to_owned()),
+            ]
         } else {
             vec![
                 Event::Introduced("0".into()),
@@ -263,5 +279,8 @@ fn main() {
         times[times.len() / 2],
         times[times.len() - 1]
     );
-    println!("peak memory (VmHWM) of the whole benchmark: {:.0} MiB", peak_rss_mib());
+    println!(
+        "peak memory (VmHWM) of the whole benchmark: {:.0} MiB",
+        peak_rss_mib()
+    );
 }

@@ -75,7 +75,11 @@ pub enum FeedError {
 }
 
 /// A [`Rejected`] record.
-pub(crate) fn rejected(file: &str, record: impl Into<String>, reason: impl Into<String>) -> Rejected {
+pub(crate) fn rejected(
+    file: &str,
+    record: impl Into<String>,
+    reason: impl Into<String>,
+) -> Rejected {
     Rejected {
         file: file.to_owned(),
         record: record.into(),

@@ -82,7 +82,9 @@ pub fn read_path_where(
         let mut files = Vec::new();
         collect_json(path, &mut files).map_err(read_error)?;
         files.sort();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
         let chunk = files.len().div_ceil(threads).max(1);
         let parts: Vec<ParsedAdvisories> = std::thread::scope(|s| {
             let handles: Vec<_> = files
@@ -93,16 +95,23 @@ pub fn read_path_where(
                         for file in part {
                             let name = file.display().to_string();
                             match std::fs::read(file) {
-                                Ok(bytes) if wanted(&bytes) => merge(&mut all, &name, parse(&name, &bytes)),
+                                Ok(bytes) if wanted(&bytes) => {
+                                    merge(&mut all, &name, parse(&name, &bytes))
+                                }
                                 Ok(_) => {}
-                                Err(e) => all.rejected.push(rejected(&name, "(file)", e.to_string())),
+                                Err(e) => {
+                                    all.rejected.push(rejected(&name, "(file)", e.to_string()))
+                                }
                             }
                         }
                         all
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         let mut all = ParsedAdvisories::default();
         for part in parts {
@@ -125,11 +134,13 @@ pub fn read_zip(location: &str, bytes: &[u8]) -> Result<ParsedAdvisories, FeedEr
         format: "OSV zip",
         reason,
     };
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format_error(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format_error(e.to_string()))?;
     let mut all = ParsedAdvisories::default();
     for at in 0..archive.len() {
-        let mut entry = archive.by_index(at).map_err(|e| format_error(e.to_string()))?;
+        let mut entry = archive
+            .by_index(at)
+            .map_err(|e| format_error(e.to_string()))?;
         if !entry.is_file() || !entry.name().ends_with(".json") {
             continue;
         }
@@ -149,7 +160,9 @@ fn merge(all: &mut ParsedAdvisories, name: &str, one: Result<ParsedAdvisories, F
             all.items.extend(parsed.items);
             all.rejected.extend(parsed.rejected);
         }
-        Err(error) => all.rejected.push(rejected(name, "(file)", error.to_string())),
+        Err(error) => all
+            .rejected
+            .push(rejected(name, "(file)", error.to_string())),
     }
 }
 
@@ -187,7 +200,12 @@ fn time(record: &Value, field: &str) -> Result<Option<Timestamp>, String> {
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -201,13 +219,17 @@ fn record_of(record: &Value) -> Result<Advisory, String> {
     if !record.is_object() {
         return Err("not a JSON object".into());
     }
-    let id = text(record, "id")?.filter(|s| !s.trim().is_empty()).ok_or("no \"id\"")?;
+    let id = text(record, "id")?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or("no \"id\"")?;
     let extra = record
         .pointer("/database_specific/patchwell")
         .cloned()
         .unwrap_or(Value::Null);
     let update_type = match extra.get("update_type").and_then(Value::as_str) {
-        Some(name) => UpdateType::parse(name).ok_or_else(|| format!("unknown update type {name:?}"))?,
+        Some(name) => {
+            UpdateType::parse(name).ok_or_else(|| format!("unknown update type {name:?}"))?
+        }
         None => UpdateType::SecurityUpdate,
     };
     let mut advisory = Advisory::new(id, update_type);
@@ -256,7 +278,8 @@ fn record_of(record: &Value) -> Result<Advisory, String> {
         advisory.severity.get_or_insert(s);
     }
     if let Some(s) = extra.get("severity").and_then(Value::as_str) {
-        advisory.severity = Some(Severity::parse(s).ok_or_else(|| format!("unknown severity {s:?}"))?);
+        advisory.severity =
+            Some(Severity::parse(s).ok_or_else(|| format!("unknown severity {s:?}"))?);
     }
     advisory.references = record
         .get("references")
@@ -293,7 +316,13 @@ fn record_of(record: &Value) -> Result<Advisory, String> {
         });
     }
     if let Some(origin) = extra.get("origin") {
-        let field = |name: &str| origin.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+        let field = |name: &str| {
+            origin
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
         advisory.origin = Origin {
             feed: field("feed"),
             location: field("location"),
@@ -420,7 +449,10 @@ pub fn to_json(advisory: &Advisory) -> Value {
         } else {
             "CVSS_V2"
         };
-        record.insert("severity".into(), json!([{ "type": kind, "score": cvss.vector }]));
+        record.insert(
+            "severity".into(),
+            json!([{ "type": kind, "score": cvss.vector }]),
+        );
     }
     let affected: Vec<Value> = advisory
         .affected
@@ -450,8 +482,11 @@ pub fn to_json(advisory: &Advisory) -> Value {
                 entry["versions"] = json!(a.versions);
             }
             if !a.binaries.is_empty() {
-                let binaries: Vec<Value> =
-                    a.binaries.iter().map(|b| json!({ "binary_name": b })).collect();
+                let binaries: Vec<Value> = a
+                    .binaries
+                    .iter()
+                    .map(|b| json!({ "binary_name": b }))
+                    .collect();
                 entry["ecosystem_specific"] = json!({ "binaries": binaries });
             }
             entry
@@ -539,7 +574,12 @@ mod tests {
         assert_eq!(parsed.items.len(), 1);
         let reasons: Vec<String> = parsed.rejected.iter().map(ToString::to_string).collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].starts_with("many.json: record BAD-1: x in Debian:12: invalid deb version \"1:\""), "{}", reasons[0]);
+        assert!(
+            reasons[0]
+                .starts_with("many.json: record BAD-1: x in Debian:12: invalid deb version \"1:\""),
+            "{}",
+            reasons[0]
+        );
         assert_eq!(reasons[1], "many.json: record #3: no \"id\"");
         assert_eq!(reasons[2], "many.json: record #4: not a JSON object");
     }
@@ -547,12 +587,18 @@ mod tests {
     #[test]
     fn a_file_that_is_not_json_is_an_error_naming_it() {
         let error = parse("notes.json", b"hello").unwrap_err().to_string();
-        assert!(error.starts_with("notes.json: not a valid OSV feed:"), "{error}");
+        assert!(
+            error.starts_with("notes.json: not a valid OSV feed:"),
+            "{error}"
+        );
     }
 
     #[test]
     fn writing_and_reading_back_keeps_everything() {
-        let mut a = parse("dsa.json", RECORD.as_bytes()).unwrap().items.remove(0);
+        let mut a = parse("dsa.json", RECORD.as_bytes())
+            .unwrap()
+            .items
+            .remove(0);
         a.severity = Some(Severity::High);
         a.update_type = UpdateType::Hotfix;
         a.origin = Origin {

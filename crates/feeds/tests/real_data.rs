@@ -144,7 +144,10 @@ fn every_dsa_header_becomes_an_advisory_or_a_named_rejection() {
         .filter(|a| a.update_type != UpdateType::SecurityUpdate)
         .inspect(|a| assert!(a.title.contains("regression"), "{}", a.title))
         .count();
-    let regression_headers = text.lines().filter(|l| l.starts_with('[') && l.contains("regression")).count();
+    let regression_headers = text
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("regression"))
+        .count();
     assert_eq!(regressions, regression_headers);
     assert!(regressions > 0);
     // DSAs back to woody (3.0), bullseye (11) the newest in this snapshot.

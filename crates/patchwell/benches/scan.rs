@@ -17,7 +17,9 @@ use std::time::Instant;
 use patchwell_core::advisory::{Advisory, Affected, Ecosystem, Event, PackageKind, UpdateType};
 
 fn shared(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -26,8 +28,15 @@ fn osv_dir() -> (PathBuf, usize) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut advisories = Vec::new();
-    for file in ["debian-security-tracker/DSA.list", "debian-security-tracker/DLA.list"] {
-        advisories.extend(feeds::debian_tracker::parse(file, &shared(file)).unwrap().items);
+    for file in [
+        "debian-security-tracker/DSA.list",
+        "debian-security-tracker/DLA.list",
+    ] {
+        advisories.extend(
+            feeds::debian_tracker::parse(file, &shared(file))
+                .unwrap()
+                .items,
+        );
     }
     let status = std::fs::File::open("/var/lib/dpkg/status").unwrap();
     let (packages, _) = agent::dpkg::parse_status(BufReader::new(status), "status").unwrap();
@@ -35,7 +44,10 @@ fn osv_dir() -> (PathBuf, usize) {
         .into_iter()
         .map(|mut p| {
             p.fill_source();
-            (p.source.unwrap_or_default(), p.source_version.unwrap_or_default())
+            (
+                p.source.unwrap_or_default(),
+                p.source_version.unwrap_or_default(),
+            )
         })
         .collect();
     sources.sort();
@@ -47,7 +59,10 @@ fn osv_dir() -> (PathBuf, usize) {
             ecosystem: Ecosystem::parse("Debian:12").unwrap(),
             package: source.clone(),
             kind: PackageKind::Source,
-            ranges: vec![vec![Event::Introduced("0".into()), Event::Fixed(format!("{version}+deb12u9"))]],
+            ranges: vec![vec![
+                Event::Introduced("0".into()),
+                Event::Fixed(format!("{version}+deb12u9")),
+            ]],
             versions: Vec::new(),
             binaries: Vec::new(),
         });
@@ -75,12 +90,20 @@ fn main() {
             .output()
             .unwrap();
         let elapsed = t.elapsed().as_secs_f64() * 1e3;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (elapsed, out.stdout)
     };
     // Warm the page cache as a second scan would find it.
     let (_, table) = run("table");
-    let summary = String::from_utf8_lossy(&table).lines().last().unwrap_or("").to_owned();
+    let summary = String::from_utf8_lossy(&table)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned();
     for format in ["json", "table"] {
         let mut times: Vec<f64> = (0..15).map(|_| run(format).0).collect();
         times.sort_by(f64::total_cmp);

@@ -164,12 +164,16 @@ fn wanted_ecosystems(args: &ScanArgs) -> Vec<String> {
         (Some(file), _) => std::fs::read_to_string(file).ok(),
         (None, root) => {
             let root = Root::new(root.clone().unwrap_or_else(|| PathBuf::from("/")));
-            os_release::FILES.iter().find_map(|f| root.read_optional(f).ok().flatten())
+            os_release::FILES
+                .iter()
+                .find_map(|f| root.read_optional(f).ok().flatten())
         }
     };
     let mut names = vec![format!("\"{}", patchwell_core::advisory::VENDOR_PREFIX)];
     if let Some(os) = os_text.as_deref().and_then(os_release::parse) {
-        if let Some(eco) = patchwell_core::advisory::Ecosystem::of_host(&os.id, os.version_id.as_deref()) {
+        if let Some(eco) =
+            patchwell_core::advisory::Ecosystem::of_host(&os.id, os.version_id.as_deref())
+        {
             names.push(format!("\"{}\"", eco.name()));
         }
     }
@@ -186,7 +190,8 @@ fn load_index(args: &ScanArgs) -> Result<(Index, Vec<String>), String> {
             .any(|n| memchr::memmem::find(bytes, n.as_bytes()).is_some())
     };
     for path in &args.osv {
-        let parsed = feeds::osv::read_path_where(path, &wanted).map_err(|e| format!("--osv {e}"))?;
+        let parsed =
+            feeds::osv::read_path_where(path, &wanted).map_err(|e| format!("--osv {e}"))?;
         warnings.extend(parsed.rejected.iter().map(|r| format!("skipped {r}")));
         for advisory in parsed.items {
             index.insert(advisory);
