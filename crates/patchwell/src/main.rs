@@ -126,6 +126,10 @@ struct ServerArgs {
     /// Requests a minute one host may make.
     #[arg(long, value_name = "N", default_value_t = 60)]
     host_requests_per_minute: u32,
+    /// Fetch and import every advisory feed again this often, in hours
+    /// (0: only when asked, with `patchwell feeds import`).
+    #[arg(long, value_name = "HOURS", default_value_t = 6)]
+    feed_refresh_hours: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         60 * u64::from(args.checkin_minutes),
                     ),
                     host_requests_per_minute: args.host_requests_per_minute,
+                    feed_refresh: (args.feed_refresh_hours > 0)
+                        .then(|| std::time::Duration::from_secs(3600 * args.feed_refresh_hours)),
                     ..server::Config::default()
                 },
             };

@@ -54,6 +54,9 @@ pub struct Config {
     pub max_wire_bytes: usize,
     /// Requests a minute one host may make.
     pub host_requests_per_minute: u32,
+    /// How often every feed is fetched and imported again; `None` never
+    /// (then only `patchwell feeds import` does).
+    pub feed_refresh: Option<Duration>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             max_body_bytes: 32 << 20,
             max_wire_bytes: 8 << 20,
             host_requests_per_minute: 60,
+            feed_refresh: Some(Duration::from_secs(6 * 3600)),
         }
     }
 }
@@ -215,6 +219,31 @@ pub struct ServeOptions {
     pub config: Config,
 }
 
+/// Fetches and imports every feed again, forever, `every` apart. A feed that
+/// fails keeps its last good import; the failure is on the feed and in the log.
+async fn refresh_feeds(state: AppState, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let feeds = match store::CatalogStore::feeds(&state.store).await {
+            Ok(feeds) => feeds,
+            Err(e) => {
+                tracing::error!("listing feeds to refresh: {e}");
+                continue;
+            }
+        };
+        for feed in feeds {
+            match feeds::import(&state.store, &state.catalog, &feed, (state.clock)()).await {
+                Ok(outcome) => {
+                    tracing::info!(feed = %feed.name, records = outcome.records, "Feed refreshed.")
+                }
+                Err(e) => tracing::warn!(feed = %feed.name, "Feed refresh refused: {e}"),
+            }
+        }
+    }
+}
+
 /// Opens the store the options name, with migrations run.
 pub async fn open_store(options: &ServeOptions, now: Timestamp) -> anyhow::Result<Store> {
     Ok(match &options.database_url {
@@ -335,6 +364,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         "advisory catalog loaded in {} ms",
         started.elapsed().as_millis()
     );
+    if let Some(every) = state.config.feed_refresh {
+        tokio::spawn(refresh_feeds(state.clone(), every));
+    }
     match tls {
         None => {
             let listener = tokio::net::TcpListener::bind(options.listen)

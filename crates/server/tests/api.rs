@@ -1348,3 +1348,72 @@ async fn an_apt_security_suite_verified_by_openpgp_finds_missing_updates() {
     let (status, _) = s.get(format!("/api/v1/advisories/{advisory}")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_feed_is_fetched_from_a_url_with_its_signature() {
+    let s = spawn(Config::default()).await;
+    let (secret, public) = feeds::vendor::generate_key().unwrap();
+    let feed = json!({
+        "schema": 1,
+        "publisher": "Example IT",
+        "generated": "2026-11-01T00:00:00Z",
+        "entries": [{
+            "id": "PWV-2026-0002",
+            "title": "Example Agent 2.0",
+            "vendor": "Example Inc.",
+            "product": "Example Agent",
+            "fixed_version": "2.0-1",
+            "released": "2026-10-30",
+            "download": {"url": "https://downloads.example.com/a.deb", "sha256": "cd".repeat(32)},
+            "install": "apt-get install -y ./a.deb",
+            "uninstall": "apt-get remove -y example-agent",
+            "detect": {"manager": "dpkg", "package": "example-agent"}
+        }]
+    })
+    .to_string();
+    let signature = feeds::vendor::sign(feed.as_bytes(), &secret).unwrap();
+    // A publisher's web server on loopback.
+    let publisher = axum::Router::new()
+        .route(
+            "/feeds/vendor.json",
+            axum::routing::get(move || async move { feed }),
+        )
+        .route(
+            "/feeds/vendor.json.sig",
+            axum::routing::get(move || async move { signature }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, publisher).await.unwrap() });
+
+    let (status, report) = s
+        .put_feed(
+            "remote",
+            "vendor",
+            &format!("{base}/feeds/vendor.json"),
+            &public,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["records"], 1);
+    let (_, found) = s.get("/api/v1/advisories/PWV-2026-0002").await;
+    assert_eq!(found["summary"]["update_type"], "update");
+    assert_eq!(
+        found["advisory"]["database_specific"]["patchwell"]["origin"]["location"],
+        format!("{base}/feeds/vendor.json")
+    );
+    // A URL that answers 404 is a refused import, naming the URL.
+    let (status, body) = s
+        .put_feed(
+            "gone",
+            "vendor",
+            &format!("{base}/feeds/missing.json"),
+            &public,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("HTTP 404"),
+        "{body}"
+    );
+}
