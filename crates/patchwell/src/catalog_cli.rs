@@ -332,9 +332,8 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// A host's findings, for people.
-pub(crate) fn findings_text(found: &Value) -> String {
-    let findings = found["findings"].as_array().cloned().unwrap_or_default();
+/// Findings as a table, one a line.
+pub(crate) fn findings_table(findings: &[Value]) -> String {
     let rows = findings
         .iter()
         .map(|f| {
@@ -352,7 +351,7 @@ pub(crate) fn findings_text(found: &Value) -> String {
             ]
         })
         .collect();
-    let mut out = table(
+    table(
         &[
             "PACKAGE",
             "INSTALLED",
@@ -362,7 +361,13 @@ pub(crate) fn findings_text(found: &Value) -> String {
             "KEV",
         ],
         rows,
-    );
+    )
+}
+
+/// A host's findings, for people.
+pub(crate) fn findings_text(found: &Value) -> String {
+    let findings = found["findings"].as_array().cloned().unwrap_or_default();
+    let mut out = findings_table(&findings);
     out += &format!(
         "{} findings on {} ({})\n",
         findings.len(),

@@ -296,53 +296,8 @@ fn meets(finding: &Value, threshold: Threshold) -> bool {
 }
 
 fn write_table(out: &mut impl Write, view: &HostView, findings: &[Value]) -> std::io::Result<()> {
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    let rows: Vec<[String; 6]> = findings
-        .iter()
-        .map(|f| {
-            [
-                text(&f["package"]),
-                text(&f["installed"]),
-                text(&f["fixed"]),
-                text(&f["advisory"]),
-                text(&f["severity"]),
-                if f["kev"].as_bool() == Some(true) {
-                    "KEV".into()
-                } else {
-                    String::new()
-                },
-            ]
-        })
-        .collect();
-    let header = [
-        "PACKAGE",
-        "INSTALLED",
-        "FIXED",
-        "ADVISORY",
-        "SEVERITY",
-        "KEV",
-    ];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    if !rows.is_empty() {
-        writeln!(out, "{}", line(&header.map(str::to_owned)))?;
-        for row in &rows {
-            writeln!(out, "{}", line(row))?;
-        }
+    if !findings.is_empty() {
+        out.write_all(crate::catalog_cli::findings_table(findings).as_bytes())?;
     }
     let mut counts = [0usize; 5];
     let mut unrated = 0;

@@ -80,6 +80,20 @@ fn run(args: &[&std::ffi::OsStr]) -> Output {
     patchwell().arg("scan").args(args).output().unwrap()
 }
 
+/// Scans a copied dpkg database and os-release against an OSV path.
+fn scan_copy(db: &Path, os: &Path, osv: &Path, extra: &[&std::ffi::OsStr]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--dpkg-status".as_ref(),
+        db.as_os_str(),
+        "--os-release".as_ref(),
+        os.as_os_str(),
+        "--osv".as_ref(),
+        osv.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn json_of(out: &Output) -> Vec<Value> {
     assert!(
         out.status.code() == Some(0) || out.status.code() == Some(1),
@@ -120,18 +134,17 @@ fn a_bullseye_machine_is_matched_against_real_dsas_with_reasons_and_kev() {
     .concat();
     let (os, db) = write_machine(&tmp.join("m"), BULLSEYE, &status);
     let kev = data.join("kev/known_exploited_vulnerabilities.json");
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        osv.as_os_str(),
-        "--kev".as_ref(),
-        kev.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let out = scan_copy(
+        &db,
+        &os,
+        &osv,
+        &[
+            "--kev".as_ref(),
+            kev.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -181,20 +194,15 @@ fn a_bullseye_machine_is_matched_against_real_dsas_with_reasons_and_kev() {
         .any(|f| f["package"] == "cacti" || f["package"] == "apache2"));
 
     // The known exploited finding counts as critical for --fail-on.
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        osv.as_os_str(),
-        "--fail-on".as_ref(),
-        "critical".as_ref(),
-    ];
+    let fail_on: [&std::ffi::OsStr; 2] = ["--fail-on".as_ref(), "critical".as_ref()];
     // Without KEV nothing is rated: the exit status is 0.
-    assert_eq!(run(&args).status.code(), Some(0));
-    args.extend(["--kev".as_ref(), kev.as_os_str()]);
-    let out = run(&args);
+    assert_eq!(scan_copy(&db, &os, &osv, &fail_on).status.code(), Some(0));
+    let out = scan_copy(
+        &db,
+        &os,
+        &osv,
+        &[fail_on[0], fail_on[1], "--kev".as_ref(), kev.as_os_str()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8(out.stdout).unwrap();
     let last = table.lines().last().unwrap();
@@ -209,16 +217,7 @@ fn a_bullseye_machine_is_matched_against_real_dsas_with_reasons_and_kev() {
 
     // The same packages on Debian 12 match no bullseye advisory.
     let (os12, _) = write_machine(&tmp.join("m12"), BOOKWORM, &status);
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os12.as_os_str(),
-        "--osv".as_ref(),
-        osv.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let out = scan_copy(&db, &os12, &osv, &["--format".as_ref(), "json".as_ref()]);
     assert_eq!(json_of(&out), Vec::<Value>::new());
 }
 
@@ -244,16 +243,7 @@ fn the_real_ubuntu_notice_matches_its_binaries_on_ubuntu_14_04_only() {
     ]
     .concat();
     let (os, db) = write_machine(&tmp.join("m"), trusty, &status);
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        osv.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let out = scan_copy(&db, &os, &osv, &["--format".as_ref(), "json".as_ref()]);
     let findings = json_of(&out);
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0]["package"], "libcups2");
@@ -270,16 +260,7 @@ fn the_real_ubuntu_notice_matches_its_binaries_on_ubuntu_14_04_only() {
     // Ubuntu 16.04 is another release.
     let xenial = "ID=ubuntu\nVERSION_ID=\"16.04\"\n";
     let (os, db) = write_machine(&tmp.join("x"), xenial, &status);
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        osv.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
+    let out = scan_copy(&db, &os, &osv, &["--format".as_ref(), "json".as_ref()]);
     assert!(json_of(&out).is_empty());
 }
 
@@ -339,28 +320,14 @@ fn bad_input_exits_2_and_names_it() {
     let tmp = tempdir("bad");
     let (os, db) = write_machine(&tmp.join("m"), BOOKWORM, "Package: x\nVersion: 1\n\n");
     let missing = tmp.join("no-such-dir");
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        missing.as_os_str(),
-    ]);
+    let out = scan_copy(&db, &os, &missing, &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     // A file that is not OSV at all.
     let junk = tmp.join("junk.json");
     std::fs::write(&junk, "not json").unwrap();
-    let out = run(&[
-        "--dpkg-status".as_ref(),
-        db.as_os_str(),
-        "--os-release".as_ref(),
-        os.as_os_str(),
-        "--osv".as_ref(),
-        junk.as_os_str(),
-    ]);
+    let out = scan_copy(&db, &os, &junk, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid OSV feed"));
     // A severity that does not exist.

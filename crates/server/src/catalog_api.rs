@@ -250,6 +250,17 @@ pub(crate) async fn list_advisories(
     Ok(Json(json!({ "total": matching.len(), "advisories": page })))
 }
 
+/// A stored host's OS release, as applicability reads it.
+fn os_of(host: &store::HostRecord) -> protocol::OsRelease {
+    protocol::OsRelease {
+        id: host.os_id.clone().unwrap_or_default(),
+        version_id: host.os_version.clone(),
+        codename: host.os_codename.clone(),
+        pretty_name: None,
+        id_like: Vec::new(),
+    }
+}
+
 fn manager_of(scheme: versions::Ecosystem) -> Manager {
     match scheme {
         versions::Ecosystem::Deb => Manager::Dpkg,
@@ -290,13 +301,7 @@ pub(crate) async fn show_advisory(
         let Some(host) = state.store.host(&host_id).await? else {
             continue;
         };
-        let os = protocol::OsRelease {
-            id: host.os_id.clone().unwrap_or_default(),
-            version_id: host.os_version.clone(),
-            codename: host.os_codename.clone(),
-            pretty_name: None,
-            id_like: Vec::new(),
-        };
+        let os = os_of(&host);
         let updates = state.store.updates(&host_id).await?;
         let view = host_view(
             &os,
@@ -354,13 +359,7 @@ pub(crate) async fn host_findings(
         .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))?;
     let packages = state.store.packages(&id).await?;
     let updates = state.store.updates(&id).await?;
-    let os = protocol::OsRelease {
-        id: host.os_id.clone().unwrap_or_default(),
-        version_id: host.os_version.clone(),
-        codename: host.os_codename.clone(),
-        pretty_name: None,
-        id_like: Vec::new(),
-    };
+    let os = os_of(&host);
     let view = host_view(
         &os,
         host.kernel.as_deref().unwrap_or(""),
