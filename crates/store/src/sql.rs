@@ -878,20 +878,7 @@ impl InventoryStore for Store {
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Package {
-                    manager: parse_stored(&r.try_get::<String, _>(0)?)?,
-                    name: r.try_get(1)?,
-                    version: r.try_get(2)?,
-                    arch: r.try_get(3)?,
-                    source: Some(r.try_get(4)?),
-                    source_version: Some(r.try_get(5)?),
-                    state: parse_stored(&r.try_get::<String, _>(6)?)?,
-                    held: r.try_get::<i64, _>(7)? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| package_from_row(r, 0)).collect()
     }
 
     async fn hosts_with_package_below(
@@ -1067,7 +1054,7 @@ impl InventoryStore for Store {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let list = marks.join(", ");
             let sql = format!(
-                "SELECT hp.host_id, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
+                "SELECT hp.host_id, pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
                  FROM package_versions pv \
                  JOIN host_packages hp ON hp.package_id = pv.id \
                  JOIN hosts h ON h.id = hp.host_id \
@@ -1080,23 +1067,26 @@ impl InventoryStore for Store {
                 q = q.bind(*name);
             }
             for r in q.fetch_all(&self.pool).await? {
-                found.push((
-                    r.try_get(0)?,
-                    Package {
-                        manager,
-                        name: r.try_get(1)?,
-                        version: r.try_get(2)?,
-                        arch: r.try_get(3)?,
-                        source: Some(r.try_get(4)?),
-                        source_version: Some(r.try_get(5)?),
-                        state: parse_stored(&r.try_get::<String, _>(6)?)?,
-                        held: r.try_get::<i64, _>(7)? != 0,
-                    },
-                ));
+                found.push((r.try_get(0)?, package_from_row(&r, 1)?));
             }
         }
         Ok(found)
     }
+}
+
+/// A package from the columns manager, name, version, arch, source,
+/// source_version, state, held, starting at column `at`.
+fn package_from_row(r: &AnyRow, at: usize) -> Result<Package> {
+    Ok(Package {
+        manager: parse_stored(&r.try_get::<String, _>(at)?)?,
+        name: r.try_get(at + 1)?,
+        version: r.try_get(at + 2)?,
+        arch: r.try_get(at + 3)?,
+        source: Some(r.try_get(at + 4)?),
+        source_version: Some(r.try_get(at + 5)?),
+        state: parse_stored(&r.try_get::<String, _>(at + 6)?)?,
+        held: r.try_get::<i64, _>(at + 7)? != 0,
+    })
 }
 
 const FEED_COLUMNS: &str = "name, kind, location, verification, created_at, imported_at, sha256, \
