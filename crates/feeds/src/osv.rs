@@ -585,6 +585,49 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_and_a_zip_read_every_record_and_report_a_bad_file() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("patchwell-osv-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.json"), RECORD).unwrap();
+        std::fs::write(
+            dir.join("sub/b.json"),
+            RECORD.replace("DSA-9999-1", "DSA-9999-2"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("sub/c.json"), "{broken").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a record").unwrap();
+        let parsed = read_path(&dir).unwrap();
+        let ids: Vec<&str> = parsed.items.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["DSA-9999-1", "DSA-9999-2"]);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert!(parsed.rejected[0].file.ends_with("sub/c.json"));
+
+        let zip_path = dir.join("all.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in [
+            ("x/a.json", RECORD.to_owned()),
+            ("x/b.json", RECORD.replace("DSA-9999-1", "DSA-9999-3")),
+            ("README", "hi".to_owned()),
+        ] {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        let parsed = read_path(&zip_path).unwrap();
+        let ids: Vec<&str> = parsed.items.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["DSA-9999-1", "DSA-9999-3"]);
+        assert!(parsed.rejected.is_empty());
+        // A damaged zip is an error naming it.
+        std::fs::write(&zip_path, b"PK\x03\x04 damaged").unwrap();
+        let error = read_path(&zip_path).unwrap_err().to_string();
+        assert!(error.contains("all.zip"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_file_that_is_not_json_is_an_error_naming_it() {
         let error = parse("notes.json", b"hello").unwrap_err().to_string();
         assert!(
