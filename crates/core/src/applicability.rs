@@ -290,7 +290,7 @@ pub struct Hit {
 type ByName = HashMap<String, Vec<Entry>>;
 
 /// The catalog, indexed for applicability.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Index {
     advisories: Vec<Advisory>,
     by_id: HashMap<String, u32>,

@@ -12,6 +12,7 @@
 //!   never seen are checked.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::advisory::{Advisory, Ecosystem, PackageKind};
 use crate::applicability::{HostView, Index};
@@ -60,7 +61,7 @@ pub struct HostChange {
 /// The fleet's applicability, kept up to date as hosts and advisories change.
 #[derive(Debug, Default)]
 pub struct Fleet {
-    index: Index,
+    index: Arc<Index>,
     places: Vec<Place>,
     place_ids: HashMap<Place, u16>,
     names: Vec<String>,
@@ -73,11 +74,18 @@ pub struct Fleet {
 
 impl Fleet {
     /// A fleet with no hosts, checking against `index`.
-    pub fn new(index: Index) -> Fleet {
+    pub fn new(index: impl Into<Arc<Index>>) -> Fleet {
         Fleet {
-            index,
+            index: index.into(),
             ..Fleet::default()
         }
+    }
+
+    /// Checks the fleet against another catalog: every key again (a full
+    /// evaluation). Returns the number of (host, advisory) pairs that apply.
+    pub fn set_index(&mut self, index: Arc<Index>) -> usize {
+        self.index = index;
+        self.evaluate_all()
     }
 
     /// The advisory index.
@@ -267,7 +275,8 @@ impl Fleet {
     /// Adds (or replaces) an advisory and returns the hosts it applies to.
     /// Only the keys of the packages it names are checked.
     pub fn add_advisory(&mut self, advisory: Advisory) -> Vec<HostId> {
-        let at = self.index.insert(advisory);
+        // The index is copied only if someone else holds it too.
+        let at = Arc::make_mut(&mut self.index).insert(advisory);
         let Some(advisory) = self.index.advisory(at) else {
             return Vec::new();
         };

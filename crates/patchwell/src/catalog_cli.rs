@@ -264,6 +264,7 @@ pub(crate) async fn advisories(
                     .map(|a| {
                         vec![
                             text(&a["id"]),
+                            text(&a["hosts"]),
                             text(&a["severity"]),
                             if a["kev"].as_bool() == Some(true) {
                                 "KEV".into()
@@ -275,8 +276,10 @@ pub(crate) async fn advisories(
                         ]
                     })
                     .collect();
-                table(&["ADVISORY", "SEVERITY", "KEV", "PUBLISHED", "TITLE"], rows)
-                    + &format!("{} matching\n", found["total"])
+                table(
+                    &["ADVISORY", "HOSTS", "SEVERITY", "KEV", "PUBLISHED", "TITLE"],
+                    rows,
+                ) + &format!("{} matching\n", found["total"])
             })
         }
         AdvisoriesCommand::Show { id } => {

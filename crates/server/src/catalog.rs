@@ -8,6 +8,17 @@ use patchwell_core::applicability::{
 use protocol::{AvailableUpdate, Manager, OsRelease, Package};
 use serde_json::{json, Value};
 
+/// A stored host's OS release, as applicability reads it.
+pub fn os_of(host: &store::HostRecord) -> OsRelease {
+    OsRelease {
+        id: host.os_id.clone().unwrap_or_default(),
+        version_id: host.os_version.clone(),
+        codename: host.os_codename.clone(),
+        pretty_name: None,
+        id_like: Vec::new(),
+    }
+}
+
 /// The version rules of a package manager.
 pub fn scheme_of(manager: Manager) -> versions::Ecosystem {
     match manager {

@@ -15,7 +15,7 @@ use store::{CatalogStore, FeedRecord, HostStore, InventoryStore};
 
 use crate::api::{FeedDefinition, FeedView, ImportReport, RejectedRecord};
 use crate::auth::Admin;
-use crate::catalog::{finding_json, host_view, report_json};
+use crate::catalog::{finding_json, host_view, os_of, report_json};
 use crate::error::ApiError;
 use crate::feeds::{self, FeedKind, Verification};
 use crate::AppState;
@@ -124,6 +124,7 @@ pub(crate) async fn import_feed(
 async fn run_import(state: &AppState, record: &FeedRecord) -> ApiResult<Json<ImportReport>> {
     match feeds::import(&state.store, &state.catalog, record, now(state)).await {
         Ok(outcome) => {
+            state.catalog_changed().await;
             tracing::info!(
                 feed = %record.name,
                 records = outcome.records,
@@ -171,6 +172,7 @@ pub(crate) async fn delete_feed(
         return Err(ApiError::not_found(format!("feed {name} not found")));
     }
     feeds::forget(&state.catalog, &name).await;
+    state.catalog_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,20 +247,15 @@ pub(crate) async fn list_advisories(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|a| advisory_summary(&catalog.index, a))
+        .map(|a| {
+            let mut summary = advisory_summary(&catalog.index, a);
+            if let Some(at) = catalog.index.position(&a.id) {
+                summary["hosts"] = json!(state.fleet.advisory_hosts(at).len());
+            }
+            summary
+        })
         .collect();
     Ok(Json(json!({ "total": matching.len(), "advisories": page })))
-}
-
-/// A stored host's OS release, as applicability reads it.
-fn os_of(host: &store::HostRecord) -> protocol::OsRelease {
-    protocol::OsRelease {
-        id: host.os_id.clone().unwrap_or_default(),
-        version_id: host.os_version.clone(),
-        codename: host.os_codename.clone(),
-        pretty_name: None,
-        id_like: Vec::new(),
-    }
 }
 
 fn manager_of(scheme: versions::Ecosystem) -> Manager {
@@ -374,5 +371,56 @@ pub(crate) async fn host_findings(
         "hostname": host.hostname,
         "ecosystem": report.ecosystem.as_ref().map(|e| e.name().to_owned()),
         "findings": report_json(&catalog.index, &report),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ExposureQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/summary/exposure`: the advisories that reach hosts, known
+/// exploited first, then by severity, then by hosts reached; from the
+/// fleet's applicability in memory, without a database query.
+pub(crate) async fn exposure(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(query): Query<ExposureQuery>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.get();
+    let reach = state.fleet.reach();
+    let mut rows: Vec<(
+        bool,
+        Option<patchwell_core::advisory::Severity>,
+        usize,
+        &patchwell_core::advisory::Advisory,
+    )> = reach
+        .iter()
+        .filter_map(|(&at, &hosts)| {
+            let a = catalog.index.advisory(at)?;
+            Some((catalog.index.kev(a).is_some(), Index::severity(a), hosts, a))
+        })
+        .collect();
+    rows.sort_by(|x, y| {
+        (y.0, y.1, y.2)
+            .cmp(&(x.0, x.1, x.2))
+            .then_with(|| x.3.id.cmp(&y.3.id))
+    });
+    let affected_pairs: usize = reach.values().sum();
+    let top: Vec<Value> = rows
+        .iter()
+        .take(query.limit.unwrap_or(20).min(1000))
+        .map(|(_, _, hosts, a)| {
+            let mut summary = advisory_summary(&catalog.index, a);
+            summary["hosts"] = json!(hosts);
+            summary
+        })
+        .collect();
+    Ok(Json(json!({
+        "fleet_loaded": state.fleet.loaded(),
+        "advisories_reaching_hosts": rows.len(),
+        "host_advisory_pairs": affected_pairs,
+        "known_exploited_reaching_hosts": rows.iter().filter(|r| r.0).count(),
+        "top": top,
     })))
 }

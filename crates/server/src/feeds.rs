@@ -640,7 +640,7 @@ pub struct Catalog {
     /// Per feed, what its last verified documents say.
     pub feeds: BTreeMap<String, Arc<FeedContent>>,
     /// The index over all of them.
-    pub index: Index,
+    pub index: Arc<Index>,
 }
 
 impl Catalog {
@@ -662,7 +662,10 @@ impl Catalog {
         }
         index.set_kev(kev);
         index.set_epss(epss);
-        Catalog { feeds, index }
+        Catalog {
+            feeds,
+            index: Arc::new(index),
+        }
     }
 }
 

@@ -136,12 +136,34 @@ pub(crate) async fn put_inventory(
         ));
     }
     let digest = inventory.digest();
+    let len = inventory.packages.len();
     state
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
-    tracing::info!(host = %host.id, packages = inventory.packages.len(), "Inventory stored.");
+    update_fleet(&state, &host.id, inventory).await;
+    tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Moves a stored host in the fleet's applicability (a few milliseconds,
+/// on a blocking thread).
+async fn update_fleet(state: &AppState, host: &str, inventory: Inventory) {
+    let fleet = std::sync::Arc::clone(&state.fleet);
+    let host = host.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        let view = crate::catalog::host_view(
+            &inventory.os,
+            &inventory.host.kernel,
+            &inventory.packages,
+            &inventory.updates,
+        );
+        fleet.set_host(&host, &view);
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!("updating the fleet: {e}");
+    }
 }
 
 /// `PATCH /api/v1/agent/inventory`: a delta against the stored inventory.
@@ -184,6 +206,7 @@ pub(crate) async fn patch_inventory(
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
+    update_fleet(&state, &host.id, inventory).await;
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),
@@ -465,6 +488,7 @@ pub(crate) async fn revoke_host(
     if !state.store.revoke_host(&id, now(&state)).await? {
         return Err(ApiError::not_found(format!("host {id} not found")));
     }
+    state.fleet.remove_host(&id);
     tracing::info!(host = %id, by = %admin.token_id, "Host revoked.");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ pub mod catalog;
 mod catalog_api;
 mod error;
 pub mod feeds;
+pub mod fleet;
 mod handlers;
 pub mod openapi;
 mod ratelimit;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The advisory catalog in force.
     pub catalog: feeds::SharedCatalog,
+    /// The fleet's applicability, kept current.
+    pub fleet: Arc<fleet::FleetHandle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -96,6 +99,16 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Checks the fleet against the catalog in force, after the catalog
+    /// changed (a full evaluation: about 0.1 s for 10,000 hosts).
+    pub async fn catalog_changed(&self) {
+        let fleet = Arc::clone(&self.fleet);
+        let index = Arc::clone(&self.catalog.get().index);
+        if let Err(e) = tokio::task::spawn_blocking(move || fleet.set_index(index)).await {
+            tracing::error!("checking the fleet against the catalog: {e}");
+        }
+    }
+
     /// State over `store` with `config`, on the system clock.
     pub fn new(store: Store, config: Config) -> Self {
         Self::with_clock(store, config, Arc::new(Timestamp::now))
@@ -110,6 +123,7 @@ impl AppState {
             clock,
             limiter,
             catalog: Arc::default(),
+            fleet: Arc::default(),
         }
     }
 }
@@ -172,6 +186,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/hosts/{id}/findings",
             get(catalog_api::host_findings),
         )
+        .route("/api/v1/summary/exposure", get(catalog_api::exposure))
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
         // ...decompressing gzip bodies, which agents send...
@@ -364,6 +379,18 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         "advisory catalog loaded in {} ms",
         started.elapsed().as_millis()
     );
+    {
+        let (store, fleet, index) = (
+            state.store.clone(),
+            Arc::clone(&state.fleet),
+            Arc::clone(&state.catalog.get().index),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = fleet::load(&store, &fleet, index, Timestamp::now()).await {
+                tracing::error!("loading the fleet's applicability: {e:#}");
+            }
+        });
+    }
     if let Some(every) = state.config.feed_refresh {
         tokio::spawn(refresh_feeds(state.clone(), every));
     }

@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("post", "/api/v1/feeds/{name}/import", Auth::Admin, "Fetch, verify and import a feed again."),
     ("get", "/api/v1/advisories", Auth::Admin, "Search the catalog: ?search=words&ecosystem=Debian:12&kev=true&limit=&offset=."),
     ("get", "/api/v1/advisories/{id}", Auth::Admin, "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each."),
+    ("get", "/api/v1/summary/exposure", Auth::Admin, "The advisories that reach hosts now, known exploited first, then by severity and hosts reached (?limit=), from the fleet's applicability in memory."),
     ("get", "/api/v1/hosts/{id}/findings", Auth::Admin, "The advisories that apply to a host, its pending security updates and its OS lifecycle, each with the reason."),
 ];
 

@@ -1131,6 +1131,40 @@ async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
     let (_, findings) = s.get(format!("/api/v1/hosts/{}/findings", ids[2])).await;
     assert_eq!(findings["findings"], json!([]));
 
+    // The fleet in memory counts the same, and follows inventories.
+    let (_, found) = s.get("/api/v1/advisories?search=DSA-5380-1").await;
+    assert_eq!(found["advisories"][0]["hosts"], 1, "{found}");
+    let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
+    let reach = |exposure: &Value, id: &str| {
+        exposure["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| a["hosts"].as_u64().unwrap())
+    };
+    assert_eq!(reach(&exposure, "DSA-5380-1"), Some(1), "{exposure}");
+    let old = s.enrolled("old-2").await;
+    let mut inv = inventory("old-2", s.now(), vec![xorg("2:1.20.11-1+deb11u4")]);
+    inv.os.version_id = Some("11".into());
+    assert_eq!(
+        s.put_inventory(&old.credential, &inv).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
+    assert_eq!(reach(&exposure, "DSA-5380-1"), Some(2));
+    // Revoked hosts leave the count.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/hosts/{}/revoke", old.host_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
+    assert_eq!(reach(&exposure, "DSA-5380-1"), Some(1));
+
     // The file changes under its pin: refused whole; the import in force stays.
     std::fs::write(
         &list,
@@ -1177,13 +1211,30 @@ async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
         .collect();
     assert!(ids.contains(&"DSA-5351-1"), "{ids:?}");
 
-    // Removing the feed takes its advisories out.
+    // Known exploited advisories come first in the exposure summary.
+    let host = s.enrolled("browser").await;
+    let mut webkit = package("libwebkit2gtk-4.0-37", "2.32.1-1+b1");
+    webkit.source = Some("webkit2gtk".into());
+    webkit.source_version = Some("2.32.1-1".into());
+    let mut inv = inventory("browser", s.now(), vec![webkit]);
+    inv.os.version_id = Some("11".into());
+    assert_eq!(
+        s.put_inventory(&host.credential, &inv).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, exposure) = s.get("/api/v1/summary/exposure").await;
+    assert_eq!(exposure["top"][0]["kev"], true, "{exposure}");
+    assert!(exposure["known_exploited_reaching_hosts"].as_u64().unwrap() >= 1);
+
+    // Removing the feed takes its advisories out, from the fleet too.
     let (status, _) = s
         .admin(reqwest::Method::DELETE, "/api/v1/feeds/dsa", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = s.get("/api/v1/advisories/DSA-5380-1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, exposure) = s.get("/api/v1/summary/exposure").await;
+    assert_eq!(exposure["host_advisory_pairs"], 0, "{exposure}");
 }
 
 #[tokio::test]
