@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::advisory::{Advisory, Ecosystem, PackageKind};
-use crate::applicability::{HostView, Index};
+use crate::applicability::{HostView, Index, InstalledPackage};
 
 /// A host's number in the fleet (the caller's choice).
 pub type HostId = u32;
@@ -43,7 +43,11 @@ struct Place {
 
 #[derive(Debug, Default)]
 struct FleetHost {
+    place: u16,
+    /// The host's keys, sorted, and how many of its packages give each (the
+    /// binaries of one source share its source key).
     keys: Vec<u32>,
+    counts: Vec<u32>,
     advisories: Vec<u32>,
 }
 
@@ -185,7 +189,7 @@ impl Fleet {
             keys.extend(self.key(place, PackageKind::Binary, &p.name, &p.version));
         }
         keys.sort_unstable();
-        keys.dedup();
+        let (keys, counts) = run_lengths(keys);
         let old = self.hosts.remove(&host).unwrap_or_default();
         // Move the host between keys: only the difference is touched.
         let (mut i, mut j) = (0, 0);
@@ -224,8 +228,93 @@ impl Fleet {
             added: difference(&advisories, &old.advisories),
             removed: difference(&old.advisories, &advisories),
         };
-        self.hosts.insert(host, FleetHost { keys, advisories });
+        self.hosts.insert(
+            host,
+            FleetHost {
+                place,
+                keys,
+                counts,
+                advisories,
+            },
+        );
         change
+    }
+
+    /// The key of a package version, if the fleet has it (never creates one).
+    fn find_key(&self, place: u16, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
+        let scheme = self.places[place as usize].scheme;
+        let name = *self.name_ids.get(name)?;
+        let sort_key = versions::sort_key(scheme, version).ok()?;
+        self.keys_by_package
+            .get(&(place, kind, name))?
+            .get(sort_key.as_slice())
+            .copied()
+    }
+
+    /// Applies an inventory delta to a host already in the fleet: the
+    /// packages it no longer has (old versions included) and those it has
+    /// now. Only their keys are touched; none of its other packages is
+    /// looked at. None when the host is not in the fleet (use
+    /// [`Fleet::set_host`]).
+    pub fn update_host(
+        &mut self,
+        host: HostId,
+        removed: &[InstalledPackage],
+        added: &[InstalledPackage],
+    ) -> Option<HostChange> {
+        let mut entry = self.hosts.remove(&host)?;
+        let place = entry.place;
+        for p in removed.iter().filter(|p| p.installed) {
+            for (kind, name, version) in [
+                (PackageKind::Source, &p.source, &p.source_version),
+                (PackageKind::Binary, &p.name, &p.version),
+            ] {
+                let Some(k) = self.find_key(place, kind, name, version) else {
+                    continue;
+                };
+                if let Ok(i) = entry.keys.binary_search(&k) {
+                    entry.counts[i] -= 1;
+                    if entry.counts[i] == 0 {
+                        entry.keys.remove(i);
+                        entry.counts.remove(i);
+                        self.keys[k as usize].hosts.retain(|&h| h != host);
+                    }
+                }
+            }
+        }
+        let mut checked = 0;
+        for p in added.iter().filter(|p| p.installed) {
+            for (kind, name, version) in [
+                (PackageKind::Source, &p.source, &p.source_version),
+                (PackageKind::Binary, &p.name, &p.version),
+            ] {
+                let Some(k) = self.key(place, kind, name, version) else {
+                    continue;
+                };
+                match entry.keys.binary_search(&k) {
+                    Ok(i) => entry.counts[i] += 1,
+                    Err(i) => {
+                        entry.keys.insert(i, k);
+                        entry.counts.insert(i, 1);
+                        self.keys[k as usize].hosts.push(host);
+                    }
+                }
+                if self.keys[k as usize].hits.is_none() {
+                    let hits = self.check_key(&self.keys[k as usize]);
+                    self.keys[k as usize].hits = Some(hits);
+                    checked += 1;
+                }
+            }
+        }
+        let advisories = self.collect(&entry.keys);
+        let change = HostChange {
+            keys_checked: checked,
+            added: difference(&advisories, &entry.advisories),
+            removed: difference(&entry.advisories, &advisories),
+        };
+        entry.advisories = advisories;
+        self.hosts.insert(host, entry);
+        Some(change)
     }
 
     fn collect(&self, keys: &[u32]) -> Vec<u32> {
@@ -367,6 +456,22 @@ impl Fleet {
         hosts.dedup();
         hosts
     }
+}
+
+/// Sorted values as distinct values and how often each occurs.
+fn run_lengths(sorted: Vec<u32>) -> (Vec<u32>, Vec<u32>) {
+    let mut distinct: Vec<u32> = Vec::with_capacity(sorted.len());
+    let mut counts: Vec<u32> = Vec::with_capacity(sorted.len());
+    for k in sorted {
+        match (distinct.last(), counts.last_mut()) {
+            (Some(&last), Some(count)) if last == k => *count += 1,
+            _ => {
+                distinct.push(k);
+                counts.push(1);
+            }
+        }
+    }
+    (distinct, counts)
 }
 
 /// The elements of sorted `a` not in sorted `b`.

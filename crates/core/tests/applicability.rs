@@ -379,3 +379,50 @@ fn the_fleet_checks_each_distinct_version_once_and_follows_deltas_and_new_adviso
         assert_eq!(fleet.host_advisories(id), alone.as_slice(), "host {id}");
     }
 }
+
+#[test]
+fn a_delta_applied_to_the_fleet_equals_the_whole_inventory_replaced() {
+    let mut index = Index::new();
+    index.insert(advisory("DSA-1", "Debian:12", "openssl", fixed("3.0.15-1")));
+    index.insert(advisory(
+        "DSA-2",
+        "Debian:12",
+        "bash",
+        fixed("5.2.15-2+deb12u1"),
+    ));
+    let before = host(
+        "12",
+        vec![
+            pkg("libssl3", "3.0.11-1", "openssl", "3.0.11-1"),
+            pkg("openssl", "3.0.11-1", "openssl", "3.0.11-1"),
+            pkg("bash", "5.2.15-2+b2", "bash", "5.2.15-2"),
+        ],
+    );
+    let mut by_delta = Fleet::new(index.clone());
+    let mut by_replacing = Fleet::new(index);
+    by_delta.set_host(7, &before);
+    by_replacing.set_host(7, &before);
+
+    // libssl3 goes; the openssl binary stays, so the openssl source key
+    // (and DSA-1) stays too.
+    let removed = vec![before.packages[0].clone()];
+    let change = by_delta.update_host(7, &removed, &[]).unwrap();
+    assert!(change.removed.is_empty());
+    assert_eq!(by_delta.host_advisories(7), [0, 1]);
+
+    // bash is upgraded to the fix: DSA-2 goes.
+    let upgraded = pkg("bash", "5.2.15-2+deb12u1", "bash", "5.2.15-2+deb12u1");
+    let change = by_delta
+        .update_host(7, &[before.packages[2].clone()], &[upgraded.clone()])
+        .unwrap();
+    assert_eq!(change.removed, [1]);
+    assert_eq!(change.keys_checked, 2);
+
+    let after = host("12", vec![before.packages[1].clone(), upgraded]);
+    by_replacing.set_host(7, &after);
+    assert_eq!(by_delta.host_advisories(7), by_replacing.host_advisories(7));
+    assert_eq!(by_delta.advisory_hosts(0), by_replacing.advisory_hosts(0));
+    assert_eq!(by_delta.advisory_hosts(1), by_replacing.advisory_hosts(1));
+    // A host the fleet does not hold is for set_host.
+    assert!(by_delta.update_host(8, &[], &[]).is_none());
+}

@@ -28,23 +28,43 @@ pub fn scheme_of(manager: Manager) -> versions::Ecosystem {
     }
 }
 
-/// A host as applicability sees it. The package manager is the one most of
-/// its packages belong to (dpkg on Debian even when rpm is installed too).
+/// The package manager most of a host's packages belong to (dpkg on Debian
+/// even when rpm is installed too): the one whose packages are matched.
+pub fn main_manager(packages: &[Package]) -> Manager {
+    let mut counts = [0usize; 3];
+    for p in packages {
+        counts[p.manager as usize] += 1;
+    }
+    Manager::ALL
+        .iter()
+        .copied()
+        .max_by_key(|m| counts[*m as usize])
+        .unwrap_or(Manager::Dpkg)
+}
+
+/// A package as applicability sees it.
+pub fn installed_package(p: &Package) -> InstalledPackage {
+    InstalledPackage {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        arch: p.arch.clone(),
+        source: p.source.clone().unwrap_or_else(|| p.name.clone()),
+        source_version: p
+            .source_version
+            .clone()
+            .unwrap_or_else(|| p.version.clone()),
+        installed: p.state.is_installed(),
+    }
+}
+
+/// A host as applicability sees it: the packages of its [`main_manager`].
 pub fn host_view(
     os: &OsRelease,
     kernel: &str,
     packages: &[Package],
     updates: &[AvailableUpdate],
 ) -> HostView {
-    let mut counts = [0usize; 3];
-    for p in packages {
-        counts[p.manager as usize] += 1;
-    }
-    let manager = Manager::ALL
-        .iter()
-        .copied()
-        .max_by_key(|m| counts[*m as usize])
-        .unwrap_or(Manager::Dpkg);
+    let manager = main_manager(packages);
     HostView {
         os_id: os.id.clone(),
         os_version: os.version_id.clone(),
@@ -53,17 +73,7 @@ pub fn host_view(
         packages: packages
             .iter()
             .filter(|p| p.manager == manager)
-            .map(|p| InstalledPackage {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                arch: p.arch.clone(),
-                source: p.source.clone().unwrap_or_else(|| p.name.clone()),
-                source_version: p
-                    .source_version
-                    .clone()
-                    .unwrap_or_else(|| p.version.clone()),
-                installed: p.state.is_installed(),
-            })
+            .map(installed_package)
             .collect(),
         updates: updates
             .iter()

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use patchwell_core::applicability::{HostView, Index};
+use patchwell_core::applicability::{HostView, Index, InstalledPackage};
 use patchwell_core::fleet::Fleet;
 use store::{HostFilter, HostStore, InventoryStore, Store};
 
@@ -52,6 +52,20 @@ impl FleetHandle {
             }
         };
         state.fleet.set_host(id, view);
+    }
+
+    /// Applies a delta to a host the fleet holds; false when it holds none.
+    pub fn update_host(
+        &self,
+        host: &str,
+        removed: &[InstalledPackage],
+        added: &[InstalledPackage],
+    ) -> bool {
+        let mut state = self.lock();
+        let Some(&id) = state.ids.get(host) else {
+            return false;
+        };
+        state.fleet.update_host(id, removed, added).is_some()
     }
 
     /// Forgets a host (revoked).

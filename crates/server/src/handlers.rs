@@ -137,11 +137,13 @@ pub(crate) async fn put_inventory(
     }
     let digest = inventory.digest();
     let len = inventory.packages.len();
-    state
+    let changed = state
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
-    update_fleet(&state, &host.id, inventory).await;
+    if changed {
+        update_fleet(&state, &host.id, inventory).await;
+    }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -159,6 +161,59 @@ async fn update_fleet(state: &AppState, host: &str, inventory: Inventory) {
             &inventory.updates,
         );
         fleet.set_host(&host, &view);
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!("updating the fleet: {e}");
+    }
+}
+
+/// Moves a host in the fleet by a delta alone: the stored versions of the
+/// packages it changes or removes go, the new ones come. A host the fleet
+/// does not hold yet (the server is still loading it), or whose OS release
+/// changed, is set whole.
+async fn update_fleet_by_delta(
+    state: &AppState,
+    host: &str,
+    base: &[protocol::Package],
+    delta: &InventoryDelta,
+    inventory: Inventory,
+    os_changed: bool,
+) {
+    let manager = crate::catalog::main_manager(&inventory.packages);
+    let touched: std::collections::HashSet<protocol::PackageKey> = delta
+        .packages_removed
+        .iter()
+        .cloned()
+        .chain(delta.packages_changed.iter().map(protocol::Package::key))
+        .collect();
+    let removed: Vec<_> = base
+        .iter()
+        .filter(|p| p.manager == manager && touched.contains(&p.key()))
+        .map(crate::catalog::installed_package)
+        .collect();
+    let added: Vec<_> = delta
+        .packages_changed
+        .iter()
+        .filter(|p| p.manager == manager)
+        .map(|p| {
+            let mut p = p.clone();
+            p.fill_source();
+            crate::catalog::installed_package(&p)
+        })
+        .collect();
+    let fleet = std::sync::Arc::clone(&state.fleet);
+    let host = host.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        if os_changed || !fleet.update_host(&host, &removed, &added) {
+            let view = crate::catalog::host_view(
+                &inventory.os,
+                &inventory.host.kernel,
+                &inventory.packages,
+                &inventory.updates,
+            );
+            fleet.set_host(&host, &view);
+        }
     })
     .await;
     if let Err(e) = done {
@@ -194,7 +249,8 @@ pub(crate) async fn patch_inventory(
             "the delta's base is not the stored inventory; send the full inventory",
         ));
     }
-    let inventory = Inventory::from_delta(state.store.packages(&host.id).await?, &delta);
+    let base = state.store.packages(&host.id).await?;
+    let inventory = Inventory::from_delta(base.clone(), &delta);
     let digest = inventory.digest();
     if digest != delta.result_digest {
         return Err(ApiError::new(
@@ -206,7 +262,9 @@ pub(crate) async fn patch_inventory(
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
-    update_fleet(&state, &host.id, inventory).await;
+    let os_changed = record.os_id.as_deref() != Some(delta.os.id.as_str())
+        || record.os_version != delta.os.version_id;
+    update_fleet_by_delta(&state, &host.id, &base, &delta, inventory, os_changed).await;
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),

@@ -1164,6 +1164,35 @@ async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
     assert_eq!(reach(&exposure, "DSA-5380-1"), Some(1));
+    // A delta moves a host by its changed packages alone.
+    let patched = s.enrolled("patched").await;
+    let mut base = inventory(
+        "patched",
+        s.now(),
+        vec![xorg("2:1.20.11-1+deb11u4"), package("bash", "5.1-2")],
+    );
+    base.os.version_id = Some("11".into());
+    assert_eq!(
+        s.put_inventory(&patched.credential, &base).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
+    assert_eq!(reach(&exposure, "DSA-5380-1"), Some(2));
+    let mut next = base.clone();
+    next.packages[0] = xorg("2:1.20.11-1+deb11u6");
+    s.advance(60);
+    next.collected_at = s.now();
+    let (status, body) = s
+        .agent(
+            reqwest::Method::PATCH,
+            "/api/v1/agent/inventory",
+            &patched.credential,
+            serde_json::to_value(next.delta_from(&base)).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, exposure) = s.get("/api/v1/summary/exposure?limit=500").await;
+    assert_eq!(reach(&exposure, "DSA-5380-1"), Some(1));
 
     // The file changes under its pin: refused whole; the import in force stays.
     std::fs::write(

@@ -414,14 +414,15 @@ pub trait CatalogStore {
 pub trait InventoryStore {
     /// Replaces a host's inventory in one transaction. Refused, with nothing
     /// stored, when a version is invalid for its package manager or the
-    /// inventory is older than the one already stored.
+    /// inventory is older than the one already stored. True when its
+    /// packages (or its OS release) changed.
     async fn store_inventory(
         &self,
         host_id: &str,
         inventory: &Inventory,
         digest: &str,
         now: Timestamp,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// A host's packages, by name and architecture.
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>>;
     /// Hosts with a package of that name installed below `version`, by the

@@ -614,7 +614,7 @@ impl InventoryStore for Store {
         inv: &Inventory,
         digest: &str,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         // Check everything before touching the database.
         let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
         for p in &inv.packages {
@@ -667,7 +667,7 @@ impl InventoryStore for Store {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "SELECT inventory_collected_at, inventory_digest FROM hosts WHERE id = $1{}",
+            "SELECT inventory_collected_at, inventory_digest, os_id, os_version FROM hosts WHERE id = $1{}",
             self.for_update()
         );
         let Some(row) = sqlx::query(&sql)
@@ -686,6 +686,9 @@ impl InventoryStore for Store {
                 )));
             }
         }
+        let os_changed = row.try_get::<Option<String>, _>(2)?.as_deref()
+            != Some(inv.os.id.as_str())
+            || row.try_get::<Option<String>, _>(3)? != inv.os.version_id;
         let mut stored = if row.try_get::<Option<String>, _>(1)? == seen_digest {
             seen_rows
         } else {
@@ -709,6 +712,7 @@ impl InventoryStore for Store {
             }
         }
         gone.extend(stored.into_values().map(|(id, _, _)| id));
+        let changed = os_changed || !gone.is_empty() || !new_rows.is_empty();
 
         // Package versions of the new rows: most are known already (hosts
         // cloned from one image share them); insert only the rest.
@@ -866,7 +870,7 @@ impl InventoryStore for Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(changed)
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
