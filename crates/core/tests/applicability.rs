@@ -413,7 +413,7 @@ fn a_delta_applied_to_the_fleet_equals_the_whole_inventory_replaced() {
     // bash is upgraded to the fix: DSA-2 goes.
     let upgraded = pkg("bash", "5.2.15-2+deb12u1", "bash", "5.2.15-2+deb12u1");
     let change = by_delta
-        .update_host(7, &[before.packages[2].clone()], &[upgraded.clone()])
+        .update_host(7, &[before.packages[2].clone()], std::slice::from_ref(&upgraded))
         .unwrap();
     assert_eq!(change.removed, [1]);
     assert_eq!(change.keys_checked, 2);
