@@ -413,7 +413,11 @@ fn a_delta_applied_to_the_fleet_equals_the_whole_inventory_replaced() {
     // bash is upgraded to the fix: DSA-2 goes.
     let upgraded = pkg("bash", "5.2.15-2+deb12u1", "bash", "5.2.15-2+deb12u1");
     let change = by_delta
-        .update_host(7, &[before.packages[2].clone()], std::slice::from_ref(&upgraded))
+        .update_host(
+            7,
+            &[before.packages[2].clone()],
+            std::slice::from_ref(&upgraded),
+        )
         .unwrap();
     assert_eq!(change.removed, [1]);
     assert_eq!(change.keys_checked, 2);
@@ -425,4 +429,73 @@ fn a_delta_applied_to_the_fleet_equals_the_whole_inventory_replaced() {
     assert_eq!(by_delta.advisory_hosts(1), by_replacing.advisory_hosts(1));
     // A host the fleet does not hold is for set_host.
     assert!(by_delta.update_host(8, &[], &[]).is_none());
+}
+
+#[test]
+fn rpm_distributions_match_binary_packages_and_the_running_kernel() {
+    let mut index = Index::new();
+    let mut a = Advisory::new("RLSA-2024:0001", UpdateType::SecurityUpdate);
+    for (package, fix) in [
+        ("openssl-libs", "1:3.0.7-25.el9_3"),
+        ("kernel-core", "5.14.0-362.18.1.el9_3"),
+    ] {
+        a.affected.push(Affected {
+            ecosystem: Ecosystem::parse("Rocky Linux:9").unwrap(),
+            package: package.into(),
+            kind: PackageKind::Binary,
+            ranges: vec![fixed(fix)],
+            versions: Vec::new(),
+            binaries: Vec::new(),
+        });
+    }
+    index.insert(a);
+    let rpm = |name: &str, version: &str| InstalledPackage {
+        name: name.into(),
+        version: version.into(),
+        arch: "x86_64".into(),
+        source: format!("{name}-src"),
+        source_version: version.into(),
+        installed: true,
+    };
+    let rocky = HostView {
+        os_id: "rocky".into(),
+        os_version: Some("9.3".into()),
+        scheme: versions::Ecosystem::Rpm,
+        kernel_release: "5.14.0-362.8.1.el9_3.x86_64".into(),
+        packages: vec![
+            rpm("openssl-libs", "1:3.0.7-24.el9"),
+            rpm("kernel-core", "5.14.0-362.8.1.el9_3"),
+            rpm("kernel-core", "5.14.0-362.18.1.el9_3"),
+        ],
+        updates: Vec::new(),
+    };
+    assert_eq!(rocky.ecosystem().unwrap().name(), "Rocky Linux:9");
+    let report = index.evaluate(&rocky, TODAY);
+    let found: Vec<(&str, &str, &Exposure)> = report
+        .findings
+        .iter()
+        .map(|f| (f.package.as_str(), f.installed.as_str(), &f.exposure))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("openssl-libs", "1:3.0.7-24.el9", &Exposure::Exposed),
+            (
+                "kernel-core",
+                "5.14.0-362.8.1.el9_3",
+                &Exposure::FixedAwaitingReboot {
+                    running: "kernel-core".into(),
+                    fixed_package: "kernel-core".into(),
+                    fixed_version: "5.14.0-362.18.1.el9_3".into(),
+                }
+            ),
+        ]
+    );
+    assert_eq!(report.findings[0].matched_by, MatchedBy::Binary);
+    // The same host on AlmaLinux 9 is another ecosystem.
+    let alma = HostView {
+        os_id: "almalinux".into(),
+        ..rocky
+    };
+    assert!(index.evaluate(&alma, TODAY).findings.is_empty());
 }
