@@ -37,6 +37,8 @@ const APT_PACKAGES: &[&str] = &[
     "libc6-dev",
     // apt-helper, which reads the compressed apt lists.
     "apt",
+    // The time zone database, for schedules in a time zone.
+    "tzdata",
     "ca-certificates",
     // Real Debian roots for the agent's tests.
     "mmdebstrap",

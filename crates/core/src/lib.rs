@@ -13,3 +13,4 @@ pub mod cvss;
 pub mod fleet;
 pub mod lifecycle;
 pub mod query;
+pub mod schedule;

@@ -7,6 +7,7 @@
 mod admin;
 mod catalog_cli;
 mod scan;
+mod schedule;
 mod version;
 
 use std::net::SocketAddr;
@@ -78,6 +79,11 @@ enum Command {
     /// with no server: for foreign computers, air-gapped hosts and audits.
     /// Exit 0, or 1 when --fail-on is met, or 2 on bad input.
     Scan(scan::ScanArgs),
+    /// Try schedule rules and business-day waits (no server needed).
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
+    },
     /// Compare and check package versions as dpkg, rpm and apk do.
     Version {
         #[command(subcommand)]
@@ -259,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => runtime()?.block_on(admin::groups(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Scan(args) => Ok(scan::run(args)),
+        Command::Schedule { command } => Ok(schedule::run(command)),
         Command::Feeds {
             connection,
             command,
