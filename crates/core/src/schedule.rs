@@ -209,7 +209,7 @@ impl Rule {
                 .filter_map(|d| after.date().checked_add(d.days()).ok())
                 .filter(|date| days.contains(&date.weekday()))
                 .filter_map(|date| at(date, *time))
-                .find(|z| z > &after),
+                .find(|z| *z > after),
             Rule::Monthly {
                 nth,
                 weekday,
@@ -228,7 +228,7 @@ impl Rule {
                         };
                         at(day.checked_add(i64::from(*offset_days).days()).ok()?, *time)
                     })
-                    .find(|z| z > &after)
+                    .find(|z| *z > after)
             }
         }
     }
