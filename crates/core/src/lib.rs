@@ -9,8 +9,10 @@
 
 pub mod advisory;
 pub mod applicability;
+pub mod classify;
 pub mod cvss;
 pub mod fleet;
 pub mod lifecycle;
 pub mod query;
 pub mod schedule;
+pub mod sla;
