@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use jiff::Timestamp;
 use patchwell_core::applicability::Index;
 use protocol::Manager;
 use serde::Deserialize;
@@ -18,14 +17,8 @@ use crate::auth::Admin;
 use crate::catalog::{finding_json, host_view, os_of, report_json};
 use crate::error::ApiError;
 use crate::feeds::{self, FeedKind, Verification};
+use crate::handlers::{check_name, now, stored_host, ApiResult, JsonBody};
 use crate::AppState;
-
-type ApiResult<T> = Result<T, ApiError>;
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn now(state: &AppState) -> Timestamp {
-    (state.clock)()
-}
 
 fn feed_view(f: FeedRecord) -> FeedView {
     FeedView {
@@ -66,16 +59,7 @@ pub(crate) async fn put_feed(
     body: JsonBody<FeedDefinition>,
 ) -> ApiResult<Json<ImportReport>> {
     let Json(definition) = body?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::bad_request(format!(
-            "feed name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
-        )));
-    }
+    check_name("feed", &name)?;
     let kind = FeedKind::parse(definition.kind.trim()).map_err(ApiError::bad_request)?;
     let verification =
         Verification::parse(&definition.verification).map_err(ApiError::bad_request)?;
@@ -349,11 +333,7 @@ pub(crate) async fn host_findings(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let host = state
-        .store
-        .host(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))?;
+    let host = stored_host(&state, &id).await?;
     let packages = state.store.packages(&id).await?;
     let updates = state.store.updates(&id).await?;
     let os = os_of(&host);

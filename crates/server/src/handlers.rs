@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
+use patchwell_core::applicability::InstalledPackage;
 use patchwell_core::query::{Query as HostQuery, Subject};
 use protocol::{
     EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, InventoryDelta,
@@ -21,11 +22,36 @@ use crate::auth::{Admin, Host};
 use crate::error::ApiError;
 use crate::{secrets, AppState};
 
-type ApiResult<T> = Result<T, ApiError>;
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
-fn now(state: &AppState) -> Timestamp {
+pub(crate) fn now(state: &AppState) -> Timestamp {
     (state.clock)()
+}
+
+/// A stored host, or 404.
+pub(crate) async fn stored_host(state: &AppState, id: &str) -> ApiResult<HostRecord> {
+    state
+        .store
+        .host(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))
+}
+
+/// Checks the name of a thing an admin defines (a group, a feed): it goes
+/// into URLs and logs.
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let fine = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if fine {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "{what} name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+    )))
 }
 
 fn host_view(h: HostRecord, now: Timestamp, stale_after: SignedDuration) -> HostView {
@@ -118,6 +144,20 @@ pub(crate) async fn heartbeat(
     }))
 }
 
+/// Refuses an inventory of a schema this server does not read.
+fn check_schema(schema: u32) -> ApiResult<()> {
+    if schema == protocol::INVENTORY_SCHEMA {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "inventory schema {schema} is not understood; this server reads schema {}",
+            protocol::INVENTORY_SCHEMA
+        ),
+    ))
+}
+
 /// `PUT /api/v1/agent/inventory`
 pub(crate) async fn put_inventory(
     State(state): State<AppState>,
@@ -125,16 +165,7 @@ pub(crate) async fn put_inventory(
     body: JsonBody<Inventory>,
 ) -> ApiResult<StatusCode> {
     let Json(inventory) = body?;
-    if inventory.schema != protocol::INVENTORY_SCHEMA {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "inventory schema {} is not understood; this server reads schema {}",
-                inventory.schema,
-                protocol::INVENTORY_SCHEMA
-            ),
-        ));
-    }
+    check_schema(inventory.schema)?;
     let digest = inventory.digest();
     let len = inventory.packages.len();
     let changed = state
@@ -142,70 +173,54 @@ pub(crate) async fn put_inventory(
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
     if changed {
-        update_fleet(&state, &host.id, inventory).await;
+        update_fleet(&state, &host.id, inventory, None).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Moves a stored host in the fleet's applicability (a few milliseconds,
-/// on a blocking thread).
-async fn update_fleet(state: &AppState, host: &str, inventory: Inventory) {
-    let fleet = std::sync::Arc::clone(&state.fleet);
-    let host = host.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
-        let view = crate::catalog::host_view(
-            &inventory.os,
-            &inventory.host.kernel,
-            &inventory.packages,
-            &inventory.updates,
-        );
-        fleet.set_host(&host, &view);
-    })
-    .await;
-    if let Err(e) = done {
-        tracing::error!("updating the fleet: {e}");
-    }
-}
-
-/// Moves a host in the fleet by a delta alone: the stored versions of the
-/// packages it changes or removes go, the new ones come. A host the fleet
-/// does not hold yet (the server is still loading it), or whose OS release
-/// changed, is set whole.
-async fn update_fleet_by_delta(
-    state: &AppState,
-    host: &str,
-    base: &[protocol::Package],
-    delta: &InventoryDelta,
-    inventory: Inventory,
-    os_changed: bool,
-) {
-    let manager = crate::catalog::main_manager(&inventory.packages);
+/// The packages a delta takes from a host (their stored versions) and
+/// those it brings, as applicability sees them, for the host's main
+/// package manager.
+fn delta_packages(base: &[protocol::Package], delta: &InventoryDelta) -> FleetDelta {
+    let manager = crate::catalog::main_manager(base);
     let touched: std::collections::HashSet<protocol::PackageKey> = delta
         .packages_removed
         .iter()
         .cloned()
         .chain(delta.packages_changed.iter().map(protocol::Package::key))
         .collect();
-    let removed: Vec<_> = base
+    let removed = base
         .iter()
         .filter(|p| p.manager == manager && touched.contains(&p.key()))
         .map(crate::catalog::installed_package)
         .collect();
-    let added: Vec<_> = delta
+    let added = delta
         .packages_changed
         .iter()
         .filter(|p| p.manager == manager)
-        .map(|p| {
-            let mut p = p.clone();
-            p.fill_source();
-            crate::catalog::installed_package(&p)
-        })
+        .map(crate::catalog::installed_package)
         .collect();
+    (removed, added)
+}
+
+type FleetDelta = (Vec<InstalledPackage>, Vec<InstalledPackage>);
+
+/// Moves a stored host in the fleet's applicability, on a blocking thread:
+/// by a delta's packages alone when there is one and the fleet holds the
+/// host, else by its whole inventory.
+async fn update_fleet(
+    state: &AppState,
+    host: &str,
+    inventory: Inventory,
+    delta: Option<FleetDelta>,
+) {
     let fleet = std::sync::Arc::clone(&state.fleet);
     let host = host.to_owned();
     let done = tokio::task::spawn_blocking(move || {
-        if os_changed || !fleet.update_host(&host, &removed, &added) {
+        let applied =
+            delta.is_some_and(|(removed, added)| fleet.update_host(&host, &removed, &added));
+        if !applied {
             let view = crate::catalog::host_view(
                 &inventory.os,
                 &inventory.host.kernel,
@@ -231,16 +246,7 @@ pub(crate) async fn patch_inventory(
     body: JsonBody<InventoryDelta>,
 ) -> ApiResult<StatusCode> {
     let Json(delta) = body?;
-    if delta.schema != protocol::INVENTORY_SCHEMA {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "inventory schema {} is not understood; this server reads schema {}",
-                delta.schema,
-                protocol::INVENTORY_SCHEMA
-            ),
-        ));
-    }
+    check_schema(delta.schema)?;
     let record = state.store.host(&host.id).await?;
     let record = record.ok_or_else(|| ApiError::not_found(format!("host {}", host.id)))?;
     if record.inventory_digest.as_deref() != Some(delta.base_digest.as_str()) {
@@ -250,7 +256,11 @@ pub(crate) async fn patch_inventory(
         ));
     }
     let base = state.store.packages(&host.id).await?;
-    let inventory = Inventory::from_delta(base.clone(), &delta);
+    // A changed OS release moves the host to another ecosystem: set it whole.
+    let os_changed = record.os_id.as_deref() != Some(delta.os.id.as_str())
+        || record.os_version != delta.os.version_id;
+    let fleet_delta = (!os_changed).then(|| delta_packages(&base, &delta));
+    let inventory = Inventory::from_delta(base, &delta);
     let digest = inventory.digest();
     if digest != delta.result_digest {
         return Err(ApiError::new(
@@ -262,9 +272,7 @@ pub(crate) async fn patch_inventory(
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
-    let os_changed = record.os_id.as_deref() != Some(delta.os.id.as_str())
-        || record.os_version != delta.os.version_id;
-    update_fleet_by_delta(&state, &host.id, &base, &delta, inventory, os_changed).await;
+    update_fleet(&state, &host.id, inventory, fleet_delta).await;
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),
@@ -461,16 +469,7 @@ pub(crate) async fn put_group(
     body: JsonBody<api::GroupDefinition>,
 ) -> ApiResult<StatusCode> {
     let Json(definition) = body?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::bad_request(format!(
-            "group name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
-        )));
-    }
+    check_name("group", &name)?;
     parse_query(&definition.query)?;
     state
         .store
@@ -521,11 +520,7 @@ pub(crate) async fn show_host(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HostDetail>> {
-    let host = state
-        .store
-        .host(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))?;
+    let host = stored_host(&state, &id).await?;
     let packages = state.store.packages(&id).await?;
     let neighbours = state.store.neighbours(&id).await?;
     let facts = host.facts.clone();
