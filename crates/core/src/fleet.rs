@@ -102,11 +102,6 @@ impl Fleet {
         self.keys.len()
     }
 
-    /// The number of hosts.
-    pub fn host_count(&self) -> usize {
-        self.hosts.len()
-    }
-
     fn place(&mut self, place: Place) -> u16 {
         if let Some(&id) = self.place_ids.get(&place) {
             return id;
@@ -416,6 +411,11 @@ impl Fleet {
             }
         }
         hosts
+    }
+
+    /// Whether the fleet holds a host.
+    pub fn contains(&self, host: HostId) -> bool {
+        self.hosts.contains_key(&host)
     }
 
     /// The advisories (positions in the index) that apply to a host.

@@ -42,6 +42,15 @@ pub fn main_manager(packages: &[Package]) -> Manager {
         .unwrap_or(Manager::Dpkg)
 }
 
+/// The package manager whose version rules are these.
+pub fn manager_of(scheme: versions::Ecosystem) -> Manager {
+    match scheme {
+        versions::Ecosystem::Deb => Manager::Dpkg,
+        versions::Ecosystem::Rpm => Manager::Rpm,
+        versions::Ecosystem::Apk => Manager::Apk,
+    }
+}
+
 /// A package as applicability sees it.
 pub fn installed_package(p: &Package) -> InstalledPackage {
     InstalledPackage {

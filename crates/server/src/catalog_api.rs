@@ -14,7 +14,7 @@ use store::{CatalogStore, FeedRecord, HostStore, InventoryStore};
 
 use crate::api::{FeedDefinition, FeedView, ImportReport, RejectedRecord};
 use crate::auth::Admin;
-use crate::catalog::{finding_json, host_view, os_of, report_json};
+use crate::catalog::{finding_json, host_view, manager_of, os_of, report_json};
 use crate::error::ApiError;
 use crate::feeds::{self, FeedKind, Verification};
 use crate::handlers::{check_name, now, stored_host, ApiResult, JsonBody};
@@ -86,9 +86,14 @@ pub(crate) async fn put_feed(
         last_error: None,
         last_error_at: None,
     };
-    state.store.put_feed(&record).await?;
+    // A new feed is configured at once, so a failed first import is kept
+    // on it; a changed definition replaces the stored one only with a
+    // successful import.
+    if existing.is_none() {
+        state.store.put_feed(&record).await?;
+    }
     tracing::info!(feed = %name, kind = kind.as_str(), by = %admin.token_id, "Feed defined.");
-    run_import(&state, &record).await
+    run_import(&state, &name, feeds::ImportOf::Definition(&record)).await
 }
 
 /// `POST /api/v1/feeds/{name}/import`
@@ -97,26 +102,27 @@ pub(crate) async fn import_feed(
     _admin: Admin,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ImportReport>> {
-    let record = state
-        .store
-        .feed(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("feed {name} not found")))?;
-    run_import(&state, &record).await
+    if state.store.feed(&name).await?.is_none() {
+        return Err(ApiError::not_found(format!("feed {name} not found")));
+    }
+    run_import(&state, &name, feeds::ImportOf::Stored(&name)).await
 }
 
-async fn run_import(state: &AppState, record: &FeedRecord) -> ApiResult<Json<ImportReport>> {
-    match feeds::import(&state.store, &state.catalog, record, now(state)).await {
+async fn run_import(
+    state: &AppState,
+    name: &str,
+    what: feeds::ImportOf<'_>,
+) -> ApiResult<Json<ImportReport>> {
+    match feeds::import(&state.store, &state.catalog, &state.fleet, what, now(state)).await {
         Ok(outcome) => {
-            state.catalog_changed().await;
             tracing::info!(
-                feed = %record.name,
+                feed = %name,
                 records = outcome.records,
                 rejected = outcome.rejected.len(),
                 "Feed imported."
             );
             Ok(Json(ImportReport {
-                feed: record.name.clone(),
+                feed: name.to_owned(),
                 sha256: outcome.sha256,
                 records: outcome.records as u64,
                 rejected_count: outcome.rejected.len() as u64,
@@ -134,12 +140,11 @@ async fn run_import(state: &AppState, record: &FeedRecord) -> ApiResult<Json<Imp
             }))
         }
         Err(e) => {
-            tracing::warn!(feed = %record.name, "Feed import refused: {e}");
+            tracing::warn!(feed = %name, "Feed import refused: {e}");
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
-                    "feed {}: {e}; nothing of it was imported and the catalog in force is unchanged",
-                    record.name
+                    "feed {name}: {e}; nothing of it was imported and the catalog in force is unchanged"
                 ),
             ))
         }
@@ -155,8 +160,7 @@ pub(crate) async fn delete_feed(
     if !state.store.delete_feed(&name).await? {
         return Err(ApiError::not_found(format!("feed {name} not found")));
     }
-    feeds::forget(&state.catalog, &name).await;
-    state.catalog_changed().await;
+    feeds::forget(&state.catalog, &state.fleet, &name).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -234,20 +238,12 @@ pub(crate) async fn list_advisories(
         .map(|a| {
             let mut summary = advisory_summary(&catalog.index, a);
             if let Some(at) = catalog.index.position(&a.id) {
-                summary["hosts"] = json!(state.fleet.advisory_hosts(at).len());
+                summary["hosts"] = json!(state.fleet.advisory_host_count(at));
             }
             summary
         })
         .collect();
     Ok(Json(json!({ "total": matching.len(), "advisories": page })))
-}
-
-fn manager_of(scheme: versions::Ecosystem) -> Manager {
-    match scheme {
-        versions::Ecosystem::Deb => Manager::Dpkg,
-        versions::Ecosystem::Rpm => Manager::Rpm,
-        versions::Ecosystem::Apk => Manager::Apk,
-    }
 }
 
 /// `GET /api/v1/advisories/{id}`: the advisory, what supersedes it, and the
@@ -263,33 +259,34 @@ pub(crate) async fn show_advisory(
     let advisory = index
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("advisory {id} not found")))?;
-    let mut by_manager: BTreeMap<Manager, Vec<&str>> = BTreeMap::new();
-    for af in &advisory.affected {
-        by_manager
-            .entry(manager_of(af.ecosystem.scheme()))
-            .or_default()
-            .push(af.package.as_str());
-    }
-    let mut candidates: BTreeMap<String, Vec<protocol::Package>> = BTreeMap::new();
-    for (manager, names) in by_manager {
-        for (host, package) in state.store.hosts_with_sources(manager, &names).await? {
-            candidates.entry(host).or_default().push(package);
+    // The hosts it reaches: from the fleet in memory once it is loaded,
+    // until then through the store's index on source packages.
+    let candidates: Vec<String> = match index.position(&id) {
+        Some(at) if state.fleet.loaded() => state.fleet.advisory_hosts(at),
+        _ => {
+            let mut by_manager: BTreeMap<Manager, Vec<&str>> = BTreeMap::new();
+            for af in &advisory.affected {
+                by_manager
+                    .entry(manager_of(af.ecosystem.scheme()))
+                    .or_default()
+                    .push(af.package.as_str());
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for (manager, names) in by_manager {
+                for (host, _) in state.store.hosts_with_sources(manager, &names).await? {
+                    ids.insert(host);
+                }
+            }
+            ids.into_iter().collect()
         }
-    }
+    };
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut hosts = Vec::new();
-    for (host_id, packages) in candidates {
+    for host_id in candidates {
         let Some(host) = state.store.host(&host_id).await? else {
             continue;
         };
-        let os = os_of(&host);
-        let updates = state.store.updates(&host_id).await?;
-        let view = host_view(
-            &os,
-            host.kernel.as_deref().unwrap_or(""),
-            &packages,
-            &updates,
-        );
+        let view = stored_view(&state, &host).await?;
         let report = index.evaluate(&view, today);
         let findings: Vec<Value> = report
             .findings
@@ -325,6 +322,22 @@ pub(crate) async fn show_advisory(
     })))
 }
 
+/// A stored host as applicability sees it: its packages and its offered
+/// updates as last reported.
+async fn stored_view(
+    state: &AppState,
+    host: &store::HostRecord,
+) -> ApiResult<patchwell_core::applicability::HostView> {
+    let packages = state.store.packages(&host.id).await?;
+    let updates = state.store.updates(&host.id).await?;
+    Ok(host_view(
+        &os_of(host),
+        host.kernel.as_deref().unwrap_or(""),
+        &packages,
+        &updates,
+    ))
+}
+
 /// `GET /api/v1/hosts/{id}/findings`: every advisory that applies to a
 /// host, the security updates its package manager offers, and its OS
 /// release's lifecycle, each with the reason.
@@ -334,15 +347,7 @@ pub(crate) async fn host_findings(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let host = stored_host(&state, &id).await?;
-    let packages = state.store.packages(&id).await?;
-    let updates = state.store.updates(&id).await?;
-    let os = os_of(&host);
-    let view = host_view(
-        &os,
-        host.kernel.as_deref().unwrap_or(""),
-        &packages,
-        &updates,
-    );
+    let view = stored_view(&state, &host).await?;
     let catalog = state.catalog.get();
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let report = catalog.index.evaluate(&view, today);

@@ -24,6 +24,8 @@ use patchwell_core::lifecycle::Lifecycle;
 use sha2::{Digest, Sha256};
 use store::{CatalogStore, FeedDocument, FeedRecord, Store};
 
+use crate::fleet::FleetHandle;
+
 /// The formats a feed can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedKind {
@@ -189,6 +191,12 @@ pub async fn fetch(kind: FeedKind, location: &str) -> Result<Vec<FeedDocument>, 
     let is_url = location.starts_with("https://") || location.starts_with("http://");
     let main_name = location.rsplit('/').next().unwrap_or(location).to_owned();
     if is_url {
+        if kind == FeedKind::Apt {
+            return Err(read_error(
+                location,
+                "an apt feed reads a local InRelease file from apt's lists (/var/lib/apt/lists/..._InRelease)",
+            ));
+        }
         documents.push(FeedDocument {
             name: main_name.clone(),
             content: get(location).await?,
@@ -198,12 +206,6 @@ pub async fn fetch(kind: FeedKind, location: &str) -> Result<Vec<FeedDocument>, 
                 name: format!("{main_name}.sig"),
                 content: get(&format!("{location}.sig")).await?,
             });
-        }
-        if kind == FeedKind::Apt {
-            return Err(read_error(
-                location,
-                "an apt feed reads a local InRelease file from apt's lists (/var/lib/apt/lists/..._InRelease)",
-            ));
         }
         return Ok(documents);
     }
@@ -750,16 +752,41 @@ pub struct ImportOutcome {
     pub rejected: Vec<Rejected>,
 }
 
-/// Fetches, verifies, parses and stores one feed, and puts it in force. On
-/// any failure nothing changes but the feed's recorded error.
+/// What to import.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportOf<'a> {
+    /// A configured feed, by name: its definition is read under the
+    /// imports' turn, so a refresh never stores documents under a
+    /// definition that changed meanwhile.
+    Stored(&'a str),
+    /// A new definition of a feed whose row exists: it replaces the stored
+    /// definition only if the import succeeds.
+    Definition(&'a FeedRecord),
+}
+
+/// Fetches, verifies, parses and stores one feed, and puts it in force:
+/// the catalog is swapped and the fleet checked against it, in the
+/// imports' turn. On any failure nothing changes but the feed's recorded
+/// error.
 pub async fn import(
     store: &Store,
     catalog: &SharedCatalog,
-    feed: &FeedRecord,
+    fleet: &Arc<FleetHandle>,
+    what: ImportOf<'_>,
     now: Timestamp,
 ) -> Result<ImportOutcome, FeedError> {
     let _turn = catalog.imports.lock().await;
-    let result = import_inner(store, catalog, feed, now).await;
+    let feed = match what {
+        ImportOf::Definition(feed) => feed.clone(),
+        ImportOf::Stored(name) => match store.feed(name).await {
+            Ok(Some(feed)) => feed,
+            Ok(None) => {
+                return Err(read_error(name, "no such feed"));
+            }
+            Err(e) => return Err(read_error(name, format!("reading its definition: {e}"))),
+        },
+    };
+    let result = import_inner(store, catalog, fleet, &feed, now).await;
     if let Err(e) = &result {
         if let Err(store_error) = store
             .record_feed_error(&feed.name, &e.to_string(), now)
@@ -774,6 +801,7 @@ pub async fn import(
 async fn import_inner(
     store: &Store,
     catalog: &SharedCatalog,
+    fleet: &Arc<FleetHandle>,
     feed: &FeedRecord,
     now: Timestamp,
 ) -> Result<ImportOutcome, FeedError> {
@@ -794,9 +822,32 @@ async fn import_inner(
     })
     .await
     .map_err(|e| config_error(e.to_string()))??;
+    let outcome = ImportOutcome {
+        sha256: sha.clone(),
+        records: content.records(),
+        rejected: content.rejected.clone(),
+    };
+    // The same documents under the same definition: what is in force stays.
+    let stored = store
+        .feed(&feed.name)
+        .await
+        .map_err(|e| config_error(format!("reading the feed: {e}")))?;
+    let unchanged = stored.as_ref().is_some_and(|s| {
+        s.imported_at.is_some()
+            && s.sha256.as_deref() == Some(sha.as_str())
+            && (&s.kind, &s.location, &s.verification)
+                == (&feed.kind, &feed.location, &feed.verification)
+    });
+    if unchanged && catalog.get().feeds.contains_key(&feed.name) {
+        store
+            .feed_unchanged(&feed.name)
+            .await
+            .map_err(|e| config_error(format!("storing the check: {e}")))?;
+        return Ok(outcome);
+    }
     store
         .store_feed_import(
-            &feed.name,
+            feed,
             &documents,
             &sha,
             content.records() as u64,
@@ -805,27 +856,48 @@ async fn import_inner(
         )
         .await
         .map_err(|e| config_error(format!("storing the import: {e}")))?;
-    let outcome = ImportOutcome {
-        sha256: sha,
-        records: content.records(),
-        rejected: content.rejected.clone(),
-    };
     let mut feeds = catalog.get().feeds.clone();
     feeds.insert(feed.name.clone(), Arc::new(content));
-    let rebuilt = tokio::task::spawn_blocking(move || Catalog::build(feeds))
-        .await
-        .map_err(|e| config_error(e.to_string()))?;
-    catalog.set(rebuilt);
+    put_in_force(catalog, fleet, feeds).await;
     Ok(outcome)
 }
 
+/// Builds and swaps in the catalog over `feeds`, then checks the fleet
+/// against it. Called in the imports' turn, so the fleet always ends with
+/// the catalog in force.
+async fn put_in_force(
+    catalog: &SharedCatalog,
+    fleet: &Arc<FleetHandle>,
+    feeds: BTreeMap<String, Arc<FeedContent>>,
+) {
+    let fleet = Arc::clone(fleet);
+    let built = tokio::task::spawn_blocking(move || {
+        let catalog = Catalog::build(feeds);
+        fleet.set_index(Arc::clone(&catalog.index));
+        catalog
+    })
+    .await;
+    match built {
+        Ok(rebuilt) => catalog.set(rebuilt),
+        Err(e) => tracing::error!("building the catalog: {e}"),
+    }
+}
+
 /// Takes a removed feed's content out of force.
-pub async fn forget(catalog: &SharedCatalog, name: &str) {
+pub async fn forget(catalog: &SharedCatalog, fleet: &Arc<FleetHandle>, name: &str) {
     let _turn = catalog.imports.lock().await;
     let mut feeds = catalog.get().feeds.clone();
     if feeds.remove(name).is_some() {
-        if let Ok(rebuilt) = tokio::task::spawn_blocking(move || Catalog::build(feeds)).await {
-            catalog.set(rebuilt);
-        }
+        put_in_force(catalog, fleet, feeds).await;
+    }
+}
+
+/// Checks the fleet against the catalog in force, in the imports' turn
+/// (the fleet's loader calls it once every host is in).
+pub async fn check_fleet(catalog: &SharedCatalog, fleet: &Arc<FleetHandle>) {
+    let _turn = catalog.imports.lock().await;
+    let (fleet, index) = (Arc::clone(fleet), Arc::clone(&catalog.get().index));
+    if let Err(e) = tokio::task::spawn_blocking(move || fleet.set_index(index)).await {
+        tracing::error!("checking the fleet against the catalog: {e}");
     }
 }

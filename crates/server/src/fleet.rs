@@ -12,6 +12,7 @@ use patchwell_core::fleet::Fleet;
 use store::{HostFilter, HostStore, InventoryStore, Store};
 
 use crate::catalog::host_view;
+use crate::feeds::SharedCatalog;
 
 #[derive(Debug, Default)]
 struct State {
@@ -39,19 +40,28 @@ impl FleetHandle {
         self.lock().loaded
     }
 
+    /// Whether the fleet holds a host.
+    pub fn holds(&self, host: &str) -> bool {
+        let state = self.lock();
+        state
+            .ids
+            .get(host)
+            .is_some_and(|&id| state.fleet.contains(id))
+    }
+
+    /// Records a host unless an inventory put it in meanwhile (the loader's
+    /// copy is older) or it was revoked meanwhile.
+    pub fn set_host_if_absent(&self, host: &str, view: &HostView) {
+        let mut state = self.lock();
+        if state.ids.contains_key(host) {
+            return;
+        }
+        set_locked(&mut state, host, view);
+    }
+
     /// Records what a host has now.
     pub fn set_host(&self, host: &str, view: &HostView) {
-        let mut state = self.lock();
-        let id = match state.ids.get(host) {
-            Some(&id) => id,
-            None => {
-                let id = state.names.len() as u32;
-                state.names.push(host.to_owned());
-                state.ids.insert(host.to_owned(), id);
-                id
-            }
-        };
-        state.fleet.set_host(id, view);
+        set_locked(&mut self.lock(), host, view);
     }
 
     /// Applies a delta to a host the fleet holds; false when it holds none.
@@ -68,18 +78,23 @@ impl FleetHandle {
         state.fleet.update_host(id, removed, added).is_some()
     }
 
-    /// Forgets a host (revoked).
+    /// Forgets a host (revoked). Its id stays known, so the loader does not
+    /// bring it back.
     pub fn remove_host(&self, host: &str) {
         let mut state = self.lock();
-        if let Some(&id) = state.ids.get(host) {
-            state.fleet.remove_host(id);
-        }
+        let id = intern(&mut state, host);
+        state.fleet.remove_host(id);
     }
 
     /// Checks the fleet against a new catalog.
     pub fn set_index(&self, index: Arc<Index>) {
         let pairs = self.lock().fleet.set_index(index);
         tracing::info!(pairs, "Fleet checked against the catalog.");
+    }
+
+    /// How many hosts an advisory (by position in the index) reaches.
+    pub fn advisory_host_count(&self, advisory: u32) -> usize {
+        self.lock().fleet.advisory_hosts(advisory).len()
     }
 
     /// The hosts an advisory (by position in the index) reaches.
@@ -106,32 +121,51 @@ impl FleetHandle {
     }
 }
 
+/// The fleet's number for a host, given on first sight.
+fn intern(state: &mut State, host: &str) -> u32 {
+    if let Some(&id) = state.ids.get(host) {
+        return id;
+    }
+    let id = state.names.len() as u32;
+    state.names.push(host.to_owned());
+    state.ids.insert(host.to_owned(), id);
+    id
+}
+
+fn set_locked(state: &mut State, host: &str, view: &HostView) {
+    let id = intern(state, host);
+    state.fleet.set_host(id, view);
+}
+
 /// Loads every stored host into the fleet, then checks it against the
-/// catalog. Run once at start, in the background.
+/// catalog in force. Run once at start, in the background; a host that an
+/// inventory put in meanwhile is newer and kept.
 pub async fn load(
     store: &Store,
     fleet: &Arc<FleetHandle>,
-    index: Arc<Index>,
+    catalog: &SharedCatalog,
     now: jiff::Timestamp,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let hosts = store
         .list_hosts(&HostFilter::default(), now, jiff::SignedDuration::ZERO)
         .await?;
+    let mut views = Vec::with_capacity(hosts.len());
     for host in &hosts {
         let packages = store.packages(&host.id).await?;
         let os = crate::catalog::os_of(host);
-        let view = host_view(&os, host.kernel.as_deref().unwrap_or(""), &packages, &[]);
-        let fleet = Arc::clone(fleet);
-        let id = host.id.clone();
-        tokio::task::spawn_blocking(move || fleet.set_host(&id, &view)).await?;
+        let kernel = host.kernel.as_deref().unwrap_or("");
+        views.push((host.id.clone(), host_view(&os, kernel, &packages, &[])));
     }
-    let fleet = Arc::clone(fleet);
+    let loader = Arc::clone(fleet);
     tokio::task::spawn_blocking(move || {
-        fleet.set_index(index);
-        fleet.lock().loaded = true;
+        for (id, view) in &views {
+            loader.set_host_if_absent(id, view);
+        }
     })
     .await?;
+    crate::feeds::check_fleet(catalog, fleet).await;
+    fleet.lock().loaded = true;
     tracing::info!(
         hosts = hosts.len(),
         "Fleet loaded in {} ms.",

@@ -172,7 +172,9 @@ pub(crate) async fn put_inventory(
         .store
         .store_inventory(&host.id, &inventory, &digest, now(&state))
         .await?;
-    if changed {
+    // An unchanged inventory leaves the fleet alone, unless the fleet lacks
+    // the host (it is still loading, or failed to).
+    if changed || !state.fleet.holds(&host.id) {
         update_fleet(&state, &host.id, inventory, None).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");

@@ -5,8 +5,12 @@
 //! built by one function, [`app`], from an [`AppState`] that carries the
 //! store, the configuration and the clock. Tests call it directly, or start
 //! the real server on port 0 with a fresh database, and control time through
-//! the clock rather than by sleeping. Servers keep no state of their own
-//! beyond a per-host rate budget, so several can share one PostgreSQL.
+//! the clock rather than by sleeping. Besides a per-host rate budget, a
+//! server keeps in memory the advisory catalog (a parse of the feeds'
+//! stored documents) and the fleet's applicability. Several servers can
+//! share one PostgreSQL, but today each sees another's feed imports only
+//! at its next refresh or restart, and another's inventories only at
+//! restart: run one server, or expect that lag.
 
 pub mod api;
 mod auth;
@@ -99,16 +103,6 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Checks the fleet against the catalog in force, after the catalog
-    /// changed (a full evaluation: about 0.1 s for 10,000 hosts).
-    pub async fn catalog_changed(&self) {
-        let fleet = Arc::clone(&self.fleet);
-        let index = Arc::clone(&self.catalog.get().index);
-        if let Err(e) = tokio::task::spawn_blocking(move || fleet.set_index(index)).await {
-            tracing::error!("checking the fleet against the catalog: {e}");
-        }
-    }
-
     /// State over `store` with `config`, on the system clock.
     pub fn new(store: Store, config: Config) -> Self {
         Self::with_clock(store, config, Arc::new(Timestamp::now))
@@ -249,7 +243,16 @@ async fn refresh_feeds(state: AppState, every: Duration) {
             }
         };
         for feed in feeds {
-            match feeds::import(&state.store, &state.catalog, &feed, (state.clock)()).await {
+            let what = feeds::ImportOf::Stored(&feed.name);
+            match feeds::import(
+                &state.store,
+                &state.catalog,
+                &state.fleet,
+                what,
+                (state.clock)(),
+            )
+            .await
+            {
                 Ok(outcome) => {
                     tracing::info!(feed = %feed.name, records = outcome.records, "Feed refreshed.")
                 }
@@ -380,13 +383,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
     {
-        let (store, fleet, index) = (
+        let (store, fleet, catalog) = (
             state.store.clone(),
             Arc::clone(&state.fleet),
-            Arc::clone(&state.catalog.get().index),
+            Arc::clone(&state.catalog),
         );
         tokio::spawn(async move {
-            if let Err(e) = fleet::load(&store, &fleet, index, Timestamp::now()).await {
+            if let Err(e) = fleet::load(&store, &fleet, &catalog, Timestamp::now()).await {
                 tracing::error!("loading the fleet's applicability: {e:#}");
             }
         });

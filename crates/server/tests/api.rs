@@ -65,6 +65,10 @@ async fn spawn(config: Config) -> TestServer {
         config,
         Arc::new(move || Timestamp::from_second(c.load(Ordering::SeqCst)).unwrap()),
     );
+    // As `serve` does at start: the fleet's loader (nothing stored yet).
+    server::fleet::load(&state.store, &state.fleet, &state.catalog, now)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
@@ -1339,6 +1343,15 @@ async fn a_signed_vendor_feed_imports_and_an_altered_one_is_refused() {
         .get(format!("/api/v1/hosts/{}/findings", host.host_id))
         .await;
     assert_eq!(found["findings"][0]["fixed"], "122.0-1");
+    // A new definition that fails leaves the stored definition as it was.
+    let (_, other_public) = feeds::vendor::generate_key().unwrap();
+    let (status, _) = s
+        .put_feed("example", "vendor", &location, &other_public)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, listed) = s.get("/api/v1/feeds").await;
+    assert_eq!(listed[0]["verification"], public.as_str(), "{listed}");
+    assert_eq!(listed[0]["records"], 1);
 
     // A sha256 pin or an ed25519 key on the wrong kind is a bad request.
     let (status, body) = s.put_feed("x", "osv", &location, &public).await;

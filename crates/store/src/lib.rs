@@ -393,17 +393,21 @@ pub trait CatalogStore {
     async fn feed(&self, name: &str) -> Result<Option<FeedRecord>>;
     /// Removes a feed and its documents. False when there was none.
     async fn delete_feed(&self, name: &str) -> Result<bool>;
-    /// Replaces a feed's documents and records the import, in one
-    /// transaction: either all of it is stored or none.
+    /// Replaces a feed's documents and definition (kind, location,
+    /// verification) and records the import, in one transaction: either all
+    /// of it is stored or none. The feed must exist.
     async fn store_feed_import(
         &self,
-        name: &str,
+        feed: &FeedRecord,
         documents: &[FeedDocument],
         sha256: &str,
         records: u64,
         rejected: u64,
         now: Timestamp,
     ) -> Result<()>;
+    /// Records that an import found the documents in force unchanged: any
+    /// earlier error is cleared.
+    async fn feed_unchanged(&self, name: &str) -> Result<()>;
     /// Records a failed attempt; the documents in force stay.
     async fn record_feed_error(&self, name: &str, error: &str, now: Timestamp) -> Result<()>;
     /// A feed's documents, by name.

@@ -1162,20 +1162,24 @@ impl crate::CatalogStore for Store {
 
     async fn store_feed_import(
         &self,
-        name: &str,
+        feed: &crate::FeedRecord,
         documents: &[crate::FeedDocument],
         sha256: &str,
         records: u64,
         rejected: u64,
         now: Timestamp,
     ) -> Result<()> {
+        let name = feed.name.as_str();
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE feeds SET imported_at = $2, sha256 = $3, records = $4, rejected = $5, \
-             last_error = NULL, last_error_at = NULL WHERE name = $1",
+            "UPDATE feeds SET kind = $2, location = $3, verification = $4, imported_at = $5, sha256 = $6, \
+             records = $7, rejected = $8, last_error = NULL, last_error_at = NULL WHERE name = $1",
         )
         .bind(name)
+        .bind(feed.kind.clone())
+        .bind(feed.location.clone())
+        .bind(feed.verification.clone())
         .bind(now.as_second())
         .bind(sha256)
         .bind(i64::try_from(records).unwrap_or(i64::MAX))
@@ -1198,6 +1202,15 @@ impl crate::CatalogStore for Store {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn feed_unchanged(&self, name: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE feeds SET last_error = NULL, last_error_at = NULL WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -944,7 +944,7 @@ async fn a_feed_import_replaces_its_documents_whole(store: Store) {
     };
     let first = [doc("a.json", b"{}"), doc("b.json", &[0, 159, 146, 150])];
     store
-        .store_feed_import("debian", &first, "11", 2, 1, at(10))
+        .store_feed_import(&feed, &first, "11", 2, 1, at(10))
         .await
         .unwrap();
     assert_eq!(store.feed_documents("debian").await.unwrap(), first);
@@ -961,22 +961,47 @@ async fn a_feed_import_replaces_its_documents_whole(store: Store) {
     assert_eq!(stored.sha256.as_deref(), Some("11"));
     assert_eq!((stored.records, stored.rejected), (2, 1));
     assert_eq!(store.feed_documents("debian").await.unwrap(), first);
-    // The next good import replaces every document and clears the error.
+    // The next good import, from a new location, replaces every document
+    // and the definition, and clears the error.
     let second = [doc("c.json", b"[]")];
+    let moved = FeedRecord {
+        location: "/srv/osv/debian-2".into(),
+        ..feed.clone()
+    };
     store
-        .store_feed_import("debian", &second, "22", 1, 0, at(30))
+        .store_feed_import(&moved, &second, "22", 1, 0, at(30))
         .await
         .unwrap();
     let stored = store.feed("debian").await.unwrap().unwrap();
     assert_eq!(stored.last_error, None);
     assert_eq!(stored.imported_at, Some(at(30)));
+    assert_eq!(stored.location, "/srv/osv/debian-2");
     assert_eq!(store.feed_documents("debian").await.unwrap(), second);
     // An import for a feed nobody configured stores nothing.
     assert!(store
-        .store_feed_import("nobody", &second, "33", 1, 0, at(40))
+        .store_feed_import(
+            &FeedRecord {
+                name: "nobody".into(),
+                ..feed.clone()
+            },
+            &second,
+            "33",
+            1,
+            0,
+            at(40)
+        )
         .await
         .is_err());
     assert!(store.feed_documents("nobody").await.unwrap().is_empty());
+    store
+        .record_feed_error("debian", "timeout", at(50))
+        .await
+        .unwrap();
+    store.feed_unchanged("debian").await.unwrap();
+    assert_eq!(
+        store.feed("debian").await.unwrap().unwrap().last_error,
+        None
+    );
     assert!(store.delete_feed("debian").await.unwrap());
     assert!(!store.delete_feed("debian").await.unwrap());
     assert!(store.feed_documents("debian").await.unwrap().is_empty());
