@@ -326,14 +326,26 @@ impl Index {
         at
     }
 
+    /// Takes an advisory's entries out of the index (only the packages it
+    /// names are looked at), and forgets the problems found in it.
     fn unindex(&mut self, at: u32) {
-        for table in [&mut self.source, &mut self.binary] {
-            for by_name in table.values_mut() {
-                for entries in by_name.values_mut() {
-                    entries.retain(|e| e.advisory != at);
-                }
+        let Some(advisory) = self.advisories.get(at as usize) else {
+            return;
+        };
+        for affected in &advisory.affected {
+            let table = match affected.kind {
+                PackageKind::Source => &mut self.source,
+                PackageKind::Binary => &mut self.binary,
+            };
+            if let Some(entries) = table
+                .get_mut(affected.ecosystem.name())
+                .and_then(|by_name| by_name.get_mut(&affected.package))
+            {
+                entries.retain(|e| e.advisory != at);
             }
         }
+        let id = &advisory.id;
+        self.problems.retain(|p| &p.record != id);
     }
 
     fn index(&mut self, at: u32) {
@@ -457,11 +469,6 @@ impl Index {
         self.lifecycles.get(product)
     }
 
-    /// The number of KEV entries and EPSS scores held.
-    pub fn enrichment_counts(&self) -> (usize, usize, usize) {
-        (self.kev.len(), self.epss.len(), self.lifecycles.len())
-    }
-
     /// The severity to show: the vendor's, else CVSS's rating.
     pub fn severity(advisory: &Advisory) -> Option<Severity> {
         advisory.severity.or_else(|| {
@@ -495,28 +502,6 @@ impl Index {
                 hit(found);
             }
         }
-    }
-
-    /// Checks one version against one advisory only (a new advisory meeting
-    /// versions already known).
-    pub fn check_advisory(
-        &self,
-        advisory: u32,
-        ecosystem: &str,
-        kind: PackageKind,
-        package: &str,
-        version_key: &[u8],
-    ) -> Option<Hit> {
-        let table = match kind {
-            PackageKind::Source => &self.source,
-            PackageKind::Binary => &self.binary,
-        };
-        table
-            .get(ecosystem)?
-            .get(package)?
-            .iter()
-            .filter(|e| e.advisory == advisory)
-            .find_map(|e| check_entry(e, version_key))
     }
 
     /// The text of an event a [`Hit`] points at.
@@ -712,7 +697,8 @@ fn check_entry(entry: &Entry, version: &[u8]) -> Option<Hit> {
                 Step::Introduced if version >= key => affected = true,
                 Step::Fixed | Step::Limit if version >= key => affected = false,
                 Step::LastAffected if version > key => affected = false,
-                Step::LastAffected => last = Some((*range_at, event.at)),
+                // The first last-affected event at or above the version.
+                Step::LastAffected if last.is_none() => last = Some((*range_at, event.at)),
                 _ => {}
             }
         }

@@ -15,14 +15,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::advisory::{Advisory, Ecosystem, PackageKind};
-use crate::applicability::{HostView, Index, InstalledPackage};
+use crate::applicability::{kernel_image_release, HostView, Index, InstalledPackage};
 
 /// A host's number in the fleet (the caller's choice).
 pub type HostId = u32;
 
 #[derive(Debug)]
 struct Key {
-    place: u16,
+    place: u32,
     kind: PackageKind,
     name: u32,
     version: Box<[u8]>,
@@ -32,7 +32,7 @@ struct Key {
 }
 
 /// (place, kind, interned package name).
-type PackageAt = (u16, PackageKind, u32);
+type PackageAt = (u32, PackageKind, u32);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Place {
@@ -43,7 +43,9 @@ struct Place {
 
 #[derive(Debug, Default)]
 struct FleetHost {
-    place: u16,
+    place: u32,
+    /// The running kernel, as `uname -r` says.
+    kernel: String,
     /// The host's keys, sorted, and how many of its packages give each (the
     /// binaries of one source share its source key).
     keys: Vec<u32>,
@@ -67,7 +69,7 @@ pub struct HostChange {
 pub struct Fleet {
     index: Arc<Index>,
     places: Vec<Place>,
-    place_ids: HashMap<Place, u16>,
+    place_ids: HashMap<Place, u32>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
     /// (place, kind, name) -> version key -> key id.
@@ -102,11 +104,11 @@ impl Fleet {
         self.keys.len()
     }
 
-    fn place(&mut self, place: Place) -> u16 {
+    fn place(&mut self, place: Place) -> u32 {
         if let Some(&id) = self.place_ids.get(&place) {
             return id;
         }
-        let id = self.places.len() as u16;
+        let id = self.places.len() as u32;
         self.places.push(place.clone());
         self.place_ids.insert(place, id);
         id
@@ -122,7 +124,7 @@ impl Fleet {
         id
     }
 
-    fn key(&mut self, place: u16, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
+    fn key(&mut self, place: u32, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
         let scheme = self.places[place as usize].scheme;
         let sort_key = versions::sort_key(scheme, version).ok()?;
         let name = self.name(name);
@@ -179,7 +181,12 @@ impl Fleet {
             scheme: view.scheme,
         });
         let mut keys = Vec::with_capacity(view.packages.len() * 2);
-        for p in view.packages.iter().filter(|p| p.installed) {
+        let kernel = view.kernel_release.trim().to_owned();
+        for p in view
+            .packages
+            .iter()
+            .filter(|p| counts(view.scheme, &kernel, p))
+        {
             keys.extend(self.key(place, PackageKind::Source, &p.source, &p.source_version));
             keys.extend(self.key(place, PackageKind::Binary, &p.name, &p.version));
         }
@@ -227,6 +234,7 @@ impl Fleet {
             host,
             FleetHost {
                 place,
+                kernel,
                 keys,
                 counts,
                 advisories,
@@ -236,7 +244,7 @@ impl Fleet {
     }
 
     /// The key of a package version, if the fleet has it (never creates one).
-    fn find_key(&self, place: u16, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
+    fn find_key(&self, place: u32, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
         let scheme = self.places[place as usize].scheme;
         let name = *self.name_ids.get(name)?;
         let sort_key = versions::sort_key(scheme, version).ok()?;
@@ -259,7 +267,8 @@ impl Fleet {
     ) -> Option<HostChange> {
         let mut entry = self.hosts.remove(&host)?;
         let place = entry.place;
-        for p in removed.iter().filter(|p| p.installed) {
+        let (scheme, kernel) = (self.places[place as usize].scheme, entry.kernel.clone());
+        for p in removed.iter().filter(|p| counts(scheme, &kernel, p)) {
             for (kind, name, version) in [
                 (PackageKind::Source, &p.source, &p.source_version),
                 (PackageKind::Binary, &p.name, &p.version),
@@ -278,7 +287,7 @@ impl Fleet {
             }
         }
         let mut checked = 0;
-        for p in added.iter().filter(|p| p.installed) {
+        for p in added.iter().filter(|p| counts(scheme, &kernel, p)) {
             for (kind, name, version) in [
                 (PackageKind::Source, &p.source, &p.source_version),
                 (PackageKind::Binary, &p.name, &p.version),
@@ -359,38 +368,24 @@ impl Fleet {
     /// Adds (or replaces) an advisory and returns the hosts it applies to.
     /// Only the keys of the packages it names are checked.
     pub fn add_advisory(&mut self, advisory: Advisory) -> Vec<HostId> {
+        // A replaced advisory may have named other packages: their keys are
+        // checked again too, and their hosts' lists rebuilt.
+        let replaced = self
+            .index
+            .position(&advisory.id)
+            .and_then(|at| self.index.advisory(at))
+            .map(|old| self.candidate_keys(old));
         // The index is copied only if someone else holds it too.
         let at = Arc::make_mut(&mut self.index).insert(advisory);
         let Some(advisory) = self.index.advisory(at) else {
             return Vec::new();
         };
-        // The keys of the packages the advisory names, in the places it names.
-        let mut candidates: Vec<u32> = Vec::new();
-        for affected in &advisory.affected {
-            let Some(&name) = self.name_ids.get(&affected.package) else {
-                continue;
-            };
-            for (place_id, place) in self.places.iter().enumerate() {
-                let matches_place = if affected.ecosystem.is_vendor() {
-                    affected.kind == PackageKind::Binary
-                        && Ecosystem::vendor(place.scheme).name() == affected.ecosystem.name()
-                } else {
-                    place.ecosystem == affected.ecosystem.name()
-                };
-                if !matches_place {
-                    continue;
-                }
-                if let Some(by_version) =
-                    self.keys_by_package
-                        .get(&(place_id as u16, affected.kind, name))
-                {
-                    candidates.extend(by_version.values().copied());
-                }
-            }
-        }
+        let mut candidates = self.candidate_keys(advisory);
+        candidates.extend(replaced.iter().flatten().copied());
         candidates.sort_unstable();
         candidates.dedup();
         let mut hosts = Vec::new();
+        let mut touched = Vec::new();
         for k in candidates {
             let key = &self.keys[k as usize];
             let hits = self.check_key(key);
@@ -399,6 +394,19 @@ impl Fleet {
             key.hits = Some(hits);
             if applies {
                 hosts.extend(key.hosts.iter().copied());
+            }
+            if replaced.is_some() {
+                touched.extend(key.hosts.iter().copied());
+            }
+        }
+        if replaced.is_some() {
+            touched.sort_unstable();
+            touched.dedup();
+            for h in touched {
+                let advisories = self.hosts.get(&h).map(|host| self.collect(&host.keys));
+                if let (Some(host), Some(advisories)) = (self.hosts.get_mut(&h), advisories) {
+                    host.advisories = advisories;
+                }
             }
         }
         hosts.sort_unstable();
@@ -418,6 +426,34 @@ impl Fleet {
         self.hosts.contains_key(&host)
     }
 
+    /// The keys of the packages an advisory names, in the places it names.
+    fn candidate_keys(&self, advisory: &Advisory) -> Vec<u32> {
+        let mut candidates: Vec<u32> = Vec::new();
+        for affected in &advisory.affected {
+            let Some(&name) = self.name_ids.get(&affected.package) else {
+                continue;
+            };
+            for (place_id, place) in self.places.iter().enumerate() {
+                let matches_place = if affected.ecosystem.is_vendor() {
+                    affected.kind == PackageKind::Binary
+                        && Ecosystem::vendor(place.scheme).name() == affected.ecosystem.name()
+                } else {
+                    place.ecosystem == affected.ecosystem.name()
+                };
+                if !matches_place {
+                    continue;
+                }
+                if let Some(by_version) =
+                    self.keys_by_package
+                        .get(&(place_id as u32, affected.kind, name))
+                {
+                    candidates.extend(by_version.values().copied());
+                }
+            }
+        }
+        candidates
+    }
+
     /// The advisories (positions in the index) that apply to a host.
     pub fn host_advisories(&self, host: HostId) -> &[u32] {
         self.hosts
@@ -432,30 +468,29 @@ impl Fleet {
             return Vec::new();
         };
         let mut hosts: Vec<HostId> = Vec::new();
-        for affected in &adv.affected {
-            let Some(&name) = self.name_ids.get(&affected.package) else {
-                continue;
-            };
-            for place_id in 0..self.places.len() as u16 {
-                if let Some(by_version) = self.keys_by_package.get(&(place_id, affected.kind, name))
-                {
-                    for &k in by_version.values() {
-                        let key = &self.keys[k as usize];
-                        if key
-                            .hits
-                            .as_ref()
-                            .is_some_and(|h| h.binary_search(&advisory).is_ok())
-                        {
-                            hosts.extend(key.hosts.iter().copied());
-                        }
-                    }
-                }
+        for k in self.candidate_keys(adv) {
+            let key = &self.keys[k as usize];
+            if key
+                .hits
+                .as_ref()
+                .is_some_and(|h| h.binary_search(&advisory).is_ok())
+            {
+                hosts.extend(key.hosts.iter().copied());
             }
         }
         hosts.sort_unstable();
         hosts.dedup();
         hosts
     }
+}
+
+/// Whether a package counts for applicability: installed, and, when it is
+/// a kernel image, the running kernel's (as `Index::evaluate` decides).
+fn counts(scheme: versions::Ecosystem, running: &str, p: &InstalledPackage) -> bool {
+    p.installed
+        && (running.is_empty()
+            || kernel_image_release(scheme, &p.name, &p.version, &p.arch)
+                .is_none_or(|release| release == running))
 }
 
 /// Sorted values as distinct values and how often each occurs.

@@ -232,7 +232,17 @@ struct Parser<'a> {
     tokens: &'a [(usize, Token)],
     pos: usize,
     end: usize,
+    /// How deep in `not` and parentheses the parser is, and how many
+    /// comparisons it has read: both are bounded, since a query comes from
+    /// the API and its evaluation recurses through the tree.
+    depth: usize,
+    terms: usize,
 }
+
+/// The deepest nesting of `not` and parentheses a query may have.
+const MAX_DEPTH: usize = 32;
+/// The most comparisons a query may have.
+const MAX_TERMS: usize = 256;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
@@ -266,6 +276,19 @@ impl Parser<'_> {
     }
 
     fn not(&mut self) -> Result<Query, (usize, String)> {
+        if self.depth >= MAX_DEPTH {
+            return Err((
+                self.here(),
+                format!("nested more than {MAX_DEPTH} deep in `not` and parentheses"),
+            ));
+        }
+        self.depth += 1;
+        let inner = self.not_inner();
+        self.depth -= 1;
+        inner
+    }
+
+    fn not_inner(&mut self) -> Result<Query, (usize, String)> {
         if self.keyword("not") {
             self.pos += 1;
             return Ok(Query::Not(Box::new(self.not()?)));
@@ -288,6 +311,10 @@ impl Parser<'_> {
 
     fn comparison(&mut self) -> Result<Query, (usize, String)> {
         let at = self.here();
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err((at, format!("more than {MAX_TERMS} comparisons")));
+        }
         let field = match self.peek() {
             Some(Token::Word(w)) => FIELDS
                 .iter()
@@ -368,6 +395,8 @@ impl Query {
             tokens: &tokens,
             pos: 0,
             end: text.chars().count(),
+            depth: 0,
+            terms: 0,
         };
         let query = parser.or().map_err(error)?;
         if parser.pos < tokens.len() {
@@ -493,6 +522,20 @@ mod tests {
             Query::parse("os_version > 20.10").unwrap().matches(&old),
             "versions, not text"
         );
+    }
+
+    #[test]
+    fn hostile_queries_are_refused_before_they_nest_too_deep() {
+        let deep = format!("{}os = debian{}", "(".repeat(10_000), ")".repeat(10_000));
+        let error = Query::parse(&deep).unwrap_err().to_string();
+        assert!(error.contains("nested more than 32 deep"), "{error}");
+        let nots = format!("{}os = debian", "not ".repeat(10_000));
+        assert!(Query::parse(&nots).is_err());
+        let long = vec!["tag = x"; 1_000].join(" and ");
+        let error = Query::parse(&long).unwrap_err().to_string();
+        assert!(error.contains("more than 256 comparisons"), "{error}");
+        // Sensible nesting still reads.
+        assert!(Query::parse("not (os = debian and (tag = a or not tag = b))").is_ok());
     }
 
     #[test]

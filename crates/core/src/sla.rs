@@ -120,19 +120,29 @@ pub fn clock(
         _ => first_detected,
     };
     let period = policy.period(class);
-    // Exempt time after the start, up to now, moves the deadline.
-    let mut deadline = started + period;
-    let mut exempt_now = false;
-    for p in paused {
-        let from = p.from.max(started);
-        let until = p.until.map_or(now, |u| u.min(now));
+    // Exempt time after the start, up to now, moves the deadline; periods
+    // that overlap count once.
+    let mut spans: Vec<(Timestamp, Timestamp)> = paused
+        .iter()
+        .map(|p| (p.from.max(started), p.until.map_or(now, |u| u.min(now))))
+        .filter(|(from, until)| until > from)
+        .collect();
+    spans.sort();
+    let mut exempt = SignedDuration::ZERO;
+    let mut reached = started;
+    for (from, until) in spans {
+        let from = from.max(reached);
         if until > from {
-            deadline += until.duration_since(from);
-        }
-        if p.from <= now && p.until.is_none_or(|u| u > now) {
-            exempt_now = true;
+            exempt = exempt.saturating_add(until.duration_since(from));
+            reached = until;
         }
     }
+    let deadline = started
+        .checked_add(period.saturating_add(exempt))
+        .unwrap_or(Timestamp::MAX);
+    let exempt_now = paused
+        .iter()
+        .any(|p| p.from <= now && p.until.is_none_or(|u| u > now));
     let state = if exempt_now {
         State::Exempt
     } else if now >= deadline {
@@ -239,6 +249,23 @@ mod tests {
             .state,
             State::Breached
         );
+        // Two exemptions over the same days count those days once.
+        let overlapping = [
+            paused[0],
+            Paused {
+                from: t("2026-11-04T00:00:00Z"),
+                until: Some(t("2026-11-06T00:00:00Z")),
+            },
+        ];
+        let c = clock(
+            &policy,
+            Class::High,
+            None,
+            seen,
+            &overlapping,
+            t("2026-11-07T00:00:00Z"),
+        );
+        assert_eq!(c.deadline, t("2026-11-11T00:00:00Z"));
         // An open exemption pauses it for as long as it lasts.
         let open = [Paused {
             from: t("2026-11-02T00:00:00Z"),

@@ -499,3 +499,81 @@ fn rpm_distributions_match_binary_packages_and_the_running_kernel() {
     };
     assert!(index.evaluate(&alma, TODAY).findings.is_empty());
 }
+
+#[test]
+fn the_last_affected_version_named_is_the_one_above_the_installed_version() {
+    let mut index = Index::new();
+    index.insert(advisory(
+        "R-2",
+        "Debian:12",
+        "p",
+        vec![
+            Event::Introduced("1.0".into()),
+            Event::LastAffected("2.0".into()),
+            Event::Introduced("3.0".into()),
+            Event::LastAffected("4.0".into()),
+        ],
+    ));
+    let last = |v: &str| {
+        index
+            .evaluate(&host("12", vec![pkg("p", v, "p", v)]), TODAY)
+            .findings[0]
+            .last_affected
+            .map(str::to_owned)
+    };
+    assert_eq!(last("1.5"), Some("2.0".to_owned()));
+    assert_eq!(last("3.5"), Some("4.0".to_owned()));
+}
+
+#[test]
+fn the_fleet_counts_only_the_running_kernel_and_follows_a_replaced_advisory() {
+    let mut index = Index::new();
+    index.insert(advisory("DSA-4", "Debian:12", "linux", fixed("6.1.76-1")));
+    index.insert(advisory(
+        "DSA-5",
+        "Debian:12",
+        "curl",
+        fixed("7.88.1-10+deb12u5"),
+    ));
+    let mut fleet = Fleet::new(index);
+    // An old, vulnerable image lies around; the fixed one runs.
+    let mut view = host(
+        "12",
+        vec![
+            pkg(
+                "linux-image-6.1.0-16-amd64",
+                "6.1.67-1",
+                "linux",
+                "6.1.67-1",
+            ),
+            pkg(
+                "linux-image-6.1.0-18-amd64",
+                "6.1.76-1",
+                "linux",
+                "6.1.76-1",
+            ),
+            pkg("curl", "7.88.1-10+deb12u4", "curl", "7.88.1-10+deb12u4"),
+        ],
+    );
+    view.kernel_release = "6.1.0-18-amd64".into();
+    fleet.set_host(1, &view);
+    let alone: Vec<u32> = fleet
+        .index()
+        .evaluate(&view, TODAY)
+        .findings
+        .iter()
+        .map(|f| fleet.index().position(&f.advisory.id).unwrap())
+        .collect();
+    assert_eq!(alone, [1]);
+    assert_eq!(fleet.host_advisories(1), alone.as_slice());
+    // DSA-5 is re-issued with a lower fix: the host no longer has it.
+    let hosts = fleet.add_advisory(advisory(
+        "DSA-5",
+        "Debian:12",
+        "curl",
+        fixed("7.88.1-10+deb12u3"),
+    ));
+    assert!(hosts.is_empty());
+    assert!(fleet.host_advisories(1).is_empty());
+    assert!(fleet.advisory_hosts(1).is_empty());
+}
