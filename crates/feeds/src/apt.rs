@@ -43,7 +43,7 @@ use pgp::packet::{Signature, SignatureType};
 use pgp::types::{KeyDetails, Tag, Timestamp};
 use sha2::{Digest, Sha256};
 
-use crate::{rejected, FeedError, Parsed};
+use crate::{hex, rejected, FeedError, Parsed};
 
 /// The signed part of an apt `InRelease` file: which archive and suite it
 /// describes, and the sums of its index files.
@@ -154,6 +154,19 @@ pub fn verify_inrelease(
     let mut release = parse_release(location, &text)?;
     release.signed_by = signed_by;
     Ok(release)
+}
+
+/// Reads the signed text of an `InRelease` that was verified before (a
+/// feed's stored document), without verifying it again: only the text the
+/// signature covers is parsed.
+pub fn signed_release(location: &str, inrelease: &[u8]) -> Result<Release, FeedError> {
+    let (message, _headers) =
+        CleartextSignedMessage::from_armor(inrelease).map_err(|e| FeedError::Format {
+            file: location.to_owned(),
+            format: "apt InRelease",
+            reason: format!("not an OpenPGP cleartext-signed message: {e}"),
+        })?;
+    parse_release(location, &message.signed_text())
 }
 
 /// Checks a decompressed index file against the signed release: `path` (as
@@ -707,11 +720,6 @@ fn read_sum_line(line: &str) -> Result<IndexFile, String> {
         size,
         sha256: sha256.to_ascii_lowercase(),
     })
-}
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

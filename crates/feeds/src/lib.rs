@@ -86,3 +86,8 @@ pub(crate) fn rejected(
         reason: reason.into(),
     }
 }
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

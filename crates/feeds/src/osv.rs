@@ -110,7 +110,17 @@ pub fn read_path_where(
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        let mut lost = ParsedAdvisories::default();
+                        lost.rejected.push(rejected(
+                            &location,
+                            "(files)",
+                            "a reader thread failed; some files were not read",
+                        ));
+                        lost
+                    })
+                })
                 .collect()
         });
         let mut all = ParsedAdvisories::default();
@@ -126,6 +136,9 @@ pub fn read_path_where(
     }
     parse(&location, &bytes)
 }
+
+/// The largest OSV record a zip may unpack to (real ones are kilobytes).
+const MAX_RECORD_BYTES: u64 = 16 << 20;
 
 /// Reads every `*.json` record in a zip.
 pub fn read_zip(location: &str, bytes: &[u8]) -> Result<ParsedAdvisories, FeedError> {
@@ -145,10 +158,21 @@ pub fn read_zip(location: &str, bytes: &[u8]) -> Result<ParsedAdvisories, FeedEr
             continue;
         }
         let name = format!("{location}!{}", entry.name());
-        let mut content = Vec::with_capacity(entry.size() as usize);
-        entry
+        // The size in the header is a claim: the record is read up to a
+        // limit, never pre-sized from it.
+        let mut content = Vec::new();
+        (&mut entry)
+            .take(MAX_RECORD_BYTES + 1)
             .read_to_end(&mut content)
             .map_err(|e| format_error(format!("{name}: {e}")))?;
+        if content.len() as u64 > MAX_RECORD_BYTES {
+            all.rejected.push(rejected(
+                &name,
+                "(file)",
+                format!("larger than {MAX_RECORD_BYTES} bytes unpacked"),
+            ));
+            continue;
+        }
         merge(&mut all, &name, parse(&name, &content));
     }
     Ok(all)

@@ -119,7 +119,8 @@ use patchwell_core::advisory::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{rejected, FeedError, ParsedAdvisories};
+use crate::kev::is_cve_id;
+use crate::{hex, rejected, FeedError, ParsedAdvisories};
 
 /// The schema this module reads.
 pub const SCHEMA: u64 = 1;
@@ -456,17 +457,6 @@ fn read_time(text: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// Whether `id` is `CVE-<year>-<4 or more digits>`.
-fn is_cve_id(id: &str) -> bool {
-    let mut parts = id.split('-');
-    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("CVE"), Some(year), Some(number), None)
-            if year.len() == 4 && all_digits(year) && number.len() >= 4 && all_digits(number)
-    )
-}
-
 /// An `http://` or `https://` URL with a host and no white space.
 fn check_url(url: &str) -> Result<(), String> {
     let lower = url.to_ascii_lowercase();
@@ -497,11 +487,6 @@ fn decode<const N: usize>(text: &str, prefix: &str, what: &str) -> Result<[u8; N
     bytes
         .try_into()
         .map_err(|_| format!("the {what} is {length} bytes, an ed25519 {what} is {N}"))
-}
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -544,7 +544,7 @@ pub fn parse(
                 .first()
                 .ok_or_else(|| read_error(location, "no InRelease"))?;
             // Verified before parsing; here only its signed text is read.
-            let release = apt_release_text(&inrelease.content);
+            let release = feeds::apt::signed_release(location, &inrelease.content)?;
             for d in &documents[1..] {
                 let (_, bytes) = apt_index(d).map_err(|reason| FeedError::Format {
                     file: file_of(d),
@@ -572,24 +572,14 @@ pub fn parse(
     Ok(content)
 }
 
-/// The suite and codename of an InRelease, read from its signed text.
-fn apt_release_text(inrelease: &[u8]) -> (Option<String>, Option<String>) {
-    let text = String::from_utf8_lossy(inrelease);
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-    };
-    (field("Suite:"), field("Codename:"))
-}
-
 /// Every (source, version) a suite offers is the fix of its earlier
 /// versions: a host below it lacks an update of that suite. Security
 /// suites give security updates, the others plain updates.
 fn apt_advisories(
-    (suite, codename): &(Option<String>, Option<String>),
+    suite: &feeds::apt::Release,
     packages: &[feeds::apt::IndexPackage],
 ) -> Vec<Advisory> {
-    let Some(codename) = codename.as_deref().or(suite.as_deref()) else {
+    let Some(codename) = suite.codename.as_deref().or(suite.suite.as_deref()) else {
         return Vec::new();
     };
     let release = codename.split('-').next().unwrap_or(codename);
@@ -598,7 +588,7 @@ fn apt_advisories(
     else {
         return Vec::new();
     };
-    let security = codename.ends_with("-security");
+    let security = suite.is_security();
     let mut by_source: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
     for p in packages {
         by_source
