@@ -226,8 +226,14 @@ pub fn available_updates(
                 if candidate <= *installed_version {
                     return;
                 }
+                // The newest wins; at the same version, a security suite's
+                // (the same version in both lists is the security update,
+                // whatever the lists' file names sort as).
+                let security = infos[info_index].is_security();
                 match best.get(&key) {
-                    Some((current, _)) if *current >= candidate => {}
+                    Some((current, _)) if *current > candidate => {}
+                    Some((current, at))
+                        if *current == candidate && (infos[*at].is_security() || !security) => {}
                     _ => {
                         best.insert(key, (candidate, info_index));
                     }
@@ -280,5 +286,50 @@ mod tests {
         assert!(info.is_security());
         let plain = parse_release("Origin: Debian\nSuite: stable\nCodename: bookworm\n");
         assert!(!plain.is_security());
+    }
+
+    #[test]
+    fn the_same_version_in_a_security_list_is_a_security_update_whatever_the_names() {
+        // `security.example_...` sorts after `main.example_...`, so the
+        // security list is read last; the order must not decide.
+        let root = std::env::temp_dir().join(format!("patchwell-apt-tie-{}", std::process::id()));
+        let lists = root.join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        let stanza = "Package: libssl3\nArchitecture: amd64\nVersion: 3.0.17-1\n\n";
+        for (prefix, codename) in [
+            ("main.example_dists_bookworm-updates_", "bookworm-updates"),
+            (
+                "security.example_dists_bookworm-security_",
+                "bookworm-security",
+            ),
+        ] {
+            std::fs::write(
+                lists.join(format!("{prefix}Release")),
+                format!("Origin: Debian\nCodename: {codename}\n"),
+            )
+            .unwrap();
+            std::fs::write(
+                lists.join(format!("{prefix}main_binary-amd64_Packages")),
+                stanza,
+            )
+            .unwrap();
+        }
+        let installed = [Package {
+            manager: Manager::Dpkg,
+            name: "libssl3".into(),
+            version: "3.0.11-1".into(),
+            arch: "amd64".into(),
+            source: None,
+            source_version: None,
+            state: protocol::PackageState::Installed,
+            held: false,
+        }];
+        let mut warnings = Vec::new();
+        let updates = available_updates(&Root::new(&root), &installed, &mut warnings);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(updates.len(), 1);
+        assert!(updates[0].security);
+        assert_eq!(updates[0].codename.as_deref(), Some("bookworm-security"));
     }
 }

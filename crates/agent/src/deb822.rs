@@ -9,7 +9,7 @@ use std::io::{self, BufRead, Read};
 /// Reads paragraphs from `reader`, one at a time.
 pub(crate) struct Paragraphs<R> {
     reader: R,
-    line: String,
+    line: Vec<u8>,
     line_number: usize,
 }
 
@@ -17,7 +17,7 @@ impl<R: BufRead> Paragraphs<R> {
     pub(crate) fn new(reader: R) -> Self {
         Paragraphs {
             reader,
-            line: String::new(),
+            line: Vec::new(),
             line_number: 0,
         }
     }
@@ -35,11 +35,15 @@ impl<R: BufRead> Paragraphs<R> {
         let mut start = None;
         loop {
             self.line.clear();
-            if self.reader.read_line(&mut self.line)? == 0 {
+            if self.reader.read_until(b'\n', &mut self.line)? == 0 {
                 return Ok(start);
             }
             self.line_number += 1;
-            let line = self.line.trim_end_matches(['\n', '\r']);
+            // Bytes that are not UTF-8 (a Latin-1 description) must not
+            // stop the reading: they are replaced, and the fields wanted are
+            // ASCII anyway.
+            let text = String::from_utf8_lossy(&self.line);
+            let line = text.trim_end_matches(['\n', '\r']);
             if line.trim().is_empty() {
                 if start.is_some() {
                     return Ok(start);
@@ -134,7 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fast_scan_reads_what_the_paragraph_reader_reads_and_skips_unwanted() {
+    fn the_fast_scan_reads_wanted_fields_and_skips_unwanted_packages() {
         let text = "\n\nPackage: a\nDescription: x\n more\nVersion: 1\n\n\n\
                     Package: skip-me\nVersion: 9\n\nPackage: b\r\nversion: 2\n";
         let mut seen = Vec::new();
@@ -170,6 +174,18 @@ mod tests {
         .unwrap();
         assert_eq!(count, 200_000);
         assert_eq!(last.as_deref(), Some("199999"));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_does_not_stop_the_reader() {
+        let text: &[u8] =
+            b"Package: a\nDescription: caf\xe9\nVersion: 1\n\nPackage: b\nVersion: 2\n";
+        let mut p = Paragraphs::new(text);
+        let mut v = vec![None, None];
+        p.next_into(&["Package", "Version"], &mut v).unwrap();
+        assert_eq!(v, [Some("a".into()), Some("1".into())]);
+        p.next_into(&["Package", "Version"], &mut v).unwrap();
+        assert_eq!(v, [Some("b".into()), Some("2".into())]);
     }
 
     #[test]

@@ -107,14 +107,20 @@ pub fn collect(
         .map(|p| p.arch.clone())
         .unwrap_or_default();
 
-    let reboot = match read("/run/reboot-required")?.or(read("/var/run/reboot-required")?) {
+    // /var/run is usually /run; the second is read only when the first is missing.
+    let either = |a: &str, b: &str| -> Result<Option<String>, Error> {
+        match read(a)? {
+            None => read(b),
+            found => Ok(found),
+        }
+    };
+    let reboot = match either("/run/reboot-required", "/var/run/reboot-required")? {
         None => RebootStatus {
             required: false,
             packages: Vec::new(),
         },
         Some(_) => {
-            let pkgs =
-                read("/run/reboot-required.pkgs")?.or(read("/var/run/reboot-required.pkgs")?);
+            let pkgs = either("/run/reboot-required.pkgs", "/var/run/reboot-required.pkgs")?;
             let mut packages: Vec<String> = pkgs
                 .unwrap_or_default()
                 .lines()
