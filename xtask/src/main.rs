@@ -43,7 +43,9 @@ const APT_PACKAGES: &[&str] = &[
     // Real Debian roots for the agent's tests.
     "mmdebstrap",
     "iproute2",
-    // pg_isready, to find out whether PostgreSQL is up.
+    // PostgreSQL for the store's conformance suite (a no-op where it runs
+    // already), and pg_isready to find out whether it is up.
+    "postgresql",
     "postgresql-client",
 ];
 
@@ -219,9 +221,16 @@ fn apt_sources() -> Result<Vec<(String, String, Vec<String>)>> {
                 .map(str::trim)
                 .filter(|l| l.starts_with("deb "))
             {
-                let words: Vec<&str> = line
-                    .split_whitespace()
-                    .filter(|w| !w.starts_with('['))
+                // One-line form: `deb [opt=a opt=b] URI SUITE ...`; the
+                // options may span several words.
+                let rest = match line.find('[') {
+                    Some(open) => line[open..]
+                        .find(']')
+                        .map_or("", |close| &line[open + close + 1..]),
+                    None => &line[3..],
+                };
+                let words: Vec<&str> = std::iter::once("deb")
+                    .chain(rest.split_whitespace())
                     .collect();
                 if let [_, uri, suite, ..] = words.as_slice() {
                     found.push((

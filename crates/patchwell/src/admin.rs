@@ -20,14 +20,14 @@ pub(crate) struct Connection {
         long,
         global = true,
         env = "PATCHWELL_SERVER",
-        default_value = "http://127.0.0.1:8443"
+        default_value = "https://127.0.0.1:8443"
     )]
     server: String,
     /// An API token (or set PATCHWELL_TOKEN).
     #[arg(long, global = true, env = "PATCHWELL_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// A file holding the API token, such as the server's DATA_DIR/admin-token.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "PATCHWELL_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// A CA certificate (PEM) to trust for the server, such as its DATA_DIR/tls/ca.pem.
     #[arg(long, global = true, value_name = "FILE", env = "PATCHWELL_CA_CERT")]
@@ -316,7 +316,7 @@ pub(crate) async fn tokens(
         }
         TokensCommand::Revoke { id } => {
             client
-                .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+                .call(Method::DELETE, &api_path(&["tokens", &id]), None)
                 .await?;
             client.print(json!({"revoked": id}), |_: Value| {
                 format!("enrollment token {id} revoked\n")
@@ -403,7 +403,7 @@ pub(crate) async fn hosts(
         }
         HostsCommand::Findings { id } => {
             let found = client
-                .call(Method::GET, &format!("/api/v1/hosts/{id}/findings"), None)
+                .call(Method::GET, &api_path(&["hosts", &id, "findings"]), None)
                 .await?;
             client.print(found, |found: Value| {
                 crate::catalog_cli::findings_text(&found)
@@ -411,7 +411,7 @@ pub(crate) async fn hosts(
         }
         HostsCommand::Show { id } => {
             let host = client
-                .call(Method::GET, &format!("/api/v1/hosts/{id}"), None)
+                .call(Method::GET, &api_path(&["hosts", &id]), None)
                 .await?;
             client.print(host, |d: HostDetail| {
                 let h = &d.host;
@@ -456,7 +456,7 @@ pub(crate) async fn hosts(
                             p.name.clone(),
                             p.version.clone(),
                             p.arch.clone(),
-                            format!("{:?}", p.state).to_lowercase(),
+                            p.state.as_str().to_owned(),
                         ]
                     })
                     .collect();
@@ -465,7 +465,7 @@ pub(crate) async fn hosts(
         }
         HostsCommand::Revoke { id } => {
             client
-                .call(Method::POST, &format!("/api/v1/hosts/{id}/revoke"), None)
+                .call(Method::POST, &api_path(&["hosts", &id, "revoke"]), None)
                 .await?;
             client.print(json!({"revoked": id}), |_: Value| {
                 format!("host {id} revoked\n")
@@ -483,7 +483,7 @@ pub(crate) async fn hosts(
             client
                 .call(
                     Method::PUT,
-                    &format!("/api/v1/hosts/{id}/attributes"),
+                    &api_path(&["hosts", &id, "attributes"]),
                     Some(body),
                 )
                 .await?;
@@ -523,7 +523,7 @@ pub(crate) async fn packages(
             let hosts = client
                 .call(
                     Method::GET,
-                    &format!("/api/v1/packages/{manager}/{name}/hosts{qs}"),
+                    &(api_path(&["packages", &manager, &name, "hosts"]) + &qs),
                     None,
                 )
                 .await?;
@@ -539,7 +539,7 @@ pub(crate) async fn packages(
             let counts = client
                 .call(
                     Method::GET,
-                    &format!("/api/v1/summary/packages/{manager}/{name}"),
+                    &api_path(&["summary", "packages", &manager, &name]),
                     None,
                 )
                 .await?;
@@ -589,7 +589,7 @@ pub(crate) async fn groups(
             client
                 .call(
                     Method::PUT,
-                    &format!("/api/v1/groups/{name}"),
+                    &api_path(&["groups", &name]),
                     Some(json!({"query": query})),
                 )
                 .await?;
@@ -609,7 +609,7 @@ pub(crate) async fn groups(
         }
         GroupsCommand::Hosts { name } => {
             let hosts = client
-                .call(Method::GET, &format!("/api/v1/groups/{name}/hosts"), None)
+                .call(Method::GET, &api_path(&["groups", &name, "hosts"]), None)
                 .await?;
             client.print(hosts, |hosts: Vec<HostView>| {
                 let rows = hosts
@@ -621,7 +621,7 @@ pub(crate) async fn groups(
         }
         GroupsCommand::Delete { name } => {
             client
-                .call(Method::DELETE, &format!("/api/v1/groups/{name}"), None)
+                .call(Method::DELETE, &api_path(&["groups", &name]), None)
                 .await?;
             client.print(json!({"deleted": name}), |_: Value| {
                 format!("group {name} deleted\n")
@@ -649,19 +649,28 @@ fn query_string(pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let encode = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
     let joined: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
     format!("?{}", joined.join("&"))
+}
+
+/// Percent-encodes one URL component (a path segment, a query value).
+pub(crate) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `/api/v1/` and the segments, each encoded: a name with `/`, `?` or `%`
+/// stays one segment.
+pub(crate) fn api_path(segments: &[&str]) -> String {
+    let encoded: Vec<String> = segments.iter().map(|s| encode(s)).collect();
+    format!("/api/v1/{}", encoded.join("/"))
 }

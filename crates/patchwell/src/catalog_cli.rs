@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use server::api::{FeedView, ImportReport};
 
-use crate::admin::{table, Client, Connection};
+use crate::admin::{api_path, encode, table, Client, Connection};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum FeedsCommand {
@@ -93,17 +93,6 @@ pub(crate) enum AdvisoriesCommand {
     },
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn report_text(r: &ImportReport) -> String {
     let mut text = format!(
         "feed {}: {} records imported, {} skipped (sha256 {}); catalog holds {} advisories\n",
@@ -125,13 +114,13 @@ pub(crate) async fn feeds(
             let location = path.display().to_string();
             let documents = server::feeds::fetch(kind, &location).await?;
             println!("sha256:{}", server::feeds::digest(&documents));
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::Keygen => {
             let (secret, public) = feeds::vendor::generate_key()?;
             println!("secret: {secret}\npublic: {public}");
             eprintln!("Keep the secret key with the publisher; give the public key to `feeds add --ed25519-key`.");
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
         FeedsCommand::Sign {
             file,
@@ -150,13 +139,10 @@ pub(crate) async fn feeds(
             std::fs::write(&sig_path, format!("{signature}\n"))
                 .with_context(|| format!("{}", sig_path.display()))?;
             println!("{}", sig_path.display());
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        _ => {}
-    }
-    let client = Client::new(connection)?;
-    match command {
         FeedsCommand::List => {
+            let client = Client::new(connection)?;
             let list = client.call(Method::GET, "/api/v1/feeds", None).await?;
             client.print(list, |feeds: Vec<FeedView>| {
                 let rows = feeds
@@ -191,6 +177,7 @@ pub(crate) async fn feeds(
             ed25519_key,
             keyring,
         } => {
+            let client = Client::new(connection)?;
             let verification = match (sha256, ed25519_key, keyring) {
                 (Some(hex), _, _) => format!("sha256:{}", hex.trim_start_matches("sha256:")),
                 (_, Some(key), _) => key,
@@ -202,36 +189,27 @@ pub(crate) async fn feeds(
             let report = client
                 .call(
                     Method::PUT,
-                    &format!("/api/v1/feeds/{}", encode(&name)),
+                    &api_path(&["feeds", &name]),
                     Some(json!({"kind": kind, "location": location, "verification": verification})),
                 )
                 .await?;
             client.print(report, |r: ImportReport| report_text(&r))
         }
         FeedsCommand::Import { name } => {
+            let client = Client::new(connection)?;
             let report = client
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/feeds/{}/import", encode(&name)),
-                    None,
-                )
+                .call(Method::POST, &api_path(&["feeds", &name, "import"]), None)
                 .await?;
             client.print(report, |r: ImportReport| report_text(&r))
         }
         FeedsCommand::Remove { name } => {
+            let client = Client::new(connection)?;
             client
-                .call(
-                    Method::DELETE,
-                    &format!("/api/v1/feeds/{}", encode(&name)),
-                    None,
-                )
+                .call(Method::DELETE, &api_path(&["feeds", &name]), None)
                 .await?;
             client.print(json!({"removed": name}), |_: Value| {
                 format!("feed {name} removed\n")
             })
-        }
-        FeedsCommand::Digest { .. } | FeedsCommand::Keygen | FeedsCommand::Sign { .. } => {
-            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -284,11 +262,7 @@ pub(crate) async fn advisories(
         }
         AdvisoriesCommand::Show { id } => {
             let found = client
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/advisories/{}", encode(&id)),
-                    None,
-                )
+                .call(Method::GET, &api_path(&["advisories", &id]), None)
                 .await?;
             client.print(found, |found: Value| {
                 let s = &found["summary"];

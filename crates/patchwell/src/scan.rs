@@ -1,9 +1,9 @@
 //! `patchwell scan`: one machine against advisory files, with no server. For
 //! foreign computers before they join the network, air-gapped hosts, audits.
 //!
-//! The advisories load on one thread while the host's databases are read on
-//! another; the whole process stays well under the 100 ms the issue asks
-//! for on this machine (see the README's figures).
+//! Only the advisories that name the host's release are parsed, and they
+//! load on one thread while the host's databases are read on another (the
+//! README has the figures).
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -79,32 +79,31 @@ struct Host {
     warnings: Vec<String>,
 }
 
-fn read_host(args: &ScanArgs) -> Result<Host, String> {
-    let mut warnings = Vec::new();
-    if let (Some(status), Some(os_file)) = (&args.dpkg_status, &args.os_release) {
+/// The scanned system's root, when it is one (not copied files).
+fn root_of(args: &ScanArgs) -> Option<PathBuf> {
+    match args.dpkg_status {
+        Some(_) => None,
+        None => Some(args.root.clone().unwrap_or_else(|| PathBuf::from("/"))),
+    }
+}
+
+/// The scanned system's os-release, read once.
+fn read_os(args: &ScanArgs) -> Result<OsRelease, String> {
+    if let Some(os_file) = &args.os_release {
         let os_text = std::fs::read_to_string(os_file)
             .map_err(|e| format!("--os-release {}: {e}", os_file.display()))?;
-        let os = os_release::parse(&os_text).ok_or_else(|| {
+        return os_release::parse(&os_text).ok_or_else(|| {
             format!(
                 "--os-release {}: no ID= line; not an os-release file",
                 os_file.display()
             )
-        })?;
-        let packages = read_status(status, &mut warnings)?;
-        return Ok(Host {
-            os,
-            // Which kernel runs on the machine the file came from is unknown.
-            kernel: String::new(),
-            packages,
-            updates: Vec::new(),
-            warnings,
         });
     }
-    let dir = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let root = Root::new(&dir);
+    let dir = root_of(args).unwrap_or_else(|| PathBuf::from("/"));
     if !dir.is_dir() {
         return Err(format!("--root {}: not a directory", dir.display()));
     }
+    let root = Root::new(&dir);
     let os_text = os_release::FILES
         .iter()
         .find_map(|f| root.read_optional(f).ok().flatten())
@@ -114,13 +113,30 @@ fn read_host(args: &ScanArgs) -> Result<Host, String> {
                 dir.display()
             )
         })?;
-    let os = os_release::parse(&os_text)
-        .ok_or_else(|| format!("--root {}: os-release has no ID= line", dir.display()))?;
-    let status = root.path(dpkg::STATUS_FILE);
-    let packages = read_status(&status, &mut warnings)?;
-    let mut packages_filled = packages;
-    packages_filled.iter_mut().for_each(Package::fill_source);
-    let updates = agent::apt::available_updates(&root, &packages_filled, &mut warnings);
+    os_release::parse(&os_text)
+        .ok_or_else(|| format!("--root {}: os-release has no ID= line", dir.display()))
+}
+
+fn read_host(args: &ScanArgs, os: OsRelease) -> Result<Host, String> {
+    let mut warnings = Vec::new();
+    let Some(dir) = root_of(args) else {
+        let status = args
+            .dpkg_status
+            .as_deref()
+            .unwrap_or(Path::new(dpkg::STATUS_FILE));
+        let packages = read_status(status, &mut warnings)?;
+        return Ok(Host {
+            os,
+            // Which kernel runs on the machine the file came from is unknown.
+            kernel: String::new(),
+            packages,
+            updates: Vec::new(),
+            warnings,
+        });
+    };
+    let root = Root::new(&dir);
+    let packages = read_status(&root.path(dpkg::STATUS_FILE), &mut warnings)?;
+    let updates = agent::apt::available_updates(&root, &packages, &mut warnings);
     // A chroot runs the machine's kernel: only `/` has a kernel of its own.
     let kernel = if root.is_host() {
         rustix::system::uname()
@@ -133,7 +149,7 @@ fn read_host(args: &ScanArgs) -> Result<Host, String> {
     Ok(Host {
         os,
         kernel,
-        packages: packages_filled,
+        packages,
         updates,
         warnings,
     })
@@ -159,31 +175,19 @@ fn read_status(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Package>, 
 /// The ecosystem names an OSV record must mention to matter to the host:
 /// its release's (`Debian:12`) and the vendor feeds'. Records of other
 /// releases are skipped unparsed.
-fn wanted_ecosystems(args: &ScanArgs) -> Vec<String> {
-    let os_text = match (&args.os_release, &args.root) {
-        (Some(file), _) => std::fs::read_to_string(file).ok(),
-        (None, root) => {
-            let root = Root::new(root.clone().unwrap_or_else(|| PathBuf::from("/")));
-            os_release::FILES
-                .iter()
-                .find_map(|f| root.read_optional(f).ok().flatten())
-        }
-    };
+fn wanted_ecosystems(os: &OsRelease) -> Vec<String> {
     let mut names = vec![format!("\"{}", patchwell_core::advisory::VENDOR_PREFIX)];
-    if let Some(os) = os_text.as_deref().and_then(os_release::parse) {
-        if let Some(eco) =
-            patchwell_core::advisory::Ecosystem::of_host(&os.id, os.version_id.as_deref())
-        {
-            names.push(format!("\"{}\"", eco.name()));
-        }
+    if let Some(eco) =
+        patchwell_core::advisory::Ecosystem::of_host(&os.id, os.version_id.as_deref())
+    {
+        names.push(format!("\"{}\"", eco.name()));
     }
     names
 }
 
-fn load_index(args: &ScanArgs) -> Result<(Index, Vec<String>), String> {
+fn load_index(args: &ScanArgs, names: &[String]) -> Result<(Index, Vec<String>), String> {
     let mut index = Index::new();
     let mut warnings = Vec::new();
-    let names = wanted_ecosystems(args);
     let wanted = |bytes: &[u8]| {
         names
             .iter()
@@ -228,10 +232,18 @@ fn load_index(args: &ScanArgs) -> Result<(Index, Vec<String>), String> {
 }
 
 pub(crate) fn run(args: ScanArgs) -> ExitCode {
+    let os = match read_os(&args) {
+        Ok(os) => os,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let names = wanted_ecosystems(&os);
     // The advisories and the host are read at the same time.
     let (index, host) = std::thread::scope(|s| {
-        let index = s.spawn(|| load_index(&args));
-        let host = read_host(&args);
+        let index = s.spawn(|| load_index(&args, &names));
+        let host = read_host(&args, os);
         (
             index
                 .join()

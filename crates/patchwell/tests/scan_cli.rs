@@ -268,7 +268,6 @@ fn the_real_ubuntu_notice_matches_its_binaries_on_ubuntu_14_04_only() {
 fn a_real_bookworm_root_reports_its_pending_security_updates_and_extended_support() {
     let Some(root) = test_root() else { return };
     let Some(data) = shared_data() else { return };
-    let tmp = tempdir("root");
     // An OSV directory with nothing for bookworm: the findings come from the
     // root's own apt lists and from endoflife.date.
     let osv = data.join("ubuntu-osv");
@@ -312,7 +311,6 @@ fn a_real_bookworm_root_reports_its_pending_security_updates_and_extended_suppor
         .as_str()
         .unwrap()
         .contains("extended support only, until 2028-06-30"));
-    drop(tmp);
 }
 
 #[test]
