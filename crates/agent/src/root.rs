@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The root directory every collector reads below. Files of the system being
 /// inventoried (its dpkg database, os-release, apt lists) are read under it;
-/// the kernel's view (`/proc`, `/sys`) is always the running machine's,
+/// the kernel's view (`/proc`) is always the running machine's,
 /// because a chroot shares the kernel of the machine it runs on.
 #[derive(Debug, Clone)]
 pub struct Root(PathBuf);

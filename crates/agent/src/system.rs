@@ -1,5 +1,5 @@
 //! Host identity and hardware: the root's own files for identity, the
-//! running kernel's `/proc` and `/sys` for everything a chroot shares with
+//! running kernel's `/proc` (and `ip`) for everything a chroot shares with
 //! the machine it runs on.
 
 use std::path::Path;
