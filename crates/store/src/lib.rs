@@ -18,12 +18,21 @@
 // the futures' `Send` bounds are known where they are awaited.
 #![allow(async_fn_in_trait)]
 
+mod audit;
+mod people;
+mod plan;
 mod schema;
 mod sql;
 
 use jiff::Timestamp;
 use protocol::{AvailableUpdate, HostFacts, Inventory, Manager, Neighbour, Package};
 
+pub use audit::{AuditEntry, AuditEvent, AuditStore, AuditVerdict, Why};
+pub use people::{
+    ApiTokenRecord, ApiTokenStore, NewApiToken, NewUser, PeopleStore, ProcedureVersion, UserChange,
+    UserRecord,
+};
+pub use plan::{DetectionStore, PlanObject, PlanStore};
 pub use sql::{Backend, Store};
 
 /// What went wrong in the store.
@@ -255,35 +264,6 @@ pub struct UnmanagedDevice {
     pub addresses: Vec<String>,
     /// The hosts that see it.
     pub seen_by: Vec<String>,
-}
-
-/// An API token for the command line and administrators.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiTokenRecord {
-    /// Public identifier.
-    pub id: String,
-    /// What it is for.
-    pub name: String,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<Timestamp>,
-}
-
-/// API tokens: who may use the admin API.
-pub trait ApiTokenStore {
-    /// Stores a token (its secret's hash only).
-    async fn create_api_token(
-        &self,
-        id: &str,
-        name: &str,
-        secret_hash: &[u8],
-        now: Timestamp,
-    ) -> Result<()>;
-    /// The token whose secret hashes to `secret_hash`, if it is not revoked.
-    async fn api_token(&self, secret_hash: &[u8]) -> Result<Option<ApiTokenRecord>>;
-    /// How many tokens exist, revoked or not.
-    async fn api_token_count(&self) -> Result<u64>;
 }
 
 /// A dynamic group: a name and the query that selects its hosts.

@@ -13,10 +13,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_api_tokens.sql")),
     (3, include_str!("../migrations/0003_dynamic_groups.sql")),
     (4, include_str!("../migrations/0004_catalog.sql")),
+    (5, include_str!("../migrations/0005_people_audit_plan.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 4;
+pub(crate) const LATEST: u32 = 5;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -26,8 +26,8 @@ pub enum Backend {
 /// The store: a pool of connections to one database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
     /// SQLite has one writer at a time. Writers in this process queue here
     /// rather than in SQLite's busy handler, which sleeps in growing steps
     /// and wastes most of the time it waits.
@@ -35,13 +35,13 @@ pub struct Store {
 }
 
 /// Rows per multi-row statement; well inside both databases' parameter limits.
-const CHUNK: usize = 200;
+pub(crate) const CHUNK: usize = 200;
 
-fn ts(seconds: i64) -> Result<Timestamp> {
+pub(crate) fn ts(seconds: i64) -> Result<Timestamp> {
     Timestamp::from_second(seconds).map_err(|e| Error::Corrupt(format!("time {seconds}: {e}")))
 }
 
-fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
+pub(crate) fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
     seconds.map(ts).transpose()
 }
 
@@ -52,7 +52,7 @@ fn parse_stored<T: std::str::FromStr<Err = protocol::UnknownName>>(name: &str) -
 }
 
 /// `($1, $2, ...), ($n+1, ...)`: placeholders for `rows` rows of `columns`.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (1..=columns)
@@ -124,6 +124,12 @@ impl Store {
         })
     }
 
+    /// The connection pool, for tools and tests that need SQL the traits do
+    /// not offer (the conformance suite uses it to tamper with the audit log).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -135,7 +141,7 @@ impl Store {
     }
 
     /// Waits for this process's turn to write, on SQLite.
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.writer.lock().await),
             Backend::Postgres => None,
@@ -210,7 +216,7 @@ impl Store {
 
     /// ` FOR UPDATE` on PostgreSQL, where it locks the row for the
     /// transaction; SQLite's write transaction already excludes other writers.
-    fn for_update(&self) -> &'static str {
+    pub(crate) fn for_update(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
@@ -314,53 +320,6 @@ fn group_from_row(r: &AnyRow) -> Result<crate::DynamicGroup> {
         created_at: ts(r.try_get(2)?)?,
         updated_at: ts(r.try_get(3)?)?,
     })
-}
-
-impl crate::ApiTokenStore for Store {
-    async fn create_api_token(
-        &self,
-        id: &str,
-        name: &str,
-        secret_hash: &[u8],
-        now: Timestamp,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, secret_hash, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(secret_hash.to_vec())
-        .bind(name)
-        .bind(now.as_second())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn api_token(&self, secret_hash: &[u8]) -> Result<Option<crate::ApiTokenRecord>> {
-        let row = sqlx::query(
-            "SELECT id, name, created_at, revoked_at FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(secret_hash.to_vec())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(crate::ApiTokenRecord {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                created_at: ts(r.try_get(2)?)?,
-                revoked_at: opt_ts(r.try_get(3)?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn api_token_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM api_tokens")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
 }
 
 impl TokenStore for Store {

@@ -14,8 +14,10 @@ use protocol::{
 };
 use sqlx::Connection;
 use store::{
-    CatalogStore, EnrollmentRefused, Error, FeedDocument, FeedRecord, HostAttributes, HostAuth,
-    HostFilter, HostStore, InventoryStore, NewHost, NewToken, Store, TokenStore,
+    ApiTokenStore, AuditStore, AuditVerdict, CatalogStore, DetectionStore, EnrollmentRefused,
+    Error, FeedDocument, FeedRecord, HostAttributes, HostAuth, HostFilter, HostStore,
+    InventoryStore, NewHost, NewToken, NewUser, PeopleStore, PlanStore, Store, TokenStore,
+    UserChange, Why,
 };
 
 const T0: i64 = 1_780_000_000;
@@ -128,6 +130,10 @@ conformance!(
     simultaneous_inventories_from_many_hosts_all_succeed,
     a_feed_import_replaces_its_documents_whole,
     hosts_are_found_by_source_package_with_their_updates,
+    users_sessions_and_the_procedure,
+    plan_objects_are_stored_with_their_audit_entries,
+    audit_verification_finds_the_first_altered_or_missing_entry,
+    detections_keep_the_first_time,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -194,19 +200,306 @@ async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
 }
 
 async fn api_tokens_are_found_by_secret_hash(store: Store) {
-    use store::ApiTokenStore;
+    use store::NewApiToken;
     assert_eq!(store.api_token_count().await.unwrap(), 0);
+    let why = Why::new("root", "create-api-token");
+    let token = |id: &str, user: &str, hash: &[u8]| NewApiToken {
+        id: id.to_owned(),
+        name: format!("{id} for {user}"),
+        secret_hash: hash.to_vec(),
+        username: user.to_owned(),
+        scopes: "read".to_owned(),
+    };
     store
-        .create_api_token("a1", "first admin", b"hash-1", at(5))
+        .create_api_token(&token("a1", "alice", b"hash-1"), &why, at(5))
+        .await
+        .unwrap();
+    store
+        .create_api_token(&token("b1", "bob", b"hash-2"), &why, at(6))
         .await
         .unwrap();
     let found = store.api_token(b"hash-1").await.unwrap().unwrap();
     assert_eq!(
-        (found.id.as_str(), found.name.as_str(), found.created_at),
-        ("a1", "first admin", at(5))
+        (
+            found.id.as_str(),
+            found.username.as_deref(),
+            found.scopes.as_str(),
+            found.created_at
+        ),
+        ("a1", Some("alice"), "read", at(5))
     );
+    assert!(store.api_token(b"hash-3").await.unwrap().is_none());
+    assert_eq!(store.api_token_count().await.unwrap(), 2);
+    let bobs = store.api_tokens(Some("bob")).await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].id, "b1");
+    assert!(store.revoke_api_token("b1", &why, at(7)).await.unwrap());
+    assert!(!store.revoke_api_token("b1", &why, at(8)).await.unwrap());
     assert!(store.api_token(b"hash-2").await.unwrap().is_none());
-    assert_eq!(store.api_token_count().await.unwrap(), 1);
+    // Two creations and one revocation were recorded.
+    let log = store
+        .audit_entries(Some("api-tokens/"), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { entries: 3, .. }
+    ));
+}
+
+async fn users_sessions_and_the_procedure(store: Store) {
+    let why = Why::new("root", "create-user");
+    let alice = NewUser {
+        username: "alice".into(),
+        role: "approver".into(),
+        password_hash: "$argon2id$fake".into(),
+        email: Some("alice@example.org".into()),
+    };
+    store.create_user(&alice, &why, at(1)).await.unwrap();
+    assert!(matches!(
+        store.create_user(&alice, &why, at(2)).await,
+        Err(Error::Conflict(_))
+    ));
+    let (user, hash) = store.user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (user.role.as_str(), hash.as_str()),
+        ("approver", "$argon2id$fake")
+    );
+    assert_eq!(store.user_count().await.unwrap(), 1);
+
+    store
+        .create_session(b"s1", "alice", at(100), at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session_user(b"s1", at(50)).await.unwrap().as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        store.session_user(b"s1", at(100)).await.unwrap(),
+        None,
+        "expired"
+    );
+    // Disabling a user ends their sessions.
+    let change = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    let changed = store
+        .change_user("alice", &change, &Why::new("root", "disable-user"), at(10))
+        .await
+        .unwrap();
+    assert_eq!(changed.disabled_at, Some(at(10)));
+    assert_eq!(store.session_user(b"s1", at(11)).await.unwrap(), None);
+    assert!(matches!(
+        store.change_user("nobody", &change, &why, at(12)).await,
+        Err(Error::NotFound(_))
+    ));
+    let log = store
+        .audit_entries(Some("users/alice"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log[1]
+        .event
+        .before
+        .as_deref()
+        .unwrap()
+        .contains(r#""disabled":false"#));
+    assert!(log[1]
+        .event
+        .after
+        .as_deref()
+        .unwrap()
+        .contains(r#""disabled":true"#));
+    assert!(!log[1].event.after.as_deref().unwrap().contains("argon2"));
+
+    // The procedure: versions, and acknowledgement of the current one only.
+    assert!(store.procedure().await.unwrap().is_none());
+    assert!(matches!(
+        store.acknowledge_procedure("alice", 1, at(20)).await,
+        Err(Error::Conflict(_))
+    ));
+    let publish = Why::new("root", "publish-procedure");
+    let v1 = store
+        .publish_procedure("Patch within the SLA.", &publish, at(21))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    store
+        .acknowledge_procedure("alice", 1, at(22))
+        .await
+        .unwrap();
+    store
+        .acknowledge_procedure("alice", 1, at(23))
+        .await
+        .unwrap();
+    let v2 = store
+        .publish_procedure("Patch within the SLA; test first.", &publish, at(24))
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert!(matches!(
+        store.acknowledge_procedure("alice", 1, at(25)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.procedure_acks(1).await.unwrap(),
+        vec![("alice".to_owned(), at(22))]
+    );
+    assert!(store.procedure_acks(2).await.unwrap().is_empty());
+    assert_eq!(
+        store.procedure().await.unwrap().unwrap().body,
+        "Patch within the SLA; test first."
+    );
+}
+
+async fn plan_objects_are_stored_with_their_audit_entries(store: Store) {
+    let why = Why::new("alice", "exempt").because(Some("isolated VLAN".into()));
+    let before = store
+        .put_plan_object("exemptions", "web-1", r#"{"host":"web-1"}"#, &why, at(1))
+        .await
+        .unwrap();
+    assert!(before.is_none());
+    let before = store
+        .put_plan_object(
+            "exemptions",
+            "web-1",
+            r#"{"host":"web-1","until":2}"#,
+            &why,
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.body, r#"{"host":"web-1"}"#);
+    let stored = store
+        .plan_object("exemptions", "web-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.created_at, stored.updated_at), (at(1), at(2)));
+    assert!(store
+        .plan_object("policies", "web-1")
+        .await
+        .unwrap()
+        .is_none());
+    let deleted = store
+        .delete_plan_object("exemptions", "web-1", &Why::new("bob", "delete"), at(3))
+        .await
+        .unwrap();
+    assert!(deleted.is_some());
+    assert!(store
+        .delete_plan_object("exemptions", "web-1", &Why::new("bob", "delete"), at(4))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.plan_objects("exemptions").await.unwrap().is_empty());
+    let log = store.audit_entries(None, 0, 10).await.unwrap();
+    let summary: Vec<_> = log
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.event.actor.as_str(),
+                e.event.before.is_some(),
+                e.event.after.is_some(),
+                e.event.reason.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "alice", false, true, Some("isolated VLAN")),
+            (2, "alice", true, true, Some("isolated VLAN")),
+            (3, "bob", true, false, None),
+        ]
+    );
+    assert_eq!(log[1].prev_hash, log[0].hash);
+    assert_eq!(store.audit_entries(None, 2, 10).await.unwrap().len(), 1);
+}
+
+async fn audit_verification_finds_the_first_altered_or_missing_entry(store: Store) {
+    let why = Why::new("alice", "approve");
+    for i in 1..=5 {
+        store
+            .put_plan_object("approvals", &format!("DSA-{i}"), "{}", &why, at(i))
+            .await
+            .unwrap();
+    }
+    let AuditVerdict::Intact { entries, head } = store.verify_audit().await.unwrap() else {
+        panic!("a fresh log is intact");
+    };
+    assert_eq!((entries, head.len()), (5, 64));
+    let pool = store.pool();
+    // An edit of entry 3's reason.
+    sqlx::query("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 3")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        broken_at(&store).await,
+        (3, "its contents do not match its hash")
+    );
+    sqlx::query("UPDATE audit_log SET reason = NULL WHERE seq = 3")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+    // The newest entry removed: the head still counts it.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 5")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(broken_at(&store).await, (5, "are missing"));
+    // An entry in the middle removed: that is the first problem now.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(broken_at(&store).await, (2, "is missing"));
+}
+
+async fn broken_at(store: &Store) -> (u64, &'static str) {
+    match store.verify_audit().await.unwrap() {
+        AuditVerdict::Broken { seq, problem } => {
+            for known in [
+                "its contents do not match its hash",
+                "is missing",
+                "are missing",
+            ] {
+                if problem.contains(known) {
+                    return (seq, known);
+                }
+            }
+            panic!("unexpected problem: {problem}")
+        }
+        AuditVerdict::Intact { .. } => panic!("an altered log verified"),
+    }
+}
+
+async fn detections_keep_the_first_time(store: Store) {
+    enrolled(&store, &["h1", "h2"]).await;
+    store
+        .record_detections(
+            &[("h1", "DSA-1"), ("h2", "DSA-1"), ("ghost", "DSA-1")],
+            at(10),
+        )
+        .await
+        .unwrap();
+    store
+        .record_detections(&[("h1", "DSA-1"), ("h1", "DSA-2")], at(20))
+        .await
+        .unwrap();
+    let h1 = store.detections("h1").await.unwrap();
+    assert_eq!(h1.get("DSA-1"), Some(&at(10)));
+    assert_eq!(h1.get("DSA-2"), Some(&at(20)));
+    assert!(store.detections("ghost").await.unwrap().is_empty());
 }
 
 fn token(id: &str, secret: &[u8], max_uses: u32, expires: i64) -> NewToken {

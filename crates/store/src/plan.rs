@@ -1,0 +1,222 @@
+//! Planning objects (policies, baselines, exemptions, approvals, approval
+//! rules, contacts, settings) and first detections.
+//!
+//! A key design decision made here is that planning objects are stored as
+//! small JSON documents in one table keyed by (kind, name): the server parses
+//! each into its typed form at the boundary and refuses what does not parse,
+//! so the store needs no column per field, and every change is written with
+//! its audit entry (before and after) in one transaction.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::{append, AuditEvent, Why};
+use crate::sql::{placeholders, ts, Store, CHUNK};
+use crate::Result;
+
+/// A stored planning object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanObject {
+    /// Its kind (`policies`, `exemptions`, ...).
+    pub kind: String,
+    /// Its name, unique within the kind.
+    pub name: String,
+    /// Its JSON document.
+    pub body: String,
+    /// When it was first stored.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Who last changed it.
+    pub updated_by: String,
+}
+
+/// Planning objects, each change audited.
+pub trait PlanStore {
+    /// Creates or replaces an object, recording the change (subject
+    /// `KIND/NAME`, before and after) in the same transaction. Returns the
+    /// object it replaced.
+    async fn put_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        body: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<Option<PlanObject>>;
+    /// Deletes an object, recording it; returns what was deleted.
+    async fn delete_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<Option<PlanObject>>;
+    /// Every object of a kind, by name.
+    async fn plan_objects(&self, kind: &str) -> Result<Vec<PlanObject>>;
+    /// One object.
+    async fn plan_object(&self, kind: &str, name: &str) -> Result<Option<PlanObject>>;
+}
+
+/// When each host was first seen affected by each advisory.
+pub trait DetectionStore {
+    /// Records (host, advisory) pairs first seen now; pairs already recorded
+    /// keep their first time. Unknown hosts are skipped.
+    async fn record_detections(&self, pairs: &[(&str, &str)], now: Timestamp) -> Result<()>;
+    /// A host's first detections, by advisory.
+    async fn detections(&self, host_id: &str) -> Result<HashMap<String, Timestamp>>;
+}
+
+const COLUMNS: &str = "kind, name, body, created_at, updated_at, updated_by";
+
+fn object_from_row(r: &AnyRow) -> Result<PlanObject> {
+    Ok(PlanObject {
+        kind: r.try_get(0)?,
+        name: r.try_get(1)?,
+        body: r.try_get(2)?,
+        created_at: ts(r.try_get(3)?)?,
+        updated_at: ts(r.try_get(4)?)?,
+        updated_by: r.try_get(5)?,
+    })
+}
+
+impl Store {
+    async fn locked_object(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<PlanObject>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM plan_objects WHERE kind = $1 AND name = $2{}",
+            self.for_update()
+        );
+        let row = sqlx::query(&sql)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+}
+
+impl PlanStore for Store {
+    async fn put_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        body: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<Option<PlanObject>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let before = self.locked_object(&mut tx, kind, name).await?;
+        sqlx::query(
+            "INSERT INTO plan_objects (kind, name, body, created_at, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (kind, name) DO UPDATE SET \
+             body = excluded.body, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(body)
+        .bind(now.as_second())
+        .bind(&why.actor)
+        .execute(&mut *tx)
+        .await?;
+        let event = AuditEvent::of(
+            why,
+            format!("{kind}/{name}"),
+            before.as_ref().map(|b| b.body.clone()),
+            Some(body.to_owned()),
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn delete_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<Option<PlanObject>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let Some(before) = self.locked_object(&mut tx, kind, name).await? else {
+            return Ok(None);
+        };
+        sqlx::query("DELETE FROM plan_objects WHERE kind = $1 AND name = $2")
+            .bind(kind)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let event = AuditEvent::of(
+            why,
+            format!("{kind}/{name}"),
+            Some(before.body.clone()),
+            None,
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(Some(before))
+    }
+
+    async fn plan_objects(&self, kind: &str) -> Result<Vec<PlanObject>> {
+        let sql = format!("SELECT {COLUMNS} FROM plan_objects WHERE kind = $1 ORDER BY name");
+        let rows = sqlx::query(&sql).bind(kind).fetch_all(&self.pool).await?;
+        rows.iter().map(object_from_row).collect()
+    }
+
+    async fn plan_object(&self, kind: &str, name: &str) -> Result<Option<PlanObject>> {
+        let sql = format!("SELECT {COLUMNS} FROM plan_objects WHERE kind = $1 AND name = $2");
+        let row = sqlx::query(&sql)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(object_from_row).transpose()
+    }
+}
+
+impl DetectionStore for Store {
+    async fn record_detections(&self, pairs: &[(&str, &str)], now: Timestamp) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        for chunk in pairs.chunks(CHUNK) {
+            // Only hosts that exist: a pair for a host removed meanwhile is
+            // dropped rather than failing the batch on the foreign key.
+            let sql = format!(
+                "INSERT INTO detections (host_id, advisory_id, first_seen) \
+                 SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v \
+                 WHERE EXISTS (SELECT 1 FROM hosts WHERE id = v.column1) \
+                 ON CONFLICT (host_id, advisory_id) DO NOTHING",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for (host, advisory) in chunk {
+                q = q.bind(*host).bind(*advisory).bind(now.as_second());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn detections(&self, host_id: &str) -> Result<HashMap<String, Timestamp>> {
+        let rows = sqlx::query("SELECT advisory_id, first_seen FROM detections WHERE host_id = $1")
+            .bind(host_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, ts(r.try_get(1)?)?)))
+            .collect()
+    }
+}
