@@ -9,10 +9,16 @@
 
 pub mod advisory;
 pub mod applicability;
+pub mod approval;
+pub mod baseline;
 pub mod classify;
 pub mod cvss;
+pub mod exemption;
 pub mod fleet;
 pub mod lifecycle;
+pub mod people;
+pub mod policy;
 pub mod query;
+pub mod risk;
 pub mod schedule;
 pub mod sla;
