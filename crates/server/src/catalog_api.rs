@@ -10,10 +10,10 @@ use patchwell_core::applicability::Index;
 use protocol::Manager;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::{CatalogStore, FeedRecord, HostStore, InventoryStore};
+use store::{CatalogStore, DetectionStore, FeedRecord, HostStore, InventoryStore};
 
 use crate::api::{FeedDefinition, FeedView, ImportReport, RejectedRecord};
-use crate::auth::Admin;
+use crate::auth::{Administrator, Operator, Reader};
 use crate::catalog::{finding_json, host_view, manager_of, os_of, report_json};
 use crate::error::ApiError;
 use crate::feeds::{self, FeedKind, Verification};
@@ -38,7 +38,7 @@ fn feed_view(f: FeedRecord) -> FeedView {
 /// `GET /api/v1/feeds`
 pub(crate) async fn list_feeds(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
 ) -> ApiResult<Json<Vec<FeedView>>> {
     Ok(Json(
         state
@@ -54,7 +54,7 @@ pub(crate) async fn list_feeds(
 /// `PUT /api/v1/feeds/{name}`: define (or redefine) a feed and import it.
 pub(crate) async fn put_feed(
     State(state): State<AppState>,
-    admin: Admin,
+    Administrator(caller): Administrator,
     Path(name): Path<String>,
     body: JsonBody<FeedDefinition>,
 ) -> ApiResult<Json<ImportReport>> {
@@ -92,14 +92,14 @@ pub(crate) async fn put_feed(
     if existing.is_none() {
         state.store.put_feed(&record).await?;
     }
-    tracing::info!(feed = %name, kind = kind.as_str(), by = %admin.token_id, "Feed defined.");
+    tracing::info!(feed = %name, kind = kind.as_str(), by = %caller.username, "Feed defined.");
     run_import(&state, &name, feeds::ImportOf::Definition(&record)).await
 }
 
 /// `POST /api/v1/feeds/{name}/import`
 pub(crate) async fn import_feed(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ImportReport>> {
     if state.store.feed(&name).await?.is_none() {
@@ -154,7 +154,7 @@ async fn run_import(
 /// `DELETE /api/v1/feeds/{name}`
 pub(crate) async fn delete_feed(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Administrator,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !state.store.delete_feed(&name).await? {
@@ -198,7 +198,7 @@ fn advisory_summary(index: &Index, a: &patchwell_core::advisory::Advisory) -> Va
 /// `GET /api/v1/advisories`
 pub(crate) async fn list_advisories(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Query(filter): Query<AdvisoryFilter>,
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.get();
@@ -251,7 +251,7 @@ pub(crate) async fn list_advisories(
 /// the packages it names, never by scanning every host.
 pub(crate) async fn show_advisory(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.get();
@@ -343,7 +343,7 @@ async fn stored_view(
 /// release's lifecycle, each with the reason.
 pub(crate) async fn host_findings(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let host = stored_host(&state, &id).await?;
@@ -351,11 +351,26 @@ pub(crate) async fn host_findings(
     let catalog = state.catalog.get();
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let report = catalog.index.evaluate(&view, today);
+    let mut findings = report_json(&catalog.index, &report);
+    // First detections: this host's are recorded now, if the periodic
+    // sweep has not yet, so a clock never starts later than the first look.
+    let ids: Vec<&str> = findings
+        .iter()
+        .filter_map(|f| f["advisory"].as_str())
+        .collect();
+    let pairs: Vec<(&str, &str)> = ids.iter().map(|a| (host.id.as_str(), *a)).collect();
+    let at = now(&state);
+    state.store.record_detections(&pairs, at).await?;
+    let detections = state.store.detections(&host.id).await?;
+    let planning = crate::plan_api::Planning::load(&state).await?;
+    let groups = planning.groups_of(&state, &host);
+    crate::plan_api::assess_findings(&planning, &host, &groups, &detections, &mut findings, at);
     Ok(Json(json!({
         "host": host.id,
         "hostname": host.hostname,
         "ecosystem": report.ecosystem.as_ref().map(|e| e.name().to_owned()),
-        "findings": report_json(&catalog.index, &report),
+        "groups": groups,
+        "findings": findings,
     })))
 }
 
@@ -369,7 +384,7 @@ pub(crate) struct ExposureQuery {
 /// fleet's applicability in memory, without a database query.
 pub(crate) async fn exposure(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Query(query): Query<ExposureQuery>,
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.get();

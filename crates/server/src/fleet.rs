@@ -108,6 +108,28 @@ impl FleetHandle {
             .collect()
     }
 
+    /// The advisories (by position in the index) that apply to a host now.
+    pub fn host_advisories(&self, host: &str) -> Vec<u32> {
+        let state = self.lock();
+        state
+            .ids
+            .get(host)
+            .map(|&id| state.fleet.host_advisories(id).to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Every host the fleet holds with the advisories that apply to it.
+    pub fn all_host_advisories(&self) -> Vec<(String, Vec<u32>)> {
+        let state = self.lock();
+        state
+            .ids
+            .iter()
+            .filter(|(_, &id)| state.fleet.contains(id))
+            .map(|(name, &id)| (name.clone(), state.fleet.host_advisories(id).to_vec()))
+            .filter(|(_, advisories)| !advisories.is_empty())
+            .collect()
+    }
+
     /// How many hosts each advisory reaches, for those that reach any.
     pub fn reach(&self) -> HashMap<u32, usize> {
         let state = self.lock();

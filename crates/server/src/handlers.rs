@@ -18,7 +18,7 @@ use crate::api::{
     self, Attributes, BelowQuery, CreateToken, CreatedToken, HostDetail, HostView, HostsQuery,
     TokenView,
 };
-use crate::auth::{Admin, Host};
+use crate::auth::{Host, Operator, Reader};
 use crate::error::ApiError;
 use crate::{secrets, AppState};
 
@@ -287,7 +287,7 @@ pub(crate) async fn patch_inventory(
 /// `GET /api/v1/tokens`
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
 ) -> ApiResult<Json<Vec<TokenView>>> {
     let tokens = state.store.list_tokens().await?;
     Ok(Json(
@@ -309,7 +309,7 @@ pub(crate) async fn list_tokens(
 /// `POST /api/v1/tokens`
 pub(crate) async fn create_token(
     State(state): State<AppState>,
-    admin: Admin,
+    Operator(caller): Operator,
     body: JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let Json(request) = body?;
@@ -341,7 +341,7 @@ pub(crate) async fn create_token(
             target_group: request.group.clone(),
         })
         .await?;
-    tracing::info!(token = %id, by = %admin.token_id, "Enrollment token created.");
+    tracing::info!(token = %id, by = %caller.username, "Enrollment token created.");
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -357,7 +357,7 @@ pub(crate) async fn create_token(
 /// `DELETE /api/v1/tokens/{id}`
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    admin: Admin,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !state.store.revoke_token(&id, now(&state)).await? {
@@ -365,14 +365,14 @@ pub(crate) async fn revoke_token(
             "enrollment token {id} not found"
         )));
     }
-    tracing::info!(token = %id, by = %admin.token_id, "Enrollment token revoked.");
+    tracing::info!(token = %id, by = %caller.username, "Enrollment token revoked.");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/hosts`
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     query: Result<Query<HostsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<HostView>>> {
     let Query(q) = query?;
@@ -397,12 +397,12 @@ pub(crate) async fn list_hosts(
     Ok(Json(hosts.map(|h| host_view(h, at, stale_after)).collect()))
 }
 
-fn parse_query(text: &str) -> ApiResult<HostQuery> {
+pub(crate) fn parse_query(text: &str) -> ApiResult<HostQuery> {
     HostQuery::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Whether a host is in a query's selection, at `now`.
-fn selected(
+pub(crate) fn selected(
     query: &HostQuery,
     h: &HostRecord,
     now: Timestamp,
@@ -443,7 +443,7 @@ async fn members(state: &AppState, query: &HostQuery) -> ApiResult<Vec<HostRecor
 /// `GET /api/v1/groups`
 pub(crate) async fn list_groups(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
 ) -> ApiResult<Json<Vec<api::GroupView>>> {
     let mut out = Vec::new();
     for g in state.store.groups().await? {
@@ -466,7 +466,7 @@ pub(crate) async fn list_groups(
 /// `PUT /api/v1/groups/{name}`
 pub(crate) async fn put_group(
     State(state): State<AppState>,
-    admin: Admin,
+    Operator(caller): Operator,
     Path(name): Path<String>,
     body: JsonBody<api::GroupDefinition>,
 ) -> ApiResult<StatusCode> {
@@ -477,14 +477,14 @@ pub(crate) async fn put_group(
         .store
         .put_group(&name, definition.query.trim(), now(&state))
         .await?;
-    tracing::info!(group = %name, by = %admin.token_id, "Dynamic group defined.");
+    tracing::info!(group = %name, by = %caller.username, "Dynamic group defined.");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/groups/{name}/hosts`
 pub(crate) async fn group_hosts(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<HostView>>> {
     let group = state
@@ -507,7 +507,7 @@ pub(crate) async fn group_hosts(
 /// `DELETE /api/v1/groups/{name}`
 pub(crate) async fn delete_group(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Operator,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !state.store.delete_group(&name).await? {
@@ -519,7 +519,7 @@ pub(crate) async fn delete_group(
 /// `GET /api/v1/hosts/{id}`
 pub(crate) async fn show_host(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HostDetail>> {
     let host = stored_host(&state, &id).await?;
@@ -537,21 +537,21 @@ pub(crate) async fn show_host(
 /// `POST /api/v1/hosts/{id}/revoke`
 pub(crate) async fn revoke_host(
     State(state): State<AppState>,
-    admin: Admin,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     if !state.store.revoke_host(&id, now(&state)).await? {
         return Err(ApiError::not_found(format!("host {id} not found")));
     }
     state.fleet.remove_host(&id);
-    tracing::info!(host = %id, by = %admin.token_id, "Host revoked.");
+    tracing::info!(host = %id, by = %caller.username, "Host revoked.");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/hosts/{id}/attributes`
 pub(crate) async fn set_attributes(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Operator,
     Path(id): Path<String>,
     body: JsonBody<Attributes>,
 ) -> ApiResult<StatusCode> {
@@ -586,7 +586,7 @@ pub(crate) async fn set_attributes(
 /// `GET /api/v1/packages/{manager}/{name}/hosts?below=VERSION`
 pub(crate) async fn hosts_with_package(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path((manager, name)): Path<(String, String)>,
     query: Result<Query<BelowQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<api::HostWithPackage>>> {
@@ -625,7 +625,7 @@ fn counts(counts: Vec<store::Count>) -> Json<Vec<api::Count>> {
 /// `GET /api/v1/summary/os-releases`
 pub(crate) async fn os_summary(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
 ) -> ApiResult<Json<Vec<api::Count>>> {
     Ok(counts(state.store.hosts_per_os_release().await?))
 }
@@ -633,7 +633,7 @@ pub(crate) async fn os_summary(
 /// `GET /api/v1/summary/packages/{manager}/{name}`
 pub(crate) async fn package_summary(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
     Path((manager, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<api::Count>>> {
     Ok(counts(
@@ -647,7 +647,7 @@ pub(crate) async fn package_summary(
 /// `GET /api/v1/devices/unmanaged`
 pub(crate) async fn unmanaged_devices(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: Reader,
 ) -> ApiResult<Json<Vec<api::Device>>> {
     let devices = state.store.unmanaged_devices().await?;
     Ok(Json(

@@ -21,6 +21,9 @@ pub mod feeds;
 pub mod fleet;
 mod handlers;
 pub mod openapi;
+mod people_api;
+mod plan_api;
+mod plan_docs;
 mod ratelimit;
 mod secrets;
 pub mod tls;
@@ -32,14 +35,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use jiff::{SignedDuration, Timestamp};
-use store::{ApiTokenStore, Store};
+use store::Store;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
+pub use people_api::{ensure_first_admin, hash_password, verdict_json, FirstAdmin};
 pub use ratelimit::RateLimiter;
 
 /// The server's clock: `Timestamp::now` in service, a controlled one in tests.
@@ -181,6 +185,60 @@ pub fn app(state: AppState) -> Router {
             get(catalog_api::host_findings),
         )
         .route("/api/v1/summary/exposure", get(catalog_api::exposure))
+        .route("/api/v1/summary/risk", get(plan_api::risk_ranking))
+        .route(
+            "/api/v1/session",
+            post(people_api::sign_in).delete(people_api::sign_out),
+        )
+        .route("/api/v1/me", get(people_api::me))
+        .route("/api/v1/me/password", put(people_api::change_password))
+        .route(
+            "/api/v1/users",
+            get(people_api::list_users).post(people_api::create_user),
+        )
+        .route("/api/v1/users/{name}", patch(people_api::patch_user))
+        .route(
+            "/api/v1/api-tokens",
+            get(people_api::list_api_tokens).post(people_api::create_api_token),
+        )
+        .route(
+            "/api/v1/api-tokens/{id}",
+            delete(people_api::revoke_api_token),
+        )
+        .route(
+            "/api/v1/procedure",
+            get(people_api::show_procedure).put(people_api::publish_procedure),
+        )
+        .route(
+            "/api/v1/procedure/acknowledge",
+            post(people_api::acknowledge_procedure),
+        )
+        .route("/api/v1/audit", get(people_api::audit_log))
+        .route("/api/v1/audit/verify", get(people_api::verify_audit))
+        .route(
+            "/api/v1/settings/{name}",
+            get(plan_api::show_setting).put(plan_api::put_setting),
+        )
+        .route(
+            "/api/v1/baselines/{name}/compliance",
+            get(plan_api::baseline_compliance),
+        )
+        .route(
+            "/api/v1/baselines/{name}/raise",
+            post(plan_api::raise_baseline),
+        )
+        .route(
+            "/api/v1/approvals/{title}/eligibility",
+            get(plan_api::eligibility),
+        )
+        .merge(plan_routes::<plan_docs::PolicyDoc, auth::Administrator>())
+        .merge(plan_routes::<plan_docs::BaselineDoc, auth::Approver>())
+        .merge(plan_routes::<plan_docs::ExemptionDoc, auth::Approver>())
+        .merge(plan_routes::<plan_docs::ApprovalDoc, auth::Approver>())
+        .merge(plan_routes::<plan_docs::GoNoGoDoc, auth::Approver>())
+        .merge(plan_routes::<plan_docs::ApprovalRuleDoc, auth::Administrator>())
+        .merge(plan_routes::<plan_docs::ContactDoc, auth::Administrator>())
+        .merge(plan_routes::<plan_docs::OwnerDoc, auth::Administrator>())
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
         // ...decompressing gzip bodies, which agents send...
@@ -188,6 +246,28 @@ pub fn app(state: AppState) -> Router {
         // ...and limits what arrives on the wire, before anything else.
         .layer(RequestBodyLimitLayer::new(max_wire))
         .with_state(state)
+}
+
+/// The four routes of one kind of planning object: list, show, put, delete;
+/// changes need the access `A` checks.
+fn plan_routes<D, A>() -> Router<AppState>
+where
+    D: plan_docs::Doc,
+    A: axum::extract::FromRequestParts<AppState, Rejection = ApiError>
+        + Into<auth::Caller>
+        + Send
+        + Sync
+        + 'static,
+{
+    let kind = D::KIND;
+    Router::new()
+        .route(&format!("/api/v1/{kind}"), get(plan_api::list_docs::<D>))
+        .route(
+            &format!("/api/v1/{kind}/{{name}}"),
+            get(plan_api::show_doc::<D>)
+                .put(plan_api::put_doc::<D, A>)
+                .delete(plan_api::delete_doc::<D, A>),
+        )
 }
 
 /// How the server speaks to its clients.
@@ -262,6 +342,25 @@ async fn refresh_feeds(state: AppState, every: Duration) {
     }
 }
 
+/// Records, once a minute, when each host was first seen affected by each
+/// advisory, for SLA clocks that start at first detection. (Reading a
+/// host's findings records its own at once.)
+async fn record_detections(state: AppState) {
+    let mut recorded = std::collections::HashSet::new();
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        if !state.fleet.loaded() {
+            continue;
+        }
+        match plan_api::sweep_detections(&state, &mut recorded).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pairs = n, "First detections recorded."),
+            Err(e) => tracing::warn!("recording first detections: {e}"),
+        }
+    }
+}
+
 /// Opens the store the options name, with migrations run.
 pub async fn open_store(options: &ServeOptions, now: Timestamp) -> anyhow::Result<Store> {
     Ok(match &options.database_url {
@@ -291,28 +390,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Creates the first API token when there is none, writing it to
-/// `DATA_DIR/admin-token` (mode 0600). Returns the file when it wrote one.
-pub async fn ensure_first_api_token(
-    store: &Store,
-    data_dir: &Path,
-    now: Timestamp,
-) -> anyhow::Result<Option<PathBuf>> {
-    if store.api_token_count().await? > 0 {
-        return Ok(None);
-    }
-    let secret = format!("pwa_{}", secrets::generate(32)?);
-    let id = secrets::generate(8)?;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let path = data_dir.join("admin-token");
-    write_private(&path, &format!("{secret}\n"))?;
-    store
-        .create_api_token(&id, "first administrator", &secrets::hash(&secret), now)
-        .await?;
-    Ok(Some(path))
 }
 
 /// Creates the data directory readable by its owner only: it holds the
@@ -367,7 +444,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
     };
     let store = open_store(&options, now).await?;
-    if let Some(path) = ensure_first_api_token(&store, &options.data_dir, now).await? {
+    let first = ensure_first_admin(&store, &options.data_dir, now).await?;
+    if let Some(path) = first.password_file {
+        tracing::info!(file = %path.display(), "First administrator `admin` created; the password is in this file.");
+    }
+    if let Some(path) = first.token_file {
         tracing::info!(file = %path.display(), "First API token written.");
     }
     let state = AppState::new(store.clone(), options.config);
@@ -397,6 +478,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(every) = state.config.feed_refresh {
         tokio::spawn(refresh_feeds(state.clone(), every));
     }
+    tokio::spawn(record_detections(state.clone()));
     match tls {
         None => {
             let listener = tokio::net::TcpListener::bind(options.listen)

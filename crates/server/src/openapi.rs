@@ -3,6 +3,7 @@
 //! router, so the document cannot name a route the server does not have.
 
 use axum::Json;
+use patchwell_core::people::Access;
 use serde_json::{json, Value};
 
 /// Who may call a route.
@@ -10,8 +11,9 @@ use serde_json::{json, Value};
 pub enum Auth {
     /// Anyone.
     None,
-    /// An administrator's API token.
-    Admin,
+    /// A signed-in user (session or API token) whose role, and token
+    /// scopes, allow this access.
+    User(Access),
     /// An enrolled host's credential.
     Host,
 }
@@ -23,29 +25,82 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("post", "/api/v1/agent/heartbeat", Auth::Host, "Check in; the answer says whether to send the inventory."),
     ("put", "/api/v1/agent/inventory", Auth::Host, "Replace the host's inventory (JSON, optionally gzip-encoded)."),
     ("patch", "/api/v1/agent/inventory", Auth::Host, "Change the host's inventory by a delta against the stored one (409: send it whole)."),
-    ("get", "/api/v1/tokens", Auth::Admin, "List enrollment tokens."),
-    ("post", "/api/v1/tokens", Auth::Admin, "Create an enrollment token (expiry, number of uses, target group)."),
-    ("delete", "/api/v1/tokens/{id}", Auth::Admin, "Revoke an enrollment token."),
-    ("get", "/api/v1/hosts", Auth::Admin, "List hosts; filter by os, os_version, group, tag, stale, reboot_required, include_revoked, or a query."),
-    ("get", "/api/v1/hosts/{id}", Auth::Admin, "One host with its facts, packages and neighbours."),
-    ("post", "/api/v1/hosts/{id}/revoke", Auth::Admin, "Revoke a host's enrollment; its credential stops working."),
-    ("put", "/api/v1/hosts/{id}/attributes", Auth::Admin, "Set a host's group, criticality, owner, department and tags."),
-    ("get", "/api/v1/packages/{manager}/{name}/hosts", Auth::Admin, "Hosts with the package installed below ?below=VERSION, by the package manager's order."),
-    ("get", "/api/v1/summary/os-releases", Auth::Admin, "Hosts per OS release."),
-    ("get", "/api/v1/summary/packages/{manager}/{name}", Auth::Admin, "Hosts per installed version of a package."),
-    ("get", "/api/v1/devices/unmanaged", Auth::Admin, "Devices in hosts' neighbour tables that are not enrolled."),
-    ("get", "/api/v1/groups", Auth::Admin, "List dynamic groups with their member counts."),
-    ("put", "/api/v1/groups/{name}", Auth::Admin, "Define or replace a dynamic group by a host query, such as `os = debian and os_version >= 12 and tag = laptop`."),
-    ("delete", "/api/v1/groups/{name}", Auth::Admin, "Delete a dynamic group."),
-    ("get", "/api/v1/groups/{name}/hosts", Auth::Admin, "The hosts a dynamic group's query selects now."),
-    ("get", "/api/v1/feeds", Auth::Admin, "List advisory feeds with the outcome of their last import."),
-    ("put", "/api/v1/feeds/{name}", Auth::Admin, "Define a feed (kind, location, verification: sha256:HEX, ed25519:KEY or openpgp:KEYRING) and import it; 422 when it fails verification or parsing, with the catalog in force unchanged."),
-    ("delete", "/api/v1/feeds/{name}", Auth::Admin, "Remove a feed and take its advisories out of the catalog."),
-    ("post", "/api/v1/feeds/{name}/import", Auth::Admin, "Fetch, verify and import a feed again."),
-    ("get", "/api/v1/advisories", Auth::Admin, "Search the catalog: ?search=words&ecosystem=Debian:12&kev=true&limit=&offset=."),
-    ("get", "/api/v1/advisories/{id}", Auth::Admin, "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each."),
-    ("get", "/api/v1/summary/exposure", Auth::Admin, "The advisories that reach hosts now, known exploited first, then by severity and hosts reached (?limit=), from the fleet's applicability in memory."),
-    ("get", "/api/v1/hosts/{id}/findings", Auth::Admin, "The advisories that apply to a host, its pending security updates and its OS lifecycle, each with the reason."),
+    ("get", "/api/v1/tokens", Auth::User(Access::Read), "List enrollment tokens."),
+    ("post", "/api/v1/tokens", Auth::User(Access::Operate), "Create an enrollment token (expiry, number of uses, target group)."),
+    ("delete", "/api/v1/tokens/{id}", Auth::User(Access::Operate), "Revoke an enrollment token."),
+    ("get", "/api/v1/hosts", Auth::User(Access::Read), "List hosts; filter by os, os_version, group, tag, stale, reboot_required, include_revoked, or a query."),
+    ("get", "/api/v1/hosts/{id}", Auth::User(Access::Read), "One host with its facts, packages and neighbours."),
+    ("post", "/api/v1/hosts/{id}/revoke", Auth::User(Access::Operate), "Revoke a host's enrollment; its credential stops working."),
+    ("put", "/api/v1/hosts/{id}/attributes", Auth::User(Access::Operate), "Set a host's group, criticality, owner, department and tags."),
+    ("get", "/api/v1/packages/{manager}/{name}/hosts", Auth::User(Access::Read), "Hosts with the package installed below ?below=VERSION, by the package manager's order."),
+    ("get", "/api/v1/summary/os-releases", Auth::User(Access::Read), "Hosts per OS release."),
+    ("get", "/api/v1/summary/packages/{manager}/{name}", Auth::User(Access::Read), "Hosts per installed version of a package."),
+    ("get", "/api/v1/devices/unmanaged", Auth::User(Access::Read), "Devices in hosts' neighbour tables that are not enrolled."),
+    ("get", "/api/v1/groups", Auth::User(Access::Read), "List dynamic groups with their member counts."),
+    ("put", "/api/v1/groups/{name}", Auth::User(Access::Operate), "Define or replace a dynamic group by a host query, such as `os = debian and os_version >= 12 and tag = laptop`."),
+    ("delete", "/api/v1/groups/{name}", Auth::User(Access::Operate), "Delete a dynamic group."),
+    ("get", "/api/v1/groups/{name}/hosts", Auth::User(Access::Read), "The hosts a dynamic group's query selects now."),
+    ("get", "/api/v1/feeds", Auth::User(Access::Read), "List advisory feeds with the outcome of their last import."),
+    ("put", "/api/v1/feeds/{name}", Auth::User(Access::Administer), "Define a feed (kind, location, verification: sha256:HEX, ed25519:KEY or openpgp:KEYRING) and import it; 422 when it fails verification or parsing, with the catalog in force unchanged."),
+    ("delete", "/api/v1/feeds/{name}", Auth::User(Access::Administer), "Remove a feed and take its advisories out of the catalog."),
+    ("post", "/api/v1/feeds/{name}/import", Auth::User(Access::Operate), "Fetch, verify and import a feed again."),
+    ("get", "/api/v1/advisories", Auth::User(Access::Read), "Search the catalog: ?search=words&ecosystem=Debian:12&kev=true&limit=&offset=."),
+    ("get", "/api/v1/advisories/{id}", Auth::User(Access::Read), "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each."),
+    ("get", "/api/v1/summary/exposure", Auth::User(Access::Read), "The advisories that reach hosts now, known exploited first, then by severity and hosts reached (?limit=), from the fleet's applicability in memory."),
+    ("get", "/api/v1/hosts/{id}/findings", Auth::User(Access::Read), "The advisories that apply to a host, its pending security updates and its OS lifecycle, each with the reason."),
+    ("get", "/api/v1/summary/risk", Auth::User(Access::Read), "Hosts by risk, highest first (?limit=): open findings by class, known exploited, criticality, internet exposure and owner risk, each factor named."),
+    ("post", "/api/v1/session", Auth::None, "Sign in with user name and password; returns a session token (also set as an HTTP-only cookie), valid 12 hours."),
+    ("delete", "/api/v1/session", Auth::User(Access::Member), "Sign out: ends the session."),
+    ("get", "/api/v1/me", Auth::User(Access::Member), "Who is calling: user, role, scopes, and whether they acknowledged the current procedure."),
+    ("put", "/api/v1/me/password", Auth::User(Access::Member), "Change one's own password (current and new); every session ends."),
+    ("get", "/api/v1/users", Auth::User(Access::Read), "List users with their roles."),
+    ("post", "/api/v1/users", Auth::User(Access::Administer), "Create a user (role admin, approver, operator or auditor); without a password one is made and shown once."),
+    ("patch", "/api/v1/users/{name}", Auth::User(Access::Administer), "Change a user's role, email, password, or disable them; the last administrator stays."),
+    ("get", "/api/v1/api-tokens", Auth::User(Access::Member), "List API tokens: an administrator's all, anyone else's own."),
+    ("post", "/api/v1/api-tokens", Auth::User(Access::Member), "Create an API token with scopes (read, operate, approve, administer), never more than the user's role or the caller's own token."),
+    ("delete", "/api/v1/api-tokens/{id}", Auth::User(Access::Member), "Revoke an API token: one's own, or any for an administrator."),
+    ("get", "/api/v1/procedure", Auth::User(Access::Read), "The current patch procedure, who acknowledged it and who has not."),
+    ("put", "/api/v1/procedure", Auth::User(Access::Administer), "Publish a new version of the patch procedure."),
+    ("post", "/api/v1/procedure/acknowledge", Auth::User(Access::Member), "Acknowledge the current version of the procedure."),
+    ("get", "/api/v1/audit", Auth::User(Access::Read), "The audit log, oldest first: ?subject=prefix&after=seq&limit=."),
+    ("get", "/api/v1/audit/verify", Auth::User(Access::Read), "Check the audit log's hash chain; names the first entry altered or missing."),
+    ("get", "/api/v1/settings/{name}", Auth::User(Access::Read), "A setting (classification, sla, calendar), as stored and in effect."),
+    ("put", "/api/v1/settings/{name}", Auth::User(Access::Administer), "Set the classification rules, the SLA deadlines and start, or the business-day calendar."),
+    ("get", "/api/v1/baselines/{name}/compliance", Auth::User(Access::Read), "Each host of the baseline's group: below (what is missing), above (unapproved versions), exempt, or at."),
+    ("post", "/api/v1/baselines/{name}/raise", Auth::User(Access::Approve), "Raise a baseline's minimums and ceilings to what a reference host has (a pilot host after a rollout)."),
+    ("get", "/api/v1/approvals/{title}/eligibility", Auth::User(Access::Read), "Whether an update may go to a ring now (?ring=&group=&policy=): approved by whom, waiting until when, declined, or not approved."),
+    ("get", "/api/v1/policies", Auth::User(Access::Read), "List every policy."),
+    ("get", "/api/v1/policies/{name}", Auth::User(Access::Read), "One policy."),
+    ("put", "/api/v1/policies/{name}", Auth::User(Access::Administer), "Define or replace a policy: hosts (a query), classes, packages, security_only, approval_rules, schedule, windows, timezone, reboot; audited."),
+    ("delete", "/api/v1/policies/{name}", Auth::User(Access::Administer), "Delete a policy; audited."),
+    ("get", "/api/v1/baselines", Auth::User(Access::Read), "List every baseline."),
+    ("get", "/api/v1/baselines/{name}", Auth::User(Access::Read), "One baseline."),
+    ("put", "/api/v1/baselines/{name}", Auth::User(Access::Approve), "Define or replace a baseline: group, minimum versions, advisories fixed, highest approved versions; audited."),
+    ("delete", "/api/v1/baselines/{name}", Auth::User(Access::Approve), "Delete a baseline; audited."),
+    ("get", "/api/v1/exemptions", Auth::User(Access::Read), "List every exemption."),
+    ("get", "/api/v1/exemptions/{name}", Auth::User(Access::Read), "One exemption."),
+    ("put", "/api/v1/exemptions/{name}", Auth::User(Access::Approve), "Define or replace an exemption: host or group, advisory or package, reason, compensating control, expiry; the caller is its approver; audited."),
+    ("delete", "/api/v1/exemptions/{name}", Auth::User(Access::Approve), "Delete a exemption; audited."),
+    ("get", "/api/v1/approvals", Auth::User(Access::Read), "List every approval."),
+    ("get", "/api/v1/approvals/{name}", Auth::User(Access::Read), "One approval."),
+    ("put", "/api/v1/approvals/{name}", Auth::User(Access::Approve), "Define or replace the decision on an update by title: approve (for rings, groups) or decline, with a comment; audited."),
+    ("delete", "/api/v1/approvals/{name}", Auth::User(Access::Approve), "Delete a approval; audited."),
+    ("get", "/api/v1/go-no-go", Auth::User(Access::Read), "List every go/no-go decision."),
+    ("get", "/api/v1/go-no-go/{name}", Auth::User(Access::Read), "One go/no-go decision."),
+    ("put", "/api/v1/go-no-go/{name}", Auth::User(Access::Approve), "Define or replace a go / no-go decision with its comment; audited."),
+    ("delete", "/api/v1/go-no-go/{name}", Auth::User(Access::Approve), "Delete a go/no-go decision; audited."),
+    ("get", "/api/v1/approval-rules", Auth::User(Access::Read), "List every approval rule."),
+    ("get", "/api/v1/approval-rules/{name}", Auth::User(Access::Read), "One approval rule."),
+    ("put", "/api/v1/approval-rules/{name}", Auth::User(Access::Administer), "Define or replace an automatic approval rule: classes, security_only, ring, and days after release or business days after another ring; audited."),
+    ("delete", "/api/v1/approval-rules/{name}", Auth::User(Access::Administer), "Delete a approval rule; audited."),
+    ("get", "/api/v1/contacts", Auth::User(Access::Read), "List every contact."),
+    ("get", "/api/v1/contacts/{name}", Auth::User(Access::Read), "One contact."),
+    ("put", "/api/v1/contacts/{name}", Auth::User(Access::Administer), "Define or replace a contact in the chain of communication: audience (patch-team, management, end-users), email, webhook; audited."),
+    ("delete", "/api/v1/contacts/{name}", Auth::User(Access::Administer), "Delete a contact; audited."),
+    ("get", "/api/v1/owners", Auth::User(Access::Read), "List every owner."),
+    ("get", "/api/v1/owners/{name}", Auth::User(Access::Read), "One owner."),
+    ("put", "/api/v1/owners/{name}", Auth::User(Access::Administer), "Define or replace a host owner's risk (normal or high); audited."),
+    ("delete", "/api/v1/owners/{name}", Auth::User(Access::Administer), "Delete a owner; audited."),
 ];
 
 fn operation(path: &str, auth: Auth, summary: &str) -> Value {
@@ -67,7 +122,10 @@ fn operation(path: &str, auth: Auth, summary: &str) -> Value {
     });
     match auth {
         Auth::None => op["security"] = json!([]),
-        Auth::Admin => op["security"] = json!([{"apiToken": []}]),
+        Auth::User(access) => {
+            op["security"] = json!([{"apiToken": []}, {"session": []}]);
+            op["x-patchwell-access"] = json!(access.as_str());
+        }
         Auth::Host => op["security"] = json!([{"hostCredential": []}]),
     }
     op
@@ -90,7 +148,8 @@ pub fn spec() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "apiToken": {"type": "http", "scheme": "bearer", "description": "An administrator's API token (pwa_...)."},
+                "apiToken": {"type": "http", "scheme": "bearer", "description": "A user's API token (pwa_...), limited to its scopes."},
+                "session": {"type": "http", "scheme": "bearer", "description": "A session token from POST /api/v1/session (pws_...), or the patchwell_session cookie."},
                 "hostCredential": {"type": "http", "scheme": "bearer", "description": "An enrolled host's credential (<host id>.<secret>)."}
             },
             "schemas": {

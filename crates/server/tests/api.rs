@@ -20,6 +20,7 @@ const T0: i64 = 1_780_000_000;
 struct TestServer {
     url: String,
     admin: String,
+    admin_password: String,
     clock: Arc<AtomicI64>,
     http: reqwest::Client,
     _dir: TempDir,
@@ -43,10 +44,13 @@ async fn spawn(config: Config) -> TestServer {
     let clock = Arc::new(AtomicI64::new(T0));
     let now = Timestamp::from_second(T0).unwrap();
     let store = store::Store::open_sqlite(&dir, now).await.unwrap();
-    let token_file = server::ensure_first_api_token(&store, &dir, now)
-        .await
+    let first = server::ensure_first_admin(&store, &dir, now).await.unwrap();
+    let token_file = first.token_file.expect("first token");
+    let password_file = first.password_file.expect("first password");
+    let admin_password = std::fs::read_to_string(&password_file)
         .unwrap()
-        .expect("first token");
+        .trim()
+        .to_owned();
     let admin = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
@@ -75,6 +79,7 @@ async fn spawn(config: Config) -> TestServer {
     TestServer {
         url,
         admin,
+        admin_password,
         clock,
         http: reqwest::Client::new(),
         _dir: TempDir(dir),
@@ -96,10 +101,21 @@ impl TestServer {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin);
+        self.call(Some(&self.admin), method, path, body).await
+    }
+
+    /// A request with any bearer secret (none: no Authorization header).
+    async fn call(
+        &self,
+        secret: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(secret) = secret {
+            req = req.bearer_auth(secret);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -107,6 +123,27 @@ impl TestServer {
         let status = resp.status();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a user with a role and returns an API token acting as them.
+    async fn user(&self, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(json!({"username": name, "role": role, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/api-tokens",
+                Some(json!({"name": format!("{name}'s token"), "user": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
     }
 
     async fn get(&self, path: impl AsRef<str>) -> (StatusCode, Value) {
@@ -1508,5 +1545,538 @@ async fn a_feed_is_fetched_from_a_url_with_its_signature() {
     assert!(
         body["error"].as_str().unwrap().contains("HTTP 404"),
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_route_checks_the_role_of_its_caller() {
+    use patchwell_core::people::{Access, Role};
+    use server::openapi::{Auth, ROUTES};
+    let s = spawn(Config::default()).await;
+    let mut callers = Vec::new();
+    for role in Role::ALL {
+        let token = if role == Role::Admin {
+            s.admin.clone()
+        } else {
+            s.user(&format!("{role}-user"), role.as_str()).await
+        };
+        callers.push((role, token));
+    }
+    let mut checked = 0;
+    for &(method, path, auth, _) in ROUTES {
+        let Auth::User(access) = auth else { continue };
+        let concrete = path.replace("{manager}", "dpkg").replace(['{', '}'], "");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let (status, _) = s
+            .call(None, method.clone(), &concrete, Some(json!({})))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token"
+        );
+        for (role, token) in &callers {
+            let (status, body) = s
+                .call(Some(token), method.clone(), &concrete, Some(json!({})))
+                .await;
+            if role.permits(access) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{role} may {} but {method} {path} answered {status}: {body}",
+                    access.as_str()
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role} on {method} {path}: {body}"
+                );
+                let message = body["error"].as_str().unwrap();
+                assert!(message.contains(role.as_str()), "{message}");
+            }
+            checked += 1;
+        }
+    }
+    let user_routes = ROUTES
+        .iter()
+        .filter(|r| matches!(r.2, Auth::User(_)))
+        .count();
+    assert!(user_routes > 70, "{user_routes} routes");
+    assert_eq!(checked, user_routes * Role::ALL.len());
+    // A token's scopes narrow its user's role: an administrator's read-only
+    // token reads, and changes nothing.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/api-tokens",
+            Some(json!({"name": "dashboard", "scopes": "read"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let read_only = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.call(
+            Some(&read_only),
+            reqwest::Method::GET,
+            "/api/v1/users",
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (status, body) = s
+        .call(
+            Some(&read_only),
+            reqwest::Method::PUT,
+            "/api/v1/policies/p",
+            Some(json!({"hosts": "os = debian"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"].as_str().unwrap().contains("scopes (read)"),
+        "{body}"
+    );
+    // ...and cannot make itself a stronger token.
+    let (status, body) = s
+        .call(
+            Some(&read_only),
+            reqwest::Method::POST,
+            "/api/v1/api-tokens",
+            Some(json!({"name": "escalate", "scopes": "administer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // An auditor cannot be given a scope their role lacks.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/api-tokens",
+            Some(json!({"name": "x", "user": "auditor-user", "scopes": "operate"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let _ = Access::Read;
+}
+
+#[tokio::test]
+async fn users_sign_in_sign_out_and_the_last_admin_stays() {
+    let s = spawn(Config::default()).await;
+    let s = &s;
+    let sign_in = |user: &str, password: &str| {
+        let body = json!({"username": user, "password": password});
+        async move {
+            s.call(None, reqwest::Method::POST, "/api/v1/session", Some(body))
+                .await
+        }
+    };
+    let (status, _) = sign_in("admin", "not the password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = sign_in("nobody", "not the password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, session) = sign_in("admin", &s.admin_password).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    let (status, me) = s
+        .call(Some(&token), reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            me["username"].as_str(),
+            me["role"].as_str(),
+            me["via"].as_str()
+        ),
+        (Some("admin"), Some("admin"), Some("session"))
+    );
+    // The console's cookie works as well as the header.
+    let resp = s
+        .http
+        .get(format!("{}/api/v1/me", s.url))
+        .header("Cookie", format!("other=1; patchwell_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Sessions expire after 12 hours.
+    s.advance(12 * 3600);
+    let (status, _) = s
+        .call(Some(&token), reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, session) = sign_in("admin", &s.admin_password).await;
+    let token = session["token"].as_str().unwrap().to_owned();
+    let (status, _) = s
+        .call(
+            Some(&token),
+            reqwest::Method::DELETE,
+            "/api/v1/session",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s
+        .call(Some(&token), reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
+
+    // A short password is refused; a disabled user cannot sign in and
+    // their tokens stop working.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "bob", "role": "operator", "password": "short"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let bob = s.user("bob", "operator").await;
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/api/v1/users/bob",
+            Some(json!({"disabled": true, "reason": "left the company"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sign_in("bob", "correct horse battery").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call(Some(&bob), reqwest::Method::GET, "/api/v1/hosts", None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The last administrator cannot be demoted.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PATCH,
+            "/api/v1/users/admin",
+            Some(json!({"role": "auditor"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // The procedure: published, acknowledged by some, pending for others.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/procedure",
+            Some(json!({"text": "Critical within 24 hours."})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let carol = s.user("carol", "auditor").await;
+    let (status, _) = s
+        .call(
+            Some(&carol),
+            reqwest::Method::POST,
+            "/api/v1/procedure/acknowledge",
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, procedure) = s.get("/api/v1/procedure").await;
+    assert_eq!(procedure["acknowledged"][0]["user"], "carol");
+    assert_eq!(procedure["not_acknowledged"], json!(["admin"]));
+    let (_, me) = s
+        .call(Some(&carol), reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(me["procedure"], json!({"version": 1, "acknowledged": true}));
+    // A new version needs acknowledging anew; the old one is refused.
+    s.admin(
+        reqwest::Method::PUT,
+        "/api/v1/procedure",
+        Some(json!({"text": "Critical within 12 hours."})),
+    )
+    .await;
+    let (status, _) = s
+        .call(
+            Some(&carol),
+            reqwest::Method::POST,
+            "/api/v1/procedure/acknowledge",
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn planning_decisions_classify_clock_exempt_and_are_audited() {
+    let Some(data) = shared_data() else { return };
+    let s = spawn(Config::default()).await;
+    let approver = s.user("alice", "approver").await;
+    let operator = s.user("oscar", "operator").await;
+    let dir = scratch("planning");
+    let list = dir.0.join("DSA.list");
+    let text = std::fs::read(data.join("debian-security-tracker/DSA.list")).unwrap();
+    std::fs::write(&list, &text).unwrap();
+    let pin = format!("sha256:{}", sha256_hex(&text));
+    let (status, body) = s
+        .put_feed("dsa", "debian-tracker", &list.display().to_string(), &pin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Three Debian 11 hosts (group laptops): vulnerable, fixed, and newer
+    // than anyone approved.
+    let xorg = |version: &str| {
+        let mut p = package("xserver-xorg-core", version);
+        p.source = Some("xorg-server".into());
+        p
+    };
+    let mut ids = Vec::new();
+    for (name, version) in [
+        ("old", "2:1.20.11-1+deb11u5"),
+        ("fixed", "2:1.20.11-1+deb11u6"),
+        ("newer", "2:1.20.11-1+deb11u7"),
+    ] {
+        let host = s.enrolled(name).await;
+        let mut inv = inventory(name, s.now(), vec![xorg(version)]);
+        inv.os.version_id = Some("11".into());
+        assert_eq!(
+            s.put_inventory(&host.credential, &inv).await.0,
+            StatusCode::NO_CONTENT
+        );
+        ids.push(host.host_id);
+    }
+    let old = ids[0].clone();
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{old}/attributes"),
+            Some(json!({"group": "laptops", "criticality": "critical", "owner": "ceo", "tags": ["internet-facing"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // The DSA list gives no severity: Medium, raised for a critical host,
+    // raised again for an internet-facing one. The clock starts at first
+    // detection: 24 hours for Critical.
+    let finding = |findings: &Value| {
+        findings["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["advisory"] == "DSA-5380-1")
+            .cloned()
+            .expect("DSA-5380-1 applies")
+    };
+    let (_, findings) = s.get(format!("/api/v1/hosts/{old}/findings")).await;
+    let f = finding(&findings);
+    assert_eq!(f["class"], "critical", "{f}");
+    assert_eq!(f["class_rule"], "internet-facing host: raised to Critical");
+    assert_eq!(f["sla"]["state"], "within");
+    assert_eq!(
+        f["sla"]["deadline"],
+        (s.now() + jiff::SignedDuration::from_hours(24)).to_string()
+    );
+    s.advance(25 * 3600);
+    let (_, findings) = s.get(format!("/api/v1/hosts/{old}/findings")).await;
+    assert_eq!(finding(&findings)["sla"]["state"], "breached");
+
+    // The rules are configurable: without the host raises it is Medium.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/settings/classification",
+            Some(json!({"raise_for_critical_hosts": false, "raise_for_internet_facing": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, findings) = s.get(format!("/api/v1/hosts/{old}/findings")).await;
+    assert_eq!(finding(&findings)["class"], "medium");
+    assert_eq!(
+        finding(&findings)["sla"]["state"],
+        "within",
+        "30 days for Medium"
+    );
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/settings/sla",
+            Some(json!({"medium_days": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // An exemption: only an approver may grant it; it names its approver,
+    // pauses the clock, and lapses by itself.
+    let expires = s.now() + jiff::SignedDuration::from_hours(48);
+    let exemption = json!({
+        "host": old, "advisory": "DSA-5380-1", "reason": "kiosk image frozen until the vendor certifies",
+        "control": "isolated VLAN", "expires": expires.to_string(),
+    });
+    let (status, _) = s
+        .call(
+            Some(&operator),
+            reqwest::Method::PUT,
+            "/api/v1/exemptions/kiosk-xorg",
+            Some(exemption.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::PUT,
+            "/api/v1/exemptions/kiosk-xorg",
+            Some(exemption),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["approver"], "alice");
+    assert_eq!(body["now"]["standing"], "in-force");
+    let (_, findings) = s.get(format!("/api/v1/hosts/{old}/findings")).await;
+    let f = finding(&findings);
+    assert_eq!(
+        (f["exempt_by"].as_str(), f["sla"]["state"].as_str()),
+        (Some("kiosk-xorg"), Some("exempt"))
+    );
+    let (_, risk) = s.get("/api/v1/summary/risk").await;
+    let row = risk["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == old.as_str())
+        .unwrap();
+    assert_eq!(
+        row["open"]["medium"], 0,
+        "an exempt finding does not count: {row}"
+    );
+    s.advance(49 * 3600);
+    let (_, findings) = s.get(format!("/api/v1/hosts/{old}/findings")).await;
+    assert_eq!(finding(&findings)["exempt_by"], Value::Null, "lapsed");
+
+    // A baseline for the laptops: old is below, newer above, fixed at.
+    let (status, body) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::PUT,
+            "/api/v1/baselines/laptops",
+            Some(json!({
+                "group": "laptops",
+                "minimum": [{"package": "xserver-xorg-core", "version": "2:1.20.11-1+deb11u6"}],
+                "highest_approved": [{"package": "xserver-xorg-core", "version": "2:1.20.11-1+deb11u6"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, compliance) = s.get("/api/v1/baselines/laptops/compliance").await;
+    let status_of = |c: &Value, name: &str| {
+        c["compliance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hostname"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(compliance["hosts"], 3, "{compliance}");
+    assert_eq!(status_of(&compliance, "old"), "below");
+    assert_eq!(status_of(&compliance, "fixed"), "at");
+    assert_eq!(status_of(&compliance, "newer"), "above");
+    // Raised from the newer host (say, the pilot after a rollout).
+    let (status, raised) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::POST,
+            "/api/v1/baselines/laptops/raise",
+            Some(json!({"host": ids[2]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{raised}");
+    assert_eq!(raised["changes"].as_array().unwrap().len(), 2, "{raised}");
+    let (_, compliance) = s.get("/api/v1/baselines/laptops/compliance").await;
+    assert_eq!(status_of(&compliance, "newer"), "at");
+    assert_eq!(status_of(&compliance, "fixed"), "below");
+    // A bad version is refused whole, naming it.
+    let (status, body) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::PUT,
+            "/api/v1/baselines/laptops",
+            Some(json!({"group": "laptops", "minimum": [{"package": "curl", "version": "not a version!"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("curl"), "{body}");
+
+    // Approval by title, for the pilot ring only; an automatic rule for
+    // Medium updates everywhere a week after release.
+    let (status, body) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::PUT,
+            "/api/v1/approvals/DSA-5380-1",
+            Some(json!({"verdict": "approve", "rings": ["pilot"], "comment": "tested on the lab kiosk"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, e) = s
+        .get("/api/v1/approvals/DSA-5380-1/eligibility?ring=pilot")
+        .await;
+    assert_eq!(
+        e["decision"],
+        json!({"eligible": true, "state": "approved", "by": "alice"})
+    );
+    let (_, e) = s
+        .get("/api/v1/approvals/DSA-5380-1/eligibility?ring=broad")
+        .await;
+    assert_eq!(e["decision"]["state"], "not-approved", "{e}");
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approval-rules/medium-weekly",
+            Some(json!({"classes": ["medium"], "days_after_release": 7})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, e) = s
+        .get("/api/v1/approvals/DSA-5380-1/eligibility?ring=broad")
+        .await;
+    assert_eq!(
+        e["decision"]["by"], "rule medium-weekly",
+        "released in 2023: {e}"
+    );
+
+    // Every decision is in the audit log with actor, before, after and
+    // reason; the chain verifies, and an edit made behind the server's
+    // back is found.
+    let (_, log) = s.get("/api/v1/audit?subject=exemptions/").await;
+    let entry = &log[0];
+    assert_eq!(
+        (entry["actor"].as_str(), entry["action"].as_str()),
+        (Some("alice"), Some("exempt"))
+    );
+    assert_eq!(entry["before"], Value::Null);
+    assert_eq!(entry["after"]["control"], "isolated VLAN");
+    assert_eq!(
+        entry["reason"],
+        "kiosk image frozen until the vendor certifies (compensating control: isolated VLAN)"
+    );
+    let (_, log) = s.get("/api/v1/audit?subject=baselines/laptops").await;
+    assert_eq!(log.as_array().unwrap().len(), 2);
+    assert_eq!(log[1]["action"], "raise-baseline");
+    assert!(log[1]["before"]["minimum"][0]["version"] == "2:1.20.11-1+deb11u6");
+    let (_, verdict) = s.get("/api/v1/audit/verify").await;
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    let seq = entry["seq"].as_i64().unwrap();
+    let store = store::Store::open_sqlite(&s._dir.0, s.now()).await.unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = $1")
+        .bind(seq)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (_, verdict) = s.get("/api/v1/audit/verify").await;
+    assert_eq!(
+        (
+            verdict["intact"].as_bool(),
+            verdict["first_bad_entry"].as_i64()
+        ),
+        (Some(false), Some(seq)),
+        "{verdict}"
     );
 }

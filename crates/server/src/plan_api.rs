@@ -1,0 +1,837 @@
+//! Evaluate and plan over HTTP: the planning objects (generic over
+//! [`Doc`]), baseline compliance, approval eligibility, risk ranking, and
+//! the class, SLA clock and exemption of each finding.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use jiff::Timestamp;
+use patchwell_core::advisory::Severity;
+use patchwell_core::applicability::Index;
+use patchwell_core::approval::{self, Candidate, Decisions, Eligibility};
+use patchwell_core::baseline::{HostState, Installed, Requirement};
+use patchwell_core::classify::{self, Class, Exposure, Signals};
+use patchwell_core::exemption::{self, Exemption};
+use patchwell_core::risk;
+use patchwell_core::sla;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::{
+    DetectionStore, GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, PlanObject,
+    PlanStore, Why,
+};
+
+use crate::auth::{Approver, Caller, Reader};
+use crate::catalog::scheme_of;
+use crate::error::ApiError;
+use crate::handlers::{now, parse_query, selected, stored_host, ApiResult, JsonBody};
+use crate::plan_docs::{
+    check_setting, ApprovalDoc, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc,
+    ExemptionDoc, OwnerDoc, PolicyDoc, SlaDoc,
+};
+use crate::AppState;
+
+/// The tag that marks a host as reachable from the internet.
+pub(crate) const INTERNET_FACING: &str = "internet-facing";
+
+/// Checks the name of a planning object: it goes into URLs and the audit
+/// log. Titles such as `openssl=3.0.15-1~deb12u1` and owners such as
+/// `jane.doe@example.org` are names too.
+fn check_key(what: &str, name: &str) -> ApiResult<()> {
+    let fine = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:+~=@".contains(c));
+    if fine {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "{what} name {name:?}: 1 to 128 letters, digits, or - _ . : + ~ = @"
+    )))
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+fn parse_doc<D: Doc>(o: &PlanObject) -> ApiResult<D> {
+    serde_json::from_str(&o.body)
+        .map_err(|e| ApiError::internal(format!("stored {} {} is damaged: {e}", D::WHAT, o.name)))
+}
+
+fn object_json(o: &PlanObject, body: Value, derived: Value) -> Value {
+    let mut v = json!({
+        "name": o.name,
+        "created_at": o.created_at,
+        "updated_at": o.updated_at,
+        "updated_by": o.updated_by,
+    });
+    if let Value::Object(fields) = body {
+        for (k, val) in fields {
+            v[k] = val;
+        }
+    }
+    if !derived.is_null() {
+        v["now"] = derived;
+    }
+    v
+}
+
+/// Every stored document of a kind, parsed.
+async fn docs<D: Doc>(state: &AppState) -> ApiResult<Vec<(PlanObject, D)>> {
+    let objects = state.store.plan_objects(D::KIND).await?;
+    objects
+        .into_iter()
+        .map(|o| {
+            let d = parse_doc::<D>(&o)?;
+            Ok((o, d))
+        })
+        .collect()
+}
+
+/// `GET /api/v1/{kind}`
+pub(crate) async fn list_docs<D: Doc>(
+    State(state): State<AppState>,
+    _caller: Reader,
+) -> ApiResult<Json<Vec<Value>>> {
+    let at = now(&state);
+    Ok(Json(
+        docs::<D>(&state)
+            .await?
+            .into_iter()
+            .map(|(o, d)| {
+                object_json(
+                    &o,
+                    serde_json::to_value(&d).unwrap_or_default(),
+                    d.derived(at),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/{kind}/{name}`
+pub(crate) async fn show_doc<D: Doc>(
+    State(state): State<AppState>,
+    _caller: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let o = state
+        .store
+        .plan_object(D::KIND, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} {name} not found", D::WHAT)))?;
+    let d = parse_doc::<D>(&o)?;
+    let body = serde_json::to_value(&d).unwrap_or_default();
+    Ok(Json(object_json(&o, body, d.derived(now(&state)))))
+}
+
+/// `PUT /api/v1/{kind}/{name}`: checked, then stored with its audit entry.
+pub(crate) async fn put_doc<D: Doc, A>(
+    State(state): State<AppState>,
+    who: A,
+    Path(name): Path<String>,
+    body: JsonBody<D>,
+) -> ApiResult<Json<Value>>
+where
+    A: FromRequestParts<AppState, Rejection = ApiError> + Into<Caller> + Send,
+{
+    let caller: Caller = who.into();
+    check_key(D::WHAT, &name)?;
+    let Json(mut doc) = body?;
+    let at = now(&state);
+    doc.check(&name, &caller.username, at).map_err(invalid)?;
+    if let Some(host) = doc.host() {
+        if state.store.host(host).await?.is_none() {
+            return Err(invalid(format!("{} {name}: no host {host}", D::WHAT)));
+        }
+    }
+    let body = serde_json::to_string(&doc).map_err(ApiError::internal)?;
+    let why = Why::new(&caller.username, doc.action()).because(doc.reason());
+    let before = state
+        .store
+        .put_plan_object(D::KIND, &name, &body, &why, at)
+        .await?;
+    tracing::info!(kind = D::KIND, name = %name, by = %caller.username, "Planning object stored.");
+    let stored = state
+        .store
+        .plan_object(D::KIND, &name)
+        .await?
+        .ok_or_else(|| ApiError::internal("a stored object vanished"))?;
+    let mut v = object_json(
+        &stored,
+        serde_json::to_value(&doc).unwrap_or_default(),
+        doc.derived(at),
+    );
+    v["replaced"] = json!(before.is_some());
+    Ok(Json(v))
+}
+
+/// `DELETE /api/v1/{kind}/{name}`
+pub(crate) async fn delete_doc<D: Doc, A>(
+    State(state): State<AppState>,
+    who: A,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode>
+where
+    A: FromRequestParts<AppState, Rejection = ApiError> + Into<Caller> + Send,
+{
+    let caller: Caller = who.into();
+    let why = Why::new(
+        &caller.username,
+        format!("delete-{}", D::WHAT.replace([' ', '/'], "-")),
+    );
+    match state
+        .store
+        .delete_plan_object(D::KIND, &name, &why, now(&state))
+        .await?
+    {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(ApiError::not_found(format!("{} {name} not found", D::WHAT))),
+    }
+}
+
+/// `GET /api/v1/settings/{name}`: the setting in force (defaults when none
+/// was stored).
+pub(crate) async fn show_setting(
+    State(state): State<AppState>,
+    _caller: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let stored = state.store.plan_object("settings", &name).await?;
+    let body = match &stored {
+        Some(o) => serde_json::from_str(&o.body).map_err(ApiError::internal)?,
+        None => json!({}),
+    };
+    check_setting(&name, &body).map_err(ApiError::bad_request)?;
+    let effective = match name.as_str() {
+        "classification" => {
+            let doc: ClassificationDoc = serde_json::from_value(body.clone()).unwrap_or_default();
+            let r = doc.to_rules().map_err(ApiError::internal)?;
+            json!({
+                "unrated": r.unrated.as_str(),
+                "kev_minimum": r.kev_minimum.map(Class::as_str),
+                "ransomware_minimum": r.ransomware_minimum.map(Class::as_str),
+                "epss_raise_at": r.epss_raise_at,
+                "raise_for_critical_hosts": r.raise_for_critical_hosts,
+                "raise_for_internet_facing": r.raise_for_internet_facing,
+            })
+        }
+        "sla" => {
+            let doc: SlaDoc = serde_json::from_value(body.clone()).unwrap_or_default();
+            let p = doc.to_policy().map_err(ApiError::internal)?;
+            json!({
+                "critical_hours": p.periods[0].as_hours(),
+                "high_days": p.periods[1].as_hours() / 24,
+                "medium_days": p.periods[2].as_hours() / 24,
+                "low_days": p.periods[3].as_hours() / 24,
+                "start": match p.start { sla::Start::FirstDetection => "first-detection", sla::Start::Publication => "publication" },
+                "due_soon_percent": p.due_soon_percent,
+            })
+        }
+        _ => {
+            let doc: CalendarDoc = serde_json::from_value(body.clone()).unwrap_or_default();
+            json!({
+                "timezone": doc.timezone.unwrap_or_else(|| "UTC".into()),
+                "holidays": doc.holidays,
+            })
+        }
+    };
+    Ok(Json(json!({
+        "name": name,
+        "stored": body,
+        "effective": effective,
+        "updated_at": stored.as_ref().map(|o| o.updated_at),
+        "updated_by": stored.as_ref().map(|o| o.updated_by.clone()),
+    })))
+}
+
+/// `PUT /api/v1/settings/{name}`
+pub(crate) async fn put_setting(
+    State(state): State<AppState>,
+    crate::auth::Administrator(caller): crate::auth::Administrator,
+    Path(name): Path<String>,
+    body: JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let canonical = check_setting(&name, &body).map_err(invalid)?;
+    let why = Why::new(&caller.username, format!("set-{name}"));
+    state
+        .store
+        .put_plan_object("settings", &name, &canonical.to_string(), &why, now(&state))
+        .await?;
+    show_setting(State(state), Reader(caller), Path(name)).await
+}
+
+/// What planning decisions rest on, read once per request.
+pub(crate) struct Planning {
+    pub(crate) rules: classify::Rules,
+    pub(crate) sla: sla::Policy,
+    pub(crate) calendar: approval::Calendar,
+    pub(crate) exemptions: Vec<Exemption>,
+    pub(crate) high_risk_owners: HashSet<String>,
+    /// Dynamic groups: name and query.
+    groups: Vec<(String, patchwell_core::query::Query)>,
+}
+
+async fn setting<T: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    name: &str,
+) -> ApiResult<T> {
+    match state.store.plan_object("settings", name).await? {
+        Some(o) => serde_json::from_str(&o.body)
+            .map_err(|e| ApiError::internal(format!("stored setting {name} is damaged: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
+impl Planning {
+    pub(crate) async fn load(state: &AppState) -> ApiResult<Planning> {
+        let rules = setting::<ClassificationDoc>(state, "classification")
+            .await?
+            .to_rules()
+            .map_err(ApiError::internal)?;
+        let sla = setting::<SlaDoc>(state, "sla")
+            .await?
+            .to_policy()
+            .map_err(ApiError::internal)?;
+        let calendar = setting::<CalendarDoc>(state, "calendar")
+            .await?
+            .to_calendar()
+            .map_err(ApiError::internal)?;
+        let exemptions = docs::<ExemptionDoc>(state)
+            .await?
+            .into_iter()
+            .filter_map(|(o, d)| d.to_exemption(&o.name).ok())
+            .collect();
+        let high_risk_owners = docs::<OwnerDoc>(state)
+            .await?
+            .into_iter()
+            .filter(|(_, d)| d.risk == "high")
+            .map(|(o, _)| o.name)
+            .collect();
+        let mut groups = Vec::new();
+        for g in state.store.groups().await? {
+            groups.push((g.name.clone(), parse_query(&g.query)?));
+        }
+        Ok(Planning {
+            rules,
+            sla,
+            calendar,
+            exemptions,
+            high_risk_owners,
+            groups,
+        })
+    }
+
+    /// The groups a host is in: its static group and every dynamic group
+    /// whose query selects it.
+    pub(crate) fn groups_of(&self, state: &AppState, h: &HostRecord) -> Vec<String> {
+        let at = now(state);
+        let mut out: Vec<String> = h.attributes.group.iter().cloned().collect();
+        for (name, q) in &self.groups {
+            if selected(q, h, at, state.config.stale_after) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
+        let criticality = h.attributes.criticality.as_deref().and_then(Class::parse);
+        let exposure = if h.attributes.tags.iter().any(|t| t == INTERNET_FACING) {
+            Exposure::InternetFacing
+        } else {
+            Exposure::Internal
+        };
+        (criticality, exposure)
+    }
+}
+
+/// The signals of a finding as `catalog::finding_json` wrote it.
+fn signals_of(f: &Value, criticality: Option<Class>, exposure: Exposure) -> Signals {
+    Signals {
+        severity: f["severity"].as_str().and_then(Severity::parse),
+        cvss: f["cvss"]["score"].as_f64(),
+        kev: f["kev"].as_bool().unwrap_or(false),
+        ransomware: f["kev_ransomware"].as_bool().unwrap_or(false),
+        epss: f["epss"].as_f64(),
+        host_criticality: criticality,
+        exposure,
+    }
+}
+
+/// Adds to each finding its class and the rule that decided it, its SLA
+/// clock (started, deadline, state) and the exemption in force, if any;
+/// then orders them by class, most urgent first, and deadline.
+pub(crate) fn assess_findings(
+    planning: &Planning,
+    host: &HostRecord,
+    groups: &[String],
+    detections: &HashMap<String, Timestamp>,
+    findings: &mut [Value],
+    now: Timestamp,
+) {
+    let (criticality, exposure) = planning.host_signals(host);
+    let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    for f in findings.iter_mut() {
+        let decision = planning
+            .rules
+            .classify(&signals_of(f, criticality, exposure));
+        let advisory = f["advisory"].as_str().unwrap_or_default().to_owned();
+        let packages: Vec<&str> = [&f["package"], &f["source"]]
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let covering: Vec<&Exemption> = planning
+            .exemptions
+            .iter()
+            .filter(|e| e.covers(&host.id, &group_refs, Some(&advisory), &packages))
+            .collect();
+        let paused: Vec<sla::Paused> = covering
+            .iter()
+            .map(|e| sla::Paused {
+                from: e.from,
+                until: Some(e.expires),
+            })
+            .collect();
+        let published = f["published"].as_str().and_then(|p| p.parse().ok());
+        let first = detections.get(&advisory).copied().unwrap_or(now);
+        let clock = sla::clock(
+            &planning.sla,
+            decision.class,
+            published,
+            first,
+            &paused,
+            now,
+        );
+        let in_force = exemption::in_force(
+            &planning.exemptions,
+            &host.id,
+            &group_refs,
+            Some(&advisory),
+            &packages,
+            now,
+        );
+        f["class"] = json!(decision.class.as_str());
+        f["class_rule"] = json!(decision.rule);
+        f["first_detected"] = json!(first);
+        f["sla"] = json!({
+            "started": clock.started,
+            "deadline": clock.deadline,
+            "state": clock.state.as_str(),
+        });
+        f["exempt_by"] = json!(in_force.map(|e| e.name.clone()));
+    }
+    findings.sort_by(|a, b| {
+        let class = |v: &Value| v["class"].as_str().and_then(Class::parse);
+        class(b).cmp(&class(a)).then_with(|| {
+            a["sla"]["deadline"]
+                .as_str()
+                .cmp(&b["sla"]["deadline"].as_str())
+        })
+    });
+}
+
+/// The ids of the advisories the fleet holds as applying to a host now.
+pub(crate) fn open_advisories(state: &AppState, host: &str) -> Vec<String> {
+    let catalog = state.catalog.get();
+    state
+        .fleet
+        .host_advisories(host)
+        .into_iter()
+        .filter_map(|at| catalog.index.advisory(at).map(|a| a.id.clone()))
+        .collect()
+}
+
+/// `GET /api/v1/baselines/{name}/compliance`: every host of the baseline's
+/// group, below / above / exempt / at, with what is missing or unapproved.
+pub(crate) async fn baseline_compliance(
+    State(state): State<AppState>,
+    _caller: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let o = state
+        .store
+        .plan_object(BaselineDoc::KIND, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("baseline {name} not found")))?;
+    let doc: BaselineDoc = parse_doc(&o)?;
+    let baseline = doc.to_baseline(&name);
+    let planning = Planning::load(&state).await?;
+    let at = now(&state);
+    let hosts = state
+        .store
+        .list_hosts(&HostFilter::default(), at, state.config.stale_after)
+        .await?;
+    let mut rows = Vec::new();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    for h in hosts {
+        let groups = planning.groups_of(&state, &h);
+        if !groups.contains(&doc.group) {
+            continue;
+        }
+        let packages = state.store.packages(&h.id).await?;
+        let scheme = packages
+            .first()
+            .map_or(versions::Ecosystem::Deb, |p| scheme_of(p.manager));
+        let installed: Vec<Installed<'_>> = packages
+            .iter()
+            .filter(|p| p.state == protocol::PackageState::Installed)
+            .map(|p| Installed {
+                name: &p.name,
+                source: p.source.as_deref().unwrap_or(&p.name),
+                version: &p.version,
+            })
+            .collect();
+        let open = open_advisories(&state, &h.id);
+        let open_refs: Vec<&str> = open.iter().map(String::as_str).collect();
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let c = baseline.evaluate(
+            &HostState {
+                id: &h.id,
+                groups: &group_refs,
+                scheme,
+                packages: &installed,
+                open_advisories: &open_refs,
+            },
+            &planning.exemptions,
+            at,
+        );
+        *counts.entry(c.status.as_str()).or_default() += 1;
+        rows.push(json!({
+            "host": h.id,
+            "hostname": h.hostname,
+            "status": c.status.as_str(),
+            "missing": c.missing.iter().map(|m| json!({
+                "requirement": match &m.requirement {
+                    Requirement::AtLeast { package, version } => format!("{package} >= {version}"),
+                    Requirement::Fixed { advisory } => format!("{advisory} fixed"),
+                },
+                "has": m.has,
+                "exempt_by": m.exempt_by,
+            })).collect::<Vec<_>>(),
+            "unapproved": c.unapproved.iter().map(|u| json!({
+                "package": u.package,
+                "installed": u.installed,
+                "highest_approved": u.approved,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(json!({
+        "baseline": name,
+        "group": doc.group,
+        "hosts": rows.len(),
+        "below": counts.get("below").copied().unwrap_or(0),
+        "above": counts.get("above").copied().unwrap_or(0),
+        "exempt": counts.get("exempt").copied().unwrap_or(0),
+        "at": counts.get("at").copied().unwrap_or(0),
+        "compliance": rows,
+    })))
+}
+
+/// `POST /api/v1/baselines/{name}/raise`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raise {
+    /// The reference host: a pilot host after a successful rollout.
+    host: String,
+}
+
+/// Raises a baseline's minimums and ceilings to what a reference host has.
+pub(crate) async fn raise_baseline(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path(name): Path<String>,
+    body: JsonBody<Raise>,
+) -> ApiResult<Json<Value>> {
+    let Json(raise) = body?;
+    let o = state
+        .store
+        .plan_object(BaselineDoc::KIND, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("baseline {name} not found")))?;
+    let doc: BaselineDoc = parse_doc(&o)?;
+    let host = stored_host(&state, &raise.host).await?;
+    let packages = state.store.packages(&host.id).await?;
+    let reference: Vec<Installed<'_>> = packages
+        .iter()
+        .filter(|p| p.state == protocol::PackageState::Installed)
+        .map(|p| Installed {
+            name: &p.name,
+            source: p.source.as_deref().unwrap_or(&p.name),
+            version: &p.version,
+        })
+        .collect();
+    let scheme = doc.scheme().map_err(ApiError::internal)?;
+    let (raised, changes) = doc.to_baseline(&name).raised_to(scheme, &reference);
+    if !changes.is_empty() {
+        let new_doc = doc.with_versions_of(&raised);
+        let body = serde_json::to_string(&new_doc).map_err(ApiError::internal)?;
+        let why = Why::new(&caller.username, "raise-baseline").because(Some(format!(
+            "raised to what host {} ({}) has: {}",
+            host.id,
+            host.hostname,
+            changes.join(", ")
+        )));
+        state
+            .store
+            .put_plan_object(BaselineDoc::KIND, &name, &body, &why, now(&state))
+            .await?;
+    }
+    Ok(Json(
+        json!({"baseline": name, "host": host.id, "changes": changes}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EligibilityQuery {
+    ring: Option<String>,
+    group: Option<String>,
+    policy: Option<String>,
+    class: Option<String>,
+}
+
+/// `GET /api/v1/approvals/{title}/eligibility?ring=&group=&policy=`
+pub(crate) async fn eligibility(
+    State(state): State<AppState>,
+    _caller: Reader,
+    Path(title): Path<String>,
+    query: Result<Query<EligibilityQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let planning = Planning::load(&state).await?;
+    let at = now(&state);
+    let catalog = state.catalog.get();
+    let advisory = catalog
+        .index
+        .position(&title)
+        .and_then(|p| catalog.index.advisory(p));
+    let (class, rule, released) = match (&q.class, advisory) {
+        (Some(c), _) => (
+            Class::parse(c).ok_or_else(|| {
+                ApiError::bad_request(format!("class {c:?}: use critical, high, medium or low"))
+            })?,
+            "given".to_owned(),
+            advisory.and_then(|a| a.published).unwrap_or(at),
+        ),
+        (None, Some(a)) => {
+            let d = planning
+                .rules
+                .classify(&advisory_signals(&catalog.index, a));
+            (
+                d.class,
+                d.rule,
+                a.published.or(a.origin.fetched_at).unwrap_or(at),
+            )
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(format!(
+                "{title} is not an advisory in the catalog: give ?class="
+            )))
+        }
+    };
+    let mut rules: Vec<approval::Rule> = docs::<ApprovalRuleDoc>(&state)
+        .await?
+        .into_iter()
+        .filter_map(|(o, d)| d.to_rule(&o.name).ok())
+        .collect();
+    if let Some(policy) = &q.policy {
+        let o = state
+            .store
+            .plan_object(PolicyDoc::KIND, policy)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("policy {policy} not found")))?;
+        let p: PolicyDoc = parse_doc(&o)?;
+        rules.retain(|r| p.approval_rules.contains(&r.name));
+    }
+    let manual = match state.store.plan_object(ApprovalDoc::KIND, &title).await? {
+        Some(o) => Some(
+            parse_doc::<ApprovalDoc>(&o)?
+                .to_approval(&title)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
+    };
+    let ring = q.ring.unwrap_or_else(|| "pilot".into());
+    // Rollouts come with the deploy phase; until then no ring has started.
+    let not_started = |_: &str| None;
+    let e = approval::eligibility(
+        &Candidate {
+            title: &title,
+            class,
+            security: true,
+            released,
+        },
+        &ring,
+        q.group.as_deref(),
+        &Decisions {
+            manual: manual.as_ref(),
+            rules: &rules,
+            ring_started: &not_started,
+            calendar: &planning.calendar,
+        },
+        at,
+    );
+    let verdict = match &e {
+        Eligibility::Approved { by } => json!({"eligible": true, "state": "approved", "by": by}),
+        Eligibility::Waiting { until, reason } => {
+            json!({"eligible": false, "state": "waiting", "until": until, "reason": reason})
+        }
+        Eligibility::Declined { by, comment } => {
+            json!({"eligible": false, "state": "declined", "by": by, "comment": comment})
+        }
+        Eligibility::NotApproved => json!({"eligible": false, "state": "not-approved",
+            "reason": "no person approved it and no approval rule covers it"}),
+    };
+    Ok(Json(json!({
+        "title": title,
+        "ring": ring,
+        "group": q.group,
+        "class": class.as_str(),
+        "class_rule": rule,
+        "released": released,
+        "decision": verdict,
+    })))
+}
+
+/// The classification signals of an advisory alone (no host).
+fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Signals {
+    let kev = index.kev(a);
+    Signals {
+        severity: Index::severity(a),
+        cvss: a.cvss.as_ref().and_then(|c| c.score),
+        kev: kev.is_some(),
+        ransomware: kev.is_some_and(|k| k.ransomware),
+        epss: index.epss(a).map(|e| e.score),
+        host_criticality: None,
+        exposure: Exposure::Internal,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RiskQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/summary/risk`: hosts by risk, highest first, each with its
+/// score and why: open findings by class (exempt ones left out), known
+/// exploited ones, criticality, exposure and the owner's risk.
+pub(crate) async fn risk_ranking(
+    State(state): State<AppState>,
+    _caller: Reader,
+    query: Result<Query<RiskQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let planning = Planning::load(&state).await?;
+    let at = now(&state);
+    let catalog = state.catalog.get();
+    let hosts = state
+        .store
+        .list_hosts(&HostFilter::default(), at, state.config.stale_after)
+        .await?;
+    let mut rows = Vec::new();
+    for h in &hosts {
+        let groups = planning.groups_of(&state, h);
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let (criticality, exposure) = planning.host_signals(h);
+        let mut open = Vec::new();
+        let mut per_class: HashMap<&'static str, usize> = HashMap::new();
+        for pos in state.fleet.host_advisories(&h.id) {
+            let Some(a) = catalog.index.advisory(pos) else {
+                continue;
+            };
+            let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
+            if exemption::in_force(
+                &planning.exemptions,
+                &h.id,
+                &group_refs,
+                Some(&a.id),
+                &packages,
+                at,
+            )
+            .is_some()
+            {
+                continue;
+            }
+            let mut s = advisory_signals(&catalog.index, a);
+            s.host_criticality = criticality;
+            s.exposure = exposure;
+            let class = planning.rules.classify(&s).class;
+            *per_class.entry(class.as_str()).or_default() += 1;
+            open.push(risk::Open { class, kev: s.kev });
+        }
+        let owner_high = h
+            .attributes
+            .owner
+            .as_ref()
+            .is_some_and(|o| planning.high_risk_owners.contains(o));
+        let score = risk::score(
+            &risk::Factors {
+                criticality,
+                internet_facing: exposure == Exposure::InternetFacing,
+                owner_high_risk: owner_high,
+            },
+            &open,
+        );
+        rows.push((score, h, per_class, open.iter().filter(|o| o.kev).count()));
+    }
+    rows.sort_by(|a, b| {
+        b.0.score
+            .total_cmp(&a.0.score)
+            .then_with(|| a.1.hostname.cmp(&b.1.hostname))
+    });
+    let limit = q.limit.unwrap_or(50).min(10_000);
+    Ok(Json(json!({
+        "hosts": rows.iter().take(limit).map(|(s, h, per_class, kev)| json!({
+            "host": h.id,
+            "hostname": h.hostname,
+            "owner": h.attributes.owner,
+            "criticality": h.attributes.criticality,
+            "score": s.score,
+            "findings_weight": s.findings_weight,
+            "multiplier": s.multiplier,
+            "because": s.because,
+            "open": {
+                "critical": per_class.get("critical").copied().unwrap_or(0),
+                "high": per_class.get("high").copied().unwrap_or(0),
+                "medium": per_class.get("medium").copied().unwrap_or(0),
+                "low": per_class.get("low").copied().unwrap_or(0),
+                "known_exploited": kev,
+            },
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Records the first detection of every (host, advisory) pair the fleet
+/// holds and `recorded` does not; returns how many it sent to the store.
+/// The store keeps the first time of pairs it already has, so sending one
+/// twice is harmless: `recorded` only saves the work.
+pub(crate) async fn sweep_detections(
+    state: &AppState,
+    recorded: &mut HashSet<(String, String)>,
+) -> store::Result<usize> {
+    let catalog = state.catalog.get();
+    let mut fresh: Vec<(String, String)> = Vec::new();
+    for (host, positions) in state.fleet.all_host_advisories() {
+        for pos in positions {
+            if let Some(a) = catalog.index.advisory(pos) {
+                let pair = (host.clone(), a.id.clone());
+                if !recorded.contains(&pair) {
+                    fresh.push(pair);
+                }
+            }
+        }
+    }
+    let refs: Vec<(&str, &str)> = fresh
+        .iter()
+        .map(|(h, a)| (h.as_str(), a.as_str()))
+        .collect();
+    state.store.record_detections(&refs, now(state)).await?;
+    let n = fresh.len();
+    recorded.extend(fresh);
+    Ok(n)
+}
