@@ -40,6 +40,9 @@ const APT_PACKAGES: &[&str] = &[
     // The time zone database, for schedules in a time zone.
     "tzdata",
     "ca-certificates",
+    // The sqlite3 shell, with which a test alters the audit log behind the
+    // server's back.
+    "sqlite3",
     // Real Debian roots for the agent's tests.
     "mmdebstrap",
     "iproute2",

@@ -151,6 +151,13 @@ pub(crate) enum PackagesCommand {
     },
 }
 
+impl Connection {
+    /// Whether `--json` was given.
+    pub(crate) fn wants_json(&self) -> bool {
+        self.json
+    }
+}
+
 pub(crate) struct Client {
     http: reqwest::Client,
     base: String,

@@ -6,6 +6,7 @@
 
 mod admin;
 mod catalog_cli;
+mod plan_cli;
 mod scan;
 mod schedule;
 mod version;
@@ -74,6 +75,98 @@ enum Command {
         connection: admin::Connection,
         #[command(subcommand)]
         command: catalog_cli::AdvisoriesCommand,
+    },
+    /// Users and their roles (admin, approver, operator, auditor).
+    Users {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::UsersCommand,
+    },
+    /// API tokens for scripts, each limited to scopes.
+    ApiTokens {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ApiTokensCommand,
+    },
+    /// The organisation's patch procedure and who acknowledged it.
+    Procedure {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ProcedureCommand,
+    },
+    /// Exemptions: hosts or groups excused from an advisory or package, until they lapse.
+    Exemptions {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ExemptionsCommand,
+    },
+    /// Approve or decline updates by title, record go/no-go, check eligibility.
+    Approvals {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ApprovalsCommand,
+    },
+    /// Baselines per group, and each host's compliance.
+    Baselines {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::BaselinesCommand,
+    },
+    /// Policies: which hosts, which updates, approval, schedule, windows, reboot (JSON).
+    Policies {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::DocCommand,
+    },
+    /// Automatic approval rules (JSON).
+    ApprovalRules {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::DocCommand,
+    },
+    /// Contacts for the chain of communication (JSON).
+    Contacts {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::DocCommand,
+    },
+    /// Host owners and their risk (JSON).
+    Owners {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::DocCommand,
+    },
+    /// Classification rules, SLA deadlines and the business-day calendar.
+    Settings {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::SettingsCommand,
+    },
+    /// Hosts by risk, highest first, with the reasons.
+    Risk {
+        #[command(flatten)]
+        connection: admin::Connection,
+        /// How many hosts.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The audit log, and verification of its hash chain.
+    Audit {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::AuditCommand,
     },
     /// Scan one machine (or a copied dpkg database) against advisory files,
     /// with no server: for foreign computers, air-gapped hosts and audits.
@@ -264,6 +357,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => runtime()?.block_on(admin::groups(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
+        Command::Users {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::users(connection, command)),
+        Command::ApiTokens {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::api_tokens(connection, command)),
+        Command::Procedure {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::procedure(connection, command)),
+        Command::Exemptions {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::exemptions(connection, command)),
+        Command::Approvals {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::approvals(connection, command)),
+        Command::Baselines {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::baselines(connection, command)),
+        Command::Policies {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::documents(connection, "policies", command)),
+        Command::ApprovalRules {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::documents(connection, "approval-rules", command)),
+        Command::Contacts {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::documents(connection, "contacts", command)),
+        Command::Owners {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::documents(connection, "owners", command)),
+        Command::Settings {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::settings(connection, command)),
+        Command::Risk { connection, limit } => {
+            runtime()?.block_on(plan_cli::risk(connection, limit))
+        }
+        Command::Audit {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::audit(connection, command)),
         Command::Scan(args) => Ok(scan::run(args)),
         Command::Schedule { command } => Ok(schedule::run(command)),
         Command::Feeds {

@@ -525,3 +525,165 @@ fn changes_travel_as_deltas_between_the_real_binaries() {
     std::fs::write(&status, status_file(&[("openssl", "3.0.15-1")])).unwrap();
     assert!(check_in().contains("; inventory sent"));
 }
+
+#[test]
+fn planning_decisions_from_the_command_line_are_audited_and_verified_offline() {
+    let server = start_server(&["--plain-http"], "http");
+    // The first start made the admin user; its password is in the data
+    // directory, readable by its owner only.
+    let password = server.data.join("admin-password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&password).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let pw = server.data.join("alice-password");
+    std::fs::write(&pw, "a long enough password\n").unwrap();
+    let created = admin(
+        &server,
+        &[
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "approver",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(created["role"], "approver");
+    let token = admin(
+        &server,
+        &["api-tokens", "create", "alice's laptop", "--user", "alice"],
+    );
+    assert_eq!(token["scopes"], "read,approve");
+    let alice_token = server.data.join("alice-token");
+    std::fs::write(&alice_token, token["token"].as_str().unwrap()).unwrap();
+    let as_alice = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--server",
+            &server.url,
+            "--token-file",
+            alice_token.to_str().unwrap(),
+        ]);
+        run(Path::new(env!("CARGO_BIN_EXE_patchwell")), &all)
+    };
+
+    // Alice approves and exempts; she may not define a policy.
+    let out = as_alice(&[
+        "approvals",
+        "approve",
+        "DSA-5532-1",
+        "--ring",
+        "pilot",
+        "--comment",
+        "lab passed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "DSA-5532-1 approved by alice\n"
+    );
+    let out = as_alice(&[
+        "exemptions",
+        "add",
+        "legacy-openssl",
+        "--group",
+        "kiosks",
+        "--package",
+        "openssl",
+        "--reason",
+        "vendor certification pending",
+        "--control",
+        "isolated VLAN",
+        "--days",
+        "14",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy = server.data.join("policy.json");
+    std::fs::write(&policy, r#"{"hosts": "tag = server", "schedule": "second tuesday of every month at 22:00", "timezone": "Europe/Berlin"}"#).unwrap();
+    let out = as_alice(&[
+        "policies",
+        "put",
+        "servers",
+        "--file",
+        policy.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("403 Forbidden: user alice has role approver, which may not administer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = admin(
+        &server,
+        &[
+            "policies",
+            "put",
+            "servers",
+            "--file",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(stored["now"]["next_run"].is_string(), "{stored}");
+
+    // The audit log names who did what and why.
+    let log = admin(&server, &["audit", "list", "--subject", "exemptions/"]);
+    assert_eq!(log[0]["actor"], "alice");
+    assert_eq!(
+        log[0]["reason"],
+        "vendor certification pending (compensating control: isolated VLAN)"
+    );
+    let verdict = admin(&server, &["audit", "verify"]);
+    assert_eq!(verdict["intact"], true);
+    let entries = verdict["entries"].as_u64().unwrap();
+    assert!(
+        entries >= 6,
+        "users, tokens, approval, exemption, policy: {verdict}"
+    );
+
+    // Stop the server, alter an entry in the database, and verify offline.
+    drop_server_keep_data(server, |data| {
+        let db = data.join("patchwell.db");
+        let out = run(
+            Path::new("sqlite3"),
+            &[
+                db.to_str().unwrap(),
+                "UPDATE audit_log SET reason = 'routine' WHERE action = 'exempt';",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "sqlite3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(
+            Path::new(env!("CARGO_BIN_EXE_patchwell")),
+            &["audit", "verify", "--data-dir", data.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.starts_with("audit log broken at entry "), "{said}");
+        assert!(
+            said.contains("was altered: its contents do not match its hash"),
+            "{said}"
+        );
+    });
+}
+
+/// Stops the server, runs `check` on its data directory, then removes it.
+fn drop_server_keep_data(mut server: Server, check: impl FnOnce(&Path)) {
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    check(&server.data);
+}

@@ -1,0 +1,1059 @@
+//! Evaluate and plan from the command line: users and API tokens, the
+//! procedure, exemptions, approvals, baselines, policies and the other
+//! planning documents, settings, risk, and the audit log.
+//! `patchwell audit verify --data-dir DIR` (or `--database-url`) checks the
+//! chain in the database itself, without trusting a running server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use jiff::{SignedDuration, Timestamp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::admin::{api_path, table, Client, Connection};
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a JSON document from a file, or from standard input for `-`.
+fn read_json(file: &PathBuf) -> anyhow::Result<Value> {
+    let raw = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    serde_json::from_str(&raw).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+fn print_value(
+    client: &Client,
+    value: Value,
+    render: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
+    client.print(value, |v: Value| render(&v))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List users and their roles.
+    List,
+    /// Create a user; without --password-file a password is made and printed once.
+    Add {
+        /// The sign-in name.
+        name: String,
+        /// admin, approver, operator or auditor.
+        #[arg(long)]
+        role: String,
+        /// Their email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// A file holding the password (at least 12 characters).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Change a user's role or address, or disable or enable them.
+    Set {
+        /// The sign-in name.
+        name: String,
+        /// A new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// A new address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Disable: their sessions end and their tokens stop working.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable again.
+        #[arg(long)]
+        enable: bool,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiTokensCommand {
+    /// List API tokens (an administrator sees everyone's).
+    List,
+    /// Create an API token; its secret is printed once.
+    Create {
+        /// What it is for.
+        name: String,
+        /// Comma-separated: read, operate, approve, administer (default: all
+        /// the user's role allows).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// For another user (administrators only).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// Its id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProcedureCommand {
+    /// The current procedure, who acknowledged it and who has not.
+    Show,
+    /// Publish a new version from a text file (`-` for standard input).
+    Publish {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Acknowledge the current version.
+    Acknowledge,
+}
+
+/// What a document command acts on.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DocCommand {
+    /// List them.
+    List,
+    /// One, as JSON.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Define or replace one from a JSON file (`-` for standard input).
+    Put {
+        /// Its name.
+        name: String,
+        /// The JSON document.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete one.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BaselinesCommand {
+    #[command(flatten)]
+    Doc(DocCommand),
+    /// Each host of the baseline's group: below, above, exempt or at.
+    Compliance {
+        /// The baseline.
+        name: String,
+    },
+    /// Raise the baseline to what a reference host has (a pilot host after
+    /// a rollout).
+    Raise {
+        /// The baseline.
+        name: String,
+        /// The reference host's id.
+        #[arg(long)]
+        host: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExemptionsCommand {
+    /// List exemptions and whether each is in force.
+    List,
+    /// Grant an exemption; you are recorded as its approver.
+    Add {
+        /// Its name.
+        name: String,
+        /// One host...
+        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        host: Option<String>,
+        /// ...or a group.
+        #[arg(long)]
+        group: Option<String>,
+        /// One advisory...
+        #[arg(long, conflicts_with = "package", required_unless_present = "package")]
+        advisory: Option<String>,
+        /// ...or every update of a package.
+        #[arg(long)]
+        package: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// The compensating control, such as "isolated VLAN".
+        #[arg(long)]
+        control: Option<String>,
+        /// Days until it lapses.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Withdraw an exemption.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// List decisions.
+    List,
+    /// Approve an update by title (an advisory id or package=version).
+    Approve {
+        /// The title.
+        title: String,
+        /// Rings it is approved for (repeat; none: all).
+        #[arg(long = "ring")]
+        rings: Vec<String>,
+        /// Groups it is approved for (repeat; none: all).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Decline an update by title.
+    Decline {
+        /// The title.
+        title: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Record a go or no-go decision on a change, with its comment.
+    Decide {
+        /// The change (a title or a rollout).
+        name: String,
+        /// go or no-go.
+        #[arg(value_parser = ["go", "no-go"])]
+        decision: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Whether an update may go to a ring now, and why (not).
+    Check {
+        /// The title.
+        title: String,
+        /// The ring.
+        #[arg(long, default_value = "pilot")]
+        ring: String,
+        /// A host group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this policy's approval rules.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// A setting as stored and in effect: classification, sla or calendar.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Set it from a JSON file (`-` for standard input).
+    Set {
+        /// Its name.
+        name: String,
+        /// The JSON document.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Entries, oldest first.
+    List {
+        /// Only subjects starting so (`exemptions/`, `users/alice`).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Check the hash chain; exit 1 and name the first entry altered or
+    /// missing. With --data-dir or --database-url it reads the database
+    /// directly rather than asking the server.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The server's data directory (its SQLite database).
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+pub(crate) async fn users(
+    connection: Connection,
+    command: UsersCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        UsersCommand::List => {
+            let users = client.call(Method::GET, "/api/v1/users", None).await?;
+            print_value(&client, users, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| {
+                        let state = if u["disabled_at"].is_null() {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        };
+                        vec![
+                            text(&u["username"]),
+                            text(&u["role"]),
+                            text(&u["email"]),
+                            state.into(),
+                        ]
+                    })
+                    .collect();
+                table(&["USER", "ROLE", "EMAIL", "STATE"], rows)
+            })
+        }
+        UsersCommand::Add {
+            name,
+            role,
+            email,
+            password_file,
+        } => {
+            let password = match password_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(&f)
+                        .with_context(|| format!("reading {}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            let body =
+                json!({"username": name, "role": role, "email": email, "password": password});
+            let created = client
+                .call(Method::POST, "/api/v1/users", Some(body))
+                .await?;
+            print_value(&client, created, |u| match u["password"].as_str() {
+                Some(p) => format!(
+                    "user {} ({}) created; password (shown once): {p}\n",
+                    text(&u["username"]),
+                    text(&u["role"])
+                ),
+                None => format!(
+                    "user {} ({}) created\n",
+                    text(&u["username"]),
+                    text(&u["role"])
+                ),
+            })
+        }
+        UsersCommand::Set {
+            name,
+            role,
+            email,
+            disable,
+            enable,
+            reason,
+        } => {
+            let disabled = if disable {
+                Some(true)
+            } else if enable {
+                Some(false)
+            } else {
+                None
+            };
+            let body =
+                json!({"role": role, "email": email, "disabled": disabled, "reason": reason});
+            let user = client
+                .call(Method::PATCH, &api_path(&["users", &name]), Some(body))
+                .await?;
+            print_value(&client, user, |u| {
+                format!(
+                    "user {}: role {}, {}\n",
+                    text(&u["username"]),
+                    text(&u["role"]),
+                    if u["disabled_at"].is_null() {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                )
+            })
+        }
+    }
+}
+
+pub(crate) async fn api_tokens(
+    connection: Connection,
+    command: ApiTokensCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ApiTokensCommand::List => {
+            let tokens = client.call(Method::GET, "/api/v1/api-tokens", None).await?;
+            print_value(&client, tokens, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let state = if t["revoked_at"].is_null() {
+                            "active"
+                        } else {
+                            "revoked"
+                        };
+                        vec![
+                            text(&t["id"]),
+                            text(&t["name"]),
+                            text(&t["user"]),
+                            text(&t["scopes"]),
+                            state.into(),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "NAME", "USER", "SCOPES", "STATE"], rows)
+            })
+        }
+        ApiTokensCommand::Create { name, scopes, user } => {
+            let body = json!({"name": name, "scopes": scopes, "user": user});
+            let created = client
+                .call(Method::POST, "/api/v1/api-tokens", Some(body))
+                .await?;
+            print_value(&client, created, |t| {
+                format!(
+                    "token:  {}\nid:     {}\nuser:   {}\nscopes: {}\n",
+                    text(&t["token"]),
+                    text(&t["id"]),
+                    text(&t["user"]),
+                    text(&t["scopes"])
+                )
+            })
+        }
+        ApiTokensCommand::Revoke { id } => {
+            client
+                .call(Method::DELETE, &api_path(&["api-tokens", &id]), None)
+                .await?;
+            print_value(&client, json!({"revoked": id}), |_| {
+                format!("API token {id} revoked\n")
+            })
+        }
+    }
+}
+
+pub(crate) async fn procedure(
+    connection: Connection,
+    command: ProcedureCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ProcedureCommand::Show => {
+            let p = client.call(Method::GET, "/api/v1/procedure", None).await?;
+            print_value(&client, p, |p| {
+                let acked: Vec<String> = p["acknowledged"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| text(&a["user"]))
+                    .collect();
+                let pending: Vec<String> = p["not_acknowledged"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                format!(
+                    "version {} published {} by {}\n\n{}\n\nacknowledged: {}\nnot yet:      {}\n",
+                    text(&p["version"]),
+                    text(&p["published_at"]),
+                    text(&p["published_by"]),
+                    text(&p["text"]).trim_end(),
+                    if acked.is_empty() {
+                        "-".into()
+                    } else {
+                        acked.join(", ")
+                    },
+                    if pending.is_empty() {
+                        "-".into()
+                    } else {
+                        pending.join(", ")
+                    },
+                )
+            })
+        }
+        ProcedureCommand::Publish { file } => {
+            let body = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let p = client
+                .call(
+                    Method::PUT,
+                    "/api/v1/procedure",
+                    Some(json!({"text": body})),
+                )
+                .await?;
+            print_value(&client, p, |p| {
+                format!("procedure version {} published\n", text(&p["version"]))
+            })
+        }
+        ProcedureCommand::Acknowledge => {
+            let p = client.call(Method::GET, "/api/v1/procedure", None).await?;
+            let version = p["version"]
+                .as_u64()
+                .context("the server sent no version")?;
+            client
+                .call(
+                    Method::POST,
+                    "/api/v1/procedure/acknowledge",
+                    Some(json!({"version": version})),
+                )
+                .await?;
+            print_value(&client, json!({"acknowledged": version}), |_| {
+                format!("procedure version {version} acknowledged\n")
+            })
+        }
+    }
+}
+
+/// `patchwell policies|approval-rules|contacts|owners ...`: documents of
+/// one kind.
+pub(crate) async fn documents(
+    connection: Connection,
+    kind: &str,
+    command: DocCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    doc_command(&client, kind, command).await
+}
+
+async fn doc_command(client: &Client, kind: &str, command: DocCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        DocCommand::List => {
+            let docs = client.call(Method::GET, &api_path(&[kind]), None).await?;
+            print_value(client, docs, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            text(&d["name"]),
+                            text(&d["updated_at"]),
+                            text(&d["updated_by"]),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "UPDATED", "BY"], rows)
+            })
+        }
+        DocCommand::Show { name } => {
+            let doc = client
+                .call(Method::GET, &api_path(&[kind, &name]), None)
+                .await?;
+            print_value(client, doc, |d| {
+                serde_json::to_string_pretty(d).unwrap_or_default() + "\n"
+            })
+        }
+        DocCommand::Put { name, file } => {
+            let body = read_json(&file)?;
+            let doc = client
+                .call(Method::PUT, &api_path(&[kind, &name]), Some(body))
+                .await?;
+            print_value(client, doc, |d| {
+                let verb = if d["replaced"] == true {
+                    "replaced"
+                } else {
+                    "defined"
+                };
+                format!("{kind}/{name} {verb}\n")
+            })
+        }
+        DocCommand::Remove { name } => {
+            client
+                .call(Method::DELETE, &api_path(&[kind, &name]), None)
+                .await?;
+            print_value(client, json!({"removed": name}), |_| {
+                format!("{kind}/{name} removed\n")
+            })
+        }
+    }
+}
+
+pub(crate) async fn baselines(
+    connection: Connection,
+    command: BaselinesCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        BaselinesCommand::Doc(doc) => doc_command(&client, "baselines", doc).await,
+        BaselinesCommand::Compliance { name } => {
+            let c = client
+                .call(
+                    Method::GET,
+                    &api_path(&["baselines", &name, "compliance"]),
+                    None,
+                )
+                .await?;
+            print_value(&client, c, |c| {
+                let rows = c["compliance"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| {
+                        let missing: Vec<String> = h["missing"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|m| {
+                                let exempt = m["exempt_by"]
+                                    .as_str()
+                                    .map(|e| format!(" (exempt: {e})"))
+                                    .unwrap_or_default();
+                                format!(
+                                    "{} has {}{exempt}",
+                                    text(&m["requirement"]),
+                                    text(&m["has"])
+                                )
+                            })
+                            .collect();
+                        let above: Vec<String> = h["unapproved"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|u| {
+                                format!(
+                                    "{} {} > approved {}",
+                                    text(&u["package"]),
+                                    text(&u["installed"]),
+                                    text(&u["highest_approved"])
+                                )
+                            })
+                            .collect();
+                        let detail = missing
+                            .into_iter()
+                            .chain(above)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        vec![
+                            text(&h["hostname"]),
+                            text(&h["status"]),
+                            if detail.is_empty() {
+                                "-".into()
+                            } else {
+                                detail
+                            },
+                        ]
+                    })
+                    .collect();
+                format!(
+                    "{}\n{} hosts: {} below, {} above, {} exempt, {} at\n",
+                    table(&["HOST", "STATUS", "WHY"], rows).trim_end(),
+                    text(&c["hosts"]),
+                    text(&c["below"]),
+                    text(&c["above"]),
+                    text(&c["exempt"]),
+                    text(&c["at"])
+                )
+            })
+        }
+        BaselinesCommand::Raise { name, host } => {
+            let r = client
+                .call(
+                    Method::POST,
+                    &api_path(&["baselines", &name, "raise"]),
+                    Some(json!({"host": host})),
+                )
+                .await?;
+            print_value(&client, r, |r| {
+                let changes: Vec<String> = r["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                if changes.is_empty() {
+                    format!("baseline {name}: nothing to raise\n")
+                } else {
+                    format!("baseline {name} raised: {}\n", changes.join(", "))
+                }
+            })
+        }
+    }
+}
+
+pub(crate) async fn exemptions(
+    connection: Connection,
+    command: ExemptionsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ExemptionsCommand::List => {
+            let list = client.call(Method::GET, "/api/v1/exemptions", None).await?;
+            print_value(&client, list, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        let hosts = e["host"]
+                            .as_str()
+                            .map(|h| format!("host {h}"))
+                            .unwrap_or_else(|| format!("group {}", text(&e["group"])));
+                        let target = e["advisory"]
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| format!("package {}", text(&e["package"])));
+                        vec![
+                            text(&e["name"]),
+                            hosts,
+                            target,
+                            text(&e["expires"]),
+                            text(&e["now"]["standing"]),
+                            text(&e["approver"]),
+                            text(&e["reason"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "NAME", "HOSTS", "FOR", "EXPIRES", "STANDING", "APPROVER", "REASON",
+                    ],
+                    rows,
+                )
+            })
+        }
+        ExemptionsCommand::Add {
+            name,
+            host,
+            group,
+            advisory,
+            package,
+            reason,
+            control,
+            days,
+        } => {
+            let expires = Timestamp::now()
+                .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
+                .context("--days is too far away")?;
+            let body = json!({
+                "host": host, "group": group, "advisory": advisory, "package": package,
+                "reason": reason, "control": control, "expires": expires,
+            });
+            let e = client
+                .call(Method::PUT, &api_path(&["exemptions", &name]), Some(body))
+                .await?;
+            print_value(&client, e, |e| {
+                format!(
+                    "exemption {name} granted by {} until {}\n",
+                    text(&e["approver"]),
+                    text(&e["expires"])
+                )
+            })
+        }
+        ExemptionsCommand::Remove { name } => {
+            client
+                .call(Method::DELETE, &api_path(&["exemptions", &name]), None)
+                .await?;
+            print_value(&client, json!({"removed": name}), |_| {
+                format!("exemption {name} withdrawn\n")
+            })
+        }
+    }
+}
+
+pub(crate) async fn approvals(
+    connection: Connection,
+    command: ApprovalsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ApprovalsCommand::List => {
+            let list = client.call(Method::GET, "/api/v1/approvals", None).await?;
+            print_value(&client, list, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        let list = |k: &str| {
+                            let items: Vec<String> =
+                                a[k].as_array().into_iter().flatten().map(text).collect();
+                            if items.is_empty() {
+                                "all".into()
+                            } else {
+                                items.join(",")
+                            }
+                        };
+                        vec![
+                            text(&a["name"]),
+                            text(&a["verdict"]),
+                            list("rings"),
+                            list("groups"),
+                            text(&a["by"]),
+                            text(&a["comment"]),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["TITLE", "VERDICT", "RINGS", "GROUPS", "BY", "COMMENT"],
+                    rows,
+                )
+            })
+        }
+        ApprovalsCommand::Approve {
+            title,
+            rings,
+            groups,
+            comment,
+        } => {
+            let body =
+                json!({"verdict": "approve", "rings": rings, "groups": groups, "comment": comment});
+            let a = client
+                .call(Method::PUT, &api_path(&["approvals", &title]), Some(body))
+                .await?;
+            print_value(&client, a, |a| {
+                format!("{title} approved by {}\n", text(&a["by"]))
+            })
+        }
+        ApprovalsCommand::Decline { title, comment } => {
+            let body = json!({"verdict": "decline", "comment": comment});
+            let a = client
+                .call(Method::PUT, &api_path(&["approvals", &title]), Some(body))
+                .await?;
+            print_value(&client, a, |a| {
+                format!("{title} declined by {}\n", text(&a["by"]))
+            })
+        }
+        ApprovalsCommand::Decide {
+            name,
+            decision,
+            comment,
+        } => {
+            let body = json!({"go": decision == "go", "comment": comment});
+            let d = client
+                .call(Method::PUT, &api_path(&["go-no-go", &name]), Some(body))
+                .await?;
+            print_value(&client, d, |d| {
+                format!("{name}: {decision}, recorded for {}\n", text(&d["by"]))
+            })
+        }
+        ApprovalsCommand::Check {
+            title,
+            ring,
+            group,
+            policy,
+        } => {
+            let mut query = format!("?ring={}", crate::admin::encode(&ring));
+            if let Some(g) = group {
+                query.push_str(&format!("&group={}", crate::admin::encode(&g)));
+            }
+            if let Some(p) = policy {
+                query.push_str(&format!("&policy={}", crate::admin::encode(&p)));
+            }
+            let path = api_path(&["approvals", &title, "eligibility"]) + &query;
+            let e = client.call(Method::GET, &path, None).await?;
+            print_value(&client, e, |e| {
+                let d = &e["decision"];
+                let why = match d["state"].as_str() {
+                    Some("approved") => format!("approved by {}", text(&d["by"])),
+                    Some("waiting") => format!(
+                        "waiting until {}: {}",
+                        text(&d["until"]),
+                        text(&d["reason"])
+                    ),
+                    Some("declined") => {
+                        format!("declined by {}: {}", text(&d["by"]), text(&d["comment"]))
+                    }
+                    _ => text(&d["reason"]),
+                };
+                format!(
+                    "{title} ({}, {}) for ring {ring}: {why}\n",
+                    text(&e["class"]),
+                    text(&e["class_rule"])
+                )
+            })
+        }
+    }
+}
+
+pub(crate) async fn settings(
+    connection: Connection,
+    command: SettingsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    let (name, value) = match command {
+        SettingsCommand::Show { name } => {
+            let v = client
+                .call(Method::GET, &api_path(&["settings", &name]), None)
+                .await?;
+            (name, v)
+        }
+        SettingsCommand::Set { name, file } => {
+            let body = read_json(&file)?;
+            let v = client
+                .call(Method::PUT, &api_path(&["settings", &name]), Some(body))
+                .await?;
+            (name, v)
+        }
+    };
+    print_value(&client, value, |v| {
+        format!(
+            "{name} in effect:\n{}\n",
+            serde_json::to_string_pretty(&v["effective"]).unwrap_or_default()
+        )
+    })
+}
+
+pub(crate) async fn risk(connection: Connection, limit: usize) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    let r = client
+        .call(
+            Method::GET,
+            &format!("/api/v1/summary/risk?limit={limit}"),
+            None,
+        )
+        .await?;
+    print_value(&client, r, |r| {
+        let rows = r["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                let o = &h["open"];
+                let because: Vec<String> = h["because"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                vec![
+                    text(&h["hostname"]),
+                    format!("{:.1}", h["score"].as_f64().unwrap_or(0.0)),
+                    format!(
+                        "{}/{}/{}/{}",
+                        text(&o["critical"]),
+                        text(&o["high"]),
+                        text(&o["medium"]),
+                        text(&o["low"])
+                    ),
+                    text(&o["known_exploited"]),
+                    if because.is_empty() {
+                        "-".into()
+                    } else {
+                        because.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        table(
+            &["HOST", "SCORE", "CRIT/HIGH/MED/LOW", "KEV", "BECAUSE"],
+            rows,
+        )
+    })
+}
+
+pub(crate) async fn audit(
+    connection: Connection,
+    command: AuditCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::List {
+            subject,
+            after,
+            limit,
+        } => {
+            let client = Client::new(connection)?;
+            let mut path = format!("/api/v1/audit?after={after}&limit={limit}");
+            if let Some(s) = subject {
+                path.push_str(&format!("&subject={}", crate::admin::encode(&s)));
+            }
+            let log = client.call(Method::GET, &path, None).await?;
+            print_value(&client, log, |v| {
+                let rows = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        vec![
+                            text(&e["seq"]),
+                            text(&e["at"]),
+                            text(&e["actor"]),
+                            text(&e["action"]),
+                            text(&e["subject"]),
+                            text(&e["reason"]),
+                        ]
+                    })
+                    .collect();
+                table(&["SEQ", "AT", "ACTOR", "ACTION", "SUBJECT", "REASON"], rows)
+            })
+        }
+        AuditCommand::Verify(args) => {
+            let (verdict, json_out) = match (&args.data_dir, &args.database_url) {
+                (None, None) => {
+                    let json_out = connection.wants_json();
+                    let client = Client::new(connection)?;
+                    (
+                        client
+                            .call(Method::GET, "/api/v1/audit/verify", None)
+                            .await?,
+                        json_out,
+                    )
+                }
+                (dir, url) => {
+                    let now = Timestamp::now();
+                    let store = match (dir, url) {
+                        (Some(dir), _) => {
+                            if !dir.join("patchwell.db").is_file() {
+                                anyhow::bail!("{} holds no patchwell.db", dir.display());
+                            }
+                            store::Store::open_sqlite(dir, now).await
+                        }
+                        (None, Some(url)) => store::Store::open_postgres(url, now).await,
+                        (None, None) => unreachable!("matched above"),
+                    }
+                    .context("opening the database")?;
+                    let v = store::AuditStore::verify_audit(&store).await?;
+                    store.close().await;
+                    (server::verdict_json(&v), connection.wants_json())
+                }
+            };
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&verdict)?);
+            } else if verdict["intact"] == true {
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    text(&verdict["entries"]),
+                    text(&verdict["head"])
+                );
+            } else {
+                println!(
+                    "audit log broken at entry {}: {}",
+                    text(&verdict["first_bad_entry"]),
+                    text(&verdict["problem"])
+                );
+            }
+            Ok(if verdict["intact"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
