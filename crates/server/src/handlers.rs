@@ -12,6 +12,7 @@ use protocol::{
 };
 use store::{
     GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore,
+    Why,
 };
 
 use crate::api::{
@@ -475,7 +476,12 @@ pub(crate) async fn put_group(
     parse_query(&definition.query)?;
     state
         .store
-        .put_group(&name, definition.query.trim(), now(&state))
+        .put_group(
+            &name,
+            definition.query.trim(),
+            &Why::new(&caller.username, "define-group"),
+            now(&state),
+        )
         .await?;
     tracing::info!(group = %name, by = %caller.username, "Dynamic group defined.");
     Ok(StatusCode::NO_CONTENT)
@@ -507,10 +513,11 @@ pub(crate) async fn group_hosts(
 /// `DELETE /api/v1/groups/{name}`
 pub(crate) async fn delete_group(
     State(state): State<AppState>,
-    _caller: Operator,
+    Operator(caller): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if !state.store.delete_group(&name).await? {
+    let why = Why::new(&caller.username, "delete-group");
+    if !state.store.delete_group(&name, &why, now(&state)).await? {
         return Err(ApiError::not_found(format!("group {name} not found")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -540,7 +547,8 @@ pub(crate) async fn revoke_host(
     Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if !state.store.revoke_host(&id, now(&state)).await? {
+    let why = Why::new(&caller.username, "revoke-host");
+    if !state.store.revoke_host(&id, &why, now(&state)).await? {
         return Err(ApiError::not_found(format!("host {id} not found")));
     }
     state.fleet.remove_host(&id);
@@ -551,7 +559,7 @@ pub(crate) async fn revoke_host(
 /// `PUT /api/v1/hosts/{id}/attributes`
 pub(crate) async fn set_attributes(
     State(state): State<AppState>,
-    _caller: Operator,
+    Operator(caller): Operator,
     Path(id): Path<String>,
     body: JsonBody<Attributes>,
 ) -> ApiResult<StatusCode> {
@@ -579,7 +587,11 @@ pub(crate) async fn set_attributes(
         department: a.department,
         tags: a.tags,
     };
-    state.store.set_attributes(&id, &attributes).await?;
+    let why = Why::new(&caller.username, "set-attributes");
+    state
+        .store
+        .set_attributes(&id, &attributes, &why, now(&state))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

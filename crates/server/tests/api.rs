@@ -2061,6 +2061,11 @@ async fn planning_decisions_classify_clock_exempt_and_are_audited() {
     assert_eq!(log.as_array().unwrap().len(), 2);
     assert_eq!(log[1]["action"], "raise-baseline");
     assert!(log[1]["before"]["minimum"][0]["version"] == "2:1.20.11-1+deb11u6");
+    let (_, log) = s.get(format!("/api/v1/audit?subject=hosts/{old}/attributes")).await;
+    assert_eq!(log[0]["actor"], "admin");
+    assert_eq!(log[0]["before"]["criticality"], Value::Null);
+    assert_eq!(log[0]["after"]["criticality"], "critical");
+    assert_eq!(log[0]["after"]["tags"], json!(["internet-facing"]));
     let (_, verdict) = s.get("/api/v1/audit/verify").await;
     assert_eq!(verdict["intact"], true, "{verdict}");
     let seq = entry["seq"].as_i64().unwrap();

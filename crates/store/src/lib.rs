@@ -281,14 +281,14 @@ pub struct DynamicGroup {
 
 /// Dynamic groups' definitions.
 pub trait GroupStore {
-    /// Creates or replaces a group.
-    async fn put_group(&self, name: &str, query: &str, now: Timestamp) -> Result<()>;
+    /// Creates or replaces a group, recording the change.
+    async fn put_group(&self, name: &str, query: &str, why: &Why, now: Timestamp) -> Result<()>;
     /// Every group, by name.
     async fn groups(&self) -> Result<Vec<DynamicGroup>>;
     /// One group.
     async fn group(&self, name: &str) -> Result<Option<DynamicGroup>>;
-    /// Deletes a group; false when there is none.
-    async fn delete_group(&self, name: &str) -> Result<bool>;
+    /// Deletes a group, recording it; false when there is none.
+    async fn delete_group(&self, name: &str, why: &Why, now: Timestamp) -> Result<bool>;
 }
 
 /// Enrollment tokens, and enrollment itself.
@@ -310,8 +310,9 @@ pub trait HostStore {
     async fn authenticate(&self, host_id: &str, credential_hash: &[u8]) -> Result<HostAuth>;
     /// Records that the host was heard from.
     async fn touch(&self, host_id: &str, now: Timestamp) -> Result<()>;
-    /// Revokes a host's enrollment; false when there is no such host.
-    async fn revoke_host(&self, host_id: &str, now: Timestamp) -> Result<bool>;
+    /// Revokes a host's enrollment (recorded the first time); false when
+    /// there is no such host.
+    async fn revoke_host(&self, host_id: &str, why: &Why, now: Timestamp) -> Result<bool>;
     /// One host.
     async fn host(&self, host_id: &str) -> Result<Option<HostRecord>>;
     /// Hosts matching the filter, by host name.
@@ -321,8 +322,14 @@ pub trait HostStore {
         now: Timestamp,
         stale_after: jiff::SignedDuration,
     ) -> Result<Vec<HostRecord>>;
-    /// Replaces a host's administrative attributes.
-    async fn set_attributes(&self, host_id: &str, attributes: &HostAttributes) -> Result<()>;
+    /// Replaces a host's administrative attributes, recording what changed.
+    async fn set_attributes(
+        &self,
+        host_id: &str,
+        attributes: &HostAttributes,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<()>;
 }
 
 /// A configured advisory feed and how its last import went.

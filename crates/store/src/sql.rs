@@ -8,6 +8,7 @@ use protocol::{AvailableUpdate, Inventory, Manager, Neighbour, Package};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::audit::{append, AuditEvent, Why};
 use crate::{
     schema, sort_key, Count, EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter,
     HostRecord, HostStore, HostWithPackage, InventoryStore, NewHost, NewToken, Result, TokenRecord,
@@ -272,7 +273,19 @@ const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_code
     facts, inventory_digest, inventory_collected_at";
 
 impl crate::GroupStore for Store {
-    async fn put_group(&self, name: &str, query: &str, now: Timestamp) -> Result<()> {
+    async fn put_group(&self, name: &str, query: &str, why: &Why, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT query FROM dynamic_groups WHERE name = $1{}",
+            self.for_update()
+        );
+        let before: Option<String> = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
         sqlx::query(
             "INSERT INTO dynamic_groups (name, query, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (name) DO UPDATE SET query = excluded.query, updated_at = excluded.updated_at",
@@ -280,8 +293,17 @@ impl crate::GroupStore for Store {
         .bind(name)
         .bind(query)
         .bind(now.as_second())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let state = |q: &str| serde_json::json!({ "query": q }).to_string();
+        let event = AuditEvent::of(
+            why,
+            format!("groups/{name}"),
+            before.as_deref().map(state),
+            Some(state(query)),
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -304,12 +326,34 @@ impl crate::GroupStore for Store {
         row.as_ref().map(group_from_row).transpose()
     }
 
-    async fn delete_group(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM dynamic_groups WHERE name = $1")
+    async fn delete_group(&self, name: &str, why: &Why, now: Timestamp) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT query FROM dynamic_groups WHERE name = $1{}",
+            self.for_update()
+        );
+        let Some(row) = sqlx::query(&sql)
             .bind(name)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let query: String = row.try_get(0)?;
+        sqlx::query("DELETE FROM dynamic_groups WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let event = AuditEvent::of(
+            why,
+            format!("groups/{name}"),
+            Some(serde_json::json!({ "query": query }).to_string()),
+            None,
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -455,14 +499,37 @@ impl HostStore for Store {
         Ok(())
     }
 
-    async fn revoke_host(&self, host_id: &str, now: Timestamp) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE hosts SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+    async fn revoke_host(&self, host_id: &str, why: &Why, now: Timestamp) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT revoked_at FROM hosts WHERE id = $1{}",
+            self.for_update()
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let revoked: Option<i64> = row.try_get(0)?;
+        if revoked.is_none() {
+            sqlx::query("UPDATE hosts SET revoked_at = $2 WHERE id = $1")
                 .bind(host_id)
                 .bind(now.as_second())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() > 0)
+            let event = AuditEvent::of(
+                why,
+                format!("hosts/{host_id}"),
+                Some(r#"{"revoked":false}"#.to_owned()),
+                Some(r#"{"revoked":true}"#.to_owned()),
+            );
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn host(&self, host_id: &str) -> Result<Option<HostRecord>> {
@@ -526,9 +593,40 @@ impl HostStore for Store {
             .collect()
     }
 
-    async fn set_attributes(&self, host_id: &str, a: &HostAttributes) -> Result<()> {
+    async fn set_attributes(
+        &self,
+        host_id: &str,
+        a: &HostAttributes,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT static_group, criticality, owner, department FROM hosts WHERE id = $1{}",
+            self.for_update()
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(Error::NotFound(format!("host {host_id}")));
+        };
+        let tag_rows = sqlx::query("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
+            .bind(host_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let before = HostAttributes {
+            group: row.try_get(0)?,
+            criticality: row.try_get(1)?,
+            owner: row.try_get(2)?,
+            department: row.try_get(3)?,
+            tags: tag_rows
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?,
+        };
         let done = sqlx::query(
             "UPDATE hosts SET static_group = $2, criticality = $3, owner = $4, department = $5 WHERE id = $1",
         )
@@ -556,9 +654,30 @@ impl HostStore for Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let after = HostAttributes { tags, ..a.clone() };
+        if after != before {
+            let event = AuditEvent::of(
+                why,
+                format!("hosts/{host_id}/attributes"),
+                Some(attributes_json(&before)),
+                Some(attributes_json(&after)),
+            );
+            append(&mut tx, &event, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn attributes_json(a: &HostAttributes) -> String {
+    serde_json::json!({
+        "group": a.group,
+        "criticality": a.criticality,
+        "owner": a.owner,
+        "department": a.department,
+        "tags": a.tags,
+    })
+    .to_string()
 }
 
 /// Compares two secrets' hashes without an early exit.

@@ -175,15 +175,25 @@ async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
 async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
     use store::GroupStore;
     store
-        .put_group("eu-laptops", "tag = laptop and tag = eu", at(1))
+        .put_group(
+            "eu-laptops",
+            "tag = laptop and tag = eu",
+            &Why::new("op", "test"),
+            at(1),
+        )
         .await
         .unwrap();
     store
-        .put_group("bookworm", "os = debian and os_version = 12", at(2))
+        .put_group(
+            "bookworm",
+            "os = debian and os_version = 12",
+            &Why::new("op", "test"),
+            at(2),
+        )
         .await
         .unwrap();
     store
-        .put_group("eu-laptops", "tag = laptop", at(3))
+        .put_group("eu-laptops", "tag = laptop", &Why::new("op", "test"), at(3))
         .await
         .unwrap();
     let groups = store.groups().await.unwrap();
@@ -194,8 +204,22 @@ async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
         (g.query.as_str(), g.created_at, g.updated_at),
         ("tag = laptop", at(1), at(3))
     );
-    assert!(store.delete_group("bookworm").await.unwrap());
-    assert!(!store.delete_group("bookworm").await.unwrap());
+    assert!(store
+        .delete_group("bookworm", &Why::new("op", "test"), at(4))
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_group("bookworm", &Why::new("op", "test"), at(5))
+        .await
+        .unwrap());
+    // Three definitions and one deletion were recorded, with before and after.
+    let log = store.audit_entries(Some("groups/"), 0, 10).await.unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(
+        log[2].event.before.as_deref(),
+        Some(r#"{"query":"tag = laptop and tag = eu"}"#)
+    );
+    assert_eq!(log[3].event.after, None);
     assert!(store.group("bookworm").await.unwrap().is_none());
 }
 
@@ -689,7 +713,10 @@ async fn credentials_are_checked_and_revocation_refuses(store: Store) {
         at(500),
         "last seen never goes back"
     );
-    assert!(store.revoke_host("h1", at(600)).await.unwrap());
+    assert!(store
+        .revoke_host("h1", &Why::new("op", "test"), at(600))
+        .await
+        .unwrap());
     assert_eq!(
         store.authenticate("h1", b"cred-h1").await.unwrap(),
         HostAuth::Revoked
@@ -832,7 +859,10 @@ async fn hosts_below_a_version_follow_the_package_manager(store: Store) {
         .store_inventory("e", &inventory(1, "12", with("3.0.1-1")), "d", at(2))
         .await
         .unwrap();
-    store.revoke_host("e", at(3)).await.unwrap();
+    store
+        .revoke_host("e", &Why::new("op", "test"), at(3))
+        .await
+        .unwrap();
 
     let below = store
         .hosts_with_package_below(Manager::Dpkg, "openssl", "3.0.11-1~deb12u2")
@@ -959,11 +989,16 @@ async fn hosts_are_filtered(store: Store) {
                 department: Some("IT".into()),
                 tags: vec!["laptop".into(), "eu".into(), "laptop".into()],
             },
+            &Why::new("op", "set-attributes"),
+            at(2),
         )
         .await
         .unwrap();
     store.touch("c", at(30 * 86_400)).await.unwrap();
-    store.revoke_host("d", at(3)).await.unwrap();
+    store
+        .revoke_host("d", &Why::new("op", "test"), at(3))
+        .await
+        .unwrap();
 
     let now = at(30 * 86_400);
     let week = SignedDuration::from_hours(24 * 7);
@@ -1048,7 +1083,14 @@ async fn hosts_are_filtered(store: Store) {
     assert_eq!(a.attributes.criticality.as_deref(), Some("high"));
     assert!(a.is_stale(now, week));
     assert!(matches!(
-        store.set_attributes("zz", &HostAttributes::default()).await,
+        store
+            .set_attributes(
+                "zz",
+                &HostAttributes::default(),
+                &Why::new("op", "test"),
+                at(2)
+            )
+            .await,
         Err(Error::NotFound(_))
     ));
 }
