@@ -2061,7 +2061,9 @@ async fn planning_decisions_classify_clock_exempt_and_are_audited() {
     assert_eq!(log.as_array().unwrap().len(), 2);
     assert_eq!(log[1]["action"], "raise-baseline");
     assert!(log[1]["before"]["minimum"][0]["version"] == "2:1.20.11-1+deb11u6");
-    let (_, log) = s.get(format!("/api/v1/audit?subject=hosts/{old}/attributes")).await;
+    let (_, log) = s
+        .get(format!("/api/v1/audit?subject=hosts/{old}/attributes"))
+        .await;
     assert_eq!(log[0]["actor"], "admin");
     assert_eq!(log[0]["before"]["criticality"], Value::Null);
     assert_eq!(log[0]["after"]["criticality"], "critical");
