@@ -352,16 +352,21 @@ pub(crate) async fn host_findings(
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let report = catalog.index.evaluate(&view, today);
     let mut findings = report_json(&catalog.index, &report);
-    // First detections: this host's are recorded now, if the periodic
-    // sweep has not yet, so a clock never starts later than the first look.
-    let ids: Vec<&str> = findings
+    // First detections: those of this host that the periodic sweep has not
+    // recorded yet are recorded now, so a clock never starts later than the
+    // first look. Most reads find them all recorded and write nothing.
+    let at = now(&state);
+    let mut detections = state.store.detections(&host.id).await?;
+    let missing: Vec<(&str, &str)> = findings
         .iter()
         .filter_map(|f| f["advisory"].as_str())
+        .filter(|a| !detections.contains_key(*a))
+        .map(|a| (host.id.as_str(), a))
         .collect();
-    let pairs: Vec<(&str, &str)> = ids.iter().map(|a| (host.id.as_str(), *a)).collect();
-    let at = now(&state);
-    state.store.record_detections(&pairs, at).await?;
-    let detections = state.store.detections(&host.id).await?;
+    if !missing.is_empty() {
+        state.store.record_detections(&missing, at).await?;
+        detections.extend(missing.iter().map(|(_, a)| ((*a).to_owned(), at)));
+    }
     let planning = crate::plan_api::Planning::load(&state).await?;
     let groups = planning.groups_of(&state, &host);
     crate::plan_api::assess_findings(&planning, &host, &groups, &detections, &mut findings, at);

@@ -20,6 +20,9 @@ struct State {
     ids: HashMap<String, u32>,
     names: Vec<String>,
     loaded: bool,
+    /// Counts changes, so a reader can tell whether anything moved since
+    /// it last looked.
+    generation: u64,
 }
 
 /// The shared fleet.
@@ -38,6 +41,11 @@ impl FleetHandle {
     /// Whether every stored host has been loaded since the server started.
     pub fn loaded(&self) -> bool {
         self.lock().loaded
+    }
+
+    /// A number that changes whenever a host or the catalog changes.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     /// Whether the fleet holds a host.
@@ -75,6 +83,7 @@ impl FleetHandle {
         let Some(&id) = state.ids.get(host) else {
             return false;
         };
+        state.generation += 1;
         state.fleet.update_host(id, removed, added).is_some()
     }
 
@@ -83,12 +92,17 @@ impl FleetHandle {
     pub fn remove_host(&self, host: &str) {
         let mut state = self.lock();
         let id = intern(&mut state, host);
+        state.generation += 1;
         state.fleet.remove_host(id);
     }
 
     /// Checks the fleet against a new catalog.
     pub fn set_index(&self, index: Arc<Index>) {
-        let pairs = self.lock().fleet.set_index(index);
+        let pairs = {
+            let mut state = self.lock();
+            state.generation += 1;
+            state.fleet.set_index(index)
+        };
         tracing::info!(pairs, "Fleet checked against the catalog.");
     }
 
@@ -156,6 +170,7 @@ fn intern(state: &mut State, host: &str) -> u32 {
 
 fn set_locked(state: &mut State, host: &str, view: &HostView) {
     let id = intern(state, host);
+    state.generation += 1;
     state.fleet.set_host(id, view);
 }
 

@@ -39,20 +39,27 @@ pub(crate) async fn stored_host(state: &AppState, id: &str) -> ApiResult<HostRec
         .ok_or_else(|| ApiError::not_found(format!("host {id} not found")))
 }
 
-/// Checks the name of a thing an admin defines (a group, a feed): it goes
-/// into URLs and logs.
-pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
+/// Checks a name that goes into URLs, logs and the audit log: 1 to `max`
+/// ASCII letters, digits and the characters of `extra`.
+pub(crate) fn check_identifier(what: &str, name: &str, max: usize, extra: &str) -> ApiResult<()> {
     let fine = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= max
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
     if fine {
         return Ok(());
     }
+    let others: Vec<String> = extra.chars().map(|c| format!("'{c}'")).collect();
     Err(ApiError::bad_request(format!(
-        "{what} name {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+        "{what} {name:?}: 1 to {max} letters, digits, {}",
+        others.join(", ")
     )))
+}
+
+/// Checks the name of a thing an admin defines (a group, a feed).
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    check_identifier(&format!("{what} name"), name, 64, "-_.")
 }
 
 fn host_view(h: HostRecord, now: Timestamp, stale_after: SignedDuration) -> HostView {

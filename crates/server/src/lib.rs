@@ -347,20 +347,27 @@ async fn refresh_feeds(state: AppState, every: Duration) {
 /// host's findings records its own at once.)
 async fn record_detections(state: AppState) {
     let mut recorded = std::collections::HashSet::new();
+    let mut swept = None;
     let mut ticks = tokio::time::interval(Duration::from_secs(60));
     loop {
         ticks.tick().await;
-        if !state.fleet.loaded() {
+        // Nothing to do until the fleet is loaded, nor while it is as the
+        // last sweep found it.
+        let generation = state.fleet.generation();
+        if !state.fleet.loaded() || swept == Some(generation) {
             continue;
         }
         match plan_api::sweep_detections(&state, &mut recorded).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pairs = n, "First detections recorded."),
+            Ok(n) => {
+                swept = Some(generation);
+                if n > 0 {
+                    tracing::info!(pairs = n, "First detections recorded.");
+                }
+            }
             Err(e) => tracing::warn!("recording first detections: {e}"),
         }
     }
 }
-
 /// Opens the store the options name, with migrations run.
 pub async fn open_store(options: &ServeOptions, now: Timestamp) -> anyhow::Result<Store> {
     Ok(match &options.database_url {

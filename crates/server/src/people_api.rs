@@ -20,7 +20,7 @@ use store::{
 
 use crate::auth::{Administrator, Member, Reader, SESSION_COOKIE, SESSION_PREFIX};
 use crate::error::ApiError;
-use crate::handlers::{now, ApiResult, JsonBody};
+use crate::handlers::{check_identifier, now, ApiResult, JsonBody};
 use crate::{secrets, AppState};
 
 /// How long a session lasts.
@@ -64,17 +64,7 @@ fn check_password(password: &str) -> ApiResult<()> {
 }
 
 fn check_username(name: &str) -> ApiResult<()> {
-    let fine = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
-    if fine {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "user name {name:?}: 1 to 64 letters, digits, '-', '_', '.' or '@'"
-    )))
+    check_identifier("user name", name, 64, "-_.@")
 }
 
 fn parse_role(name: &str) -> ApiResult<Role> {

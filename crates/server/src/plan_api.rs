@@ -26,7 +26,9 @@ use store::{
 use crate::auth::{Approver, Caller, Reader};
 use crate::catalog::scheme_of;
 use crate::error::ApiError;
-use crate::handlers::{now, parse_query, selected, stored_host, ApiResult, JsonBody};
+use crate::handlers::{
+    check_identifier, now, parse_query, selected, stored_host, ApiResult, JsonBody,
+};
 use crate::plan_docs::{
     check_setting, ApprovalDoc, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc,
     ExemptionDoc, OwnerDoc, PolicyDoc, SlaDoc,
@@ -36,21 +38,11 @@ use crate::AppState;
 /// The tag that marks a host as reachable from the internet.
 pub(crate) const INTERNET_FACING: &str = "internet-facing";
 
-/// Checks the name of a planning object: it goes into URLs and the audit
-/// log. Titles such as `openssl=3.0.15-1~deb12u1` and owners such as
-/// `jane.doe@example.org` are names too.
+/// Checks the name of a planning object. Titles such as
+/// `openssl=3.0.15-1~deb12u1` and owners such as `jane.doe@example.org` are
+/// names too.
 fn check_key(what: &str, name: &str) -> ApiResult<()> {
-    let fine = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:+~=@".contains(c));
-    if fine {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "{what} name {name:?}: 1 to 128 letters, digits, or - _ . : + ~ = @"
-    )))
+    check_identifier(&format!("{what} name"), name, 128, "-_.:+~=@")
 }
 
 fn invalid(message: String) -> ApiError {
@@ -78,6 +70,30 @@ fn object_json(o: &PlanObject, body: Value, derived: Value) -> Value {
         v["now"] = derived;
     }
     v
+}
+
+/// One stored document, parsed, or 404.
+async fn stored_doc<D: Doc>(state: &AppState, name: &str) -> ApiResult<(PlanObject, D)> {
+    let o = state
+        .store
+        .plan_object(D::KIND, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} {name} not found", D::WHAT)))?;
+    let d = parse_doc::<D>(&o)?;
+    Ok((o, d))
+}
+
+/// A host's installed packages as baselines see them.
+fn installed(packages: &[protocol::Package]) -> Vec<Installed<'_>> {
+    packages
+        .iter()
+        .filter(|p| p.state == protocol::PackageState::Installed)
+        .map(|p| Installed {
+            name: &p.name,
+            source: p.source.as_deref().unwrap_or(&p.name),
+            version: &p.version,
+        })
+        .collect()
 }
 
 /// Every stored document of a kind, parsed.
@@ -119,12 +135,7 @@ pub(crate) async fn show_doc<D: Doc>(
     _caller: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let o = state
-        .store
-        .plan_object(D::KIND, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{} {name} not found", D::WHAT)))?;
-    let d = parse_doc::<D>(&o)?;
+    let (o, d) = stored_doc::<D>(&state, &name).await?;
     let body = serde_json::to_value(&d).unwrap_or_default();
     Ok(Json(object_json(&o, body, d.derived(now(&state)))))
 }
@@ -156,11 +167,14 @@ where
         .put_plan_object(D::KIND, &name, &body, &why, at)
         .await?;
     tracing::info!(kind = D::KIND, name = %name, by = %caller.username, "Planning object stored.");
-    let stored = state
-        .store
-        .plan_object(D::KIND, &name)
-        .await?
-        .ok_or_else(|| ApiError::internal("a stored object vanished"))?;
+    let stored = PlanObject {
+        kind: D::KIND.to_owned(),
+        name,
+        created_at: before.as_ref().map_or(at, |b| b.created_at),
+        updated_at: at,
+        updated_by: caller.username,
+        body,
+    };
     let mut v = object_json(
         &stored,
         serde_json::to_value(&doc).unwrap_or_default(),
@@ -180,10 +194,7 @@ where
     A: FromRequestParts<AppState, Rejection = ApiError> + Into<Caller> + Send,
 {
     let caller: Caller = who.into();
-    let why = Why::new(
-        &caller.username,
-        format!("delete-{}", D::WHAT.replace([' ', '/'], "-")),
-    );
+    let why = Why::new(&caller.username, format!("delete-{}", D::slug()));
     match state
         .store
         .delete_plan_object(D::KIND, &name, &why, now(&state))
@@ -454,12 +465,7 @@ pub(crate) async fn baseline_compliance(
     _caller: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let o = state
-        .store
-        .plan_object(BaselineDoc::KIND, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("baseline {name} not found")))?;
-    let doc: BaselineDoc = parse_doc(&o)?;
+    let (_, doc) = stored_doc::<BaselineDoc>(&state, &name).await?;
     let baseline = doc.to_baseline(&name);
     let planning = Planning::load(&state).await?;
     let at = now(&state);
@@ -478,15 +484,7 @@ pub(crate) async fn baseline_compliance(
         let scheme = packages
             .first()
             .map_or(versions::Ecosystem::Deb, |p| scheme_of(p.manager));
-        let installed: Vec<Installed<'_>> = packages
-            .iter()
-            .filter(|p| p.state == protocol::PackageState::Installed)
-            .map(|p| Installed {
-                name: &p.name,
-                source: p.source.as_deref().unwrap_or(&p.name),
-                version: &p.version,
-            })
-            .collect();
+        let installed = installed(&packages);
         let open = open_advisories(&state, &h.id);
         let open_refs: Vec<&str> = open.iter().map(String::as_str).collect();
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -549,23 +547,10 @@ pub(crate) async fn raise_baseline(
     body: JsonBody<Raise>,
 ) -> ApiResult<Json<Value>> {
     let Json(raise) = body?;
-    let o = state
-        .store
-        .plan_object(BaselineDoc::KIND, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("baseline {name} not found")))?;
-    let doc: BaselineDoc = parse_doc(&o)?;
+    let (_, doc) = stored_doc::<BaselineDoc>(&state, &name).await?;
     let host = stored_host(&state, &raise.host).await?;
     let packages = state.store.packages(&host.id).await?;
-    let reference: Vec<Installed<'_>> = packages
-        .iter()
-        .filter(|p| p.state == protocol::PackageState::Installed)
-        .map(|p| Installed {
-            name: &p.name,
-            source: p.source.as_deref().unwrap_or(&p.name),
-            version: &p.version,
-        })
-        .collect();
+    let reference = installed(&packages);
     let scheme = doc.scheme().map_err(ApiError::internal)?;
     let (raised, changes) = doc.to_baseline(&name).raised_to(scheme, &reference);
     if !changes.is_empty() {
@@ -640,12 +625,7 @@ pub(crate) async fn eligibility(
         .filter_map(|(o, d)| d.to_rule(&o.name).ok())
         .collect();
     if let Some(policy) = &q.policy {
-        let o = state
-            .store
-            .plan_object(PolicyDoc::KIND, policy)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("policy {policy} not found")))?;
-        let p: PolicyDoc = parse_doc(&o)?;
+        let (_, p) = stored_doc::<PolicyDoc>(&state, policy).await?;
         rules.retain(|r| p.approval_rules.contains(&r.name));
     }
     let manual = match state.store.plan_object(ApprovalDoc::KIND, &title).await? {

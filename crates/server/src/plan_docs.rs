@@ -33,7 +33,11 @@ pub(crate) trait Doc: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
     /// The audit log's action.
     fn action(&self) -> String {
-        format!("put-{}", Self::WHAT.replace(' ', "-"))
+        format!("put-{}", Self::slug())
+    }
+    /// [`Doc::WHAT`] as one word for audit actions (`go-no-go-decision`).
+    fn slug() -> String {
+        Self::WHAT.replace([' ', '/'], "-")
     }
     /// A host the document names, which must exist.
     fn host(&self) -> Option<&str> {

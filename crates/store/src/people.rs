@@ -185,14 +185,13 @@ fn user_from_row(r: &AnyRow) -> Result<(UserRecord, String)> {
 }
 
 /// A user as the audit log shows it: never the password hash.
-fn user_json(u: &UserRecord) -> String {
+fn user_json(u: &UserRecord) -> serde_json::Value {
     serde_json::json!({
         "username": u.username,
         "role": u.role,
         "email": u.email,
         "disabled": u.disabled_at.is_some(),
     })
-    .to_string()
 }
 
 const TOKEN_COLUMNS: &str = "id, name, username, scopes, created_at, revoked_at";
@@ -344,7 +343,7 @@ impl PeopleStore for Store {
             why,
             format!("users/{}", user.username),
             None,
-            Some(user_json(&record)),
+            Some(user_json(&record).to_string()),
         );
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
@@ -383,13 +382,9 @@ impl PeopleStore for Store {
     ) -> Result<UserRecord> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = $1{}",
-            self.for_update()
-        );
-        let row = sqlx::query(&sql)
-            .bind(username)
-            .fetch_optional(&mut *tx)
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row = self
+            .locked_row(&mut tx, &sql, username)
             .await?
             .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
         let (before, hash) = user_from_row(&row)?;
@@ -429,13 +424,13 @@ impl PeopleStore for Store {
         let mut after_json = user_json(&after);
         if change.password_hash.is_some() {
             // The log says that the password changed, never what it is.
-            after_json = after_json.replacen('{', r#"{"password_changed":true,"#, 1);
+            after_json["password_changed"] = true.into();
         }
         let event = AuditEvent::of(
             why,
             format!("users/{username}"),
-            Some(user_json(&before)),
-            Some(after_json),
+            Some(user_json(&before).to_string()),
+            Some(after_json.to_string()),
         );
         append(&mut tx, &event, now).await?;
         tx.commit().await?;

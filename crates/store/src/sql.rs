@@ -215,6 +215,22 @@ impl Store {
         })
     }
 
+    /// The row `sql` selects by its one key (`$1`), read inside `tx` and,
+    /// on PostgreSQL, locked until the transaction ends: the state a change
+    /// starts from, and the "before" of its audit entry.
+    pub(crate) async fn locked_row(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        sql: &str,
+        key: &str,
+    ) -> Result<Option<AnyRow>> {
+        let sql = format!("{sql}{}", self.for_update());
+        Ok(sqlx::query(&sql)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?)
+    }
+
     /// ` FOR UPDATE` on PostgreSQL, where it locks the row for the
     /// transaction; SQLite's write transaction already excludes other writers.
     pub(crate) fn for_update(&self) -> &'static str {
@@ -276,13 +292,12 @@ impl crate::GroupStore for Store {
     async fn put_group(&self, name: &str, query: &str, why: &Why, now: Timestamp) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT query FROM dynamic_groups WHERE name = $1{}",
-            self.for_update()
-        );
-        let before: Option<String> = sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        let before: Option<String> = self
+            .locked_row(
+                &mut tx,
+                "SELECT query FROM dynamic_groups WHERE name = $1",
+                name,
+            )
             .await?
             .map(|r| r.try_get(0))
             .transpose()?;
@@ -329,13 +344,12 @@ impl crate::GroupStore for Store {
     async fn delete_group(&self, name: &str, why: &Why, now: Timestamp) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT query FROM dynamic_groups WHERE name = $1{}",
-            self.for_update()
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(&mut *tx)
+        let Some(row) = self
+            .locked_row(
+                &mut tx,
+                "SELECT query FROM dynamic_groups WHERE name = $1",
+                name,
+            )
             .await?
         else {
             return Ok(false);
@@ -502,13 +516,12 @@ impl HostStore for Store {
     async fn revoke_host(&self, host_id: &str, why: &Why, now: Timestamp) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT revoked_at FROM hosts WHERE id = $1{}",
-            self.for_update()
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(host_id)
-            .fetch_optional(&mut *tx)
+        let Some(row) = self
+            .locked_row(
+                &mut tx,
+                "SELECT revoked_at FROM hosts WHERE id = $1",
+                host_id,
+            )
             .await?
         else {
             return Ok(false);
@@ -602,15 +615,8 @@ impl HostStore for Store {
     ) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT static_group, criticality, owner, department FROM hosts WHERE id = $1{}",
-            self.for_update()
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(host_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let sql = "SELECT static_group, criticality, owner, department FROM hosts WHERE id = $1";
+        let Some(row) = self.locked_row(&mut tx, sql, host_id).await? else {
             return Err(Error::NotFound(format!("host {host_id}")));
         };
         let tag_rows = sqlx::query("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
