@@ -297,39 +297,179 @@ impl Inventory {
     /// A digest of what the inventory says, leaving out what changes by the
     /// second (collection time, uptime, free disk space, neighbour states), so
     /// that an agent re-sends its inventory only when something changed.
+    /// Package order does not count: see [`PackageSum`].
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut stable = self.clone();
-        // Order does not count either: the server gives packages back sorted,
-        // the agent reads them in its database's order.
-        stable.packages.iter_mut().for_each(Package::fill_source);
-        stable.packages.sort_by(|a, b| {
-            a.key()
-                .cmp(&b.key())
-                .then_with(|| a.version.cmp(&b.version))
-        });
-        stable
-            .updates
-            .sort_by(|a, b| (a.manager, &a.name, &a.arch).cmp(&(b.manager, &b.name, &b.arch)));
-        stable
-            .neighbours
-            .sort_by(|a, b| (&a.interface, &a.address).cmp(&(&b.interface, &b.address)));
-        stable.collected_at = Timestamp::UNIX_EPOCH;
-        stable.host.uptime_seconds = 0;
-        stable
-            .host
-            .disks
-            .iter_mut()
-            .for_each(|d| d.available_bytes = 0);
-        stable.neighbours.iter_mut().for_each(|n| n.state.clear());
-        stable.warnings.clear();
-        // Serializing plain structs and vectors cannot fail.
-        let json = serde_json::to_vec(&stable).unwrap_or_default();
-        Sha256::digest(json)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.head().digest(&PackageSum::of(&self.packages))
     }
+
+    /// Everything but the packages.
+    pub fn head(&self) -> InventoryHead<'_> {
+        InventoryHead {
+            schema: self.schema,
+            host: &self.host,
+            os: &self.os,
+            reboot: &self.reboot,
+            updates: &self.updates,
+            neighbours: &self.neighbours,
+        }
+    }
+}
+
+/// The parts of an inventory other than its packages, borrowed from an
+/// [`Inventory`] or an [`InventoryDelta`], which carries them whole.
+#[derive(Debug, Clone, Copy)]
+pub struct InventoryHead<'a> {
+    /// The schema.
+    pub schema: u32,
+    /// Host facts.
+    pub host: &'a HostFacts,
+    /// The OS.
+    pub os: &'a OsRelease,
+    /// Reboot status.
+    pub reboot: &'a RebootStatus,
+    /// Available updates.
+    pub updates: &'a [AvailableUpdate],
+    /// Neighbours.
+    pub neighbours: &'a [Neighbour],
+}
+
+impl InventoryHead<'_> {
+    /// The inventory digest of this head with packages whose sum is
+    /// `packages`: SHA-256 of the head's stable JSON and the sum.
+    pub fn digest(&self, packages: &PackageSum) -> String {
+        use sha2::{Digest, Sha256};
+        #[derive(Serialize)]
+        struct Stable<'a> {
+            schema: u32,
+            host: HostFacts,
+            os: &'a OsRelease,
+            reboot: &'a RebootStatus,
+            updates: Vec<&'a AvailableUpdate>,
+            neighbours: Vec<(&'a str, &'a str, Option<&'a str>)>,
+        }
+        let mut host = self.host.clone();
+        host.uptime_seconds = 0;
+        host.disks.iter_mut().for_each(|d| d.available_bytes = 0);
+        let mut updates: Vec<&AvailableUpdate> = self.updates.iter().collect();
+        updates.sort_by(|a, b| (a.manager, &a.name, &a.arch).cmp(&(b.manager, &b.name, &b.arch)));
+        // A neighbour's state changes by the second; who it is does not.
+        let mut neighbours: Vec<(&str, &str, Option<&str>)> = self
+            .neighbours
+            .iter()
+            .map(|n| (n.interface.as_str(), n.address.as_str(), n.mac.as_deref()))
+            .collect();
+        neighbours.sort();
+        let stable = Stable {
+            schema: self.schema,
+            host,
+            os: self.os,
+            reboot: self.reboot,
+            updates,
+            neighbours,
+        };
+        let mut hash = Sha256::new();
+        hash.update(b"patchwell inventory 2\0");
+        // Serializing plain structs and vectors cannot fail.
+        hash.update(serde_json::to_vec(&stable).unwrap_or_default());
+        hash.update(packages.to_bytes());
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The packages of an inventory as one order-free value: the sum, modulo
+/// 2^256, of each package's SHA-256. A key design decision: the sum moves
+/// by a delta's packages alone (add the new, subtract the old), so the
+/// server checks a delta's result against the agent's digest without
+/// reading the host's other packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PackageSum([u64; 4]);
+
+impl PackageSum {
+    /// The sum of these packages.
+    pub fn of<'a>(packages: impl IntoIterator<Item = &'a Package>) -> PackageSum {
+        let mut sum = PackageSum::default();
+        for p in packages {
+            sum.add(p);
+        }
+        sum
+    }
+
+    /// Adds a package.
+    pub fn add(&mut self, package: &Package) {
+        let h = package_hash(package);
+        let mut carry = 0u64;
+        for (lane, x) in self.0.iter_mut().zip(h) {
+            let (s1, c1) = lane.overflowing_add(x);
+            let (s2, c2) = s1.overflowing_add(carry);
+            *lane = s2;
+            carry = u64::from(c1) + u64::from(c2);
+        }
+    }
+
+    /// Takes a package away that was added.
+    pub fn remove(&mut self, package: &Package) {
+        let h = package_hash(package);
+        let mut borrow = 0u64;
+        for (lane, x) in self.0.iter_mut().zip(h) {
+            let (d1, b1) = lane.overflowing_sub(x);
+            let (d2, b2) = d1.overflowing_sub(borrow);
+            *lane = d2;
+            borrow = u64::from(b1) + u64::from(b2);
+        }
+    }
+
+    /// The sum as 32 bytes, least significant first.
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, lane) in out.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&lane.to_le_bytes());
+        }
+        out
+    }
+
+    /// A sum from [`PackageSum::to_bytes`]; `None` unless 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<PackageSum> {
+        if bytes.len() != 32 {
+            return None;
+        }
+        let mut lanes = [0u64; 4];
+        for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *lane = u64::from_le_bytes(b);
+        }
+        Some(PackageSum(lanes))
+    }
+}
+
+/// One package's SHA-256 as four numbers: every field, each prefixed by its
+/// length, the source filled in as the server stores it.
+fn package_hash(p: &Package) -> [u64; 4] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let source = p.source.as_deref().unwrap_or(&p.name);
+    let source_version = p.source_version.as_deref().unwrap_or(&p.version);
+    for field in [
+        p.manager.as_str(),
+        &p.name,
+        &p.version,
+        &p.arch,
+        source,
+        source_version,
+        p.state.as_str(),
+    ] {
+        hash.update((field.len() as u64).to_le_bytes());
+        hash.update(field.as_bytes());
+    }
+    hash.update([u8::from(p.held)]);
+    let bytes = hash.finalize();
+    let mut lanes = [0u64; 4];
+    for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *lane = u64::from_le_bytes(b);
+    }
+    lanes
 }
 
 /// What identifies a package within one host: its manager, name and
@@ -397,6 +537,20 @@ pub struct InventoryDelta {
     pub neighbours: Vec<Neighbour>,
     /// Warnings, whole.
     pub warnings: Vec<String>,
+}
+
+impl InventoryDelta {
+    /// Everything but the packages, which a delta carries whole.
+    pub fn head(&self) -> InventoryHead<'_> {
+        InventoryHead {
+            schema: self.schema,
+            host: &self.host,
+            os: &self.os,
+            reboot: &self.reboot,
+            updates: &self.updates,
+            neighbours: &self.neighbours,
+        }
+    }
 }
 
 impl Inventory {
@@ -609,6 +763,53 @@ mod tests {
         assert_eq!(rebuilt.digest(), delta.result_digest);
         assert_eq!(base.digest(), delta.base_digest);
         assert_ne!(base.digest(), now.digest());
+    }
+
+    #[test]
+    fn the_package_sum_moves_by_the_packages_alone() {
+        let (a, b, c) = (pkg("a", "1"), pkg("b", "1"), pkg("c", "1"));
+        let mut held = c.clone();
+        held.held = true;
+        // Order does not count; every field does.
+        assert_eq!(PackageSum::of([&a, &b, &c]), PackageSum::of([&c, &a, &b]));
+        assert_ne!(
+            PackageSum::of([&a, &b, &c]),
+            PackageSum::of([&a, &b, &held])
+        );
+        assert_ne!(PackageSum::of([&a, &b]), PackageSum::of([&a, &c]));
+        // A missing source is the package itself, as the server stores it.
+        let mut filled = a.clone();
+        filled.fill_source();
+        assert_eq!(PackageSum::of([&a]), PackageSum::of([&filled]));
+        // Taking a package away undoes adding it, carries and all.
+        let mut sum = PackageSum::of([&a, &b]);
+        sum.remove(&b);
+        sum.add(&c);
+        assert_eq!(sum, PackageSum::of([&c, &a]));
+        sum.remove(&a);
+        sum.remove(&c);
+        assert_eq!(sum, PackageSum::default());
+        sum.remove(&a);
+        sum.add(&a);
+        assert_eq!(sum, PackageSum::default());
+        let bytes = PackageSum::of([&a, &b]).to_bytes();
+        assert_eq!(
+            PackageSum::from_bytes(&bytes),
+            Some(PackageSum::of([&b, &a]))
+        );
+        assert_eq!(PackageSum::from_bytes(&bytes[1..]), None);
+    }
+
+    #[test]
+    fn the_digest_ignores_what_changes_by_the_second() {
+        let base = inventory(vec![pkg("a", "1")]);
+        let mut later = base.clone();
+        later.collected_at = Timestamp::from_second(1_000_000).unwrap();
+        later.host.uptime_seconds = 99;
+        later.warnings.push("something unreadable".into());
+        assert_eq!(base.digest(), later.digest());
+        later.reboot.required = true;
+        assert_ne!(base.digest(), later.digest());
     }
 
     #[test]

@@ -19,6 +19,8 @@ struct State {
     fleet: Fleet,
     ids: HashMap<String, u32>,
     names: Vec<String>,
+    /// Each host's main package manager, whose packages the fleet holds.
+    managers: HashMap<u32, protocol::Manager>,
     loaded: bool,
     /// Counts changes, so a reader can tell whether anything moved since
     /// it last looked.
@@ -72,19 +74,32 @@ impl FleetHandle {
         set_locked(&mut self.lock(), host, view);
     }
 
-    /// Applies a delta to a host the fleet holds; false when it holds none.
+    /// Applies a delta to a host the fleet holds: the packages it replaced
+    /// (as they were) and those it brought, of any package manager; only
+    /// those of the host's main one count. False when it holds no such host.
     pub fn update_host(
         &self,
         host: &str,
-        removed: &[InstalledPackage],
-        added: &[InstalledPackage],
+        replaced: &[protocol::Package],
+        brought: &[protocol::Package],
     ) -> bool {
         let mut state = self.lock();
         let Some(&id) = state.ids.get(host) else {
             return false;
         };
+        let Some(&manager) = state.managers.get(&id) else {
+            return false;
+        };
+        let of_main = |packages: &[protocol::Package]| -> Vec<InstalledPackage> {
+            packages
+                .iter()
+                .filter(|p| p.manager == manager)
+                .map(crate::catalog::installed_package)
+                .collect()
+        };
+        let (removed, added) = (of_main(replaced), of_main(brought));
         state.generation += 1;
-        state.fleet.update_host(id, removed, added).is_some()
+        state.fleet.update_host(id, &removed, &added).is_some()
     }
 
     /// Forgets a host (revoked). Its id stays known, so the loader does not
@@ -171,6 +186,9 @@ fn intern(state: &mut State, host: &str) -> u32 {
 fn set_locked(state: &mut State, host: &str, view: &HostView) {
     let id = intern(state, host);
     state.generation += 1;
+    state
+        .managers
+        .insert(id, crate::catalog::manager_of(view.scheme));
     state.fleet.set_host(id, view);
 }
 

@@ -4,7 +4,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
-use patchwell_core::applicability::InstalledPackage;
 use patchwell_core::query::{Query as HostQuery, Subject};
 use protocol::{
     EnrollRequest, EnrollResponse, Heartbeat, HeartbeatResponse, Inventory, InventoryDelta,
@@ -183,62 +182,25 @@ pub(crate) async fn put_inventory(
     // An unchanged inventory leaves the fleet alone, unless the fleet lacks
     // the host (it is still loading, or failed to).
     if changed || !state.fleet.holds(&host.id) {
-        update_fleet(&state, &host.id, inventory, None).await;
+        set_fleet_host(&state, &host.id, inventory).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The packages a delta takes from a host (their stored versions) and
-/// those it brings, as applicability sees them, for the host's main
-/// package manager.
-fn delta_packages(base: &[protocol::Package], delta: &InventoryDelta) -> FleetDelta {
-    let manager = crate::catalog::main_manager(base);
-    let touched: std::collections::HashSet<protocol::PackageKey> = delta
-        .packages_removed
-        .iter()
-        .cloned()
-        .chain(delta.packages_changed.iter().map(protocol::Package::key))
-        .collect();
-    let removed = base
-        .iter()
-        .filter(|p| p.manager == manager && touched.contains(&p.key()))
-        .map(crate::catalog::installed_package)
-        .collect();
-    let added = delta
-        .packages_changed
-        .iter()
-        .filter(|p| p.manager == manager)
-        .map(crate::catalog::installed_package)
-        .collect();
-    (removed, added)
-}
-
-type FleetDelta = (Vec<InstalledPackage>, Vec<InstalledPackage>);
-
 /// Moves a stored host in the fleet's applicability, on a blocking thread:
-/// by a delta's packages alone when there is one and the fleet holds the
-/// host, else by its whole inventory.
-async fn update_fleet(
-    state: &AppState,
-    host: &str,
-    inventory: Inventory,
-    delta: Option<FleetDelta>,
-) {
+/// by its whole inventory.
+async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
     let fleet = std::sync::Arc::clone(&state.fleet);
     let host = host.to_owned();
     let done = tokio::task::spawn_blocking(move || {
-        let applied =
-            delta.is_some_and(|(removed, added)| fleet.update_host(&host, &removed, &added));
-        if !applied {
-            let view = crate::catalog::host_view(
-                &inventory.os,
-                &inventory.host.kernel,
-                &inventory.packages,
-                &inventory.updates,
-            );
-            fleet.set_host(&host, &view);
-        }
+        let view = crate::catalog::host_view(
+            &inventory.os,
+            &inventory.host.kernel,
+            &inventory.packages,
+            &inventory.updates,
+        );
+        fleet.set_host(&host, &view);
     })
     .await;
     if let Err(e) = done {
@@ -248,8 +210,9 @@ async fn update_fleet(
 
 /// `PATCH /api/v1/agent/inventory`: a delta against the stored inventory.
 /// Refused with 409 (send the full inventory) when the stored inventory is
-/// not the delta's base, or when the rebuilt inventory does not have the
-/// digest the agent computed: a delta can never leave a wrong record.
+/// not the delta's base, or when the result does not have the digest the
+/// agent computed: a delta can never leave a wrong record. Only the rows
+/// the delta names are read and written.
 pub(crate) async fn patch_inventory(
     State(state): State<AppState>,
     host: Host,
@@ -257,32 +220,20 @@ pub(crate) async fn patch_inventory(
 ) -> ApiResult<StatusCode> {
     let Json(delta) = body?;
     check_schema(delta.schema)?;
-    let record = state.store.host(&host.id).await?;
-    let record = record.ok_or_else(|| ApiError::not_found(format!("host {}", host.id)))?;
-    if record.inventory_digest.as_deref() != Some(delta.base_digest.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the delta's base is not the stored inventory; send the full inventory",
-        ));
-    }
-    let base = state.store.packages(&host.id).await?;
-    // A changed OS release moves the host to another ecosystem: set it whole.
-    let os_changed = record.os_id.as_deref() != Some(delta.os.id.as_str())
-        || record.os_version != delta.os.version_id;
-    let fleet_delta = (!os_changed).then(|| delta_packages(&base, &delta));
-    let inventory = Inventory::from_delta(base, &delta);
-    let digest = inventory.digest();
-    if digest != delta.result_digest {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the delta does not reproduce the agent's inventory; send the full inventory",
-        ));
-    }
-    state
+    let stored = state
         .store
-        .store_inventory(&host.id, &inventory, &digest, now(&state))
+        .store_inventory_delta(&host.id, &delta, now(&state))
         .await?;
-    update_fleet(&state, &host.id, inventory, fleet_delta).await;
+    // The fleet moves by the delta's packages alone, unless the host moved
+    // to another release or the fleet lacks it: then it is set whole.
+    let moved = !stored.os_changed
+        && state
+            .fleet
+            .update_host(&host.id, &stored.replaced, &delta.packages_changed);
+    if !moved {
+        let packages = state.store.packages(&host.id).await?;
+        set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await;
+    }
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),

@@ -25,7 +25,9 @@ mod schema;
 mod sql;
 
 use jiff::Timestamp;
-use protocol::{AvailableUpdate, HostFacts, Inventory, Manager, Neighbour, Package};
+use protocol::{
+    AvailableUpdate, HostFacts, Inventory, InventoryDelta, Manager, Neighbour, Package,
+};
 
 pub use audit::{AuditEntry, AuditEvent, AuditStore, AuditVerdict, Why};
 pub use people::{
@@ -401,6 +403,15 @@ pub trait CatalogStore {
     async fn feed_documents(&self, name: &str) -> Result<Vec<FeedDocument>>;
 }
 
+/// What a stored delta replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaStored {
+    /// The stored packages the delta removed or changed, as they were.
+    pub replaced: Vec<Package>,
+    /// Whether the OS release changed (the host moves to other advisories).
+    pub os_changed: bool,
+}
+
 /// Inventories and the questions asked of them.
 pub trait InventoryStore {
     /// Replaces a host's inventory in one transaction. Refused, with nothing
@@ -414,6 +425,17 @@ pub trait InventoryStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<bool>;
+    /// Applies a delta to a host's stored inventory in one transaction,
+    /// reading and writing only the packages it names. Refused (conflict),
+    /// with nothing stored, when the stored inventory's digest is not the
+    /// delta's base, when the result's digest is not the one the agent
+    /// computed, or for the reasons [`InventoryStore::store_inventory`] is.
+    async fn store_inventory_delta(
+        &self,
+        host_id: &str,
+        delta: &InventoryDelta,
+        now: Timestamp,
+    ) -> Result<DeltaStored>;
     /// A host's packages, by name and architecture.
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>>;
     /// Hosts with a package of that name installed below `version`, by the

@@ -14,10 +14,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_dynamic_groups.sql")),
     (4, include_str!("../migrations/0004_catalog.sql")),
     (5, include_str!("../migrations/0005_people_audit_plan.sql")),
+    (6, include_str!("../migrations/0006_inventory_sums.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 5;
+pub(crate) const LATEST: u32 = 6;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use jiff::Timestamp;
-use protocol::{AvailableUpdate, Inventory, Manager, Neighbour, Package};
+use protocol::{
+    AvailableUpdate, Inventory, InventoryDelta, InventoryHead, Manager, Neighbour, Package,
+    PackageSum,
+};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -71,6 +74,116 @@ struct PackageRow<'a> {
     package: &'a Package,
     sort_key: Vec<u8>,
     source_sort_key: Vec<u8>,
+}
+
+/// What is stored of a host's inventory.
+struct StoredHead {
+    collected_at: Option<i64>,
+    digest: Option<String>,
+    os_id: Option<String>,
+    os_version: Option<String>,
+    sum: Option<PackageSum>,
+    head: Option<Vec<u8>>,
+}
+
+impl StoredHead {
+    /// Refuses an inventory collected before the stored one.
+    fn check_older(&self, collected_at: Timestamp) -> Result<()> {
+        match self.collected_at {
+            Some(stored) if stored > collected_at.as_second() => Err(Error::Conflict(format!(
+                "inventory collected at {collected_at} is older than the stored one, collected at {}",
+                ts(stored)?
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `os` is another release than the stored one.
+    fn os_changed(&self, os: &protocol::OsRelease) -> bool {
+        self.os_id.as_deref() != Some(os.id.as_str()) || self.os_version != os.version_id
+    }
+}
+
+/// The head of an inventory as it is written to the host's row.
+struct WrittenHead<'a> {
+    head: InventoryHead<'a>,
+    collected_at: Timestamp,
+    digest: &'a str,
+    sum: PackageSum,
+    head_digest: &'a [u8],
+}
+
+/// A stored package sum, when it is one.
+fn sum_of(bytes: Option<Vec<u8>>) -> Option<PackageSum> {
+    bytes.as_deref().and_then(PackageSum::from_bytes)
+}
+
+/// A host's MAC addresses, lower case, each once.
+fn macs(host: &protocol::HostFacts) -> Vec<String> {
+    let mut macs: Vec<String> = host
+        .interfaces
+        .iter()
+        .filter_map(|i| i.mac.as_ref().map(|m| m.to_ascii_lowercase()))
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
+/// What the rows besides the host's own say: its updates, neighbours (with
+/// their states) and MAC addresses, hashed in the order given. A change of
+/// order rewrites them needlessly, never wrongly.
+fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let json =
+        serde_json::to_vec(&(head.updates, head.neighbours, macs(head.host))).unwrap_or_default();
+    Sha256::digest(json).to_vec()
+}
+
+/// Packages checked before anything touches the database: every version
+/// and source version valid for its package manager, each listed once.
+/// By stored key.
+fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>> {
+    let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
+    for p in packages {
+        let invalid = |what: &str, e: versions::ParseError| {
+            Error::Invalid(format!(
+                "package {} ({}): {what} {e}",
+                p.name,
+                p.manager.as_str()
+            ))
+        };
+        let version_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
+        let source = p.source.as_deref().unwrap_or(&p.name);
+        let source_version = p.source_version.as_deref().unwrap_or(&p.version);
+        let source_sort_key =
+            sort_key(p.manager, source_version).map_err(|e| invalid("source version", e))?;
+        let key = [
+            p.manager.as_str(),
+            &p.name,
+            &p.version,
+            &p.arch,
+            source,
+            source_version,
+        ]
+        .join("\u{1f}");
+        if rows.contains_key(&key) {
+            return Err(Error::Invalid(format!(
+                "package {} {} {} is listed twice",
+                p.name, p.arch, p.version
+            )));
+        }
+        rows.insert(
+            key.clone(),
+            PackageRow {
+                key,
+                package: p,
+                sort_key: version_key,
+                source_sort_key,
+            },
+        );
+    }
+    Ok(rows)
 }
 
 impl Store {
@@ -149,34 +262,315 @@ impl Store {
         }
     }
 
-    /// A host's stored inventory digest, and its package rows by key:
+    /// The package sum stored for a host, when it has one.
+    async fn stored_sum<'c, E>(&self, executor: E, host_id: &str) -> Result<Option<PackageSum>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let row = sqlx::query("SELECT packages_sum FROM hosts WHERE id = $1")
+            .bind(host_id)
+            .fetch_optional(executor)
+            .await?;
+        Ok(match row {
+            Some(row) => sum_of(row.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// A host's stored package sum, and its package rows by key:
     /// key -> (package id, state, held).
     async fn host_rows<'c, E>(
         &self,
         executor: E,
         host_id: &str,
-    ) -> Result<(Option<String>, HashMap<String, (i64, String, i64)>)>
+    ) -> Result<(Option<PackageSum>, HashMap<String, (i64, String, i64)>)>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
-        // One statement, so the digest and the rows are one snapshot.
+        // One statement, so the sum and the rows are one snapshot.
         let rows = sqlx::query(
-            "SELECT h.inventory_digest, pv.key, hp.package_id, hp.state, hp.held \
+            "SELECT h.packages_sum, pv.key, hp.package_id, hp.state, hp.held \
              FROM hosts h LEFT JOIN host_packages hp ON hp.host_id = h.id \
              LEFT JOIN package_versions pv ON pv.id = hp.package_id WHERE h.id = $1",
         )
         .bind(host_id)
         .fetch_all(executor)
         .await?;
-        let mut digest = None;
+        let mut sum = None;
         let mut map = HashMap::with_capacity(rows.len());
         for row in &rows {
-            digest = row.try_get(0)?;
+            sum = sum_of(row.try_get(0)?);
             if let Some(key) = row.try_get::<Option<String>, _>(1)? {
                 map.insert(key, (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?));
             }
         }
-        Ok((digest, map))
+        Ok((sum, map))
+    }
+
+    /// What is stored of a host's inventory, read under the writer's turn
+    /// (and on PostgreSQL locked) in `tx`.
+    async fn stored_head(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+    ) -> Result<StoredHead> {
+        let sql = format!(
+            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest \
+             FROM hosts WHERE id = $1{}",
+            self.for_update()
+        );
+        let row = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
+        Ok(StoredHead {
+            collected_at: row.try_get(0)?,
+            digest: row.try_get(1)?,
+            os_id: row.try_get(2)?,
+            os_version: row.try_get(3)?,
+            sum: sum_of(row.try_get(4)?),
+            head: row.try_get(5)?,
+        })
+    }
+
+    /// A host's stored packages with these keys, with their row ids.
+    async fn rows_by_key(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        keys: &[protocol::PackageKey],
+    ) -> Result<HashMap<protocol::PackageKey, (i64, Package)>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
+        let mut names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut managers: Vec<&str> = keys.iter().map(|k| k.manager.as_str()).collect();
+        managers.sort_unstable();
+        managers.dedup();
+        for chunk in names.chunks(CHUNK) {
+            // The package versions of these names first, then this host's
+            // rows of them: CROSS JOIN keeps SQLite to that order, which
+            // reads a handful of rows instead of the host's thousand.
+            let first = 2 + managers.len();
+            let sql =
+                format!(
+                "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+                 hp.state, hp.held, hp.package_id \
+                 FROM package_versions pv CROSS JOIN host_packages hp \
+                 WHERE hp.package_id = pv.id AND hp.host_id = $1 \
+                 AND pv.manager IN ({}) AND pv.name IN ({})",
+                (2..first).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+                (first..first + chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            let mut q = sqlx::query(&sql).bind(host_id);
+            for m in &managers {
+                q = q.bind(*m);
+            }
+            for name in chunk {
+                q = q.bind(*name);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let package = package_from_row(&row, 0)?;
+                let key = package.key();
+                if wanted.contains(&key) {
+                    found.insert(key, (row.try_get(8)?, package));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes a host's `gone` rows and inserts `new_rows`, storing the
+    /// package versions not yet known.
+    async fn write_packages(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        gone: &[i64],
+        new_rows: &[&PackageRow<'_>],
+    ) -> Result<()> {
+        // Package versions of the new rows: most are known already (hosts
+        // cloned from one image share them); insert only the rest.
+        let mut ids = self
+            .package_ids(tx, new_rows.iter().map(|r| r.key.as_str()))
+            .await?;
+        let missing: Vec<&PackageRow<'_>> = new_rows
+            .iter()
+            .copied()
+            .filter(|r| !ids.contains_key(&r.key))
+            .collect();
+        for chunk in missing.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO package_versions \
+                 (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
+                 VALUES {} ON CONFLICT (key) DO NOTHING",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let p = r.package;
+                q = q
+                    .bind(r.key.clone())
+                    .bind(p.manager.as_str())
+                    .bind(p.name.clone())
+                    .bind(p.version.clone())
+                    .bind(p.arch.clone())
+                    .bind(p.source.clone().unwrap_or_else(|| p.name.clone()))
+                    .bind(
+                        p.source_version
+                            .clone()
+                            .unwrap_or_else(|| p.version.clone()),
+                    )
+                    .bind(r.sort_key.clone())
+                    .bind(r.source_sort_key.clone());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        ids.extend(
+            self.package_ids(tx, missing.iter().map(|r| r.key.as_str()))
+                .await?,
+        );
+
+        for chunk in gone.chunks(CHUNK) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(host_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in new_rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let id = *ids
+                    .get(&r.key)
+                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
+                q = q
+                    .bind(host_id)
+                    .bind(id)
+                    .bind(r.package.state.as_str())
+                    .bind(i64::from(r.package.held));
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the host's row from an inventory's head, and its updates,
+    /// neighbours and MAC addresses when `children` (they changed).
+    async fn write_head(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        written: &WrittenHead<'_>,
+        children: bool,
+        now: Timestamp,
+    ) -> Result<()> {
+        let head = &written.head;
+        let facts = serde_json::to_string(head.host)
+            .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
+        if children {
+            self.write_children(tx, host_id, head).await?;
+        }
+        sqlx::query(
+            "UPDATE hosts SET hostname = $2, machine_id = $3, os_id = $4, os_version = $5, os_codename = $6, \
+             kernel = $7, arch = $8, reboot_required = $9, facts = $10, inventory_digest = $11, \
+             inventory_collected_at = $12, last_seen = CASE WHEN last_seen < $13 THEN $13 ELSE last_seen END, \
+             packages_sum = $14, head_digest = $15 \
+             WHERE id = $1",
+        )
+        .bind(host_id)
+        .bind(head.host.hostname.clone())
+        .bind(head.host.machine_id.clone())
+        .bind(head.os.id.clone())
+        .bind(head.os.version_id.clone())
+        .bind(head.os.codename.clone())
+        .bind(head.host.kernel.clone())
+        .bind(head.host.arch.clone())
+        .bind(i64::from(head.reboot.required))
+        .bind(facts)
+        .bind(written.digest.to_owned())
+        .bind(written.collected_at.as_second())
+        .bind(now.as_second())
+        .bind(written.sum.to_bytes().to_vec())
+        .bind(written.head_digest.to_vec())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a host's updates, neighbours and MAC addresses.
+    async fn write_children(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        head: &InventoryHead<'_>,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM host_updates WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut **tx)
+            .await?;
+        for u in head.updates {
+            sqlx::query(
+                "INSERT INTO host_updates (host_id, manager, name, arch, installed, candidate, suite, codename, origin, security) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (host_id, manager, name, arch) DO NOTHING",
+            )
+            .bind(host_id)
+            .bind(u.manager.as_str())
+            .bind(u.name.clone())
+            .bind(u.arch.clone())
+            .bind(u.installed.clone())
+            .bind(u.candidate.clone())
+            .bind(u.suite.clone())
+            .bind(u.codename.clone())
+            .bind(u.origin.clone())
+            .bind(i64::from(u.security))
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM neighbours WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut **tx)
+            .await?;
+        for n in head.neighbours {
+            sqlx::query(
+                "INSERT INTO neighbours (host_id, address, mac, interface, state) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (host_id, address, interface) DO NOTHING",
+            )
+            .bind(host_id)
+            .bind(n.address.clone())
+            .bind(n.mac.clone().map(|m| m.to_ascii_lowercase()))
+            .bind(n.interface.clone())
+            .bind(n.state.clone())
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM host_macs WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut **tx)
+            .await?;
+        for mac in macs(head.host) {
+            sqlx::query("INSERT INTO host_macs (host_id, mac) VALUES ($1, $2)")
+                .bind(host_id)
+                .bind(mac)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The ids of the package versions with these keys, among those stored.
@@ -699,262 +1093,148 @@ impl InventoryStore for Store {
         digest: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        // Check everything before touching the database.
-        let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
-        for p in &inv.packages {
-            let invalid = |what: &str, e: versions::ParseError| {
-                Error::Invalid(format!(
-                    "package {} ({}): {what} {e}",
-                    p.name,
-                    p.manager.as_str()
-                ))
-            };
-            let sort_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
-            let source = p.source.clone().unwrap_or_else(|| p.name.clone());
-            let source_version = p
-                .source_version
-                .clone()
-                .unwrap_or_else(|| p.version.clone());
-            let source_sort_key = crate::sort_key(p.manager, &source_version)
-                .map_err(|e| invalid("source version", e))?;
-            let key = [
-                p.manager.as_str(),
-                &p.name,
-                &p.version,
-                &p.arch,
-                &source,
-                &source_version,
-            ]
-            .join("\u{1f}");
-            if rows.contains_key(&key) {
-                return Err(Error::Invalid(format!(
-                    "package {} {} {} is listed twice",
-                    p.name, p.arch, p.version
-                )));
-            }
-            rows.insert(
-                key.clone(),
-                PackageRow {
-                    key,
-                    package: p,
-                    sort_key,
-                    source_sort_key,
-                },
-            );
-        }
-        let facts = serde_json::to_string(&inv.host)
-            .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
+        let sum = PackageSum::of(&inv.packages);
+        let head = head_digest(&inv.head());
 
-        // Read the host's rows before taking the writer's turn; under it,
-        // read them again only if the host's inventory changed in between.
-        let (seen_digest, seen_rows) = self.host_rows(&self.pool, host_id).await?;
+        // Read the host's rows before taking the writer's turn, unless its
+        // packages are those stored (an inventory resent unchanged); under
+        // the turn, read them again only if they changed in between.
+        let (seen_sum, seen_rows) = match self.stored_sum(&self.pool, host_id).await? {
+            Some(stored) if stored == sum => (Some(sum), None),
+            _ => {
+                let (s, rows) = self.host_rows(&self.pool, host_id).await?;
+                (s, Some(rows))
+            }
+        };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT inventory_collected_at, inventory_digest, os_id, os_version FROM hosts WHERE id = $1{}",
-            self.for_update()
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(host_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Err(Error::NotFound(format!("host {host_id}")));
-        };
-        if let Some(stored) = row.try_get::<Option<i64>, _>(0)? {
-            if stored > inv.collected_at.as_second() {
-                return Err(Error::Conflict(format!(
-                    "inventory collected at {} is older than the stored one, collected at {}",
-                    inv.collected_at,
-                    ts(stored)?
-                )));
-            }
-        }
-        let os_changed = row.try_get::<Option<String>, _>(2)?.as_deref()
-            != Some(inv.os.id.as_str())
-            || row.try_get::<Option<String>, _>(3)? != inv.os.version_id;
-        let mut stored = if row.try_get::<Option<String>, _>(1)? == seen_digest {
-            seen_rows
+        let stored = self.stored_head(&mut tx, host_id).await?;
+        stored.check_older(inv.collected_at)?;
+        let os_changed = stored.os_changed(&inv.os);
+
+        let packages_changed = if stored.sum == Some(sum) {
+            false
         } else {
-            self.host_rows(&mut *tx, host_id).await?.1
+            // Check everything before writing anything.
+            let rows = package_rows(&inv.packages)?;
+            let mut stored_rows = match seen_rows {
+                Some(rows) if stored.sum == seen_sum => rows,
+                _ => self.host_rows(&mut *tx, host_id).await?.1,
+            };
+            // Sort the wanted packages into unchanged (nothing to do),
+            // changed in state (delete and insert) and new to this host;
+            // what is left of the stored rows is gone.
+            let mut gone: Vec<i64> = Vec::new();
+            let mut new_rows: Vec<&PackageRow<'_>> = Vec::new();
+            for r in rows.values() {
+                let wanted = (r.package.state.as_str(), i64::from(r.package.held));
+                match stored_rows.remove(&r.key) {
+                    Some((_, state, held)) if state == wanted.0 && held == wanted.1 => {}
+                    Some((id, _, _)) => {
+                        gone.push(id);
+                        new_rows.push(r);
+                    }
+                    None => new_rows.push(r),
+                }
+            }
+            gone.extend(stored_rows.into_values().map(|(id, _, _)| id));
+            let changed = !gone.is_empty() || !new_rows.is_empty();
+            self.write_packages(&mut tx, host_id, &gone, &new_rows)
+                .await?;
+            changed
+        };
+        let children = stored.head.as_deref() != Some(head.as_slice());
+        let written = WrittenHead {
+            head: inv.head(),
+            collected_at: inv.collected_at,
+            digest,
+            sum,
+            head_digest: &head,
+        };
+        self.write_head(&mut tx, host_id, &written, children, now)
+            .await?;
+        tx.commit().await?;
+        Ok(os_changed || packages_changed)
+    }
+
+    async fn store_inventory_delta(
+        &self,
+        host_id: &str,
+        delta: &InventoryDelta,
+        now: Timestamp,
+    ) -> Result<crate::DeltaStored> {
+        // Check everything before touching the database.
+        let rows = package_rows(&delta.packages_changed)?;
+        let head = head_digest(&delta.head());
+        let stale_base = || {
+            Error::Conflict(
+                "the delta's base is not the stored inventory; send the full inventory".into(),
+            )
         };
 
-        // Sort the wanted packages into unchanged (nothing to do), changed in
-        // state (delete and insert) and new to this host; what is left of the
-        // stored rows is gone.
-        let mut gone: Vec<i64> = Vec::new();
-        let mut new_rows: Vec<&PackageRow<'_>> = Vec::new();
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let stored = self.stored_head(&mut tx, host_id).await?;
+        stored.check_older(delta.collected_at)?;
+        if stored.digest.as_deref() != Some(delta.base_digest.as_str()) {
+            return Err(stale_base());
+        }
+        let Some(mut sum) = stored.sum else {
+            return Err(stale_base());
+        };
+
+        // The stored rows of the packages the delta names, and nothing else.
+        let touched: Vec<protocol::PackageKey> = delta
+            .packages_removed
+            .iter()
+            .cloned()
+            .chain(delta.packages_changed.iter().map(Package::key))
+            .collect();
+        let mut before = self.rows_by_key(&mut tx, host_id, &touched).await?;
+
+        // As `Inventory::from_delta` does: removals first, then the changed
+        // packages replace what is left under their key.
+        let mut replaced = Vec::new();
+        let mut gone = Vec::new();
+        for key in &touched[..delta.packages_removed.len()] {
+            if let Some((id, old)) = before.remove(key) {
+                sum.remove(&old);
+                gone.push(id);
+                replaced.push(old);
+            }
+        }
         for r in rows.values() {
-            let wanted = (r.package.state.as_str(), i64::from(r.package.held));
-            match stored.remove(&r.key) {
-                Some((_, state, held)) if state == wanted.0 && held == wanted.1 => {}
-                Some((id, _, _)) => {
-                    gone.push(id);
-                    new_rows.push(r);
-                }
-                None => new_rows.push(r),
+            if let Some((id, old)) = before.remove(&r.package.key()) {
+                sum.remove(&old);
+                gone.push(id);
+                replaced.push(old);
             }
+            sum.add(r.package);
         }
-        gone.extend(stored.into_values().map(|(id, _, _)| id));
-        let changed = os_changed || !gone.is_empty() || !new_rows.is_empty();
-
-        // Package versions of the new rows: most are known already (hosts
-        // cloned from one image share them); insert only the rest.
-        let mut ids = self
-            .package_ids(&mut tx, new_rows.iter().map(|r| r.key.as_str()))
+        if delta.head().digest(&sum) != delta.result_digest {
+            return Err(Error::Conflict(
+                "the delta does not reproduce the agent's inventory; send the full inventory"
+                    .into(),
+            ));
+        }
+        let new_rows: Vec<&PackageRow<'_>> = rows.values().collect();
+        self.write_packages(&mut tx, host_id, &gone, &new_rows)
             .await?;
-        let missing: Vec<&PackageRow<'_>> = new_rows
-            .iter()
-            .copied()
-            .filter(|r| !ids.contains_key(&r.key))
-            .collect();
-        for chunk in missing.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO package_versions \
-                 (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
-                 VALUES {} ON CONFLICT (key) DO NOTHING",
-                placeholders(chunk.len(), 9)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let p = r.package;
-                q = q
-                    .bind(r.key.clone())
-                    .bind(p.manager.as_str())
-                    .bind(p.name.clone())
-                    .bind(p.version.clone())
-                    .bind(p.arch.clone())
-                    .bind(p.source.clone().unwrap_or_else(|| p.name.clone()))
-                    .bind(
-                        p.source_version
-                            .clone()
-                            .unwrap_or_else(|| p.version.clone()),
-                    )
-                    .bind(r.sort_key.clone())
-                    .bind(r.source_sort_key.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        ids.extend(
-            self.package_ids(&mut tx, missing.iter().map(|r| r.key.as_str()))
-                .await?,
-        );
-
-        for chunk in gone.chunks(CHUNK) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(host_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in new_rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
-                placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let id = *ids
-                    .get(&r.key)
-                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-                q = q
-                    .bind(host_id)
-                    .bind(id)
-                    .bind(r.package.state.as_str())
-                    .bind(i64::from(r.package.held));
-            }
-            q.execute(&mut *tx).await?;
-        }
-
-        sqlx::query("DELETE FROM host_updates WHERE host_id = $1")
-            .bind(host_id)
-            .execute(&mut *tx)
+        let children = stored.head.as_deref() != Some(head.as_slice());
+        let written = WrittenHead {
+            head: delta.head(),
+            collected_at: delta.collected_at,
+            digest: &delta.result_digest,
+            sum,
+            head_digest: &head,
+        };
+        self.write_head(&mut tx, host_id, &written, children, now)
             .await?;
-        for u in &inv.updates {
-            sqlx::query(
-                "INSERT INTO host_updates (host_id, manager, name, arch, installed, candidate, suite, codename, origin, security) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (host_id, manager, name, arch) DO NOTHING",
-            )
-            .bind(host_id)
-            .bind(u.manager.as_str())
-            .bind(u.name.clone())
-            .bind(u.arch.clone())
-            .bind(u.installed.clone())
-            .bind(u.candidate.clone())
-            .bind(u.suite.clone())
-            .bind(u.codename.clone())
-            .bind(u.origin.clone())
-            .bind(i64::from(u.security))
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        sqlx::query("DELETE FROM neighbours WHERE host_id = $1")
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-        for n in &inv.neighbours {
-            sqlx::query(
-                "INSERT INTO neighbours (host_id, address, mac, interface, state) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (host_id, address, interface) DO NOTHING",
-            )
-            .bind(host_id)
-            .bind(n.address.clone())
-            .bind(n.mac.clone().map(|m| m.to_ascii_lowercase()))
-            .bind(n.interface.clone())
-            .bind(n.state.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM host_macs WHERE host_id = $1")
-            .bind(host_id)
-            .execute(&mut *tx)
-            .await?;
-        let mut macs: Vec<String> = inv
-            .host
-            .interfaces
-            .iter()
-            .filter_map(|i| i.mac.as_ref().map(|m| m.to_ascii_lowercase()))
-            .collect();
-        macs.sort();
-        macs.dedup();
-        for mac in macs {
-            sqlx::query("INSERT INTO host_macs (host_id, mac) VALUES ($1, $2)")
-                .bind(host_id)
-                .bind(mac)
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        sqlx::query(
-            "UPDATE hosts SET hostname = $2, machine_id = $3, os_id = $4, os_version = $5, os_codename = $6, \
-             kernel = $7, arch = $8, reboot_required = $9, facts = $10, inventory_digest = $11, \
-             inventory_collected_at = $12, last_seen = CASE WHEN last_seen < $13 THEN $13 ELSE last_seen END \
-             WHERE id = $1",
-        )
-        .bind(host_id)
-        .bind(inv.host.hostname.clone())
-        .bind(inv.host.machine_id.clone())
-        .bind(inv.os.id.clone())
-        .bind(inv.os.version_id.clone())
-        .bind(inv.os.codename.clone())
-        .bind(inv.host.kernel.clone())
-        .bind(inv.host.arch.clone())
-        .bind(i64::from(inv.reboot.required))
-        .bind(facts)
-        .bind(digest)
-        .bind(inv.collected_at.as_second())
-        .bind(now.as_second())
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(changed)
+        Ok(crate::DeltaStored {
+            replaced,
+            os_changed: stored.os_changed(&delta.os),
+        })
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {

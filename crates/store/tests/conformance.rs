@@ -134,6 +134,8 @@ conformance!(
     plan_objects_are_stored_with_their_audit_entries,
     audit_verification_finds_the_first_altered_or_missing_entry,
     detections_keep_the_first_time,
+    a_delta_is_checked_and_stored_by_its_own_packages,
+    an_inventory_resent_unchanged_changes_nothing,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -801,6 +803,187 @@ async fn an_inventory_reads_back_as_stored(store: Store) {
         .unwrap();
     assert_eq!(store.packages("h1").await.unwrap(), next.packages);
     assert!(store.neighbours("h1").await.unwrap().is_empty());
+}
+
+/// A host's packages as the store gives them back: sources filled, by name.
+fn as_stored(mut packages: Vec<Package>) -> Vec<Package> {
+    packages.iter_mut().for_each(Package::fill_source);
+    packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    packages
+}
+
+async fn a_delta_is_checked_and_stored_by_its_own_packages(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let mut binnmu = package("libfoo1", "1.0.9-2+b6");
+    binnmu.source = Some("foo".into());
+    binnmu.source_version = Some("1.0.9-2".into());
+    let first = inventory(
+        100,
+        "12",
+        vec![
+            package("bash", "5.2.15-2+b2"),
+            package("cron", "3.0pl1-162"),
+            binnmu,
+            package("openssl", "3.0.11-1~deb12u2"),
+        ],
+    );
+    store
+        .store_inventory("h1", &first, &first.digest(), at(100))
+        .await
+        .unwrap();
+
+    // openssl upgraded, cron purged to its conffiles, libfoo1 removed,
+    // bash held, zlib1g new.
+    let mut next = first.clone();
+    next.collected_at = at(200);
+    next.packages[0].held = true;
+    next.packages[1].state = PackageState::ConfigFiles;
+    next.packages.remove(2);
+    next.packages[2].version = "3.0.15-1~deb12u1".into();
+    next.packages[2].source_version = Some("3.0.15-1~deb12u1".into());
+    next.packages.push(package("zlib1g", "1:1.2.13.dfsg-1"));
+    let delta = next.delta_from(&first);
+    let stored = store
+        .store_inventory_delta("h1", &delta, at(201))
+        .await
+        .unwrap();
+    assert!(!stored.os_changed);
+    let mut replaced: Vec<String> = stored
+        .replaced
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    replaced.sort();
+    assert_eq!(
+        replaced,
+        [
+            "bash 5.2.15-2+b2",
+            "cron 3.0pl1-162",
+            "libfoo1 1.0.9-2+b6",
+            "openssl 3.0.11-1~deb12u2"
+        ]
+    );
+    assert_eq!(
+        store.packages("h1").await.unwrap(),
+        as_stored(next.packages.clone())
+    );
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h.inventory_digest, Some(next.digest()));
+    assert_eq!(h.inventory_collected_at, Some(at(200)));
+
+    // Each refusal stores nothing.
+    let mut later = next.clone();
+    later.collected_at = at(300);
+    later.packages.pop();
+    // A delta from an inventory that is no longer the stored one.
+    let stale = later.delta_from(&first);
+    match store.store_inventory_delta("h1", &stale, at(301)).await {
+        Err(Error::Conflict(why)) => assert!(why.contains("base"), "{why}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    still(&store, &next).await;
+    // A delta whose result is not what the agent says it has.
+    let mut forged = later.delta_from(&next);
+    forged.packages_removed.clear();
+    match store.store_inventory_delta("h1", &forged, at(301)).await {
+        Err(Error::Conflict(why)) => assert!(why.contains("does not reproduce"), "{why}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    still(&store, &next).await;
+    // An invalid version.
+    let mut bad = later.clone();
+    bad.packages[0].version = "1.0_1".into();
+    match store
+        .store_inventory_delta("h1", &bad.delta_from(&next), at(301))
+        .await
+    {
+        Err(Error::Invalid(why)) => assert!(why.contains("bash") && why.contains("1.0_1"), "{why}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    still(&store, &next).await;
+    // An older one.
+    let mut older = later.clone();
+    older.collected_at = at(150);
+    match store
+        .store_inventory_delta("h1", &older.delta_from(&next), at(301))
+        .await
+    {
+        Err(Error::Conflict(why)) => assert!(why.contains("older"), "{why}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    still(&store, &next).await;
+    assert!(matches!(
+        store
+            .store_inventory_delta("nobody", &later.delta_from(&next), at(301))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+
+    // The right one, which moves the host to Debian 13.
+    later.os.version_id = Some("13".into());
+    let stored = store
+        .store_inventory_delta("h1", &later.delta_from(&next), at(301))
+        .await
+        .unwrap();
+    assert!(stored.os_changed);
+    assert_eq!(
+        store.packages("h1").await.unwrap(),
+        as_stored(later.packages.clone())
+    );
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h.os_version.as_deref(), Some("13"));
+    assert_eq!(h.inventory_digest, Some(later.digest()));
+}
+
+/// Asserts that h1 still holds `inventory`.
+async fn still(store: &Store, inventory: &Inventory) {
+    assert_eq!(
+        store.packages("h1").await.unwrap(),
+        as_stored(inventory.packages.clone())
+    );
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h.inventory_digest, Some(inventory.digest()));
+}
+
+async fn an_inventory_resent_unchanged_changes_nothing(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let mut first = inventory(100, "12", vec![package("openssl", "3.0.11-1")]);
+    first.neighbours = vec![Neighbour {
+        address: "192.0.2.1".into(),
+        mac: Some("02:fc:00:00:00:05".into()),
+        interface: "eth0".into(),
+        state: "REACHABLE".into(),
+    }];
+    assert!(store
+        .store_inventory("h1", &first, &first.digest(), at(100))
+        .await
+        .unwrap());
+    // The same packages later, with the neighbour gone stale: the host's
+    // row and its neighbour follow, its packages are left as they are.
+    let mut again = first.clone();
+    again.collected_at = at(200);
+    again.host.uptime_seconds = 200;
+    again.neighbours[0].state = "STALE".into();
+    assert!(!store
+        .store_inventory("h1", &again, &again.digest(), at(200))
+        .await
+        .unwrap());
+    let h = store.host("h1").await.unwrap().unwrap();
+    assert_eq!(h.inventory_collected_at, Some(at(200)));
+    assert_eq!(h.facts.map(|f| f.uptime_seconds), Some(200));
+    assert_eq!(store.neighbours("h1").await.unwrap(), again.neighbours);
+    assert_eq!(
+        store.packages("h1").await.unwrap(),
+        as_stored(first.packages.clone())
+    );
+    // A changed state is a change.
+    again.collected_at = at(300);
+    again.packages[0].held = true;
+    assert!(store
+        .store_inventory("h1", &again, &again.digest(), at(300))
+        .await
+        .unwrap());
+    assert!(store.packages("h1").await.unwrap()[0].held);
 }
 
 async fn package_versions_are_stored_once_for_the_fleet(store: Store) {
