@@ -315,9 +315,12 @@ fn main() {
                 .map(|h| Mutex::new(inventory(h, image.clone())))
                 .collect(),
         );
-        for (label, total) in [
-            ("first inventories (1,000 packages)", HOSTS),
-            ("full inventories resent (1,000)", 2 * HOSTS),
+        // Then each host sending its whole inventory with five packages
+        // changed, as after the server asked for a resync.
+        for (label, total, changes) in [
+            ("first inventories (1,000 packages)", HOSTS, 0),
+            ("full inventories resent (1,000)", 2 * HOSTS, 0),
+            ("full inventories, 5 changed (1,000)", 2 * HOSTS, 5),
         ] {
             let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
             let http2 = http.clone();
@@ -326,6 +329,13 @@ fn main() {
                 async move {
                     let host = i % HOSTS;
                     let mut inv = cur[host].lock().await;
+                    for k in 0..changes {
+                        let p = &mut inv.packages[(i * changes + k) % PACKAGES];
+                        p.version = format!(
+                            "{}+full{i}",
+                            p.version.split("+full").next().unwrap_or_default()
+                        );
+                    }
                     inv.collected_at = jiff::Timestamp::now();
                     let body = gzip(&*inv);
                     send(

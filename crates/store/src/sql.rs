@@ -113,6 +113,14 @@ struct WrittenHead<'a> {
     head_digest: &'a [u8],
 }
 
+/// The rows of a [`Store::joined`] aggregate, each as its fields.
+fn split_joined(joined: Option<&str>) -> impl Iterator<Item = Vec<&str>> {
+    joined
+        .into_iter()
+        .flat_map(|text| text.split('\u{1d}'))
+        .map(|row| row.split('\u{1e}').collect())
+}
+
 /// A stored package sum, when it is one.
 fn sum_of(bytes: Option<Vec<u8>>) -> Option<PackageSum> {
     bytes.as_deref().and_then(PackageSum::from_bytes)
@@ -158,6 +166,19 @@ fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>
         let source_version = p.source_version.as_deref().unwrap_or(&p.version);
         let source_sort_key =
             sort_key(p.manager, source_version).map_err(|e| invalid("source version", e))?;
+        for (what, text) in [
+            ("name", &*p.name),
+            ("architecture", &p.arch),
+            ("source", source),
+        ] {
+            if text.chars().any(char::is_control) {
+                return Err(Error::Invalid(format!(
+                    "package {:?} ({}): its {what} {text:?} holds a control character",
+                    p.name,
+                    p.manager.as_str()
+                )));
+            }
+        }
         let key = [
             p.manager.as_str(),
             &p.name,
@@ -217,6 +238,16 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                     sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    // A first inventory writes thousands of index entries in
+                    // one transaction; SQLite's default 2 MiB cache spills.
+                    sqlx::query("PRAGMA cache_size = -16384")
+                        .execute(&mut *conn)
+                        .await?;
+                    // Statement journals (a multi-row INSERT keeps one) in
+                    // memory rather than in temporary files.
+                    sqlx::query("PRAGMA temp_store = MEMORY")
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
@@ -287,21 +318,36 @@ impl Store {
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
-        // One statement, so the sum and the rows are one snapshot.
-        let rows = sqlx::query(
-            "SELECT h.packages_sum, pv.key, hp.package_id, hp.state, hp.held \
-             FROM hosts h LEFT JOIN host_packages hp ON hp.host_id = h.id \
-             LEFT JOIN package_versions pv ON pv.id = hp.package_id WHERE h.id = $1",
-        )
-        .bind(host_id)
-        .fetch_all(executor)
-        .await?;
+        // One statement, so the sum and the rows are one snapshot; one row,
+        // so they travel as one value.
+        let sql = format!(
+            "SELECT h.packages_sum, (SELECT {} FROM host_packages hp \
+             JOIN package_versions pv ON pv.id = hp.package_id WHERE hp.host_id = h.id) \
+             FROM hosts h WHERE h.id = $1",
+            self.joined(&["pv.key", "hp.package_id", "hp.state", "hp.held"])
+        );
+        let row = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_optional(executor)
+            .await?;
         let mut sum = None;
-        let mut map = HashMap::with_capacity(rows.len());
-        for row in &rows {
+        let mut map = HashMap::new();
+        if let Some(row) = row {
             sum = sum_of(row.try_get(0)?);
-            if let Some(key) = row.try_get::<Option<String>, _>(1)? {
-                map.insert(key, (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?));
+            let joined: Option<String> = row.try_get(1)?;
+            for fields in split_joined(joined.as_deref()) {
+                let [key, id, state, held] = fields[..] else {
+                    return Err(Error::Corrupt(format!("a package row of host {host_id}")));
+                };
+                let number = |text: &str| {
+                    text.parse::<i64>().map_err(|_| {
+                        Error::Corrupt(format!("package row {text:?} of host {host_id}"))
+                    })
+                };
+                map.insert(
+                    key.to_owned(),
+                    (number(id)?, state.to_owned(), number(held)?),
+                );
             }
         }
         Ok((sum, map))
@@ -448,23 +494,34 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
-        for chunk in new_rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO host_packages (host_id, package_id, state, held) VALUES {}",
-                placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let id = *ids
-                    .get(&r.key)
-                    .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-                q = q
-                    .bind(host_id)
-                    .bind(id)
-                    .bind(r.package.state.as_str())
-                    .bind(i64::from(r.package.held));
-            }
-            q.execute(&mut **tx).await?;
+        // The new rows travel as one JSON array of [package id, state, held].
+        let mut rows = Vec::with_capacity(new_rows.len());
+        for r in new_rows {
+            let id = *ids
+                .get(&r.key)
+                .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
+            rows.push((id, r.package.state.as_str(), i64::from(r.package.held)));
+        }
+        if !rows.is_empty() {
+            let sql = match self.backend {
+                Backend::Sqlite => {
+                    "INSERT INTO host_packages (host_id, package_id, state, held) \
+                     SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+                     json_extract(value, '$[2]') FROM json_each($2)"
+                }
+                Backend::Postgres => {
+                    "INSERT INTO host_packages (host_id, package_id, state, held) \
+                     SELECT $1, (r->>0)::bigint, r->>1, (r->>2)::bigint \
+                     FROM json_array_elements($2::json) AS r"
+                }
+            };
+            let rows = serde_json::to_string(&rows)
+                .map_err(|e| Error::Invalid(format!("package rows: {e}")))?;
+            sqlx::query(sql)
+                .bind(host_id)
+                .bind(rows)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
@@ -573,6 +630,25 @@ impl Store {
         Ok(())
     }
 
+    /// An aggregate that joins `columns` of every row into one text:
+    /// fields split by U+001E, rows by U+001D (stored names hold no control
+    /// characters). Many rows then travel as one value, which matters on
+    /// SQLite, where sqlx hands each row over from its worker thread.
+    fn joined(&self, columns: &[&str]) -> String {
+        let (aggregate, char_fn) = match self.backend {
+            Backend::Sqlite => ("group_concat", "char"),
+            Backend::Postgres => ("string_agg", "chr"),
+        };
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|c| format!("CAST({c} AS TEXT)"))
+            .collect();
+        format!(
+            "{aggregate}({}, {char_fn}(29))",
+            fields.join(&format!(" || {char_fn}(30) || "))
+        )
+    }
+
     /// The ids of the package versions with these keys, among those stored.
     async fn package_ids<'k>(
         &self,
@@ -581,19 +657,33 @@ impl Store {
     ) -> Result<HashMap<String, i64>> {
         let keys: Vec<&str> = keys.collect();
         let mut ids = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(CHUNK * 2) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT id, key FROM package_versions WHERE key IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for key in chunk {
-                q = q.bind(*key);
+        if keys.is_empty() {
+            return Ok(ids);
+        }
+        // The keys travel as one JSON array: one parameter however many.
+        let sql = format!(
+            "SELECT {} FROM package_versions WHERE key IN ({})",
+            self.joined(&["key", "id"]),
+            match self.backend {
+                Backend::Sqlite => "SELECT value FROM json_each($1)",
+                Backend::Postgres => "SELECT json_array_elements_text($1::json)",
             }
-            for row in q.fetch_all(&mut **tx).await? {
-                ids.insert(row.try_get(1)?, row.try_get(0)?);
-            }
+        );
+        let keys = serde_json::to_string(&keys)
+            .map_err(|e| Error::Invalid(format!("package keys: {e}")))?;
+        let joined: Option<String> = sqlx::query(&sql)
+            .bind(keys)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        for fields in split_joined(joined.as_deref()) {
+            let [key, id] = fields[..] else {
+                return Err(Error::Corrupt("a package version row".into()));
+            };
+            let id = id
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("package version id {id:?}")))?;
+            ids.insert(key.to_owned(), id);
         }
         Ok(ids)
     }

@@ -1120,6 +1120,11 @@ async fn an_invalid_version_refuses_the_whole_inventory(store: Store) {
         (Some("12"), Some("d1"))
     );
 
+    let control = inventory(300, "12", vec![package("bad\u{1d}name", "1")]);
+    match store.store_inventory("h1", &control, "d3", at(300)).await {
+        Err(Error::Invalid(why)) => assert!(why.contains("control character"), "{why}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
     let twice = inventory(300, "12", vec![package("a", "1"), package("a", "1")]);
     assert!(matches!(
         store.store_inventory("h1", &twice, "d3", at(300)).await,
