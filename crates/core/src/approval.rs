@@ -120,6 +120,17 @@ pub struct Calendar {
     pub holidays: BTreeSet<Date>,
 }
 
+impl Calendar {
+    /// The same time of day `n` business days after `start`, in the
+    /// calendar's time zone; `None` past the end of the calendar.
+    pub fn business_days_after(&self, start: Timestamp, n: i64) -> Option<Timestamp> {
+        let day = start.to_zoned(self.tz.clone());
+        schedule::add_business_days(day.date(), n, &self.holidays)
+            .and_then(|d| d.to_datetime(day.time()).to_zoned(self.tz.clone()).ok())
+            .map(|z| z.timestamp())
+    }
+}
+
 /// What the decision on one title rests on.
 #[allow(missing_debug_implementations)]
 pub struct Decisions<'a> {
@@ -187,12 +198,7 @@ pub fn eligibility(
                 ring: first,
                 business_days,
             } => match ring_started(first) {
-                Some(started) => {
-                    let day = started.to_zoned(calendar.tz.clone());
-                    schedule::add_business_days(day.date(), *business_days, &calendar.holidays)
-                        .and_then(|d| d.to_datetime(day.time()).to_zoned(calendar.tz.clone()).ok())
-                        .map(|z| z.timestamp())
-                }
+                Some(started) => calendar.business_days_after(started, *business_days),
                 None => {
                     if best.is_none() {
                         best = Some(Eligibility::Waiting {

@@ -20,5 +20,6 @@ pub mod people;
 pub mod policy;
 pub mod query;
 pub mod risk;
+pub mod rollout;
 pub mod schedule;
 pub mod sla;
