@@ -1189,11 +1189,14 @@ impl InventoryStore for Store {
         // Read the host's rows before taking the writer's turn, unless its
         // packages are those stored (an inventory resent unchanged); under
         // the turn, read them again only if they changed in between.
-        let (seen_sum, seen_rows) = match self.stored_sum(&self.pool, host_id).await? {
-            Some(stored) if stored == sum => (Some(sum), None),
+        // The packages are checked then too, outside the turn, when they
+        // are likely to be needed.
+        let (seen_sum, seen_rows, mut checked) = match self.stored_sum(&self.pool, host_id).await? {
+            Some(stored) if stored == sum => (Some(sum), None, None),
             _ => {
+                let checked = package_rows(&inv.packages)?;
                 let (s, rows) = self.host_rows(&self.pool, host_id).await?;
-                (s, Some(rows))
+                (s, Some(rows), Some(checked))
             }
         };
         let _turn = self.write_turn().await;
@@ -1206,7 +1209,10 @@ impl InventoryStore for Store {
             false
         } else {
             // Check everything before writing anything.
-            let rows = package_rows(&inv.packages)?;
+            let rows = match checked.take() {
+                Some(rows) => rows,
+                None => package_rows(&inv.packages)?,
+            };
             let mut stored_rows = match seen_rows {
                 Some(rows) if stored.sum == seen_sum => rows,
                 _ => self.host_rows(&mut *tx, host_id).await?.1,
