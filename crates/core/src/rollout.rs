@@ -528,6 +528,13 @@ pub struct Counts {
     pub rolled_back: usize,
 }
 
+impl Counts {
+    /// The hosts that count toward gates and thresholds: those not exempt.
+    pub fn counted(&self) -> usize {
+        self.hosts - self.exempt
+    }
+}
+
 /// One ring's line of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingPlan {
@@ -616,7 +623,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut halt = state.halted.clone().map(|reason| Halt::Manual { reason });
     if halt.is_none() {
         halt = rings.iter().zip(&counts).find_map(|(r, c)| {
-            let counted = c.hosts - c.exempt;
+            let counted = c.counted();
             (counted > 0 && c.failed * 100 > counted * r.halt_failure_percent as usize).then(|| {
                 Halt::Failures {
                     ring: r.name.clone(),
@@ -763,7 +770,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
 /// hosts that are not exempt, and at least the minimum (or all of them, in
 /// a smaller ring).
 fn gate_needed(ring: &Ring, c: &Counts) -> usize {
-    let counted = c.hosts - c.exempt;
+    let counted = c.counted();
     let share = (counted * ring.gate_success_percent as usize).div_ceil(100);
     share.max((ring.gate_min_hosts as usize).min(counted))
 }

@@ -188,23 +188,35 @@ pub(crate) async fn put_inventory(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Moves a stored host in the fleet's applicability, on a blocking thread:
-/// by its whole inventory.
+/// Sets a stored host in the fleet's applicability by its whole inventory.
 async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
-    let fleet = std::sync::Arc::clone(&state.fleet);
-    let host = host.to_owned();
-    let done = tokio::task::spawn_blocking(move || {
+    on_fleet(state, host, move |fleet, host| {
         let view = crate::catalog::host_view(
             &inventory.os,
             &inventory.host.kernel,
             &inventory.packages,
             &inventory.updates,
         );
-        fleet.set_host(&host, &view);
+        fleet.set_host(host, &view);
     })
     .await;
-    if let Err(e) = done {
-        tracing::error!("updating the fleet: {e}");
+}
+
+/// Runs `work` on the fleet on a blocking thread: the fleet's lock may be
+/// held for a whole catalog check, which must not stall the async workers.
+async fn on_fleet<T, F>(state: &AppState, host: &str, work: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&crate::fleet::FleetHandle, &str) -> T + Send + 'static,
+{
+    let fleet = std::sync::Arc::clone(&state.fleet);
+    let host = host.to_owned();
+    match tokio::task::spawn_blocking(move || work(&fleet, &host)).await {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::error!("updating the fleet: {e}");
+            None
+        }
     }
 }
 
@@ -226,10 +238,14 @@ pub(crate) async fn patch_inventory(
         .await?;
     // The fleet moves by the delta's packages alone, unless the host moved
     // to another release or the fleet lacks it: then it is set whole.
-    let moved = !stored.os_changed
-        && state
-            .fleet
-            .update_host(&host.id, &stored.replaced, &delta.packages_changed);
+    let moved = !stored.os_changed && {
+        let brought = delta.packages_changed.clone();
+        on_fleet(&state, &host.id, move |fleet, host| {
+            fleet.update_host(host, &stored.replaced, &brought)
+        })
+        .await
+        .unwrap_or(false)
+    };
     if !moved {
         let packages = state.store.packages(&host.id).await?;
         set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await;

@@ -121,6 +121,13 @@ fn split_joined(joined: Option<&str>) -> impl Iterator<Item = Vec<&str>> {
         .map(|row| row.split('\u{1e}').collect())
 }
 
+/// A list bound as one JSON parameter (see [`Store::json_values`]).
+/// Lists of strings and numbers always serialise; the error is kept only
+/// so that none is ever swallowed.
+fn json_list(json: serde_json::Result<String>) -> Result<String> {
+    json.map_err(|e| Error::Invalid(format!("a list of package rows: {e}")))
+}
+
 /// A stored package sum, when it is one.
 fn sum_of(bytes: Option<Vec<u8>>) -> Option<PackageSum> {
     bytes.as_deref().and_then(PackageSum::from_bytes)
@@ -387,45 +394,36 @@ impl Store {
         host_id: &str,
         keys: &[protocol::PackageKey],
     ) -> Result<HashMap<protocol::PackageKey, (i64, Package)>> {
-        let mut found = HashMap::with_capacity(keys.len());
         let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
-        let mut names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let mut managers: Vec<&str> = keys.iter().map(|k| k.manager.as_str()).collect();
-        managers.sort_unstable();
-        managers.dedup();
-        for chunk in names.chunks(CHUNK) {
-            // The package versions of these names first, then this host's
-            // rows of them: CROSS JOIN keeps SQLite to that order, which
-            // reads a handful of rows instead of the host's thousand.
-            let first = 2 + managers.len();
-            let sql =
-                format!(
-                "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-                 hp.state, hp.held, hp.package_id \
-                 FROM package_versions pv CROSS JOIN host_packages hp \
-                 WHERE hp.package_id = pv.id AND hp.host_id = $1 \
-                 AND pv.manager IN ({}) AND pv.name IN ({})",
-                (2..first).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-                (first..first + chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-            let mut q = sqlx::query(&sql).bind(host_id);
-            for m in &managers {
-                q = q.bind(*m);
-            }
-            for name in chunk {
-                q = q.bind(*name);
-            }
-            for row in q.fetch_all(&mut **tx).await? {
-                let package = package_from_row(&row, 0)?;
-                let key = package.key();
-                if wanted.contains(&key) {
-                    found.insert(key, (row.try_get(8)?, package));
-                }
+        let names: std::collections::BTreeSet<&str> =
+            keys.iter().map(|k| k.name.as_str()).collect();
+        let managers: std::collections::BTreeSet<&str> =
+            keys.iter().map(|k| k.manager.as_str()).collect();
+        // The package versions of these names first, then this host's rows
+        // of them: CROSS JOIN keeps SQLite to that order, which reads a
+        // handful of rows instead of the host's thousand.
+        let sql = format!(
+            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+             hp.state, hp.held, hp.package_id \
+             FROM package_versions pv CROSS JOIN host_packages hp \
+             WHERE hp.package_id = pv.id AND hp.host_id = $1 \
+             AND pv.manager IN ({}) AND pv.name IN ({})",
+            self.json_values(2, "text"),
+            self.json_values(3, "text"),
+        );
+        let list = |values: Vec<&str>| json_list(serde_json::to_string(&values));
+        let rows = sqlx::query(&sql)
+            .bind(host_id)
+            .bind(list(managers.into_iter().collect())?)
+            .bind(list(names.into_iter().collect())?)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut found = HashMap::with_capacity(keys.len());
+        for row in rows {
+            let package = package_from_row(&row, 0)?;
+            let key = package.key();
+            if wanted.contains(&key) {
+                found.insert(key, (row.try_get(8)?, package));
             }
         }
         Ok(found)
@@ -482,17 +480,17 @@ impl Store {
                 .await?,
         );
 
-        for chunk in gone.chunks(CHUNK) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        if !gone.is_empty() {
             let sql = format!(
                 "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
-                marks.join(", ")
+                self.json_values(2, "bigint")
             );
-            let mut q = sqlx::query(&sql).bind(host_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **tx).await?;
+            let gone = json_list(serde_json::to_string(gone))?;
+            sqlx::query(&sql)
+                .bind(host_id)
+                .bind(gone)
+                .execute(&mut **tx)
+                .await?;
         }
         // The new rows travel as one JSON array of [package id, state, held].
         let mut rows = Vec::with_capacity(new_rows.len());
@@ -515,8 +513,7 @@ impl Store {
                      FROM json_array_elements($2::json) AS r"
                 }
             };
-            let rows = serde_json::to_string(&rows)
-                .map_err(|e| Error::Invalid(format!("package rows: {e}")))?;
+            let rows = json_list(serde_json::to_string(&rows))?;
             sqlx::query(sql)
                 .bind(host_id)
                 .bind(rows)
@@ -649,6 +646,18 @@ impl Store {
         )
     }
 
+    /// A subquery of the values of the JSON array bound as parameter
+    /// `param`, for `x IN (...)`: a list of any length as one parameter.
+    /// PostgreSQL reads them as `pg_type`.
+    fn json_values(&self, param: usize, pg_type: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+            Backend::Postgres => {
+                format!("SELECT json_array_elements_text(${param}::json)::{pg_type}")
+            }
+        }
+    }
+
     /// The ids of the package versions with these keys, among those stored.
     async fn package_ids<'k>(
         &self,
@@ -660,17 +669,12 @@ impl Store {
         if keys.is_empty() {
             return Ok(ids);
         }
-        // The keys travel as one JSON array: one parameter however many.
         let sql = format!(
             "SELECT {} FROM package_versions WHERE key IN ({})",
             self.joined(&["key", "id"]),
-            match self.backend {
-                Backend::Sqlite => "SELECT value FROM json_each($1)",
-                Backend::Postgres => "SELECT json_array_elements_text($1::json)",
-            }
+            self.json_values(1, "text")
         );
-        let keys = serde_json::to_string(&keys)
-            .map_err(|e| Error::Invalid(format!("package keys: {e}")))?;
+        let keys = json_list(serde_json::to_string(&keys))?;
         let joined: Option<String> = sqlx::query(&sql)
             .bind(keys)
             .fetch_one(&mut **tx)
