@@ -14,6 +14,8 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub mod job;
+
 /// The inventory schema this crate writes and reads.
 pub const INVENTORY_SCHEMA: u32 = 1;
 
@@ -634,6 +636,9 @@ pub struct EnrollResponse {
     pub host_id: String,
     /// Its credential, sent as `Authorization: Bearer <credential>`. Shown once.
     pub credential: String,
+    /// The server's public job key (`ed25519:<base64>`): the agent runs
+    /// only jobs signed with it.
+    pub job_key: String,
 }
 
 /// A check-in: the agent is alive, and these are the digests of its current
@@ -669,6 +674,9 @@ pub struct HeartbeatResponse {
     pub inventory: InventoryWanted,
     /// Seconds until the next check-in, before jitter.
     pub next_checkin_seconds: u64,
+    /// Jobs for the host, signed, until it reports them received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<job::SignedJob>,
 }
 
 /// The body of every error response: what went wrong, in a sentence.

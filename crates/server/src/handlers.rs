@@ -120,6 +120,7 @@ pub(crate) async fn enroll(
         StatusCode::CREATED,
         Json(EnrollResponse {
             credential: format!("{host_id}.{secret}"),
+            job_key: state.job_key.public_text(),
             host_id,
         }),
     ))
@@ -148,6 +149,7 @@ pub(crate) async fn heartbeat(
     Ok(Json(HeartbeatResponse {
         inventory,
         next_checkin_seconds: state.config.checkin_interval.as_secs(),
+        jobs: Vec::new(),
     }))
 }
 

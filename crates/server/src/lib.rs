@@ -20,6 +20,7 @@ mod error;
 pub mod feeds;
 pub mod fleet;
 mod handlers;
+pub mod jobkey;
 pub mod openapi;
 mod people_api;
 mod plan_api;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub catalog: feeds::SharedCatalog,
     /// The fleet's applicability, kept current.
     pub fleet: Arc<fleet::FleetHandle>,
+    /// The key jobs are signed with.
+    pub job_key: Arc<jobkey::JobKey>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -114,6 +117,9 @@ impl AppState {
 
     /// State with a given clock.
     pub fn with_clock(store: Store, config: Config, clock: Clock) -> Self {
+        // Tests get a key of their own; `serve` replaces it with the data
+        // directory's.
+        let job_key = Arc::new(jobkey::JobKey::ephemeral().expect("randomness"));
         let limiter = Arc::new(RateLimiter::new(config.host_requests_per_minute));
         AppState {
             store,
@@ -122,6 +128,7 @@ impl AppState {
             limiter,
             catalog: Arc::default(),
             fleet: Arc::default(),
+            job_key,
         }
     }
 }
@@ -458,7 +465,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if let Some(path) = first.token_file {
         tracing::info!(file = %path.display(), "First API token written.");
     }
-    let state = AppState::new(store.clone(), options.config);
+    let mut state = AppState::new(store.clone(), options.config);
+    state.job_key = Arc::new(jobkey::JobKey::load_or_create(&options.data_dir)?);
     let started = std::time::Instant::now();
     state.catalog.set(
         feeds::load(&store)
