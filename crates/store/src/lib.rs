@@ -21,6 +21,7 @@
 mod audit;
 mod people;
 mod plan;
+mod rollout;
 mod schema;
 mod sql;
 
@@ -35,6 +36,10 @@ pub use people::{
     UserRecord,
 };
 pub use plan::{DetectionStore, PlanObject, PlanStore};
+pub use rollout::{
+    Assignment, JobEvent, NewRollout, NewRolloutHost, RolloutHostRecord, RolloutRecord,
+    RolloutStore, RolloutUpdate, StepOutcome, StepRecord,
+};
 pub use sql::{Backend, Store};
 
 /// What went wrong in the store.

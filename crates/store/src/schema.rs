@@ -15,10 +15,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../migrations/0004_catalog.sql")),
     (5, include_str!("../migrations/0005_people_audit_plan.sql")),
     (6, include_str!("../migrations/0006_inventory_sums.sql")),
+    (7, include_str!("../migrations/0007_rollouts.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 6;
+pub(crate) const LATEST: u32 = 7;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -658,6 +658,24 @@ impl Store {
         }
     }
 
+    /// A FROM-clause source of the rows of a JSON array of arrays bound as
+    /// parameter `param`, aliased `r`; [`Store::json_col`] reads its columns.
+    pub(crate) fn json_rows(&self, param: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_each(${param}) AS r"),
+            Backend::Postgres => format!("json_array_elements(${param}::json) AS r"),
+        }
+    }
+
+    /// Column `i` of a row of [`Store::json_rows`], as text or as a number.
+    pub(crate) fn json_col(&self, i: usize, number: bool) -> String {
+        match (self.backend, number) {
+            (Backend::Sqlite, _) => format!("json_extract(r.value, '$[{i}]')"),
+            (Backend::Postgres, false) => format!("(r->>{i})"),
+            (Backend::Postgres, true) => format!("(r->>{i})::bigint"),
+        }
+    }
+
     /// The ids of the package versions with these keys, among those stored.
     async fn package_ids<'k>(
         &self,

@@ -19,6 +19,9 @@ use store::{
     InventoryStore, NewHost, NewToken, NewUser, PeopleStore, PlanStore, Store, TokenStore,
     UserChange, Why,
 };
+use store::{
+    Assignment, NewRollout, NewRolloutHost, RolloutStore, RolloutUpdate, StepOutcome, StepRecord,
+};
 
 const T0: i64 = 1_780_000_000;
 
@@ -136,6 +139,7 @@ conformance!(
     detections_keep_the_first_time,
     a_delta_is_checked_and_stored_by_its_own_packages,
     an_inventory_resent_unchanged_changes_nothing,
+    a_rollout_hands_out_jobs_and_records_steps,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -1572,4 +1576,170 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
     assert_eq!(hosts, ["h1", "h2"]);
     assert_eq!(store.updates("h1").await.unwrap(), inv.updates);
     assert!(store.updates("h2").await.unwrap().is_empty());
+}
+
+fn step(job: &str, host: &str, step: &str, offset: i64) -> StepRecord {
+    StepRecord {
+        job_id: job.into(),
+        host_id: host.into(),
+        step: step.into(),
+        at: at(offset),
+        detail: None,
+        failure: (step == "failed").then(|| "apt-get install failed (exit 100)".to_owned()),
+        changes: (step == "installed").then(|| r#"[{"name":"libssl3"}]"#.to_owned()),
+    }
+}
+
+async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
+    enrolled(&store, &["h1", "h2", "h3"]).await;
+    let why = Why::new("alice", "create-rollout");
+    let rollout = NewRollout {
+        name: "openssl".into(),
+        spec: r#"{"packages":["libssl3"]}"#.into(),
+        state: r#"{"ring_started":[null,null]}"#.into(),
+        hosts: ["h1", "h2", "h3", "gone"]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| NewRolloutHost {
+                host_id: (*h).into(),
+                ring: u32::from(i > 0),
+                packages: r#"[{"name":"libssl3","arch":"amd64","version":"3.0.17-1~deb12u2"}]"#
+                    .into(),
+            })
+            .collect(),
+    };
+    store.create_rollout(&rollout, &why, at(10)).await.unwrap();
+    // A second with the same name is refused.
+    let err = store
+        .create_rollout(&rollout, &why, at(11))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    let stored = store.rollout("openssl").await.unwrap().unwrap();
+    assert_eq!((stored.generation, stored.status.as_str()), (1, "running"));
+    assert_eq!(stored.created_by, "alice");
+    // A host that does not exist is left out.
+    let hosts = store.rollout_hosts("openssl").await.unwrap();
+    let lines: Vec<(&str, u32, &str)> = hosts
+        .iter()
+        .map(|h| (h.host_id.as_str(), h.ring, h.progress.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("h1", 0, "not_started"),
+            ("h2", 1, "not_started"),
+            ("h3", 1, "not_started")
+        ]
+    );
+
+    // The executor starts ring 0: one job for h1.
+    let update = RolloutUpdate {
+        name: "openssl".into(),
+        expected_generation: 1,
+        generation: 1,
+        state: r#"{"ring_started":[1780000020,null]}"#.into(),
+        status: "running".into(),
+        assignments: vec![Assignment {
+            host_id: "h1".into(),
+            job_id: "j1".into(),
+            job_kind: "install".into(),
+            job: "{}".into(),
+        }],
+    };
+    store
+        .update_rollout(&update, Some(&Why::new("executor", "start-ring")), at(20))
+        .await
+        .unwrap();
+    let waiting = store.undelivered_jobs().await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].job_id.as_deref(), Some("j1"));
+    // A decision made for another generation is refused, with nothing written.
+    let stale = RolloutUpdate {
+        expected_generation: 0,
+        status: "halted".into(),
+        ..update.clone()
+    };
+    let err = store
+        .update_rollout(&stale, None, at(21))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert_eq!(
+        store.rollout("openssl").await.unwrap().unwrap().status,
+        "running"
+    );
+
+    // Steps: only the host the job is for may report it.
+    let outcomes = store
+        .record_steps(
+            &[
+                step("j1", "h1", "received", 30),
+                step("j1", "h2", "received", 30),
+                step("j1", "h1", "installed", 31),
+                step("j1", "h1", "succeeded", 32),
+                // A late duplicate changes nothing.
+                step("j1", "h1", "failed", 33),
+            ],
+            at(34),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcomes[1], StepOutcome::UnknownJob);
+    assert_eq!(
+        outcomes[3],
+        StepOutcome::Recorded {
+            rollout: "openssl".into(),
+            progress: "succeeded".into(),
+            moved: true
+        }
+    );
+    assert!(
+        matches!(&outcomes[4], StepOutcome::Recorded { progress, moved: false, .. } if progress == "succeeded")
+    );
+    assert!(store.undelivered_jobs().await.unwrap().is_empty());
+    let h1 = &store.rollout_hosts("openssl").await.unwrap()[0];
+    assert_eq!(h1.progress, "succeeded");
+    assert_eq!(h1.done_at, Some(at(32)));
+    assert_eq!(h1.changes.as_deref(), Some(r#"[{"name":"libssl3"}]"#));
+    let events = store.job_events("openssl", Some("h1")).await.unwrap();
+    let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
+    assert_eq!(steps, ["received", "installed", "succeeded", "failed"]);
+    assert_eq!(store.job_events("openssl", None).await.unwrap().len(), 4);
+
+    // A rollback: a new generation, h1 rolls back and fails.
+    let rollback = RolloutUpdate {
+        name: "openssl".into(),
+        expected_generation: 1,
+        generation: 2,
+        state: "{}".into(),
+        status: "rolling_back".into(),
+        assignments: vec![Assignment {
+            host_id: "h1".into(),
+            job_id: "j2".into(),
+            job_kind: "rollback".into(),
+            job: "{}".into(),
+        }],
+    };
+    store
+        .update_rollout(&rollback, Some(&Why::new("alice", "rollback")), at(40))
+        .await
+        .unwrap();
+    store
+        .record_steps(&[step("j2", "h1", "failed", 41)], at(42))
+        .await
+        .unwrap();
+    let h1 = &store.rollout_hosts("openssl").await.unwrap()[0];
+    assert_eq!(h1.progress, "rollback_failed");
+    assert_eq!(
+        h1.detail.as_deref(),
+        Some("apt-get install failed (exit 100)")
+    );
+    // Creation, the ring start and the rollback are in the audit log.
+    let audit = store
+        .audit_entries(Some("rollouts/openssl"), 0, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, ["create-rollout", "start-ring", "rollback"]);
 }

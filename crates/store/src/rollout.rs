@@ -1,0 +1,564 @@
+//! Rollouts: the frozen spec, the executor's recorded state, each host's
+//! job and progress, and the steps agents report.
+//!
+//! A key design decision made here is that every change to a rollout as a
+//! whole names the generation it was decided for, and is refused (as a
+//! conflict, with nothing written) when the rollout moved on meanwhile: a
+//! plan made before a halt or a rollback can never hand out jobs after it.
+//! Step reports arrive by the thousand; they are stored many to a
+//! transaction, and each moves its host's progress only when it belongs to
+//! the host's current job.
+
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::{append, AuditEvent, Why};
+use crate::sql::{opt_ts, ts, Store};
+use crate::{Error, Result};
+
+/// A rollout as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRecord {
+    /// Its name.
+    pub name: String,
+    /// The server's JSON of what it installs and how (frozen).
+    pub spec: String,
+    /// Its generation: halts, rollbacks and redeploys move it on.
+    pub generation: u64,
+    /// The server's JSON of what the executor recorded.
+    pub state: String,
+    /// `running`, `halted`, `complete`, `rolling_back`, `rolled_back`.
+    pub status: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// By whom.
+    pub created_by: String,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A host of a new rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRolloutHost {
+    /// The host.
+    pub host_id: String,
+    /// Its ring.
+    pub ring: u32,
+    /// Its packages (JSON), each at the exact version frozen.
+    pub packages: String,
+}
+
+/// A new rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRollout {
+    /// Its name.
+    pub name: String,
+    /// Its spec (JSON).
+    pub spec: String,
+    /// Its initial state (JSON).
+    pub state: String,
+    /// Its hosts.
+    pub hosts: Vec<NewRolloutHost>,
+}
+
+/// One host's line of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutHostRecord {
+    /// The rollout.
+    pub rollout: String,
+    /// The host.
+    pub host_id: String,
+    /// Its ring.
+    pub ring: u32,
+    /// Its packages (JSON).
+    pub packages: String,
+    /// `not_started`, `assigned`, `in_progress`, `succeeded`, `failed`,
+    /// `rolling_back`, `rolled_back`, `rollback_failed`.
+    pub progress: String,
+    /// Its current job.
+    pub job_id: Option<String>,
+    /// `install` or `rollback`.
+    pub job_kind: Option<String>,
+    /// The current job, signed, as delivered (JSON of a `SignedJob`).
+    pub job: Option<String>,
+    /// The last step reported.
+    pub step: Option<String>,
+    /// When its current job was handed out.
+    pub since: Option<Timestamp>,
+    /// When its current job ended.
+    pub done_at: Option<Timestamp>,
+    /// Why it failed, as the agent said.
+    pub detail: Option<String>,
+    /// What its install changed (JSON), as the agent reported it.
+    pub changes: Option<String>,
+    /// When the line last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A job handed to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The host.
+    pub host_id: String,
+    /// The job's id.
+    pub job_id: String,
+    /// `install` or `rollback`.
+    pub job_kind: String,
+    /// The signed job (JSON of a `SignedJob`).
+    pub job: String,
+}
+
+/// A change to a rollout as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutUpdate {
+    /// The rollout.
+    pub name: String,
+    /// The generation the change was decided for; another refuses it.
+    pub expected_generation: u64,
+    /// The generation after it.
+    pub generation: u64,
+    /// The state after it (JSON).
+    pub state: String,
+    /// The status after it.
+    pub status: String,
+    /// Jobs handed out with it: `assigned` (install) or `rolling_back`.
+    pub assignments: Vec<Assignment>,
+}
+
+/// A step an agent reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The job.
+    pub job_id: String,
+    /// The host that reported it (authenticated).
+    pub host_id: String,
+    /// The step's name (`received`, ..., `succeeded`, `failed`, `refused`).
+    pub step: String,
+    /// When, by the agent's clock.
+    pub at: Timestamp,
+    /// The report's details (JSON), if any.
+    pub detail: Option<String>,
+    /// A failure's sentence, kept on the host's line.
+    pub failure: Option<String>,
+    /// What the install changed (JSON), with `installed`.
+    pub changes: Option<String>,
+}
+
+/// What became of a reported step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Recorded; the host's progress is now this.
+    Recorded {
+        /// The rollout.
+        rollout: String,
+        /// The host's progress after it.
+        progress: String,
+        /// Whether it moved the progress.
+        moved: bool,
+    },
+    /// No such job for this host.
+    UnknownJob,
+}
+
+/// A recorded step, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    /// The job.
+    pub job_id: String,
+    /// The host.
+    pub host_id: String,
+    /// The step.
+    pub step: String,
+    /// When, by the agent's clock.
+    pub at: Timestamp,
+    /// When the server received it.
+    pub received_at: Timestamp,
+    /// Its details (JSON).
+    pub detail: Option<String>,
+}
+
+/// Rollouts.
+pub trait RolloutStore {
+    /// Creates a rollout with its hosts (generation 1), audited. A rollout
+    /// of that name already existing is a conflict.
+    async fn create_rollout(&self, rollout: &NewRollout, why: &Why, now: Timestamp) -> Result<()>;
+    /// Every rollout, newest first.
+    async fn rollouts(&self) -> Result<Vec<RolloutRecord>>;
+    /// One rollout.
+    async fn rollout(&self, name: &str) -> Result<Option<RolloutRecord>>;
+    /// A rollout's hosts, by ring then host.
+    async fn rollout_hosts(&self, name: &str) -> Result<Vec<RolloutHostRecord>>;
+    /// Records a change decided for `expected_generation`: a conflict, with
+    /// nothing written, when the rollout is at another. Audited when `why`
+    /// is given (a person's change, or the executor's ring starts and
+    /// halts); assignments that are not the host's are skipped.
+    async fn update_rollout(
+        &self,
+        update: &RolloutUpdate,
+        why: Option<&Why>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Stores steps, all in one transaction, each moving its host's progress
+    /// when it belongs to the host's current job.
+    async fn record_steps(&self, steps: &[StepRecord], now: Timestamp) -> Result<Vec<StepOutcome>>;
+    /// Jobs handed out and not yet received (`assigned`, `rolling_back`
+    /// before `received`), for the delivery board at start.
+    async fn undelivered_jobs(&self) -> Result<Vec<RolloutHostRecord>>;
+    /// The steps of a rollout (of one host, when given), in order.
+    async fn job_events(&self, rollout: &str, host_id: Option<&str>) -> Result<Vec<JobEvent>>;
+}
+
+const HOST_COLUMNS: &str = "rollout, host_id, ring, packages, progress, job_id, job_kind, job, \
+     step, since, done_at, detail, changes, updated_at";
+
+fn host_from_row(r: &AnyRow) -> Result<RolloutHostRecord> {
+    Ok(RolloutHostRecord {
+        rollout: r.try_get(0)?,
+        host_id: r.try_get(1)?,
+        ring: u32::try_from(r.try_get::<i64, _>(2)?)
+            .map_err(|_| Error::Corrupt("a ring number out of range".into()))?,
+        packages: r.try_get(3)?,
+        progress: r.try_get(4)?,
+        job_id: r.try_get(5)?,
+        job_kind: r.try_get(6)?,
+        job: r.try_get(7)?,
+        step: r.try_get(8)?,
+        since: opt_ts(r.try_get(9)?)?,
+        done_at: opt_ts(r.try_get(10)?)?,
+        detail: r.try_get(11)?,
+        changes: r.try_get(12)?,
+        updated_at: ts(r.try_get(13)?)?,
+    })
+}
+
+const ROLLOUT_COLUMNS: &str =
+    "name, spec, generation, state, status, created_at, created_by, updated_at";
+
+fn rollout_from_row(r: &AnyRow) -> Result<RolloutRecord> {
+    Ok(RolloutRecord {
+        name: r.try_get(0)?,
+        spec: r.try_get(1)?,
+        generation: u64::try_from(r.try_get::<i64, _>(2)?)
+            .map_err(|_| Error::Corrupt("a negative rollout generation".into()))?,
+        state: r.try_get(3)?,
+        status: r.try_get(4)?,
+        created_at: ts(r.try_get(5)?)?,
+        created_by: r.try_get(6)?,
+        updated_at: ts(r.try_get(7)?)?,
+    })
+}
+
+/// The progress a step moves a host to, from `current` in a job of `kind`;
+/// `None` when it does not move it.
+fn progress_after(kind: &str, current: &str, step: &str) -> Option<&'static str> {
+    let rollback = kind == "rollback";
+    let finished = matches!(
+        current,
+        "succeeded" | "failed" | "rolled_back" | "rollback_failed"
+    );
+    if finished {
+        return None;
+    }
+    Some(match (rollback, step) {
+        (false, "succeeded") => "succeeded",
+        (false, "failed" | "refused") => "failed",
+        (true, "succeeded") => "rolled_back",
+        (true, "failed" | "refused") => "rollback_failed",
+        (false, _) if current == "assigned" => "in_progress",
+        _ => return None,
+    })
+}
+
+fn generation_i64(g: u64) -> Result<i64> {
+    i64::try_from(g).map_err(|_| Error::Invalid(format!("generation {g} is out of range")))
+}
+
+impl RolloutStore for Store {
+    async fn create_rollout(&self, rollout: &NewRollout, why: &Why, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM rollouts WHERE name = $1")
+            .bind(&rollout.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(Error::Conflict(format!(
+                "a rollout named {} exists already",
+                rollout.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO rollouts (name, spec, generation, state, status, created_at, created_by, updated_at) \
+             VALUES ($1, $2, 1, $3, 'running', $4, $5, $4)",
+        )
+        .bind(&rollout.name)
+        .bind(&rollout.spec)
+        .bind(&rollout.state)
+        .bind(now.as_second())
+        .bind(&why.actor)
+        .execute(&mut *tx)
+        .await?;
+        // The hosts travel as one JSON array: [[host, ring, packages], ...].
+        let rows: Vec<(&str, u32, &str)> = rollout
+            .hosts
+            .iter()
+            .map(|h| (h.host_id.as_str(), h.ring, h.packages.as_str()))
+            .collect();
+        let json = serde_json::to_string(&rows)
+            .map_err(|e| Error::Invalid(format!("rollout hosts: {e}")))?;
+        let sql = format!(
+            "INSERT INTO rollout_hosts (rollout, host_id, ring, packages, progress, updated_at) \
+             SELECT $1, {h}, {r}, {p}, 'not_started', $2 FROM {rows} \
+             WHERE EXISTS (SELECT 1 FROM hosts WHERE id = {h})",
+            rows = self.json_rows(3),
+            h = self.json_col(0, false),
+            r = self.json_col(1, true),
+            p = self.json_col(2, false),
+        );
+        sqlx::query(&sql)
+            .bind(&rollout.name)
+            .bind(now.as_second())
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        let event = AuditEvent::of(
+            why,
+            format!("rollouts/{}", rollout.name),
+            None,
+            Some(rollout.spec.clone()),
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rollouts(&self) -> Result<Vec<RolloutRecord>> {
+        let sql = format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, name");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(rollout_from_row).collect()
+    }
+
+    async fn rollout(&self, name: &str) -> Result<Option<RolloutRecord>> {
+        let sql = format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE name = $1");
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rollout_from_row).transpose()
+    }
+
+    async fn rollout_hosts(&self, name: &str) -> Result<Vec<RolloutHostRecord>> {
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} FROM rollout_hosts WHERE rollout = $1 ORDER BY ring, host_id"
+        );
+        let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
+        rows.iter().map(host_from_row).collect()
+    }
+
+    async fn update_rollout(
+        &self,
+        update: &RolloutUpdate,
+        why: Option<&Why>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let sql = format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE name = $1");
+        let before = self
+            .locked_row(&mut tx, &sql, &update.name)
+            .await?
+            .as_ref()
+            .map(rollout_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("rollout {}", update.name)))?;
+        if before.generation != update.expected_generation {
+            return Err(Error::Conflict(format!(
+                "rollout {} is at generation {}, not {}: decide again",
+                update.name, before.generation, update.expected_generation
+            )));
+        }
+        sqlx::query(
+            "UPDATE rollouts SET generation = $2, state = $3, status = $4, updated_at = $5 WHERE name = $1",
+        )
+        .bind(&update.name)
+        .bind(generation_i64(update.generation)?)
+        .bind(&update.state)
+        .bind(&update.status)
+        .bind(now.as_second())
+        .execute(&mut *tx)
+        .await?;
+        for a in &update.assignments {
+            let progress = if a.job_kind == "rollback" {
+                "rolling_back"
+            } else {
+                "assigned"
+            };
+            sqlx::query(
+                "UPDATE rollout_hosts SET job_id = $3, job_kind = $4, job = $5, progress = $6, \
+                   step = NULL, since = $7, done_at = NULL, detail = NULL, updated_at = $7 \
+                 WHERE rollout = $1 AND host_id = $2",
+            )
+            .bind(&update.name)
+            .bind(&a.host_id)
+            .bind(&a.job_id)
+            .bind(&a.job_kind)
+            .bind(&a.job)
+            .bind(progress)
+            .bind(now.as_second())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(why) = why {
+            let event = AuditEvent::of(
+                why,
+                format!("rollouts/{}", update.name),
+                Some(format!(
+                    "{{\"generation\":{},\"status\":\"{}\",\"state\":{}}}",
+                    before.generation, before.status, before.state
+                )),
+                Some(format!(
+                    "{{\"generation\":{},\"status\":\"{}\",\"state\":{},\"jobs\":{}}}",
+                    update.generation,
+                    update.status,
+                    update.state,
+                    update.assignments.len()
+                )),
+            );
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_steps(&self, steps: &[StepRecord], now: Timestamp) -> Result<Vec<StepOutcome>> {
+        if steps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for s in steps {
+            let row = sqlx::query(
+                "SELECT rollout, progress, job_kind FROM rollout_hosts WHERE job_id = $1 AND host_id = $2",
+            )
+            .bind(&s.job_id)
+            .bind(&s.host_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                outcomes.push(StepOutcome::UnknownJob);
+                continue;
+            };
+            let rollout: String = row.try_get(0)?;
+            let current: String = row.try_get(1)?;
+            let kind: Option<String> = row.try_get(2)?;
+            sqlx::query(
+                "INSERT INTO job_events (job_id, rollout, host_id, step, at, received_at, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&s.job_id)
+            .bind(&rollout)
+            .bind(&s.host_id)
+            .bind(&s.step)
+            .bind(s.at.as_second())
+            .bind(now.as_second())
+            .bind(&s.detail)
+            .execute(&mut *tx)
+            .await?;
+            let next = progress_after(kind.as_deref().unwrap_or("install"), &current, &s.step);
+            let finished = matches!(
+                next,
+                Some("succeeded" | "failed" | "rolled_back" | "rollback_failed")
+            );
+            sqlx::query(
+                "UPDATE rollout_hosts SET step = $3, progress = COALESCE($4, progress), \
+                   done_at = CASE WHEN $5 = 1 THEN $6 ELSE done_at END, \
+                   detail = COALESCE($7, detail), changes = COALESCE($8, changes), updated_at = $9 \
+                 WHERE rollout = $1 AND host_id = $2",
+            )
+            .bind(&rollout)
+            .bind(&s.host_id)
+            .bind(&s.step)
+            .bind(next)
+            .bind(i64::from(finished))
+            .bind(s.at.as_second())
+            .bind(&s.failure)
+            .bind(&s.changes)
+            .bind(now.as_second())
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(StepOutcome::Recorded {
+                rollout,
+                progress: next.map_or(current, str::to_owned),
+                moved: next.is_some(),
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn undelivered_jobs(&self) -> Result<Vec<RolloutHostRecord>> {
+        let sql = format!(
+            "SELECT {HOST_COLUMNS} FROM rollout_hosts \
+             WHERE progress IN ('assigned', 'rolling_back') AND step IS NULL ORDER BY host_id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(host_from_row).collect()
+    }
+
+    async fn job_events(&self, rollout: &str, host_id: Option<&str>) -> Result<Vec<JobEvent>> {
+        let rows = sqlx::query(
+            "SELECT job_id, host_id, step, at, received_at, detail FROM job_events \
+             WHERE rollout = $1 AND ($2 IS NULL OR host_id = $2) ORDER BY seq",
+        )
+        .bind(rollout)
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobEvent {
+                    job_id: r.try_get(0)?,
+                    host_id: r.try_get(1)?,
+                    step: r.try_get(2)?,
+                    at: ts(r.try_get(3)?)?,
+                    received_at: ts(r.try_get(4)?)?,
+                    detail: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_after;
+
+    #[test]
+    fn steps_move_progress_once_and_by_the_job_kind() {
+        assert_eq!(
+            progress_after("install", "assigned", "received"),
+            Some("in_progress")
+        );
+        assert_eq!(progress_after("install", "in_progress", "installing"), None);
+        assert_eq!(
+            progress_after("install", "in_progress", "succeeded"),
+            Some("succeeded")
+        );
+        assert_eq!(
+            progress_after("install", "assigned", "refused"),
+            Some("failed")
+        );
+        assert_eq!(
+            progress_after("rollback", "rolling_back", "succeeded"),
+            Some("rolled_back")
+        );
+        assert_eq!(
+            progress_after("rollback", "rolling_back", "failed"),
+            Some("rollback_failed")
+        );
+        // A final state stays final: a late duplicate changes nothing.
+        assert_eq!(progress_after("install", "succeeded", "failed"), None);
+    }
+}
