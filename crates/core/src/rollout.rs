@@ -775,67 +775,97 @@ fn gate_needed(ring: &Ring, c: &Counts) -> usize {
     share.max((ring.gate_min_hosts as usize).min(counted))
 }
 
+impl Halt {
+    /// The halt as people read it.
+    pub fn describe(&self) -> String {
+        match self {
+            Halt::Manual { reason } => reason.clone(),
+            Halt::Failures {
+                ring,
+                failed,
+                hosts,
+                threshold,
+            } => format!(
+                "{failed} of {hosts} hosts failed in ring {ring}, over its {threshold}% threshold"
+            ),
+        }
+    }
+}
+
+impl RingState {
+    /// Where the ring stands, as people read it.
+    pub fn describe(&self) -> String {
+        match self {
+            RingState::Waiting(w) => format!("waiting: {}", wait_text(w)),
+            RingState::Running { started: Some(t) } => format!("running since {t}"),
+            RingState::Running { started: None } => "starting now".into(),
+            RingState::Passed { .. } => "passed".into(),
+        }
+    }
+}
+
+impl Action {
+    /// What the host does and why, as people read it.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Start {
+                offline_since: None,
+            } => "start".to_owned(),
+            Action::Start {
+                offline_since: Some(t),
+            } => format!("start at its next check-in (offline since {t})"),
+            Action::WaitingForRing { ring, wait } => {
+                format!("its ring {ring} has not started: {}", wait_text(wait))
+            }
+            Action::OutsideWindow { opens: Some(t) } => {
+                format!("outside its maintenance window, which opens at {t}")
+            }
+            Action::OutsideWindow { opens: None } => {
+                "outside its maintenance window, which never opens".into()
+            }
+            Action::Queued { in_progress, limit } => {
+                format!("queued: {in_progress} hosts in progress, the budget is {limit}")
+            }
+            Action::Exempt { reason } => format!("exempt: {reason}"),
+            Action::InProgress { since } => format!("in progress since {since}"),
+            Action::Succeeded => "succeeded".into(),
+            Action::Failed { why } => format!("failed: {why}"),
+            Action::RolledBack => "rolled back".into(),
+            Action::Halted => "not started: the rollout is halted".into(),
+            Action::Expired => "not started: the rollout expired".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Plan {
     /// The plan as people read it: one line per ring, then one per host.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "generation {} at {}", self.generation, self.at)?;
         if let Some(halt) = &self.halt {
-            match halt {
-                Halt::Manual { reason } => writeln!(f, "halted: {reason}")?,
-                Halt::Failures {
-                    ring,
-                    failed,
-                    hosts,
-                    threshold,
-                } => writeln!(
-                    f,
-                    "halted: {failed} of {hosts} hosts failed in ring {ring}, over its {threshold}% threshold"
-                )?,
-            }
+            writeln!(f, "halted: {}", halt.describe())?;
         }
         for r in &self.rings {
             let c = r.counts;
-            let state = match &r.state {
-                RingState::Waiting(w) => format!("waiting: {}", wait_text(w)),
-                RingState::Running { started: Some(t) } => format!("running since {t}"),
-                RingState::Running { started: None } => "starting now".into(),
-                RingState::Passed { .. } => "passed".into(),
-            };
             writeln!(
                 f,
-                "ring {}: {} hosts, {} succeeded, {} failed, {} in progress, {} exempt; {state}",
-                r.name, c.hosts, c.succeeded, c.failed, c.in_progress, c.exempt
+                "ring {}: {} hosts, {} succeeded, {} failed, {} in progress, {} exempt; {}",
+                r.name,
+                c.hosts,
+                c.succeeded,
+                c.failed,
+                c.in_progress,
+                c.exempt,
+                r.state.describe()
             )?;
         }
         for h in &self.hosts {
-            let what = match &h.action {
-                Action::Start {
-                    offline_since: None,
-                } => "start".to_owned(),
-                Action::Start {
-                    offline_since: Some(t),
-                } => format!("start at its next check-in (offline since {t})"),
-                Action::WaitingForRing { ring, wait } => {
-                    format!("its ring {ring} has not started: {}", wait_text(wait))
-                }
-                Action::OutsideWindow { opens: Some(t) } => {
-                    format!("outside its maintenance window, which opens at {t}")
-                }
-                Action::OutsideWindow { opens: None } => {
-                    "outside its maintenance window, which never opens".into()
-                }
-                Action::Queued { in_progress, limit } => {
-                    format!("queued: {in_progress} hosts in progress, the budget is {limit}")
-                }
-                Action::Exempt { reason } => format!("exempt: {reason}"),
-                Action::InProgress { since } => format!("in progress since {since}"),
-                Action::Succeeded => "succeeded".into(),
-                Action::Failed { why } => format!("failed: {why}"),
-                Action::RolledBack => "rolled back".into(),
-                Action::Halted => "not started: the rollout is halted".into(),
-                Action::Expired => "not started: the rollout expired".into(),
-            };
-            writeln!(f, "  {} [{}] {what}", h.id, self.rings[h.ring].name)?;
+            writeln!(
+                f,
+                "  {} [{}] {}",
+                h.id,
+                self.rings[h.ring].name,
+                h.action.describe()
+            )?;
         }
         Ok(())
     }

@@ -149,7 +149,7 @@ pub(crate) async fn heartbeat(
     Ok(Json(HeartbeatResponse {
         inventory,
         next_checkin_seconds: state.config.checkin_interval.as_secs(),
-        jobs: Vec::new(),
+        jobs: crate::rollouts::jobs_for(&state, &host.id).await?,
     }))
 }
 

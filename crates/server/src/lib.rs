@@ -26,6 +26,7 @@ mod people_api;
 mod plan_api;
 mod plan_docs;
 mod ratelimit;
+mod rollouts;
 mod secrets;
 pub mod tls;
 
@@ -46,6 +47,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 pub use error::ApiError;
 pub use people_api::{ensure_first_admin, hash_password, verdict_json, FirstAdmin};
 pub use ratelimit::RateLimiter;
+pub use rollouts::{Deploy, SharedDeploy};
 
 /// The server's clock: `Timestamp::now` in service, a controlled one in tests.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -99,6 +101,8 @@ pub struct AppState {
     pub fleet: Arc<fleet::FleetHandle>,
     /// The key jobs are signed with.
     pub job_key: Arc<jobkey::JobKey>,
+    /// Jobs waiting for delivery, the step writer and the executor.
+    pub deploy: rollouts::SharedDeploy,
 }
 
 impl std::fmt::Debug for AppState {
@@ -129,6 +133,7 @@ impl AppState {
             catalog: Arc::default(),
             fleet: Arc::default(),
             job_key,
+            deploy: Arc::default(),
         }
     }
 }
@@ -238,6 +243,23 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/approvals/{title}/eligibility",
             get(plan_api::eligibility),
         )
+        .route(
+            "/api/v1/agent/jobs/{id}/steps",
+            post(rollouts::report_steps),
+        )
+        .route(
+            "/api/v1/rollouts",
+            get(rollouts::list).post(rollouts::create),
+        )
+        .route("/api/v1/rollouts/{name}", get(rollouts::show))
+        .route("/api/v1/rollouts/{name}/events", get(rollouts::events))
+        .route("/api/v1/rollouts/{name}/review", get(rollouts::review))
+        .route("/api/v1/rollouts/{name}/notes", post(rollouts::add_note))
+        .route("/api/v1/rollouts/{name}/halt", post(rollouts::halt))
+        .route("/api/v1/rollouts/{name}/resume", post(rollouts::resume))
+        .route("/api/v1/rollouts/{name}/rollback", post(rollouts::rollback))
+        .route("/api/v1/rollouts/{name}/redeploy", post(rollouts::redeploy))
+        .route("/api/v1/rollouts/{name}/approve", post(rollouts::approve))
         .merge(plan_routes::<plan_docs::PolicyDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::BaselineDoc, auth::Approver>())
         .merge(plan_routes::<plan_docs::ExemptionDoc, auth::Approver>())

@@ -2086,3 +2086,448 @@ async fn planning_decisions_classify_clock_exempt_and_are_audited() {
         "{verdict}"
     );
 }
+
+/// A host with libssl3 at `installed` and its apt lists offering
+/// `candidate` from the security suite.
+fn host_offering(hostname: &str, at: Timestamp, installed: &str, candidate: &str) -> Inventory {
+    let mut inv = inventory(
+        hostname,
+        at,
+        vec![
+            package("libssl3", installed),
+            package("bash", "5.2.15-2+b2"),
+        ],
+    );
+    inv.updates = vec![protocol::AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: "libssl3".into(),
+        arch: "amd64".into(),
+        installed: installed.into(),
+        candidate: candidate.into(),
+        suite: Some("stable-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    }];
+    inv
+}
+
+impl TestServer {
+    /// The jobs a host's heartbeat hands it, opened with its job key.
+    async fn jobs(&self, host: &EnrollResponse) -> Vec<protocol::job::Job> {
+        let (status, body) = self
+            .agent(
+                reqwest::Method::POST,
+                "/api/v1/agent/heartbeat",
+                &host.credential,
+                json!({"inventory_digest": "x"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answer: HeartbeatResponse = serde_json::from_value(body).unwrap();
+        let key = protocol::job::parse_key(&host.job_key).unwrap();
+        answer
+            .jobs
+            .iter()
+            .map(|j| j.open(&key, &host.host_id, self.now()).unwrap())
+            .collect()
+    }
+
+    async fn steps(
+        &self,
+        host: &EnrollResponse,
+        job: &str,
+        steps: &[(&str, Option<(&str, &str)>)],
+    ) -> StatusCode {
+        let steps: Vec<Value> = steps
+            .iter()
+            .map(|(step, change)| {
+                let mut s = json!({"step": step, "at": self.now()});
+                if let Some((from, to)) = change {
+                    s["changes"] =
+                        json!([{"name": "libssl3", "arch": "amd64", "from": from, "to": to}]);
+                }
+                if *step == "failed" {
+                    s["message"] = json!("apt-get install failed");
+                    s["exit_code"] = json!(100);
+                    s["output_tail"] =
+                        json!("E: Sub-process /usr/bin/dpkg returned an error code (1)");
+                }
+                s
+            })
+            .collect();
+        self.agent(
+            reqwest::Method::POST,
+            &format!("/api/v1/agent/jobs/{job}/steps"),
+            &host.credential,
+            json!({"steps": steps}),
+        )
+        .await
+        .0
+    }
+
+    /// Polls a rollout until `done` says so (the executor runs each second).
+    async fn rollout_until(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            let (status, body) = self.get(format!("/api/v1/rollouts/{name}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("rollout {name} never got there");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and_rolls_back() {
+    let s = spawn(Config::default()).await;
+    let names = ["pilot-1", "web-2", "web-3", "web-4"];
+    let mut hosts = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let host = s.enrolled(name).await;
+        // One host's lists offer a newer fix than the others': that one is frozen.
+        let candidate = if i == 2 {
+            "3.0.17-1~deb12u2"
+        } else {
+            "3.0.16-1~deb12u1"
+        };
+        let inv = host_offering(name, s.now(), "3.0.15-1~deb12u1", candidate);
+        assert_eq!(
+            s.put_inventory(&host.credential, &inv).await.0,
+            StatusCode::NO_CONTENT
+        );
+        hosts.push(host);
+    }
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{}/attributes", hosts[0].host_id),
+            Some(json!({"tags": ["pilot"]})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    // Bad input is refused with the reason, and nothing is created.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "openssl", "reason": "", "updates": "security"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("reason"), "{body}");
+    let rings = json!([
+        {"name": "pilot", "size": "1", "gate_success_percent": 100},
+        {"name": "broad", "size": "rest", "halt_failure_percent": 10}
+    ]);
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "openssl", "reason": "DSA-5999-1", "rings": [{"name": "x", "size": "lots"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("size \"lots\""),
+        "{body}"
+    );
+
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "openssl", "reason": "DSA-5999-1 for libssl3", "rings": rings})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The newest version any host was offered is frozen for all.
+    assert_eq!(body["packages"][0]["version"], "3.0.17-1~deb12u2");
+    assert_eq!(body["rings"][0]["state"], "running");
+    assert_eq!(body["rings"][0]["hosts"], 1);
+    assert_eq!(body["rings"][1]["state"], "waiting");
+    assert!(
+        body["rings"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("0 of the 1 successes"),
+        "{body}"
+    );
+    let broad_host = body["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == json!(hosts[1].host_id))
+        .unwrap();
+    assert!(
+        broad_host["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("its ring broad has not started"),
+        "{broad_host}"
+    );
+
+    // The pinned pilot host gets its signed job at check-in; the others none.
+    let jobs = s.jobs(&hosts[0]).await;
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.kind, protocol::job::JobKind::Install);
+    assert_eq!(
+        (
+            job.packages[0].name.as_str(),
+            job.packages[0].version.as_str()
+        ),
+        ("libssl3", "3.0.17-1~deb12u2")
+    );
+    assert!(s.jobs(&hosts[1]).await.is_empty());
+    // Another host cannot report it.
+    assert_eq!(
+        s.steps(&hosts[1], &job.id, &[("received", None)]).await,
+        StatusCode::NOT_FOUND
+    );
+    let from_to = Some(("3.0.15-1~deb12u1", "3.0.17-1~deb12u2"));
+    assert_eq!(
+        s.steps(
+            &hosts[0],
+            &job.id,
+            &[
+                ("received", None),
+                ("downloading", None),
+                ("downloaded", None),
+                ("installing", None)
+            ],
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    // Received: not handed out again.
+    assert!(s.jobs(&hosts[0]).await.is_empty());
+    let body = s
+        .rollout_until("openssl", |b| b["hosts"][0]["step"] == "installing")
+        .await;
+    assert_eq!(body["hosts"][0]["progress"], "in_progress");
+    s.steps(
+        &hosts[0],
+        &job.id,
+        &[
+            ("installed", from_to),
+            ("verifying", None),
+            ("succeeded", None),
+        ],
+    )
+    .await;
+
+    // The pilot passed its gate: the broad ring starts (no wait).
+    // (A plan shown says "running" as soon as the gate is met; the jobs
+    // exist once the executor recorded it.)
+    s.rollout_until("openssl", |b| {
+        b["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["progress"] != "not_started")
+    })
+    .await;
+    let mut broad_jobs = Vec::new();
+    for h in &hosts[1..] {
+        let jobs = s.jobs(h).await;
+        assert_eq!(jobs.len(), 1, "{}", h.host_id);
+        broad_jobs.push(jobs[0].id.clone());
+    }
+    s.steps(
+        &hosts[1],
+        &broad_jobs[0],
+        &[
+            ("received", None),
+            ("installed", from_to),
+            ("succeeded", None),
+        ],
+    )
+    .await;
+    s.steps(
+        &hosts[2],
+        &broad_jobs[1],
+        &[("received", None), ("failed", None)],
+    )
+    .await;
+    s.steps(
+        &hosts[3],
+        &broad_jobs[2],
+        &[("received", None), ("failed", None)],
+    )
+    .await;
+
+    // Two of three failed, over 10%: the rollout halts by itself.
+    let body = s
+        .rollout_until("openssl", |b| b["status"] == "halted")
+        .await;
+    assert!(
+        body["halt"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 3 hosts failed in ring broad, over its 10% threshold"),
+        "{body}"
+    );
+    let failed = body["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == json!(hosts[2].host_id))
+        .unwrap();
+    assert_eq!(
+        failed["action"],
+        "failed: apt-get install failed (exit code 100)"
+    );
+    // Resuming is refused: a threshold halt needs a redeploy or a rollback.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/openssl/resume",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Rolling back: the two hosts that installed get the versions they had.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/openssl/rollback",
+            Some(json!({"reason": "the broad ring broke"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "rolling_back");
+    assert_eq!(body["generation"], 2);
+    for h in [&hosts[0], &hosts[1]] {
+        let jobs = s.jobs(h).await;
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].kind, protocol::job::JobKind::Rollback);
+        assert_eq!(jobs[0].generation, 2);
+        assert_eq!(jobs[0].packages[0].version, "3.0.15-1~deb12u1");
+        s.steps(
+            h,
+            &jobs[0].id,
+            &[
+                ("received", None),
+                ("installed", Some(("3.0.17-1~deb12u2", "3.0.15-1~deb12u1"))),
+                ("succeeded", None),
+            ],
+        )
+        .await;
+    }
+    assert!(
+        s.jobs(&hosts[2]).await.is_empty(),
+        "nothing to roll back where nothing installed"
+    );
+    s.rollout_until("openssl", |b| b["status"] == "rolled_back")
+        .await;
+
+    let (status, review) = s.get("/api/v1/rollouts/openssl/review").await;
+    assert_eq!(status, StatusCode::OK, "{review}");
+    assert_eq!(review["targets"], 4);
+    assert_eq!(review["rolled_back"], 2);
+    assert_eq!(review["failed"], 2);
+    assert!(review["seconds_to_50_percent"].is_i64(), "{review}");
+    // Every step is kept, and the decisions are in the audit log.
+    let (_, events) = s.get("/api/v1/rollouts/openssl/events").await;
+    assert_eq!(events.as_array().unwrap().len(), 4 + 3 + 3 + 2 + 2 + 6);
+    let (_, audit) = s.get("/api/v1/audit?subject=rollouts/openssl").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "create-rollout",
+        "start-ring",
+        "halt",
+        "rollback-rollout",
+        "rollback-finished",
+    ] {
+        assert!(
+            actions.contains(&wanted),
+            "{wanted} missing from {actions:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_halts_a_rollout_and_its_undelivered_jobs_are_withdrawn() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("solo").await;
+    let inv = host_offering("solo", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&host.credential, &inv).await;
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r1", "reason": "monthly", "packages": ["libssl3"],
+                        "rings": [{"name": "all", "size": "rest", "manual_approval": true}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["rings"][0]["reason"],
+        "waiting: a person must approve its start"
+    );
+    assert!(s.jobs(&host).await.is_empty());
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/approve",
+            Some(json!({"ring": "all"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rings"][0]["state"], "running");
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/halt",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a halt needs a reason: {body}"
+    );
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/halt",
+            Some(json!({"reason": "freeze"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "halted");
+    assert_eq!(
+        body["hosts"][0]["action"],
+        "not started: the rollout is halted"
+    );
+    assert!(
+        s.jobs(&host).await.is_empty(),
+        "the undelivered job was withdrawn"
+    );
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/resume",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let jobs = s.jobs(&host).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].generation, 3,
+        "halt and resume each made a generation"
+    );
+}

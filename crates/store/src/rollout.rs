@@ -124,6 +124,9 @@ pub struct RolloutUpdate {
     pub status: String,
     /// Jobs handed out with it: `assigned` (install) or `rolling_back`.
     pub assignments: Vec<Assignment>,
+    /// Hosts put back to `not_started`, their job withdrawn (a redeploy's
+    /// failed hosts, a halt's undelivered jobs).
+    pub reset: Vec<String>,
 }
 
 /// A step an agent reported.
@@ -388,6 +391,18 @@ impl RolloutStore for Store {
         .bind(now.as_second())
         .execute(&mut *tx)
         .await?;
+        for host in &update.reset {
+            sqlx::query(
+                "UPDATE rollout_hosts SET progress = 'not_started', job_id = NULL, job_kind = NULL, \
+                   job = NULL, step = NULL, since = NULL, done_at = NULL, detail = NULL, updated_at = $3 \
+                 WHERE rollout = $1 AND host_id = $2",
+            )
+            .bind(&update.name)
+            .bind(host)
+            .bind(now.as_second())
+            .execute(&mut *tx)
+            .await?;
+        }
         for a in &update.assignments {
             let progress = if a.job_kind == "rollback" {
                 "rolling_back"
@@ -418,11 +433,12 @@ impl RolloutStore for Store {
                     before.generation, before.status, before.state
                 )),
                 Some(format!(
-                    "{{\"generation\":{},\"status\":\"{}\",\"state\":{},\"jobs\":{}}}",
+                    "{{\"generation\":{},\"status\":\"{}\",\"state\":{},\"jobs\":{},\"reset\":{}}}",
                     update.generation,
                     update.status,
                     update.state,
-                    update.assignments.len()
+                    update.assignments.len(),
+                    update.reset.len()
                 )),
             );
             append(&mut tx, &event, now).await?;

@@ -1646,6 +1646,7 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
             job_kind: "install".into(),
             job: "{}".into(),
         }],
+        reset: vec![],
     };
     store
         .update_rollout(&update, Some(&Why::new("executor", "start-ring")), at(20))
@@ -1720,6 +1721,7 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
             job_kind: "rollback".into(),
             job: "{}".into(),
         }],
+        reset: vec![],
     };
     store
         .update_rollout(&rollback, Some(&Why::new("alice", "rollback")), at(40))

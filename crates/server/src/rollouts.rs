@@ -1,0 +1,1599 @@
+//! Rollouts: created from the updates the fleet's own package managers
+//! offer, with the exact versions frozen at creation; carried out by an
+//! executor that asks the planner (`patchwell_core::rollout`) what to do
+//! and records it; jobs signed with the server's key and handed to each host
+//! at its next check-in; the steps agents report stored in batches.
+//!
+//! A key design decision made here is that the executor is "plan, then
+//! record": every pass reads the rollout, makes a plan with the rollout's
+//! generation, and writes what it decided (ring starts, a halt, the jobs it
+//! hands out) naming that generation. The store refuses a decision for a
+//! generation that has moved on, so a plan made just before a person's halt
+//! or rollback cannot hand out jobs after it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use jiff::{SignedDuration, Timestamp};
+use patchwell_core::classify::Class;
+use patchwell_core::policy::WindowState;
+use patchwell_core::rollout::{self, Budget, Progress, Ring, Size};
+use protocol::job::{
+    ConffilePolicy, Job, JobKind, JobPackage, RebootPolicy, SignedJob, StepsRequest, JOB_SCHEMA,
+};
+use protocol::Manager;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use store::{
+    Assignment, HostFilter, HostRecord, HostStore, InventoryStore, NewRollout, NewRolloutHost,
+    PlanStore, RolloutHostRecord, RolloutRecord, RolloutStore, RolloutUpdate, StepOutcome,
+    StepRecord, Why,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::{Approver, Host, Operator, Reader};
+use crate::error::ApiError;
+use crate::handlers::{check_name, now, parse_query, selected, ApiResult, JsonBody};
+use crate::plan_api::Planning;
+use crate::plan_docs::{ContactDoc, Doc, PolicyDoc};
+use crate::AppState;
+
+/// One ring as a rollout's spec writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RingSpec {
+    /// Its name.
+    pub(crate) name: String,
+    /// `5%`, `20` (hosts) or `rest`.
+    pub(crate) size: String,
+    /// Business days after the previous ring started.
+    #[serde(default)]
+    pub(crate) wait_business_days: i64,
+    /// Whether a person approves its start.
+    #[serde(default)]
+    pub(crate) manual_approval: bool,
+    /// Share of its hosts that must succeed before the next starts.
+    #[serde(default = "default_gate")]
+    pub(crate) gate_success_percent: u32,
+    /// And at least this many.
+    #[serde(default = "one")]
+    pub(crate) gate_min_hosts: u32,
+    /// Failures over this share halt the rollout.
+    #[serde(default = "default_halt")]
+    pub(crate) halt_failure_percent: u32,
+}
+
+fn default_gate() -> u32 {
+    95
+}
+fn one() -> u32 {
+    1
+}
+fn default_halt() -> u32 {
+    10
+}
+
+impl RingSpec {
+    fn of(ring: &Ring) -> RingSpec {
+        RingSpec {
+            name: ring.name.clone(),
+            size: match ring.size {
+                Size::Percent(p) => format!("{p}%"),
+                Size::Hosts(n) => n.to_string(),
+                Size::Rest => "rest".into(),
+            },
+            wait_business_days: ring.wait_business_days,
+            manual_approval: ring.manual_approval,
+            gate_success_percent: ring.gate_success_percent,
+            gate_min_hosts: ring.gate_min_hosts,
+            halt_failure_percent: ring.halt_failure_percent,
+        }
+    }
+
+    fn to_ring(&self) -> Result<Ring, String> {
+        let size =
+            match self.size.trim() {
+                "rest" => Size::Rest,
+                s => match s.strip_suffix('%') {
+                    Some(p) => Size::Percent(p.trim().parse().map_err(|_| {
+                        format!("ring {}: size {s:?} is not a percentage", self.name)
+                    })?),
+                    None => Size::Hosts(s.parse().map_err(|_| {
+                        format!(
+                        "ring {}: size {s:?}: write a percentage (5%), a number of hosts or rest",
+                        self.name
+                    )
+                    })?),
+                },
+            };
+        Ok(Ring {
+            name: self.name.clone(),
+            size,
+            wait_business_days: self.wait_business_days,
+            manual_approval: self.manual_approval,
+            gate_success_percent: self.gate_success_percent,
+            gate_min_hosts: self.gate_min_hosts,
+            halt_failure_percent: self.halt_failure_percent,
+        })
+    }
+}
+
+fn parse_budget(text: &str) -> Result<Budget, String> {
+    let t = text.trim();
+    if t == "unlimited" {
+        return Ok(Budget::Unlimited);
+    }
+    match t.strip_suffix('%') {
+        Some(p) => p
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(Budget::Percent)
+            .ok_or_else(|| format!("budget {t:?}: a percentage from 1% to 100%")),
+        None => t
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Budget::Hosts)
+            .ok_or_else(|| {
+                format!("budget {t:?}: write unlimited, a number of hosts or a percentage")
+            }),
+    }
+}
+
+/// A package version frozen at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Frozen {
+    pub(crate) manager: Manager,
+    pub(crate) name: String,
+    pub(crate) version: String,
+}
+
+/// What a rollout installs and how: written once, at creation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    pub(crate) reason: String,
+    pub(crate) hosts: Option<String>,
+    pub(crate) updates: String,
+    pub(crate) packages: Vec<Frozen>,
+    pub(crate) rings: Vec<RingSpec>,
+    pub(crate) budget: String,
+    pub(crate) reboot: RebootPolicy,
+    pub(crate) conffiles: ConffilePolicy,
+    pub(crate) pre_hook: Option<String>,
+    pub(crate) post_hook: Option<String>,
+    pub(crate) health_check: Option<String>,
+    pub(crate) policy: Option<String>,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) deadline: Option<Timestamp>,
+    pub(crate) seed: u64,
+}
+
+/// A note on a rollout's review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Note {
+    by: String,
+    at: Timestamp,
+    text: String,
+}
+
+/// What the executor and people recorded of a rollout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct StateDoc {
+    #[serde(default)]
+    ring_started: Vec<Option<Timestamp>>,
+    #[serde(default)]
+    ring_approved: Vec<bool>,
+    /// A person's halt (or a rollback's), with the reason.
+    #[serde(default)]
+    halted: Option<String>,
+    /// The planner's halt when failures passed a threshold, once recorded.
+    #[serde(default)]
+    failure_halt: Option<String>,
+    #[serde(default)]
+    notes: Vec<Note>,
+}
+
+/// `POST /api/v1/rollouts`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRollout {
+    name: String,
+    reason: String,
+    /// Which hosts, as a host query (default: every host).
+    #[serde(default)]
+    hosts: Option<String>,
+    /// `security` (default) or `all`: the updates the hosts' own package
+    /// managers offer.
+    #[serde(default = "security")]
+    updates: String,
+    /// Only these packages (`name`, or `name=version` to freeze a version
+    /// yourself).
+    #[serde(default)]
+    packages: Vec<String>,
+    #[serde(default)]
+    rings: Option<Vec<RingSpec>>,
+    #[serde(default)]
+    budget: Option<String>,
+    #[serde(default)]
+    reboot: RebootPolicy,
+    #[serde(default)]
+    conffiles: ConffilePolicy,
+    #[serde(default)]
+    pre_hook: Option<String>,
+    #[serde(default)]
+    post_hook: Option<String>,
+    #[serde(default)]
+    health_check: Option<String>,
+    /// The policy whose maintenance windows apply.
+    #[serde(default)]
+    policy: Option<String>,
+    /// Jobs not handed out within this many days are not handed out.
+    #[serde(default = "fourteen")]
+    expires_days: i64,
+    /// The deadline the review measures against, in days.
+    #[serde(default)]
+    deadline_days: Option<i64>,
+}
+
+fn security() -> String {
+    "security".into()
+}
+fn fourteen() -> i64 {
+    14
+}
+
+/// A person's action on a rollout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutAction {
+    #[serde(default)]
+    reason: Option<String>,
+    /// The ring a person approves (its name).
+    #[serde(default)]
+    ring: Option<String>,
+    /// A note for the review.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The delivery board, the step writer and the executor's wake-ups.
+
+/// What the deploy side keeps in memory.
+#[derive(Default)]
+pub struct Deploy {
+    /// Signed jobs waiting for their host's check-in, by host.
+    board: Mutex<HashMap<String, Vec<SignedJob>>>,
+    /// Whether the board was loaded from the store.
+    board_loaded: tokio::sync::OnceCell<()>,
+    /// Rollouts to advance at the executor's next pass.
+    dirty: Mutex<HashSet<String>>,
+    /// The step writer's queue.
+    steps: OnceLock<mpsc::Sender<StepBatch>>,
+    /// The executor, once started.
+    executor: OnceLock<()>,
+    /// One pass at a time.
+    passes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Deploy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deploy").finish_non_exhaustive()
+    }
+}
+
+type StepBatch = (
+    Vec<StepRecord>,
+    oneshot::Sender<store::Result<Vec<StepOutcome>>>,
+);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Deploy {
+    fn post(&self, host: &str, job: SignedJob) {
+        let mut board = lock(&self.board);
+        let jobs = board.entry(host.to_owned()).or_default();
+        jobs.retain(|j| j.id != job.id);
+        jobs.push(job);
+    }
+
+    fn withdraw(&self, host: &str, job_id: Option<&str>) {
+        let mut board = lock(&self.board);
+        if let Some(jobs) = board.get_mut(host) {
+            jobs.retain(|j| job_id.is_some_and(|id| j.id != id));
+            if jobs.is_empty() {
+                board.remove(host);
+            }
+        }
+    }
+
+    fn mark(&self, rollout: &str) {
+        lock(&self.dirty).insert(rollout.to_owned());
+    }
+}
+
+/// The jobs waiting for a host, for its heartbeat.
+pub(crate) async fn jobs_for(state: &AppState, host: &str) -> ApiResult<Vec<SignedJob>> {
+    load_board(state).await?;
+    Ok(lock(&state.deploy.board)
+        .get(host)
+        .cloned()
+        .unwrap_or_default())
+}
+
+async fn load_board(state: &AppState) -> ApiResult<()> {
+    state
+        .deploy
+        .board_loaded
+        .get_or_try_init(|| async {
+            let waiting = state.store.undelivered_jobs().await?;
+            for h in waiting {
+                if let Some(job) = h.job.as_deref() {
+                    match serde_json::from_str::<SignedJob>(job) {
+                        Ok(job) => state.deploy.post(&h.host_id, job),
+                        Err(e) => {
+                            tracing::error!(host = %h.host_id, "a stored job is damaged: {e}")
+                        }
+                    }
+                }
+            }
+            ensure_executor(state);
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// Starts the step writer and the executor, once.
+fn ensure_executor(state: &AppState) {
+    state.deploy.executor.get_or_init(|| {
+        tokio::spawn(executor(state.clone()));
+    });
+}
+
+fn step_writer(state: &AppState) -> mpsc::Sender<StepBatch> {
+    state
+        .deploy
+        .steps
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<StepBatch>(4096);
+            tokio::spawn(write_steps(state.store.clone(), state.clock.clone(), rx));
+            tx
+        })
+        .clone()
+}
+
+/// Stores reported steps: whatever queued while the last batch was being
+/// written goes in the next transaction together.
+async fn write_steps(store: store::Store, clock: crate::Clock, mut rx: mpsc::Receiver<StepBatch>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut records = batch[0].0.len();
+        while records < 2048 {
+            match rx.try_recv() {
+                Ok(more) => {
+                    records += more.0.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<StepRecord> = batch.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
+        let result = store.record_steps(&all, clock()).await;
+        match result {
+            Ok(outcomes) => {
+                let mut rest = outcomes.into_iter();
+                for (steps, reply) in batch {
+                    let mine: Vec<StepOutcome> = rest.by_ref().take(steps.len()).collect();
+                    let _ = reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(store::Error::Conflict(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Advances rollouts whose hosts finished a job (each second), and every
+/// running rollout (every 30 seconds: waits end and windows open by time).
+async fn executor(state: AppState) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        ticks.tick().await;
+        n += 1;
+        let mut names: Vec<String> = lock(&state.deploy.dirty).drain().collect();
+        if n % 30 == 0 {
+            match state.store.rollouts().await {
+                Ok(all) => names.extend(
+                    all.into_iter()
+                        .filter(|r| matches!(r.status.as_str(), "running" | "rolling_back"))
+                        .map(|r| r.name),
+                ),
+                Err(e) => tracing::warn!("listing rollouts: {e}"),
+            }
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            if let Err(e) = advance(&state, &name).await {
+                tracing::warn!(rollout = %name, "advancing: {}", e.message());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Creating.
+
+fn criticality_rank(text: Option<&str>) -> u8 {
+    match text.and_then(Class::parse) {
+        Some(Class::Critical) => 3,
+        Some(Class::High) => 2,
+        Some(Class::Medium) => 1,
+        _ => 0,
+    }
+}
+
+fn seed_of(name: &str) -> u64 {
+    // FNV-1a: the same name, the same rings.
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn is_older(manager: Manager, a: &str, b: &str) -> bool {
+    use std::cmp::Ordering::Less;
+    match manager {
+        Manager::Dpkg => versions::deb::compare_str(a, b).is_ok_and(|o| o == Less),
+        Manager::Rpm => versions::rpm::compare_str(a, b).is_ok_and(|o| o == Less),
+        Manager::Apk => versions::apk::compare_str(a, b).is_ok_and(|o| o == Less),
+    }
+}
+
+/// `POST /api/v1/rollouts`
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    body: JsonBody<CreateRollout>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(req) = body?;
+    check_name("rollout", &req.name)?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a rollout needs a reason: the chain of communication is told it",
+        ));
+    }
+    let security_only = match req.updates.as_str() {
+        "security" => true,
+        "all" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "updates {other:?}: use security or all"
+            )))
+        }
+    };
+    let rings: Vec<RingSpec> = req
+        .rings
+        .clone()
+        .unwrap_or_else(|| rollout::classic_rings().iter().map(RingSpec::of).collect());
+    let parsed: Vec<Ring> = rings
+        .iter()
+        .map(RingSpec::to_ring)
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::bad_request)?;
+    rollout::check_rings(&parsed).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let budget_text = req.budget.clone().unwrap_or_else(|| "unlimited".into());
+    parse_budget(&budget_text).map_err(ApiError::bad_request)?;
+    if !(1..=365).contains(&req.expires_days) {
+        return Err(ApiError::bad_request("expires_days: 1 to 365"));
+    }
+    if let Some(policy) = &req.policy {
+        stored_policy(&state, policy).await?;
+    }
+    let at = now(&state);
+    let stale_after = state.config.stale_after;
+    let query = req.hosts.as_deref().map(parse_query).transpose()?;
+    let hosts: Vec<HostRecord> = state
+        .store
+        .list_hosts(&HostFilter::default(), at, stale_after)
+        .await?
+        .into_iter()
+        .filter(|h| {
+            query
+                .as_ref()
+                .is_none_or(|q| selected(q, h, at, stale_after))
+        })
+        .collect();
+    if hosts.is_empty() {
+        return Err(ApiError::bad_request("no host matches the rollout's hosts"));
+    }
+
+    // Freeze: versions people named, else the newest each package's
+    // managers offer among the selected hosts.
+    let mut wanted: HashMap<String, Option<String>> = HashMap::new();
+    for p in &req.packages {
+        let (name, version) = match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
+            None => (p.trim(), None),
+        };
+        if name.is_empty() || version.as_deref() == Some("") {
+            return Err(ApiError::bad_request(format!(
+                "package {p:?}: write name or name=version"
+            )));
+        }
+        wanted.insert(name.to_owned(), version);
+    }
+    let mut frozen: HashMap<(Manager, String), String> = HashMap::new();
+    for (name, version) in &wanted {
+        if let Some(v) = version {
+            frozen.insert((Manager::Dpkg, name.clone()), v.clone());
+        }
+    }
+    if wanted.is_empty() || wanted.values().any(Option::is_none) {
+        for h in &hosts {
+            for u in state.store.updates(&h.id).await? {
+                if security_only && !u.security {
+                    continue;
+                }
+                match wanted.get(&u.name) {
+                    Some(Some(_)) => continue,
+                    None if !wanted.is_empty() => continue,
+                    _ => {}
+                }
+                let key = (u.manager, u.name.clone());
+                match frozen.get(&key) {
+                    Some(v) if !is_older(u.manager, v, &u.candidate) => {}
+                    _ => {
+                        frozen.insert(key, u.candidate.clone());
+                    }
+                }
+            }
+        }
+    }
+    if frozen.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the selected hosts' package managers offer no {} update{}",
+            if security_only { "security" } else { "" },
+            if wanted.is_empty() {
+                String::new()
+            } else {
+                " of the packages named".into()
+            }
+        )));
+    }
+    // Each host's job: the frozen packages it has older.
+    let selected_ids: HashSet<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+    let mut jobs: HashMap<String, Vec<JobPackage>> = HashMap::new();
+    let mut packages: Vec<Frozen> = frozen
+        .iter()
+        .map(|((m, n), v)| Frozen {
+            manager: *m,
+            name: n.clone(),
+            version: v.clone(),
+        })
+        .collect();
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    for f in &packages {
+        for h in state
+            .store
+            .hosts_with_package_below(f.manager, &f.name, &f.version)
+            .await?
+        {
+            if selected_ids.contains(h.host_id.as_str()) {
+                jobs.entry(h.host_id).or_default().push(JobPackage {
+                    name: h.package,
+                    arch: h.arch,
+                    version: f.version.clone(),
+                });
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return Err(ApiError::bad_request(
+            "no selected host has any of the frozen packages below its version",
+        ));
+    }
+    let members: Vec<rollout::Member> = hosts
+        .iter()
+        .filter(|h| jobs.contains_key(&h.id))
+        .map(|h| rollout::Member {
+            id: h.id.clone(),
+            os_release: format!(
+                "{} {}",
+                h.os_id.as_deref().unwrap_or("?"),
+                h.os_version.as_deref().unwrap_or("?")
+            ),
+            model: h
+                .facts
+                .as_ref()
+                .map(|f| f.cpu.model.clone())
+                .unwrap_or_default(),
+            department: h.attributes.department.clone().unwrap_or_default(),
+            criticality: criticality_rank(h.attributes.criticality.as_deref()),
+            pinned_pilot: h.attributes.tags.iter().any(|t| t == "pilot"),
+        })
+        .collect();
+    let seed = seed_of(&req.name);
+    let ring_of = rollout::assign(&parsed, &members, seed);
+    let mut new_hosts = Vec::with_capacity(members.len());
+    for (m, ring) in members.iter().zip(&ring_of) {
+        let job = jobs.get(&m.id).map(Vec::as_slice).unwrap_or_default();
+        new_hosts.push(NewRolloutHost {
+            host_id: m.id.clone(),
+            ring: u32::try_from(*ring).unwrap_or(u32::MAX),
+            packages: serde_json::to_string(job).map_err(ApiError::internal)?,
+        });
+    }
+    let spec = Spec {
+        reason: req.reason.trim().to_owned(),
+        hosts: req.hosts.clone(),
+        updates: req.updates.clone(),
+        packages,
+        rings,
+        budget: budget_text,
+        reboot: req.reboot,
+        conffiles: req.conffiles,
+        pre_hook: req.pre_hook.clone(),
+        post_hook: req.post_hook.clone(),
+        health_check: req.health_check.clone(),
+        policy: req.policy.clone(),
+        expires_at: at + SignedDuration::from_hours(24 * req.expires_days),
+        deadline: req
+            .deadline_days
+            .map(|d| at + SignedDuration::from_hours(24 * d.clamp(0, 3650))),
+        seed,
+    };
+    let doc = StateDoc {
+        ring_started: vec![None; parsed.len()],
+        ring_approved: vec![false; parsed.len()],
+        ..StateDoc::default()
+    };
+    let rollout = NewRollout {
+        name: req.name.clone(),
+        spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+        state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
+        hosts: new_hosts,
+    };
+    let why = Why::new(&caller.username, "create-rollout").because(Some(spec.reason.clone()));
+    state.store.create_rollout(&rollout, &why, at).await?;
+    tracing::info!(rollout = %req.name, hosts = members.len(), "Rollout created.");
+    load_board(&state).await?;
+    let shown = advance(&state, &req.name).await?;
+    notify(
+        &state,
+        json!({
+            "event": "rollout-created",
+            "rollout": req.name,
+            "reason": spec.reason,
+            "created_by": caller.username,
+            "packages": spec.packages,
+            "rings": shown["rings"],
+            "expires_at": spec.expires_at,
+        }),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+async fn stored_policy(state: &AppState, name: &str) -> ApiResult<patchwell_core::policy::Policy> {
+    let o = state
+        .store
+        .plan_object(PolicyDoc::KIND, name)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("policy {name} not found")))?;
+    let doc: PolicyDoc = serde_json::from_str(&o.body)
+        .map_err(|e| ApiError::internal(format!("stored policy {name} is damaged: {e}")))?;
+    doc.to_policy(name).map_err(ApiError::internal)
+}
+
+/// Tells every contact with a webhook; failures are logged, never fatal.
+async fn notify(state: &AppState, event: Value) {
+    let contacts = match state.store.plan_objects(ContactDoc::KIND).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("reading contacts to notify: {e}");
+            return;
+        }
+    };
+    for c in contacts {
+        let Ok(doc) = serde_json::from_str::<ContactDoc>(&c.body) else {
+            continue;
+        };
+        let Some(url) = doc.webhook else { continue };
+        let body = event.clone();
+        let name = c.name.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build();
+            let sent = match client {
+                Ok(client) => client.post(&url).json(&body).send().await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(contact = %name, "Contact notified.")
+                }
+                Ok(r) => tracing::warn!(contact = %name, status = %r.status(), "Webhook refused."),
+                Err(e) => tracing::warn!(contact = %name, "Webhook failed: {e}"),
+            }
+        });
+    }
+    let _ = state; // contacts with only an email are told by the report mailer (not yet built)
+}
+
+// ---------------------------------------------------------------------------
+// Planning and recording.
+
+fn parse_spec(r: &RolloutRecord) -> ApiResult<(Spec, StateDoc)> {
+    let spec: Spec = serde_json::from_str(&r.spec).map_err(|e| {
+        ApiError::internal(format!("rollout {}: stored spec is damaged: {e}", r.name))
+    })?;
+    let doc: StateDoc = serde_json::from_str(&r.state).map_err(|e| {
+        ApiError::internal(format!("rollout {}: stored state is damaged: {e}", r.name))
+    })?;
+    Ok((spec, doc))
+}
+
+fn progress_of(h: &RolloutHostRecord) -> Progress {
+    let since = h.since.unwrap_or(h.updated_at);
+    let done = h.done_at.unwrap_or(h.updated_at);
+    match h.progress.as_str() {
+        "assigned" | "in_progress" | "rolling_back" => Progress::InProgress { since },
+        "succeeded" => Progress::Succeeded { at: done },
+        "failed" | "rollback_failed" => Progress::Failed {
+            at: done,
+            why: h.detail.clone().unwrap_or_else(|| "failed".into()),
+        },
+        "rolled_back" => Progress::RolledBack { at: done },
+        _ => Progress::NotStarted,
+    }
+}
+
+struct Loaded {
+    record: RolloutRecord,
+    spec: Spec,
+    doc: StateDoc,
+    rings: Vec<Ring>,
+    hosts: Vec<RolloutHostRecord>,
+    names: HashMap<String, String>,
+    plan: rollout::Plan,
+}
+
+async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
+    let record = state
+        .store
+        .rollout(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("rollout {name} not found")))?;
+    let (spec, doc) = parse_spec(&record)?;
+    let rings: Vec<Ring> = spec
+        .rings
+        .iter()
+        .map(RingSpec::to_ring)
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    let hosts = state.store.rollout_hosts(name).await?;
+    let at = now(state);
+    let stale_after = state.config.stale_after;
+    let records: HashMap<String, HostRecord> = state
+        .store
+        .list_hosts(
+            &HostFilter {
+                include_revoked: true,
+                ..HostFilter::default()
+            },
+            at,
+            stale_after,
+        )
+        .await?
+        .into_iter()
+        .map(|h| (h.id.clone(), h))
+        .collect();
+    let planning = Planning::load(state).await?;
+    let window = match &spec.policy {
+        Some(p) => stored_policy(state, p).await?.window_at(at),
+        None => WindowState::Open { until: None },
+    };
+    let mut targets = Vec::with_capacity(hosts.len());
+    let mut names = HashMap::new();
+    for h in &hosts {
+        let record = records.get(&h.host_id);
+        let packages: Vec<JobPackage> = serde_json::from_str(&h.packages).unwrap_or_default();
+        let package_names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        let exempt = record.and_then(|r| {
+            let groups = planning.groups_of(state, r);
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            planning
+                .exemptions
+                .iter()
+                .find(|e| {
+                    e.standing(at) == patchwell_core::exemption::Standing::InForce
+                        && e.covers(&h.host_id, &groups, None, &package_names)
+                })
+                .map(|e| format!("{} ({})", e.reason, e.name))
+        });
+        let revoked = record.is_some_and(|r| r.revoked_at.is_some());
+        if let Some(r) = record {
+            names.insert(h.host_id.clone(), r.hostname.clone());
+        }
+        targets.push(rollout::Target {
+            id: h.host_id.clone(),
+            ring: h.ring as usize,
+            criticality: record
+                .map_or(0, |r| criticality_rank(r.attributes.criticality.as_deref())),
+            progress: progress_of(h),
+            exempt: if revoked {
+                Some("its enrollment was revoked".into())
+            } else {
+                exempt
+            },
+            last_seen: record.map_or(Timestamp::UNIX_EPOCH, |r| r.last_seen),
+            window: window.clone(),
+        });
+    }
+    let mut ring_started = doc.ring_started.clone();
+    ring_started.resize(rings.len(), None);
+    let mut ring_approved = doc.ring_approved.clone();
+    ring_approved.resize(rings.len(), false);
+    let budget = parse_budget(&spec.budget).map_err(ApiError::internal)?;
+    let rollout_state = rollout::RolloutState {
+        generation: record.generation,
+        ring_started,
+        ring_approved,
+        halted: doc.halted.clone(),
+        expires: Some(spec.expires_at),
+    };
+    let plan = rollout::plan(&rollout::Input {
+        rings: &rings,
+        targets: &targets,
+        state: &rollout_state,
+        calendar: &planning.calendar,
+        budget,
+        offline_after: SignedDuration::from_secs(
+            i64::try_from(state.config.checkin_interval.as_secs()).unwrap_or(900) * 3,
+        ),
+        now: at,
+    });
+    Ok(Loaded {
+        record,
+        spec,
+        doc,
+        rings,
+        hosts,
+        names,
+        plan,
+    })
+}
+
+fn job_id(rollout: &str, generation: u64, kind: JobKind, host: &str) -> String {
+    let kind = match kind {
+        JobKind::Install => "install",
+        JobKind::Rollback => "rollback",
+    };
+    format!("{rollout}.{generation}.{kind}.{host}")
+}
+
+fn make_job(
+    state: &AppState,
+    l: &Loaded,
+    host: &str,
+    kind: JobKind,
+    packages: Vec<JobPackage>,
+    at: Timestamp,
+) -> ApiResult<Assignment> {
+    let generation = l.record.generation;
+    let job = Job {
+        schema: JOB_SCHEMA,
+        id: job_id(&l.record.name, generation, kind, host),
+        host_id: host.to_owned(),
+        rollout: l.record.name.clone(),
+        generation,
+        kind,
+        manager: l.spec.packages.first().map_or(Manager::Dpkg, |p| p.manager),
+        packages,
+        conffiles: l.spec.conffiles,
+        reboot: l.spec.reboot,
+        pre_hook: l.spec.pre_hook.clone(),
+        post_hook: l.spec.post_hook.clone(),
+        health_check: l.spec.health_check.clone(),
+        issued_at: at,
+        not_after: match kind {
+            JobKind::Install => l.spec.expires_at,
+            JobKind::Rollback => at + SignedDuration::from_hours(24 * 14),
+        },
+    };
+    let signed = state.job_key.sign(&job);
+    Ok(Assignment {
+        host_id: host.to_owned(),
+        job_id: job.id.clone(),
+        job_kind: match kind {
+            JobKind::Install => "install".into(),
+            JobKind::Rollback => "rollback".into(),
+        },
+        job: serde_json::to_string(&signed).map_err(ApiError::internal)?,
+    })
+}
+
+/// One executor pass over a rollout: plan, record ring starts and a halt,
+/// hand out the jobs the plan starts. Returns the rollout as shown.
+pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
+    let _one = state.deploy.passes.lock().await;
+    let l = load_and_plan(state, name).await?;
+    let at = now(state);
+    let status = l.record.status.as_str();
+    let mut doc = l.doc.clone();
+    let mut why: Option<Why> = None;
+    let mut new_status = status.to_owned();
+    let mut assignments = Vec::new();
+    match status {
+        "rolling_back" => {
+            if !l.hosts.iter().any(|h| h.progress == "rolling_back") {
+                new_status = "rolled_back".into();
+                why = Some(Why::new("executor", "rollback-finished"));
+            }
+        }
+        "running" | "halted" => {
+            for (i, r) in l.plan.rings.iter().enumerate() {
+                let starting = matches!(
+                    r.state,
+                    rollout::RingState::Running { started: None }
+                        | rollout::RingState::Passed { started: None }
+                );
+                if starting && doc.ring_started.get(i).copied().flatten().is_none() {
+                    if doc.ring_started.len() <= i {
+                        doc.ring_started.resize(i + 1, None);
+                    }
+                    doc.ring_started[i] = Some(at);
+                    why = Some(
+                        Why::new("executor", "start-ring")
+                            .because(Some(format!("ring {} started", r.name))),
+                    );
+                }
+            }
+            if let Some(halt) = &l.plan.halt {
+                if doc.failure_halt.is_none() && doc.halted.is_none() {
+                    let text = halt.describe();
+                    doc.failure_halt = Some(text.clone());
+                    why = Some(Why::new("executor", "halt").because(Some(text.clone())));
+                    notify(
+                        state,
+                        json!({"event": "rollout-halted", "rollout": name, "reason": text}),
+                    )
+                    .await;
+                }
+                new_status = "halted".into();
+            } else if l.plan.complete {
+                new_status = "complete".into();
+            } else {
+                new_status = "running".into();
+            }
+            let packages: HashMap<&str, &str> = l
+                .hosts
+                .iter()
+                .map(|h| (h.host_id.as_str(), h.packages.as_str()))
+                .collect();
+            for h in &l.plan.hosts {
+                if let rollout::Action::Start { .. } = h.action {
+                    let job: Vec<JobPackage> = packages
+                        .get(h.id.as_str())
+                        .and_then(|p| serde_json::from_str(p).ok())
+                        .unwrap_or_default();
+                    assignments.push(make_job(state, &l, &h.id, JobKind::Install, job, at)?);
+                }
+            }
+        }
+        _ => {}
+    }
+    let changed = new_status != status
+        || !assignments.is_empty()
+        || doc.ring_started != l.doc.ring_started
+        || doc.failure_halt != l.doc.failure_halt;
+    if changed {
+        let update = RolloutUpdate {
+            name: name.to_owned(),
+            expected_generation: l.record.generation,
+            generation: l.record.generation,
+            state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
+            status: new_status.clone(),
+            assignments: assignments.clone(),
+            reset: Vec::new(),
+        };
+        state
+            .store
+            .update_rollout(&update, why.as_ref(), at)
+            .await?;
+        post_assignments(state, &assignments);
+        if !assignments.is_empty() {
+            tracing::info!(rollout = %name, jobs = assignments.len(), "Jobs handed out.");
+        }
+        // Show what was recorded.
+        let l = load_and_plan(state, name).await?;
+        return Ok(show_json(&l));
+    }
+    Ok(show_json(&l))
+}
+
+fn post_assignments(state: &AppState, assignments: &[Assignment]) {
+    for a in assignments {
+        match serde_json::from_str::<SignedJob>(&a.job) {
+            Ok(job) => state.deploy.post(&a.host_id, job),
+            Err(e) => tracing::error!("a job just signed does not read back: {e}"),
+        }
+    }
+}
+
+fn show_json(l: &Loaded) -> Value {
+    let progress: HashMap<&str, &RolloutHostRecord> =
+        l.hosts.iter().map(|h| (h.host_id.as_str(), h)).collect();
+    let rings: Vec<Value> = l
+        .plan
+        .rings
+        .iter()
+        .zip(&l.rings)
+        .map(|(r, spec)| {
+            let c = r.counts;
+            json!({
+                "name": r.name,
+                "state": match r.state {
+                    rollout::RingState::Waiting(_) => "waiting",
+                    rollout::RingState::Running { .. } => "running",
+                    rollout::RingState::Passed { .. } => "passed",
+                },
+                "reason": r.state.describe(),
+                "hosts": c.hosts,
+                "succeeded": c.succeeded,
+                "failed": c.failed,
+                "in_progress": c.in_progress,
+                "rolled_back": c.rolled_back,
+                "exempt": c.exempt,
+                "wait_business_days": spec.wait_business_days,
+                "manual_approval": spec.manual_approval,
+            })
+        })
+        .collect();
+    let hosts: Vec<Value> = l
+        .plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let p = progress.get(h.id.as_str());
+            json!({
+                "host": h.id,
+                "hostname": l.names.get(&h.id),
+                "ring": l.rings.get(h.ring).map(|r| r.name.as_str()),
+                "progress": p.map(|p| p.progress.as_str()),
+                "step": p.and_then(|p| p.step.as_deref()),
+                "action": h.action.describe(),
+                "detail": p.and_then(|p| p.detail.as_deref()),
+                "packages": p.and_then(|p| serde_json::from_str::<Value>(&p.packages).ok()),
+                "changes": p.and_then(|p| p.changes.as_deref()).and_then(|c| serde_json::from_str::<Value>(c).ok()),
+            })
+        })
+        .collect();
+    json!({
+        "name": l.record.name,
+        "status": l.record.status,
+        "generation": l.record.generation,
+        "reason": l.spec.reason,
+        "created_at": l.record.created_at,
+        "created_by": l.record.created_by,
+        "packages": l.spec.packages,
+        "expires_at": l.spec.expires_at,
+        "halt": l.plan.halt.as_ref().map(rollout::Halt::describe),
+        "complete": l.plan.complete,
+        "rings": rings,
+        "hosts": hosts,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Routes for people.
+
+/// `GET /api/v1/rollouts`
+pub(crate) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for r in state.store.rollouts().await? {
+        let (spec, _) = parse_spec(&r)?;
+        out.push(json!({
+            "name": r.name,
+            "status": r.status,
+            "generation": r.generation,
+            "reason": spec.reason,
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+            "packages": spec.packages.len(),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /api/v1/rollouts/{name}`
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    _: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(show_json(&load_and_plan(&state, &name).await?)))
+}
+
+/// `GET /api/v1/rollouts/{name}/events`
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    _: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let events = state.store.job_events(&name, None).await?;
+    Ok(Json(Value::Array(
+        events
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "job": e.job_id,
+                    "host": e.host_id,
+                    "step": e.step,
+                    "at": e.at,
+                    "received_at": e.received_at,
+                    "detail": e.detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+                })
+            })
+            .collect(),
+    )))
+}
+
+async fn act(
+    state: &AppState,
+    name: &str,
+    why: Why,
+    decide: impl FnOnce(
+        &Loaded,
+        &mut StateDoc,
+    ) -> ApiResult<(
+        u64,
+        String,
+        Vec<(String, JobKind, Vec<JobPackage>)>,
+        Vec<String>,
+    )>,
+) -> ApiResult<Json<Value>> {
+    {
+        let _one = state.deploy.passes.lock().await;
+        let l = load_and_plan(state, name).await?;
+        let mut doc = l.doc.clone();
+        let (generation, status, jobs, reset) = decide(&l, &mut doc)?;
+        let at = now(state);
+        let mut assignments = Vec::new();
+        for (host, kind, packages) in jobs {
+            // Jobs carry the generation they were issued in.
+            let mut issued = clone_loaded(&l);
+            issued.record.generation = generation;
+            assignments.push(make_job(state, &issued, &host, kind, packages, at)?);
+        }
+        // Jobs no longer wanted leave the board before anything else.
+        for h in &l.hosts {
+            if matches!(h.progress.as_str(), "assigned" | "rolling_back") && h.step.is_none() {
+                state.deploy.withdraw(&h.host_id, h.job_id.as_deref());
+            }
+        }
+        let update = RolloutUpdate {
+            name: name.to_owned(),
+            expected_generation: l.record.generation,
+            generation,
+            state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
+            status,
+            assignments: assignments.clone(),
+            reset,
+        };
+        state.store.update_rollout(&update, Some(&why), at).await?;
+        post_assignments(state, &assignments);
+    }
+    ensure_executor(state);
+    Ok(Json(advance(state, name).await?))
+}
+
+fn clone_loaded(l: &Loaded) -> Loaded {
+    Loaded {
+        record: l.record.clone(),
+        spec: l.spec.clone(),
+        doc: l.doc.clone(),
+        rings: l.rings.clone(),
+        hosts: l.hosts.clone(),
+        names: l.names.clone(),
+        plan: l.plan.clone(),
+    }
+}
+
+fn undelivered(l: &Loaded) -> Vec<String> {
+    l.hosts
+        .iter()
+        .filter(|h| h.progress == "assigned" && h.step.is_none())
+        .map(|h| h.host_id.clone())
+        .collect()
+}
+
+fn reason_of(action: &RolloutAction, what: &str) -> ApiResult<String> {
+    action
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request(format!("{what} needs a reason")))
+}
+
+/// `POST /api/v1/rollouts/{name}/halt`: no new host starts; jobs not yet
+/// delivered are withdrawn.
+pub(crate) async fn halt(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let reason = reason_of(&action, "a halt")?;
+    let why = Why::new(&caller.username, "halt-rollout").because(Some(reason.clone()));
+    act(&state, &name, why, |l, doc| {
+        if !matches!(l.record.status.as_str(), "running" | "halted") {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is {}: only a running rollout halts",
+                l.record.status
+            )));
+        }
+        doc.halted = Some(reason);
+        Ok((
+            l.record.generation + 1,
+            "halted".into(),
+            vec![],
+            undelivered(l),
+        ))
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/resume`
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let why = Why::new(&caller.username, "resume-rollout").because(action.reason.clone());
+    act(&state, &name, why, |l, doc| {
+        if l.record.status != "halted" {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is {}, not halted",
+                l.record.status
+            )));
+        }
+        if doc.halted.is_none() {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} halted by itself ({}): redeploy it to retry the failed hosts, or roll it back",
+                doc.failure_halt.as_deref().unwrap_or("failures")
+            )));
+        }
+        doc.halted = None;
+        Ok((l.record.generation + 1, "running".into(), vec![], vec![]))
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/rollback`: halts, then every host whose
+/// install changed something gets a job that puts back the versions its
+/// agent recorded before.
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let reason = reason_of(&action, "a rollback")?;
+    let why = Why::new(&caller.username, "rollback-rollout").because(Some(reason.clone()));
+    act(&state, &name, why, |l, doc| {
+        if matches!(l.record.status.as_str(), "rolling_back" | "rolled_back") {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is {} already",
+                l.record.status
+            )));
+        }
+        doc.halted = Some(format!("rolled back: {reason}"));
+        let mut jobs = Vec::new();
+        for h in &l.hosts {
+            let Some(changes) = h.changes.as_deref() else {
+                continue;
+            };
+            let changes: Vec<protocol::job::Change> =
+                serde_json::from_str(changes).unwrap_or_default();
+            let back: Vec<JobPackage> = changes
+                .into_iter()
+                .filter_map(|c| {
+                    c.from.map(|from| JobPackage {
+                        name: c.name,
+                        arch: c.arch,
+                        version: from,
+                    })
+                })
+                .collect();
+            if !back.is_empty() {
+                jobs.push((h.host_id.clone(), JobKind::Rollback, back));
+            }
+        }
+        let status = if jobs.is_empty() {
+            "rolled_back"
+        } else {
+            "rolling_back"
+        };
+        Ok((l.record.generation + 1, status.into(), jobs, undelivered(l)))
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/redeploy`: a new generation; hosts that
+/// failed or were rolled back start again.
+pub(crate) async fn redeploy(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let reason = reason_of(&action, "a redeploy")?;
+    let why = Why::new(&caller.username, "redeploy-rollout").because(Some(reason));
+    act(&state, &name, why, |l, doc| {
+        if l.record.status == "rolling_back" {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is still rolling back"
+            )));
+        }
+        doc.halted = None;
+        doc.failure_halt = None;
+        let reset = l
+            .hosts
+            .iter()
+            .filter(|h| {
+                matches!(
+                    h.progress.as_str(),
+                    "failed" | "rolled_back" | "rollback_failed"
+                ) || (h.progress == "assigned" && h.step.is_none())
+            })
+            .map(|h| h.host_id.clone())
+            .collect();
+        Ok((l.record.generation + 1, "running".into(), vec![], reset))
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/approve`: a person approves a ring's start.
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let ring = action
+        .ring
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("name the ring to approve"))?;
+    let why = Why::new(&caller.username, "approve-ring").because(Some(format!(
+        "ring {ring}{}",
+        action.reason.map(|r| format!(": {r}")).unwrap_or_default()
+    )));
+    act(&state, &name, why, |l, doc| {
+        let i =
+            l.rings.iter().position(|r| r.name == ring).ok_or_else(|| {
+                ApiError::bad_request(format!("rollout {name} has no ring {ring}"))
+            })?;
+        doc.ring_approved.resize(l.rings.len(), false);
+        doc.ring_approved[i] = true;
+        Ok((l.record.generation, l.record.status.clone(), vec![], vec![]))
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/notes`: a note for the review.
+pub(crate) async fn add_note(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let text = action
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty() && n.len() <= 4000)
+        .ok_or_else(|| ApiError::bad_request("a note is 1 to 4000 characters"))?;
+    let at = now(&state);
+    let by = caller.username.clone();
+    let why = Why::new(&caller.username, "note-rollout");
+    let _shown = act(&state, &name, why, |l, doc| {
+        doc.notes.push(Note { by, at, text });
+        Ok((l.record.generation, l.record.status.clone(), vec![], vec![]))
+    })
+    .await?;
+    review_of(&state, &name).await.map(Json)
+}
+
+/// `GET /api/v1/rollouts/{name}/review`: the post-implementation review.
+pub(crate) async fn review(
+    State(state): State<AppState>,
+    _: Reader,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    review_of(&state, &name).await.map(Json)
+}
+
+async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
+    let l = load_and_plan(state, name).await?;
+    let count = |p: &str| l.hosts.iter().filter(|h| h.progress == p).count();
+    let targets = l.hosts.len();
+    let start = l
+        .doc
+        .ring_started
+        .iter()
+        .flatten()
+        .min()
+        .copied()
+        .unwrap_or(l.record.created_at);
+    let mut done: Vec<Timestamp> = l
+        .hosts
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.progress.as_str(),
+                "succeeded" | "rolled_back" | "rolling_back" | "rollback_failed"
+            )
+        })
+        .filter(|h| h.changes.is_some() || h.progress == "succeeded")
+        .filter_map(|h| h.done_at.or(Some(h.updated_at)))
+        .collect();
+    done.sort();
+    let time_to = |share: usize| -> Option<i64> {
+        let needed = (targets * share).div_ceil(100).max(1);
+        done.get(needed - 1)
+            .map(|t| t.duration_since(start).as_secs())
+    };
+    let reached_95 = time_to(95).map(|s| start + SignedDuration::from_secs(s));
+    let deadline_met = l.spec.deadline.map(|d| reached_95.is_some_and(|t| t <= d));
+    Ok(json!({
+        "rollout": l.record.name,
+        "status": l.record.status,
+        "reason": l.spec.reason,
+        "packages": l.spec.packages,
+        "targets": targets,
+        "succeeded": count("succeeded"),
+        "failed": count("failed") + count("rollback_failed"),
+        "rolled_back": count("rolled_back"),
+        "in_progress": count("assigned") + count("in_progress") + count("rolling_back"),
+        "not_started": count("not_started"),
+        "started_at": start,
+        "seconds_to_50_percent": time_to(50),
+        "seconds_to_95_percent": time_to(95),
+        "deadline": l.spec.deadline,
+        "deadline_met": deadline_met,
+        "failures": l.hosts.iter().filter(|h| h.progress.ends_with("failed")).map(|h| json!({"host": h.host_id, "hostname": l.names.get(&h.host_id), "why": h.detail})).collect::<Vec<_>>(),
+        "notes": l.doc.notes,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// The agent's route.
+
+/// `POST /api/v1/agent/jobs/{id}/steps`
+pub(crate) async fn report_steps(
+    State(state): State<AppState>,
+    host: Host,
+    Path(job): Path<String>,
+    body: JsonBody<StepsRequest>,
+) -> ApiResult<StatusCode> {
+    let Json(request) = body?;
+    if request.steps.is_empty() || request.steps.len() > 64 {
+        return Err(ApiError::bad_request("send 1 to 64 steps at a time"));
+    }
+    let clip = |s: &Option<String>, max: usize| {
+        s.as_ref().map(|t| {
+            if t.len() <= max {
+                t.clone()
+            } else {
+                let mut end = max;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                t[..end].to_owned()
+            }
+        })
+    };
+    let records: Vec<StepRecord> = request
+        .steps
+        .iter()
+        .map(|s| {
+            let message = clip(&s.message, 2000);
+            let tail = clip(&s.output_tail, 8000);
+            let detail = (message.is_some()
+                || tail.is_some()
+                || s.exit_code.is_some()
+                || !s.changes.is_empty())
+            .then(|| {
+                json!({
+                    "message": message,
+                    "exit_code": s.exit_code,
+                    "output_tail": tail,
+                    "changes": s.changes,
+                })
+                .to_string()
+            });
+            let failure = matches!(
+                s.step,
+                protocol::job::Step::Failed | protocol::job::Step::Refused
+            )
+            .then(|| {
+                let mut why = message
+                    .clone()
+                    .unwrap_or_else(|| s.step.as_str().to_owned());
+                if let Some(code) = s.exit_code {
+                    why.push_str(&format!(" (exit code {code})"));
+                }
+                why
+            });
+            StepRecord {
+                job_id: job.clone(),
+                host_id: host.id.clone(),
+                step: s.step.as_str().to_owned(),
+                at: s.at,
+                detail,
+                failure,
+                changes: (!s.changes.is_empty())
+                    .then(|| serde_json::to_string(&s.changes).unwrap_or_default()),
+            }
+        })
+        .collect();
+    let (reply, answer) = oneshot::channel();
+    step_writer(&state)
+        .send((records, reply))
+        .await
+        .map_err(|_| ApiError::internal("the step writer stopped"))?;
+    let outcomes = answer
+        .await
+        .map_err(|_| ApiError::internal("the step writer stopped"))??;
+    // Delivered: it leaves the board whatever the step.
+    state.deploy.withdraw(&host.id, Some(&job));
+    let mut known = false;
+    for o in outcomes {
+        if let StepOutcome::Recorded {
+            rollout,
+            moved,
+            progress,
+            ..
+        } = o
+        {
+            known = true;
+            if moved && progress != "in_progress" {
+                state.deploy.mark(&rollout);
+            }
+        }
+    }
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "job {job} is not a job of this host"
+        )));
+    }
+    ensure_executor(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The deploy side's memory, shared by the state's clones.
+pub type SharedDeploy = Arc<Deploy>;
