@@ -80,7 +80,7 @@ pub fn parse_release(text: &str) -> ReleaseInfo {
 
 /// Opens a list, decompressing as its name says (apt may keep them as
 /// `.lz4`, `.gz` or `.xz` depending on its configuration).
-fn open_list(path: &Path) -> io::Result<Box<dyn BufRead>> {
+pub(crate) fn open_list(path: &Path) -> io::Result<Box<dyn BufRead>> {
     let file = BufReader::new(File::open(path)?);
     let name = path.to_string_lossy();
     let reader: Box<dyn Read> = if name.ends_with(".lz4") {
@@ -101,12 +101,12 @@ fn open_list(path: &Path) -> io::Result<Box<dyn BufRead>> {
 
 /// The `Packages` lists in a lists directory, and its release files with
 /// the file-name prefix each one covers.
-struct Lists {
-    packages: Vec<PathBuf>,
+pub(crate) struct Lists {
+    pub(crate) packages: Vec<PathBuf>,
     releases: Vec<(String, PathBuf)>,
 }
 
-fn lists(dir: &Path) -> io::Result<Lists> {
+pub(crate) fn lists(dir: &Path) -> io::Result<Lists> {
     let mut packages = Vec::new();
     let mut releases = Vec::new();
     for entry in std::fs::read_dir(dir)? {

@@ -1,5 +1,8 @@
 //! One check-in: collect, send the digest, send the inventory when the
-//! server's copy differs. `patchwell-agent run` repeats it with jitter.
+//! server's copy differs, run the jobs the server handed over, and send the
+//! inventory again if they installed anything, so that the server sees the
+//! new versions in the same check-in. `patchwell-agent run` repeats it with
+//! jitter.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use protocol::{Inventory, InventoryWanted};
 
 use crate::client::{Client, ClientError};
 use crate::inventory;
+use crate::jobs::{self, JobOutcome};
 use crate::root::Root;
 use crate::runner::CommandRunner;
 use crate::state;
@@ -31,6 +35,8 @@ pub struct CheckIn {
     pub sent: Sent,
     /// How long to wait before the next one, before jitter.
     pub next: Duration,
+    /// What each job that ran, resumed or was refused did.
+    pub jobs: Vec<JobOutcome>,
 }
 
 /// Why a check-in failed.
@@ -42,50 +48,91 @@ pub enum CheckInError {
     /// The server could not be reached or refused.
     #[error(transparent)]
     Server(#[from] ClientError),
+    /// The job journals could not be kept, so no job ran.
+    #[error("jobs not run: {0}")]
+    Jobs(#[from] jobs::JobsError),
 }
 
-/// Checks in once.
+/// Checks in once. `clock` dates the inventory and each step of a job.
 pub fn check_in(
     client: &Client,
     state_dir: &Path,
     root: &Root,
     runner: &dyn CommandRunner,
-    now: Timestamp,
+    enrollment: &state::Enrollment,
+    clock: &dyn Fn() -> Timestamp,
 ) -> Result<CheckIn, CheckInError> {
-    let inventory = inventory::collect(root, runner, now)?;
+    let inventory = inventory::collect(root, runner, clock())?;
     let acknowledged = state::load_acknowledged(state_dir);
     let answer = client.heartbeat(
         &inventory.digest(),
         acknowledged.as_ref().map(Inventory::digest),
     )?;
-    let sent = match (answer.inventory, acknowledged) {
+    let mut sent = match (answer.inventory, acknowledged) {
         (InventoryWanted::None, _) => Sent::Nothing,
-        (InventoryWanted::Delta, Some(base)) => {
-            match client.send_delta(&inventory.delta_from(&base)) {
-                Ok(()) => Sent::Delta,
-                // The server could not use the delta: it asks for the whole.
-                Err(ClientError::Refused { status: 409, .. }) => {
-                    client.send_inventory(&inventory)?;
-                    Sent::Full
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        (InventoryWanted::Delta, Some(base)) => send_delta(client, &inventory, &base)?,
         (InventoryWanted::Delta | InventoryWanted::Full, _) => {
             client.send_inventory(&inventory)?;
             Sent::Full
         }
     };
     if sent != Sent::Nothing {
-        // Failing to keep it costs a full upload next time, nothing worse.
-        if let Err(e) = state::save_acknowledged(state_dir, &inventory) {
-            eprintln!("warning: could not keep the acknowledged inventory: {e}");
+        keep_acknowledged(state_dir, &inventory);
+    }
+
+    let outcomes = jobs::run_jobs(
+        client,
+        state_dir,
+        root,
+        runner,
+        enrollment,
+        &answer.jobs,
+        clock,
+    )?;
+    if outcomes.iter().any(|o| o.ran_installs) {
+        // The versions moved: the server learns it now, not at the next
+        // check-in. The server acknowledged `inventory` (or already held
+        // it, when it asked for nothing), so the changes are a delta from it.
+        let after = inventory::collect(root, runner, clock())?;
+        if after.digest() != inventory.digest() {
+            let again = send_delta(client, &after, &inventory)?;
+            keep_acknowledged(state_dir, &after);
+            sent = match (sent, again) {
+                (Sent::Full, _) | (_, Sent::Full) => Sent::Full,
+                _ => Sent::Delta,
+            };
         }
     }
     Ok(CheckIn {
         sent,
         next: Duration::from_secs(answer.next_checkin_seconds.max(10)),
+        jobs: outcomes,
     })
+}
+
+/// Sends `inventory` as a delta from `base`, or whole when the server
+/// cannot use the delta.
+fn send_delta(
+    client: &Client,
+    inventory: &Inventory,
+    base: &Inventory,
+) -> Result<Sent, ClientError> {
+    match client.send_delta(&inventory.delta_from(base)) {
+        Ok(()) => Ok(Sent::Delta),
+        // The server could not use the delta: it asks for the whole.
+        Err(ClientError::Refused { status: 409, .. }) => {
+            client.send_inventory(inventory)?;
+            Ok(Sent::Full)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn keep_acknowledged(state_dir: &Path, inventory: &Inventory) {
+    // Failing to keep it costs a full upload next time, nothing worse.
+    if let Err(e) = state::save_acknowledged(state_dir, inventory) {
+        eprintln!("warning: could not keep the acknowledged inventory: {e}");
+    }
 }
 
 /// `interval` moved by up to a tenth either way, so that a fleet started at

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use protocol::job::{StepReport, StepsRequest};
 use protocol::{
     EnrollRequest, EnrollResponse, ErrorBody, Heartbeat, HeartbeatResponse, Inventory,
     InventoryDelta,
@@ -165,6 +166,25 @@ impl Client {
             .ok_or_else(|| self.unreachable("empty answer to check-in"))
     }
 
+    /// Reports steps of a job, in order. The server answers 204; sending
+    /// the same steps again is how a report that was lost is retried.
+    pub fn report_steps(&self, job_id: &str, steps: &[StepReport]) -> Result<(), ClientError> {
+        let request = StepsRequest {
+            steps: steps.to_vec(),
+        };
+        let url = self.url(&format!(
+            "/api/v1/agent/jobs/{}/steps",
+            percent_encode(job_id)
+        ));
+        let response = self
+            .agent
+            .post(&url)
+            .header("Authorization", &self.authorization())
+            .send_json(&request)
+            .map_err(|e| self.unreachable(e))?;
+        self.answer::<serde_json::Value>(response).map(drop)
+    }
+
     /// Sends the whole inventory, gzip-compressed: a thousand packages shrink
     /// to a few tens of kilobytes, which matters on a laptop's slow link.
     pub fn send_inventory(&self, inventory: &Inventory) -> Result<(), ClientError> {
@@ -202,5 +222,35 @@ impl Client {
             .send(&body[..])
             .map_err(|e| self.unreachable(e))?;
         self.answer::<serde_json::Value>(response).map(drop)
+    }
+}
+
+/// `text` as one URL path segment. Job ids are server-made and checked
+/// before a job runs, but a refused job is reported by whatever id its
+/// envelope carried, so nothing in it may reach the path unescaped.
+fn percent_encode(text: &str) -> String {
+    // `.` and `..` would be read as path steps, not as a segment.
+    let only_dots = text.bytes().all(|b| b == b'.');
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_~".contains(&byte) || (byte == b'.' && !only_dots) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_id_cannot_leave_its_path_segment() {
+        assert_eq!(percent_encode("j-1.a_b"), "j-1.a_b");
+        assert_eq!(percent_encode("../x?y#z"), "..%2Fx%3Fy%23z");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+        assert_eq!(percent_encode(".."), "%2E%2E");
     }
 }

@@ -7,7 +7,8 @@
 //! every parser is a pure function tested on captured text.
 //!
 //! The agent collects inventories (`patchwell-agent inventory`), enrolls
-//! with a server (`enroll`) and checks in (`run`). Jobs come later.
+//! with a server (`enroll`) and checks in (`run`), running at each check-in
+//! the jobs the server signed (`jobs`).
 
 pub mod apk;
 pub mod apt;
@@ -16,6 +17,7 @@ pub mod client;
 mod deb822;
 pub mod dpkg;
 pub mod inventory;
+pub mod jobs;
 pub mod neighbours;
 pub mod os_release;
 mod root;

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "patchwell-agent",
     version,
-    about = "Patchwell's agent: inventory of this host"
+    about = "Patchwell's agent: inventory of this host, and the jobs its server signs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -160,6 +160,7 @@ fn enroll(
         host_id: enrolled.host_id.clone(),
         credential: enrolled.credential,
         ca_cert: ca_pem,
+        job_key: Some(enrolled.job_key),
     };
     state::save(state_dir, &record)?;
     Ok(enrolled.host_id)
@@ -183,7 +184,8 @@ fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()
             state_dir,
             &root,
             &SystemRunner,
-            jiff::Timestamp::now(),
+            &enrollment,
+            &jiff::Timestamp::now,
         ) {
             Ok(done) => {
                 eprintln!(
@@ -194,6 +196,9 @@ fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()
                         checkin::Sent::Full => "; inventory sent",
                     }
                 );
+                for job in &done.jobs {
+                    eprintln!("{job}");
+                }
                 retry = std::time::Duration::from_secs(60);
                 done.next
             }

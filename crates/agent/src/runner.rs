@@ -9,6 +9,22 @@ use std::process::{Command, Output};
 pub trait CommandRunner: std::fmt::Debug {
     /// Runs `program` with `args`; an error when it cannot be started.
     fn run(&self, program: &str, args: &[&str]) -> io::Result<Output>;
+
+    /// Runs `program` with `args` and these variables added to its
+    /// environment. The default goes through `env(1)`, so a runner that only
+    /// knows [`CommandRunner::run`] still passes them on.
+    fn run_with_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<Output> {
+        let assignments: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut all: Vec<&str> = assignments.iter().map(String::as_str).collect();
+        all.push(program);
+        all.extend_from_slice(args);
+        self.run("env", &all)
+    }
 }
 
 /// Runs programs on this machine.
@@ -18,6 +34,19 @@ pub struct SystemRunner;
 impl CommandRunner for SystemRunner {
     fn run(&self, program: &str, args: &[&str]) -> io::Result<Output> {
         Command::new(program).args(args).env("LC_ALL", "C").output()
+    }
+
+    fn run_with_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<Output> {
+        Command::new(program)
+            .args(args)
+            .env("LC_ALL", "C")
+            .envs(env.iter().copied())
+            .output()
     }
 }
 

@@ -20,6 +20,11 @@ pub struct Enrollment {
     pub credential: String,
     /// A CA certificate (PEM) to trust for the server, if not the system's.
     pub ca_cert: Option<String>,
+    /// The server's public job key (`ed25519:<base64>`), given at
+    /// enrollment: only jobs signed with it run. Agents enrolled before the
+    /// server signed jobs have none, and must enroll again to run jobs.
+    #[serde(default)]
+    pub job_key: Option<String>,
 }
 
 /// Why the state could not be read or written.
@@ -133,4 +138,20 @@ pub fn save(dir: &Path, enrollment: &Enrollment) -> Result<(), StateError> {
     out.sync_all().map_err(damaged)?;
     std::fs::rename(&tmp, &file).map_err(damaged)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enrollment_from_before_job_keys_still_loads_without_one() {
+        let old =
+            r#"{"server":"https://p.example","host_id":"h1","credential":"h1.s","ca_cert":null}"#;
+        let e: Enrollment = serde_json::from_str(old).unwrap();
+        assert_eq!(e.job_key, None);
+        let new = r#"{"server":"https://p.example","host_id":"h1","credential":"h1.s","ca_cert":null,"job_key":"ed25519:AAAA"}"#;
+        let e: Enrollment = serde_json::from_str(new).unwrap();
+        assert_eq!(e.job_key.as_deref(), Some("ed25519:AAAA"));
+    }
 }

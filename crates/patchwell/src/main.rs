@@ -7,6 +7,7 @@
 mod admin;
 mod catalog_cli;
 mod plan_cli;
+mod rollout_cli;
 mod scan;
 mod schedule;
 mod version;
@@ -56,6 +57,13 @@ enum Command {
         connection: admin::Connection,
         #[command(subcommand)]
         command: admin::GroupsCommand,
+    },
+    /// Rollouts: rings, jobs, halts, rollbacks and reviews.
+    Rollouts {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: rollout_cli::RolloutsCommand,
     },
     /// Devices that hosts see on their networks but that are not enrolled.
     Devices {
@@ -356,6 +364,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => runtime()?.block_on(admin::groups(connection, command)),
+        Command::Rollouts {
+            connection,
+            command,
+        } => runtime()?.block_on(rollout_cli::rollouts(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Users {
             connection,

@@ -1,0 +1,304 @@
+//! `patchwell rollouts`: create, watch, halt, resume, roll back, redeploy and
+//! review rollouts over the API.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::admin::{api_path, table, Client, Connection};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RolloutsCommand {
+    /// Create a rollout; the versions it installs are frozen now.
+    Create {
+        /// Its name.
+        name: String,
+        /// Why (the chain of communication is told).
+        #[arg(long)]
+        reason: String,
+        /// Which hosts, as a host query (default: every host).
+        #[arg(long)]
+        hosts: Option<String>,
+        /// `security` (default) or `all`: what the hosts' package managers offer.
+        #[arg(long, default_value = "security")]
+        updates: String,
+        /// Only these packages (`name` or `name=version`); repeatable.
+        #[arg(long = "package")]
+        packages: Vec<String>,
+        /// Rings as JSON (default: a 5% pilot, then the rest after two
+        /// business days), e.g. `[{"name":"all","size":"rest"}]`.
+        #[arg(long)]
+        rings: Option<String>,
+        /// Hosts in progress at once: `unlimited`, a number or a percentage.
+        #[arg(long)]
+        budget: Option<String>,
+        /// never, if_required or always.
+        #[arg(long, default_value = "never")]
+        reboot: String,
+        /// keep_old or take_new.
+        #[arg(long, default_value = "keep_old")]
+        conffiles: String,
+        /// A script the agent runs before installing.
+        #[arg(long)]
+        pre_hook: Option<String>,
+        /// A script the agent runs after installing.
+        #[arg(long)]
+        post_hook: Option<String>,
+        /// A script that says whether the host is healthy afterwards.
+        #[arg(long)]
+        health_check: Option<String>,
+        /// The policy whose maintenance windows apply.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Jobs not handed out within this many days are not.
+        #[arg(long, default_value_t = 14)]
+        expires_days: i64,
+        /// The deadline the review measures, in days.
+        #[arg(long)]
+        deadline_days: Option<i64>,
+    },
+    /// Every rollout.
+    List,
+    /// One rollout: rings, and each host's progress and reason.
+    Show {
+        /// The rollout.
+        name: String,
+    },
+    /// Halt: no new host starts.
+    Halt {
+        /// The rollout.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a rollout a person halted.
+    Resume {
+        /// The rollout.
+        name: String,
+    },
+    /// Halt and put back the versions the hosts had.
+    Rollback {
+        /// The rollout.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// A new generation: failed and rolled-back hosts start again.
+    Redeploy {
+        /// The rollout.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve a ring's start.
+    Approve {
+        /// The rollout.
+        name: String,
+        /// The ring.
+        #[arg(long)]
+        ring: String,
+    },
+    /// The post-implementation review.
+    Review {
+        /// The rollout.
+        name: String,
+        /// Add this note first.
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+fn show(v: Value) -> String {
+    let mut out = format!(
+        "rollout {} ({}), generation {}: {}\n",
+        v["name"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["generation"],
+        v["reason"].as_str().unwrap_or("")
+    );
+    if let Some(halt) = v["halt"].as_str() {
+        out.push_str(&format!("halted: {halt}\n"));
+    }
+    for p in v["packages"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  installs {} {}\n",
+            p["name"].as_str().unwrap_or("?"),
+            p["version"].as_str().unwrap_or("?")
+        ));
+    }
+    let rings = v["rings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                r["name"].as_str().unwrap_or("?").to_owned(),
+                r["hosts"].to_string(),
+                r["succeeded"].to_string(),
+                r["failed"].to_string(),
+                r["in_progress"].to_string(),
+                r["reason"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["RING", "HOSTS", "SUCCEEDED", "FAILED", "IN PROGRESS", "STATE"],
+        rings,
+    ));
+    let hosts = v["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            vec![
+                h["hostname"].as_str().unwrap_or("?").to_owned(),
+                h["ring"].as_str().unwrap_or("?").to_owned(),
+                h["step"].as_str().unwrap_or("-").to_owned(),
+                h["action"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["HOST", "RING", "STEP", "WHAT AND WHY"], hosts));
+    out
+}
+
+pub(crate) async fn rollouts(
+    connection: Connection,
+    command: RolloutsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    let action = |name: &str, what: &str| api_path(&["rollouts", name, what]);
+    let value = match command {
+        RolloutsCommand::Create {
+            name,
+            reason,
+            hosts,
+            updates,
+            packages,
+            rings,
+            budget,
+            reboot,
+            conffiles,
+            pre_hook,
+            post_hook,
+            health_check,
+            policy,
+            expires_days,
+            deadline_days,
+        } => {
+            let rings: Option<Value> = rings
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--rings is not JSON: {e}"))?;
+            let mut body = json!({
+                "name": name, "reason": reason, "updates": updates, "packages": packages,
+                "reboot": reboot, "conffiles": conffiles, "expires_days": expires_days,
+            });
+            for (key, value) in [
+                ("hosts", hosts.map(Value::from)),
+                ("rings", rings),
+                ("budget", budget.map(Value::from)),
+                ("pre_hook", pre_hook.map(Value::from)),
+                ("post_hook", post_hook.map(Value::from)),
+                ("health_check", health_check.map(Value::from)),
+                ("policy", policy.map(Value::from)),
+                ("deadline_days", deadline_days.map(Value::from)),
+            ] {
+                if let Some(v) = value {
+                    body[key] = v;
+                }
+            }
+            client
+                .call(Method::POST, "/api/v1/rollouts", Some(body))
+                .await?
+        }
+        RolloutsCommand::List => {
+            let list = client.call(Method::GET, "/api/v1/rollouts", None).await?;
+            return client.print(list, |rows: Vec<Value>| {
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r["name"].as_str().unwrap_or("?").to_owned(),
+                            r["status"].as_str().unwrap_or("?").to_owned(),
+                            r["generation"].to_string(),
+                            r["created_by"].as_str().unwrap_or("?").to_owned(),
+                            r["reason"].as_str().unwrap_or("").to_owned(),
+                        ]
+                    })
+                    .collect();
+                table(&["ROLLOUT", "STATUS", "GENERATION", "BY", "REASON"], rows)
+            });
+        }
+        RolloutsCommand::Show { name } => {
+            client
+                .call(Method::GET, &api_path(&["rollouts", &name]), None)
+                .await?
+        }
+        RolloutsCommand::Halt { name, reason } => {
+            client
+                .call(Method::POST, &action(&name, "halt"), Some(json!({"reason": reason})))
+                .await?
+        }
+        RolloutsCommand::Resume { name } => {
+            client
+                .call(Method::POST, &action(&name, "resume"), Some(json!({})))
+                .await?
+        }
+        RolloutsCommand::Rollback { name, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &action(&name, "rollback"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?
+        }
+        RolloutsCommand::Redeploy { name, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &action(&name, "redeploy"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?
+        }
+        RolloutsCommand::Approve { name, ring } => {
+            client
+                .call(Method::POST, &action(&name, "approve"), Some(json!({"ring": ring})))
+                .await?
+        }
+        RolloutsCommand::Review { name, note } => {
+            let review = match note {
+                Some(note) => {
+                    client
+                        .call(Method::POST, &action(&name, "notes"), Some(json!({"note": note})))
+                        .await?
+                }
+                None => client.call(Method::GET, &action(&name, "review"), None).await?,
+            };
+            return client.print(review, |r: Value| {
+                let secs = |v: &Value| v.as_i64().map_or("-".to_owned(), |s| format!("{s} s"));
+                format!(
+                    "rollout {}: {} targets, {} succeeded, {} failed, {} rolled back, {} in progress\n\
+                     time to 50%: {}, to 95%: {}, deadline met: {}\n",
+                    r["rollout"].as_str().unwrap_or("?"),
+                    r["targets"],
+                    r["succeeded"],
+                    r["failed"],
+                    r["rolled_back"],
+                    r["in_progress"],
+                    secs(&r["seconds_to_50_percent"]),
+                    secs(&r["seconds_to_95_percent"]),
+                    r["deadline_met"],
+                )
+            });
+        }
+    };
+    client.print(value, show)
+}
