@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use xtask::{apt_sources, as_root, run};
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -19,6 +20,7 @@ usage: cargo xtask <task>
 tasks:
   setup               install the Debian packages and apt lists the tests need
   ci                  setup, then fmt, clippy and every test, as CI runs them
+  e2e                 build the binaries, then the end-to-end rollout on a fresh Debian root (needs root and the mirror)
   bench               setup, then every benchmark: versions vs libdpkg/librpm, agent collection, server load, fleet applicability, scan
   fuzz <target> [s]   run a cargo-fuzz target (deb, rpm, apk) for s seconds (default 60)
 ";
@@ -74,6 +76,18 @@ fn main() -> Result<()> {
             run(cargo(&root).args(["bench", "-p", "feeds", "--bench", "applicability"]))?;
             run(cargo(&root).args(["bench", "-p", "patchwell", "--bench", "scan"]))
         }
+        Some("e2e") => {
+            run(cargo(&root).args(["build", "-p", "patchwell", "-p", "agent"]))?;
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), PathBuf::from);
+            let bins = xtask::e2e::Bins {
+                patchwell: target.join("debug/patchwell"),
+                agent: target.join("debug/patchwell-agent"),
+            };
+            let summary = xtask::e2e::run(&bins, &target.join("e2e"))?;
+            println!("{summary}");
+            Ok(())
+        }
         Some("fuzz") => {
             let target = args
                 .get(1)
@@ -98,36 +112,6 @@ fn workspace_root() -> PathBuf {
 fn cargo(root: &Path) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(root);
-    command
-}
-
-fn run(command: &mut Command) -> Result<()> {
-    eprintln!("xtask: running {command:?}");
-    let status = command
-        .status()
-        .with_context(|| format!("could not start {command:?}"))?;
-    if !status.success() {
-        bail!("{command:?} failed with {status}");
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Runs a command as root: directly when we are root, through sudo otherwise.
-fn as_root(args: &[&str]) -> Command {
-    let (program, rest) = if is_root() {
-        (args[0], &args[1..])
-    } else {
-        ("sudo", args)
-    };
-    let mut command = Command::new(program);
-    command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
     command
 }
 
@@ -176,76 +160,6 @@ fn test_root(root: &Path) -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     target.join("test-roots").join(TEST_RELEASE)
-}
-
-/// The machine's own apt sources: (types, URIs, suites) of each entry, from
-/// deb822 `.sources` files and one-line `sources.list` files alike.
-fn apt_sources() -> Result<Vec<(String, String, Vec<String>)>> {
-    let mut found = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.push(PathBuf::from("/etc/apt/sources.list"));
-    files.sort();
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        if file.extension().is_some_and(|e| e == "sources") {
-            for stanza in text.split("\n\n") {
-                let field = |name: &str| {
-                    stanza
-                        .lines()
-                        .filter(|l| !l.starts_with('#'))
-                        .find_map(|l| {
-                            l.strip_prefix(name)?
-                                .strip_prefix(':')
-                                .map(|v| v.trim().to_owned())
-                        })
-                };
-                if field("Enabled").is_some_and(|v| v == "no") {
-                    continue;
-                }
-                if let (Some(types), Some(uris), Some(suites)) =
-                    (field("Types"), field("URIs"), field("Suites"))
-                {
-                    for uri in uris.split_whitespace() {
-                        found.push((
-                            types.clone(),
-                            uri.to_owned(),
-                            suites.split_whitespace().map(str::to_owned).collect(),
-                        ));
-                    }
-                }
-            }
-        } else {
-            for line in text
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with("deb "))
-            {
-                // One-line form: `deb [opt=a opt=b] URI SUITE ...`; the
-                // options may span several words.
-                let rest = match line.find('[') {
-                    Some(open) => line[open..]
-                        .find(']')
-                        .map_or("", |close| &line[open + close + 1..]),
-                    None => &line[3..],
-                };
-                let words: Vec<&str> = std::iter::once("deb")
-                    .chain(rest.split_whitespace())
-                    .collect();
-                if let [_, uri, suite, ..] = words.as_slice() {
-                    found.push((
-                        "deb".to_owned(),
-                        (*uri).to_owned(),
-                        vec![(*suite).to_owned()],
-                    ));
-                }
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// Builds, once, a real Debian root that is out of date the way a real host

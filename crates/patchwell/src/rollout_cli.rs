@@ -147,7 +147,14 @@ fn show(v: Value) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["RING", "HOSTS", "SUCCEEDED", "FAILED", "IN PROGRESS", "STATE"],
+        &[
+            "RING",
+            "HOSTS",
+            "SUCCEEDED",
+            "FAILED",
+            "IN PROGRESS",
+            "STATE",
+        ],
         rings,
     ));
     let hosts = v["hosts"]
@@ -242,7 +249,11 @@ pub(crate) async fn rollouts(
         }
         RolloutsCommand::Halt { name, reason } => {
             client
-                .call(Method::POST, &action(&name, "halt"), Some(json!({"reason": reason})))
+                .call(
+                    Method::POST,
+                    &action(&name, "halt"),
+                    Some(json!({"reason": reason})),
+                )
                 .await?
         }
         RolloutsCommand::Resume { name } => {
@@ -270,17 +281,29 @@ pub(crate) async fn rollouts(
         }
         RolloutsCommand::Approve { name, ring } => {
             client
-                .call(Method::POST, &action(&name, "approve"), Some(json!({"ring": ring})))
+                .call(
+                    Method::POST,
+                    &action(&name, "approve"),
+                    Some(json!({"ring": ring})),
+                )
                 .await?
         }
         RolloutsCommand::Review { name, note } => {
             let review = match note {
                 Some(note) => {
                     client
-                        .call(Method::POST, &action(&name, "notes"), Some(json!({"note": note})))
+                        .call(
+                            Method::POST,
+                            &action(&name, "notes"),
+                            Some(json!({"note": note})),
+                        )
                         .await?
                 }
-                None => client.call(Method::GET, &action(&name, "review"), None).await?,
+                None => {
+                    client
+                        .call(Method::GET, &action(&name, "review"), None)
+                        .await?
+                }
             };
             return client.print(review, |r: Value| {
                 let secs = |v: &Value| v.as_i64().map_or("-".to_owned(), |s| format!("{s} s"));

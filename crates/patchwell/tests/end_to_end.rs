@@ -687,3 +687,53 @@ fn drop_server_keep_data(mut server: Server, check: impl FnOnce(&Path)) {
     let _ = server.child.wait();
     check(&server.data);
 }
+
+/// The end-to-end rollout `cargo xtask e2e` runs: a fresh out-of-date
+/// Debian root, its security updates installed by a rollout through the
+/// real agent and apt, checked with dpkg, rolled back, and a failing pilot
+/// that halts a second rollout.
+#[test]
+fn a_rollout_installs_security_updates_on_a_real_root_and_rolls_them_back() {
+    let have_tools = Command::new("mmdebstrap").arg("--version").output().is_ok()
+        && Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !have_tools {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "the end-to-end rollout needs root and mmdebstrap, and CI=true"
+        );
+        eprintln!("skipping: the end-to-end rollout needs root and mmdebstrap");
+        return;
+    }
+    let bins = xtask::e2e::Bins {
+        patchwell: PathBuf::from(env!("CARGO_BIN_EXE_patchwell")),
+        agent: bin("patchwell-agent"),
+    };
+    let work = std::env::temp_dir().join(format!("patchwell-rollout-e2e-{}", std::process::id()));
+    let summary = xtask::e2e::run(&bins, &work).unwrap_or_else(|e| panic!("{e:#}"));
+    std::process::Command::new("rm")
+        .arg("-rf")
+        .arg(&work)
+        .status()
+        .ok();
+    let text = summary.to_string();
+    eprintln!("{text}");
+    assert!(summary.installed > 0, "{text}");
+    assert_eq!(summary.rolled_back, summary.installed, "{text}");
+    assert_eq!(summary.failed, 0, "{text}");
+    assert!(
+        summary
+            .halt
+            .contains("1 of 1 hosts failed in ring pilot, over its 10% threshold"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().last().unwrap(),
+        format!(
+            "e2e: {} updates installed, {} rolled back, 0 failed",
+            summary.installed, summary.installed
+        )
+    );
+}
