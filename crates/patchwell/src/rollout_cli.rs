@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 use crate::admin::{api_path, table, Client, Connection};
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum RolloutsCommand {
     /// Create a rollout; the versions it installs are frozen now.

@@ -415,7 +415,7 @@ async fn executor(state: AppState) {
         ticks.tick().await;
         n += 1;
         let mut names: Vec<String> = lock(&state.deploy.dirty).drain().collect();
-        if n % 30 == 0 {
+        if n.is_multiple_of(30) {
             match state.store.rollouts().await {
                 Ok(all) => names.extend(
                     all.into_iter()
@@ -940,11 +940,9 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
     let mut new_status = status.to_owned();
     let mut assignments = Vec::new();
     match status {
-        "rolling_back" => {
-            if !l.hosts.iter().any(|h| h.progress == "rolling_back") {
-                new_status = "rolled_back".into();
-                why = Some(Why::new("executor", "rollback-finished"));
-            }
+        "rolling_back" if !l.hosts.iter().any(|h| h.progress == "rolling_back") => {
+            new_status = "rolled_back".into();
+            why = Some(Why::new("executor", "rollback-finished"));
         }
         "running" | "halted" => {
             for (i, r) in l.plan.rings.iter().enumerate() {
