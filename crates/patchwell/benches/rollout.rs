@@ -175,6 +175,8 @@ fn main() {
                 while finished.load(Ordering::Relaxed) < HOSTS {
                     let i = cursor.fetch_add(1, Ordering::Relaxed) % HOSTS;
                     if flags[i].load(Ordering::Relaxed) {
+                        // One thread runs every agent: let the others on.
+                        tokio::task::yield_now().await;
                         continue;
                     }
                     let (id, credential, key) = &hosts[i];
