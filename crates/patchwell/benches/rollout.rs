@@ -22,6 +22,9 @@ const CONCURRENCY: usize = 48;
 const FIXED: &str = "3.0.17-1~deb12u2";
 const OLD: &str = "3.0.15-1~deb12u1";
 
+/// An enrolled agent: host id, credential, the server's job key.
+type Agent = (String, String, String);
+
 async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -51,7 +54,7 @@ fn inventory(host: usize) -> Value {
         "schema": protocol::INVENTORY_SCHEMA,
         "collected_at": jiff::Timestamp::now(),
         "host": {"hostname": format!("fleet-{host:05}"), "machine_id": null, "kernel": "6.1.0-18-amd64", "arch": "amd64",
-                 "cpu": {"model": if host % 3 == 0 { "EPYC" } else { "Xeon" }, "count": 2}, "memory_bytes": 8_589_934_592u64, "disks": [],
+                 "cpu": {"model": if host.is_multiple_of(3) { "EPYC" } else { "Xeon" }, "count": 2}, "memory_bytes": 8_589_934_592u64, "disks": [],
                  "interfaces": [], "uptime_seconds": 1, "boot_time": "2026-01-01T00:00:00Z"},
         "os": {"id": "debian", "version_id": "12", "codename": "bookworm", "pretty_name": null, "id_like": []},
         "reboot": {"required": false, "packages": []},
@@ -107,7 +110,7 @@ fn main() {
         let token = created["token"].as_str().expect("token").to_owned();
         // Enroll and send a first inventory, 48 hosts at a time.
         let setup = Instant::now();
-        let hosts: Arc<Mutex<Vec<Option<(String, String, String)>>>> =
+        let hosts: Arc<Mutex<Vec<Option<Agent>>>> =
             Arc::new(Mutex::new(vec![None; HOSTS]));
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
@@ -141,7 +144,7 @@ fn main() {
             });
         }
         while tasks.join_next().await.is_some() {}
-        let hosts: Arc<Vec<(String, String, String)>> = Arc::new(
+        let hosts: Arc<Vec<Agent>> = Arc::new(
             hosts.lock().expect("hosts").iter().map(|h| h.clone().expect("enrolled")).collect(),
         );
         println!(

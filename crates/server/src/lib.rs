@@ -516,6 +516,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         tokio::spawn(refresh_feeds(state.clone(), every));
     }
     tokio::spawn(record_detections(state.clone()));
+    {
+        let state = state.clone();
+        tokio::spawn(async move { rollouts::start(&state).await });
+    }
     match tls {
         None => {
             let listener = tokio::net::TcpListener::bind(options.listen)

@@ -352,6 +352,14 @@ async fn load_board(state: &AppState) -> ApiResult<()> {
     Ok(())
 }
 
+/// Loads the jobs waiting for delivery and starts the executor, so that
+/// rollouts move on by time after a restart before any host checks in.
+pub(crate) async fn start(state: &AppState) {
+    if let Err(e) = load_board(state).await {
+        tracing::error!("loading the jobs waiting for delivery: {}", e.message());
+    }
+}
+
 /// Starts the step writer and the executor, once.
 fn ensure_executor(state: &AppState) {
     state.deploy.executor.get_or_init(|| {
