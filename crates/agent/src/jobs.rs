@@ -18,7 +18,7 @@
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -33,7 +33,7 @@ use versions::deb;
 use crate::client::{Client, ClientError};
 use crate::root::Root;
 use crate::runner::CommandRunner;
-use crate::state::Enrollment;
+use crate::state::{self, Enrollment};
 use crate::{apt, dpkg};
 
 /// The directory of the journals, in the state directory.
@@ -209,7 +209,7 @@ pub fn run_jobs(
         dir: dir.clone(),
         source,
     };
-    create_private_dir(&dir).map_err(failed)?;
+    state::create_private_dir(&dir).map_err(failed)?;
     let worker = Worker {
         sink,
         dir: dir.clone(),
@@ -261,15 +261,6 @@ pub fn load_journal(state_dir: &Path, id: &str) -> Option<Journal> {
     }
     let text = std::fs::read_to_string(state_dir.join(JOBS_DIR).join(format!("{id}.json"))).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if !dir.is_dir() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// A command that failed, as a step reports it.
@@ -344,24 +335,10 @@ impl Worker<'_> {
         }
     }
 
-    /// Writes the journal: to a temporary file, synced, renamed over the
-    /// old one, and the directory synced, so that a crash leaves the old
-    /// journal or the new one.
+    /// Writes the journal so that a crash leaves the old one or the new.
     fn save(&self, journal: &Journal) -> io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let json = serde_json::to_vec_pretty(journal).map_err(io::Error::other)?;
-        let path = self.path(&journal.id);
-        let tmp = self.dir.join(format!("{}.json.tmp", journal.id));
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        out.write_all(&json)?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        state::write_private(&self.dir, &format!("{}.json", journal.id), &json)
     }
 
     /// Adds a step to the journal, keeps it, and sends what the server has
@@ -1057,16 +1034,8 @@ pub fn check_downloads(root: &Root, packages: &[JobPackage]) -> Result<(), Strin
 }
 
 fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(hasher
         .finalize()
         .iter()
@@ -1183,6 +1152,17 @@ mod tests {
     use super::*;
 
     const HOST: &str = "h1";
+
+    /// The steps of a job that succeeds without a reboot, in order.
+    const EVERY_STEP: [Step; 7] = [
+        Step::Received,
+        Step::Downloading,
+        Step::Downloaded,
+        Step::Installing,
+        Step::Installed,
+        Step::Verifying,
+        Step::Succeeded,
+    ];
 
     /// A directory that is removed when the test ends.
     struct TempDir(PathBuf);
@@ -1608,18 +1588,7 @@ mod tests {
 
         let journal = s.journal("j1");
         let steps: Vec<Step> = journal.reports.iter().map(|r| r.step).collect();
-        assert_eq!(
-            steps,
-            [
-                Step::Received,
-                Step::Downloading,
-                Step::Downloaded,
-                Step::Installing,
-                Step::Installed,
-                Step::Verifying,
-                Step::Succeeded,
-            ]
-        );
+        assert_eq!(steps, EVERY_STEP);
         assert!(journal.reports.windows(2).all(|w| w[0].at < w[1].at));
         assert!(journal.finished);
         assert_eq!(journal.acknowledged, journal.reports.len());
@@ -1775,18 +1744,7 @@ mod tests {
         assert_eq!(outcomes[0].state, JobState::Succeeded);
         let journal = s.journal("j1");
         let steps: Vec<Step> = journal.reports.iter().map(|r| r.step).collect();
-        assert_eq!(
-            steps,
-            [
-                Step::Received,
-                Step::Downloading,
-                Step::Downloaded,
-                Step::Installing,
-                Step::Installed,
-                Step::Verifying,
-                Step::Succeeded,
-            ]
-        );
+        assert_eq!(steps, EVERY_STEP);
         // The unacknowledged `installing` went with the new steps.
         assert_eq!(s.server.steps("j1"), steps[3..]);
         assert_eq!(journal.reports[4].changes.len(), 3);

@@ -33,7 +33,7 @@ pub struct SystemRunner;
 
 impl CommandRunner for SystemRunner {
     fn run(&self, program: &str, args: &[&str]) -> io::Result<Output> {
-        Command::new(program).args(args).env("LC_ALL", "C").output()
+        self.run_with_env(program, args, &[])
     }
 
     fn run_with_env(

@@ -113,31 +113,44 @@ pub fn ensure_not_enrolled(dir: &Path) -> Result<(), StateError> {
 /// Writes the enrollment to `dir` (created 0700), the file with mode 0600,
 /// replacing atomically.
 pub fn save(dir: &Path, enrollment: &Enrollment) -> Result<(), StateError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let file = dir.join(STATE_FILE);
     let damaged = |why: std::io::Error| StateError::Damaged {
         file: file.clone(),
         why: why.to_string(),
     };
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(damaged)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(damaged)?;
-    }
     let json =
         serde_json::to_string_pretty(enrollment).map_err(|e| damaged(std::io::Error::other(e)))?;
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    create_private_dir(dir).map_err(damaged)?;
+    write_private(dir, STATE_FILE, json.as_bytes()).map_err(damaged)
+}
+
+/// Creates `dir` readable by its owner only, if it does not exist.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `dir/name` with mode 0600: to a temporary file, synced, renamed
+/// over the old one, and the directory synced, so that a crash leaves the
+/// old file or the new one.
+pub(crate) fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(damaged)?;
-    out.write_all(json.as_bytes()).map_err(damaged)?;
-    out.sync_all().map_err(damaged)?;
-    std::fs::rename(&tmp, &file).map_err(damaged)?;
-    Ok(())
+        .open(&tmp)?;
+    out.write_all(bytes)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -270,6 +270,12 @@ fn stratified(members: &[Member], from: &[usize], slots: usize, seed: u64) -> Ve
         .collect()
 }
 
+/// The seed a rollout's name gives its ring assignment: the same name, the
+/// same rings.
+pub fn seed_for(name: &str) -> u64 {
+    mix(0, name)
+}
+
 /// A stable 64-bit mix of a seed and a name (FNV-1a, then SplitMix64's
 /// finaliser): the order hosts are taken in, the same on every run.
 fn mix(seed: u64, name: &str) -> u64 {

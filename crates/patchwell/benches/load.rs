@@ -8,6 +8,8 @@
 //! packages; every host starts from the same image, as a cloned fleet does.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
+mod support;
+
 use std::future::Future;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -237,38 +239,12 @@ fn agent_rss(url: &str, admin: &str, data: &Path) {
 }
 
 fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let data = std::env::temp_dir().join(format!("patchwell-load-{}", std::process::id()));
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_patchwell"))
-        .args([
-            "server",
-            "--plain-http",
-            "--host-requests-per-minute",
-            "100000000",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("admin-token").exists()
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let admin = std::fs::read_to_string(data.join("admin-token"))
-        .expect("admin token")
-        .trim()
-        .to_owned();
+    let server = support::Server::start("load");
+    let (url, admin, data) = (
+        server.url.clone(),
+        server.admin.clone(),
+        server.data.clone(),
+    );
 
     // One worker thread: the server has the other core.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -419,7 +395,5 @@ fn main() {
     });
 
     agent_rss(&url, &admin, &data);
-    let _ = server.kill();
-    let _ = server.wait();
-    std::fs::remove_dir_all(&data).ok();
+    drop(server);
 }

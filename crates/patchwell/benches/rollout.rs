@@ -9,7 +9,8 @@
 //! Run with `cargo xtask bench` (or `cargo bench -p patchwell --bench rollout`).
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,38 +65,8 @@ fn inventory(host: usize) -> Value {
 }
 
 fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let data = std::env::temp_dir().join(format!("patchwell-rollout-bench-{}", std::process::id()));
-    let url = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_patchwell"))
-        .args([
-            "server",
-            "--plain-http",
-            "--host-requests-per-minute",
-            "100000000",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !data.join("admin-token").exists()
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let admin = std::fs::read_to_string(data.join("admin-token"))
-        .expect("admin token")
-        .trim()
-        .to_owned();
+    let server = support::Server::start("rollout-bench");
+    let (url, admin) = (server.url.clone(), server.admin.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -238,7 +209,5 @@ fn main() {
         println!("time to 50%: {:.1} s, to 95%: {:.1} s (server's review: {} s and {} s, by the agents' clocks in whole seconds)",
             at(50), at(95), review["seconds_to_50_percent"], review["seconds_to_95_percent"]);
     });
-    let _ = server.kill();
-    let _ = server.wait();
-    std::fs::remove_dir_all(&data).ok();
+    drop(server);
 }

@@ -36,6 +36,7 @@ use store::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{Approver, Host, Operator, Reader};
+use crate::catalog::scheme_of;
 use crate::error::ApiError;
 use crate::handlers::{check_name, now, parse_query, selected, ApiResult, JsonBody};
 use crate::plan_api::Planning;
@@ -288,9 +289,11 @@ impl std::fmt::Debug for Deploy {
     }
 }
 
+/// Steps to store, and where to say what became of them (or why the batch
+/// they went in failed).
 type StepBatch = (
     Vec<StepRecord>,
-    oneshot::Sender<store::Result<Vec<StepOutcome>>>,
+    oneshot::Sender<Result<Vec<StepOutcome>, String>>,
 );
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -303,6 +306,12 @@ impl Deploy {
         let jobs = board.entry(host.to_owned()).or_default();
         jobs.retain(|j| j.id != job.id);
         jobs.push(job);
+    }
+
+    fn post_all(&self, jobs: Vec<(String, SignedJob)>) {
+        for (host, job) in jobs {
+            self.post(&host, job);
+        }
     }
 
     fn withdraw(&self, host: &str, job_id: Option<&str>) {
@@ -407,7 +416,7 @@ async fn write_steps(store: store::Store, clock: crate::Clock, mut rx: mpsc::Rec
             Err(e) => {
                 let text = e.to_string();
                 for (_, reply) in batch {
-                    let _ = reply.send(Err(store::Error::Conflict(text.clone())));
+                    let _ = reply.send(Err(text.clone()));
                 }
             }
         }
@@ -455,20 +464,8 @@ fn criticality_rank(text: Option<&str>) -> u8 {
     }
 }
 
-fn seed_of(name: &str) -> u64 {
-    // FNV-1a: the same name, the same rings.
-    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn is_older(manager: Manager, a: &str, b: &str) -> bool {
-    use std::cmp::Ordering::Less;
-    match manager {
-        Manager::Dpkg => versions::deb::compare_str(a, b).is_ok_and(|o| o == Less),
-        Manager::Rpm => versions::rpm::compare_str(a, b).is_ok_and(|o| o == Less),
-        Manager::Apk => versions::apk::compare_str(a, b).is_ok_and(|o| o == Less),
-    }
+    versions::compare(scheme_of(manager), a, b).is_ok_and(|o| o.is_lt())
 }
 
 /// `POST /api/v1/rollouts`
@@ -634,7 +631,7 @@ pub(crate) async fn create(
             pinned_pilot: h.attributes.tags.iter().any(|t| t == "pilot"),
         })
         .collect();
-    let seed = seed_of(&req.name);
+    let seed = rollout::seed_for(&req.name);
     let ring_of = rollout::assign(&parsed, &members, seed);
     let mut new_hosts = Vec::with_capacity(members.len());
     for (m, ring) in members.iter().zip(&ring_of) {
@@ -679,7 +676,8 @@ pub(crate) async fn create(
     state.store.create_rollout(&rollout, &why, at).await?;
     tracing::info!(rollout = %req.name, hosts = members.len(), "Rollout created.");
     load_board(&state).await?;
-    let shown = advance(&state, &req.name).await?;
+    advance(&state, &req.name).await?;
+    let view = shown(&state, &req.name).await?;
     notify(
         &state,
         json!({
@@ -688,12 +686,12 @@ pub(crate) async fn create(
             "reason": spec.reason,
             "created_by": caller.username,
             "packages": spec.packages,
-            "rings": shown["rings"],
+            "rings": view["rings"],
             "expires_at": spec.expires_at,
         }),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(shown)))
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 async fn stored_policy(state: &AppState, name: &str) -> ApiResult<patchwell_core::policy::Policy> {
@@ -708,6 +706,7 @@ async fn stored_policy(state: &AppState, name: &str) -> ApiResult<patchwell_core
 }
 
 /// Tells every contact with a webhook; failures are logged, never fatal.
+/// (Contacts with only an email address are not told yet: no SMTP.)
 async fn notify(state: &AppState, event: Value) {
     let contacts = match state.store.plan_objects(ContactDoc::KIND).await {
         Ok(c) => c,
@@ -740,7 +739,6 @@ async fn notify(state: &AppState, event: Value) {
             }
         });
     }
-    let _ = state; // contacts with only an email are told by the report mailer (not yet built)
 }
 
 // ---------------------------------------------------------------------------
@@ -816,22 +814,24 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         Some(p) => stored_policy(state, p).await?.window_at(at),
         None => WindowState::Open { until: None },
     };
+    // A host's groups are worked out only when an exemption could use them.
+    let in_force: Vec<&patchwell_core::exemption::Exemption> = planning
+        .exemptions
+        .iter()
+        .filter(|e| e.standing(at) == patchwell_core::exemption::Standing::InForce)
+        .collect();
     let mut targets = Vec::with_capacity(hosts.len());
     let mut names = HashMap::new();
     for h in &hosts {
         let record = records.get(&h.host_id);
         let packages: Vec<JobPackage> = serde_json::from_str(&h.packages).unwrap_or_default();
         let package_names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-        let exempt = record.and_then(|r| {
+        let exempt = record.filter(|_| !in_force.is_empty()).and_then(|r| {
             let groups = planning.groups_of(state, r);
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            planning
-                .exemptions
+            in_force
                 .iter()
-                .find(|e| {
-                    e.standing(at) == patchwell_core::exemption::Standing::InForce
-                        && e.covers(&h.host_id, &groups, None, &package_names)
-                })
+                .find(|e| e.covers(&h.host_id, &groups, None, &package_names))
                 .map(|e| format!("{} ({})", e.reason, e.name))
         });
         let revoked = record.is_some_and(|r| r.revoked_at.is_some());
@@ -887,58 +887,65 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
     })
 }
 
-fn job_id(rollout: &str, generation: u64, kind: JobKind, host: &str) -> String {
-    let kind = match kind {
+fn kind_name(kind: JobKind) -> &'static str {
+    match kind {
         JobKind::Install => "install",
         JobKind::Rollback => "rollback",
-    };
-    format!("{rollout}.{generation}.{kind}.{host}")
+    }
 }
 
+/// `ROLLOUT.GENERATION.KIND.HOST`: the same job, the same id.
+fn job_id(rollout: &str, generation: u64, kind: JobKind, host: &str) -> String {
+    format!("{rollout}.{generation}.{}.{host}", kind_name(kind))
+}
+
+/// Whether a job id of [`job_id`]'s form is an install's.
+fn is_install_job(id: &str) -> bool {
+    id.rsplit('.').nth(1) == Some(kind_name(JobKind::Install))
+}
+
+/// A job of a rollout, signed, and the assignment that records it.
 fn make_job(
     state: &AppState,
-    l: &Loaded,
+    (rollout, generation, spec): (&str, u64, &Spec),
     host: &str,
     kind: JobKind,
     packages: Vec<JobPackage>,
     at: Timestamp,
-) -> ApiResult<Assignment> {
-    let generation = l.record.generation;
+) -> ApiResult<(Assignment, SignedJob)> {
     let job = Job {
         schema: JOB_SCHEMA,
-        id: job_id(&l.record.name, generation, kind, host),
+        id: job_id(rollout, generation, kind, host),
         host_id: host.to_owned(),
-        rollout: l.record.name.clone(),
+        rollout: rollout.to_owned(),
         generation,
         kind,
-        manager: l.spec.packages.first().map_or(Manager::Dpkg, |p| p.manager),
+        manager: spec.packages.first().map_or(Manager::Dpkg, |p| p.manager),
         packages,
-        conffiles: l.spec.conffiles,
-        reboot: l.spec.reboot,
-        pre_hook: l.spec.pre_hook.clone(),
-        post_hook: l.spec.post_hook.clone(),
-        health_check: l.spec.health_check.clone(),
+        conffiles: spec.conffiles,
+        reboot: spec.reboot,
+        pre_hook: spec.pre_hook.clone(),
+        post_hook: spec.post_hook.clone(),
+        health_check: spec.health_check.clone(),
         issued_at: at,
         not_after: match kind {
-            JobKind::Install => l.spec.expires_at,
+            JobKind::Install => spec.expires_at,
             JobKind::Rollback => at + SignedDuration::from_hours(24 * 14),
         },
     };
     let signed = state.job_key.sign(&job);
-    Ok(Assignment {
+    let assignment = Assignment {
         host_id: host.to_owned(),
-        job_id: job.id.clone(),
-        job_kind: match kind {
-            JobKind::Install => "install".into(),
-            JobKind::Rollback => "rollback".into(),
-        },
+        job_id: job.id,
+        job_kind: kind_name(kind).to_owned(),
         job: serde_json::to_string(&signed).map_err(ApiError::internal)?,
-    })
+    };
+    Ok((assignment, signed))
 }
 
 /// One executor pass over a rollout: plan, record ring starts and a halt,
-/// hand out the jobs the plan starts. Returns the rollout as shown.
-pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
+/// hand out the jobs the plan starts.
+pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
     let _one = state.deploy.passes.lock().await;
     let l = load_and_plan(state, name).await?;
     let at = now(state);
@@ -947,6 +954,7 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
     let mut why: Option<Why> = None;
     let mut new_status = status.to_owned();
     let mut assignments = Vec::new();
+    let mut signed = Vec::new();
     match status {
         "rolling_back" if !l.hosts.iter().any(|h| h.progress == "rolling_back") => {
             new_status = "rolled_back".into();
@@ -998,7 +1006,10 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
                         .get(h.id.as_str())
                         .and_then(|p| serde_json::from_str(p).ok())
                         .unwrap_or_default();
-                    assignments.push(make_job(state, &l, &h.id, JobKind::Install, job, at)?);
+                    let issuer = (name, l.record.generation, &l.spec);
+                    let (a, j) = make_job(state, issuer, &h.id, JobKind::Install, job, at)?;
+                    assignments.push(a);
+                    signed.push((h.id.clone(), j));
                 }
             }
         }
@@ -1009,37 +1020,31 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<Value> {
         || doc.ring_started != l.doc.ring_started
         || doc.failure_halt != l.doc.failure_halt;
     if changed {
+        let jobs = assignments.len();
         let update = RolloutUpdate {
             name: name.to_owned(),
             expected_generation: l.record.generation,
             generation: l.record.generation,
             state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
-            status: new_status.clone(),
-            assignments: assignments.clone(),
+            status: new_status,
+            assignments,
             reset: Vec::new(),
         };
         state
             .store
             .update_rollout(&update, why.as_ref(), at)
             .await?;
-        post_assignments(state, &assignments);
-        if !assignments.is_empty() {
-            tracing::info!(rollout = %name, jobs = assignments.len(), "Jobs handed out.");
+        state.deploy.post_all(signed);
+        if jobs > 0 {
+            tracing::info!(rollout = %name, jobs, "Jobs handed out.");
         }
-        // Show what was recorded.
-        let l = load_and_plan(state, name).await?;
-        return Ok(show_json(&l));
     }
-    Ok(show_json(&l))
+    Ok(())
 }
 
-fn post_assignments(state: &AppState, assignments: &[Assignment]) {
-    for a in assignments {
-        match serde_json::from_str::<SignedJob>(&a.job) {
-            Ok(job) => state.deploy.post(&a.host_id, job),
-            Err(e) => tracing::error!("a job just signed does not read back: {e}"),
-        }
-    }
+/// The rollout as shown, planned now.
+async fn shown(state: &AppState, name: &str) -> ApiResult<Value> {
+    Ok(show_json(&load_and_plan(state, name).await?))
 }
 
 fn show_json(l: &Loaded) -> Value {
@@ -1160,38 +1165,82 @@ pub(crate) async fn events(
     )))
 }
 
+/// What a person's action decides.
+struct Decision {
+    /// The generation after it.
+    generation: u64,
+    /// The status after it.
+    status: String,
+    /// Jobs it hands out: host, kind, packages.
+    jobs: Vec<(String, JobKind, Vec<JobPackage>)>,
+    /// Hosts put back to not started, their undelivered jobs withdrawn.
+    reset: Vec<String>,
+}
+
+impl Decision {
+    /// The same generation and status: only the recorded state changes.
+    fn keep(l: &Loaded) -> Decision {
+        Decision {
+            generation: l.record.generation,
+            status: l.record.status.clone(),
+            jobs: Vec::new(),
+            reset: Vec::new(),
+        }
+    }
+
+    /// A new generation with this status.
+    fn next(l: &Loaded, status: &str) -> Decision {
+        Decision {
+            generation: l.record.generation + 1,
+            status: status.to_owned(),
+            ..Decision::keep(l)
+        }
+    }
+}
+
+/// Records a person's action on a rollout (audited), then lets the
+/// executor make its pass; returns the rollout as shown.
 async fn act(
     state: &AppState,
     name: &str,
     why: Why,
-    decide: impl FnOnce(
-        &Loaded,
-        &mut StateDoc,
-    ) -> ApiResult<(
-        u64,
-        String,
-        Vec<(String, JobKind, Vec<JobPackage>)>,
-        Vec<String>,
-    )>,
+    decide: impl FnOnce(&Loaded, &mut StateDoc) -> ApiResult<Decision>,
 ) -> ApiResult<Json<Value>> {
     {
         let _one = state.deploy.passes.lock().await;
         let l = load_and_plan(state, name).await?;
         let mut doc = l.doc.clone();
-        let (generation, status, jobs, reset) = decide(&l, &mut doc)?;
+        let Decision {
+            generation,
+            status,
+            jobs,
+            reset,
+        } = decide(&l, &mut doc)?;
         let at = now(state);
         let mut assignments = Vec::new();
+        let mut signed = Vec::new();
         for (host, kind, packages) in jobs {
-            // Jobs carry the generation they were issued in.
-            let mut issued = clone_loaded(&l);
-            issued.record.generation = generation;
-            assignments.push(make_job(state, &issued, &host, kind, packages, at)?);
+            // Jobs carry the generation they are issued in.
+            let (a, j) = make_job(
+                state,
+                (name, generation, &l.spec),
+                &host,
+                kind,
+                packages,
+                at,
+            )?;
+            assignments.push(a);
+            signed.push((host, j));
         }
-        // Jobs no longer wanted leave the board before anything else.
-        for h in &l.hosts {
-            if matches!(h.progress.as_str(), "assigned" | "rolling_back") && h.step.is_none() {
-                state.deploy.withdraw(&h.host_id, h.job_id.as_deref());
-            }
+        // Withdrawn jobs leave the board before the change is written, so
+        // that no heartbeat hands one out meanwhile; they go back if it fails.
+        let withdrawn: Vec<&RolloutHostRecord> = l
+            .hosts
+            .iter()
+            .filter(|h| reset.contains(&h.host_id))
+            .collect();
+        for h in &withdrawn {
+            state.deploy.withdraw(&h.host_id, h.job_id.as_deref());
         }
         let update = RolloutUpdate {
             name: name.to_owned(),
@@ -1199,26 +1248,23 @@ async fn act(
             generation,
             state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
             status,
-            assignments: assignments.clone(),
+            assignments,
             reset,
         };
-        state.store.update_rollout(&update, Some(&why), at).await?;
-        post_assignments(state, &assignments);
+        if let Err(e) = state.store.update_rollout(&update, Some(&why), at).await {
+            for h in withdrawn {
+                let job = h.job.as_deref().and_then(|j| serde_json::from_str(j).ok());
+                if let (Some(job), None) = (job, h.step.as_deref()) {
+                    state.deploy.post(&h.host_id, job);
+                }
+            }
+            return Err(e.into());
+        }
+        state.deploy.post_all(signed);
     }
     ensure_executor(state);
-    Ok(Json(advance(state, name).await?))
-}
-
-fn clone_loaded(l: &Loaded) -> Loaded {
-    Loaded {
-        record: l.record.clone(),
-        spec: l.spec.clone(),
-        doc: l.doc.clone(),
-        rings: l.rings.clone(),
-        hosts: l.hosts.clone(),
-        names: l.names.clone(),
-        plan: l.plan.clone(),
-    }
+    advance(state, name).await?;
+    Ok(Json(shown(state, name).await?))
 }
 
 fn undelivered(l: &Loaded) -> Vec<String> {
@@ -1258,12 +1304,10 @@ pub(crate) async fn halt(
             )));
         }
         doc.halted = Some(reason);
-        Ok((
-            l.record.generation + 1,
-            "halted".into(),
-            vec![],
-            undelivered(l),
-        ))
+        Ok(Decision {
+            reset: undelivered(l),
+            ..Decision::next(l, "halted")
+        })
     })
     .await
 }
@@ -1291,7 +1335,7 @@ pub(crate) async fn resume(
             )));
         }
         doc.halted = None;
-        Ok((l.record.generation + 1, "running".into(), vec![], vec![]))
+        Ok(Decision::next(l, "running"))
     })
     .await
 }
@@ -1342,7 +1386,11 @@ pub(crate) async fn rollback(
         } else {
             "rolling_back"
         };
-        Ok((l.record.generation + 1, status.into(), jobs, undelivered(l)))
+        Ok(Decision {
+            jobs,
+            reset: undelivered(l),
+            ..Decision::next(l, status)
+        })
     })
     .await
 }
@@ -1366,18 +1414,22 @@ pub(crate) async fn redeploy(
         }
         doc.halted = None;
         doc.failure_halt = None;
-        let reset = l
+        let mut reset: Vec<String> = l
             .hosts
             .iter()
             .filter(|h| {
                 matches!(
                     h.progress.as_str(),
                     "failed" | "rolled_back" | "rollback_failed"
-                ) || (h.progress == "assigned" && h.step.is_none())
+                )
             })
             .map(|h| h.host_id.clone())
             .collect();
-        Ok((l.record.generation + 1, "running".into(), vec![], reset))
+        reset.extend(undelivered(l));
+        Ok(Decision {
+            reset,
+            ..Decision::next(l, "running")
+        })
     })
     .await
 }
@@ -1405,7 +1457,7 @@ pub(crate) async fn approve(
             })?;
         doc.ring_approved.resize(l.rings.len(), false);
         doc.ring_approved[i] = true;
-        Ok((l.record.generation, l.record.status.clone(), vec![], vec![]))
+        Ok(Decision::keep(l))
     })
     .await
 }
@@ -1428,7 +1480,7 @@ pub(crate) async fn add_note(
     let why = Why::new(&caller.username, "note-rollout");
     let _shown = act(&state, &name, why, |l, doc| {
         doc.notes.push(Note { by, at, text });
-        Ok((l.record.generation, l.record.status.clone(), vec![], vec![]))
+        Ok(Decision::keep(l))
     })
     .await?;
     review_of(&state, &name).await.map(Json)
@@ -1455,18 +1507,15 @@ async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
         .min()
         .copied()
         .unwrap_or(l.record.created_at);
-    let mut done: Vec<Timestamp> = l
-        .hosts
-        .iter()
-        .filter(|h| {
-            matches!(
-                h.progress.as_str(),
-                "succeeded" | "rolled_back" | "rolling_back" | "rollback_failed"
-            )
-        })
-        .filter(|h| h.changes.is_some() || h.progress == "succeeded")
-        .filter_map(|h| h.done_at.or(Some(h.updated_at)))
-        .collect();
+    // When each host's install succeeded, by the steps it reported: a
+    // later rollback does not move it.
+    let mut installed: HashMap<String, Timestamp> = HashMap::new();
+    for e in state.store.job_events(name, None).await? {
+        if e.step == "succeeded" && is_install_job(&e.job_id) {
+            installed.entry(e.host_id).or_insert(e.at);
+        }
+    }
+    let mut done: Vec<Timestamp> = installed.into_values().collect();
     done.sort();
     let time_to = |share: usize| -> Option<i64> {
         let needed = (targets * share).div_ceil(100).max(1);
@@ -1574,7 +1623,8 @@ pub(crate) async fn report_steps(
         .map_err(|_| ApiError::internal("the step writer stopped"))?;
     let outcomes = answer
         .await
-        .map_err(|_| ApiError::internal("the step writer stopped"))??;
+        .map_err(|_| ApiError::internal("the step writer stopped"))?
+        .map_err(|e| ApiError::internal(format!("storing steps: {e}")))?;
     // Delivered: it leaves the board whatever the step.
     state.deploy.withdraw(&host.id, Some(&job));
     let mut known = false;

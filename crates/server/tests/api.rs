@@ -2331,6 +2331,16 @@ async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and
             .all(|h| h["progress"] != "not_started")
     })
     .await;
+    // A person's note on the rollout leaves the jobs waiting for delivery alone.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/openssl/notes",
+            Some(json!({"note": "pilot fine, broad ring going"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["notes"][0]["text"], "pilot fine, broad ring going");
     let mut broad_jobs = Vec::new();
     for h in &hosts[1..] {
         let jobs = s.jobs(h).await;
