@@ -45,6 +45,9 @@ const APT_PACKAGES: &[&str] = &[
     // The sqlite3 shell, with which a test alters the audit log behind the
     // server's back.
     "sqlite3",
+    // Python's standard SMTP server (smtpd, Python 3.11), the mail relay
+    // the notification tests send through.
+    "python3",
     // Real Debian roots for the agent's tests.
     "mmdebstrap",
     "iproute2",

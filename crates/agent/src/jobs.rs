@@ -1221,6 +1221,8 @@ mod tests {
             packages,
             conffiles: ConffilePolicy::KeepOld,
             reboot: RebootPolicy::Never,
+            reboot_deferral: None,
+            windows: Vec::new(),
             pre_hook: None,
             post_hook: None,
             health_check: None,

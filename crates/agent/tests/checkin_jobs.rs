@@ -219,6 +219,8 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
         }],
         conffiles: ConffilePolicy::KeepOld,
         reboot: RebootPolicy::Never,
+        reboot_deferral: None,
+        windows: Vec::new(),
         pre_hook: None,
         post_hook: None,
         health_check: None,

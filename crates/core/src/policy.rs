@@ -144,6 +144,47 @@ impl Policy {
         }
     }
 
+    /// Every opening of the policy's windows that overlaps `[from, until)`,
+    /// as (opens, closes), in time order; overlapping openings are merged.
+    /// Empty when the policy has no windows (any time will do).
+    pub fn windows_between(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
+        for w in &self.windows {
+            // Start far enough back to catch an opening still open at `from`.
+            let Ok(back) = from.checked_sub(w.length) else {
+                continue;
+            };
+            let mut cursor = back.to_zoned(self.tz.clone());
+            while let Some(next) = w.opens.next_after(&cursor, &self.tz) {
+                let start = next.timestamp();
+                if start >= until {
+                    break;
+                }
+                let end = start.saturating_add(w.length).unwrap_or(start);
+                if end > from {
+                    spans.push((start, end));
+                }
+                cursor = next;
+                if spans.len() > 10_000 {
+                    break;
+                }
+            }
+        }
+        spans.sort();
+        let mut merged: Vec<(Timestamp, Timestamp)> = Vec::with_capacity(spans.len());
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
+
     /// The next scheduled start after `after`, if the policy has a schedule.
     pub fn next_run(&self, after: Timestamp) -> Option<Timestamp> {
         let (_, rule) = self.schedule.as_ref()?;
@@ -177,6 +218,27 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_openings_of_a_window_are_listed_for_a_stretch_of_time() {
+        let p = policy(vec![Window {
+            opens: Rule::parse("every sat at 01:00").unwrap(),
+            length: SignedDuration::from_hours(4),
+        }]);
+        // From inside the first opening, for two weeks.
+        let spans = p.windows_between(t("2026-12-05T02:00:00Z"), t("2026-12-19T02:00:00Z"));
+        assert_eq!(
+            spans,
+            [
+                (t("2026-12-05T00:00:00Z"), t("2026-12-05T04:00:00Z")),
+                (t("2026-12-12T00:00:00Z"), t("2026-12-12T04:00:00Z")),
+                (t("2026-12-19T00:00:00Z"), t("2026-12-19T04:00:00Z")),
+            ]
+        );
+        assert!(policy(Vec::new())
+            .windows_between(t("2026-12-05T02:00:00Z"), t("2026-12-19T02:00:00Z"))
+            .is_empty());
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Ring {
     pub gate_min_hosts: u32,
     /// Failures above this share (percent) of its hosts halt the rollout.
     pub halt_failure_percent: u32,
+    /// Whether its gate also needs every health check to have passed: a
+    /// host whose health check failed after installing holds the next ring
+    /// back, however many others succeeded.
+    pub gate_healthy: bool,
 }
 
 /// The rings of a classic desktop procedure: a pilot of about 5%, then,
@@ -67,6 +71,7 @@ pub fn classic_rings() -> Vec<Ring> {
             gate_success_percent: 95,
             gate_min_hosts: 1,
             halt_failure_percent: 10,
+            gate_healthy: true,
         },
         Ring {
             name: "broad".into(),
@@ -76,6 +81,7 @@ pub fn classic_rings() -> Vec<Ring> {
             gate_success_percent: 95,
             gate_min_hosts: 1,
             halt_failure_percent: 10,
+            gate_healthy: true,
         },
     ]
 }
@@ -312,6 +318,8 @@ pub enum Progress {
         at: Timestamp,
         /// Why, as the agent reported it.
         why: String,
+        /// Whether it was the health check after installing that failed.
+        unhealthy: bool,
     },
     /// Rolled back to the versions it had before.
     RolledBack {
@@ -338,6 +346,29 @@ pub struct Target {
     pub last_seen: Timestamp,
     /// Its maintenance window now (from its policy).
     pub window: WindowState,
+    /// A deferral an approver granted, in force.
+    pub deferred: Option<Deferred>,
+    /// The groups it is in that have a disruption budget of their own.
+    pub groups: Vec<String>,
+}
+
+/// A deferral granted to a host: its job does not start before `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    /// When it ends.
+    pub until: Timestamp,
+    /// The requester's business justification, and who granted it.
+    pub reason: String,
+}
+
+/// A disruption budget of one group: at most so many of the group's hosts
+/// in progress at once, whatever the rollout-wide budget allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupBudget {
+    /// The group.
+    pub group: String,
+    /// Its budget; a percentage is of the group's hosts in the rollout.
+    pub budget: Budget,
 }
 
 /// How many hosts may be in progress at once.
@@ -380,6 +411,8 @@ pub struct Input<'a> {
     pub calendar: &'a Calendar,
     /// The disruption budget.
     pub budget: Budget,
+    /// Budgets of single groups, on top of the rollout-wide one.
+    pub group_budgets: &'a [GroupBudget],
     /// A host not seen for this long is offline: it picks its job up at its
     /// next check-in.
     pub offline_after: SignedDuration,
@@ -398,6 +431,9 @@ pub enum RingWait {
         succeeded: usize,
         /// How many must.
         needed: usize,
+        /// Its hosts whose health check failed after installing (the gate
+        /// needs none, when the ring asks for healthy hosts).
+        unhealthy: usize,
     },
     /// The wait after the previous ring started has not passed.
     BusinessDays {
@@ -476,10 +512,19 @@ pub enum Action {
     },
     /// The disruption budget is full.
     Queued {
-        /// Hosts in progress.
+        /// Hosts in progress (of the group, for a group's budget).
         in_progress: usize,
         /// The budget.
         limit: usize,
+        /// The group whose budget is full; `None` for the rollout's.
+        group: Option<String>,
+    },
+    /// An approver granted a deferral.
+    Deferred {
+        /// Until then.
+        until: Timestamp,
+        /// Why.
+        reason: String,
     },
     /// Exempt, by this reason.
     Exempt {
@@ -524,6 +569,8 @@ pub struct Counts {
     pub hosts: usize,
     /// Exempt.
     pub exempt: usize,
+    /// Deferred by a deferral in force, not started.
+    pub deferred: usize,
     /// In progress.
     pub in_progress: usize,
     /// Succeeded.
@@ -532,12 +579,15 @@ pub struct Counts {
     pub failed: usize,
     /// Rolled back.
     pub rolled_back: usize,
+    /// Failed at the health check after installing.
+    pub unhealthy: usize,
 }
 
 impl Counts {
-    /// The hosts that count toward gates and thresholds: those not exempt.
+    /// The hosts that count toward gates and thresholds: those not exempt
+    /// and not deferred.
     pub fn counted(&self) -> usize {
-        self.hosts - self.exempt
+        self.hosts - self.exempt - self.deferred
     }
 }
 
@@ -602,6 +652,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         state,
         calendar,
         budget,
+        group_budgets,
         offline_after,
         now,
     } = *input;
@@ -615,11 +666,18 @@ pub fn plan(input: &Input<'_>) -> Plan {
             c.exempt += 1;
             continue;
         }
+        if deferred_now(t, now).is_some() && t.progress == Progress::NotStarted {
+            c.deferred += 1;
+            continue;
+        }
         match t.progress {
             Progress::NotStarted => {}
             Progress::InProgress { .. } => c.in_progress += 1,
             Progress::Succeeded { .. } => c.succeeded += 1,
-            Progress::Failed { .. } => c.failed += 1,
+            Progress::Failed { unhealthy, .. } => {
+                c.failed += 1;
+                c.unhealthy += usize::from(unhealthy);
+            }
             Progress::RolledBack { .. } => c.rolled_back += 1,
         }
     }
@@ -662,6 +720,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                         ring: prev.name.clone(),
                         succeeded: c.succeeded,
                         needed: gate_needed(prev, c),
+                        unhealthy: c.unhealthy,
                     })
                 }
                 RingState::Passed {
@@ -690,7 +749,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let c = counts[i];
         let ring_state = match blocked {
             Some(wait) => RingState::Waiting(wait),
-            None if c.succeeded >= gate_needed(ring, &c) => RingState::Passed { started },
+            None if gate_met(ring, &c) => RingState::Passed { started },
             None => RingState::Running { started },
         };
         ring_plans.push(RingPlan {
@@ -709,14 +768,25 @@ pub fn plan(input: &Input<'_>) -> Plan {
             &b.id,
         ))
     });
-    let limit = match budget {
-        Budget::Unlimited => usize::MAX,
-        Budget::Hosts(n) => n as usize,
-        Budget::Percent(p) => (targets.len() * p as usize).div_ceil(100).max(1),
-    };
+    let limit = budget_limit(budget, targets.len());
     let mut in_progress: usize = counts.iter().map(|c| c.in_progress).sum();
+    // Each group's budget: its limit over its hosts, and its hosts in
+    // progress.
+    let mut groups: Vec<(usize, usize)> = group_budgets
+        .iter()
+        .map(|g| {
+            let members = targets.iter().filter(|t| t.groups.contains(&g.group));
+            let (hosts, busy) = members.fold((0, 0), |(n, b), t| {
+                (
+                    n + 1,
+                    b + usize::from(matches!(t.progress, Progress::InProgress { .. })),
+                )
+            });
+            (budget_limit(g.budget, hosts), busy)
+        })
+        .collect();
     let expired = state.expires.is_some_and(|e| now >= e);
-    let hosts = order
+    let hosts: Vec<HostPlan> = order
         .into_iter()
         .map(|t| {
             let action = match &t.progress {
@@ -725,9 +795,18 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 Progress::Failed { why, .. } => Action::Failed { why: why.clone() },
                 Progress::RolledBack { .. } => Action::RolledBack,
                 Progress::NotStarted => {
+                    let full_group = group_budgets
+                        .iter()
+                        .zip(&groups)
+                        .find(|(g, (limit, busy))| busy >= limit && t.groups.contains(&g.group));
                     if let Some(reason) = &t.exempt {
                         Action::Exempt {
                             reason: reason.clone(),
+                        }
+                    } else if let Some(d) = deferred_now(t, now) {
+                        Action::Deferred {
+                            until: d.until,
+                            reason: d.reason.clone(),
                         }
                     } else if halt.is_some() {
                         Action::Halted
@@ -741,9 +820,24 @@ pub fn plan(input: &Input<'_>) -> Plan {
                     } else if let WindowState::Closed { opens } = t.window {
                         Action::OutsideWindow { opens }
                     } else if in_progress >= limit {
-                        Action::Queued { in_progress, limit }
+                        Action::Queued {
+                            in_progress,
+                            limit,
+                            group: None,
+                        }
+                    } else if let Some((g, (limit, busy))) = full_group {
+                        Action::Queued {
+                            in_progress: *busy,
+                            limit: *limit,
+                            group: Some(g.group.clone()),
+                        }
                     } else {
                         in_progress += 1;
+                        for (g, (_, busy)) in group_budgets.iter().zip(groups.iter_mut()) {
+                            if t.groups.contains(&g.group) {
+                                *busy += 1;
+                            }
+                        }
                         let offline = now.duration_since(t.last_seen) > offline_after;
                         Action::Start {
                             offline_since: offline.then_some(t.last_seen),
@@ -758,10 +852,22 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         })
         .collect();
+    // Complete: every gate met and no host left to act on (one queued,
+    // deferred or outside its window still is).
     let complete = halt.is_none()
         && ring_plans
             .iter()
-            .all(|r| matches!(r.state, RingState::Passed { .. }));
+            .all(|r| matches!(r.state, RingState::Passed { .. }))
+        && hosts.iter().all(|h| {
+            matches!(
+                h.action,
+                Action::Succeeded
+                    | Action::Failed { .. }
+                    | Action::RolledBack
+                    | Action::Exempt { .. }
+                    | Action::Expired
+            )
+        });
     Plan {
         generation: state.generation,
         at: now,
@@ -770,6 +876,26 @@ pub fn plan(input: &Input<'_>) -> Plan {
         halt,
         complete,
     }
+}
+
+/// How many hosts a budget lets be in progress out of `hosts`.
+fn budget_limit(budget: Budget, hosts: usize) -> usize {
+    match budget {
+        Budget::Unlimited => usize::MAX,
+        Budget::Hosts(n) => n as usize,
+        Budget::Percent(p) => (hosts * p as usize).div_ceil(100).max(1),
+    }
+}
+
+/// A host's deferral, if it is in force now.
+fn deferred_now(t: &Target, now: Timestamp) -> Option<&Deferred> {
+    t.deferred.as_ref().filter(|d| d.until > now)
+}
+
+/// Whether a ring's success gate is met: enough successes and, when it
+/// asks, no failed health check.
+fn gate_met(ring: &Ring, c: &Counts) -> bool {
+    c.succeeded >= gate_needed(ring, c) && !(ring.gate_healthy && c.unhealthy > 0)
 }
 
 /// How many of a ring's hosts must succeed for its gate: the share of its
@@ -829,9 +955,19 @@ impl Action {
             Action::OutsideWindow { opens: None } => {
                 "outside its maintenance window, which never opens".into()
             }
-            Action::Queued { in_progress, limit } => {
-                format!("queued: {in_progress} hosts in progress, the budget is {limit}")
-            }
+            Action::Queued {
+                in_progress,
+                limit,
+                group: None,
+            } => format!("queued: {in_progress} hosts in progress, the budget is {limit}"),
+            Action::Queued {
+                in_progress,
+                limit,
+                group: Some(g),
+            } => format!(
+                "queued: {in_progress} hosts of group {g} in progress, its budget is {limit}"
+            ),
+            Action::Deferred { until, reason } => format!("deferred until {until}: {reason}"),
             Action::Exempt { reason } => format!("exempt: {reason}"),
             Action::InProgress { since } => format!("in progress since {since}"),
             Action::Succeeded => "succeeded".into(),
@@ -883,7 +1019,17 @@ fn wait_text(w: &RingWait) -> String {
             ring,
             succeeded,
             needed,
+            unhealthy: 0,
         } => format!("ring {ring} has {succeeded} of the {needed} successes it needs"),
+        RingWait::Gate {
+            ring,
+            succeeded,
+            needed,
+            unhealthy,
+        } => format!(
+            "ring {ring} has {succeeded} of the {needed} successes it needs, and the health \
+             check failed on {unhealthy} of its hosts"
+        ),
         RingWait::BusinessDays {
             ring,
             days,
@@ -1017,6 +1163,8 @@ mod tests {
             exempt: None,
             last_seen: t("2026-12-04T09:00:00Z"),
             window: WindowState::Open { until: None },
+            deferred: None,
+            groups: Vec::new(),
         }
     }
 
@@ -1038,6 +1186,7 @@ mod tests {
             state,
             calendar: &calendar(),
             budget,
+            group_budgets: &[],
             offline_after: SignedDuration::from_hours(24),
             now: t(now),
         })
@@ -1068,7 +1217,8 @@ mod tests {
                 wait: RingWait::Gate {
                     ring: "pilot".into(),
                     succeeded: 1,
-                    needed: 2
+                    needed: 2,
+                    unhealthy: 0,
                 }
             }
         );
@@ -1127,6 +1277,7 @@ mod tests {
         targets[0].progress = Progress::Failed {
             at: t("2026-12-04T10:00:00Z"),
             why: "dpkg exit 1".into(),
+            unhealthy: false,
         };
         let started = state(Some("2026-12-04T09:00:00Z"));
         // One failure in ten is 10%: at the threshold, not over it.
@@ -1244,6 +1395,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
                 state: s,
                 calendar: &calendar(),
                 budget: Budget::Unlimited,
+                group_budgets: &[],
                 offline_after: SignedDuration::from_hours(24),
                 now: t("2026-12-04T10:00:00Z"),
             })
@@ -1258,6 +1410,153 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
             Action::Start {
                 offline_since: None
             }
+        );
+    }
+
+    #[test]
+    fn a_failed_health_check_holds_the_next_ring_back() {
+        // Twenty pilot hosts, nineteen succeeded: 95% is met, but the one
+        // that failed failed its health check.
+        let done = Progress::Succeeded {
+            at: t("2026-12-04T12:00:00Z"),
+        };
+        let mut targets: Vec<Target> = (0..20)
+            .map(|i| target(&format!("p{i:02}"), 0, done.clone()))
+            .collect();
+        targets[0].progress = Progress::Failed {
+            at: t("2026-12-04T12:00:00Z"),
+            why: "health check failed: exit 1".into(),
+            unhealthy: true,
+        };
+        targets.push(target("b1", 1, Progress::NotStarted));
+        let started = state(Some("2026-12-04T09:00:00Z"));
+        let p = make(
+            &targets,
+            &started,
+            Budget::Unlimited,
+            "2026-12-10T09:00:00Z",
+        );
+        assert_eq!(
+            p.rings[0].state,
+            RingState::Running {
+                started: Some(t("2026-12-04T09:00:00Z"))
+            }
+        );
+        assert_eq!(
+            p.hosts[20].action.describe(),
+            "its ring broad has not started: ring pilot has 19 of the 19 successes it needs, \
+             and the health check failed on 1 of its hosts"
+        );
+        // A ring that does not ask for healthy hosts lets it through; so
+        // does an ordinary failure.
+        let mut rings = classic_rings();
+        rings[0].gate_healthy = false;
+        let lenient = plan(&Input {
+            rings: &rings,
+            targets: &targets,
+            state: &started,
+            calendar: &calendar(),
+            budget: Budget::Unlimited,
+            group_budgets: &[],
+            offline_after: SignedDuration::from_hours(24),
+            now: t("2026-12-10T09:00:00Z"),
+        });
+        assert_eq!(lenient.rings[1].state, RingState::Running { started: None });
+        targets[0].progress = Progress::Failed {
+            at: t("2026-12-04T12:00:00Z"),
+            why: "dpkg exit 100".into(),
+            unhealthy: false,
+        };
+        let p = make(
+            &targets,
+            &started,
+            Budget::Unlimited,
+            "2026-12-10T09:00:00Z",
+        );
+        assert_eq!(p.rings[1].state, RingState::Running { started: None });
+    }
+
+    #[test]
+    fn a_granted_deferral_holds_one_host_until_it_ends_and_does_not_block_the_gate() {
+        let done = Progress::Succeeded {
+            at: t("2026-12-04T12:00:00Z"),
+        };
+        let mut targets = vec![
+            target("p1", 0, done.clone()),
+            target("p2", 0, Progress::NotStarted),
+            target("b1", 1, Progress::NotStarted),
+        ];
+        targets[1].deferred = Some(Deferred {
+            until: t("2026-12-11T00:00:00Z"),
+            reason: "quarter-end close (granted by carol)".into(),
+        });
+        let started = state(Some("2026-12-04T09:00:00Z"));
+        let p = make(
+            &targets,
+            &started,
+            Budget::Unlimited,
+            "2026-12-09T10:00:00Z",
+        );
+        assert_eq!(
+            p.hosts[1].action.describe(),
+            "deferred until 2026-12-11T00:00:00Z: quarter-end close (granted by carol)"
+        );
+        assert_eq!(p.rings[0].counts.deferred, 1);
+        assert!(!p.complete, "a deferred host is still to do");
+        // The pilot's gate counts p1 alone, so the broad ring may start.
+        assert_eq!(p.rings[1].state, RingState::Running { started: None });
+        // Once the deferral ends, the host starts like any other.
+        let p = make(
+            &targets,
+            &started,
+            Budget::Unlimited,
+            "2026-12-11T00:00:00Z",
+        );
+        assert_eq!(
+            p.hosts[1].action,
+            Action::Start {
+                offline_since: Some(t("2026-12-04T09:00:00Z"))
+            }
+        );
+    }
+
+    #[test]
+    fn a_group_budget_caps_its_hosts_in_progress() {
+        let mut targets: Vec<Target> = (0..6)
+            .map(|i| target(&format!("h{i}"), 0, Progress::NotStarted))
+            .collect();
+        for t in &mut targets[..4] {
+            t.groups = vec!["finance".into()];
+        }
+        targets[0].progress = Progress::InProgress {
+            since: t("2026-12-04T09:30:00Z"),
+        };
+        let rings = classic_rings();
+        let budgets = [GroupBudget {
+            group: "finance".into(),
+            budget: Budget::Percent(50),
+        }];
+        let p = plan(&Input {
+            rings: &rings,
+            targets: &targets,
+            state: &state(None),
+            calendar: &calendar(),
+            budget: Budget::Hosts(3),
+            group_budgets: &budgets,
+            offline_after: SignedDuration::from_hours(24),
+            now: t("2026-12-04T10:00:00Z"),
+        });
+        let actions: Vec<String> = p.hosts.iter().map(|h| h.action.describe()).collect();
+        assert_eq!(
+            actions,
+            [
+                "in progress since 2026-12-04T09:30:00Z",
+                "start",
+                "queued: 2 hosts of group finance in progress, its budget is 2",
+                "queued: 2 hosts of group finance in progress, its budget is 2",
+                "start",
+                "queued: 3 hosts in progress, the budget is 3",
+            ]
         );
     }
 }

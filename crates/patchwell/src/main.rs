@@ -65,6 +65,14 @@ enum Command {
         #[command(subcommand)]
         command: rollout_cli::RolloutsCommand,
     },
+    /// Deferral requests: users ask to put a host's updates off, approvers
+    /// grant or refuse.
+    Deferrals {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: rollout_cli::DeferralsCommand,
+    },
     /// Devices that hosts see on their networks but that are not enrolled.
     Devices {
         #[command(flatten)]
@@ -237,6 +245,14 @@ struct ServerArgs {
     /// (0: only when asked, with `patchwell feeds import`).
     #[arg(long, value_name = "HOURS", default_value_t = 6)]
     feed_refresh_hours: u64,
+    /// The mail relay contacts with an email address are told through:
+    /// `smtp://host:25`, `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://user:password@host:465`.
+    #[arg(long, value_name = "URL", env = "PATCHWELL_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of those mails.
+    #[arg(long, value_name = "ADDRESS", default_value = "patchwell@localhost")]
+    smtp_from: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +335,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
+            let smtp = args.smtp_url.map(|url| server::notify::Smtp {
+                url,
+                from: args.smtp_from,
+            });
+            if let Some(smtp) = &smtp {
+                if let Err(e) = smtp.check() {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
             let options = server::ServeOptions {
                 data_dir: args.data_dir,
                 listen: args.listen,
@@ -342,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     host_requests_per_minute: args.host_requests_per_minute,
                     feed_refresh: (args.feed_refresh_hours > 0)
                         .then(|| std::time::Duration::from_secs(3600 * args.feed_refresh_hours)),
+                    smtp,
                     ..server::Config::default()
                 },
             };
@@ -368,6 +395,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => runtime()?.block_on(rollout_cli::rollouts(connection, command)),
+        Command::Deferrals {
+            connection,
+            command,
+        } => runtime()?.block_on(rollout_cli::deferrals(connection, command)),
         Command::Devices { connection } => runtime()?.block_on(admin::devices(connection)),
         Command::Users {
             connection,

@@ -60,6 +60,28 @@ pub(crate) enum RolloutsCommand {
         /// The deadline the review measures, in days.
         #[arg(long)]
         deadline_days: Option<i64>,
+        /// A group's own budget, `GROUP=BUDGET` (a number or a percentage
+        /// of the group's hosts); repeatable.
+        #[arg(long = "group-budget", value_name = "GROUP=BUDGET")]
+        group_budgets: Vec<String>,
+        /// How many times a logged-in user may put the reboot off.
+        #[arg(long, default_value_t = 3)]
+        reboot_deferrals: u32,
+        /// Minutes each deferral puts the reboot off.
+        #[arg(long, default_value_t = 60)]
+        reboot_defer_minutes: u32,
+        /// Hours after which no deferral reaches (default: the policy's
+        /// maximum deferral, else 24).
+        #[arg(long)]
+        reboot_deadline_hours: Option<u32>,
+    },
+    /// Raise a baseline to the rollout's result (the review's action).
+    RaiseBaseline {
+        /// The rollout.
+        name: String,
+        /// The baseline.
+        #[arg(long)]
+        baseline: String,
     },
     /// Every rollout.
     List,
@@ -199,7 +221,18 @@ pub(crate) async fn rollouts(
             policy,
             expires_days,
             deadline_days,
+            group_budgets,
+            reboot_deferrals,
+            reboot_defer_minutes,
+            reboot_deadline_hours,
         } => {
+            let mut budgets = serde_json::Map::new();
+            for g in &group_budgets {
+                let (group, budget) = g.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--group-budget {g:?}: write GROUP=BUDGET (finance=2, lab=10%)")
+                })?;
+                budgets.insert(group.trim().to_owned(), Value::from(budget.trim()));
+            }
             let rings: Option<Value> = rings
                 .map(|r| serde_json::from_str(&r))
                 .transpose()
@@ -207,6 +240,12 @@ pub(crate) async fn rollouts(
             let mut body = json!({
                 "name": name, "reason": reason, "updates": updates, "packages": packages,
                 "reboot": reboot, "conffiles": conffiles, "expires_days": expires_days,
+                "group_budgets": budgets,
+                "reboot_deferral": {
+                    "times": reboot_deferrals,
+                    "minutes": reboot_defer_minutes,
+                    "deadline_hours": reboot_deadline_hours,
+                },
             });
             for (key, value) in [
                 ("hosts", hosts.map(Value::from)),
@@ -281,6 +320,28 @@ pub(crate) async fn rollouts(
                 )
                 .await?
         }
+        RolloutsCommand::RaiseBaseline { name, baseline } => {
+            let raised = client
+                .call(
+                    Method::POST,
+                    &action(&name, "raise-baseline"),
+                    Some(json!({"baseline": baseline})),
+                )
+                .await?;
+            return client.print(raised, |r: Value| {
+                let changes: Vec<&str> = r["changes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if changes.is_empty() {
+                    format!("baseline {baseline} already at the rollout's result\n")
+                } else {
+                    format!("baseline {baseline} raised: {}\n", changes.join(", "))
+                }
+            });
+        }
         RolloutsCommand::Approve { name, ring } => {
             client
                 .call(
@@ -326,4 +387,124 @@ pub(crate) async fn rollouts(
         }
     };
     client.print(value, show)
+}
+
+/// `patchwell deferrals`
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeferralsCommand {
+    /// Deferral requests.
+    List {
+        /// pending, granted or refused.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Ask, for a user, to defer one host's updates.
+    Request {
+        /// The host's id.
+        host: String,
+        /// Until when (RFC 3339: 2026-12-20T18:00:00Z).
+        #[arg(long)]
+        until: String,
+        /// Why updating now would hurt the business.
+        #[arg(long)]
+        justification: String,
+        /// The user asked for.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this rollout (default: every rollout).
+        #[arg(long)]
+        rollout: Option<String>,
+    },
+    /// Grant a pending request.
+    Grant {
+        /// The request's id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// A shorter deferral than asked (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Refuse a pending request.
+    Refuse {
+        /// The request's id.
+        id: String,
+        /// Why (the user is told).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn deferral_rows(v: &Value) -> Vec<Vec<String>> {
+    let text = |d: &Value, k: &str| d[k].as_str().unwrap_or("-").to_owned();
+    let one = |d: &Value| {
+        vec![
+            text(d, "id"),
+            text(d, "host"),
+            text(d, "state"),
+            text(d, "until"),
+            text(d, "requested_by"),
+            text(d, "justification"),
+        ]
+    };
+    match v["deferrals"].as_array() {
+        Some(list) => list.iter().map(one).collect(),
+        None => vec![one(v)],
+    }
+}
+
+pub(crate) async fn deferrals(
+    connection: Connection,
+    command: DeferralsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    let value = match command {
+        DeferralsCommand::List { state } => {
+            let path = match state {
+                Some(s) => format!("/api/v1/deferrals?state={s}"),
+                None => "/api/v1/deferrals".to_owned(),
+            };
+            client.call(Method::GET, &path, None).await?
+        }
+        DeferralsCommand::Request {
+            host,
+            until,
+            justification,
+            user,
+            rollout,
+        } => {
+            let body = json!({
+                "host": host, "until": until, "justification": justification,
+                "user": user, "rollout": rollout,
+            });
+            client
+                .call(Method::POST, "/api/v1/deferrals", Some(body))
+                .await?
+        }
+        DeferralsCommand::Grant { id, reason, until } => {
+            client
+                .call(
+                    Method::POST,
+                    &api_path(&["deferrals", &id, "grant"]),
+                    Some(json!({"reason": reason, "until": until})),
+                )
+                .await?
+        }
+        DeferralsCommand::Refuse { id, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &api_path(&["deferrals", &id, "refuse"]),
+                    Some(json!({"reason": reason})),
+                )
+                .await?
+        }
+    };
+    client.print(value, |v: Value| {
+        table(
+            &["ID", "HOST", "STATE", "UNTIL", "ASKED BY", "JUSTIFICATION"],
+            deferral_rows(&v),
+        )
+    })
 }

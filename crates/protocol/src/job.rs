@@ -67,6 +67,56 @@ pub enum RebootPolicy {
     Always,
 }
 
+/// The start of the message of a job that failed at its health check: the
+/// server tells such a failure from others by it (a ring's gate may ask
+/// for no failed health check).
+pub const HEALTH_CHECK: &str = "health check";
+
+/// A stretch of time a job may disturb its host in: one opening of a
+/// maintenance window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    /// When it opens.
+    pub start: Timestamp,
+    /// When it closes.
+    pub end: Timestamp,
+}
+
+impl Span {
+    /// Whether `at` is inside one of `spans`; no spans at all means any
+    /// time.
+    pub fn admits(spans: &[Span], at: Timestamp) -> bool {
+        spans.is_empty() || spans.iter().any(|s| s.start <= at && at < s.end)
+    }
+
+    /// The first moment at or after `at` inside one of `spans` (`at`
+    /// itself with no spans); `None` when every span is over.
+    pub fn next_open(spans: &[Span], at: Timestamp) -> Option<Timestamp> {
+        if Span::admits(spans, at) {
+            return Some(at);
+        }
+        spans
+            .iter()
+            .filter(|s| s.start > at && s.start < s.end)
+            .map(|s| s.start)
+            .min()
+    }
+}
+
+/// How far logged-in users may put a reboot off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootDeferral {
+    /// How many times.
+    pub max_deferrals: u32,
+    /// By how long each time, in minutes.
+    pub defer_minutes: u32,
+    /// No deferral reaches past this; after it, the reboot happens in the
+    /// next maintenance window.
+    pub deadline: Timestamp,
+}
+
 /// A job, as the server signs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +143,14 @@ pub struct Job {
     /// Rebooting afterwards.
     #[serde(default)]
     pub reboot: RebootPolicy,
+    /// How users may defer the reboot (`None`: they are told, and it
+    /// happens in the window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_deferral: Option<RebootDeferral>,
+    /// The maintenance windows the job may install and reboot in (none:
+    /// any time). A job received outside them waits for the next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Span>,
     /// A script run (`sh -c`) before installing; failing fails the job.
     #[serde(default)]
     pub pre_hook: Option<String>,
@@ -265,6 +323,8 @@ impl SignedJob {
 pub enum Step {
     /// The agent verified and recorded the job.
     Received,
+    /// Received outside its maintenance windows: it starts in the next.
+    Waiting,
     /// Fetching the packages.
     Downloading,
     /// Fetched, and the files checked against the signed package lists.
@@ -277,6 +337,10 @@ pub enum Step {
     Verifying,
     /// The host needs a reboot to finish.
     RebootRequired,
+    /// A logged-in user put the reboot off (after the job ended).
+    RebootDeferred,
+    /// The agent started the reboot (after the job ended).
+    Rebooting,
     /// Done.
     Succeeded,
     /// Failed; the report has the exit code and the output's tail.
@@ -295,12 +359,15 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Received => "received",
+            Step::Waiting => "waiting",
             Step::Downloading => "downloading",
             Step::Downloaded => "downloaded",
             Step::Installing => "installing",
             Step::Installed => "installed",
             Step::Verifying => "verifying",
             Step::RebootRequired => "reboot_required",
+            Step::RebootDeferred => "reboot_deferred",
+            Step::Rebooting => "rebooting",
             Step::Succeeded => "succeeded",
             Step::Failed => "failed",
             Step::Refused => "refused",
@@ -386,6 +453,8 @@ mod tests {
             }],
             conffiles: ConffilePolicy::KeepOld,
             reboot: RebootPolicy::Never,
+            reboot_deferral: None,
+            windows: Vec::new(),
             pre_hook: None,
             post_hook: None,
             health_check: None,
@@ -446,6 +515,33 @@ mod tests {
         assert!(parse_key("rsa:AAAA").unwrap_err().contains("starts with"));
         assert!(parse_key("ed25519:AAAA").unwrap_err().contains("32 bytes"));
         assert!(parse_key("ed25519:***").unwrap_err().contains("base64"));
+    }
+
+    #[test]
+    fn spans_say_when_a_job_may_run() {
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let spans = [
+            Span {
+                start: t("2026-12-05T00:00:00Z"),
+                end: t("2026-12-05T04:00:00Z"),
+            },
+            Span {
+                start: t("2026-12-12T00:00:00Z"),
+                end: t("2026-12-12T04:00:00Z"),
+            },
+        ];
+        assert!(Span::admits(&[], t("2026-12-01T12:00:00Z")));
+        assert!(Span::admits(&spans, t("2026-12-05T03:59:59Z")));
+        assert!(!Span::admits(&spans, t("2026-12-05T04:00:00Z")));
+        assert_eq!(
+            Span::next_open(&spans, t("2026-12-05T04:00:00Z")),
+            Some(t("2026-12-12T00:00:00Z"))
+        );
+        assert_eq!(
+            Span::next_open(&spans, t("2026-12-05T01:00:00Z")),
+            Some(t("2026-12-05T01:00:00Z"))
+        );
+        assert_eq!(Span::next_open(&spans, t("2026-12-13T00:00:00Z")), None);
     }
 
     #[test]

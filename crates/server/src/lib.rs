@@ -16,11 +16,13 @@ pub mod api;
 mod auth;
 pub mod catalog;
 mod catalog_api;
+mod deferrals;
 mod error;
 pub mod feeds;
 pub mod fleet;
 mod handlers;
 pub mod jobkey;
+pub mod notify;
 pub mod openapi;
 mod people_api;
 mod plan_api;
@@ -69,6 +71,9 @@ pub struct Config {
     /// How often every feed is fetched and imported again; `None` never
     /// (then only `patchwell feeds import` does).
     pub feed_refresh: Option<Duration>,
+    /// The mail relay contacts with an email address are told through;
+    /// `None`: only webhooks.
+    pub smtp: Option<notify::Smtp>,
 }
 
 impl Default for Config {
@@ -80,6 +85,7 @@ impl Default for Config {
             max_wire_bytes: 8 << 20,
             host_requests_per_minute: 60,
             feed_refresh: Some(Duration::from_secs(6 * 3600)),
+            smtp: None,
         }
     }
 }
@@ -246,6 +252,20 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/agent/jobs/{id}/steps",
             post(rollouts::report_steps),
+        )
+        .route(
+            "/api/v1/agent/deferrals",
+            get(deferrals::agent_list).post(deferrals::agent_request),
+        )
+        .route(
+            "/api/v1/deferrals",
+            get(deferrals::list).post(deferrals::person_request),
+        )
+        .route("/api/v1/deferrals/{id}/grant", post(deferrals::grant))
+        .route("/api/v1/deferrals/{id}/refuse", post(deferrals::refuse))
+        .route(
+            "/api/v1/rollouts/{name}/raise-baseline",
+            post(rollouts::raise_baseline),
         )
         .route(
             "/api/v1/rollouts",

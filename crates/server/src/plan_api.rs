@@ -547,29 +547,53 @@ pub(crate) async fn raise_baseline(
     body: JsonBody<Raise>,
 ) -> ApiResult<Json<Value>> {
     let Json(raise) = body?;
-    let (_, doc) = stored_doc::<BaselineDoc>(&state, &name).await?;
     let host = stored_host(&state, &raise.host).await?;
     let packages = state.store.packages(&host.id).await?;
     let reference = installed(&packages);
-    let scheme = doc.scheme().map_err(ApiError::internal)?;
-    let (raised, changes) = doc.to_baseline(&name).raised_to(scheme, &reference);
-    if !changes.is_empty() {
-        let new_doc = doc.with_versions_of(&raised);
-        let body = serde_json::to_string(&new_doc).map_err(ApiError::internal)?;
-        let why = Why::new(&caller.username, "raise-baseline").because(Some(format!(
-            "raised to what host {} ({}) has: {}",
-            host.id,
-            host.hostname,
-            changes.join(", ")
-        )));
-        state
-            .store
-            .put_plan_object(BaselineDoc::KIND, &name, &body, &why, now(&state))
-            .await?;
-    }
+    let from = format!("what host {} ({}) has", host.id, host.hostname);
+    let changes = raise_to(&state, &caller.username, &name, &reference, false, &from).await?;
     Ok(Json(
         json!({"baseline": name, "host": host.id, "changes": changes}),
     ))
+}
+
+/// Raises a baseline to the versions of `reference`: minimums and
+/// ceilings below them are lifted; with `add`, a package the baseline does
+/// not name yet gets a minimum too. Audited with `from` as the reason;
+/// returns the changes, each as `package: old -> new`.
+pub(crate) async fn raise_to(
+    state: &AppState,
+    by: &str,
+    name: &str,
+    reference: &[Installed<'_>],
+    add: bool,
+    from: &str,
+) -> ApiResult<Vec<String>> {
+    let (_, doc) = stored_doc::<BaselineDoc>(state, name).await?;
+    let scheme = doc.scheme().map_err(ApiError::internal)?;
+    let (raised, mut changes) = doc.to_baseline(name).raised_to(scheme, reference);
+    let mut new_doc = doc.with_versions_of(&raised);
+    if add {
+        for p in reference {
+            if !new_doc.minimum.iter().any(|m| m.package == p.name) {
+                changes.push(format!("{}: none -> {}", p.name, p.version));
+                new_doc.minimum.push(crate::plan_docs::PackageVersion {
+                    package: p.name.to_owned(),
+                    version: p.version.to_owned(),
+                });
+            }
+        }
+    }
+    if !changes.is_empty() {
+        let body = serde_json::to_string(&new_doc).map_err(ApiError::internal)?;
+        let why = Why::new(by, "raise-baseline")
+            .because(Some(format!("raised to {from}: {}", changes.join(", "))));
+        state
+            .store
+            .put_plan_object(BaselineDoc::KIND, name, &body, &why, now(state))
+            .await?;
+    }
+    Ok(changes)
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@
 //! generation that has moved on, so a plan made just before a person's halt
 //! or rollback cannot hand out jobs after it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -23,7 +23,8 @@ use patchwell_core::classify::Class;
 use patchwell_core::policy::WindowState;
 use patchwell_core::rollout::{self, Budget, Progress, Ring, Size};
 use protocol::job::{
-    ConffilePolicy, Job, JobKind, JobPackage, RebootPolicy, SignedJob, StepsRequest, JOB_SCHEMA,
+    ConffilePolicy, Job, JobKind, JobPackage, RebootDeferral, RebootPolicy, SignedJob, Span,
+    StepsRequest, JOB_SCHEMA,
 };
 use protocol::Manager;
 use serde::{Deserialize, Serialize};
@@ -37,10 +38,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{Approver, Host, Operator, Reader};
 use crate::catalog::scheme_of;
+use crate::deferrals;
 use crate::error::ApiError;
 use crate::handlers::{check_name, now, parse_query, selected, ApiResult, JsonBody};
+use crate::notify::{self, Notice};
 use crate::plan_api::Planning;
-use crate::plan_docs::{ContactDoc, Doc, PolicyDoc};
+use crate::plan_docs::{Doc, PolicyDoc};
 use crate::AppState;
 
 /// One ring as a rollout's spec writes it.
@@ -66,6 +69,13 @@ pub(crate) struct RingSpec {
     /// Failures over this share halt the rollout.
     #[serde(default = "default_halt")]
     pub(crate) halt_failure_percent: u32,
+    /// Whether the gate also needs no failed health check (default yes).
+    #[serde(default = "yes")]
+    pub(crate) gate_healthy: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_gate() -> u32 {
@@ -92,6 +102,7 @@ impl RingSpec {
             gate_success_percent: ring.gate_success_percent,
             gate_min_hosts: ring.gate_min_hosts,
             halt_failure_percent: ring.halt_failure_percent,
+            gate_healthy: ring.gate_healthy,
         }
     }
 
@@ -119,6 +130,7 @@ impl RingSpec {
             gate_success_percent: self.gate_success_percent,
             gate_min_hosts: self.gate_min_hosts,
             halt_failure_percent: self.halt_failure_percent,
+            gate_healthy: self.gate_healthy,
         })
     }
 }
@@ -173,6 +185,45 @@ pub(crate) struct Spec {
     pub(crate) expires_at: Timestamp,
     pub(crate) deadline: Option<Timestamp>,
     pub(crate) seed: u64,
+    /// Budgets of single groups, by group.
+    #[serde(default)]
+    pub(crate) group_budgets: BTreeMap<String, String>,
+    /// How users may put a reboot off.
+    #[serde(default)]
+    pub(crate) reboot_deferral: RebootDeferralSpec,
+}
+
+/// How logged-in users may put a reboot off, as a rollout gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RebootDeferralSpec {
+    /// How many times (0: they are told, never asked).
+    #[serde(default = "three")]
+    pub(crate) times: u32,
+    /// By how many minutes each time.
+    #[serde(default = "sixty")]
+    pub(crate) minutes: u32,
+    /// Hours after the job is issued past which no deferral reaches
+    /// (default: the policy's maximum deferral, else 24).
+    #[serde(default)]
+    pub(crate) deadline_hours: Option<u32>,
+}
+
+impl Default for RebootDeferralSpec {
+    fn default() -> Self {
+        RebootDeferralSpec {
+            times: three(),
+            minutes: sixty(),
+            deadline_hours: None,
+        }
+    }
+}
+
+fn three() -> u32 {
+    3
+}
+fn sixty() -> u32 {
+    60
 }
 
 /// A note on a rollout's review.
@@ -240,6 +291,13 @@ pub(crate) struct CreateRollout {
     /// The deadline the review measures against, in days.
     #[serde(default)]
     deadline_days: Option<i64>,
+    /// Disruption budgets of single groups: group name to a number of
+    /// hosts or a percentage of the group's hosts in the rollout.
+    #[serde(default)]
+    group_budgets: BTreeMap<String, String>,
+    /// How users may put a reboot off.
+    #[serde(default)]
+    reboot_deferral: RebootDeferralSpec,
 }
 
 fn security() -> String {
@@ -468,6 +526,49 @@ fn is_older(manager: Manager, a: &str, b: &str) -> bool {
     versions::compare(scheme_of(manager), a, b).is_ok_and(|o| o.is_lt())
 }
 
+/// What the chain of communication is told when a rollout is created:
+/// its reason and its schedule, ring by ring.
+fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
+    let packages: Vec<String> = spec
+        .packages
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .collect();
+    let mut text = format!(
+        "Rollout {name}, created by {by}.\n\nWhy: {}\n\nUpdates ({}): {}\n\nSchedule:\n",
+        spec.reason,
+        packages.len(),
+        packages.join(", ")
+    );
+    for r in view["rings"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "- ring {} ({} hosts, then a wait of {} business days): {}\n",
+            r["name"].as_str().unwrap_or("?"),
+            r["hosts"],
+            r["wait_business_days"],
+            r["reason"].as_str().unwrap_or("")
+        ));
+    }
+    text.push_str(&format!(
+        "\nJobs not handed out by {} are not handed out.\n",
+        spec.expires_at
+    ));
+    Notice {
+        event: "rollout-created",
+        subject: format!("Rollout {name}: {}", spec.reason),
+        text,
+        data: json!({
+            "rollout": name,
+            "reason": spec.reason,
+            "created_by": by,
+            "packages": spec.packages,
+            "rings": view["rings"],
+            "expires_at": spec.expires_at,
+        }),
+        audiences: &notify::AUDIENCES,
+    }
+}
+
 /// `POST /api/v1/rollouts`
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -502,6 +603,21 @@ pub(crate) async fn create(
     rollout::check_rings(&parsed).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let budget_text = req.budget.clone().unwrap_or_else(|| "unlimited".into());
     parse_budget(&budget_text).map_err(ApiError::bad_request)?;
+    for (group, budget) in &req.group_budgets {
+        check_name("group", group)?;
+        parse_budget(budget)
+            .map_err(|e| ApiError::bad_request(format!("group_budgets {group}: {e}")))?;
+    }
+    let d = req.reboot_deferral;
+    if d.times > 20
+        || !(1..=24 * 60).contains(&d.minutes)
+        || d.deadline_hours
+            .is_some_and(|h| !(1..=24 * 30).contains(&h))
+    {
+        return Err(ApiError::bad_request(
+            "reboot_deferral: times 0 to 20, minutes 1 to 1440, deadline_hours 1 to 720",
+        ));
+    }
     if !(1..=365).contains(&req.expires_days) {
         return Err(ApiError::bad_request("expires_days: 1 to 365"));
     }
@@ -660,6 +776,8 @@ pub(crate) async fn create(
             .deadline_days
             .map(|d| at + SignedDuration::from_hours(24 * d.clamp(0, 3650))),
         seed,
+        group_budgets: req.group_budgets.clone(),
+        reboot_deferral: req.reboot_deferral,
     };
     let doc = StateDoc {
         ring_started: vec![None; parsed.len()],
@@ -678,17 +796,9 @@ pub(crate) async fn create(
     load_board(&state).await?;
     advance(&state, &req.name).await?;
     let view = shown(&state, &req.name).await?;
-    notify(
+    notify::send(
         &state,
-        json!({
-            "event": "rollout-created",
-            "rollout": req.name,
-            "reason": spec.reason,
-            "created_by": caller.username,
-            "packages": spec.packages,
-            "rings": view["rings"],
-            "expires_at": spec.expires_at,
-        }),
+        created_notice(&req.name, &caller.username, &spec, &view),
     )
     .await;
     Ok((StatusCode::CREATED, Json(view)))
@@ -703,42 +813,6 @@ async fn stored_policy(state: &AppState, name: &str) -> ApiResult<patchwell_core
     let doc: PolicyDoc = serde_json::from_str(&o.body)
         .map_err(|e| ApiError::internal(format!("stored policy {name} is damaged: {e}")))?;
     doc.to_policy(name).map_err(ApiError::internal)
-}
-
-/// Tells every contact with a webhook; failures are logged, never fatal.
-/// (Contacts with only an email address are not told yet: no SMTP.)
-async fn notify(state: &AppState, event: Value) {
-    let contacts = match state.store.plan_objects(ContactDoc::KIND).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!("reading contacts to notify: {e}");
-            return;
-        }
-    };
-    for c in contacts {
-        let Ok(doc) = serde_json::from_str::<ContactDoc>(&c.body) else {
-            continue;
-        };
-        let Some(url) = doc.webhook else { continue };
-        let body = event.clone();
-        let name = c.name.clone();
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build();
-            let sent = match client {
-                Ok(client) => client.post(&url).json(&body).send().await,
-                Err(e) => Err(e),
-            };
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(contact = %name, "Contact notified.")
-                }
-                Ok(r) => tracing::warn!(contact = %name, status = %r.status(), "Webhook refused."),
-                Err(e) => tracing::warn!(contact = %name, "Webhook failed: {e}"),
-            }
-        });
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -763,6 +837,10 @@ fn progress_of(h: &RolloutHostRecord) -> Progress {
         "failed" | "rollback_failed" => Progress::Failed {
             at: done,
             why: h.detail.clone().unwrap_or_else(|| "failed".into()),
+            unhealthy: h
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with(protocol::job::HEALTH_CHECK)),
         },
         "rolled_back" => Progress::RolledBack { at: done },
         _ => Progress::NotStarted,
@@ -777,6 +855,11 @@ struct Loaded {
     hosts: Vec<RolloutHostRecord>,
     names: HashMap<String, String>,
     plan: rollout::Plan,
+    /// The openings of the policy's maintenance windows from now on, which
+    /// jobs carry (empty: any time).
+    windows: Vec<Span>,
+    /// Hours a reboot may be put off, from the rollout or its policy.
+    reboot_deadline_hours: u32,
 }
 
 async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
@@ -810,10 +893,41 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         .map(|h| (h.id.clone(), h))
         .collect();
     let planning = Planning::load(state).await?;
-    let window = match &spec.policy {
-        Some(p) => stored_policy(state, p).await?.window_at(at),
-        None => WindowState::Open { until: None },
+    let policy = match &spec.policy {
+        Some(p) => Some(stored_policy(state, p).await?),
+        None => None,
     };
+    let window = policy
+        .as_ref()
+        .map_or(WindowState::Open { until: None }, |p| p.window_at(at));
+    let windows: Vec<Span> = policy
+        .as_ref()
+        .map(|p| p.windows_between(at, at + SignedDuration::from_hours(24 * JOB_WINDOW_DAYS)))
+        .unwrap_or_default()
+        .into_iter()
+        .take(MAX_JOB_WINDOWS)
+        .map(|(start, end)| Span { start, end })
+        .collect();
+    let reboot_deadline_hours = spec
+        .reboot_deferral
+        .deadline_hours
+        .unwrap_or_else(|| match policy.as_ref().map(|p| p.reboot) {
+            Some(patchwell_core::policy::Reboot::IfRequired { max_deferral }) => {
+                u32::try_from(max_deferral.as_hours().max(1)).unwrap_or(24)
+            }
+            _ => 24,
+        });
+    let deferrals = deferrals::granted(state, name, at).await?;
+    let group_budgets: Vec<rollout::GroupBudget> = spec
+        .group_budgets
+        .iter()
+        .map(|(group, b)| {
+            Ok(rollout::GroupBudget {
+                group: group.clone(),
+                budget: parse_budget(b).map_err(ApiError::internal)?,
+            })
+        })
+        .collect::<ApiResult<_>>()?;
     // A host's groups are worked out only when an exemption could use them.
     let in_force: Vec<&patchwell_core::exemption::Exemption> = planning
         .exemptions
@@ -835,6 +949,14 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
                 .map(|e| format!("{} ({})", e.reason, e.name))
         });
         let revoked = record.is_some_and(|r| r.revoked_at.is_some());
+        let groups: Vec<String> = match record {
+            Some(r) if !group_budgets.is_empty() => planning
+                .groups_of(state, r)
+                .into_iter()
+                .filter(|g| spec.group_budgets.contains_key(g))
+                .collect(),
+            _ => Vec::new(),
+        };
         if let Some(r) = record {
             names.insert(h.host_id.clone(), r.hostname.clone());
         }
@@ -851,6 +973,8 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
             },
             last_seen: record.map_or(Timestamp::UNIX_EPOCH, |r| r.last_seen),
             window: window.clone(),
+            deferred: deferrals.get(&h.host_id).cloned(),
+            groups,
         });
     }
     let mut ring_started = doc.ring_started.clone();
@@ -871,6 +995,7 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         state: &rollout_state,
         calendar: &planning.calendar,
         budget,
+        group_budgets: &group_budgets,
         offline_after: SignedDuration::from_secs(
             i64::try_from(state.config.checkin_interval.as_secs()).unwrap_or(900) * 3,
         ),
@@ -884,8 +1009,15 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         hosts,
         names,
         plan,
+        windows,
+        reboot_deadline_hours,
     })
 }
+
+/// Days of maintenance-window openings a job carries.
+const JOB_WINDOW_DAYS: i64 = 60;
+/// And at most this many openings.
+const MAX_JOB_WINDOWS: usize = 200;
 
 fn kind_name(kind: JobKind) -> &'static str {
     match kind {
@@ -907,12 +1039,13 @@ fn is_install_job(id: &str) -> bool {
 /// A job of a rollout, signed, and the assignment that records it.
 fn make_job(
     state: &AppState,
-    (rollout, generation, spec): (&str, u64, &Spec),
+    (rollout, generation, l): (&str, u64, &Loaded),
     host: &str,
     kind: JobKind,
     packages: Vec<JobPackage>,
     at: Timestamp,
 ) -> ApiResult<(Assignment, SignedJob)> {
+    let spec = &l.spec;
     let job = Job {
         schema: JOB_SCHEMA,
         id: job_id(rollout, generation, kind, host),
@@ -924,6 +1057,12 @@ fn make_job(
         packages,
         conffiles: spec.conffiles,
         reboot: spec.reboot,
+        reboot_deferral: (spec.reboot != RebootPolicy::Never).then(|| RebootDeferral {
+            max_deferrals: spec.reboot_deferral.times,
+            defer_minutes: spec.reboot_deferral.minutes,
+            deadline: at + SignedDuration::from_hours(i64::from(l.reboot_deadline_hours)),
+        }),
+        windows: l.windows.clone(),
         pre_hook: spec.pre_hook.clone(),
         post_hook: spec.post_hook.clone(),
         health_check: spec.health_check.clone(),
@@ -983,9 +1122,19 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
                     let text = halt.describe();
                     doc.failure_halt = Some(text.clone());
                     why = Some(Why::new("executor", "halt").because(Some(text.clone())));
-                    notify(
+                    notify::send(
                         state,
-                        json!({"event": "rollout-halted", "rollout": name, "reason": text}),
+                        Notice {
+                            event: "rollout-halted",
+                            subject: format!("Rollout {name} halted"),
+                            text: format!(
+                                "Rollout {name} halted by itself: {text}.\n\nNo new host starts \
+                                 until someone resumes it; `patchwell rollouts show {name}` \
+                                 lists every host's state."
+                            ),
+                            data: json!({"rollout": name, "reason": text}),
+                            audiences: &["patch-team", "management"],
+                        },
                     )
                     .await;
                 }
@@ -1006,7 +1155,7 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
                         .get(h.id.as_str())
                         .and_then(|p| serde_json::from_str(p).ok())
                         .unwrap_or_default();
-                    let issuer = (name, l.record.generation, &l.spec);
+                    let issuer = (name, l.record.generation, &l);
                     let (a, j) = make_job(state, issuer, &h.id, JobKind::Install, job, at)?;
                     assignments.push(a);
                     signed.push((h.id.clone(), j));
@@ -1071,6 +1220,8 @@ fn show_json(l: &Loaded) -> Value {
                 "in_progress": c.in_progress,
                 "rolled_back": c.rolled_back,
                 "exempt": c.exempt,
+                "deferred": c.deferred,
+                "unhealthy": c.unhealthy,
                 "wait_business_days": spec.wait_business_days,
                 "manual_approval": spec.manual_approval,
             })
@@ -1221,14 +1372,7 @@ async fn act(
         let mut signed = Vec::new();
         for (host, kind, packages) in jobs {
             // Jobs carry the generation they are issued in.
-            let (a, j) = make_job(
-                state,
-                (name, generation, &l.spec),
-                &host,
-                kind,
-                packages,
-                at,
-            )?;
+            let (a, j) = make_job(state, (name, generation, &l), &host, kind, packages, at)?;
             assignments.push(a);
             signed.push((host, j));
         }
@@ -1265,6 +1409,46 @@ async fn act(
     ensure_executor(state);
     advance(state, name).await?;
     Ok(Json(shown(state, name).await?))
+}
+
+/// Takes back the jobs handed out to `host` but not yet delivered, in one
+/// rollout or in every running one, because the host was granted a
+/// deferral; returns the rollouts they were taken from.
+pub(crate) async fn withdraw_deferred(
+    state: &AppState,
+    host: &str,
+    only: Option<&str>,
+    why: &Why,
+) -> ApiResult<Vec<String>> {
+    let mut from = Vec::new();
+    for r in state.store.rollouts().await? {
+        if only.is_some_and(|o| o != r.name) || !matches!(r.status.as_str(), "running" | "halted") {
+            continue;
+        }
+        let held = state
+            .store
+            .rollout_hosts(&r.name)
+            .await?
+            .iter()
+            .any(|h| h.host_id == host && h.progress == "assigned" && h.step.is_none());
+        if !held {
+            continue;
+        }
+        let mut taken = false;
+        let _shown = act(state, &r.name, why.clone(), |l, _| {
+            let mut d = Decision::keep(l);
+            if undelivered(l).iter().any(|h| h == host) {
+                d.reset = vec![host.to_owned()];
+                taken = true;
+            }
+            Ok(d)
+        })
+        .await?;
+        if taken {
+            from.push(r.name);
+        }
+    }
+    Ok(from)
 }
 
 fn undelivered(l: &Loaded) -> Vec<String> {
@@ -1547,6 +1731,75 @@ async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
 
 // ---------------------------------------------------------------------------
 // The agent's route.
+
+/// `POST /api/v1/rollouts/{name}/raise-baseline`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RaiseTo {
+    /// The baseline to raise.
+    baseline: String,
+}
+
+/// `POST /api/v1/rollouts/{name}/raise-baseline`: the review's action. Each
+/// package the rollout installed where it succeeded (and was not rolled
+/// back) becomes the baseline's minimum at the version the hosts reached.
+pub(crate) async fn raise_baseline(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path(name): Path<String>,
+    body: JsonBody<RaiseTo>,
+) -> ApiResult<Json<Value>> {
+    let Json(req) = body?;
+    let l = load_and_plan(&state, &name).await?;
+    // The versions the succeeded hosts reached, per package: the frozen
+    // ones, as their changes report them.
+    let mut reached: BTreeMap<String, String> = BTreeMap::new();
+    for h in l.hosts.iter().filter(|h| h.progress == "succeeded") {
+        let changes: Vec<protocol::job::Change> = h
+            .changes
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        for c in changes {
+            if l.spec
+                .packages
+                .iter()
+                .any(|f| f.name == c.name && f.version == c.to)
+            {
+                reached.insert(c.name, c.to);
+            }
+        }
+    }
+    if reached.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "rollout {name} has no host where it succeeded; there is nothing to raise the \
+             baseline to"
+        )));
+    }
+    let reference: Vec<patchwell_core::baseline::Installed<'_>> = reached
+        .iter()
+        .map(|(n, v)| patchwell_core::baseline::Installed {
+            name: n,
+            source: n,
+            version: v,
+        })
+        .collect();
+    let from = format!("the result of rollout {name}");
+    let changes = crate::plan_api::raise_to(
+        &state,
+        &caller.username,
+        &req.baseline,
+        &reference,
+        true,
+        &from,
+    )
+    .await?;
+    Ok(Json(json!({
+        "baseline": req.baseline,
+        "rollout": name,
+        "changes": changes,
+    })))
+}
 
 /// `POST /api/v1/agent/jobs/{id}/steps`
 pub(crate) async fn report_steps(

@@ -2541,3 +2541,397 @@ async fn a_person_halts_a_rollout_and_its_undelivered_jobs_are_withdrawn() {
         "halt and resume each made a generation"
     );
 }
+
+/// Python's standard SMTP server (`smtpd`, Python 3.11) on a free port,
+/// printing every mail it receives to a file.
+struct MailRelay {
+    port: u16,
+    out: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl MailRelay {
+    fn start(dir: &std::path::Path) -> MailRelay {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = dir.join("relay.out");
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-W",
+                "ignore",
+                "-u",
+                "-m",
+                "smtpd",
+                "-n",
+                "-c",
+                "DebuggingServer",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .expect("/usr/bin/python3 runs (cargo xtask setup installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        MailRelay { port, out, child }
+    }
+
+    /// Every mail so far, as text: the relay prints each line as a Python
+    /// bytes literal; quoted-printable soft line breaks are joined.
+    fn text(&self) -> String {
+        let raw = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let lines: Vec<&str> = raw
+            .lines()
+            .map(|l| {
+                l.strip_prefix("b'")
+                    .or_else(|| l.strip_prefix("b\""))
+                    .and_then(|l| l.strip_suffix('\'').or_else(|| l.strip_suffix('"')))
+                    .unwrap_or(l)
+            })
+            .collect();
+        lines.join("\n").replace("=\n", "")
+    }
+
+    /// Waits for a mail whose text contains `needle`; returns all mail so far.
+    async fn wait_for(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "no mail with {needle:?}; the relay has: {}",
+            std::fs::read_to_string(&self.out).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for MailRelay {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_asks_to_defer_an_approver_decides_and_the_chain_of_communication_is_mailed() {
+    let dir = scratch("mail");
+    let relay = MailRelay::start(&dir.0);
+    let s = spawn(Config {
+        smtp: Some(server::notify::Smtp {
+            url: format!("smtp://127.0.0.1:{}", relay.port),
+            from: "patchwell@example.org".into(),
+        }),
+        ..Config::default()
+    })
+    .await;
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/contacts/desk",
+            Some(json!({"audience": "patch-team", "email": "patch-team@example.org"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let host = s.enrolled("finance-7").await;
+    let inv = host_offering("finance-7", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&host.credential, &inv).await;
+
+    // A group budget that is not a budget is refused before anything is stored.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "r0", "reason": "monthly", "group_budgets": {"finance": "lots"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("group_budgets finance"),
+        "{body}"
+    );
+
+    // The rollout's creation is mailed with its reason and schedule.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "r1", "reason": "December security updates",
+                        "packages": ["libssl3"],
+                        "rings": [{"name": "all", "size": "rest", "manual_approval": true}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mail = relay
+        .wait_for("Subject: Rollout r1: December security updates")
+        .await;
+    assert!(mail.contains("To: patch-team@example.org"), "{mail}");
+    assert!(mail.contains("libssl3 3.0.16-1~deb12u1"), "{mail}");
+    assert!(
+        mail.contains("- ring all (1 hosts, then a wait of 0 business days): waiting: a person must approve its start"),
+        "{mail}"
+    );
+
+    // The user asks through the agent; a request without a justification
+    // or with a date in the past is refused and says why.
+    let ask = |until: Timestamp, justification: &str| json!({"until": until, "justification": justification, "user": "tom"});
+    let until = s.now() + jiff::SignedDuration::from_hours(72);
+    let (status, body) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/deferrals",
+            &host.credential,
+            ask(until, "no"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("business justification"),
+        "{body}"
+    );
+    let past = s.now() - jiff::SignedDuration::from_hours(1);
+    let (status, body) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/deferrals",
+            &host.credential,
+            ask(past, "quarter-end close runs on this laptop"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in the future"),
+        "{body}"
+    );
+    let (status, request) = s
+        .agent(
+            reqwest::Method::POST,
+            "/api/v1/agent/deferrals",
+            &host.credential,
+            ask(until, "quarter-end close runs on this laptop"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    assert_eq!(request["state"], "pending");
+    let id = request["id"].as_str().unwrap().to_owned();
+    let mail = relay
+        .wait_for("Subject: Deferral requested for finance-7")
+        .await;
+    assert!(
+        mail.contains("quarter-end close runs on this laptop"),
+        "{mail}"
+    );
+
+    // A pending request holds nothing back: the approved ring hands the
+    // job out.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/approve",
+            Some(json!({"ring": "all"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hosts"][0]["progress"], "assigned");
+
+    // Only an approver decides; a viewer may not.
+    let viewer = s.user("vic", "operator").await;
+    let (status, _) = s
+        .call(
+            Some(&viewer),
+            reqwest::Method::POST,
+            &format!("/api/v1/deferrals/{id}/grant"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, granted) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/deferrals/{id}/grant"),
+            Some(json!({"reason": "close is business critical"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{granted}");
+    assert_eq!(granted["state"], "granted");
+    assert_eq!(granted["withdrawn_from"], json!(["r1"]));
+    assert!(
+        s.jobs(&host).await.is_empty(),
+        "the undelivered job was taken back"
+    );
+    let shown = s
+        .rollout_until("r1", |r| {
+            r["hosts"][0]["action"]
+                .as_str()
+                .unwrap()
+                .starts_with("deferred")
+        })
+        .await;
+    let action = shown["hosts"][0]["action"].as_str().unwrap();
+    assert!(
+        action.contains("quarter-end close runs on this laptop (asked by tom on host"),
+        "{action}"
+    );
+    assert!(action.ends_with("granted by admin)"), "{action}");
+    relay.wait_for("Subject: Deferral").await;
+    relay.wait_for("granted the deferral of host").await;
+
+    // Decided once: a second decision is a conflict; refusing needs a reason.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/deferrals/{id}/refuse"),
+            Some(json!({"reason": "too late"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, second) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/deferrals",
+            Some(json!({"host": host.host_id, "until": until, "user": "tom",
+                        "justification": "the auditors are on site all week"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second_id = second["id"].as_str().unwrap();
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/deferrals/{second_id}/refuse"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/deferrals/{second_id}/refuse"),
+            Some(json!({"reason": "one deferral a quarter"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, mine) = s
+        .agent(
+            reqwest::Method::GET,
+            "/api/v1/agent/deferrals",
+            &host.credential,
+            json!(null),
+        )
+        .await;
+    let states: Vec<&str> = mine["deferrals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 2);
+    assert!(
+        states.contains(&"granted") && states.contains(&"refused"),
+        "{mine}"
+    );
+
+    // When the deferral ends, the host gets its job at its next check-in.
+    // (The executor looks at every running rollout each 30 s; a note makes
+    // it look at this one now.)
+    s.advance(73 * 3600);
+    let (status, _) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/notes",
+            Some(json!({"note": "deferral over"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.rollout_until("r1", |r| r["hosts"][0]["progress"] == "assigned")
+        .await;
+    let jobs = s.jobs(&host).await;
+    assert_eq!(jobs.len(), 1);
+
+    // It succeeds; the review's action raises a baseline to the result.
+    assert_eq!(
+        s.steps(
+            &host,
+            &jobs[0].id,
+            &[
+                ("received", None),
+                ("installed", Some(("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"))),
+                ("succeeded", None)
+            ]
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    s.rollout_until("r1", |r| r["status"] == "complete").await;
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/baselines/finance",
+            Some(json!({"group": "finance", "minimum": [{"package": "bash", "version": "5.2.15-2+b2"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, raised) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/raise-baseline",
+            Some(json!({"baseline": "finance"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{raised}");
+    assert_eq!(
+        raised["changes"],
+        json!(["libssl3: none -> 3.0.16-1~deb12u1"])
+    );
+    let (_, baseline) = s.get("/api/v1/baselines/finance").await;
+    let minimum = &baseline["minimum"];
+    assert!(
+        minimum
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["package"] == "libssl3" && m["version"] == "3.0.16-1~deb12u1"),
+        "{baseline}"
+    );
+    // Raising again changes nothing.
+    let (_, again) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/r1/raise-baseline",
+            Some(json!({"baseline": "finance"})),
+        )
+        .await;
+    assert_eq!(again["changes"], json!([]));
+    let (_, log) = s.get("/api/v1/audit?limit=100").await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for a in [
+        "request-deferral",
+        "grant-deferral",
+        "refuse-deferral",
+        "raise-baseline",
+    ] {
+        assert!(actions.contains(&a), "{a} audited: {actions:?}");
+    }
+}

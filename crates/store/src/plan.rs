@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use crate::audit::{append, AuditEvent, Why};
 use crate::sql::{placeholders, ts, Store, CHUNK};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A stored planning object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,18 @@ pub trait PlanStore {
         why: &Why,
         now: Timestamp,
     ) -> Result<Option<PlanObject>>;
+    /// Replaces an object only if it still has the body `expected` (the
+    /// body the caller decided from), recording the change; refuses with
+    /// [`crate::Error::Conflict`] when it changed or is gone meanwhile.
+    async fn replace_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        expected: &str,
+        body: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Deletes an object, recording it; returns what was deleted.
     async fn delete_plan_object(
         &self,
@@ -136,6 +148,49 @@ impl PlanStore for Store {
         append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(before)
+    }
+
+    async fn replace_plan_object(
+        &self,
+        kind: &str,
+        name: &str,
+        expected: &str,
+        body: &str,
+        why: &Why,
+        now: Timestamp,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let before = self.locked_object(&mut tx, kind, name).await?;
+        match &before {
+            Some(b) if b.body == expected => {}
+            Some(_) => {
+                return Err(Error::Conflict(format!(
+                    "{kind}/{name} changed meanwhile; read it again"
+                )))
+            }
+            None => return Err(Error::Conflict(format!("{kind}/{name} is gone"))),
+        }
+        sqlx::query(
+            "UPDATE plan_objects SET body = $3, updated_at = $4, updated_by = $5 \
+             WHERE kind = $1 AND name = $2",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(body)
+        .bind(now.as_second())
+        .bind(&why.actor)
+        .execute(&mut *tx)
+        .await?;
+        let event = AuditEvent::of(
+            why,
+            format!("{kind}/{name}"),
+            Some(expected.to_owned()),
+            Some(body.to_owned()),
+        );
+        append(&mut tx, &event, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn delete_plan_object(

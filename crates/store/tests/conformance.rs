@@ -135,6 +135,7 @@ conformance!(
     hosts_are_found_by_source_package_with_their_updates,
     users_sessions_and_the_procedure,
     plan_objects_are_stored_with_their_audit_entries,
+    a_plan_object_is_replaced_only_from_the_body_it_was_decided_from,
     audit_verification_finds_the_first_altered_or_missing_entry,
     detections_keep_the_first_time,
     a_delta_is_checked_and_stored_by_its_own_packages,
@@ -449,6 +450,54 @@ async fn plan_objects_are_stored_with_their_audit_entries(store: Store) {
     );
     assert_eq!(log[1].prev_hash, log[0].hash);
     assert_eq!(store.audit_entries(None, 2, 10).await.unwrap().len(), 1);
+}
+
+async fn a_plan_object_is_replaced_only_from_the_body_it_was_decided_from(store: Store) {
+    let why = Why::new("tom", "request-deferral");
+    store
+        .put_plan_object("deferrals", "d1", r#"{"state":"pending"}"#, &why, at(1))
+        .await
+        .unwrap();
+    let grant = Why::new("carol", "grant-deferral");
+    store
+        .replace_plan_object(
+            "deferrals",
+            "d1",
+            r#"{"state":"pending"}"#,
+            r#"{"state":"granted"}"#,
+            &grant,
+            at(2),
+        )
+        .await
+        .unwrap();
+    // A second approver who read the pending request is refused, and the
+    // first decision stands.
+    let refuse = Why::new("dave", "refuse-deferral");
+    let late = store
+        .replace_plan_object(
+            "deferrals",
+            "d1",
+            r#"{"state":"pending"}"#,
+            r#"{"state":"refused"}"#,
+            &refuse,
+            at(3),
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
+    let gone = store
+        .replace_plan_object("deferrals", "d2", "{}", "{}", &refuse, at(3))
+        .await;
+    assert!(matches!(gone, Err(Error::Conflict(_))), "{gone:?}");
+    let stored = store.plan_object("deferrals", "d1").await.unwrap().unwrap();
+    assert_eq!(stored.body, r#"{"state":"granted"}"#);
+    assert_eq!(stored.updated_by, "carol");
+    let log = store.audit_entries(None, 0, 10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].event.actor, "carol");
+    assert_eq!(
+        log[1].event.before.as_deref(),
+        Some(r#"{"state":"pending"}"#)
+    );
 }
 
 async fn audit_verification_finds_the_first_altered_or_missing_entry(store: Store) {
