@@ -37,6 +37,8 @@ pub struct CheckIn {
     pub next: Duration,
     /// What each job that ran, resumed or was refused did.
     pub jobs: Vec<JobOutcome>,
+    /// Where a reboot a job owes stands.
+    pub reboot: crate::reboot::Tick,
 }
 
 /// Why a check-in failed.
@@ -103,7 +105,16 @@ pub fn check_in(
             };
         }
     }
+    // A reboot a job owes: users told, their deferrals taken, made when due.
+    let reboot = match crate::reboot::tick(state_dir, runner, client, clock()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("warning: the pending reboot: {e}");
+            crate::reboot::Tick::Idle
+        }
+    };
     Ok(CheckIn {
+        reboot,
         sent,
         next: Duration::from_secs(answer.next_checkin_seconds.max(10)),
         jobs: outcomes,

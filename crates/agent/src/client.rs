@@ -185,6 +185,34 @@ impl Client {
         self.answer::<serde_json::Value>(response).map(drop)
     }
 
+    /// Asks the server to defer this host's updates (a user's request, with
+    /// a business justification); returns the request as stored.
+    pub fn request_deferral(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let response = self
+            .agent
+            .post(self.url("/api/v1/agent/deferrals"))
+            .header("Authorization", &self.authorization())
+            .send_json(request)
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(response)?
+            .ok_or_else(|| self.unreachable("empty answer to a deferral request"))
+    }
+
+    /// This host's deferral requests, with their decisions.
+    pub fn deferrals(&self) -> Result<serde_json::Value, ClientError> {
+        let response = self
+            .agent
+            .get(self.url("/api/v1/agent/deferrals"))
+            .header("Authorization", &self.authorization())
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        self.answer(response)?
+            .ok_or_else(|| self.unreachable("empty answer"))
+    }
+
     /// Sends the whole inventory, gzip-compressed: a thousand packages shrink
     /// to a few tens of kilobytes, which matters on a laptop's slow link.
     pub fn send_inventory(&self, inventory: &Inventory) -> Result<(), ClientError> {

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use protocol::job::{
-    Change, ConffilePolicy, Job, JobKind, JobPackage, RebootPolicy, SignedJob, Step, StepReport,
+    Change, ConffilePolicy, Job, JobKind, JobPackage, RebootPolicy, SignedJob, Span, Step,
+    StepReport,
 };
 use protocol::{Manager, PackageState};
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ use crate::client::{Client, ClientError};
 use crate::root::Root;
 use crate::runner::CommandRunner;
 use crate::state::{self, Enrollment};
-use crate::{apt, dpkg};
+use crate::{apt, dpkg, reboot};
 
 /// The directory of the journals, in the state directory.
 pub const JOBS_DIR: &str = "jobs";
@@ -252,6 +253,39 @@ pub fn run_jobs(
         }
     }
     Ok(outcomes)
+}
+
+/// Adds a step that comes after a job's end (a reboot put off, or
+/// started) to its journal, and sends the steps the server has not
+/// acknowledged. A journal that is gone (cleaned up) takes nothing.
+pub fn report_after_end(
+    sink: &dyn StepSink,
+    state_dir: &Path,
+    job_id: &str,
+    report: StepReport,
+) -> io::Result<()> {
+    let dir = state_dir.join(JOBS_DIR);
+    let Some(mut journal) = load_journal(state_dir, job_id) else {
+        return Ok(());
+    };
+    journal.reports.push(report);
+    let save = |j: &Journal| {
+        let json = serde_json::to_vec_pretty(j).map_err(io::Error::other)?;
+        state::write_private(&dir, &format!("{}.json", j.id), &json)
+    };
+    save(&journal)?;
+    let unsent = &journal.reports[journal.acknowledged..];
+    match sink.report_steps(&journal.id, unsent) {
+        Ok(()) => {
+            journal.acknowledged = journal.reports.len();
+            save(&journal)
+        }
+        Err(e) => {
+            // Sent with the next check-in's flush.
+            eprintln!("warning: job {job_id}: step reports not sent, kept: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// Reads a job's journal, if it has one that can be read.
@@ -546,6 +580,28 @@ impl Worker<'_> {
         let skipped = (!journal.skipped.is_empty()).then(|| journal.skipped.join("; "));
         self.step(journal, Step::Received, skipped)?;
 
+        // Outside its maintenance windows a job waits for the next one (a
+        // job already downloading carries on: it started inside one).
+        let now = (self.clock)();
+        if !journal.reported(Step::Downloading) && !Span::admits(&job.windows, now) {
+            return match Span::next_open(&job.windows, now) {
+                Some(opens) if opens < job.not_after => self.step(
+                    journal,
+                    Step::Waiting,
+                    Some(format!(
+                        "outside its maintenance window; it starts in the one opening at {opens}"
+                    )),
+                ),
+                _ => self.fail(
+                    journal,
+                    Failure::said(format!(
+                        "no maintenance window of the job opens before it expires at {}",
+                        job.not_after
+                    )),
+                ),
+            };
+        }
+
         let database = match read_database(self.root) {
             Ok(d) => d,
             Err(why) => return self.fail(journal, Failure::said(why)),
@@ -593,7 +649,7 @@ impl Worker<'_> {
         }
         for (what, hook) in [
             ("post-install hook", &job.post_hook),
-            ("health check", &job.health_check),
+            (protocol::job::HEALTH_CHECK, &job.health_check),
         ] {
             if let Some(hook) = hook {
                 if let Err(f) = self.hook(what, hook, &job) {
@@ -616,11 +672,21 @@ impl Worker<'_> {
                 self.root.dir().display()
             )
         } else {
-            let shutdown = shutdown_command();
-            if let Err(f) = self.command(&shutdown, &[]) {
-                return self.fail(journal, f);
-            }
-            "rebooting in 5 minutes".to_owned()
+            // The reboot is owed, not made here: `reboot::tick` tells the
+            // users, takes their deferrals and reboots inside the window.
+            let users = !reboot::logged_in(self.runner).is_empty();
+            let pending = reboot::pending_for(&job, (self.clock)(), users);
+            let state_dir = self.dir.parent().unwrap_or(&self.dir);
+            reboot::save(state_dir, &pending)?;
+            format!(
+                "reboot owed: {}",
+                match reboot::decide(&pending, (self.clock)()) {
+                    reboot::Decision::Now => "now".to_owned(),
+                    reboot::Decision::Wait { until, why } => format!("at {until} ({why})"),
+                    reboot::Decision::NoWindowLeft =>
+                        "no maintenance window is left; reboot the host by hand".to_owned(),
+                }
+            )
         };
         let mut done = Vec::new();
         if required {
@@ -695,6 +761,7 @@ fn outcome(journal: &Journal, ran_installs: bool) -> JobOutcome {
         Some(Step::Succeeded) => JobState::Succeeded,
         Some(Step::Failed) => JobState::Failed(message()),
         Some(Step::Refused) => JobState::Refused(message()),
+        Some(Step::Waiting) => JobState::Unfinished(message()),
         _ => JobState::Unfinished("not finished".into()),
     };
     let packages = journal
@@ -938,18 +1005,6 @@ pub fn dpkg_configure_command(conffiles: ConffilePolicy) -> Vec<String> {
         "--force-confdef".into(),
         confold_or_confnew(conffiles).into(),
     ]
-}
-
-/// A reboot in five minutes, which also tells logged-in users (wall).
-pub fn shutdown_command() -> Vec<String> {
-    [
-        "shutdown",
-        "-r",
-        "+5",
-        "Patchwell: rebooting to finish updates",
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 /// The file name apt gives a downloaded package: `name_version_arch.deb`,
@@ -1876,6 +1931,57 @@ mod tests {
         assert_eq!(s.server.steps("j1").len(), 7);
         assert_eq!(s.journal("j1").acknowledged, 7);
         assert_eq!(s.apt.installs(), 1);
+    }
+
+    #[test]
+    fn a_job_received_outside_its_window_waits_for_the_next_one() {
+        let s = setup("window", &OLD);
+        let mut the_job = job("j1", JobKind::Install, packages(&NEW));
+        // The clock reads 2026-11-04T00:00:01Z onwards; the window opens the
+        // next night.
+        the_job.windows = vec![Span {
+            start: "2026-11-05T01:00:00Z".parse().unwrap(),
+            end: "2026-11-05T05:00:00Z".parse().unwrap(),
+        }];
+        let signed = the_job.sign(&key());
+        let outcomes = s.run(std::slice::from_ref(&signed));
+        assert_eq!(
+            outcomes[0].state,
+            JobState::Unfinished(
+                "outside its maintenance window; it starts in the one opening at \
+                 2026-11-05T01:00:00Z"
+                    .into()
+            )
+        );
+        assert!(
+            s.apt.commands().is_empty(),
+            "nothing ran outside the window"
+        );
+        let journal = s.journal("j1");
+        assert!(!journal.finished);
+        let steps: Vec<Step> = journal.reports.iter().map(|r| r.step).collect();
+        assert_eq!(steps, [Step::Received, Step::Waiting]);
+        assert_eq!(
+            journal.reports[1].message.as_deref(),
+            Some("outside its maintenance window; it starts in the one opening at 2026-11-05T01:00:00Z")
+        );
+
+        // The next check-in inside the window resumes it and installs.
+        let inside = || Timestamp::from_second(1_793_842_200).unwrap();
+        run_jobs(
+            &s.server,
+            &s.state,
+            &s.root,
+            &s.apt,
+            &enrollment(),
+            &[signed],
+            &inside,
+        )
+        .unwrap();
+        let journal = s.journal("j1");
+        assert!(journal.finished);
+        assert_eq!(journal.reports.last().unwrap().step, Step::Succeeded);
+        assert_eq!(installed_now(&s), triples(&NEW));
     }
 
     #[test]

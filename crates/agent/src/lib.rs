@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod neighbours;
 pub mod os_release;
+pub mod reboot;
 mod root;
 pub mod rpm;
 mod runner;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agent::client::Client;
-use agent::{checkin, inventory, state, Root, SystemRunner};
+use agent::{checkin, inventory, reboot, state, Root, SystemRunner};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -62,6 +62,35 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
     },
+    /// Put off the restart the agent announced (any logged-in user may;
+    /// the job sets how often and until when).
+    DeferReboot {
+        /// The agent's state directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell-agent")]
+        state_dir: PathBuf,
+    },
+    /// Ask the server to put this computer's updates off until a date, with
+    /// a business justification; an approver grants or refuses.
+    Defer {
+        /// Until when (RFC 3339, 2026-12-20T18:00:00Z).
+        #[arg(long)]
+        until: String,
+        /// Why updating now would hurt the business.
+        #[arg(long)]
+        justification: String,
+        /// Only this rollout (default: every rollout).
+        #[arg(long)]
+        rollout: Option<String>,
+        /// The agent's state directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell-agent")]
+        state_dir: PathBuf,
+    },
+    /// This computer's deferral requests and their decisions.
+    Deferrals {
+        /// The agent's state directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/patchwell-agent")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -105,6 +134,82 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::DeferReboot { state_dir } => {
+            let user = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_default();
+            match reboot::request_deferral(&state_dir, &user) {
+                Ok(_) => {
+                    eprintln!(
+                        "asked; the agent answers on every terminal within a minute \
+                         (a deferral, or why not)"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot ask the agent at {}: {e}",
+                        state_dir.join(reboot::REQUESTS_DIR).display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Defer {
+            until,
+            justification,
+            rollout,
+            state_dir,
+        } => {
+            let user = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "until": until, "justification": justification,
+                "rollout": rollout, "user": user,
+            });
+            match client_for(&state_dir).and_then(|c| Ok(c.request_deferral(&body)?)) {
+                Ok(d) => {
+                    println!(
+                        "deferral {} asked until {}: {}; an approver decides \
+                         (patchwell-agent deferrals shows it)",
+                        d["id"].as_str().unwrap_or("?"),
+                        d["until"].as_str().unwrap_or("?"),
+                        d["state"].as_str().unwrap_or("?")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Deferrals { state_dir } => {
+            match client_for(&state_dir).and_then(|c| Ok(c.deferrals()?)) {
+                Ok(list) => {
+                    for d in list["deferrals"].as_array().into_iter().flatten() {
+                        let text = |k: &str| d[k].as_str().unwrap_or("-").to_owned();
+                        println!(
+                            "{} until {}: {}{} ({})",
+                            text("id"),
+                            text("until"),
+                            text("state"),
+                            d["decision"]
+                                .as_str()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default(),
+                            text("justification")
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Inventory { root, format } => {
             let now = jiff::Timestamp::now();
             match inventory::collect(&Root::new(root), &SystemRunner, now) {
@@ -166,6 +271,16 @@ fn enroll(
     Ok(enrolled.host_id)
 }
 
+/// A client with the enrollment's identity.
+fn client_for(state_dir: &std::path::Path) -> anyhow::Result<Client> {
+    let enrollment = state::load(state_dir)?;
+    Ok(Client::new(
+        &enrollment.server,
+        enrollment.ca_cert.as_deref(),
+        Some(enrollment.credential.clone()),
+    )?)
+}
+
 /// Checks in now and then on the server's interval. A server that cannot be
 /// reached is tried again sooner (from one minute, doubling up to the
 /// interval), because laptops come and go; a server that refuses this host
@@ -177,6 +292,11 @@ fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()
         enrollment.ca_cert.as_deref(),
         Some(enrollment.credential.clone()),
     )?;
+    if root.is_host() {
+        if let Err(e) = reboot::prepare(state_dir) {
+            eprintln!("warning: users cannot put reboots off: {e}");
+        }
+    }
     let mut retry = std::time::Duration::from_secs(60);
     loop {
         let wait = match checkin::check_in(
@@ -217,7 +337,24 @@ fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()
         if once {
             return Ok(());
         }
-        std::thread::sleep(checkin::jitter(wait));
+        // While a reboot is owed, look at it each minute: users' deferral
+        // requests are answered and the reboot made on time.
+        let until = std::time::Instant::now() + checkin::jitter(wait);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if reboot::load(state_dir).is_none() {
+                std::thread::sleep(left);
+                break;
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_secs(60)));
+            if let Err(e) = reboot::tick(state_dir, &SystemRunner, &client, jiff::Timestamp::now())
+            {
+                eprintln!("warning: the pending reboot: {e}");
+            }
+        }
     }
 }
 

@@ -62,6 +62,10 @@ pub fn collect(
             arch
         },
         cpu: parse_cpuinfo(&cpuinfo),
+        model: hardware_model(
+            &std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").unwrap_or_default(),
+            &std::fs::read_to_string("/sys/class/dmi/id/product_name").unwrap_or_default(),
+        ),
         memory_bytes: parse_meminfo_total(&meminfo),
         disks: disks(&mounts),
         interfaces,
@@ -76,6 +80,34 @@ pub fn collect(
             .and_then(|s| s.trim().parse::<i64>().ok())
             .and_then(|s| Timestamp::from_second(s).ok())
             .unwrap_or(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// The hardware model from the firmware's vendor and product names, or
+/// `None` when it names none (placeholders such as "To be filled by
+/// O.E.M." count as none).
+pub fn hardware_model(vendor: &str, product: &str) -> Option<String> {
+    let real = |s: &str| {
+        let s = s.trim();
+        let lower = s.to_ascii_lowercase();
+        let placeholder = s.is_empty()
+            || [
+                "to be filled",
+                "default string",
+                "system product name",
+                "system manufacturer",
+                "not specified",
+                "o.e.m.",
+            ]
+            .iter()
+            .any(|p| lower.contains(p));
+        (!placeholder).then(|| s.to_owned())
+    };
+    match (real(vendor), real(product)) {
+        (Some(v), Some(p)) if p.starts_with(&v) => Some(p),
+        (Some(v), Some(p)) => Some(format!("{v} {p}")),
+        (None, Some(p)) => Some(p),
+        (Some(_), None) | (None, None) => None,
     }
 }
 
@@ -203,6 +235,23 @@ mod tests {
 
     #[test]
     fn parses_proc_files() {
+        assert_eq!(
+            hardware_model("LENOVO\n", "20XWCTO1WW\n").as_deref(),
+            Some("LENOVO 20XWCTO1WW")
+        );
+        assert_eq!(
+            hardware_model("QEMU", "Standard PC (i440FX + PIIX, 1996)").as_deref(),
+            Some("QEMU Standard PC (i440FX + PIIX, 1996)")
+        );
+        assert_eq!(
+            hardware_model("Dell Inc.", "Dell Inc. OptiPlex 7010").as_deref(),
+            Some("Dell Inc. OptiPlex 7010")
+        );
+        assert_eq!(
+            hardware_model("To Be Filled By O.E.M.", "To Be Filled By O.E.M."),
+            None
+        );
+        assert_eq!(hardware_model("", ""), None);
         let cpu = parse_cpuinfo(
             "processor\t: 0\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n",
         );

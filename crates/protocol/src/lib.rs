@@ -59,6 +59,10 @@ pub struct HostFacts {
     pub arch: String,
     /// Processor model and count.
     pub cpu: Cpu,
+    /// The hardware model, vendor first (from DMI: `LENOVO 20XWCTO1WW`),
+    /// when the firmware names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Total memory in bytes.
     pub memory_bytes: u64,
     /// Mounted file systems backed by storage.
@@ -716,6 +720,7 @@ mod tests {
                     model: "x".into(),
                     count: 1,
                 },
+                model: None,
                 memory_bytes: 1,
                 disks: vec![],
                 interfaces: vec![],

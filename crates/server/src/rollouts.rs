@@ -737,10 +737,12 @@ pub(crate) async fn create(
                 h.os_id.as_deref().unwrap_or("?"),
                 h.os_version.as_deref().unwrap_or("?")
             ),
+            // The hardware model where the firmware names one, else the
+            // processor's, so that like machines share a stratum.
             model: h
                 .facts
                 .as_ref()
-                .map(|f| f.cpu.model.clone())
+                .map(|f| f.model.clone().unwrap_or_else(|| f.cpu.model.clone()))
                 .unwrap_or_default(),
             department: h.attributes.department.clone().unwrap_or_default(),
             criticality: criticality_rank(h.attributes.criticality.as_deref()),

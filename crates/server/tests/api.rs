@@ -237,6 +237,7 @@ fn inventory(hostname: &str, collected_at: Timestamp, packages: Vec<Package>) ->
                 model: "EPYC".into(),
                 count: 2,
             },
+            model: None,
             memory_bytes: 1 << 30,
             disks: vec![],
             interfaces: vec![Interface {

@@ -639,6 +639,7 @@ fn inventory(collected: i64, os_version: &str, packages: Vec<Package>) -> Invent
                 model: "EPYC".into(),
                 count: 2,
             },
+            model: None,
             memory_bytes: 1 << 30,
             disks: vec![],
             interfaces: vec![Interface {
