@@ -11,9 +11,11 @@
 //! first install command runs, so the `changes` a job reports are always
 //! from those versions.
 //!
-//! Only the apt backend executes. The commands for dnf, zypper and apk, and
-//! readers of their failure output, are here as pure functions; a job for
-//! those managers fails with a sentence saying so.
+//! apt jobs download first and check every file against the signed apt
+//! lists before installing; dnf, zypper and apk jobs run one command that
+//! fetches, checks signatures and installs, and their failure output is read
+//! into a one-line reason. Only apt runs on a real system in this project's
+//! tests; the others are driven through captured command output.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,13 +31,12 @@ use protocol::job::{
 use protocol::{Manager, PackageState};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use versions::deb;
 
 use crate::client::{Client, ClientError};
 use crate::root::Root;
 use crate::runner::CommandRunner;
 use crate::state::{self, Enrollment};
-use crate::{apt, dpkg, reboot};
+use crate::{apk, apt, dpkg, reboot, rpm};
 
 /// The directory of the journals, in the state directory.
 pub const JOBS_DIR: &str = "jobs";
@@ -534,16 +535,8 @@ impl Worker<'_> {
             // is not (a crash between the two) is finished now.
             return self.step(journal, Step::Refused, Some("refused".into()));
         };
-        if job.manager != Manager::Dpkg {
-            self.step(journal, Step::Received, None)?;
-            let why = format!(
-                "this agent runs jobs with apt (dpkg) only so far; this host's job is for {:?}",
-                job.manager
-            );
-            return self.fail(journal, Failure::said(why));
-        }
-
-        if resumed && dpkg_interrupted(self.root) {
+        let tool = Tool::for_job(job.manager, self.root);
+        if resumed && tool == Tool::Apt && dpkg_interrupted(self.root) {
             *ran_installs = true;
             let configure = dpkg_configure_command(job.conffiles);
             if let Err(f) = self.command(&configure, &ENV) {
@@ -554,7 +547,7 @@ impl Worker<'_> {
         let before = match journal.before.clone() {
             Some(before) => before,
             None => {
-                let database = match read_database(self.root) {
+                let database = match read_database(job.manager, self.root, self.runner) {
                     Ok(d) => d,
                     Err(why) => {
                         self.step(journal, Step::Received, None)?;
@@ -602,11 +595,11 @@ impl Worker<'_> {
             };
         }
 
-        let database = match read_database(self.root) {
+        let database = match read_database(job.manager, self.root, self.runner) {
             Ok(d) => d,
             Err(why) => return self.fail(journal, Failure::said(why)),
         };
-        let pending = match pending(job.kind, &journal.targets, &database) {
+        let pending = match pending(&job, &journal.targets, &database) {
             Ok(p) => p,
             Err(why) => return self.fail(journal, Failure::said(why)),
         };
@@ -620,22 +613,41 @@ impl Worker<'_> {
                     }
                 }
             }
-            self.step(journal, Step::Downloading, None)?;
-            if let Err(f) = self.command(&apt_download_command(&job, &pending), &ENV) {
-                return self.fail(journal, f);
-            }
-            if let Err(why) = check_downloads(self.root, &pending) {
-                return self.fail(journal, Failure::said(why));
-            }
-            self.step(journal, Step::Downloaded, None)?;
-            self.step(journal, Step::Installing, None)?;
-            *ran_installs = true;
-            if let Err(f) = self.command(&apt_install_command(&job, &pending), &ENV) {
-                return self.fail(journal, f);
+            if tool == Tool::Apt {
+                self.step(journal, Step::Downloading, None)?;
+                if let Err(f) = self.command(&apt_download_command(&job, &pending), &ENV) {
+                    return self.fail(journal, f);
+                }
+                if let Err(why) = check_downloads(self.root, &pending) {
+                    return self.fail(journal, Failure::said(why));
+                }
+                self.step(journal, Step::Downloaded, None)?;
+                self.step(journal, Step::Installing, None)?;
+                *ran_installs = true;
+                if let Err(f) = self.command(&apt_install_command(&job, &pending), &ENV) {
+                    return self.fail(journal, f);
+                }
+            } else {
+                // dnf, zypper and apk fetch and check each package's
+                // signature as they install it: one command does both.
+                self.step(
+                    journal,
+                    Step::Downloading,
+                    Some(format!(
+                        "{} fetches the packages and checks their signatures as it installs them",
+                        tool.name()
+                    )),
+                )?;
+                self.step(journal, Step::Installing, None)?;
+                *ran_installs = true;
+                let argv = other_manager_command(tool, job.kind, &pending);
+                if let Err(f) = self.command(&argv, &ENV) {
+                    return self.fail(journal, f);
+                }
             }
         }
 
-        let after = match read_database(self.root) {
+        let after = match read_database(job.manager, self.root, self.runner) {
             Ok(d) => d,
             Err(why) => return self.fail(journal, Failure::said(why)),
         };
@@ -644,7 +656,7 @@ impl Worker<'_> {
         self.record(journal, installed)?;
 
         self.step(journal, Step::Verifying, None)?;
-        if let Err(why) = verify(&journal.targets, &after) {
+        if let Err(why) = verify(job.manager, &journal.targets, &after) {
             return self.fail(journal, Failure::said(why));
         }
         for (what, hook) in [
@@ -738,6 +750,9 @@ impl Worker<'_> {
         };
         let reason = match argv[0].as_str() {
             "apt-get" | "apt" => failure_reason(Tool::Apt, &text),
+            "dnf" => failure_reason(Tool::Dnf, &text),
+            "zypper" => failure_reason(Tool::Zypper, &text),
+            "apk" => failure_reason(Tool::Apk, &text),
             _ => None,
         };
         Err(Failure {
@@ -789,12 +804,46 @@ fn dpkg_interrupted(root: &Root) -> bool {
         .unwrap_or(false)
 }
 
-fn read_database(root: &Root) -> Result<Database, String> {
-    let path = root.path(dpkg::STATUS_FILE);
-    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = path.display().to_string();
-    let (packages, _warnings) =
-        dpkg::parse_status(io::BufReader::new(file), &name).map_err(|e| format!("{name}: {e}"))?;
+/// The packages of the job's package manager in the root: dpkg's status
+/// file, rpm's database (through `rpm -qa`), apk's installed database.
+fn read_database(
+    manager: Manager,
+    root: &Root,
+    runner: &dyn CommandRunner,
+) -> Result<Database, String> {
+    let packages = match manager {
+        Manager::Dpkg => {
+            let path = root.path(dpkg::STATUS_FILE);
+            let file =
+                std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let name = path.display().to_string();
+            dpkg::parse_status(io::BufReader::new(file), &name)
+                .map_err(|e| format!("{name}: {e}"))?
+                .0
+        }
+        Manager::Rpm => {
+            let mut warnings = Vec::new();
+            let packages = rpm::collect(root, runner, &mut warnings);
+            if packages.is_empty() {
+                return Err(format!(
+                    "no rpm database could be read in {}{}",
+                    root.dir().display(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", warnings.join("; "))
+                    }
+                ));
+            }
+            packages
+        }
+        Manager::Apk => {
+            let path = root.path(apk::INSTALLED_FILE);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            apk::parse_installed(&text).0
+        }
+    };
     Ok(packages
         .into_iter()
         .filter(|p| p.state.is_installed())
@@ -813,8 +862,17 @@ fn installed_list(database: &Database) -> Vec<Installed> {
         .collect()
 }
 
-fn compare(installed: &str, target: &JobPackage) -> Result<std::cmp::Ordering, String> {
-    deb::compare_str(installed, &target.version)
+fn compare(
+    manager: Manager,
+    installed: &str,
+    target: &JobPackage,
+) -> Result<std::cmp::Ordering, String> {
+    let ecosystem = match manager {
+        Manager::Dpkg => versions::Ecosystem::Deb,
+        Manager::Rpm => versions::Ecosystem::Rpm,
+        Manager::Apk => versions::Ecosystem::Apk,
+    };
+    versions::compare(ecosystem, installed, &target.version)
         .map_err(|e| format!("package {}:{}: {e}", target.name, target.arch))
 }
 
@@ -838,7 +896,7 @@ fn plan(job: &Job, installed: &Database) -> Result<(Vec<JobPackage>, Vec<String>
             });
             continue;
         };
-        let order = compare(version, p)?;
+        let order = compare(job.manager, version, p)?;
         match (job.kind, order) {
             (JobKind::Install, std::cmp::Ordering::Less)
             | (JobKind::Rollback, std::cmp::Ordering::Less | std::cmp::Ordering::Greater) => {
@@ -859,7 +917,7 @@ fn plan(job: &Job, installed: &Database) -> Result<(Vec<JobPackage>, Vec<String>
 /// The targets not yet at their version: what a (resumed) job still has to
 /// install. An install job never moves a package that is at or above it.
 fn pending(
-    kind: JobKind,
+    job: &Job,
     targets: &[JobPackage],
     installed: &Database,
 ) -> Result<Vec<JobPackage>, String> {
@@ -867,9 +925,9 @@ fn pending(
     for p in targets {
         let done = match installed.get(&(p.name.clone(), p.arch.clone())) {
             None => false,
-            Some((version, _)) => match kind {
-                JobKind::Install => compare(version, p)?.is_ge(),
-                JobKind::Rollback => compare(version, p)?.is_eq(),
+            Some((version, _)) => match job.kind {
+                JobKind::Install => compare(job.manager, version, p)?.is_ge(),
+                JobKind::Rollback => compare(job.manager, version, p)?.is_eq(),
             },
         };
         if !done {
@@ -880,13 +938,13 @@ fn pending(
 }
 
 /// Every target installed (configured) at exactly its version.
-fn verify(targets: &[JobPackage], installed: &Database) -> Result<(), String> {
+fn verify(manager: Manager, targets: &[JobPackage], installed: &Database) -> Result<(), String> {
     let mut wrong = Vec::new();
     for p in targets {
         match installed.get(&(p.name.clone(), p.arch.clone())) {
             None => wrong.push(format!("{}:{} is not installed", p.name, p.arch)),
             Some((version, state)) => {
-                if compare(version, p)?.is_ne() {
+                if compare(manager, version, p)?.is_ne() {
                     wrong.push(format!(
                         "{}:{} is at {version}, not {}",
                         p.name, p.arch, p.version
@@ -1111,8 +1169,31 @@ pub enum Tool {
     Apk,
 }
 
+impl Tool {
+    /// The tool that runs a job for `manager` in `root`: zypper where the
+    /// root has it (SUSE), dnf for other rpm systems.
+    pub fn for_job(manager: Manager, root: &Root) -> Tool {
+        match manager {
+            Manager::Dpkg => Tool::Apt,
+            Manager::Apk => Tool::Apk,
+            Manager::Rpm if root.path("/usr/bin/zypper").exists() => Tool::Zypper,
+            Manager::Rpm => Tool::Dnf,
+        }
+    }
+
+    /// Its command's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Apt => "apt-get",
+            Tool::Dnf => "dnf",
+            Tool::Zypper => "zypper",
+            Tool::Apk => "apk",
+        }
+    }
+}
+
 /// The command that moves packages to exactly these versions with an
-/// RPM-family or Alpine tool. Not executed by this agent yet.
+/// RPM-family or Alpine tool.
 pub fn other_manager_command(tool: Tool, kind: JobKind, packages: &[JobPackage]) -> Vec<String> {
     let mut argv: Vec<String> = match (tool, kind) {
         (Tool::Apt, _) => {
@@ -1416,7 +1497,7 @@ mod tests {
         }
 
         fn database(&self) -> BTreeMap<(String, String), String> {
-            read_database(&Root::new(&self.root))
+            read_database(Manager::Dpkg, &Root::new(&self.root), &crate::SystemRunner)
                 .unwrap()
                 .into_iter()
                 .filter(|((name, _), _)| name != "base-files")
@@ -1931,6 +2012,240 @@ mod tests {
         assert_eq!(s.server.steps("j1").len(), 7);
         assert_eq!(s.journal("j1").acknowledged, 7);
         assert_eq!(s.apt.installs(), 1);
+    }
+
+    /// An rpm or apk system: `rpm -qa` and apk's database tell what it has;
+    /// `dnf`, `zypper` and `apk` move it, or fail as captured from real ones.
+    #[derive(Debug)]
+    struct FakeOther {
+        root: PathBuf,
+        manager: Manager,
+        /// name -> (version, arch)
+        db: RefCell<BTreeMap<String, (String, String)>>,
+        fail: Option<(i32, &'static str)>,
+        seen: RefCell<Vec<String>>,
+    }
+
+    impl FakeOther {
+        fn new(root: &Path, manager: Manager, packages: &[(&str, &str, &str)]) -> FakeOther {
+            let fake = FakeOther {
+                root: root.to_owned(),
+                manager,
+                db: RefCell::new(
+                    packages
+                        .iter()
+                        .map(|(n, a, v)| (n.to_string(), (v.to_string(), a.to_string())))
+                        .collect(),
+                ),
+                fail: None,
+                seen: RefCell::new(Vec::new()),
+            };
+            fake.write();
+            fake
+        }
+
+        /// apk's database is a file the agent reads; rpm's is behind `rpm`.
+        fn write(&self) {
+            let db = self.root.join("lib/apk/db");
+            let rpmdb = self.root.join("var/lib/rpm");
+            std::fs::create_dir_all(&db).unwrap();
+            std::fs::create_dir_all(&rpmdb).unwrap();
+            if self.manager == Manager::Apk {
+                let text: String = self
+                    .db
+                    .borrow()
+                    .iter()
+                    .map(|(n, (v, a))| format!("P:{n}\nV:{v}\nA:{a}\n\n"))
+                    .collect();
+                std::fs::write(db.join("installed"), text).unwrap();
+            } else {
+                std::fs::write(rpmdb.join("rpmdb.sqlite"), "x").unwrap();
+            }
+        }
+    }
+
+    impl CommandRunner for FakeOther {
+        fn run(&self, program: &str, args: &[&str]) -> io::Result<Output> {
+            // Through `env VAR=... program args` as the default does.
+            let mut all: Vec<&str> = std::iter::once(program)
+                .chain(args.iter().copied())
+                .collect();
+            if all[0] == "env" {
+                all.remove(0);
+                while all.first().is_some_and(|a| a.contains('=')) {
+                    all.remove(0);
+                }
+            }
+            self.seen.borrow_mut().push(all.join(" "));
+            if all[0] == "rpm" {
+                let out: String = self
+                    .db
+                    .borrow()
+                    .iter()
+                    .map(|(n, (v, a))| {
+                        let (ver, rel) = v.rsplit_once('-').unwrap();
+                        let (epoch, ver) = ver.split_once(':').unwrap_or(("0", ver));
+                        format!("{n}\t{epoch}\t{ver}\t{rel}\t{a}\t{n}-{ver}-{rel}.src.rpm\n")
+                    })
+                    .collect();
+                return Ok(exit(0, &out));
+            }
+            let [chroot, dir, tool, rest @ ..] = all.as_slice() else {
+                return Ok(exit(127, "fake: unexpected command\n"));
+            };
+            assert_eq!((*chroot, Path::new(dir)), ("chroot", self.root.as_path()));
+            if let Some((code, output)) = self.fail {
+                return Ok(exit(code, output));
+            }
+            let specs = rest
+                .iter()
+                .filter(|a| !a.starts_with('-') && !["install", "add", "downgrade"].contains(a));
+            for spec in specs {
+                let mut db = self.db.borrow_mut();
+                let name = db
+                    .keys()
+                    .find(|n| {
+                        spec.starts_with(&format!("{n}-")) || spec.starts_with(&format!("{n}="))
+                    })
+                    .cloned()
+                    .unwrap();
+                let version = match *tool {
+                    // name-[epoch:]version-release.arch
+                    "dnf" => {
+                        let arch = &db[&name].1;
+                        spec[name.len() + 1..]
+                            .strip_suffix(&format!(".{arch}"))
+                            .unwrap()
+                            .to_owned()
+                    }
+                    _ => spec[name.len() + 1..].to_owned(),
+                };
+                db.get_mut(&name).unwrap().0 = version;
+            }
+            self.write();
+            Ok(exit(0, "Complete!\n"))
+        }
+    }
+
+    #[test]
+    fn dnf_and_apk_jobs_move_their_packages_and_say_why_they_failed() {
+        // dnf, on an rpm system.
+        let dir = TempDir::new("dnf");
+        let root = Root::new(dir.0.join("root"));
+        let state = dir.0.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let mut dnf = FakeOther::new(
+            root.dir(),
+            Manager::Rpm,
+            &[
+                ("openssl-libs", "x86_64", "1:3.0.7-27.el9"),
+                ("bash", "x86_64", "5.1.8-9.el9"),
+            ],
+        );
+        let mut the_job = job("j1", JobKind::Install, Vec::new());
+        the_job.manager = Manager::Rpm;
+        the_job.packages = vec![JobPackage {
+            name: "openssl-libs".into(),
+            arch: "x86_64".into(),
+            version: "1:3.0.7-28.el9".into(),
+        }];
+        let server = FakeServer::default();
+        let run = |runner: &dyn CommandRunner, j: &Job| {
+            run_jobs(
+                &server,
+                &state,
+                &root,
+                runner,
+                &enrollment(),
+                &[j.sign(&key())],
+                &clock(),
+            )
+            .unwrap()
+        };
+        let outcomes = run(&dnf, &the_job);
+        assert_eq!(outcomes[0].state, JobState::Succeeded, "{:?}", dnf.seen);
+        assert!(
+            dnf.seen
+                .borrow()
+                .iter()
+                .any(|c| c.ends_with("dnf install -y openssl-libs-1:3.0.7-28.el9.x86_64")),
+            "{:?}",
+            dnf.seen
+        );
+        let journal = load_journal(&state, "j1").unwrap();
+        let installed = journal
+            .reports
+            .iter()
+            .find(|r| r.step == Step::Installed)
+            .unwrap();
+        assert_eq!(
+            installed.changes,
+            [Change {
+                name: "openssl-libs".into(),
+                arch: "x86_64".into(),
+                from: Some("1:3.0.7-27.el9".into()),
+                to: "1:3.0.7-28.el9".into()
+            }]
+        );
+
+        // A version the repositories do not have: dnf's own words, captured
+        // from dnf 4 on Rocky Linux 9.
+        dnf.fail = Some((
+            1,
+            "Last metadata expiration check: 0:41:12 ago on Tue 03 Dec 2024 09:14:02 AM UTC.\n\
+             No match for argument: openssl-libs-1:3.0.7-99.el9.x86_64\n\
+             Error: Unable to find a match: openssl-libs-1:3.0.7-99.el9.x86_64\n",
+        ));
+        let mut missing = the_job.clone();
+        missing.id = "j2".into();
+        missing.packages[0].version = "1:3.0.7-99.el9".into();
+        let outcomes = run(&dnf, &missing);
+        assert_eq!(
+            outcomes[0].state,
+            JobState::Failed(
+                "`dnf install -y openssl-libs-1:3.0.7-99.el9.x86_64` failed (exit code 1): \
+                 Unable to find a match: openssl-libs-1:3.0.7-99.el9.x86_64"
+                    .into()
+            )
+        );
+
+        // apk, on Alpine: a rollback to the version it had.
+        let dir = TempDir::new("apk");
+        let root = Root::new(dir.0.join("root"));
+        let state = dir.0.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let apk = FakeOther::new(
+            root.dir(),
+            Manager::Apk,
+            &[("libcrypto3", "x86_64", "3.1.4-r5")],
+        );
+        let mut back = job("j3", JobKind::Rollback, Vec::new());
+        back.manager = Manager::Apk;
+        back.packages = vec![JobPackage {
+            name: "libcrypto3".into(),
+            arch: "x86_64".into(),
+            version: "3.1.4-r1".into(),
+        }];
+        let outcomes = run_jobs(
+            &server,
+            &state,
+            &root,
+            &apk,
+            &enrollment(),
+            &[back.sign(&key())],
+            &clock(),
+        )
+        .unwrap();
+        assert_eq!(outcomes[0].state, JobState::Succeeded, "{:?}", apk.seen);
+        assert!(
+            apk.seen
+                .borrow()
+                .iter()
+                .any(|c| c.ends_with("apk add libcrypto3=3.1.4-r1")),
+            "{:?}",
+            apk.seen
+        );
+        assert_eq!(apk.db.borrow()["libcrypto3"].0, "3.1.4-r1");
     }
 
     #[test]
