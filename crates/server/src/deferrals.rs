@@ -129,6 +129,17 @@ async fn all(state: &AppState) -> ApiResult<Vec<(String, DeferralDoc)>> {
         .collect()
 }
 
+/// The requests `keep` keeps, as the API lists them.
+async fn listed(state: &AppState, keep: impl Fn(&DeferralDoc) -> bool) -> ApiResult<Json<Value>> {
+    let list: Vec<Value> = all(state)
+        .await?
+        .iter()
+        .filter(|(_, d)| keep(d))
+        .map(|(id, d)| view(id, d))
+        .collect();
+    Ok(Json(json!({ "deferrals": list })))
+}
+
 /// The granted deferrals in force now that apply to `rollout`, by host
 /// (the one ending last where a host has several).
 pub(crate) async fn granted(
@@ -298,13 +309,7 @@ pub(crate) async fn agent_list(
     State(state): State<AppState>,
     host: Host,
 ) -> ApiResult<Json<Value>> {
-    let list: Vec<Value> = all(&state)
-        .await?
-        .iter()
-        .filter(|(_, d)| d.host == host.id)
-        .map(|(id, d)| view(id, d))
-        .collect();
-    Ok(Json(json!({ "deferrals": list })))
+    listed(&state, |d| d.host == host.id).await
 }
 
 /// `POST /api/v1/deferrals`: the help desk asks for a user.
@@ -339,14 +344,11 @@ pub(crate) async fn list(
             )));
         }
     }
-    let list: Vec<Value> = all(&state)
-        .await?
-        .iter()
-        .filter(|(_, d)| q.state.as_deref().is_none_or(|s| d.state == s))
-        .filter(|(_, d)| q.host.as_deref().is_none_or(|h| d.host == h))
-        .map(|(id, d)| view(id, d))
-        .collect();
-    Ok(Json(json!({ "deferrals": list })))
+    listed(&state, |d| {
+        q.state.as_deref().is_none_or(|s| d.state == s)
+            && q.host.as_deref().is_none_or(|h| d.host == h)
+    })
+    .await
 }
 
 /// `POST /api/v1/deferrals/{id}/grant`

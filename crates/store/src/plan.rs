@@ -115,6 +115,31 @@ impl Store {
     }
 }
 
+/// Writes an object (`kind`, `name`, `body`) and its audit entry, in the
+/// caller's transaction.
+async fn upsert_audited(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    (kind, name, body): (&str, &str, &str),
+    before: Option<String>,
+    why: &Why,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO plan_objects (kind, name, body, created_at, updated_at, updated_by) \
+         VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (kind, name) DO UPDATE SET \
+         body = excluded.body, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(body)
+    .bind(now.as_second())
+    .bind(&why.actor)
+    .execute(&mut **tx)
+    .await?;
+    let event = AuditEvent::of(why, format!("{kind}/{name}"), before, Some(body.to_owned()));
+    append(tx, &event, now).await
+}
+
 impl PlanStore for Store {
     async fn put_plan_object(
         &self,
@@ -127,25 +152,8 @@ impl PlanStore for Store {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let before = self.locked_object(&mut tx, kind, name).await?;
-        sqlx::query(
-            "INSERT INTO plan_objects (kind, name, body, created_at, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (kind, name) DO UPDATE SET \
-             body = excluded.body, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(body)
-        .bind(now.as_second())
-        .bind(&why.actor)
-        .execute(&mut *tx)
-        .await?;
-        let event = AuditEvent::of(
-            why,
-            format!("{kind}/{name}"),
-            before.as_ref().map(|b| b.body.clone()),
-            Some(body.to_owned()),
-        );
-        append(&mut tx, &event, now).await?;
+        let prior = before.as_ref().map(|b| b.body.clone());
+        upsert_audited(&mut tx, (kind, name, body), prior, why, now).await?;
         tx.commit().await?;
         Ok(before)
     }
@@ -171,24 +179,14 @@ impl PlanStore for Store {
             }
             None => return Err(Error::Conflict(format!("{kind}/{name} is gone"))),
         }
-        sqlx::query(
-            "UPDATE plan_objects SET body = $3, updated_at = $4, updated_by = $5 \
-             WHERE kind = $1 AND name = $2",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(body)
-        .bind(now.as_second())
-        .bind(&why.actor)
-        .execute(&mut *tx)
-        .await?;
-        let event = AuditEvent::of(
-            why,
-            format!("{kind}/{name}"),
+        upsert_audited(
+            &mut tx,
+            (kind, name, body),
             Some(expected.to_owned()),
-            Some(body.to_owned()),
-        );
-        append(&mut tx, &event, now).await?;
+            why,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
