@@ -270,16 +270,12 @@ pub fn report_after_end(
         return Ok(());
     };
     journal.reports.push(report);
-    let save = |j: &Journal| {
-        let json = serde_json::to_vec_pretty(j).map_err(io::Error::other)?;
-        state::write_private(&dir, &format!("{}.json", j.id), &json)
-    };
-    save(&journal)?;
+    save_journal(&dir, &journal)?;
     let unsent = &journal.reports[journal.acknowledged..];
     match sink.report_steps(&journal.id, unsent) {
         Ok(()) => {
             journal.acknowledged = journal.reports.len();
-            save(&journal)
+            save_journal(&dir, &journal)
         }
         Err(e) => {
             // Sent with the next check-in's flush.
@@ -287,6 +283,13 @@ pub fn report_after_end(
             Ok(())
         }
     }
+}
+
+/// Writes a journal into the journal directory so that a crash leaves the
+/// old one or the new.
+fn save_journal(dir: &Path, journal: &Journal) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(journal).map_err(io::Error::other)?;
+    state::write_private(dir, &format!("{}.json", journal.id), &json)
 }
 
 /// Reads a job's journal, if it has one that can be read.
@@ -372,8 +375,7 @@ impl Worker<'_> {
 
     /// Writes the journal so that a crash leaves the old one or the new.
     fn save(&self, journal: &Journal) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(journal).map_err(io::Error::other)?;
-        state::write_private(&self.dir, &format!("{}.json", journal.id), &json)
+        save_journal(&self.dir, journal)
     }
 
     /// Adds a step to the journal, keeps it, and sends what the server has
@@ -2066,16 +2068,18 @@ mod tests {
 
     impl CommandRunner for FakeOther {
         fn run(&self, program: &str, args: &[&str]) -> io::Result<Output> {
-            // Through `env VAR=... program args` as the default does.
-            let mut all: Vec<&str> = std::iter::once(program)
+            self.run_with_env(program, args, &[])
+        }
+
+        fn run_with_env(
+            &self,
+            program: &str,
+            args: &[&str],
+            _env: &[(&str, &str)],
+        ) -> io::Result<Output> {
+            let all: Vec<&str> = std::iter::once(program)
                 .chain(args.iter().copied())
                 .collect();
-            if all[0] == "env" {
-                all.remove(0);
-                while all.first().is_some_and(|a| a.contains('=')) {
-                    all.remove(0);
-                }
-            }
             self.seen.borrow_mut().push(all.join(" "));
             if all[0] == "rpm" {
                 let out: String = self

@@ -135,10 +135,7 @@ fn main() -> ExitCode {
             }
         },
         Command::DeferReboot { state_dir } => {
-            let user = std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_default();
-            match reboot::request_deferral(&state_dir, &user) {
+            match reboot::request_deferral(&state_dir, &local_user()) {
                 Ok(_) => {
                     eprintln!(
                         "asked; the agent answers on every terminal within a minute \
@@ -161,12 +158,9 @@ fn main() -> ExitCode {
             rollout,
             state_dir,
         } => {
-            let user = std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_default();
             let body = serde_json::json!({
                 "until": until, "justification": justification,
-                "rollout": rollout, "user": user,
+                "rollout": rollout, "user": local_user(),
             });
             match client_for(&state_dir).and_then(|c| Ok(c.request_deferral(&body)?)) {
                 Ok(d) => {
@@ -269,6 +263,13 @@ fn enroll(
     };
     state::save(state_dir, &record)?;
     Ok(enrolled.host_id)
+}
+
+/// The user who runs the command (the one behind `sudo`, if any).
+fn local_user() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default()
 }
 
 /// A client with the enrollment's identity.

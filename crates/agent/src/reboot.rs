@@ -327,13 +327,32 @@ fn wall(runner: &dyn CommandRunner, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientError;
+    use crate::jobs::{Journal, JOBS_DIR};
+    use std::cell::RefCell;
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::{ExitStatus, Output};
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
     fn pending() -> PendingReboot {
-        super::tests_support::pending()
+        PendingReboot {
+            job_id: "r1.1.install.h1".into(),
+            due: "2026-12-05T01:15:00Z".parse().unwrap(),
+            deferrals_used: 0,
+            terms: Some(RebootDeferral {
+                max_deferrals: 2,
+                defer_minutes: 60,
+                deadline: "2026-12-05T03:00:00Z".parse().unwrap(),
+            }),
+            windows: vec![Span {
+                start: "2026-12-05T00:00:00Z".parse().unwrap(),
+                end: "2026-12-05T04:00:00Z".parse().unwrap(),
+            }],
+            told_at: None,
+        }
     }
 
     #[test]
@@ -406,17 +425,6 @@ mod tests {
              inside the maintenance window."
         );
     }
-}
-
-#[cfg(test)]
-mod tick_tests {
-    use std::cell::RefCell;
-    use std::os::unix::process::ExitStatusExt as _;
-    use std::process::{ExitStatus, Output};
-
-    use super::*;
-    use crate::client::ClientError;
-    use crate::jobs::{Journal, JOBS_DIR};
 
     /// `who` prints what it is given; `wall` and `shutdown` are recorded.
     #[derive(Debug, Default)]
@@ -457,10 +465,6 @@ mod tick_tests {
         }
     }
 
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn a_user_puts_the_reboot_off_and_it_happens_when_due_inside_the_window() {
         let dir = std::env::temp_dir().join(format!("patchwell-reboot-{}", std::process::id()));
@@ -482,7 +486,7 @@ mod tick_tests {
             serde_json::to_vec(&journal).unwrap(),
         )
         .unwrap();
-        let mut p = super::tests_support::pending();
+        let mut p = pending();
         p.job_id = job_id.into();
         save(&dir, &p).unwrap();
         prepare(&dir).unwrap();
@@ -543,28 +547,5 @@ mod tick_tests {
         assert_eq!(journal.reports.len(), 3);
         assert_eq!(journal.acknowledged, 3);
         std::fs::remove_dir_all(&dir).ok();
-    }
-}
-
-#[cfg(test)]
-mod tests_support {
-    use super::*;
-
-    pub(super) fn pending() -> PendingReboot {
-        PendingReboot {
-            job_id: "r1.1.install.h1".into(),
-            due: "2026-12-05T01:15:00Z".parse().unwrap(),
-            deferrals_used: 0,
-            terms: Some(RebootDeferral {
-                max_deferrals: 2,
-                defer_minutes: 60,
-                deadline: "2026-12-05T03:00:00Z".parse().unwrap(),
-            }),
-            windows: vec![Span {
-                start: "2026-12-05T00:00:00Z".parse().unwrap(),
-                end: "2026-12-05T04:00:00Z".parse().unwrap(),
-            }],
-            told_at: None,
-        }
     }
 }

@@ -185,6 +185,7 @@ async fn request(
     req: DeferralRequest,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let at = now(state);
+    let hostname = stored_host(state, host).await?.hostname;
     let justification = req.justification.trim().to_owned();
     if justification.chars().count() < 10 {
         return Err(ApiError::bad_request(
@@ -248,10 +249,6 @@ async fn request(
         .store
         .put_plan_object(KIND, &id, &body, &why, at)
         .await?;
-    let hostname = stored_host(state, host)
-        .await
-        .map(|h| h.hostname)
-        .unwrap_or_else(|_| host.to_owned());
     notify::send(
         state,
         Notice {
@@ -323,7 +320,6 @@ pub(crate) async fn person_request(
         .host
         .clone()
         .ok_or_else(|| ApiError::bad_request("host: which host's updates to defer"))?;
-    stored_host(&state, &host).await?;
     let by = match req.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
         Some(user) => format!("{} for {user}", caller.username),
         None => caller.username.clone(),

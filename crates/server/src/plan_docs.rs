@@ -616,7 +616,7 @@ impl Doc for ContactDoc {
     const WHAT: &'static str = "contact";
 
     fn check(&mut self, name: &str, _caller: &str, _now: Timestamp) -> Result<(), String> {
-        if !["patch-team", "management", "end-users"].contains(&self.audience.as_str()) {
+        if !crate::notify::AUDIENCES.contains(&self.audience.as_str()) {
             return Err(format!(
                 "contact {name}: audience {:?}: use patch-team, management or end-users",
                 self.audience

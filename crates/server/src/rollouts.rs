@@ -857,9 +857,11 @@ struct Loaded {
     hosts: Vec<RolloutHostRecord>,
     names: HashMap<String, String>,
     plan: rollout::Plan,
+    /// The rollout's policy, if it names one.
+    policy: Option<patchwell_core::policy::Policy>,
     /// The openings of the policy's maintenance windows from now on, which
-    /// jobs carry (empty: any time).
-    windows: Vec<Span>,
+    /// jobs carry (empty: any time); worked out at the first job signed.
+    windows: OnceLock<Vec<Span>>,
     /// Hours a reboot may be put off, from the rollout or its policy.
     reboot_deadline_hours: u32,
 }
@@ -902,14 +904,6 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
     let window = policy
         .as_ref()
         .map_or(WindowState::Open { until: None }, |p| p.window_at(at));
-    let windows: Vec<Span> = policy
-        .as_ref()
-        .map(|p| p.windows_between(at, at + SignedDuration::from_hours(24 * JOB_WINDOW_DAYS)))
-        .unwrap_or_default()
-        .into_iter()
-        .take(MAX_JOB_WINDOWS)
-        .map(|(start, end)| Span { start, end })
-        .collect();
     let reboot_deadline_hours = spec
         .reboot_deferral
         .deadline_hours
@@ -1011,9 +1005,28 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         hosts,
         names,
         plan,
-        windows,
+        policy,
+        windows: OnceLock::new(),
         reboot_deadline_hours,
     })
+}
+
+impl Loaded {
+    /// The window openings jobs signed at `at` carry.
+    fn windows(&self, at: Timestamp) -> &[Span] {
+        self.windows.get_or_init(|| {
+            self.policy
+                .as_ref()
+                .map(|p| {
+                    p.windows_between(at, at + SignedDuration::from_hours(24 * JOB_WINDOW_DAYS))
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .take(MAX_JOB_WINDOWS)
+                .map(|(start, end)| Span { start, end })
+                .collect()
+        })
+    }
 }
 
 /// Days of maintenance-window openings a job carries.
@@ -1064,7 +1077,7 @@ fn make_job(
             defer_minutes: spec.reboot_deferral.minutes,
             deadline: at + SignedDuration::from_hours(i64::from(l.reboot_deadline_hours)),
         }),
-        windows: l.windows.clone(),
+        windows: l.windows(at).to_vec(),
         pre_hook: spec.pre_hook.clone(),
         post_hook: spec.post_hook.clone(),
         health_check: spec.health_check.clone(),
@@ -1453,6 +1466,15 @@ pub(crate) async fn withdraw_deferred(
     Ok(from)
 }
 
+/// What a host's install changed, as its agent reported it (none when it
+/// reported nothing).
+fn changes_of(h: &RolloutHostRecord) -> Vec<protocol::job::Change> {
+    h.changes
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
 fn undelivered(l: &Loaded) -> Vec<String> {
     l.hosts
         .iter()
@@ -1548,12 +1570,7 @@ pub(crate) async fn rollback(
         doc.halted = Some(format!("rolled back: {reason}"));
         let mut jobs = Vec::new();
         for h in &l.hosts {
-            let Some(changes) = h.changes.as_deref() else {
-                continue;
-            };
-            let changes: Vec<protocol::job::Change> =
-                serde_json::from_str(changes).unwrap_or_default();
-            let back: Vec<JobPackage> = changes
+            let back: Vec<JobPackage> = changes_of(h)
                 .into_iter()
                 .filter_map(|c| {
                     c.from.map(|from| JobPackage {
@@ -1757,12 +1774,7 @@ pub(crate) async fn raise_baseline(
     // ones, as their changes report them.
     let mut reached: BTreeMap<String, String> = BTreeMap::new();
     for h in l.hosts.iter().filter(|h| h.progress == "succeeded") {
-        let changes: Vec<protocol::job::Change> = h
-            .changes
-            .as_deref()
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_default();
-        for c in changes {
+        for c in changes_of(h) {
             if l.spec
                 .packages
                 .iter()

@@ -2936,3 +2936,57 @@ async fn a_user_asks_to_defer_an_approver_decides_and_the_chain_of_communication
         assert!(actions.contains(&a), "{a} audited: {actions:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_carry_their_policys_window_openings_and_reboot_terms() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("night-1").await;
+    let inv = host_offering("night-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&host.credential, &inv).await;
+    // T0 is Thursday 28 May 2026, 20:26 UTC: inside tonight's window.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/policies/nightly",
+            Some(json!({"hosts": "os = debian",
+                        "windows": [{"opens": "every day at 20:00", "hours": 2}],
+                        "reboot_max_deferral_hours": 8})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r1", "reason": "nightly", "packages": ["libssl3"],
+                        "policy": "nightly", "reboot": "if_required",
+                        "rings": [{"name": "all", "size": "rest"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let jobs = s.jobs(&host).await;
+    assert_eq!(jobs.len(), 1);
+    let windows = &jobs[0].windows;
+    assert_eq!(
+        (windows[0].start, windows[0].end),
+        (
+            "2026-05-28T20:00:00Z".parse().unwrap(),
+            "2026-05-28T22:00:00Z".parse().unwrap()
+        )
+    );
+    // Every night for the next 60 days, tonight's included.
+    assert_eq!(windows.len(), 61);
+    assert_eq!(
+        windows[1].start,
+        "2026-05-29T20:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    let terms = jobs[0].reboot_deferral.expect("a reboot may be put off");
+    assert_eq!((terms.max_deferrals, terms.defer_minutes), (3, 60));
+    assert_eq!(
+        terms.deadline,
+        s.now() + jiff::SignedDuration::from_hours(8),
+        "the policy's maximum deferral"
+    );
+}
