@@ -23,7 +23,8 @@ pub(crate) enum RolloutsCommand {
         /// Which hosts, as a host query (default: every host).
         #[arg(long)]
         hosts: Option<String>,
-        /// `security` (default) or `all`: what the hosts' package managers offer.
+        /// `security` (default), `all` or `approved` (only updates approved by
+        /// title `name=version`): what the hosts' package managers offer.
         #[arg(long, default_value = "security")]
         updates: String,
         /// Only these packages (`name` or `name=version`); repeatable.

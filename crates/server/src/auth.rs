@@ -44,7 +44,7 @@ pub(crate) const SESSION_COOKIE: &str = "patchwell_session";
 /// A session secret starts so, an API token's does not.
 pub(crate) const SESSION_PREFIX: &str = "pws_";
 
-fn session_cookie(parts: &Parts) -> Option<&str> {
+pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -77,7 +77,7 @@ async fn enabled_user(state: &AppState, username: &str) -> Result<Role, ApiError
 }
 
 impl Caller {
-    async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         let secret = match session_cookie(parts) {
             Some(cookie) if parts.headers.get(header::AUTHORIZATION).is_none() => cookie,
             _ => bearer(parts)?,
@@ -118,7 +118,7 @@ impl Caller {
     }
 
     /// The caller if they may have `access`, else 403 saying why not.
-    fn require(self, access: Access) -> Result<Caller, ApiError> {
+    pub(crate) fn require(self, access: Access) -> Result<Caller, ApiError> {
         if people::allowed(self.role, self.scopes.as_deref(), access) {
             return Ok(self);
         }

@@ -37,6 +37,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, message)
     }
 
+    /// The status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The sentence.
     pub(crate) fn message(&self) -> &str {
         &self.message

@@ -16,6 +16,7 @@ pub mod api;
 mod auth;
 pub mod catalog;
 mod catalog_api;
+mod console;
 mod deferrals;
 mod error;
 pub mod feeds;
@@ -27,6 +28,7 @@ pub mod openapi;
 mod people_api;
 mod plan_api;
 mod plan_docs;
+mod posture;
 mod ratelimit;
 mod rollouts;
 mod secrets;
@@ -48,6 +50,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 pub use people_api::{ensure_first_admin, hash_password, verdict_json, FirstAdmin};
+pub use posture::PostureCache;
 pub use ratelimit::RateLimiter;
 pub use rollouts::{Deploy, SharedDeploy};
 
@@ -109,6 +112,8 @@ pub struct AppState {
     pub job_key: Arc<jobkey::JobKey>,
     /// Jobs waiting for delivery, the step writer and the executor.
     pub deploy: rollouts::SharedDeploy,
+    /// The fleet's posture last worked out, for the console.
+    pub posture: Arc<posture::PostureCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -140,6 +145,7 @@ impl AppState {
             fleet: Arc::default(),
             job_key,
             deploy: Arc::default(),
+            posture: Arc::default(),
         }
     }
 }
@@ -204,6 +210,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/summary/exposure", get(catalog_api::exposure))
         .route("/api/v1/summary/risk", get(plan_api::risk_ranking))
+        .route("/api/v1/updates", get(plan_api::offered_updates))
         .route(
             "/api/v1/session",
             post(people_api::sign_in).delete(people_api::sign_out),
@@ -288,6 +295,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plan_routes::<plan_docs::ApprovalRuleDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::ContactDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::OwnerDoc, auth::Administrator>())
+        .merge(console::routes())
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
         // ...decompressing gzip bodies, which agents send...

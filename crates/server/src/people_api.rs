@@ -89,8 +89,8 @@ fn user_json(u: &UserRecord) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignIn {
-    username: String,
-    password: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 /// Signs in: a session token, also set as an HTTP-only cookie.

@@ -351,7 +351,7 @@ impl Planning {
         out
     }
 
-    fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
+    pub(crate) fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
         let criticality = h.attributes.criticality.as_deref().and_then(Class::parse);
         let exposure = if h.attributes.tags.iter().any(|t| t == INTERNET_FACING) {
             Exposure::InternetFacing
@@ -703,7 +703,7 @@ pub(crate) async fn eligibility(
 }
 
 /// The classification signals of an advisory alone (no host).
-fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Signals {
+pub(crate) fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Signals {
     let kev = index.kev(a);
     Signals {
         severity: Index::severity(a),
@@ -719,6 +719,40 @@ fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Si
 #[derive(Debug, Deserialize)]
 pub(crate) struct RiskQuery {
     limit: Option<usize>,
+}
+
+/// `GET /api/v1/updates`: every update the fleet is offered, with the
+/// decision on its title (`name=version`): approve, decline or none yet.
+pub(crate) async fn offered_updates(
+    State(state): State<AppState>,
+    _caller: Reader,
+) -> ApiResult<Json<Value>> {
+    let verdicts = crate::rollouts::update_verdicts(&state).await?;
+    let rows: Vec<Value> = state
+        .store
+        .offered_updates()
+        .await?
+        .into_iter()
+        .map(|u| {
+            let title = format!("{}={}", u.name, u.candidate);
+            let decision = match verdicts.get(&title) {
+                Some(true) => Some("approve"),
+                Some(false) => Some("decline"),
+                None => None,
+            };
+            json!({
+                "title": title,
+                "manager": u.manager.as_str(),
+                "name": u.name,
+                "candidate": u.candidate,
+                "security": u.security,
+                "suite": (!u.suites.is_empty()).then_some(u.suites),
+                "hosts": u.hosts,
+                "decision": decision,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
 }
 
 /// `GET /api/v1/summary/risk`: hosts by risk, highest first, each with its

@@ -43,7 +43,7 @@ use crate::error::ApiError;
 use crate::handlers::{check_name, now, parse_query, selected, ApiResult, JsonBody};
 use crate::notify::{self, Notice};
 use crate::plan_api::Planning;
-use crate::plan_docs::{Doc, PolicyDoc};
+use crate::plan_docs::{ApprovalDoc, Doc, PolicyDoc};
 use crate::AppState;
 
 /// One ring as a rollout's spec writes it.
@@ -569,6 +569,22 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
     }
 }
 
+/// The decisions on updates by title (`name=version`): true approved,
+/// false declined.
+pub(crate) async fn update_verdicts(state: &AppState) -> ApiResult<HashMap<String, bool>> {
+    let mut out = HashMap::new();
+    for o in state.store.plan_objects(ApprovalDoc::KIND).await? {
+        if !o.name.contains('=') {
+            continue;
+        }
+        let doc: ApprovalDoc = serde_json::from_str(&o.body).map_err(|e| {
+            ApiError::internal(format!("stored approval {} is damaged: {e}", o.name))
+        })?;
+        out.insert(o.name, doc.verdict == "approve");
+    }
+    Ok(out)
+}
+
 /// `POST /api/v1/rollouts`
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -582,15 +598,19 @@ pub(crate) async fn create(
             "a rollout needs a reason: the chain of communication is told it",
         ));
     }
-    let security_only = match req.updates.as_str() {
-        "security" => true,
-        "all" => false,
+    let (security_only, approved_only) = match req.updates.as_str() {
+        "security" => (true, false),
+        "all" => (false, false),
+        "approved" => (false, true),
         other => {
             return Err(ApiError::bad_request(format!(
-                "updates {other:?}: use security or all"
+                "updates {other:?}: use security, all or approved"
             )))
         }
     };
+    // Decisions by title (`name=version`): a declined update never enters
+    // a rollout; with `approved`, only approved ones do.
+    let verdicts = update_verdicts(&state).await?;
     let rings: Vec<RingSpec> = req
         .rings
         .clone()
@@ -669,6 +689,11 @@ pub(crate) async fn create(
                 if security_only && !u.security {
                     continue;
                 }
+                match verdicts.get(&format!("{}={}", u.name, u.candidate)) {
+                    Some(false) => continue,
+                    None if approved_only => continue,
+                    _ => {}
+                }
                 match wanted.get(&u.name) {
                     Some(Some(_)) => continue,
                     None if !wanted.is_empty() => continue,
@@ -687,7 +712,13 @@ pub(crate) async fn create(
     if frozen.is_empty() {
         return Err(ApiError::bad_request(format!(
             "the selected hosts' package managers offer no {} update{}",
-            if security_only { "security" } else { "" },
+            if security_only {
+                "security"
+            } else if approved_only {
+                "approved"
+            } else {
+                ""
+            },
             if wanted.is_empty() {
                 String::new()
             } else {
@@ -1207,7 +1238,7 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 /// The rollout as shown, planned now.
-async fn shown(state: &AppState, name: &str) -> ApiResult<Value> {
+pub(crate) async fn shown(state: &AppState, name: &str) -> ApiResult<Value> {
     Ok(show_json(&load_and_plan(state, name).await?))
 }
 

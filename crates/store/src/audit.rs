@@ -212,6 +212,9 @@ pub trait AuditStore {
     ) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first entry altered or missing.
     async fn verify_audit(&self) -> Result<AuditVerdict>;
+    /// The sequence number of the newest entry (0 when the log is empty),
+    /// to read the log newest first.
+    async fn audit_head(&self) -> Result<u64>;
 }
 
 impl AuditStore for Store {
@@ -257,6 +260,14 @@ impl AuditStore for Store {
             }
         };
         rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn audit_head(&self) -> Result<u64> {
+        let seq: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM audit_log")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(seq).unwrap_or(0))
     }
 
     async fn verify_audit(&self) -> Result<AuditVerdict> {

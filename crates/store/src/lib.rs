@@ -262,6 +262,24 @@ pub struct Count {
     pub hosts: u64,
 }
 
+/// An update the fleet's package managers offer: one (manager, package,
+/// candidate version), with how many hosts are offered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedUpdate {
+    /// Whose update it is.
+    pub manager: Manager,
+    /// The binary package name.
+    pub name: String,
+    /// The version offered.
+    pub candidate: String,
+    /// Offered from a security suite on at least one host.
+    pub security: bool,
+    /// The suites that offer it, joined by commas.
+    pub suites: String,
+    /// Hosts (not revoked) offered it.
+    pub hosts: u64,
+}
+
 /// A device seen in hosts' neighbour tables that is not an enrolled host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmanagedDevice {
@@ -470,6 +488,9 @@ pub trait InventoryStore {
         manager: Manager,
         names: &[&str],
     ) -> Result<Vec<(String, Package)>>;
+    /// Every update the fleet's package managers offer, security ones
+    /// first, then by hosts offered it, most first.
+    async fn offered_updates(&self) -> Result<Vec<OfferedUpdate>>;
 }
 
 /// The `versions` sort key of a package version, or why it has none.

@@ -80,6 +80,8 @@ pub trait DetectionStore {
     async fn record_detections(&self, pairs: &[(&str, &str)], now: Timestamp) -> Result<()>;
     /// A host's first detections, by advisory.
     async fn detections(&self, host_id: &str) -> Result<HashMap<String, Timestamp>>;
+    /// Every host's first detections: (host, advisory) to the time.
+    async fn all_detections(&self) -> Result<HashMap<(String, String), Timestamp>>;
 }
 
 const COLUMNS: &str = "kind, name, body, created_at, updated_at, updated_by";
@@ -270,6 +272,15 @@ impl DetectionStore for Store {
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, ts(r.try_get(1)?)?)))
+            .collect()
+    }
+
+    async fn all_detections(&self) -> Result<HashMap<(String, String), Timestamp>> {
+        let rows = sqlx::query("SELECT host_id, advisory_id, first_seen FROM detections")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), ts(r.try_get(2)?)?)))
             .collect()
     }
 }

@@ -14,8 +14,8 @@ use sqlx::{AnyPool, Row};
 use crate::audit::{append, AuditEvent, Why};
 use crate::{
     schema, sort_key, Count, EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter,
-    HostRecord, HostStore, HostWithPackage, InventoryStore, NewHost, NewToken, Result, TokenRecord,
-    TokenStore, UnmanagedDevice,
+    HostRecord, HostStore, HostWithPackage, InventoryStore, NewHost, NewToken, OfferedUpdate,
+    Result, TokenRecord, TokenStore, UnmanagedDevice,
 };
 
 /// Which database is behind the store.
@@ -1557,6 +1557,26 @@ impl InventoryStore for Store {
             }
         }
         Ok(found)
+    }
+
+    async fn offered_updates(&self) -> Result<Vec<OfferedUpdate>> {
+        let rows = sqlx::query(
+            "SELECT u.manager, u.name, u.candidate, CAST(MAX(u.security) AS BIGINT),                     MAX(COALESCE(u.suite, '')), COUNT(DISTINCT u.host_id) AS n              FROM host_updates u JOIN hosts h ON h.id = u.host_id              WHERE h.revoked_at IS NULL              GROUP BY u.manager, u.name, u.candidate              ORDER BY 4 DESC, n DESC, u.name, u.candidate",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OfferedUpdate {
+                    manager: parse_stored(&r.try_get::<String, _>(0)?)?,
+                    name: r.try_get(1)?,
+                    candidate: r.try_get(2)?,
+                    security: r.try_get::<i64, _>(3)? != 0,
+                    suites: r.try_get(4)?,
+                    hosts: u64::try_from(r.try_get::<i64, _>(5)?).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 }
 

@@ -227,6 +227,8 @@ async fn dynamic_groups_are_defined_replaced_and_deleted(store: Store) {
         Some(r#"{"query":"tag = laptop and tag = eu"}"#)
     );
     assert_eq!(log[3].event.after, None);
+    // The head is the newest entry: the console reads the log back from it.
+    assert_eq!(store.audit_head().await.unwrap(), log[3].seq);
     assert!(store.group("bookworm").await.unwrap().is_none());
 }
 
@@ -579,6 +581,10 @@ async fn detections_keep_the_first_time(store: Store) {
     assert_eq!(h1.get("DSA-1"), Some(&at(10)));
     assert_eq!(h1.get("DSA-2"), Some(&at(20)));
     assert!(store.detections("ghost").await.unwrap().is_empty());
+    let all = store.all_detections().await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all.get(&("h2".into(), "DSA-1".into())), Some(&at(10)));
+    assert_eq!(all.get(&("h1".into(), "DSA-2".into())), Some(&at(20)));
 }
 
 fn token(id: &str, secret: &[u8], max_uses: u32, expires: i64) -> NewToken {
@@ -1604,15 +1610,38 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
         .store_inventory("h1", &inv, "d1", at(1))
         .await
         .unwrap();
-    store
-        .store_inventory(
-            "h2",
-            &inventory(1, "12", vec![package("bash", "5.2.15-2")]),
-            "d2",
-            at(1),
-        )
-        .await
-        .unwrap();
+    let mut h2 = inventory(1, "12", vec![package("bash", "5.2.15-2")]);
+    h2.updates.push(AvailableUpdate {
+        name: "bash".into(),
+        installed: "5.2.15-2".into(),
+        candidate: "5.2.15-2+b7".into(),
+        suite: Some("stable-updates".into()),
+        codename: Some("bookworm-updates".into()),
+        security: false,
+        ..inv.updates[0].clone()
+    });
+    store.store_inventory("h2", &h2, "d2", at(1)).await.unwrap();
+    // The fleet's offers: security first, each with its hosts.
+    let offered = store.offered_updates().await.unwrap();
+    let rows: Vec<(&str, &str, bool, &str, u64)> = offered
+        .iter()
+        .map(|o| {
+            (
+                o.name.as_str(),
+                o.candidate.as_str(),
+                o.security,
+                o.suites.as_str(),
+                o.hosts,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("libssl3", "3.0.17-1~deb12u2", true, "oldstable-security", 1),
+            ("bash", "5.2.15-2+b7", false, "stable-updates", 1),
+        ]
+    );
     let found = store
         .hosts_with_sources(Manager::Dpkg, &["openssl", "zlib"])
         .await
@@ -1625,7 +1654,13 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
     let hosts: Vec<&str> = by_binary.iter().map(|(h, _)| h.as_str()).collect();
     assert_eq!(hosts, ["h1", "h2"]);
     assert_eq!(store.updates("h1").await.unwrap(), inv.updates);
-    assert!(store.updates("h2").await.unwrap().is_empty());
+    assert_eq!(store.updates("h2").await.unwrap(), h2.updates);
+    // A revoked host's offers no longer count.
+    store
+        .revoke_host("h2", &Why::new("alice", "revoke"), at(2))
+        .await
+        .unwrap();
+    assert_eq!(store.offered_updates().await.unwrap().len(), 1);
 }
 
 fn step(job: &str, host: &str, step: &str, offset: i64) -> StepRecord {

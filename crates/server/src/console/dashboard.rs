@@ -1,0 +1,215 @@
+//! The dashboard: the fleet's posture, what waits for a decision, running
+//! rollouts live, the top risks.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, Sse};
+use futures_util::Stream;
+use maud::{html, Markup};
+use serde_json::Value;
+use store::{InventoryStore, RolloutStore};
+
+use super::{body, page, when, Listing, PageResult, Viewer};
+use crate::{catalog_api, plan_api, posture, AppState};
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(l): Query<Listing>,
+) -> PageResult {
+    let p = posture::current(&state).await?;
+    let updates = body(plan_api::offered_updates(State(state.clone()), reader(&viewer)).await)?;
+    let pending: Vec<&Value> = updates
+        .as_array()
+        .map(|a| a.iter().filter(|u| u["decision"].is_null()).collect())
+        .unwrap_or_default();
+    let pending_security = pending.iter().filter(|u| u["security"] == true).count();
+    let exposure = body(
+        catalog_api::exposure(
+            State(state.clone()),
+            reader(&viewer),
+            Query(
+                serde_json::from_value(serde_json::json!({"limit": 10}))
+                    .map_err(crate::error::ApiError::internal)?,
+            ),
+        )
+        .await,
+    )?;
+    let releases = state.store.hosts_per_os_release().await?;
+    let running = running_rollouts(&state).await?;
+    let content = html! {
+        h1 { "Dashboard" }
+        section aria-labelledby="posture" {
+            h2 id="posture" { "Fleet posture" }
+            div class="cards" {
+                div class="card" {
+                    div class="figure" data-test="compliance" { (format!("{:.1}%", p.compliance_percent())) }
+                    div class="label" { "compliant: " (p.compliant) " of " (p.hosts) " hosts have no open finding" }
+                }
+                div class="card" {
+                    div class=(if p.breached_hosts > 0 { "figure bad" } else { "figure" }) { (p.breached_hosts) }
+                    div class="label" { "hosts past a deadline" }
+                }
+                div class="card" {
+                    div class=(if p.kev_hosts > 0 { "figure bad" } else { "figure" }) { (p.kev_hosts) }
+                    div class="label" { "hosts exposed to a known-exploited vulnerability" }
+                }
+                div class="card" {
+                    div class="figure" { (pending.len()) }
+                    div class="label" { a href="/console/updates?only=pending" { "updates waiting for approval" } " (" (pending_security) " security)" }
+                }
+                div class="card" {
+                    div class="figure" { (p.stale) }
+                    div class="label" { a href="/console/hosts?q=stale%20%3D%20true" { "stale hosts" } " (not seen for " (state.config.stale_after.as_hours() / 24) " days)" }
+                }
+                div class="card" {
+                    div class="figure" { (p.reboot_required) }
+                    div class="label" { a href="/console/hosts?q=reboot_required%20%3D%20true" { "hosts waiting for a reboot" } }
+                }
+            }
+        }
+        section aria-labelledby="deadlines" {
+            h2 id="deadlines" { "Deadlines per class" }
+            table {
+                thead { tr {
+                    th scope="col" { "Class" } th scope="col" class="num" { "Open findings" }
+                    th scope="col" class="num" { "Past deadline" } th scope="col" class="num" { "Due soon" }
+                    th scope="col" class="num" { "Exempt" }
+                } }
+                tbody {
+                    @for (class, c) in &p.classes {
+                        tr {
+                            th scope="row" { (class.as_str()) }
+                            td class="num" { (c.open) }
+                            td class=(if c.breached > 0 { "num bad" } else { "num" }) { (c.breached) }
+                            td class=(if c.due_soon > 0 { "num warn" } else { "num" }) { (c.due_soon) }
+                            td class="num" { (c.exempt) }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="rollouts" {
+            h2 id="rollouts" { "Running rollouts" }
+            div data-live="/console/live/dashboard" { (running) }
+        }
+        section aria-labelledby="risks" {
+            h2 id="risks" { "Top risks (known exploited first)" }
+            (top_risks(&exposure))
+        }
+        section aria-labelledby="eol" {
+            h2 id="eol" { "End-of-life systems" }
+            @if p.end_of_life.is_empty() {
+                p class="muted" { "No host runs an OS release past its support, by the lifecycle data loaded." }
+            } @else {
+                table {
+                    thead { tr { th scope="col" { "Release" } th scope="col" { "Support" } th scope="col" class="num" { "Hosts" } } }
+                    tbody { @for (release, support, n) in &p.end_of_life {
+                        tr { td { (release) } td class="bad" { (support) } td class="num" { (n) } }
+                    } }
+                }
+            }
+        }
+        section aria-labelledby="releases" {
+            h2 id="releases" { "Hosts per OS release" }
+            table {
+                thead { tr { th scope="col" { "Release" } th scope="col" class="num" { "Hosts" } } }
+                tbody { @for r in &releases {
+                    tr { td { (r.value) } td class="num" { (r.hosts) } }
+                } }
+            }
+        }
+        p class="muted" { "Posture worked out " (when(Some(&p.at.to_string()))) "." }
+    };
+    Ok(page(&viewer, "Dashboard", l.done.as_deref(), content))
+}
+
+fn reader(viewer: &Viewer) -> crate::auth::Reader {
+    crate::auth::Reader(viewer.caller.clone())
+}
+
+pub(crate) fn top_risks(exposure: &Value) -> Markup {
+    let top = exposure["top"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if top.is_empty() {
+            p class="muted" { "No advisory in the catalog reaches a host." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Advisory" } th scope="col" { "Title" } th scope="col" { "Severity" }
+                    th scope="col" { "Known exploited" } th scope="col" class="num" { "Hosts" }
+                } }
+                tbody { @for a in &top {
+                    @let id = a["id"].as_str().unwrap_or_default();
+                    tr {
+                        td { a href=(format!("/console/advisories/{}", super::encode(id))) { (id) } }
+                        td { (a["title"].as_str().unwrap_or_default()) }
+                        td { (super::text(&a["severity"])) }
+                        td { @if a["kev"] == true { span class="tag kev" { "KEV " (super::text(&a["kev_date_added"])) } } }
+                        td class="num" { (super::text(&a["hosts"])) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+/// The running rollouts with their progress bars.
+async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> {
+    let mut rows = Vec::new();
+    for r in state.store.rollouts().await? {
+        if !matches!(r.status.as_str(), "running" | "halted") {
+            continue;
+        }
+        let shown = crate::rollouts::shown(state, &r.name).await?;
+        rows.push(shown);
+    }
+    Ok(html! {
+        @if rows.is_empty() {
+            p class="muted" { "No rollout is running. " a href="/console/rollouts" { "Start one" } "." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Rollout" } th scope="col" { "Status" } th scope="col" { "Progress" }
+                    th scope="col" class="num" { "Succeeded" } th scope="col" class="num" { "Failed" }
+                    th scope="col" class="num" { "Hosts" }
+                } }
+                tbody { @for r in &rows {
+                    @let name = r["name"].as_str().unwrap_or_default();
+                    @let (hosts, ok, failed, running, back) = super::deploy::totals(r);
+                    tr {
+                        td { a href=(format!("/console/rollouts/{}", super::encode(name))) { (name) } }
+                        td { (super::text(&r["status"])) }
+                        td { (super::deploy::bar(hosts, ok, failed, running, back)) }
+                        td class="num" { (ok) }
+                        td class="num" { (failed) }
+                        td class="num" { (hosts) }
+                    }
+                } }
+            }
+        }
+    })
+}
+
+/// `GET /console/live/dashboard`: the running rollouts, again whenever
+/// they change.
+pub(crate) async fn live(
+    State(state): State<AppState>,
+    _viewer: Viewer,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    super::deploy::fragments(Duration::from_secs(1), move || {
+        let state = state.clone();
+        async move {
+            let html = match running_rollouts(&state).await {
+                Ok(m) => m.into_string(),
+                Err(e) => format!(
+                    "<p class=\"error\">{}</p>",
+                    maud::html! { (e.0.message()) }.into_string()
+                ),
+            };
+            (html, false)
+        }
+    })
+}

@@ -1,0 +1,592 @@
+//! Rollouts in the console: the list with the form that starts one, one
+//! rollout with its rings live, its hosts, its review and the actions
+//! people take on it (halt, resume, roll back, redeploy, approve a ring,
+//! notes, raise a baseline).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use futures_util::Stream;
+use maud::{html, Markup};
+use patchwell_core::people::Access;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    body, encode, order, page, same_origin, text, when, Listing, PageError, PageResult, Viewer,
+};
+use crate::auth::{Approver, Operator, Reader};
+use crate::error::ApiError;
+use crate::{rollouts, AppState};
+
+/// Hosts, succeeded, failed, in progress and rolled back, over a rollout's
+/// rings.
+pub(crate) fn totals(r: &Value) -> (u64, u64, u64, u64, u64) {
+    let mut t = (0, 0, 0, 0, 0);
+    for ring in r["rings"].as_array().into_iter().flatten() {
+        let n = |k: &str| ring[k].as_u64().unwrap_or(0);
+        t.0 += n("hosts");
+        t.1 += n("succeeded");
+        t.2 += n("failed");
+        t.3 += n("in_progress");
+        t.4 += n("rolled_back");
+    }
+    t
+}
+
+/// A progress bar with its numbers as its accessible name.
+pub(crate) fn bar(hosts: u64, ok: u64, failed: u64, running: u64, back: u64) -> Markup {
+    let pct = |n: u64| {
+        if hosts == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / hosts as f64
+        }
+    };
+    let label = format!(
+        "{ok} of {hosts} succeeded, {failed} failed, {running} in progress, {back} rolled back"
+    );
+    html! {
+        div class="bar" role="img" aria-label=(label) title=(label) {
+            span class="ok" style=(format!("width:{:.2}%", pct(ok))) {}
+            span class="fail" style=(format!("width:{:.2}%", pct(failed))) {}
+            span class="run" style=(format!("width:{:.2}%", pct(running))) {}
+            span class="back" style=(format!("width:{:.2}%", pct(back))) {}
+        }
+    }
+}
+
+/// An event stream of HTML fragments: `produce` is asked every `every`;
+/// a fragment goes out when it differs from the last, and the stream ends
+/// (with an `end` event) once `produce` says so.
+pub(crate) fn fragments<F, Fut>(
+    every: Duration,
+    produce: F,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = (String, bool)> + Send,
+{
+    struct S<F> {
+        produce: F,
+        last: Option<String>,
+        ended: bool,
+        first: bool,
+    }
+    let start = S {
+        produce,
+        last: None,
+        ended: false,
+        first: true,
+    };
+    let stream = futures_util::stream::unfold(start, move |mut s| async move {
+        if s.ended {
+            return None;
+        }
+        loop {
+            if !s.first {
+                tokio::time::sleep(every).await;
+            }
+            s.first = false;
+            let (html, end) = (s.produce)().await;
+            if end {
+                s.ended = true;
+                let event = Event::default().data(html);
+                return Some((Ok(event), s));
+            }
+            if s.last.as_deref() != Some(html.as_str()) {
+                s.last = Some(html.clone());
+                return Some((Ok(Event::default().data(html)), s));
+            }
+        }
+    });
+    let end = futures_util::stream::once(async { Ok(Event::default().event("end").data("")) });
+    use futures_util::StreamExt;
+    Sse::new(stream.chain(end)).keep_alive(KeepAlive::default())
+}
+
+// ---------------------------------------------------------------------------
+// The list and the form that starts a rollout.
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(l): Query<Listing>,
+) -> PageResult {
+    let all = body(rollouts::list(State(state.clone()), Reader(viewer.caller.clone())).await)?;
+    let mut rows: Vec<Value> = all.as_array().cloned().unwrap_or_default();
+    let key = l.sort_or("created_at").to_owned();
+    order(&mut rows, l.sort.is_none() || l.descending(), |r| {
+        r[key.as_str()].to_string()
+    });
+    let base = "/console/rollouts";
+    let updates = body(
+        crate::plan_api::offered_updates(State(state.clone()), Reader(viewer.caller.clone())).await,
+    )?;
+    let approved = updates
+        .as_array()
+        .map(|a| a.iter().filter(|u| u["decision"] == "approve").count())
+        .unwrap_or(0);
+    let content = html! {
+        h1 { "Rollouts" }
+        @if rows.is_empty() {
+            p class="muted" { "No rollout yet." }
+        } @else {
+            table {
+                thead { tr {
+                    (l.header(base, "name", "Name", "created_at"))
+                    (l.header(base, "status", "Status", "created_at"))
+                    th scope="col" { "Reason" }
+                    th scope="col" class="num" { "Packages" }
+                    (l.header(base, "created_at", "Created", "created_at"))
+                    th scope="col" { "By" }
+                } }
+                tbody { @for r in l.window(&rows) {
+                    @let name = r["name"].as_str().unwrap_or_default();
+                    tr {
+                        td { a href=(format!("/console/rollouts/{}", encode(name))) { (name) } }
+                        td { (text(&r["status"])) }
+                        td { (text(&r["reason"])) }
+                        td class="num" { (text(&r["packages"])) }
+                        td { (when(r["created_at"].as_str())) }
+                        td { (text(&r["created_by"])) }
+                    }
+                } }
+            }
+            (l.pager(base, rows.len()))
+        }
+        @if viewer.may(Access::Operate) {
+            h2 id="new" { "Start a rollout" }
+            p class="muted" {
+                "Versions are frozen when the rollout is created: every ring gets what the pilot tested. "
+                (approved) " update(s) are approved now; see " a href="/console/updates" { "Updates" } "."
+            }
+            form class="stack" method="post" action="/console/rollouts" aria-labelledby="new" {
+                div { label for="name" { "Name" } input id="name" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="2026-12-patch-tuesday"; }
+                div { label for="updates" { "Updates" }
+                    select id="updates" name="updates" {
+                        option value="approved" selected { "Approved updates" }
+                        option value="security" { "All security updates (declined left out)" }
+                        option value="all" { "All updates (declined left out)" }
+                    }
+                }
+                div { label for="hosts" { "Hosts (a query; empty: every host)" } input id="hosts" name="hosts" placeholder="os = debian and tag = laptop"; }
+                div { label for="pilot" { "Pilot ring size" } input id="pilot" name="pilot" value="5%"; }
+                div { label for="wait" { "Business days between pilot and the rest" } input id="wait" name="wait" type="number" min="0" max="30" value="2"; }
+                div { label for="budget" { "Disruption budget (hosts or %, at once)" } input id="budget" name="budget" placeholder="unlimited"; }
+                div class="wide" { label for="reason" { "Reason (the chain of communication is told)" } textarea id="reason" name="reason" required rows="2" {} }
+                div { button type="submit" { "Start rollout" } }
+            }
+        }
+    };
+    Ok(page(&viewer, "Rollouts", l.done.as_deref(), content))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewRollout {
+    name: String,
+    reason: String,
+    updates: String,
+    #[serde(default)]
+    hosts: String,
+    #[serde(default)]
+    pilot: String,
+    #[serde(default)]
+    wait: String,
+    #[serde(default)]
+    budget: String,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<NewRollout>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let caller = viewer.require(Access::Operate)?;
+    let wait: i64 = match form.wait.trim() {
+        "" => 2,
+        w => w.parse().map_err(|_| {
+            ApiError::bad_request(format!("business days {w:?}: give a whole number"))
+        })?,
+    };
+    let pilot = match form.pilot.trim() {
+        "" => "5%",
+        p => p,
+    };
+    let mut request = json!({
+        "name": form.name.trim(),
+        "reason": form.reason,
+        "updates": form.updates,
+        "rings": [
+            {"name": "pilot", "size": pilot},
+            {"name": "broad", "size": "rest", "wait_business_days": wait},
+        ],
+    });
+    if !form.hosts.trim().is_empty() {
+        request["hosts"] = json!(form.hosts.trim());
+    }
+    if !form.budget.trim().is_empty() {
+        request["budget"] = json!(form.budget.trim());
+    }
+    let request =
+        serde_json::from_value(request).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = form.name.trim().to_owned();
+    let _ = rollouts::create(State(state), Operator(caller), Ok(Json(request))).await?;
+    Ok(Redirect::to(&format!(
+        "/console/rollouts/{}?done={}",
+        encode(&name),
+        encode("Rollout created; the pilot ring starts now.")
+    ))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// One rollout.
+
+/// The part of a rollout's page that changes while it runs.
+fn progress(r: &Value) -> Markup {
+    let (hosts, ok, failed, running, back) = totals(r);
+    html! {
+        p {
+            "Status: " strong data-test="status" { (text(&r["status"])) }
+            @if let Some(h) = r["halt"].as_str() { " · " span class="bad" { (h) } }
+            @if r["complete"] == true { " · every host is done" }
+        }
+        (bar(hosts, ok, failed, running, back))
+        p class="muted" { (ok) " succeeded, " (failed) " failed, " (running) " in progress, " (back) " rolled back, of " (hosts) " hosts" }
+        table {
+            thead { tr {
+                th scope="col" { "Ring" } th scope="col" { "State" } th scope="col" { "Why" }
+                th scope="col" class="num" { "Hosts" } th scope="col" class="num" { "Succeeded" }
+                th scope="col" class="num" { "Failed" } th scope="col" class="num" { "In progress" }
+                th scope="col" class="num" { "Deferred" } th scope="col" class="num" { "Exempt" }
+            } }
+            tbody { @for ring in r["rings"].as_array().into_iter().flatten() {
+                tr {
+                    th scope="row" { (text(&ring["name"])) }
+                    td { (text(&ring["state"])) }
+                    td { (text(&ring["reason"])) }
+                    td class="num" { (text(&ring["hosts"])) }
+                    td class="num" { (text(&ring["succeeded"])) }
+                    td class="num" { (text(&ring["failed"])) }
+                    td class="num" { (text(&ring["in_progress"])) }
+                    td class="num" { (text(&ring["deferred"])) }
+                    td class="num" { (text(&ring["exempt"])) }
+                }
+            } }
+        }
+    }
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Query(l): Query<Listing>,
+) -> PageResult {
+    let r = body(
+        rollouts::show(
+            State(state.clone()),
+            Reader(viewer.caller.clone()),
+            Path(name.clone()),
+        )
+        .await,
+    )?;
+    let review = body(
+        rollouts::review(
+            State(state.clone()),
+            Reader(viewer.caller.clone()),
+            Path(name.clone()),
+        )
+        .await,
+    )?;
+    let mut hosts: Vec<Value> = r["hosts"].as_array().cloned().unwrap_or_default();
+    if let Some(only) = l.only.as_deref().filter(|o| !o.is_empty()) {
+        hosts.retain(|h| h["progress"].as_str() == Some(only));
+    }
+    let key = l.sort_or("hostname").to_owned();
+    order(&mut hosts, l.descending(), |h| text(&h[key.as_str()]));
+    let mut by_progress: BTreeMap<String, usize> = BTreeMap::new();
+    for h in r["hosts"].as_array().into_iter().flatten() {
+        *by_progress.entry(text(&h["progress"])).or_default() += 1;
+    }
+    let base = format!("/console/rollouts/{}", encode(&name));
+    let status = r["status"].as_str().unwrap_or_default();
+    let waiting_rings: Vec<String> = r["rings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["state"] == "waiting" && g["manual_approval"] == true)
+        .filter_map(|g| g["name"].as_str().map(str::to_owned))
+        .collect();
+    let act = format!("{base}/act");
+    let content = html! {
+        h1 { "Rollout " (name) }
+        dl class="facts" {
+            dt { "Reason" } dd { (text(&r["reason"])) }
+            dt { "Created" } dd { (when(r["created_at"].as_str())) " by " (text(&r["created_by"])) }
+            dt { "Generation" } dd { (text(&r["generation"])) }
+            dt { "Packages (frozen)" } dd {
+                @for p in r["packages"].as_array().into_iter().flatten() {
+                    span class="tag" { (text(&p["name"])) " " (text(&p["version"])) }
+                }
+            }
+            dt { "Expires" } dd { (when(r["expires_at"].as_str())) }
+        }
+        @if viewer.may(Access::Operate) {
+            div class="actions" {
+                @if status == "running" {
+                    form class="inline" method="post" action=(act) data-confirm="Halt this rollout? No new host will start." {
+                        input type="hidden" name="action" value="halt";
+                        label for="halt-reason" { "Reason" }
+                        input id="halt-reason" name="reason" required placeholder="why halt";
+                        button type="submit" class="danger" { "Halt" }
+                    }
+                }
+                @if status == "halted" {
+                    form class="inline" method="post" action=(act) {
+                        input type="hidden" name="action" value="resume";
+                        button type="submit" { "Resume" }
+                    }
+                    form class="inline" method="post" action=(act) {
+                        input type="hidden" name="action" value="redeploy";
+                        button type="submit" class="secondary" { "Redeploy (new generation)" }
+                    }
+                }
+                @if status != "complete" || review["succeeded"].as_u64().unwrap_or(0) > 0 {
+                    form class="inline" method="post" action=(act) data-confirm="Roll back every host where this rollout installed?" {
+                        input type="hidden" name="action" value="rollback";
+                        label for="rollback-reason" { "Reason" }
+                        input id="rollback-reason" name="reason" required placeholder="why roll back";
+                        button type="submit" class="danger" { "Roll back" }
+                    }
+                }
+                @if viewer.may(Access::Approve) {
+                    @for ring in &waiting_rings {
+                        form class="inline" method="post" action=(act) {
+                            input type="hidden" name="action" value="approve";
+                            input type="hidden" name="ring" value=(ring);
+                            button type="submit" { "Approve ring " (ring) }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="progress" {
+            h2 id="progress" { "Progress" }
+            div data-live=(format!("{base}/live")) { (progress(&r)) }
+        }
+        section aria-labelledby="review" {
+            h2 id="review" { "Post-implementation review" }
+            dl class="facts" {
+                dt { "Targets" } dd { (text(&review["targets"])) }
+                dt { "Succeeded" } dd { (text(&review["succeeded"])) }
+                dt { "Failed" } dd { (text(&review["failed"])) }
+                dt { "Rolled back" } dd { (text(&review["rolled_back"])) }
+                dt { "Time to 50%" } dd { (seconds(&review["seconds_to_50_percent"])) }
+                dt { "Time to 95%" } dd { (seconds(&review["seconds_to_95_percent"])) }
+                dt { "Deadline met" } dd { (text(&review["deadline_met"])) }
+                dt { "Notes" } dd {
+                    @for n in review["notes"].as_array().into_iter().flatten() {
+                        div { (text(&n["text"])) " — " (text(&n["by"])) " " (when(n["at"].as_str())) }
+                    }
+                }
+            }
+            @if viewer.may(Access::Operate) {
+                form class="actions" method="post" action=(act) {
+                    input type="hidden" name="action" value="note";
+                    label for="note" { "Add a note" }
+                    input id="note" name="note" required size="60";
+                    button type="submit" class="secondary" { "Add note" }
+                }
+            }
+            @if viewer.may(Access::Approve) {
+                form class="actions" method="post" action=(act) {
+                    input type="hidden" name="action" value="raise-baseline";
+                    label for="baseline" { "Raise baseline to this result" }
+                    input id="baseline" name="baseline" required placeholder="baseline name";
+                    button type="submit" class="secondary" { "Raise baseline" }
+                }
+            }
+        }
+        section aria-labelledby="hosts" {
+            h2 id="hosts" { "Hosts" }
+            form class="filters" method="get" action=(base) {
+                div {
+                    label for="only" { "Progress" }
+                    select id="only" name="only" {
+                        option value="" { "every host (" (r["hosts"].as_array().map_or(0, Vec::len)) ")" }
+                        @for (p, n) in &by_progress {
+                            option value=(p) selected[l.only.as_deref() == Some(p.as_str())] { (p) " (" (n) ")" }
+                        }
+                    }
+                }
+                button type="submit" class="secondary" { "Show" }
+            }
+            table {
+                thead { tr {
+                    (l.header(&base, "hostname", "Host", "hostname"))
+                    (l.header(&base, "ring", "Ring", "hostname"))
+                    (l.header(&base, "progress", "Progress", "hostname"))
+                    (l.header(&base, "step", "Last step", "hostname"))
+                    th scope="col" { "What the plan says" }
+                    th scope="col" { "Detail" }
+                } }
+                tbody { @for h in l.window(&hosts) {
+                    tr {
+                        td { a href=(format!("/console/hosts/{}", encode(h["host"].as_str().unwrap_or_default()))) { (text(&h["hostname"])) } }
+                        td { (text(&h["ring"])) }
+                        td { (text(&h["progress"])) }
+                        td { (text(&h["step"])) }
+                        td { (text(&h["action"])) }
+                        td { (text(&h["detail"])) }
+                    }
+                } }
+            }
+            (l.pager(&base, hosts.len()))
+        }
+    };
+    Ok(page(
+        &viewer,
+        &format!("Rollouts: {name}"),
+        l.done.as_deref(),
+        content,
+    ))
+}
+
+fn seconds(v: &Value) -> String {
+    match v.as_i64() {
+        Some(s) if s >= 3600 => format!("{:.1} h", s as f64 / 3600.0),
+        Some(s) if s >= 60 => format!("{:.1} min", s as f64 / 60.0),
+        Some(s) => format!("{s} s"),
+        None => "not reached".into(),
+    }
+}
+
+/// `GET /console/rollouts/{name}/live`: the progress part, whenever it
+/// changes, until the rollout is complete.
+pub(crate) async fn live(
+    State(state): State<AppState>,
+    _viewer: Viewer,
+    Path(name): Path<String>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    fragments(Duration::from_secs(1), move || {
+        let (state, name) = (state.clone(), name.clone());
+        async move {
+            match rollouts::shown(&state, &name).await {
+                Ok(r) => (
+                    progress(&r).into_string(),
+                    r["status"] == "complete" && r["complete"] == true,
+                ),
+                Err(e) => (
+                    html! { p class="error" { (e.message()) } }.into_string(),
+                    true,
+                ),
+            }
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActForm {
+    action: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    ring: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    baseline: Option<String>,
+}
+
+pub(crate) async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ActForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let mut action = json!({});
+    for (k, v) in [
+        ("reason", &form.reason),
+        ("ring", &form.ring),
+        ("note", &form.note),
+    ] {
+        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            action[k] = json!(v);
+        }
+    }
+    let parsed = || -> Result<_, PageError> {
+        Ok(Ok(Json(
+            serde_json::from_value(action.clone())
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        )))
+    };
+    let (s, p) = (State(state.clone()), Path(name.clone()));
+    let done = match form.action.as_str() {
+        "halt" => {
+            let _ =
+                rollouts::halt(s, Operator(viewer.require(Access::Operate)?), p, parsed()?).await?;
+            "Halted: no new host starts."
+        }
+        "resume" => {
+            let _ = rollouts::resume(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                .await?;
+            "Resumed."
+        }
+        "rollback" => {
+            let _ = rollouts::rollback(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                .await?;
+            "Rolling back: hosts that installed get their earlier versions."
+        }
+        "redeploy" => {
+            let _ = rollouts::redeploy(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                .await?;
+            "Redeployed as a new generation."
+        }
+        "approve" => {
+            let _ = rollouts::approve(s, Approver(viewer.require(Access::Approve)?), p, parsed()?)
+                .await?;
+            "Ring approved."
+        }
+        "note" => {
+            let _ = rollouts::add_note(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                .await?;
+            "Note added."
+        }
+        "raise-baseline" => {
+            let request = serde_json::from_value(
+                json!({"baseline": form.baseline.unwrap_or_default().trim()}),
+            )
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let _ = rollouts::raise_baseline(
+                s,
+                Approver(viewer.require(Access::Approve)?),
+                p,
+                Ok(Json(request)),
+            )
+            .await?;
+            "Baseline raised to this rollout's result."
+        }
+        other => {
+            return Err(ApiError::bad_request(format!("unknown action {other:?}")).into());
+        }
+    };
+    Ok(Redirect::to(&format!(
+        "/console/rollouts/{}?done={}",
+        encode(&name),
+        encode(done)
+    ))
+    .into_response())
+}

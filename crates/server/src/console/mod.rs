@@ -1,0 +1,546 @@
+//! The web console: HTML pages rendered on the server, served by the same
+//! process as the API, under `/console`.
+//!
+//! A key design decision made in this module is that a page never has
+//! logic of its own about the fleet: it calls the same handler the API
+//! serves (so the same access checks, the same reasons, the same audit
+//! entries) and renders the JSON that handler returns. Pages that list
+//! many rows page and sort on the server; live progress comes as HTML
+//! fragments over server-sent events, swapped in by a few lines of
+//! JavaScript. Forms post with the session cookie, which is `SameSite=
+//! Strict`; posts from another origin are refused as well.
+
+mod advisories;
+mod dashboard;
+mod deploy;
+mod hosts;
+mod records;
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use jiff::Timestamp;
+use maud::{html, Markup, DOCTYPE};
+use patchwell_core::people::Access;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The console's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.js", get(js))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console", get(dashboard::show))
+        .route("/console/live/dashboard", get(dashboard::live))
+        .route("/console/hosts", get(hosts::list))
+        .route("/console/hosts/{id}", get(hosts::show))
+        .route("/console/advisories", get(advisories::list))
+        .route("/console/advisories/{id}", get(advisories::show))
+        .route("/console/updates", get(advisories::updates))
+        .route("/console/approvals", post(advisories::decide))
+        .route("/console/rollouts", get(deploy::list).post(deploy::create))
+        .route("/console/rollouts/{name}", get(deploy::show))
+        .route("/console/rollouts/{name}/live", get(deploy::live))
+        .route("/console/rollouts/{name}/act", post(deploy::act))
+        .route("/console/audit", get(records::audit))
+        .route("/console/users", get(records::users))
+        .route("/console/procedure", get(records::procedure))
+        .route("/console/procedure/acknowledge", post(records::acknowledge))
+        .route("/console/plans/{kind}", get(records::plans))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/console.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("assets/console.js"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Who is looking.
+
+/// A signed-in person looking at the console. Anyone else is sent to the
+/// sign-in page, and comes back to where they were going.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    pub(crate) caller: Caller,
+}
+
+impl Viewer {
+    /// Whether the viewer may do this (to show or hide a control; the
+    /// handler behind it checks again).
+    pub(crate) fn may(&self, access: Access) -> bool {
+        patchwell_core::people::allowed(self.caller.role, self.caller.scopes.as_deref(), access)
+    }
+
+    /// The caller, if they may do this; else the page says why not.
+    pub(crate) fn require(&self, access: Access) -> Result<Caller, PageError> {
+        Ok(self.caller.clone().require(access)?)
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // The console reads the session cookie only: an API token has no
+        // business in a browser.
+        if crate::auth::session_cookie(parts).is_none() {
+            return Err(to_login(parts));
+        }
+        match Caller::authenticate(parts, state).await {
+            Ok(caller) => match caller.require(Access::Read) {
+                Ok(caller) => Ok(Viewer { caller }),
+                Err(e) => Err(PageError(e).into_response()),
+            },
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(to_login(parts)),
+            Err(e) => Err(PageError(e).into_response()),
+        }
+    }
+}
+
+fn to_login(parts: &Parts) -> Response {
+    let next = parts
+        .uri
+        .path_and_query()
+        .map_or("/console", |p| p.as_str());
+    Redirect::to(&format!("/console/login?next={}", encode(next))).into_response()
+}
+
+/// Refuses a form posted from another origin. The session cookie is
+/// `SameSite=Strict`, so a browser does not send it cross-site anyway;
+/// this holds even where a browser is lax.
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok())
+        .filter(|o| *o != "null");
+    match (origin, host) {
+        (None, _) => Ok(()),
+        (Some(o), Some(h)) if o.split_once("://").is_some_and(|(_, rest)| rest == h) => Ok(()),
+        (Some(o), _) => Err(PageError(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("a form posted from {o} is refused: post from the console itself"),
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors as pages.
+
+/// An API error shown as a page, with its status.
+#[derive(Debug)]
+pub(crate) struct PageError(pub(crate) ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<store::Error> for PageError {
+    fn from(e: store::Error) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = bare(
+            status.canonical_reason().unwrap_or("Error"),
+            html! {
+                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                p role="alert" class="error" { (self.0.message()) }
+                p { a href="/console" { "Back to the dashboard" } }
+            },
+        );
+        (status, Html(body.into_string())).into_response()
+    }
+}
+
+pub(crate) type PageResult = Result<Html<String>, PageError>;
+
+/// The JSON a handler answered.
+pub(crate) fn body<T>(r: Result<Json<T>, ApiError>) -> Result<T, PageError> {
+    Ok(r?.0)
+}
+
+// ---------------------------------------------------------------------------
+// Layout.
+
+/// The pages in the navigation: path, label.
+const NAV: &[(&str, &str)] = &[
+    ("/console", "Dashboard"),
+    ("/console/hosts", "Hosts"),
+    ("/console/advisories", "Advisories"),
+    ("/console/updates", "Updates"),
+    ("/console/rollouts", "Rollouts"),
+    ("/console/plans/baselines", "Baselines"),
+    ("/console/plans/exemptions", "Exemptions"),
+    ("/console/plans/policies", "Policies"),
+    ("/console/audit", "Audit log"),
+    ("/console/users", "Users"),
+    ("/console/procedure", "Procedure"),
+];
+
+fn head(title: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) " · Patchwell" }
+        link rel="stylesheet" href="/console/assets/console.css";
+        script src="/console/assets/console.js" defer {}
+    }
+}
+
+/// A page without navigation (sign-in, errors).
+fn bare(title: &str, content: Markup) -> Markup {
+    html! {
+        html lang="en" {
+            head { (head(title)) }
+            body class="bare" {
+                main id="main" { (content) }
+            }
+        }
+    }
+}
+
+/// A page of the console: navigation, the viewer, a notice, the content.
+pub(crate) fn page(
+    viewer: &Viewer,
+    title: &str,
+    notice: Option<&str>,
+    content: Markup,
+) -> Html<String> {
+    let active = NAV
+        .iter()
+        .filter(|(path, _)| title_matches(title, path))
+        .map(|(p, _)| *p)
+        .next();
+    let markup = html! {
+        html lang="en" {
+            head { (head(title)) }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    a class="brand" href="/console" { "Patchwell" }
+                    nav aria-label="Main" {
+                        ul {
+                            @for (path, label) in NAV {
+                                li {
+                                    @if Some(*path) == active {
+                                        a href=(path) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(path) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    form class="who" method="post" action="/console/logout" {
+                        span { (viewer.caller.username) " (" (viewer.caller.role) ")" }
+                        button type="submit" { "Sign out" }
+                    }
+                }
+                main id="main" tabindex="-1" {
+                    @if let Some(n) = notice {
+                        p class="notice" role="status" { (n) }
+                    }
+                    (content)
+                }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+fn title_matches(title: &str, path: &str) -> bool {
+    let label = NAV.iter().find(|(p, _)| *p == path).map(|(_, l)| *l);
+    label.is_some_and(|l| title.starts_with(l))
+}
+
+/// A time, shown in UTC by the server and in the viewer's own time zone by
+/// the page's script.
+pub(crate) fn when(t: Option<&str>) -> Markup {
+    match t.and_then(|t| t.parse::<Timestamp>().ok()) {
+        Some(ts) => html! {
+            time datetime=(ts.to_string()) { (ts.strftime("%Y-%m-%d %H:%M UTC")) }
+        },
+        None => html! { "—" },
+    }
+}
+
+/// A JSON value as text: strings bare, null as a dash.
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Tables that page and sort on the server.
+
+/// How a table is being looked at: `?page=&sort=&dir=` and its filters.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct Listing {
+    #[serde(default)]
+    pub(crate) page: Option<usize>,
+    #[serde(default)]
+    pub(crate) sort: Option<String>,
+    #[serde(default)]
+    pub(crate) dir: Option<String>,
+    /// A search or a query, per table.
+    #[serde(default)]
+    pub(crate) q: Option<String>,
+    /// A filter, per table.
+    #[serde(default)]
+    pub(crate) only: Option<String>,
+    /// A notice after an action.
+    #[serde(default)]
+    pub(crate) done: Option<String>,
+}
+
+/// Rows a page.
+pub(crate) const PER_PAGE: usize = 50;
+
+impl Listing {
+    pub(crate) fn page(&self) -> usize {
+        self.page.unwrap_or(1).max(1)
+    }
+
+    pub(crate) fn descending(&self) -> bool {
+        self.dir.as_deref() == Some("desc")
+    }
+
+    pub(crate) fn sort_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.sort.as_deref().unwrap_or(default)
+    }
+
+    /// The rows of this page of `rows`.
+    pub(crate) fn window<'a, T>(&self, rows: &'a [T]) -> &'a [T] {
+        let start = (self.page() - 1) * PER_PAGE;
+        if start >= rows.len() {
+            return &[];
+        }
+        &rows[start..(start + PER_PAGE).min(rows.len())]
+    }
+
+    /// This listing's link with some parameters changed.
+    fn link(&self, base: &str, page: usize, sort: Option<&str>, dir: Option<&str>) -> String {
+        let mut parts = Vec::new();
+        if let Some(q) = self.q.as_deref().filter(|q| !q.is_empty()) {
+            parts.push(format!("q={}", encode(q)));
+        }
+        if let Some(o) = self.only.as_deref().filter(|o| !o.is_empty()) {
+            parts.push(format!("only={}", encode(o)));
+        }
+        if let Some(s) = sort {
+            parts.push(format!("sort={}", encode(s)));
+        }
+        if let Some(d) = dir {
+            parts.push(format!("dir={d}"));
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        if parts.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", parts.join("&"))
+        }
+    }
+
+    /// A column header that sorts by `key`, and says how it is sorted.
+    pub(crate) fn header(&self, base: &str, key: &str, label: &str, default: &str) -> Markup {
+        let current = self.sort_or(default) == key;
+        let desc = current && self.descending();
+        let next_dir = if current && !desc { "desc" } else { "asc" };
+        let aria = match (current, desc) {
+            (false, _) => "none",
+            (true, false) => "ascending",
+            (true, true) => "descending",
+        };
+        let arrow = match (current, desc) {
+            (false, _) => "",
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+        };
+        html! {
+            th scope="col" aria-sort=(aria) {
+                a href=(self.link(base, 1, Some(key), Some(next_dir))) { (label) (arrow) }
+            }
+        }
+    }
+
+    /// Links to the previous and next pages, and where this one is.
+    pub(crate) fn pager(&self, base: &str, total: usize) -> Markup {
+        let pages = total.div_ceil(PER_PAGE).max(1);
+        let page = self.page().min(pages);
+        let (sort, dir) = (self.sort.as_deref(), self.dir.as_deref());
+        html! {
+            nav class="pager" aria-label="Pages" {
+                @if page > 1 {
+                    a rel="prev" href=(self.link(base, page - 1, sort, dir)) { "← Previous" }
+                }
+                span { "Page " (page) " of " (pages) " · " (total) " in all" }
+                @if page < pages {
+                    a rel="next" href=(self.link(base, page + 1, sort, dir)) { "Next →" }
+                }
+            }
+        }
+    }
+}
+
+/// Orders rows by a key, descending when asked.
+pub(crate) fn order<T, K: Ord>(rows: &mut [T], descending: bool, key: impl Fn(&T) -> K) {
+    rows.sort_by(|a, b| {
+        let o = key(a).cmp(&key(b));
+        if descending {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Signing in and out.
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// Where to go after signing in: only a console path, never elsewhere.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/console") && !n.starts_with("//") => n,
+        _ => "/console",
+    }
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
+    let next = safe_next(q.next.as_deref());
+    Html(
+        bare(
+            "Sign in",
+            html! {
+                div class="login" {
+                    h1 { "Patchwell" }
+                    p { "Sign in to the patch management console." }
+                    @if let Some(e) = &q.error {
+                        p class="error" role="alert" { (e) }
+                    }
+                    form method="post" action="/console/login" {
+                        input type="hidden" name="next" value=(next);
+                        label for="username" { "User name" }
+                        input id="username" name="username" autocomplete="username" required autofocus;
+                        label for="password" { "Password" }
+                        input id="password" name="password" type="password" autocomplete="current-password" required;
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            },
+        )
+        .into_string(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let next = safe_next(form.next.as_deref()).to_owned();
+    let request = crate::people_api::SignIn {
+        username: form.username,
+        password: form.password,
+    };
+    match crate::people_api::sign_in(State(state), Ok(Json(request))).await {
+        Ok((_, signed_in, _)) => {
+            let mut response = Redirect::to(&next).into_response();
+            if let Some(cookie) = signed_in.get(header::SET_COOKIE) {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, cookie.clone());
+            }
+            Ok(response)
+        }
+        Err(e) if e.status().is_client_error() => Ok(Redirect::to(&format!(
+            "/console/login?next={}&error={}",
+            encode(&next),
+            encode(e.message())
+        ))
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap) -> Response {
+    let mut response = Redirect::to("/console/login").into_response();
+    if same_origin(&headers).is_err() {
+        return response;
+    }
+    match crate::people_api::sign_out(State(state), crate::auth::Member(viewer.caller)).await {
+        Ok((_, cleared)) => {
+            if let Some(cookie) = cleared.get(header::SET_COOKIE) {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, cookie.clone());
+            }
+        }
+        Err(e) => tracing::warn!("ending a console session: {}", e.message()),
+    }
+    response
+}

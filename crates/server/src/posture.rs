@@ -1,0 +1,208 @@
+//! The fleet's posture at a glance: how many hosts are compliant, where
+//! each class's deadlines stand, known-exploited exposure and end-of-life
+//! systems. The dashboard and the monthly report show it.
+//!
+//! It reads every open (host, advisory) pair the fleet holds, classifies
+//! it for that host and reads its SLA clock from the first detection, the
+//! same way a host's findings are assessed. That is work proportional to
+//! the fleet, so the result is kept until the fleet changes or a minute
+//! passes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use patchwell_core::classify::Class;
+use patchwell_core::{exemption, sla};
+use store::{DetectionStore, HostFilter, HostStore};
+
+use crate::handlers::{now, ApiResult};
+use crate::plan_api::{advisory_signals, Planning};
+use crate::AppState;
+
+/// Findings of one class across the fleet, by where their clocks stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ClassCounts {
+    /// Open (not exempt) findings.
+    pub(crate) open: usize,
+    /// Of those, past their deadline.
+    pub(crate) breached: usize,
+    /// Of those, due soon.
+    pub(crate) due_soon: usize,
+    /// Findings an exemption covers.
+    pub(crate) exempt: usize,
+}
+
+/// The fleet's posture now.
+#[derive(Debug, Clone)]
+pub(crate) struct Posture {
+    /// When it was worked out.
+    pub(crate) at: Timestamp,
+    /// Hosts not revoked.
+    pub(crate) hosts: usize,
+    /// Hosts with no open finding (exempt ones do not count against).
+    pub(crate) compliant: usize,
+    /// Hosts not heard from for the stale period.
+    pub(crate) stale: usize,
+    /// Hosts waiting for a reboot.
+    pub(crate) reboot_required: usize,
+    /// Critical, High, Medium, Low.
+    pub(crate) classes: [(Class, ClassCounts); 4],
+    /// Hosts with at least one open known-exploited finding.
+    pub(crate) kev_hosts: usize,
+    /// Hosts with a breached deadline.
+    pub(crate) breached_hosts: usize,
+    /// OS releases out of (regular) support: release, support state,
+    /// hosts.
+    pub(crate) end_of_life: Vec<(String, String, usize)>,
+}
+
+impl Posture {
+    /// Compliant hosts as a percentage (100 for an empty fleet).
+    pub(crate) fn compliance_percent(&self) -> f64 {
+        if self.hosts == 0 {
+            100.0
+        } else {
+            self.compliant as f64 * 100.0 / self.hosts as f64
+        }
+    }
+}
+
+/// The last posture worked out, with the fleet generation it was for.
+#[derive(Debug, Default)]
+pub struct PostureCache {
+    last: Mutex<Option<(u64, Arc<Posture>)>>,
+}
+
+/// How long a posture is kept when the fleet does not change.
+const KEEP: SignedDuration = SignedDuration::from_secs(60);
+
+/// The fleet's posture: the kept one while the fleet is as it was and it
+/// is younger than a minute, else worked out again.
+pub(crate) async fn current(state: &AppState) -> ApiResult<Arc<Posture>> {
+    let generation = state.fleet.generation();
+    let at = now(state);
+    if let Some((g, p)) = state
+        .posture
+        .last
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        if *g == generation && at.duration_since(p.at) < KEEP && p.at <= at {
+            return Ok(Arc::clone(p));
+        }
+    }
+    let p = Arc::new(work_out(state, at).await?);
+    *state.posture.last.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((generation, Arc::clone(&p)));
+    Ok(p)
+}
+
+async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
+    let planning = Planning::load(state).await?;
+    let catalog = state.catalog.get();
+    let index = &catalog.index;
+    let stale_after = state.config.stale_after;
+    let hosts = state
+        .store
+        .list_hosts(&HostFilter::default(), at, stale_after)
+        .await?;
+    let detections = state.store.all_detections().await?;
+    let today = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let mut classes = [
+        (Class::Critical, ClassCounts::default()),
+        (Class::High, ClassCounts::default()),
+        (Class::Medium, ClassCounts::default()),
+        (Class::Low, ClassCounts::default()),
+    ];
+    let slot = |c: Class| match c {
+        Class::Critical => 0,
+        Class::High => 1,
+        Class::Medium => 2,
+        Class::Low => 3,
+    };
+    let (mut compliant, mut stale, mut reboot, mut kev_hosts, mut breached_hosts) = (0, 0, 0, 0, 0);
+    let mut eol: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for h in &hosts {
+        stale += usize::from(h.is_stale(at, stale_after));
+        reboot += usize::from(h.reboot_required);
+        if let (Some(os), version) = (h.os_id.as_deref(), h.os_version.as_deref()) {
+            if let Some(f) = index.lifecycle_of(os, version, today) {
+                let release = format!("{} {}", os, version.unwrap_or(""));
+                *eol.entry((release, f.support.as_str().to_owned()))
+                    .or_default() += 1;
+            }
+        }
+        let groups = planning.groups_of(state, h);
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let (criticality, exposure) = planning.host_signals(h);
+        let (mut open, mut kev, mut breached) = (0usize, false, false);
+        for pos in state.fleet.host_advisories(&h.id) {
+            let Some(a) = index.advisory(pos) else {
+                continue;
+            };
+            let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
+            let mut s = advisory_signals(index, a);
+            s.host_criticality = criticality;
+            s.exposure = exposure;
+            let class = planning.rules.classify(&s).class;
+            let counts = &mut classes[slot(class)].1;
+            let covering: Vec<sla::Paused> = planning
+                .exemptions
+                .iter()
+                .filter(|e| e.covers(&h.id, &group_refs, Some(&a.id), &packages))
+                .map(|e| sla::Paused {
+                    from: e.from,
+                    until: Some(e.expires),
+                })
+                .collect();
+            if exemption::in_force(
+                &planning.exemptions,
+                &h.id,
+                &group_refs,
+                Some(&a.id),
+                &packages,
+                at,
+            )
+            .is_some()
+            {
+                counts.exempt += 1;
+                continue;
+            }
+            let first = detections
+                .get(&(h.id.clone(), a.id.clone()))
+                .copied()
+                .unwrap_or(at);
+            let clock = sla::clock(&planning.sla, class, a.published, first, &covering, at);
+            counts.open += 1;
+            open += 1;
+            kev |= s.kev;
+            match clock.state {
+                sla::State::Breached => {
+                    counts.breached += 1;
+                    breached = true;
+                }
+                sla::State::DueSoon => counts.due_soon += 1,
+                sla::State::Within | sla::State::Exempt => {}
+            }
+        }
+        compliant += usize::from(open == 0);
+        kev_hosts += usize::from(kev);
+        breached_hosts += usize::from(breached);
+    }
+    let mut end_of_life: Vec<(String, String, usize)> =
+        eol.into_iter().map(|((r, s), n)| (r, s, n)).collect();
+    end_of_life.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    Ok(Posture {
+        at,
+        hosts: hosts.len(),
+        compliant,
+        stale,
+        reboot_required: reboot,
+        classes,
+        kev_hosts,
+        breached_hosts,
+        end_of_life,
+    })
+}
