@@ -10,7 +10,7 @@
 //! advisory names it. Pinning is not modelled: the candidate is the highest
 //! version offered for the package's name and architecture.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -135,6 +135,97 @@ pub(crate) fn lists(dir: &Path) -> io::Result<Lists> {
     Ok(Lists { packages, releases })
 }
 
+/// Every version the apt lists in `dir` offer of the packages `wanted`
+/// names: `visit(name, arch, version, release, list)` for each, list by
+/// list.
+/// A list or release file that cannot be read becomes a warning.
+fn each_offer(
+    dir: &Path,
+    wanted: impl Fn(&str) -> bool,
+    warnings: &mut Vec<String>,
+    mut visit: impl FnMut(&str, &str, &str, &ReleaseInfo, &Path),
+) {
+    let Lists {
+        packages: package_lists,
+        releases: release_files,
+    } = match lists(dir) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            warnings.push(format!(
+                "{}: {e}; no available updates reported",
+                dir.display()
+            ));
+            return;
+        }
+    };
+    for list in &package_lists {
+        let list_name = list
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = release_files
+            .iter()
+            .filter(|(prefix, _)| list_name.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .and_then(|(_, path)| std::fs::read_to_string(path).ok())
+            .map(|text| parse_release(&text))
+            .unwrap_or_default();
+        let reader = match open_list(list) {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(format!("{}: {e}; list skipped", list.display()));
+                continue;
+            }
+        };
+        let scanned = crate::deb822::scan(
+            reader,
+            ["Package", "Architecture", "Version"],
+            &wanted,
+            |[name, arch, version]| {
+                if let (Some(name), Some(arch), Some(version)) = (name, arch, version) {
+                    visit(name, arch, version, &info, list);
+                }
+            },
+        );
+        if let Err(e) = scanned {
+            warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
+        }
+    }
+}
+
+/// A version an apt list offers, with the release that offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// The binary package.
+    pub name: String,
+    /// Its architecture.
+    pub arch: String,
+    /// The version offered.
+    pub version: String,
+    /// The release (suite) that offers it.
+    pub release: ReleaseInfo,
+}
+
+/// Every version the root's apt lists offer of the named packages.
+pub fn offers(root: &Root, names: &HashSet<&str>, warnings: &mut Vec<String>) -> Vec<Offer> {
+    let mut out = Vec::new();
+    each_offer(
+        &root.path(LISTS_DIR),
+        |name| names.contains(name),
+        warnings,
+        |name, arch, version, release, _| {
+            out.push(Offer {
+                name: name.to_owned(),
+                arch: arch.to_owned(),
+                version: version.to_owned(),
+                release: release.clone(),
+            })
+        },
+    );
+    out
+}
+
 /// The newest version the host's apt lists offer for each installed dpkg
 /// package, where it is newer than the installed one.
 pub fn available_updates(
@@ -142,22 +233,6 @@ pub fn available_updates(
     installed: &[Package],
     warnings: &mut Vec<String>,
 ) -> Vec<AvailableUpdate> {
-    let dir = root.path(LISTS_DIR);
-    let Lists {
-        packages: package_lists,
-        releases: release_files,
-    } = match lists(&dir) {
-        Ok(found) => found,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            warnings.push(format!(
-                "{}: {e}; no available updates reported",
-                dir.display()
-            ));
-            return Vec::new();
-        }
-    };
-
     // (name, arch) -> installed version. Packages removed but configured are
     // not installed, so they have no update.
     let mut current: Vec<(&Package, deb::Version)> = Vec::new();
@@ -175,81 +250,48 @@ pub fn available_updates(
         .enumerate()
         .map(|(i, (p, _))| ((p.name.as_str(), p.arch.as_str()), i))
         .collect();
-
-    let names: std::collections::HashSet<&str> =
-        current.iter().map(|(p, _)| p.name.as_str()).collect();
-    // Index into `current` -> the best candidate so far and its list's release.
-    let mut best: HashMap<usize, (deb::Version, usize)> = HashMap::new();
-    let mut infos: Vec<ReleaseInfo> = Vec::new();
-    for list in &package_lists {
-        let list_name = list
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let info = release_files
-            .iter()
-            .filter(|(prefix, _)| list_name.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .and_then(|(_, path)| std::fs::read_to_string(path).ok())
-            .map(|text| parse_release(&text))
-            .unwrap_or_default();
-        infos.push(info);
-        let info_index = infos.len() - 1;
-
-        let reader = match open_list(list) {
-            Ok(r) => r,
-            Err(e) => {
-                warnings.push(format!("{}: {e}; list skipped", list.display()));
-                continue;
+    let names: HashSet<&str> = current.iter().map(|(p, _)| p.name.as_str()).collect();
+    // Index into `current` -> the best candidate so far and its release.
+    let mut best: HashMap<usize, (deb::Version, ReleaseInfo)> = HashMap::new();
+    let mut failures = Vec::new();
+    each_offer(
+        &root.path(LISTS_DIR),
+        |name| names.contains(name),
+        warnings,
+        |name, arch, version, info, list| {
+            let Some(&key) = wanted.get(&(name, arch)) else {
+                return;
+            };
+            let installed_version = &current[key].1;
+            let candidate = match deb::Version::parse(version) {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(format!("{}: package {name}: {e}", list.display()));
+                    return;
+                }
+            };
+            if candidate <= *installed_version {
+                return;
             }
-        };
-        let mut failures = Vec::new();
-        let scanned = crate::deb822::scan(
-            reader,
-            ["Package", "Architecture", "Version"],
-            |name| names.contains(name),
-            |[name, arch, version]| {
-                let (Some(name), Some(arch), Some(version)) = (name, arch, version) else {
-                    return;
-                };
-                let Some(&key) = wanted.get(&(name, arch)) else {
-                    return;
-                };
-                let installed_version = &current[key].1;
-                let candidate = match deb::Version::parse(version) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        failures.push(format!("{}: package {name}: {e}", list.display()));
-                        return;
-                    }
-                };
-                if candidate <= *installed_version {
-                    return;
+            // The newest wins; at the same version, a security suite's
+            // (the same version in both lists is the security update,
+            // whatever the lists' file names sort as).
+            let security = info.is_security();
+            match best.get(&key) {
+                Some((current, _)) if *current > candidate => {}
+                Some((current, at)) if *current == candidate && (at.is_security() || !security) => {
                 }
-                // The newest wins; at the same version, a security suite's
-                // (the same version in both lists is the security update,
-                // whatever the lists' file names sort as).
-                let security = infos[info_index].is_security();
-                match best.get(&key) {
-                    Some((current, _)) if *current > candidate => {}
-                    Some((current, at))
-                        if *current == candidate && (infos[*at].is_security() || !security) => {}
-                    _ => {
-                        best.insert(key, (candidate, info_index));
-                    }
+                _ => {
+                    best.insert(key, (candidate, info.clone()));
                 }
-            },
-        );
-        warnings.extend(failures);
-        if let Err(e) = scanned {
-            warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
-        }
-    }
+            }
+        },
+    );
+    warnings.extend(failures);
 
     let mut updates: Vec<AvailableUpdate> = best
         .into_iter()
-        .map(|(key, (candidate, info_index))| {
-            let info = &infos[info_index];
+        .map(|(key, (candidate, info))| {
             let (package, installed_version) = &current[key];
             AvailableUpdate {
                 manager: Manager::Dpkg,

@@ -55,22 +55,22 @@ pub enum CheckInError {
     Jobs(#[from] jobs::JobsError),
 }
 
-/// Checks in once. `clock` dates the inventory and each step of a job.
-pub fn check_in(
+/// Sends the heartbeat and then what the server asks for: nothing, a
+/// delta or the whole inventory.
+fn report_inventory(
     client: &Client,
     state_dir: &Path,
     root: &Root,
     runner: &dyn CommandRunner,
-    enrollment: &state::Enrollment,
     clock: &dyn Fn() -> Timestamp,
-) -> Result<CheckIn, CheckInError> {
+) -> Result<(Sent, protocol::HeartbeatResponse, Inventory), CheckInError> {
     let inventory = inventory::collect(root, runner, clock())?;
     let acknowledged = state::load_acknowledged(state_dir);
     let answer = client.heartbeat(
         &inventory.digest(),
         acknowledged.as_ref().map(Inventory::digest),
     )?;
-    let mut sent = match (answer.inventory, acknowledged) {
+    let sent = match (answer.inventory, acknowledged) {
         (InventoryWanted::None, _) => Sent::Nothing,
         (InventoryWanted::Delta, Some(base)) => send_delta(client, &inventory, &base)?,
         (InventoryWanted::Delta | InventoryWanted::Full, _) => {
@@ -81,6 +81,45 @@ pub fn check_in(
     if sent != Sent::Nothing {
         keep_acknowledged(state_dir, &inventory);
     }
+    Ok((sent, answer, inventory))
+}
+
+/// Checks in without changing the computer: the inventory goes to the
+/// server, jobs it hands out are not run and no reboot is made. For a
+/// computer that is watched, not managed (`patchwell-agent run
+/// --read-only`, and the demo's own machine).
+pub fn check_in_read_only(
+    client: &Client,
+    state_dir: &Path,
+    root: &Root,
+    runner: &dyn CommandRunner,
+    clock: &dyn Fn() -> Timestamp,
+) -> Result<CheckIn, CheckInError> {
+    let (sent, answer, _) = report_inventory(client, state_dir, root, runner, clock)?;
+    if !answer.jobs.is_empty() {
+        eprintln!(
+            "warning: {} job(s) handed out and not run: this agent runs read-only",
+            answer.jobs.len()
+        );
+    }
+    Ok(CheckIn {
+        sent,
+        next: Duration::from_secs(answer.next_checkin_seconds.max(10)),
+        jobs: Vec::new(),
+        reboot: crate::reboot::Tick::Idle,
+    })
+}
+
+/// Checks in once. `clock` dates the inventory and each step of a job.
+pub fn check_in(
+    client: &Client,
+    state_dir: &Path,
+    root: &Root,
+    runner: &dyn CommandRunner,
+    enrollment: &state::Enrollment,
+    clock: &dyn Fn() -> Timestamp,
+) -> Result<CheckIn, CheckInError> {
+    let (mut sent, answer, inventory) = report_inventory(client, state_dir, root, runner, clock)?;
 
     let outcomes = jobs::run_jobs(
         client,

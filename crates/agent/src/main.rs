@@ -61,6 +61,9 @@ enum Command {
         /// Inventory the system rooted at DIR instead of this one.
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
+        /// Report the inventory only: never run a job or reboot.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Put off the restart the agent announced (any logged-in user may;
     /// the job sets how often and until when).
@@ -127,7 +130,8 @@ fn main() -> ExitCode {
             once,
             state_dir,
             root,
-        } => match run(once, &state_dir, Root::new(root)) {
+            read_only,
+        } => match run(once, &state_dir, Root::new(root), read_only) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -286,28 +290,39 @@ fn client_for(state_dir: &std::path::Path) -> anyhow::Result<Client> {
 /// reached is tried again sooner (from one minute, doubling up to the
 /// interval), because laptops come and go; a server that refuses this host
 /// (revoked, unknown) ends the agent.
-fn run(once: bool, state_dir: &std::path::Path, root: Root) -> anyhow::Result<()> {
+fn run(once: bool, state_dir: &std::path::Path, root: Root, read_only: bool) -> anyhow::Result<()> {
     let enrollment = state::load(state_dir)?;
     let client = Client::new(
         &enrollment.server,
         enrollment.ca_cert.as_deref(),
         Some(enrollment.credential.clone()),
     )?;
-    if root.is_host() {
+    if root.is_host() && !read_only {
         if let Err(e) = reboot::prepare(state_dir) {
             eprintln!("warning: users cannot put reboots off: {e}");
         }
     }
     let mut retry = std::time::Duration::from_secs(60);
     loop {
-        let wait = match checkin::check_in(
-            &client,
-            state_dir,
-            &root,
-            &SystemRunner,
-            &enrollment,
-            &jiff::Timestamp::now,
-        ) {
+        let checked = if read_only {
+            checkin::check_in_read_only(
+                &client,
+                state_dir,
+                &root,
+                &SystemRunner,
+                &jiff::Timestamp::now,
+            )
+        } else {
+            checkin::check_in(
+                &client,
+                state_dir,
+                &root,
+                &SystemRunner,
+                &enrollment,
+                &jiff::Timestamp::now,
+            )
+        };
+        let wait = match checked {
             Ok(done) => {
                 eprintln!(
                     "checked in{}",

@@ -6,6 +6,7 @@
 
 mod admin;
 mod catalog_cli;
+mod demo;
 mod plan_cli;
 mod rollout_cli;
 mod scan;
@@ -30,6 +31,10 @@ struct Cli {
 enum Command {
     /// Run the server.
     Server(ServerArgs),
+    /// Show the whole cycle on this machine: a server on a fresh database,
+    /// this machine's advisory data, the machine itself (read-only), a
+    /// simulated fleet and a pilot rollout; prints where the console is.
+    Demo(demo::DemoArgs),
     /// Enrollment tokens for new hosts.
     Tokens {
         #[command(flatten)]
@@ -373,6 +378,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             };
             runtime()?.block_on(server::serve(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens {

@@ -488,6 +488,19 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 /// Runs the server until interrupted.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    serve_until(options, |_| {}, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Runs the server until `stop` completes; `listening` is told the
+/// address it listens on (the port chosen, when the options gave port 0).
+pub async fn serve_until(
+    options: ServeOptions,
+    listening: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let now = Timestamp::now();
     if let Transport::PlainHttp { insecure: false } = options.transport {
         if !options.listen.ip().is_loopback() {
@@ -548,34 +561,36 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });
     }
+    let std_listener = std::net::TcpListener::bind(options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
+    std_listener.set_nonblocking(true)?;
+    let address = std_listener.local_addr()?;
     match tls {
         None => {
-            let listener = tokio::net::TcpListener::bind(options.listen)
-                .await
-                .with_context(|| format!("listening on {}", options.listen))?;
-            tracing::info!(address = %listener.local_addr()?, "Patchwell server listening (plain HTTP).");
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            tracing::info!(address = %address, "Patchwell server listening (plain HTTP).");
+            listening(address);
             axum::serve(listener, app(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
+                .with_graceful_shutdown(stop)
                 .await?;
         }
         Some(config) => {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
+                stop.await;
                 stopper.graceful_shutdown(Some(Duration::from_secs(10)));
             });
-            tracing::info!(address = %options.listen, "Patchwell server listening (HTTPS).");
-            axum_server::bind_rustls(
-                options.listen,
+            tracing::info!(address = %address, "Patchwell server listening (HTTPS).");
+            listening(address);
+            axum_server::from_tcp_rustls(
+                std_listener,
                 axum_server::tls_rustls::RustlsConfig::from_config(config),
-            )
+            )?
             .handle(handle)
             .serve(app(state).into_make_service())
             .await
-            .with_context(|| format!("serving HTTPS on {}", options.listen))?;
+            .with_context(|| format!("serving HTTPS on {address}"))?;
         }
     }
     store.close().await;

@@ -1,0 +1,938 @@
+//! `patchwell demo`: the whole cycle on one machine, in one command.
+//!
+//! It starts a server on a fresh SQLite database in a temporary directory,
+//! loads the advisory data the machine has (its apt lists, verified with
+//! the keyring apt uses, and any data directories given), enrolls this
+//! machine through the agent's code in read-only mode, adds a simulated
+//! fleet whose inventories are sampled from this machine's real packages
+//! and apt lists, approves the pending security updates and runs a pilot
+//! rollout on the simulated hosts. Then it prints where the console is and
+//! who to sign in as, and keeps running until interrupted.
+//!
+//! A key design decision made here is that the demo goes through the same
+//! doors as everyone else: the HTTP API with the first administrator's
+//! token, agent enrollment with a token, inventories and step reports
+//! over the agent routes, signed jobs verified with the server's key. The
+//! simulated agents only stand in for `apt-get`: they report the steps a
+//! real agent reports, with a short pause between them, and a few of them
+//! (one in fifty) fail their installs, saying so.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent::{Root, SystemRunner};
+use anyhow::{bail, Context};
+use clap::Args;
+use jiff::Timestamp;
+use protocol::job::{Change, JobKind, SignedJob, Step, StepReport, StepsRequest};
+use protocol::{AvailableUpdate, Heartbeat, HeartbeatResponse, Inventory, Manager};
+use serde_json::{json, Value};
+use versions::deb;
+
+/// `patchwell demo`
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The console's address. Loopback is served over plain HTTP; any other
+    /// address over HTTPS with a certificate from the server's own CA.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// How many simulated hosts to add.
+    #[arg(long, default_value_t = 300)]
+    hosts: usize,
+    /// A directory of advisory data to load besides the apt lists, laid out
+    /// as ../shared/data is (kev/, endoflife/, debian-security-tracker/,
+    /// alpine-secdb/, ubuntu-osv/); repeatable.
+    #[arg(long = "data", value_name = "DIR")]
+    data: Vec<PathBuf>,
+    /// Keep the server's data here (and keep it afterwards) instead of in a
+    /// temporary directory removed at the end.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Removes the temporary data directory when the demo ends.
+struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.hosts > 5000 {
+        bail!(
+            "--hosts {}: the demo simulates at most 5000 hosts",
+            args.hosts
+        );
+    }
+    let (data_dir, _scratch) = match &args.data_dir {
+        Some(dir) => (dir.clone(), Scratch(None)),
+        None => {
+            let nanos = Timestamp::now().as_nanosecond();
+            let dir = std::env::temp_dir().join(format!(
+                "patchwell-demo-{}-{}",
+                std::process::id(),
+                nanos % 1_000_000_000
+            ));
+            (dir.clone(), Scratch(Some(dir)))
+        }
+    };
+    // Everything the machine offers is read before the server starts, so
+    // that a machine without apt lists is told at once.
+    eprintln!("demo: reading this machine's inventory and apt lists");
+    let machine = tokio::task::spawn_blocking(|| {
+        agent::inventory::collect(&Root::new("/"), &SystemRunner, Timestamp::now())
+    })
+    .await?
+    .context("collecting this machine's inventory")?;
+    if machine.packages.is_empty() {
+        bail!("this machine's dpkg database lists no package: the demo samples its fleet from it");
+    }
+    let offers = {
+        let names: Vec<String> = machine.packages.iter().map(|p| p.name.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            let set: HashSet<&str> = names.iter().map(String::as_str).collect();
+            let mut warnings = Vec::new();
+            agent::apt::offers(&Root::new("/"), &set, &mut warnings)
+        })
+        .await?
+    };
+
+    let tls = !args.listen.ip().is_loopback();
+    let options = server::ServeOptions {
+        data_dir: data_dir.clone(),
+        listen: args.listen,
+        database_url: None,
+        transport: if tls {
+            server::Transport::GeneratedTls {
+                names: vec!["localhost".into(), "127.0.0.1".into()],
+            }
+        } else {
+            server::Transport::PlainHttp { insecure: false }
+        },
+        config: server::Config {
+            // The simulated fleet checks in every few seconds, well above
+            // what a real agent does.
+            host_requests_per_minute: 100_000,
+            feed_refresh: None,
+            ..server::Config::default()
+        },
+    };
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve_until(
+        options,
+        move |address| {
+            let _ = bound_tx.send(address);
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let address = match bound_rx.await {
+        Ok(a) => a,
+        Err(_) => {
+            return match server.await? {
+                Err(e) => Err(e.context("starting the demo's server")),
+                Ok(()) => bail!("the demo's server stopped before it listened"),
+            }
+        }
+    };
+    let (api, ca_pem) = if tls {
+        let ca = std::fs::read_to_string(data_dir.join("tls/ca.pem"))
+            .context("reading the server's CA certificate")?;
+        (format!("https://127.0.0.1:{}", address.port()), Some(ca))
+    } else {
+        (format!("http://{address}"), None)
+    };
+    let console = if tls {
+        format!("https://{address}/console")
+    } else {
+        format!("{api}/console")
+    };
+    let admin_token = read_trimmed(&data_dir.join("admin-token"))?;
+    let password = read_trimmed(&data_dir.join("admin-password"))?;
+    let mut builder = reqwest::Client::builder().pool_max_idle_per_host(32);
+    if let Some(pem) = &ca_pem {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+    }
+    let http = builder.build()?;
+    let admin = Api {
+        http: http.clone(),
+        base: api.clone(),
+        token: admin_token,
+    };
+
+    eprintln!("demo: loading advisory data");
+    load_feeds(&admin, &args.data).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    eprintln!("demo: enrolling this machine (read-only)");
+    let own = enroll_machine(&admin, &api, ca_pem.clone(), &data_dir, Arc::clone(&stop)).await?;
+
+    eprintln!("demo: adding {} simulated hosts", args.hosts);
+    let fleet = simulate_fleet(&admin, &machine, &offers, args.hosts).await?;
+    let agents = tokio::spawn(run_agents(
+        http.clone(),
+        api.clone(),
+        fleet,
+        Arc::clone(&stop),
+    ));
+
+    eprintln!("demo: approving the security updates and starting a pilot rollout");
+    start_pilot(&admin).await?;
+
+    println!("console: {console} user: admin password: {password}");
+    eprintln!(
+        "demo: this machine is host {own}; stop the demo with Ctrl-C{}",
+        if args.data_dir.is_some() {
+            ""
+        } else {
+            " (its data directory is removed)"
+        }
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        r = agents => { r??; }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(())
+}
+
+fn read_trimmed(path: &Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .trim()
+        .to_owned())
+}
+
+/// The API, as the first administrator.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let error = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{method} {path}: {status}: {error}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Advisory data.
+
+/// The keyring apt verifies a lists file with: the `Signed-By` of the
+/// machine's deb822 sources, else Debian's archive keyring.
+fn apt_keyring() -> Option<PathBuf> {
+    let mut found = None;
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "sources") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("Signed-By:") {
+                    let v = PathBuf::from(v.trim());
+                    if v.is_file() {
+                        found.get_or_insert(v);
+                    }
+                }
+            }
+        }
+    }
+    found.or_else(|| {
+        let debian = PathBuf::from("/usr/share/keyrings/debian-archive-keyring.gpg");
+        debian.is_file().then_some(debian)
+    })
+}
+
+/// Defines and imports one feed; a feed that fails is reported and left
+/// out, since the demo still has something to show without it.
+async fn add_feed(
+    api: &Api,
+    name: &str,
+    kind: &str,
+    location: &Path,
+    verification: String,
+) -> bool {
+    let body = json!({"kind": kind, "location": location.display().to_string(), "verification": verification});
+    match api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/feeds/{name}"),
+            Some(body),
+        )
+        .await
+    {
+        Ok(report) => {
+            eprintln!(
+                "demo: feed {name} ({kind}): {} records",
+                report["records"].as_u64().unwrap_or(0)
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("demo: feed {name} left out: {e:#}");
+            false
+        }
+    }
+}
+
+/// The feeds of the machine's apt lists and of each data directory.
+async fn load_feeds(api: &Api, data: &[PathBuf]) -> anyhow::Result<()> {
+    let lists = Path::new(agent::apt::LISTS_DIR);
+    match apt_keyring() {
+        Some(keyring) => {
+            let mut releases: Vec<PathBuf> = std::fs::read_dir(lists)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            releases.retain(|p| p.to_string_lossy().ends_with("_InRelease"));
+            releases.sort();
+            for release in releases {
+                let info = agent::apt::parse_release(
+                    &std::fs::read_to_string(&release).unwrap_or_default(),
+                );
+                let Some(codename) = info.codename else {
+                    continue;
+                };
+                add_feed(
+                    api,
+                    &format!("apt-{codename}"),
+                    "apt",
+                    &release,
+                    format!("openpgp:{}", keyring.display()),
+                )
+                .await;
+            }
+        }
+        None => eprintln!("demo: no apt keyring found; the apt lists are not loaded as feeds"),
+    }
+    for dir in data {
+        if !dir.is_dir() {
+            bail!("--data {}: not a directory", dir.display());
+        }
+        let mut found: Vec<(String, &str, PathBuf)> = Vec::new();
+        let kev = dir.join("kev/known_exploited_vulnerabilities.json");
+        if kev.is_file() {
+            found.push(("kev".into(), "kev", kev));
+        }
+        for (sub, kind) in [
+            ("endoflife", "endoflife"),
+            ("ubuntu-osv", "osv"),
+            ("alpine-secdb", "alpine-secdb"),
+        ] {
+            let p = dir.join(sub);
+            if p.is_dir() {
+                found.push((sub.into(), kind, p));
+            }
+        }
+        for list in ["DSA", "DLA"] {
+            let p = dir.join(format!("debian-security-tracker/{list}.list"));
+            if p.is_file() {
+                found.push((list.to_lowercase(), "debian-tracker", p));
+            }
+        }
+        if found.is_empty() {
+            bail!("--data {}: holds none of kev/, endoflife/, ubuntu-osv/, alpine-secdb/, debian-security-tracker/", dir.display());
+        }
+        for (name, kind, location) in found {
+            // The operator pointed at these files: their digest now is
+            // what is pinned.
+            let parsed = server::feeds::FeedKind::parse(kind).map_err(anyhow::Error::msg)?;
+            let documents = server::feeds::fetch(parsed, &location.display().to_string()).await?;
+            let digest = server::feeds::digest(&documents);
+            add_feed(api, &name, kind, &location, format!("sha256:{digest}")).await;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// This machine, read-only.
+
+/// Enrolls this machine through the agent's own code and keeps checking
+/// it in, read-only, every minute on a thread of its own.
+async fn enroll_machine(
+    api: &Api,
+    server: &str,
+    ca_pem: Option<String>,
+    data_dir: &Path,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<String> {
+    let token = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"max_uses": 1, "expires_in_hours": 1, "group": "servers"})),
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let state_dir = data_dir.join("agent");
+    let server = server.to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let enrolled = (|| -> anyhow::Result<(agent::client::Client, String)> {
+            std::fs::create_dir_all(&state_dir)?;
+            let root = Root::new("/");
+            let inventory = agent::inventory::collect(&root, &SystemRunner, Timestamp::now())?;
+            let client = agent::client::Client::new(&server, ca_pem.as_deref(), None)?;
+            let answer = client.enroll(&token, &inventory.host.hostname)?;
+            let record = agent::state::Enrollment {
+                server: server.clone(),
+                host_id: answer.host_id.clone(),
+                credential: answer.credential,
+                ca_cert: ca_pem.clone(),
+                job_key: Some(answer.job_key),
+            };
+            agent::state::save(&state_dir, &record)?;
+            let client =
+                agent::client::Client::new(&server, ca_pem.as_deref(), Some(record.credential))?;
+            agent::checkin::check_in_read_only(
+                &client,
+                &state_dir,
+                &root,
+                &SystemRunner,
+                &Timestamp::now,
+            )?;
+            Ok((client, answer.host_id))
+        })();
+        let client = match enrolled {
+            Ok((client, id)) => {
+                let _ = tx.send(Ok(id));
+                client
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let root = Root::new("/");
+        let mut waited = Duration::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            waited += Duration::from_secs(1);
+            if waited >= Duration::from_secs(60) {
+                waited = Duration::ZERO;
+                if let Err(e) = agent::checkin::check_in_read_only(
+                    &client,
+                    &state_dir,
+                    &root,
+                    &SystemRunner,
+                    &Timestamp::now,
+                ) {
+                    eprintln!("demo: this machine's check-in failed: {e}");
+                }
+            }
+        }
+    });
+    rx.await?.context("enrolling this machine")
+}
+
+// ---------------------------------------------------------------------------
+// The simulated fleet.
+
+/// A small deterministic generator: the same fleet every run.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[usize::try_from(self.below(items.len() as u64)).unwrap_or(0)]
+    }
+}
+
+/// One simulated host: identity, credential, the server's job key, and the
+/// inventory it reports.
+struct SimHost {
+    index: usize,
+    id: String,
+    credential: String,
+    key: String,
+    inventory: Inventory,
+}
+
+const DEPARTMENTS: [&str; 5] = ["finance", "engineering", "sales", "operations", "hr"];
+const LAPTOPS: [&str; 3] = [
+    "Dell Latitude 7440",
+    "Lenovo ThinkPad T14 Gen 4",
+    "HP EliteBook 840 G10",
+];
+const SERVERS: [&str; 2] = ["Dell PowerEdge R650", "HPE ProLiant DL360 Gen10"];
+
+/// A host's inventory: this machine's packages, each one at the oldest
+/// version the apt lists offer in about half the hosts (so they miss the
+/// updates published since), and the updates those lists then offer.
+fn sample_inventory(
+    machine: &Inventory,
+    oldest: &HashMap<(String, String), String>,
+    newest: &HashMap<(String, String), (String, &agent::apt::Offer)>,
+    dice: &mut Dice,
+    hostname: &str,
+    model: &str,
+) -> Inventory {
+    let mut inv = machine.clone();
+    inv.collected_at = Timestamp::now();
+    inv.host.hostname = hostname.to_owned();
+    inv.host.machine_id = None;
+    inv.host.model = Some(model.to_owned());
+    inv.host.interfaces.clear();
+    inv.neighbours.clear();
+    inv.warnings.clear();
+    inv.reboot.required = false;
+    inv.reboot.packages.clear();
+    let behind = dice.below(100) < 70;
+    for p in &mut inv.packages {
+        let key = (p.name.clone(), p.arch.clone());
+        if let Some(old) = oldest.get(&key) {
+            if behind && dice.below(100) < 60 && is_older(old, &p.version) {
+                p.version = old.clone();
+            }
+        }
+    }
+    inv.updates = updates_for(&inv, newest);
+    inv
+}
+
+fn is_older(a: &str, b: &str) -> bool {
+    deb::compare_str(a, b).is_ok_and(|o| o.is_lt())
+}
+
+/// The updates the apt lists offer a host with these packages.
+fn updates_for(
+    inv: &Inventory,
+    newest: &HashMap<(String, String), (String, &agent::apt::Offer)>,
+) -> Vec<AvailableUpdate> {
+    inv.packages
+        .iter()
+        .filter(|p| p.manager == Manager::Dpkg && p.state.is_installed())
+        .filter_map(|p| {
+            let (version, offer) = newest.get(&(p.name.clone(), p.arch.clone()))?;
+            is_older(&p.version, version).then(|| AvailableUpdate {
+                manager: Manager::Dpkg,
+                name: p.name.clone(),
+                arch: p.arch.clone(),
+                installed: p.version.clone(),
+                candidate: version.clone(),
+                suite: offer.release.suite.clone(),
+                codename: offer.release.codename.clone(),
+                origin: offer.release.origin.clone(),
+                security: offer.release.is_security(),
+            })
+        })
+        .collect()
+}
+
+async fn simulate_fleet(
+    api: &Api,
+    machine: &Inventory,
+    offers: &[agent::apt::Offer],
+    count: usize,
+) -> anyhow::Result<Vec<SimHost>> {
+    // Per package: the oldest version offered, and the newest with the
+    // release that offers it (a security suite wins a tie, as apt's
+    // candidate does for the agent).
+    let mut oldest: HashMap<(String, String), String> = HashMap::new();
+    let mut newest: HashMap<(String, String), (String, &agent::apt::Offer)> = HashMap::new();
+    for o in offers {
+        let key = (o.name.clone(), o.arch.clone());
+        match oldest.get(&key) {
+            Some(v) if !is_older(&o.version, v) => {}
+            _ => {
+                oldest.insert(key.clone(), o.version.clone());
+            }
+        }
+        let replace = match newest.get(&key) {
+            None => true,
+            Some((v, at)) => {
+                is_older(v, &o.version)
+                    || (v == &o.version && o.release.is_security() && !at.release.is_security())
+            }
+        };
+        if replace {
+            newest.insert(key, (o.version.clone(), o));
+        }
+    }
+    let token = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"max_uses": count.max(1), "expires_in_hours": 1})),
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut hosts = Vec::with_capacity(count);
+    let mut dice = Dice(0x5eed_0f_f1ee7);
+    for i in 0..count {
+        let server = i % 10 == 0;
+        let department = *dice.pick(&DEPARTMENTS);
+        let hostname = if server {
+            format!("sim-srv-{i:04}")
+        } else {
+            format!("sim-ws-{i:04}")
+        };
+        let model = if server {
+            *dice.pick(&SERVERS)
+        } else {
+            *dice.pick(&LAPTOPS)
+        };
+        let inventory = sample_inventory(machine, &oldest, &newest, &mut dice, &hostname, model);
+        let enrolled = api
+            .http
+            .post(format!("{}/api/v1/agent/enroll", api.base))
+            .json(&json!({"token": token, "hostname": hostname}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("enrolling a simulated host")?
+            .json::<Value>()
+            .await?;
+        let id = enrolled["host_id"].as_str().unwrap_or_default().to_owned();
+        let credential = enrolled["credential"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let key = enrolled["job_key"].as_str().unwrap_or_default().to_owned();
+        let criticality = if server {
+            *dice.pick(&["high", "critical"])
+        } else {
+            *dice.pick(&["low", "medium", "medium", "high"])
+        };
+        let tags: Vec<&str> = if server {
+            vec!["simulated", "server"]
+        } else if i % 3 == 0 {
+            vec!["simulated", "desktop"]
+        } else {
+            vec!["simulated", "laptop"]
+        };
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{id}/attributes"),
+            Some(json!({
+                "group": if server { "servers" } else { department },
+                "criticality": criticality,
+                "owner": format!("{department}-lead@example.org"),
+                "department": department,
+                "tags": tags,
+            })),
+        )
+        .await?;
+        let host = SimHost {
+            index: i,
+            id,
+            credential,
+            key,
+            inventory,
+        };
+        put_inventory(&api.http, &api.base, &host).await?;
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+async fn put_inventory(http: &reqwest::Client, base: &str, host: &SimHost) -> anyhow::Result<()> {
+    http.put(format!("{base}/api/v1/agent/inventory"))
+        .bearer_auth(&host.credential)
+        .json(&host.inventory)
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("sending the inventory of {}", host.inventory.host.hostname))?;
+    Ok(())
+}
+
+/// Every simulated agent checks in every few seconds; a job it gets is
+/// verified with the server's key and carried out step by step.
+async fn run_agents(
+    http: reqwest::Client,
+    base: String,
+    fleet: Vec<SimHost>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let fleet: Vec<Arc<tokio::sync::Mutex<SimHost>>> = fleet
+        .into_iter()
+        .map(|h| Arc::new(tokio::sync::Mutex::new(h)))
+        .collect();
+    let busy: Arc<std::sync::Mutex<HashSet<usize>>> = Arc::default();
+    while !stop.load(Ordering::Relaxed) {
+        for (i, host) in fleet.iter().enumerate() {
+            if busy.lock().map(|b| b.contains(&i)).unwrap_or(true) {
+                continue;
+            }
+            let answer = {
+                let h = host.lock().await;
+                heartbeat(&http, &base, &h).await
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("demo: a simulated check-in failed: {e:#}");
+                    continue;
+                }
+            };
+            if answer.jobs.is_empty() {
+                continue;
+            }
+            if let Ok(mut b) = busy.lock() {
+                b.insert(i);
+            }
+            let (http, base, host, busy) = (
+                http.clone(),
+                base.clone(),
+                Arc::clone(host),
+                Arc::clone(&busy),
+            );
+            tokio::spawn(async move {
+                let mut h = host.lock().await;
+                for signed in &answer.jobs {
+                    if let Err(e) = carry_out(&http, &base, &mut h, signed).await {
+                        eprintln!(
+                            "demo: simulated host {} job {}: {e:#}",
+                            h.inventory.host.hostname, signed.id
+                        );
+                    }
+                }
+                if let Ok(mut b) = busy.lock() {
+                    b.remove(&i);
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok(())
+}
+
+async fn heartbeat(
+    http: &reqwest::Client,
+    base: &str,
+    h: &SimHost,
+) -> anyhow::Result<HeartbeatResponse> {
+    let digest = h.inventory.digest();
+    let beat = Heartbeat {
+        inventory_digest: digest.clone(),
+        acknowledged_digest: Some(digest),
+    };
+    let answer: HeartbeatResponse = http
+        .post(format!("{base}/api/v1/agent/heartbeat"))
+        .bearer_auth(&h.credential)
+        .json(&beat)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    if answer.inventory != protocol::InventoryWanted::None {
+        put_inventory(http, base, h).await?;
+    }
+    Ok(answer)
+}
+
+async fn report(
+    http: &reqwest::Client,
+    base: &str,
+    h: &SimHost,
+    job: &str,
+    step: StepReport,
+) -> anyhow::Result<()> {
+    http.post(format!("{base}/api/v1/agent/jobs/{job}/steps"))
+        .bearer_auth(&h.credential)
+        .json(&StepsRequest { steps: vec![step] })
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+/// Carries out one job as an agent would, minus apt: each step reported
+/// after a short pause, the package versions changed in the inventory.
+/// One host in fifty fails its installs, with an error that says the
+/// failure is simulated.
+async fn carry_out(
+    http: &reqwest::Client,
+    base: &str,
+    h: &mut SimHost,
+    signed: &SignedJob,
+) -> anyhow::Result<()> {
+    let key = protocol::job::parse_key(&h.key).map_err(anyhow::Error::msg)?;
+    let job = signed
+        .open(&key, &h.id, Timestamp::now())
+        .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
+    let pause = Duration::from_millis(300 + (h.index as u64 * 37) % 700);
+    let fails = job.kind == JobKind::Install && h.index % 50 == 7;
+    for step in [
+        Step::Received,
+        Step::Downloading,
+        Step::Downloaded,
+        Step::Installing,
+    ] {
+        report(
+            http,
+            base,
+            h,
+            &job.id,
+            StepReport::new(step, Timestamp::now()),
+        )
+        .await?;
+        tokio::time::sleep(pause).await;
+    }
+    if fails {
+        let mut failed = StepReport::new(Step::Failed, Timestamp::now());
+        failed.exit_code = Some(100);
+        failed.message = Some("apt-get install failed (simulated by the demo)".into());
+        failed.output_tail =
+            Some("E: Sub-process /usr/bin/dpkg returned an error code (1) [simulated]".into());
+        return report(http, base, h, &job.id, failed).await;
+    }
+    let mut changes = Vec::new();
+    for wanted in &job.packages {
+        if let Some(p) = h
+            .inventory
+            .packages
+            .iter_mut()
+            .find(|p| p.name == wanted.name && p.arch == wanted.arch)
+        {
+            changes.push(Change {
+                name: p.name.clone(),
+                arch: p.arch.clone(),
+                from: Some(p.version.clone()),
+                to: wanted.version.clone(),
+            });
+            p.version = wanted.version.clone();
+        }
+    }
+    let mut installed = StepReport::new(Step::Installed, Timestamp::now());
+    installed.changes = changes;
+    report(http, base, h, &job.id, installed).await?;
+    tokio::time::sleep(pause).await;
+    report(
+        http,
+        base,
+        h,
+        &job.id,
+        StepReport::new(Step::Verifying, Timestamp::now()),
+    )
+    .await?;
+    // The lists offer the same updates as before; those now installed
+    // drop out.
+    let installed_now: HashMap<(String, String), String> = h
+        .inventory
+        .packages
+        .iter()
+        .map(|p| ((p.name.clone(), p.arch.clone()), p.version.clone()))
+        .collect();
+    let mut updates = std::mem::take(&mut h.inventory.updates);
+    for u in &mut updates {
+        if let Some(v) = installed_now.get(&(u.name.clone(), u.arch.clone())) {
+            u.installed = v.clone();
+        }
+    }
+    updates.retain(|u| is_older(&u.installed, &u.candidate));
+    h.inventory.updates = updates;
+    h.inventory.collected_at = Timestamp::now();
+    report(
+        http,
+        base,
+        h,
+        &job.id,
+        StepReport::new(Step::Succeeded, Timestamp::now()),
+    )
+    .await?;
+    put_inventory(http, base, h).await
+}
+
+// ---------------------------------------------------------------------------
+// The pilot.
+
+/// Approves the security updates the fleet is offered and starts a rollout
+/// of them to the simulated hosts: the pilot runs now, the rest waits two
+/// business days.
+async fn start_pilot(api: &Api) -> anyhow::Result<()> {
+    let updates = api
+        .send(reqwest::Method::GET, "/api/v1/updates", None)
+        .await?;
+    let security: Vec<&Value> = updates
+        .as_array()
+        .map(|a| a.iter().filter(|u| u["security"] == true).collect())
+        .unwrap_or_default();
+    if security.is_empty() {
+        eprintln!("demo: the simulated fleet is offered no security update; no rollout started");
+        return Ok(());
+    }
+    for u in &security {
+        let title = u["title"].as_str().unwrap_or_default();
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/approvals/{title}"),
+            Some(json!({"verdict": "approve", "comment": "security update, approved by the demo"})),
+        )
+        .await?;
+    }
+    api.send(
+        reqwest::Method::POST,
+        "/api/v1/rollouts",
+        Some(json!({
+            "name": "demo-security",
+            "reason": "The security updates Debian published since these hosts were installed.",
+            "hosts": "tag = simulated",
+            "updates": "approved",
+            "rings": [
+                {"name": "pilot", "size": "5%"},
+                {"name": "broad", "size": "rest", "wait_business_days": 2},
+            ],
+        })),
+    )
+    .await?;
+    Ok(())
+}
