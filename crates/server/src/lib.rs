@@ -557,6 +557,7 @@ pub async fn serve_until(
         tokio::spawn(refresh_feeds(state.clone(), every));
     }
     tokio::spawn(record_detections(state.clone()));
+    tokio::spawn(posture::record_daily(state.clone()));
     {
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });

@@ -58,6 +58,29 @@ pub(crate) struct Posture {
 }
 
 impl Posture {
+    /// The counts as kept per day (`posture_days`) and read back by
+    /// reports.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut classes = serde_json::Map::new();
+        for (class, c) in &self.classes {
+            classes.insert(
+                class.as_str().to_owned(),
+                serde_json::json!({"open": c.open, "breached": c.breached, "due_soon": c.due_soon, "exempt": c.exempt}),
+            );
+        }
+        serde_json::json!({
+            "at": self.at,
+            "hosts": self.hosts,
+            "compliant": self.compliant,
+            "compliance_percent": self.compliance_percent(),
+            "stale": self.stale,
+            "reboot_required": self.reboot_required,
+            "kev_hosts": self.kev_hosts,
+            "breached_hosts": self.breached_hosts,
+            "classes": classes,
+        })
+    }
+
     /// Compliant hosts as a percentage (100 for an empty fleet).
     pub(crate) fn compliance_percent(&self) -> f64 {
         if self.hosts == 0 {
@@ -96,6 +119,29 @@ pub(crate) async fn current(state: &AppState) -> ApiResult<Arc<Posture>> {
     let p = Arc::new(work_out(state, at).await?);
     *state.posture.last.lock().unwrap_or_else(|e| e.into_inner()) =
         Some((generation, Arc::clone(&p)));
+    Ok(p)
+}
+
+/// Keeps today's posture, every ten minutes, for compliance over time.
+pub(crate) async fn record_daily(state: AppState) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        ticks.tick().await;
+        if !state.fleet.loaded() {
+            continue;
+        }
+        if let Err(e) = record_now(&state).await {
+            tracing::warn!("keeping today's posture: {}", e.message());
+        }
+    }
+}
+
+/// Works out the posture and keeps it as today's.
+pub(crate) async fn record_now(state: &AppState) -> ApiResult<Arc<Posture>> {
+    let p = current(state).await?;
+    let day = p.at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    store::DetectionStore::record_posture(&state.store, &day, &p.to_json().to_string(), p.at)
+        .await?;
     Ok(p)
 }
 

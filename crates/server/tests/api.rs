@@ -2990,3 +2990,283 @@ async fn jobs_carry_their_policys_window_openings_and_reboot_terms() {
         "the policy's maximum deferral"
     );
 }
+
+/// The console through a browser's eyes: forms posted with the session
+/// cookie, redirects not followed.
+struct Browser {
+    http: reqwest::Client,
+    url: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(s: &TestServer) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            url: s.url.clone(),
+            cookie: None,
+        }
+    }
+
+    /// Signs in through the form; the session cookie is kept.
+    async fn sign_in(&mut self, user: &str, password: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .post(format!("{}/console/login", self.url))
+            .form(&[
+                ("username", user),
+                ("password", password),
+                ("next", "/console/hosts"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if let Some(c) = resp.headers().get("set-cookie") {
+            let c = c.to_str().unwrap();
+            self.cookie = Some(c.split(';').next().unwrap().to_owned());
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (resp.status(), location)
+    }
+
+    fn with_cookie(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => req.header("cookie", c),
+            None => req,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .with_cookie(self.http.get(format!("{}{path}", self.url)))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = resp.headers().get("location").cloned();
+        let text = resp.text().await.unwrap();
+        match location {
+            Some(l) if status.is_redirection() => (status, l.to_str().unwrap().to_owned()),
+            _ => (status, text),
+        }
+    }
+
+    /// Posts a form from the console's own origin (or `origin`).
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (StatusCode, String) {
+        let resp = self
+            .with_cookie(self.http.post(format!("{}{path}", self.url)))
+            .header("origin", origin.unwrap_or(&self.url))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = resp.headers().get("location").cloned();
+        let text = resp.text().await.unwrap();
+        match location {
+            Some(l) => (status, l.to_str().unwrap().to_owned()),
+            None => (status, text),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_shows_the_fleet_and_acts_through_its_forms() {
+    let s = spawn(Config::default()).await;
+    for name in ["web1", "web2"] {
+        let host = s.enrolled(name).await;
+        let inv = host_offering(name, s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+        assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    }
+    let mut b = Browser::new(&s);
+
+    // Anyone not signed in is sent to the form, and comes back after it.
+    let (status, to) = b.get("/console/hosts?q=tag").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, "/console/login?next=/console/hosts%3Fq%3Dtag");
+    let (status, to) = b.sign_in("admin", "not the password").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        to.contains("error=wrong%20user%20name%20or%20password"),
+        "{to}"
+    );
+    assert!(b.cookie.is_none());
+    let (status, to) = b.sign_in("admin", &s.admin_password).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/hosts")
+    );
+
+    // The dashboard: both hosts compliant (no catalog), one update waiting.
+    let (status, page) = b.get("/console").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("compliant: 2 of 2 hosts have no open finding"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<div class="figure">1</div><div class="label"><a href="/console/updates?only=pending">updates waiting for approval"#), "{page}");
+
+    // Hosts: a query filters, a bad one says why, sorting is on the server.
+    let (_, page) = b.get("/console/hosts?q=hostname%20%3D%20web2").await;
+    assert!(
+        page.contains(">web2</a>") && !page.contains(">web1</a>"),
+        "{page}"
+    );
+    let (status, page) = b.get("/console/hosts?q=hostname%20%3D").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"class="error" role="alert""#), "{page}");
+    let (_, page) = b.get("/console/hosts?sort=hostname&dir=desc").await;
+    assert!(page.find(">web2</a>").unwrap() < page.find(">web1</a>").unwrap());
+    assert!(page.contains(r#"aria-sort="descending""#));
+
+    // An update approved by title through the form; a post from another
+    // origin is refused and decides nothing.
+    let title = "libssl3=3.0.16-1~deb12u1";
+    let (status, _) = b
+        .post(
+            "/console/approvals",
+            &[("title", title), ("verdict", "decline")],
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, to) = b
+        .post(
+            "/console/approvals",
+            &[
+                ("title", title),
+                ("verdict", "approve"),
+                ("back", "/console/updates"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(to.starts_with("/console/updates?done="), "{to}");
+    let (_, updates) = s.get("/api/v1/updates").await;
+    assert_eq!(updates[0]["title"], title);
+    assert_eq!(updates[0]["decision"], "approve");
+    assert_eq!(updates[0]["hosts"], 2);
+
+    // A rollout of approved updates, started from the form; then halted.
+    let (status, to) = b
+        .post(
+            "/console/rollouts",
+            &[
+                ("name", "c1"),
+                ("reason", "monthly patching"),
+                ("updates", "approved"),
+                ("pilot", "1"),
+                ("wait", "0"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (status, page) = b.get("/console/rollouts/c1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("libssl3 3.0.16-1~deb12u1"), "{page}");
+    assert!(
+        page.contains(r#"<strong data-test="status">running</strong>"#),
+        "{page}"
+    );
+    let (status, to) = b
+        .post(
+            "/console/rollouts/c1/act",
+            &[("action", "halt"), ("reason", "change freeze")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, body) = s.get("/api/v1/rollouts/c1").await;
+    assert_eq!(body["status"], "halted");
+    // The live progress says so too, as a server-sent event.
+    let mut live = b
+        .with_cookie(b.http.get(format!("{}/console/rollouts/c1/live", s.url)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let first = String::from_utf8(live.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(
+        first.starts_with("data: ") && first.contains(">halted</strong>"),
+        "{first}"
+    );
+    drop(live);
+
+    // Every decision is in the audit log the console shows.
+    let (_, page) = b.get("/console/audit").await;
+    for action in [
+        "halt-rollout",
+        "create-rollout",
+        "approvals/libssl3=3.0.16-1~deb12u1",
+    ] {
+        assert!(
+            page.contains(action),
+            "{action} missing from the audit page"
+        );
+    }
+    assert!(page.contains("The chain is intact"));
+
+    // The monthly report, as a page and as CSV.
+    let (status, page) = b.get("/console/reports/monthly").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(r#"data-test="report-compliance">100.0%"#),
+        "{page}"
+    );
+    assert!(page.contains("<svg class=\"chart\""), "{page}");
+    let (status, csv) = b.get("/console/reports/monthly.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.starts_with("section,item,value,detail\n"), "{csv}");
+    assert!(csv.contains("\nsummary,hosts,2,\n"), "{csv}");
+    assert!(csv.contains("\nrollouts,c1,0,targets 2; failed 0"), "{csv}");
+    let (status, page) = b.get("/console/reports/monthly?month=2026-13").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("write it as YYYY-MM"), "{page}");
+
+    // An auditor reads, and a decision from them is refused with the reason.
+    s.user("audrey", "auditor").await;
+    let mut auditor = Browser::new(&s);
+    auditor.sign_in("audrey", "correct horse battery").await;
+    let (_, page) = auditor.get("/console/updates").await;
+    assert!(
+        !page.contains(">Approve</button>"),
+        "no decision controls for an auditor"
+    );
+    let (status, page) = auditor
+        .post(
+            "/console/approvals",
+            &[("title", title), ("verdict", "decline")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        page.contains("user audrey has role auditor, which may not"),
+        "{page}"
+    );
+    let (_, updates) = s.get("/api/v1/updates").await;
+    assert_eq!(updates[0]["decision"], "approve", "nothing changed");
+
+    // Signing out ends the session.
+    let (status, _) = b.post("/console/logout", &[], None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, to) = b.get("/console").await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/login?next=/console")
+    );
+}

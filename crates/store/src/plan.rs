@@ -82,6 +82,12 @@ pub trait DetectionStore {
     async fn detections(&self, host_id: &str) -> Result<HashMap<String, Timestamp>>;
     /// Every host's first detections: (host, advisory) to the time.
     async fn all_detections(&self) -> Result<HashMap<(String, String), Timestamp>>;
+    /// Keeps the fleet's posture of a day (`2026-11-29`), replacing what
+    /// was kept for that day.
+    async fn record_posture(&self, day: &str, body: &str, now: Timestamp) -> Result<()>;
+    /// The postures kept for the days from `first` to `last` (inclusive),
+    /// by day.
+    async fn postures(&self, first: &str, last: &str) -> Result<Vec<(String, String)>>;
 }
 
 const COLUMNS: &str = "kind, name, body, created_at, updated_at, updated_by";
@@ -272,6 +278,35 @@ impl DetectionStore for Store {
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, ts(r.try_get(1)?)?)))
+            .collect()
+    }
+
+    async fn record_posture(&self, day: &str, body: &str, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO posture_days (day, at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (day) DO UPDATE SET at = excluded.at, body = excluded.body",
+        )
+        .bind(day)
+        .bind(now.as_second())
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn postures(&self, first: &str, last: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT day, body FROM posture_days WHERE day >= $1 AND day <= $2 ORDER BY day",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 

@@ -16,10 +16,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../migrations/0005_people_audit_plan.sql")),
     (6, include_str!("../migrations/0006_inventory_sums.sql")),
     (7, include_str!("../migrations/0007_rollouts.sql")),
+    (8, include_str!("../migrations/0008_posture_days.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 7;
+pub(crate) const LATEST: u32 = 8;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -585,6 +585,27 @@ async fn detections_keep_the_first_time(store: Store) {
     assert_eq!(all.len(), 3, "{all:?}");
     assert_eq!(all.get(&("h2".into(), "DSA-1".into())), Some(&at(10)));
     assert_eq!(all.get(&("h1".into(), "DSA-2".into())), Some(&at(20)));
+    // Postures by day: a day written again keeps the later writing.
+    store
+        .record_posture("2026-10-31", r#"{"hosts":1}"#, at(1))
+        .await
+        .unwrap();
+    store
+        .record_posture("2026-11-01", r#"{"hosts":2}"#, at(2))
+        .await
+        .unwrap();
+    store
+        .record_posture("2026-11-01", r#"{"hosts":3}"#, at(3))
+        .await
+        .unwrap();
+    store
+        .record_posture("2026-12-01", r#"{"hosts":4}"#, at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.postures("2026-11-01", "2026-11-30").await.unwrap(),
+        [("2026-11-01".to_owned(), r#"{"hosts":3}"#.to_owned())]
+    );
 }
 
 fn token(id: &str, secret: &[u8], max_uses: u32, expires: i64) -> NewToken {

@@ -15,6 +15,7 @@ mod dashboard;
 mod deploy;
 mod hosts;
 mod records;
+mod reports;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -52,6 +53,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/rollouts/{name}", get(deploy::show))
         .route("/console/rollouts/{name}/live", get(deploy::live))
         .route("/console/rollouts/{name}/act", post(deploy::act))
+        .route("/console/reports", get(reports::index))
+        .route("/console/reports/monthly", get(reports::monthly_html))
+        .route("/console/reports/monthly.csv", get(reports::monthly_csv))
         .route("/console/audit", get(records::audit))
         .route("/console/users", get(records::users))
         .route("/console/procedure", get(records::procedure))
@@ -203,6 +207,7 @@ const NAV: &[(&str, &str)] = &[
     ("/console/plans/baselines", "Baselines"),
     ("/console/plans/exemptions", "Exemptions"),
     ("/console/plans/policies", "Policies"),
+    ("/console/reports", "Reports"),
     ("/console/audit", "Audit log"),
     ("/console/users", "Users"),
     ("/console/procedure", "Procedure"),

@@ -1,0 +1,463 @@
+//! Reports: the monthly executive compliance report (HTML that prints
+//! well, and CSV), with its chart drawn here as SVG, and the links to each
+//! rollout's post-implementation review.
+//!
+//! Compliance over time comes from the posture the server keeps once a day
+//! (`posture_days`); a day the server did not run has no point. Figures
+//! about rollouts come from their reviews, the same the API serves.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use jiff::civil::Date;
+use maud::{html, Markup, PreEscaped};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::{DetectionStore, RolloutStore};
+
+use super::{body, encode, page, text, when, PageError, PageResult, Viewer};
+use crate::auth::Reader;
+use crate::error::ApiError;
+use crate::{catalog_api, plan_api, posture, rollouts, AppState};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MonthQuery {
+    /// `2026-11`; default: this month.
+    month: Option<String>,
+}
+
+/// The month asked for: its first and last day.
+fn month_of(state: &AppState, q: &MonthQuery) -> Result<(Date, Date), PageError> {
+    let today = (state.clock)().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let first = match q.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        None => today.first_of_month(),
+        Some(m) => format!("{m}-01").parse::<Date>().map_err(|_| {
+            ApiError::bad_request(format!("month {m:?}: write it as YYYY-MM, such as 2026-11"))
+        })?,
+    };
+    Ok((first, first.last_of_month()))
+}
+
+/// Everything the monthly report says, worked out once for every format.
+struct Monthly {
+    first: Date,
+    last: Date,
+    /// Day and its kept posture.
+    days: Vec<(String, Value)>,
+    /// The posture at the month's end (or now, for this month).
+    end: Value,
+    /// Reviews of the rollouts created in the month.
+    reviews: Vec<Value>,
+    /// The top risks now.
+    risks: Value,
+    /// End-of-life releases now: release, support, hosts.
+    end_of_life: Vec<(String, String, usize)>,
+    /// Updates offered and not decided.
+    pending: Vec<Value>,
+}
+
+async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Monthly, PageError> {
+    let (first, last) = month_of(state, q)?;
+    let today = (state.clock)().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let now = if first <= today && today <= last {
+        Some(posture::record_now(state).await?)
+    } else {
+        posture::current(state).await.ok()
+    };
+    let days: Vec<(String, Value)> = state
+        .store
+        .postures(&first.to_string(), &last.to_string())
+        .await?
+        .into_iter()
+        .filter_map(|(d, b)| serde_json::from_str(&b).ok().map(|v| (d, v)))
+        .collect();
+    let end = days
+        .last()
+        .map(|(_, v)| v.clone())
+        .or_else(|| now.as_ref().map(|p| p.to_json()))
+        .unwrap_or(Value::Null);
+    let mut reviews = Vec::new();
+    for r in state.store.rollouts().await? {
+        let day = r.created_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        if day < first || day > last {
+            continue;
+        }
+        reviews.push(body(
+            rollouts::review(
+                State(state.clone()),
+                Reader(viewer.caller.clone()),
+                axum::extract::Path(r.name.clone()),
+            )
+            .await,
+        )?);
+    }
+    let risks = body(
+        catalog_api::exposure(
+            State(state.clone()),
+            Reader(viewer.caller.clone()),
+            Query(serde_json::from_value(json!({"limit": 10})).map_err(ApiError::internal)?),
+        )
+        .await,
+    )?;
+    let updates =
+        body(plan_api::offered_updates(State(state.clone()), Reader(viewer.caller.clone())).await)?;
+    let pending = updates
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|u| u["decision"].is_null())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Monthly {
+        first,
+        last,
+        days,
+        end,
+        reviews,
+        risks,
+        end_of_life: now.map(|p| p.end_of_life.clone()).unwrap_or_default(),
+        pending,
+    })
+}
+
+const CLASSES: [&str; 4] = ["critical", "high", "medium", "low"];
+
+/// Compliance per day as an SVG line chart, 0 to 100%.
+fn chart(m: &Monthly) -> Markup {
+    let (w, h, left, bottom) = (640.0, 200.0, 40.0, 24.0);
+    let days = f64::from(m.last.day());
+    let x = |day: f64| left + (day - 1.0) / (days - 1.0).max(1.0) * (w - left - 10.0);
+    let y = |pct: f64| 10.0 + (100.0 - pct) / 100.0 * (h - bottom - 10.0);
+    let points: Vec<(f64, f64)> = m
+        .days
+        .iter()
+        .filter_map(|(d, v)| {
+            let day = d.parse::<Date>().ok()?.day();
+            Some((x(f64::from(day)), y(v["compliance_percent"].as_f64()?)))
+        })
+        .collect();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" role="img" aria-label="Compliance per day, {} points" viewBox="0 0 {w} {h}" width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">"#,
+        points.len()
+    );
+    for pct in [0.0, 50.0, 100.0] {
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#d9dde5"/><text x="4" y="{}">{pct:.0}%</text>"##,
+            w - 10.0,
+            y(pct) + 4.0,
+            y = y(pct)
+        );
+    }
+    for day in [1.0, 10.0, 20.0, days] {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}">{day:.0}</text>"#,
+            x(day) - 4.0,
+            h - 6.0
+        );
+    }
+    if points.len() > 1 {
+        let path: Vec<String> = points
+            .iter()
+            .map(|(a, b)| format!("{a:.1},{b:.1}"))
+            .collect();
+        let _ = write!(
+            svg,
+            r##"<polyline fill="none" stroke="#1f5fbf" stroke-width="2" points="{}"/>"##,
+            path.join(" ")
+        );
+    }
+    for (a, b) in &points {
+        let _ = write!(
+            svg,
+            r##"<circle cx="{a:.1}" cy="{b:.1}" r="3" fill="#1f5fbf"/>"##
+        );
+    }
+    svg.push_str("</svg>");
+    // Drawn here from numbers only: nothing in it comes from input.
+    PreEscaped(svg)
+}
+
+fn class_row(end: &Value, class: &str) -> (u64, u64, u64, u64) {
+    let c = &end["classes"][class];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    (n("open"), n("breached"), n("due_soon"), n("exempt"))
+}
+
+/// Mean seconds to 95% over the reviews that reached it.
+fn mean_to_95(reviews: &[Value]) -> Option<f64> {
+    let times: Vec<f64> = reviews
+        .iter()
+        .filter_map(|r| r["seconds_to_95_percent"].as_f64())
+        .collect();
+    (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64)
+}
+
+fn duration(seconds: f64) -> String {
+    if seconds >= 86_400.0 {
+        format!("{:.1} days", seconds / 86_400.0)
+    } else if seconds >= 3600.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else if seconds >= 60.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{seconds:.0} s")
+    }
+}
+
+/// `GET /console/reports`
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<MonthQuery>,
+) -> PageResult {
+    let (first, _) = month_of(&state, &q)?;
+    let month = first.strftime("%Y-%m").to_string();
+    let mut rollouts = state.store.rollouts().await?;
+    rollouts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let content = html! {
+        h1 { "Reports" }
+        h2 { "Monthly executive compliance report" }
+        form class="filters" method="get" action="/console/reports/monthly" {
+            div { label for="month" { "Month" } input id="month" name="month" type="month" value=(month); }
+            button type="submit" { "Show report" }
+        }
+        p {
+            a href=(format!("/console/reports/monthly?month={month}")) { "This month's report (HTML, prints well)" } " · "
+            a href=(format!("/console/reports/monthly.csv?month={month}")) download { "Download as CSV" }
+        }
+        h2 { "Post-implementation reviews" }
+        @if rollouts.is_empty() { p class="muted" { "No rollout yet." } }
+        ul { @for r in &rollouts {
+            li { a href=(format!("/console/rollouts/{}#review", encode(&r.name))) { (r.name) } " — " (r.status) ", created " (when(Some(&r.created_at.to_string()))) }
+        } }
+    };
+    Ok(page(&viewer, "Reports", None, content))
+}
+
+/// `GET /console/reports/monthly?month=YYYY-MM`
+pub(crate) async fn monthly_html(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<MonthQuery>,
+) -> PageResult {
+    let m = monthly(&state, &viewer, &q).await?;
+    let month = m.first.strftime("%B %Y").to_string();
+    let end = &m.end;
+    let failures: Vec<(String, Value)> = m
+        .reviews
+        .iter()
+        .flat_map(|r| {
+            let name = text(&r["rollout"]);
+            r["failures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |f| (name.clone(), f))
+        })
+        .collect();
+    let content = html! {
+        h1 { "Compliance report: " (month) }
+        p class="muted" { "From " (m.first) " to " (m.last) ". "
+            a href=(format!("/console/reports/monthly.csv?month={}", m.first.strftime("%Y-%m"))) download { "Download as CSV" } }
+        h2 { "Summary" }
+        div class="cards" {
+            div class="card" { div class="figure" data-test="report-compliance" { (format!("{:.1}%", end["compliance_percent"].as_f64().unwrap_or(0.0))) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } }
+            div class="card" { div class="figure" { (text(&end["breached_hosts"])) } div class="label" { "hosts past a deadline" } }
+            div class="card" { div class="figure" { (text(&end["kev_hosts"])) } div class="label" { "hosts exposed to a known-exploited vulnerability" } }
+            div class="card" { div class="figure" { (m.reviews.len()) } div class="label" { "rollouts started" } }
+            div class="card" { div class="figure" { (mean_to_95(&m.reviews).map_or("—".into(), duration)) } div class="label" { "mean time for a rollout to reach 95% of its hosts" } }
+        }
+        h2 { "Compliance over time" }
+        @if m.days.is_empty() { p class="muted" { "No posture was kept in this month (the server keeps one a day while it runs)." } }
+        @else { (chart(&m)) }
+        h2 { "Deadlines per class at the month's end" }
+        table {
+            thead { tr { th scope="col" { "Class" } th scope="col" class="num" { "Open" } th scope="col" class="num" { "Past deadline" } th scope="col" class="num" { "Due soon" } th scope="col" class="num" { "Exempt" } th scope="col" class="num" { "Within deadline" } } }
+            tbody { @for class in CLASSES {
+                @let (open, breached, soon, exempt) = class_row(end, class);
+                tr { th scope="row" { (class) } td class="num" { (open) } td class="num" { (breached) } td class="num" { (soon) } td class="num" { (exempt) }
+                     td class="num" { (if open == 0 { "100%".to_owned() } else { format!("{:.1}%", (open - breached) as f64 * 100.0 / open as f64) }) } }
+            } }
+        }
+        h2 { "Top risks (known exploited first)" }
+        (super::dashboard::top_risks(&m.risks))
+        h2 { "End-of-life systems" }
+        @if m.end_of_life.is_empty() { p class="muted" { "None." } }
+        ul { @for (release, support, n) in &m.end_of_life { li { (release) ": " (support) ", " (n) " hosts" } } }
+        h2 { "Rollouts" }
+        table {
+            thead { tr { th scope="col" { "Rollout" } th scope="col" class="num" { "Targets" } th scope="col" class="num" { "Succeeded" } th scope="col" class="num" { "Failed" } th scope="col" class="num" { "Rolled back" } th scope="col" { "Time to 95%" } th scope="col" { "Deadline met" } } }
+            tbody { @for r in &m.reviews {
+                tr {
+                    td { a href=(format!("/console/rollouts/{}#review", encode(&text(&r["rollout"])))) { (text(&r["rollout"])) } }
+                    td class="num" { (text(&r["targets"])) } td class="num" { (text(&r["succeeded"])) }
+                    td class="num" { (text(&r["failed"])) } td class="num" { (text(&r["rolled_back"])) }
+                    td { (r["seconds_to_95_percent"].as_f64().map_or("not reached".into(), duration)) }
+                    td { (text(&r["deadline_met"])) }
+                }
+            } }
+        }
+        h2 { "Failed deployments" }
+        @if failures.is_empty() { p class="muted" { "None." } }
+        ul { @for (rollout, f) in &failures { li { (rollout) ": " (text(&f["hostname"])) " — " (text(&f["why"])) } } }
+        h2 { "Missed and pending patches" }
+        p { "Missed: findings past their deadline at the month's end: "
+            @for class in CLASSES { (class) " " (class_row(end, class).1) "; " } }
+        p { "Pending: " (m.pending.len()) " updates offered to the fleet wait for a decision"
+            @if !m.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." }
+    };
+    Ok(page(&viewer, &format!("Reports: {month}"), None, content))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `GET /console/reports/monthly.csv?month=YYYY-MM`: the same report as
+/// rows `section,key,value...`.
+pub(crate) async fn monthly_csv(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, PageError> {
+    let m = monthly(&state, &viewer, &q).await?;
+    let mut out = String::from("section,item,value,detail\n");
+    let mut row = |section: &str, item: &str, value: String, detail: &str| {
+        let _ = writeln!(
+            out,
+            "{},{},{},{}",
+            csv_field(section),
+            csv_field(item),
+            csv_field(&value),
+            csv_field(detail)
+        );
+    };
+    let end = &m.end;
+    row(
+        "summary",
+        "month",
+        m.first.strftime("%Y-%m").to_string(),
+        "",
+    );
+    row("summary", "hosts", text(&end["hosts"]), "");
+    row("summary", "compliant hosts", text(&end["compliant"]), "");
+    row(
+        "summary",
+        "compliance percent",
+        format!("{:.1}", end["compliance_percent"].as_f64().unwrap_or(0.0)),
+        "",
+    );
+    row(
+        "summary",
+        "hosts past a deadline",
+        text(&end["breached_hosts"]),
+        "",
+    );
+    row(
+        "summary",
+        "hosts exposed to known exploited",
+        text(&end["kev_hosts"]),
+        "",
+    );
+    row(
+        "summary",
+        "mean seconds to 95%",
+        mean_to_95(&m.reviews).map_or(String::new(), |s| format!("{s:.0}")),
+        "",
+    );
+    for (day, v) in &m.days {
+        row(
+            "compliance over time",
+            day,
+            format!("{:.1}", v["compliance_percent"].as_f64().unwrap_or(0.0)),
+            "",
+        );
+    }
+    for class in CLASSES {
+        let (open, breached, soon, exempt) = class_row(end, class);
+        row(
+            "deadlines",
+            class,
+            open.to_string(),
+            &format!("past deadline {breached}; due soon {soon}; exempt {exempt}"),
+        );
+    }
+    for a in m.risks["top"].as_array().into_iter().flatten() {
+        row(
+            "top risks",
+            &text(&a["id"]),
+            text(&a["hosts"]),
+            &format!(
+                "{}{}",
+                text(&a["title"]),
+                if a["kev"] == true {
+                    " (known exploited)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    for (release, support, n) in &m.end_of_life {
+        row("end of life", release, n.to_string(), support);
+    }
+    for r in &m.reviews {
+        row(
+            "rollouts",
+            &text(&r["rollout"]),
+            text(&r["succeeded"]),
+            &format!(
+                "targets {}; failed {}; rolled back {}; seconds to 95% {}",
+                text(&r["targets"]),
+                text(&r["failed"]),
+                text(&r["rolled_back"]),
+                text(&r["seconds_to_95_percent"])
+            ),
+        );
+        for f in r["failures"].as_array().into_iter().flatten() {
+            row(
+                "failed deployments",
+                &text(&r["rollout"]),
+                text(&f["hostname"]),
+                &text(&f["why"]),
+            );
+        }
+    }
+    for u in &m.pending {
+        row(
+            "pending",
+            &text(&u["title"]),
+            text(&u["hosts"]),
+            if u["security"] == true {
+                "security"
+            } else {
+                ""
+            },
+        );
+    }
+    let file = format!("patchwell-compliance-{}.csv", m.first.strftime("%Y-%m"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
