@@ -15,7 +15,7 @@
 //! over the agent routes, signed jobs verified with the server's key. The
 //! simulated agents only stand in for `apt-get`: they report the steps a
 //! real agent reports, with a short pause between them, and a few of them
-//! (one in fifty) fail their installs, saying so.
+//! (one in fifty, tagged `flaky`) fail their installs, saying so.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -650,13 +650,17 @@ async fn simulate_fleet(
         } else {
             *dice.pick(&["low", "medium", "medium", "high"])
         };
-        let tags: Vec<&str> = if server {
+        let mut tags: Vec<&str> = if server {
             vec!["simulated", "server"]
         } else if i % 3 == 0 {
             vec!["simulated", "desktop"]
         } else {
             vec!["simulated", "laptop"]
         };
+        // The hosts whose installs the demo fails say so.
+        if fails_installs(i) {
+            tags.push("flaky");
+        }
         api.send(
             reqwest::Method::PUT,
             &format!("/api/v1/hosts/{id}/attributes"),
@@ -795,6 +799,12 @@ async fn report(
     Ok(())
 }
 
+/// One simulated host in fifty fails its installs; they carry the tag
+/// `flaky`.
+fn fails_installs(index: usize) -> bool {
+    index % 50 == 7
+}
+
 /// Carries out one job as an agent would, minus apt: each step reported
 /// after a short pause, the package versions changed in the inventory.
 /// One host in fifty fails its installs, with an error that says the
@@ -810,7 +820,7 @@ async fn carry_out(
         .open(&key, &h.id, Timestamp::now())
         .map_err(|e| anyhow::anyhow!("refused: {e}"))?;
     let pause = Duration::from_millis(300 + (h.index as u64 * 37) % 700);
-    let fails = job.kind == JobKind::Install && h.index % 50 == 7;
+    let fails = job.kind == JobKind::Install && fails_installs(h.index);
     for step in [
         Step::Received,
         Step::Downloading,

@@ -1,0 +1,186 @@
+// Patchwell's console in a real browser: Debian's chromium, headless,
+// driven by playwright-core, against a running `patchwell demo`.
+//
+//   node console.test.mjs CONSOLE_URL USER PASSWORD ARTIFACT_DIR
+//
+// It signs in, reads the dashboard, approves an update, starts a rollout
+// and watches it finish through the live progress, halts another,
+// downloads the monthly report, and keeps a screenshot of every page it
+// saw in ARTIFACT_DIR. Any failed expectation exits non-zero with what
+// was expected and what the page showed.
+import { chromium } from "playwright-core";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [url, user, password, artifacts] = process.argv.slice(2);
+if (!url || !user || !password || !artifacts) {
+  console.error("usage: node console.test.mjs CONSOLE_URL USER PASSWORD ARTIFACT_DIR");
+  process.exit(2);
+}
+mkdirSync(artifacts, { recursive: true });
+const origin = new URL(url).origin;
+
+function expect(condition, what) {
+  if (!condition) throw new Error(`expected ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+// A viewer far from UTC: times must show in their own zone.
+const context = await browser.newContext({
+  timezoneId: "Asia/Tokyo",
+  locale: "en-GB",
+  acceptDownloads: true,
+  viewport: { width: 1400, height: 1000 },
+});
+const page = await context.newPage();
+page.on("dialog", (d) => d.accept());
+let shots = 0;
+async function shot(name) {
+  shots += 1;
+  await page.screenshot({
+    path: join(artifacts, `${String(shots).padStart(2, "0")}-${name}.png`),
+    fullPage: true,
+  });
+}
+async function heading() {
+  return (await page.locator("h1").first().textContent()).trim();
+}
+
+try {
+  // Sign in: the console sends us to the form first.
+  await page.goto(`${origin}/console`);
+  expect(page.url().includes("/console/login"), `the sign-in page, got ${page.url()}`);
+  await shot("sign-in");
+  await page.getByLabel("User name").fill(user);
+  await page.getByLabel("Password").fill("wrong password, surely");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  expect(
+    (await page.getByRole("alert").textContent()).includes("wrong user name or password"),
+    "a wrong password to be refused with a reason",
+  );
+  await page.getByLabel("User name").fill(user);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${origin}/console`);
+
+  // The dashboard.
+  expect((await heading()) === "Dashboard", "the dashboard");
+  const compliance = await page.locator('[data-test="compliance"]').textContent();
+  expect(/^\d+(\.\d)?%$/.test(compliance.trim()), `a compliance figure, got ${compliance}`);
+  const time = page.locator("time[datetime]").first();
+  const shown = await time.textContent();
+  const utc = await time.getAttribute("title");
+  expect(utc && utc.endsWith("UTC") && !shown.endsWith("UTC"), `a time in the viewer's zone, got ${shown} (${utc})`);
+  // Keyboard: the first Tab reaches the skip link, which leads to the content.
+  await page.keyboard.press("Tab");
+  expect(
+    (await page.evaluate(() => document.activeElement.textContent)) === "Skip to content",
+    "the skip link first in the tab order",
+  );
+  await shot("dashboard");
+
+  // Approve an update that waits for a decision.
+  await page.getByRole("link", { name: "Updates", exact: true }).click();
+  await page.getByLabel("Show").selectOption("pending");
+  await page.getByRole("button", { name: "Show" }).click();
+  const row = page.locator("tr[data-title]").first();
+  const title = await row.getAttribute("data-title");
+  expect(title, "an update waiting for a decision");
+  await shot("updates-pending");
+  await row.getByRole("button", { name: `Approve ${title}` }).click();
+  expect(
+    (await page.getByRole("status").textContent()).includes(`${title} approved.`),
+    `the notice that ${title} was approved`,
+  );
+  await page.goto(`${origin}/console/updates?only=approve&q=${encodeURIComponent(title.split("=")[0])}`);
+  expect(
+    (await page.locator(`tr[data-title="${title}"] td`).nth(4).textContent()) === "approve",
+    `${title} listed as approved`,
+  );
+  await shot("updates-approved");
+
+  // Start a rollout of the approved updates and watch it finish live.
+  await page.getByRole("link", { name: "Rollouts", exact: true }).click();
+  await page.getByLabel("Name").fill("browser-rollout");
+  await page.getByLabel("Updates").selectOption("approved");
+  await page.getByLabel("Hosts (a query; empty: every host)").fill("tag = simulated and tag != flaky");
+  await page.getByLabel("Business days between pilot and the rest").fill("0");
+  await page.getByLabel("Reason (the chain of communication is told)").fill("Browser test: the approved updates.");
+  await shot("rollout-form");
+  await page.getByRole("button", { name: "Start rollout" }).click();
+  await page.waitForURL(/\/console\/rollouts\/browser-rollout/);
+  expect((await heading()) === "Rollout browser-rollout", "the new rollout's page");
+  await shot("rollout-started");
+  await page.locator('[data-test="status"]', { hasText: "complete" }).waitFor({ timeout: 240_000 });
+  const progress = await page.locator(".bar").first().getAttribute("aria-label");
+  expect(/^(\d+) of \1 succeeded, 0 failed/.test(progress), `every host to succeed, got "${progress}"`);
+  await shot("rollout-complete");
+
+  // Halt the demo's own rollout, which waits for its broad ring.
+  await page.goto(`${origin}/console/rollouts/demo-security`);
+  await page.getByLabel("Reason").first().fill("Browser test: change freeze.");
+  await page.getByRole("button", { name: "Halt" }).click();
+  await page.waitForURL(/done=/);
+  expect(
+    (await page.locator('[data-test="status"]').textContent()) === "halted",
+    "the rollout halted",
+  );
+  await shot("rollout-halted");
+
+  // The monthly report: the page, and its CSV downloaded.
+  await page.getByRole("link", { name: "Reports", exact: true }).click();
+  await shot("reports");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download as CSV" }).click(),
+  ]);
+  const csvPath = join(artifacts, download.suggestedFilename());
+  await download.saveAs(csvPath);
+  const csv = readFileSync(csvPath, "utf8");
+  expect(csv.startsWith("section,item,value,detail\n"), "a CSV report");
+  expect(csv.includes("\nrollouts,browser-rollout,"), "the new rollout in the report");
+  await page.getByRole("link", { name: /This month's report/ }).click();
+  expect((await heading()).startsWith("Compliance report"), "the monthly report page");
+  expect((await page.locator("svg.chart").count()) === 1, "the compliance chart");
+  await shot("monthly-report");
+
+  // Every other page answers and shows its heading.
+  for (const [path, name] of [
+    ["/console/hosts", "Hosts"],
+    ["/console/advisories?only=reaching", "Advisories"],
+    ["/console/plans/approvals", "Approvals"],
+    ["/console/audit", "Audit log"],
+    ["/console/users", "Users"],
+    ["/console/procedure", "Procedure"],
+  ]) {
+    await page.goto(`${origin}${path}`);
+    expect((await heading()) === name, `the ${name} page, got ${await heading()}`);
+    await shot(name.toLowerCase().replace(/ /g, "-"));
+  }
+  await page.goto(`${origin}/console/hosts`);
+  await page.locator("tbody tr a").first().click();
+  expect((await heading()).startsWith("Host "), "a host's page");
+  await shot("host");
+  await page.goto(`${origin}/console/advisories?only=reaching`);
+  await page.locator("tbody tr a").first().click();
+  expect((await page.locator("h2").first().textContent()).startsWith("Hosts it reaches"), "an advisory's page");
+  await shot("advisory");
+  console.log(`browser: ${shots} pages checked; screenshots in ${artifacts}`);
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error(`browser test failed on ${page.url()}: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
