@@ -55,6 +55,10 @@ const APT_PACKAGES: &[&str] = &[
     // already), and pg_isready to find out whether it is up.
     "postgresql",
     "postgresql-client",
+    // The browser tests: Debian's chromium, driven by playwright-core
+    // (from npm, see `browser/package.json`) on Node.js.
+    "chromium",
+    "nodejs",
 ];
 
 /// The Debian release the test root is built from.
@@ -153,8 +157,38 @@ fn setup() -> Result<()> {
     if !have_apt_lists() {
         bail!("apt-get update left no package lists in /var/lib/apt/lists");
     }
+    ensure_browser_packages(&workspace_root())?;
     ensure_test_root(&workspace_root())?;
     eprintln!("xtask: set-up complete");
+    Ok(())
+}
+
+/// npm (where Node.js came without it) and the browser tests' npm
+/// packages, exactly as `browser/package-lock.json` pins them.
+fn ensure_browser_packages(workspace: &Path) -> Result<()> {
+    let has_npm = Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_npm {
+        run(&mut as_root(&[
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "npm",
+        ]))?;
+    }
+    let dir = workspace.join("browser");
+    if !dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir))?;
+    }
     Ok(())
 }
 
