@@ -1443,12 +1443,12 @@ mod tests {
             ));
         }
         std::fs::write(
-            lists.join("deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"),
+            lists.join("mirror.example_debian_dists_bookworm_main_binary-amd64_Packages"),
             text,
         )
         .unwrap();
         std::fs::write(
-            lists.join("deb.debian.org_debian_dists_bookworm_InRelease"),
+            lists.join("mirror.example_debian_dists_bookworm_InRelease"),
             "Origin: Debian\nCodename: bookworm\n",
         )
         .unwrap();

@@ -193,7 +193,7 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
     write_status(&root_dir, "3.0.11-1~deb12u2");
     std::fs::write(
         root_dir.join(
-            "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages",
+            "var/lib/apt/lists/mirror.example_debian_dists_bookworm_main_binary-amd64_Packages",
         ),
         format!(
             "Package: libssl3\nSource: openssl\nVersion: 3.0.15-1~deb12u1\nArchitecture: amd64\n\
@@ -322,5 +322,27 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
         .collect();
     assert_eq!(changed, [("libssl3", "3.0.15-1~deb12u1")]);
     assert_eq!(done.sent, checkin::Sent::Full);
+
+    // Read-only, a job handed out runs nothing and reports no step.
+    let before = seen.lock().unwrap().len();
+    let quiet = FakeApt {
+        root: root_dir.clone(),
+        commands: RefCell::new(Vec::new()),
+    };
+    let watched =
+        checkin::check_in_read_only(&client, &state_dir, &Root::new(&root_dir), &quiet, &now)
+            .unwrap();
+    assert!(watched.jobs.is_empty());
+    assert!(
+        quiet.commands.borrow().is_empty(),
+        "{:?}",
+        quiet.commands.borrow()
+    );
+    let after: Vec<String> = seen.lock().unwrap()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(after[0], "/api/v1/agent/heartbeat");
+    assert!(after.iter().all(|p| !p.contains("/jobs/")), "{after:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

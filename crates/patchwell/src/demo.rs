@@ -614,7 +614,7 @@ async fn simulate_fleet(
         .unwrap_or_default()
         .to_owned();
     let mut hosts = Vec::with_capacity(count);
-    let mut dice = Dice(0x5eed_0f_f1ee7);
+    let mut dice = Dice(0x05ee_d0ff_1ee7);
     for i in 0..count {
         let server = i % 10 == 0;
         let department = *dice.pick(&DEPARTMENTS);

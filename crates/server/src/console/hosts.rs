@@ -138,13 +138,13 @@ pub(crate) async fn show(
     let facts = detail.facts.as_ref();
     let mut history = Vec::new();
     let mut rollouts = state.store.rollouts().await?;
-    rollouts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rollouts.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     for r in rollouts.iter().take(20) {
         for e in state.store.job_events(&r.name, Some(&id)).await? {
             history.push((e.at, r.name.clone(), e.step, e.detail));
         }
     }
-    history.sort_by(|a, b| b.0.cmp(&a.0));
+    history.sort_by_key(|h| std::cmp::Reverse(h.0));
     let audit = state
         .store
         .audit_entries(Some(&format!("hosts/{id}")), 0, 200)

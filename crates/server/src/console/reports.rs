@@ -221,7 +221,7 @@ pub(crate) async fn index(
     let (first, _) = month_of(&state, &q)?;
     let month = first.strftime("%Y-%m").to_string();
     let mut rollouts = state.store.rollouts().await?;
-    rollouts.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rollouts.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let content = html! {
         h1 { "Reports" }
         h2 { "Monthly executive compliance report" }
