@@ -195,6 +195,17 @@ fn advisory_summary(index: &Index, a: &patchwell_core::advisory::Advisory) -> Va
     })
 }
 
+/// Whether an advisory matches every word of a search (lowercase): in its
+/// id, title or an alias, or as the name of a package it affects.
+pub(crate) fn matches_words(a: &patchwell_core::advisory::Advisory, words: &[String]) -> bool {
+    words.iter().all(|w| {
+        a.id.to_lowercase().contains(w)
+            || a.title.to_lowercase().contains(w)
+            || a.aliases.iter().any(|x| x.to_lowercase().contains(w))
+            || a.affected.iter().any(|af| af.package.to_lowercase() == *w)
+    })
+}
+
 /// `GET /api/v1/advisories`
 pub(crate) async fn list_advisories(
     State(state): State<AppState>,
@@ -222,14 +233,7 @@ pub(crate) async fn list_advisories(
                 .is_none_or(|e| a.affected.iter().any(|af| af.ecosystem.name() == e))
         })
         .filter(|a| !filter.kev.unwrap_or(false) || catalog.index.kev(a).is_some())
-        .filter(|a| {
-            words.iter().all(|w| {
-                a.id.to_lowercase().contains(w)
-                    || a.title.to_lowercase().contains(w)
-                    || a.aliases.iter().any(|x| x.to_lowercase().contains(w))
-                    || a.affected.iter().any(|af| af.package.to_lowercase() == *w)
-            })
-        })
+        .filter(|a| matches_words(a, &words))
         .collect();
     let page: Vec<Value> = matching
         .iter()

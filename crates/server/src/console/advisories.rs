@@ -46,14 +46,7 @@ pub(crate) async fn list(
         .iter()
         .filter(|a| !kev_only || index.kev(a).is_some())
         .filter(|a| !reaching_only || hosts_of(a) > 0)
-        .filter(|a| {
-            words.iter().all(|w| {
-                a.id.to_lowercase().contains(w)
-                    || a.title.to_lowercase().contains(w)
-                    || a.aliases.iter().any(|x| x.to_lowercase().contains(w))
-                    || a.affected.iter().any(|af| af.package.to_lowercase() == *w)
-            })
-        })
+        .filter(|a| catalog_api::matches_words(a, &words))
         .collect();
     let desc = l.sort.is_none() || l.descending();
     match l.sort_or("published") {
