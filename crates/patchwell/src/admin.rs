@@ -192,6 +192,16 @@ impl Client {
         })
     }
 
+    /// A client over an HTTP client of the caller's, acting with `token`.
+    pub(crate) fn over(http: reqwest::Client, base: &str, token: String) -> Client {
+        Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            json: false,
+        }
+    }
+
     /// Calls the API; an error answer becomes an error naming the status and
     /// the server's sentence.
     pub(crate) async fn call(

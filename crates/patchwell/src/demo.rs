@@ -33,6 +33,8 @@ use protocol::{AvailableUpdate, Heartbeat, HeartbeatResponse, Inventory, Manager
 use serde_json::{json, Value};
 use versions::deb;
 
+use crate::admin::Client;
+
 /// `patchwell demo`
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -164,11 +166,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
     }
     let http = builder.build()?;
-    let admin = Api {
-        http: http.clone(),
-        base: api.clone(),
-        token: admin_token,
-    };
+    let admin = Client::over(http.clone(), &api, admin_token);
 
     eprintln!("demo: loading advisory data");
     load_feeds(&admin, &args.data).await?;
@@ -178,7 +176,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let own = enroll_machine(&admin, &api, ca_pem.clone(), &data_dir, Arc::clone(&stop)).await?;
 
     eprintln!("demo: adding {} simulated hosts", args.hosts);
-    let fleet = simulate_fleet(&admin, &machine, &offers, args.hosts).await?;
+    let fleet = simulate_fleet(&admin, &http, &api, &machine, &offers, args.hosts).await?;
     let agents = tokio::spawn(run_agents(
         http.clone(),
         api.clone(),
@@ -215,45 +213,6 @@ fn read_trimmed(path: &Path) -> anyhow::Result<String> {
         .to_owned())
 }
 
-/// The API, as the first administrator.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let error = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(text);
-            bail!("{method} {path}: {status}: {error}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Advisory data.
 
@@ -287,7 +246,7 @@ fn apt_keyring() -> Option<PathBuf> {
 /// Defines and imports one feed; a feed that fails is reported and left
 /// out, since the demo still has something to show without it.
 async fn add_feed(
-    api: &Api,
+    api: &Client,
     name: &str,
     kind: &str,
     location: &Path,
@@ -295,7 +254,7 @@ async fn add_feed(
 ) -> bool {
     let body = json!({"kind": kind, "location": location.display().to_string(), "verification": verification});
     match api
-        .send(
+        .call(
             reqwest::Method::PUT,
             &format!("/api/v1/feeds/{name}"),
             Some(body),
@@ -317,7 +276,7 @@ async fn add_feed(
 }
 
 /// The feeds of the machine's apt lists and of each data directory.
-async fn load_feeds(api: &Api, data: &[PathBuf]) -> anyhow::Result<()> {
+async fn load_feeds(api: &Client, data: &[PathBuf]) -> anyhow::Result<()> {
     let lists = Path::new(agent::apt::LISTS_DIR);
     match apt_keyring() {
         Some(keyring) => {
@@ -391,14 +350,14 @@ async fn load_feeds(api: &Api, data: &[PathBuf]) -> anyhow::Result<()> {
 /// Enrolls this machine through the agent's own code and keeps checking
 /// it in, read-only, every minute on a thread of its own.
 async fn enroll_machine(
-    api: &Api,
+    api: &Client,
     server: &str,
     ca_pem: Option<String>,
     data_dir: &Path,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<String> {
     let token = api
-        .send(
+        .call(
             reqwest::Method::POST,
             "/api/v1/tokens",
             Some(json!({"max_uses": 1, "expires_in_hours": 1, "group": "servers"})),
@@ -574,7 +533,9 @@ fn updates_for(
 }
 
 async fn simulate_fleet(
-    api: &Api,
+    api: &Client,
+    http: &reqwest::Client,
+    base: &str,
     machine: &Inventory,
     offers: &[agent::apt::Offer],
     count: usize,
@@ -604,7 +565,7 @@ async fn simulate_fleet(
         }
     }
     let token = api
-        .send(
+        .call(
             reqwest::Method::POST,
             "/api/v1/tokens",
             Some(json!({"max_uses": count.max(1), "expires_in_hours": 1})),
@@ -629,9 +590,8 @@ async fn simulate_fleet(
             *dice.pick(&LAPTOPS)
         };
         let inventory = sample_inventory(machine, &oldest, &newest, &mut dice, &hostname, model);
-        let enrolled = api
-            .http
-            .post(format!("{}/api/v1/agent/enroll", api.base))
+        let enrolled = http
+            .post(format!("{base}/api/v1/agent/enroll"))
             .json(&json!({"token": token, "hostname": hostname}))
             .send()
             .await?
@@ -661,7 +621,7 @@ async fn simulate_fleet(
         if fails_installs(i) {
             tags.push("flaky");
         }
-        api.send(
+        api.call(
             reqwest::Method::PUT,
             &format!("/api/v1/hosts/{id}/attributes"),
             Some(json!({
@@ -680,7 +640,7 @@ async fn simulate_fleet(
             key,
             inventory,
         };
-        put_inventory(&api.http, &api.base, &host).await?;
+        put_inventory(http, base, &host).await?;
         hosts.push(host);
     }
     Ok(hosts)
@@ -908,9 +868,9 @@ async fn carry_out(
 /// Approves the security updates the fleet is offered and starts a rollout
 /// of them to the simulated hosts: the pilot runs now, the rest waits two
 /// business days.
-async fn start_pilot(api: &Api) -> anyhow::Result<()> {
+async fn start_pilot(api: &Client) -> anyhow::Result<()> {
     let updates = api
-        .send(reqwest::Method::GET, "/api/v1/updates", None)
+        .call(reqwest::Method::GET, "/api/v1/updates", None)
         .await?;
     let security: Vec<&Value> = updates
         .as_array()
@@ -922,14 +882,14 @@ async fn start_pilot(api: &Api) -> anyhow::Result<()> {
     }
     for u in &security {
         let title = u["title"].as_str().unwrap_or_default();
-        api.send(
+        api.call(
             reqwest::Method::PUT,
             &format!("/api/v1/approvals/{title}"),
             Some(json!({"verdict": "approve", "comment": "security update, approved by the demo"})),
         )
         .await?;
     }
-    api.send(
+    api.call(
         reqwest::Method::POST,
         "/api/v1/rollouts",
         Some(json!({

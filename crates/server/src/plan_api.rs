@@ -49,7 +49,7 @@ fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-fn parse_doc<D: Doc>(o: &PlanObject) -> ApiResult<D> {
+pub(crate) fn parse_doc<D: Doc>(o: &PlanObject) -> ApiResult<D> {
     serde_json::from_str(&o.body)
         .map_err(|e| ApiError::internal(format!("stored {} {} is damaged: {e}", D::WHAT, o.name)))
 }
@@ -97,7 +97,7 @@ fn installed(packages: &[protocol::Package]) -> Vec<Installed<'_>> {
 }
 
 /// Every stored document of a kind, parsed.
-async fn docs<D: Doc>(state: &AppState) -> ApiResult<Vec<(PlanObject, D)>> {
+pub(crate) async fn docs<D: Doc>(state: &AppState) -> ApiResult<Vec<(PlanObject, D)>> {
     let objects = state.store.plan_objects(D::KIND).await?;
     objects
         .into_iter()
@@ -351,6 +351,54 @@ impl Planning {
         out
     }
 
+    /// The advisories the fleet holds as applying to a host, each with its
+    /// class for this host, whether it is known exploited, and whether an
+    /// exemption is in force at `at`; with the exemptions that ever cover
+    /// it, to pause its SLA clock.
+    pub(crate) fn fleet_findings<'a>(
+        &'a self,
+        state: &AppState,
+        index: &'a Index,
+        h: &HostRecord,
+        at: Timestamp,
+    ) -> Vec<FleetFinding<'a>> {
+        let groups = self.groups_of(state, h);
+        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let (criticality, exposure) = self.host_signals(h);
+        let mut out = Vec::new();
+        for pos in state.fleet.host_advisories(&h.id) {
+            let Some(a) = index.advisory(pos) else {
+                continue;
+            };
+            let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
+            let mut s = advisory_signals(index, a);
+            s.host_criticality = criticality;
+            s.exposure = exposure;
+            let covering: Vec<&Exemption> = self
+                .exemptions
+                .iter()
+                .filter(|e| e.covers(&h.id, &group_refs, Some(&a.id), &packages))
+                .collect();
+            let exempt = exemption::in_force(
+                &self.exemptions,
+                &h.id,
+                &group_refs,
+                Some(&a.id),
+                &packages,
+                at,
+            )
+            .is_some();
+            out.push(FleetFinding {
+                advisory: a,
+                class: self.rules.classify(&s).class,
+                kev: s.kev,
+                exempt,
+                covering,
+            });
+        }
+        out
+    }
+
     pub(crate) fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
         let criticality = h.attributes.criticality.as_deref().and_then(Class::parse);
         let exposure = if h.attributes.tags.iter().any(|t| t == INTERNET_FACING) {
@@ -360,6 +408,20 @@ impl Planning {
         };
         (criticality, exposure)
     }
+}
+
+/// An advisory the fleet holds for a host, as planning sees it.
+#[derive(Debug)]
+pub(crate) struct FleetFinding<'a> {
+    pub(crate) advisory: &'a patchwell_core::advisory::Advisory,
+    /// Its class for this host.
+    pub(crate) class: Class,
+    /// Known exploited.
+    pub(crate) kev: bool,
+    /// An exemption is in force.
+    pub(crate) exempt: bool,
+    /// The exemptions that cover it, in force or not.
+    pub(crate) covering: Vec<&'a Exemption>,
 }
 
 /// The signals of a finding as `catalog::finding_json` wrote it.
@@ -773,34 +835,18 @@ pub(crate) async fn risk_ranking(
         .await?;
     let mut rows = Vec::new();
     for h in &hosts {
-        let groups = planning.groups_of(&state, h);
-        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let (criticality, exposure) = planning.host_signals(h);
         let mut open = Vec::new();
         let mut per_class: HashMap<&'static str, usize> = HashMap::new();
-        for pos in state.fleet.host_advisories(&h.id) {
-            let Some(a) = catalog.index.advisory(pos) else {
-                continue;
-            };
-            let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
-            if exemption::in_force(
-                &planning.exemptions,
-                &h.id,
-                &group_refs,
-                Some(&a.id),
-                &packages,
-                at,
-            )
-            .is_some()
-            {
+        for f in planning.fleet_findings(&state, &catalog.index, h, at) {
+            if f.exempt {
                 continue;
             }
-            let mut s = advisory_signals(&catalog.index, a);
-            s.host_criticality = criticality;
-            s.exposure = exposure;
-            let class = planning.rules.classify(&s).class;
-            *per_class.entry(class.as_str()).or_default() += 1;
-            open.push(risk::Open { class, kev: s.kev });
+            *per_class.entry(f.class.as_str()).or_default() += 1;
+            open.push(risk::Open {
+                class: f.class,
+                kev: f.kev,
+            });
         }
         let owner_high = h
             .attributes

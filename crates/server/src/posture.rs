@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 use patchwell_core::classify::Class;
-use patchwell_core::{exemption, sla};
+use patchwell_core::sla;
 use store::{DetectionStore, HostFilter, HostStore};
 
 use crate::handlers::{now, ApiResult};
-use crate::plan_api::{advisory_signals, Planning};
+use crate::plan_api::Planning;
 use crate::AppState;
 
 /// Findings of one class across the fleet, by where their clocks stand.
@@ -137,12 +137,12 @@ pub(crate) async fn record_daily(state: AppState) {
 }
 
 /// Works out the posture and keeps it as today's.
-pub(crate) async fn record_now(state: &AppState) -> ApiResult<Arc<Posture>> {
+async fn record_now(state: &AppState) -> ApiResult<()> {
     let p = current(state).await?;
     let day = p.at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
     store::DetectionStore::record_posture(&state.store, &day, &p.to_json().to_string(), p.at)
         .await?;
-    Ok(p)
+    Ok(())
 }
 
 async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
@@ -180,50 +180,30 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
                     .or_default() += 1;
             }
         }
-        let groups = planning.groups_of(state, h);
-        let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-        let (criticality, exposure) = planning.host_signals(h);
         let (mut open, mut kev, mut breached) = (0usize, false, false);
-        for pos in state.fleet.host_advisories(&h.id) {
-            let Some(a) = index.advisory(pos) else {
+        for f in planning.fleet_findings(state, index, h, at) {
+            let counts = &mut classes[slot(f.class)].1;
+            if f.exempt {
+                counts.exempt += 1;
                 continue;
-            };
-            let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
-            let mut s = advisory_signals(index, a);
-            s.host_criticality = criticality;
-            s.exposure = exposure;
-            let class = planning.rules.classify(&s).class;
-            let counts = &mut classes[slot(class)].1;
-            let covering: Vec<sla::Paused> = planning
-                .exemptions
+            }
+            let a = f.advisory;
+            let paused: Vec<sla::Paused> = f
+                .covering
                 .iter()
-                .filter(|e| e.covers(&h.id, &group_refs, Some(&a.id), &packages))
                 .map(|e| sla::Paused {
                     from: e.from,
                     until: Some(e.expires),
                 })
                 .collect();
-            if exemption::in_force(
-                &planning.exemptions,
-                &h.id,
-                &group_refs,
-                Some(&a.id),
-                &packages,
-                at,
-            )
-            .is_some()
-            {
-                counts.exempt += 1;
-                continue;
-            }
             let first = detections
                 .get(&(h.id.clone(), a.id.clone()))
                 .copied()
                 .unwrap_or(at);
-            let clock = sla::clock(&planning.sla, class, a.published, first, &covering, at);
+            let clock = sla::clock(&planning.sla, f.class, a.published, first, &paused, at);
             counts.open += 1;
             open += 1;
-            kev |= s.kev;
+            kev |= f.kev;
             match clock.state {
                 sla::State::Breached => {
                     counts.breached += 1;

@@ -572,17 +572,12 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
 /// The decisions on updates by title (`name=version`): true approved,
 /// false declined.
 pub(crate) async fn update_verdicts(state: &AppState) -> ApiResult<HashMap<String, bool>> {
-    let mut out = HashMap::new();
-    for o in state.store.plan_objects(ApprovalDoc::KIND).await? {
-        if !o.name.contains('=') {
-            continue;
-        }
-        let doc: ApprovalDoc = serde_json::from_str(&o.body).map_err(|e| {
-            ApiError::internal(format!("stored approval {} is damaged: {e}", o.name))
-        })?;
-        out.insert(o.name, doc.verdict == "approve");
-    }
-    Ok(out)
+    Ok(crate::plan_api::docs::<ApprovalDoc>(state)
+        .await?
+        .into_iter()
+        .filter(|(o, _)| o.name.contains('='))
+        .map(|(o, d)| (o.name, d.verdict == "approve"))
+        .collect())
 }
 
 /// `POST /api/v1/rollouts`
@@ -1729,9 +1724,42 @@ pub(crate) async fn review(
     review_of(&state, &name).await.map(Json)
 }
 
+/// A rollout's hosts by their recorded progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) hosts: usize,
+    pub(crate) succeeded: usize,
+    /// Failed installs and failed rollbacks.
+    pub(crate) failed: usize,
+    pub(crate) rolled_back: usize,
+    /// Jobs handed out or running, installs and rollbacks.
+    pub(crate) in_progress: usize,
+    pub(crate) not_started: usize,
+}
+
+impl Tally {
+    pub(crate) fn of(hosts: &[RolloutHostRecord]) -> Tally {
+        let mut t = Tally {
+            hosts: hosts.len(),
+            ..Tally::default()
+        };
+        for h in hosts {
+            match h.progress.as_str() {
+                "succeeded" => t.succeeded += 1,
+                "failed" | "rollback_failed" => t.failed += 1,
+                "rolled_back" => t.rolled_back += 1,
+                "assigned" | "in_progress" | "rolling_back" => t.in_progress += 1,
+                "not_started" => t.not_started += 1,
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
 async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
     let l = load_and_plan(state, name).await?;
-    let count = |p: &str| l.hosts.iter().filter(|h| h.progress == p).count();
+    let tally = Tally::of(&l.hosts);
     let targets = l.hosts.len();
     let start = l
         .doc
@@ -1764,11 +1792,11 @@ async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
         "reason": l.spec.reason,
         "packages": l.spec.packages,
         "targets": targets,
-        "succeeded": count("succeeded"),
-        "failed": count("failed") + count("rollback_failed"),
-        "rolled_back": count("rolled_back"),
-        "in_progress": count("assigned") + count("in_progress") + count("rolling_back"),
-        "not_started": count("not_started"),
+        "succeeded": tally.succeeded,
+        "failed": tally.failed,
+        "rolled_back": tally.rolled_back,
+        "in_progress": tally.in_progress,
+        "not_started": tally.not_started,
         "started_at": start,
         "seconds_to_50_percent": time_to(50),
         "seconds_to_95_percent": time_to(95),

@@ -16,7 +16,7 @@ use store::PlanStore;
 use super::{
     body, encode, order, page, same_origin, text, when, Listing, PageError, PageResult, Viewer,
 };
-use crate::auth::{Approver, Reader};
+use crate::auth::Approver;
 use crate::error::ApiError;
 use crate::plan_docs::{ApprovalDoc, Doc};
 use crate::{catalog_api, plan_api, AppState};
@@ -136,12 +136,7 @@ pub(crate) async fn show(
     Query(l): Query<Listing>,
 ) -> PageResult {
     let v = body(
-        catalog_api::show_advisory(
-            State(state.clone()),
-            Reader(viewer.caller.clone()),
-            Path(id.clone()),
-        )
-        .await,
+        catalog_api::show_advisory(State(state.clone()), viewer.reader(), Path(id.clone())).await,
     )?;
     let s = &v["summary"];
     let decided = decision(&state, &id).await?;
@@ -206,8 +201,7 @@ pub(crate) async fn updates(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let all =
-        body(plan_api::offered_updates(State(state.clone()), Reader(viewer.caller.clone())).await)?;
+    let all = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let mut rows: Vec<Value> = all.as_array().cloned().unwrap_or_default();
     match l.only.as_deref() {
         Some("pending") => rows.retain(|u| u["decision"].is_null()),
@@ -240,20 +234,12 @@ pub(crate) async fn updates(
         }
     }
     let base = "/console/updates";
-    let back = {
-        let mut parts = Vec::new();
-        if let Some(o) = l.only.as_deref().filter(|o| !o.is_empty()) {
-            parts.push(format!("only={}", encode(o)));
-        }
-        if let Some(p) = l.page.filter(|p| *p > 1) {
-            parts.push(format!("page={p}"));
-        }
-        if parts.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", parts.join("&"))
-        }
-    };
+    // Back to this page after a decision, without the search or sorting.
+    let back = Listing {
+        only: l.only.clone(),
+        ..Listing::default()
+    }
+    .link(base, l.page(), None, None);
     let approver = viewer.may(Access::Approve);
     let content = html! {
         h1 { "Updates" }

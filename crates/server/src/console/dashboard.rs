@@ -20,7 +20,7 @@ pub(crate) async fn show(
     Query(l): Query<Listing>,
 ) -> PageResult {
     let p = posture::current(&state).await?;
-    let updates = body(plan_api::offered_updates(State(state.clone()), reader(&viewer)).await)?;
+    let updates = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let pending: Vec<&Value> = updates
         .as_array()
         .map(|a| a.iter().filter(|u| u["decision"].is_null()).collect())
@@ -29,7 +29,7 @@ pub(crate) async fn show(
     let exposure = body(
         catalog_api::exposure(
             State(state.clone()),
-            reader(&viewer),
+            viewer.reader(),
             Query(
                 serde_json::from_value(serde_json::json!({"limit": 10}))
                     .map_err(crate::error::ApiError::internal)?,
@@ -126,10 +126,6 @@ pub(crate) async fn show(
     Ok(page(&viewer, "Dashboard", l.done.as_deref(), content))
 }
 
-fn reader(viewer: &Viewer) -> crate::auth::Reader {
-    crate::auth::Reader(viewer.caller.clone())
-}
-
 pub(crate) fn top_risks(exposure: &Value) -> Markup {
     let top = exposure["top"].as_array().cloned().unwrap_or_default();
     html! {
@@ -156,15 +152,15 @@ pub(crate) fn top_risks(exposure: &Value) -> Markup {
     }
 }
 
-/// The running rollouts with their progress bars.
+/// The running rollouts with their progress bars, counted from each
+/// host's recorded progress (no plan is made for this).
 async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> {
     let mut rows = Vec::new();
     for r in state.store.rollouts().await? {
-        if !matches!(r.status.as_str(), "running" | "halted") {
-            continue;
+        if matches!(r.status.as_str(), "running" | "halted") {
+            let tally = crate::rollouts::Tally::of(&state.store.rollout_hosts(&r.name).await?);
+            rows.push((r, tally));
         }
-        let shown = crate::rollouts::shown(state, &r.name).await?;
-        rows.push(shown);
     }
     Ok(html! {
         @if rows.is_empty() {
@@ -176,16 +172,14 @@ async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> 
                     th scope="col" class="num" { "Succeeded" } th scope="col" class="num" { "Failed" }
                     th scope="col" class="num" { "Hosts" }
                 } }
-                tbody { @for r in &rows {
-                    @let name = r["name"].as_str().unwrap_or_default();
-                    @let (hosts, ok, failed, running, back) = super::deploy::totals(r);
+                tbody { @for (r, t) in &rows {
                     tr {
-                        td { a href=(format!("/console/rollouts/{}", super::encode(name))) { (name) } }
-                        td { (super::text(&r["status"])) }
-                        td { (super::deploy::bar(hosts, ok, failed, running, back)) }
-                        td class="num" { (ok) }
-                        td class="num" { (failed) }
-                        td class="num" { (hosts) }
+                        td { a href=(format!("/console/rollouts/{}", super::encode(&r.name))) { (r.name) } }
+                        td { (r.status) }
+                        td { (super::deploy::bar(t.hosts, t.succeeded, t.failed, t.in_progress, t.rolled_back)) }
+                        td class="num" { (t.succeeded) }
+                        td class="num" { (t.failed) }
+                        td class="num" { (t.hosts) }
                     }
                 } }
             }

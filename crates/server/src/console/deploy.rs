@@ -22,16 +22,20 @@ use serde_json::{json, Value};
 use super::{
     body, encode, order, page, same_origin, text, when, Listing, PageError, PageResult, Viewer,
 };
-use crate::auth::{Approver, Operator, Reader};
+use crate::auth::{Approver, Operator};
 use crate::error::ApiError;
 use crate::{rollouts, AppState};
 
 /// Hosts, succeeded, failed, in progress and rolled back, over a rollout's
 /// rings.
-pub(crate) fn totals(r: &Value) -> (u64, u64, u64, u64, u64) {
+fn totals(r: &Value) -> (usize, usize, usize, usize, usize) {
     let mut t = (0, 0, 0, 0, 0);
     for ring in r["rings"].as_array().into_iter().flatten() {
-        let n = |k: &str| ring[k].as_u64().unwrap_or(0);
+        let n = |k: &str| {
+            ring[k]
+                .as_u64()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+        };
         t.0 += n("hosts");
         t.1 += n("succeeded");
         t.2 += n("failed");
@@ -42,8 +46,8 @@ pub(crate) fn totals(r: &Value) -> (u64, u64, u64, u64, u64) {
 }
 
 /// A progress bar with its numbers as its accessible name.
-pub(crate) fn bar(hosts: u64, ok: u64, failed: u64, running: u64, back: u64) -> Markup {
-    let pct = |n: u64| {
+pub(crate) fn bar(hosts: usize, ok: usize, failed: usize, running: usize, back: usize) -> Markup {
+    let pct = |n: usize| {
         if hosts == 0 {
             0.0
         } else {
@@ -120,16 +124,15 @@ pub(crate) async fn list(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let all = body(rollouts::list(State(state.clone()), Reader(viewer.caller.clone())).await)?;
+    let all = body(rollouts::list(State(state.clone()), viewer.reader()).await)?;
     let mut rows: Vec<Value> = all.as_array().cloned().unwrap_or_default();
     let key = l.sort_or("created_at").to_owned();
     order(&mut rows, l.sort.is_none() || l.descending(), |r| {
         r[key.as_str()].to_string()
     });
     let base = "/console/rollouts";
-    let updates = body(
-        crate::plan_api::offered_updates(State(state.clone()), Reader(viewer.caller.clone())).await,
-    )?;
+    let updates =
+        body(crate::plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let approved = updates
         .as_array()
         .map(|a| a.iter().filter(|u| u["decision"] == "approve").count())
@@ -293,22 +296,9 @@ pub(crate) async fn show(
     Path(name): Path<String>,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let r = body(
-        rollouts::show(
-            State(state.clone()),
-            Reader(viewer.caller.clone()),
-            Path(name.clone()),
-        )
-        .await,
-    )?;
-    let review = body(
-        rollouts::review(
-            State(state.clone()),
-            Reader(viewer.caller.clone()),
-            Path(name.clone()),
-        )
-        .await,
-    )?;
+    let r = body(rollouts::show(State(state.clone()), viewer.reader(), Path(name.clone())).await)?;
+    let review =
+        body(rollouts::review(State(state.clone()), viewer.reader(), Path(name.clone())).await)?;
     let mut hosts: Vec<Value> = r["hosts"].as_array().cloned().unwrap_or_default();
     if let Some(only) = l.only.as_deref().filter(|o| !o.is_empty()) {
         hosts.retain(|h| h["progress"].as_str() == Some(only));

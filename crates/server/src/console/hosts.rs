@@ -9,7 +9,6 @@ use store::{AuditStore, RolloutStore};
 
 use super::{body, encode, order, page, text, when, Listing, PageResult, Viewer};
 use crate::api::HostsQuery;
-use crate::auth::Reader;
 use crate::{catalog_api, handlers, AppState};
 
 pub(crate) async fn list(
@@ -20,7 +19,7 @@ pub(crate) async fn list(
     let query = l.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let hosts = handlers::list_hosts(
         State(state.clone()),
-        Reader(viewer.caller.clone()),
+        viewer.reader(),
         Ok(Query(HostsQuery {
             query: query.map(str::to_owned),
             ..HostsQuery::default()
@@ -118,21 +117,10 @@ pub(crate) async fn show(
     Path(id): Path<String>,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let detail = body(
-        handlers::show_host(
-            State(state.clone()),
-            Reader(viewer.caller.clone()),
-            Path(id.clone()),
-        )
-        .await,
-    )?;
+    let detail =
+        body(handlers::show_host(State(state.clone()), viewer.reader(), Path(id.clone())).await)?;
     let findings = body(
-        catalog_api::host_findings(
-            State(state.clone()),
-            Reader(viewer.caller.clone()),
-            Path(id.clone()),
-        )
-        .await,
+        catalog_api::host_findings(State(state.clone()), viewer.reader(), Path(id.clone())).await,
     )?;
     let h = &detail.host;
     let facts = detail.facts.as_ref();

@@ -100,6 +100,11 @@ impl Viewer {
         patchwell_core::people::allowed(self.caller.role, self.caller.scopes.as_deref(), access)
     }
 
+    /// The viewer as a reader, for the API's read handlers.
+    pub(crate) fn reader(&self) -> crate::auth::Reader {
+        crate::auth::Reader(self.caller.clone())
+    }
+
     /// The caller, if they may do this; else the page says why not.
     pub(crate) fn require(&self, access: Access) -> Result<Caller, PageError> {
         Ok(self.caller.clone().require(access)?)
@@ -245,9 +250,8 @@ pub(crate) fn page(
 ) -> Html<String> {
     let active = NAV
         .iter()
-        .filter(|(path, _)| title_matches(title, path))
-        .map(|(p, _)| *p)
-        .next();
+        .find(|(_, label)| title.starts_with(label))
+        .map(|(path, _)| *path);
     let markup = html! {
         html lang="en" {
             head { (head(title)) }
@@ -283,11 +287,6 @@ pub(crate) fn page(
         }
     };
     Html(markup.into_string())
-}
-
-fn title_matches(title: &str, path: &str) -> bool {
-    let label = NAV.iter().find(|(p, _)| *p == path).map(|(_, l)| *l);
-    label.is_some_and(|l| title.starts_with(l))
 }
 
 /// A time, shown in UTC by the server and in the viewer's own time zone by
@@ -373,7 +372,13 @@ impl Listing {
     }
 
     /// This listing's link with some parameters changed.
-    fn link(&self, base: &str, page: usize, sort: Option<&str>, dir: Option<&str>) -> String {
+    pub(crate) fn link(
+        &self,
+        base: &str,
+        page: usize,
+        sort: Option<&str>,
+        dir: Option<&str>,
+    ) -> String {
         let mut parts = Vec::new();
         if let Some(q) = self.q.as_deref().filter(|q| !q.is_empty()) {
             parts.push(format!("q={}", encode(q)));
@@ -438,16 +443,13 @@ impl Listing {
     }
 }
 
-/// Orders rows by a key, descending when asked.
+/// Orders rows by a key, descending when asked. Each row's key is worked
+/// out once, not at every comparison: some keys ask the fleet.
 pub(crate) fn order<T, K: Ord>(rows: &mut [T], descending: bool, key: impl Fn(&T) -> K) {
-    rows.sort_by(|a, b| {
-        let o = key(a).cmp(&key(b));
-        if descending {
-            o.reverse()
-        } else {
-            o
-        }
-    });
+    rows.sort_by_cached_key(key);
+    if descending {
+        rows.reverse();
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use store::AuditStore;
 use super::{
     body, encode, page, same_origin, text, when, Listing, PageError, PageResult, Viewer, PER_PAGE,
 };
-use crate::auth::{Member, Reader};
+use crate::auth::Member;
 use crate::error::ApiError;
 use crate::plan_docs::{
     ApprovalDoc, ApprovalRuleDoc, BaselineDoc, ContactDoc, ExemptionDoc, GoNoGoDoc, OwnerDoc,
@@ -97,7 +97,7 @@ pub(crate) async fn users(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let users = body(people_api::list_users(State(state), Reader(viewer.caller.clone())).await)?;
+    let users = body(people_api::list_users(State(state), viewer.reader()).await)?;
     let content = html! {
         h1 { "Users" }
         p class="muted" {
@@ -125,7 +125,7 @@ pub(crate) async fn procedure(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let shown = people_api::show_procedure(State(state), Reader(viewer.caller.clone())).await;
+    let shown = people_api::show_procedure(State(state), viewer.reader()).await;
     let content = match shown {
         Ok(Json(p)) => {
             let mine = p["acknowledged"]
@@ -216,7 +216,7 @@ pub(crate) async fn plans(
     Path(kind): Path<String>,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let (s, r) = (State(state.clone()), Reader(viewer.caller.clone()));
+    let (s, r) = (State(state.clone()), viewer.reader());
     let (title, listed) = match kind.as_str() {
         "baselines" => ("Baselines", plan_api::list_docs::<BaselineDoc>(s, r).await),
         "exemptions" => (

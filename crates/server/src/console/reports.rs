@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 use store::{DetectionStore, RolloutStore};
 
 use super::{body, encode, page, text, when, PageError, PageResult, Viewer};
-use crate::auth::Reader;
 use crate::error::ApiError;
 use crate::{catalog_api, plan_api, posture, rollouts, AppState};
 
@@ -61,23 +60,24 @@ struct Monthly {
 async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Monthly, PageError> {
     let (first, last) = month_of(state, q)?;
     let today = (state.clock)().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let now = if first <= today && today <= last {
-        Some(posture::record_now(state).await?)
-    } else {
-        posture::current(state).await.ok()
-    };
-    let days: Vec<(String, Value)> = state
+    let now = posture::current(state).await?;
+    let mut days: Vec<(String, Value)> = state
         .store
         .postures(&first.to_string(), &last.to_string())
         .await?
         .into_iter()
         .filter_map(|(d, b)| serde_json::from_str(&b).ok().map(|v| (d, v)))
         .collect();
+    // This month ends today: today's point is the posture now, not the
+    // one kept earlier today.
+    if first <= today && today <= last {
+        let day = today.to_string();
+        days.retain(|(d, _)| *d != day);
+        days.push((day, now.to_json()));
+    }
     let end = days
         .last()
-        .map(|(_, v)| v.clone())
-        .or_else(|| now.as_ref().map(|p| p.to_json()))
-        .unwrap_or(Value::Null);
+        .map_or_else(|| now.to_json(), |(_, v)| v.clone());
     let mut reviews = Vec::new();
     for r in state.store.rollouts().await? {
         let day = r.created_at.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -87,7 +87,7 @@ async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Mo
         reviews.push(body(
             rollouts::review(
                 State(state.clone()),
-                Reader(viewer.caller.clone()),
+                viewer.reader(),
                 axum::extract::Path(r.name.clone()),
             )
             .await,
@@ -96,13 +96,12 @@ async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Mo
     let risks = body(
         catalog_api::exposure(
             State(state.clone()),
-            Reader(viewer.caller.clone()),
+            viewer.reader(),
             Query(serde_json::from_value(json!({"limit": 10})).map_err(ApiError::internal)?),
         )
         .await,
     )?;
-    let updates =
-        body(plan_api::offered_updates(State(state.clone()), Reader(viewer.caller.clone())).await)?;
+    let updates = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let pending = updates
         .as_array()
         .map(|a| {
@@ -119,7 +118,7 @@ async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Mo
         end,
         reviews,
         risks,
-        end_of_life: now.map(|p| p.end_of_life.clone()).unwrap_or_default(),
+        end_of_life: now.end_of_life.clone(),
         pending,
     })
 }
