@@ -59,6 +59,9 @@ const APT_PACKAGES: &[&str] = &[
     // (from npm, see `browser/package.json`) on Node.js.
     "chromium",
     "nodejs",
+    // pdftotext, with which the report tests read the PDF report as a
+    // reader would.
+    "poppler-utils",
 ];
 
 /// The Debian release the test root is built from.

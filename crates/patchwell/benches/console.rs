@@ -5,7 +5,10 @@
 //! updates its apt lists offer), and one rollout targets them all. Prints,
 //! per page, the first answer and the median and slowest of 5, measured
 //! from this process over loopback (target: 200 ms each).
-//! Run with `cargo bench -p patchwell --bench console`.
+//! Run with `cargo bench -p patchwell --bench console`. Setting up takes
+//! some eight minutes; with `PATCHWELL_BENCH_DATA=DIR` the server's data
+//! directory is DIR and is kept, and a later run on the same DIR measures
+//! the pages at once on the fleet set up before.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
 mod support;
@@ -39,7 +42,14 @@ async fn call(
 }
 
 fn main() {
-    let server = support::Server::start("console-bench");
+    let kept = std::env::var_os("PATCHWELL_BENCH_DATA").map(std::path::PathBuf::from);
+    let reused = kept
+        .as_ref()
+        .is_some_and(|d| d.join("admin-token").exists());
+    let server = match &kept {
+        Some(dir) => support::Server::start_in(dir.clone(), true),
+        None => support::Server::start("console-bench"),
+    };
     let (url, admin) = (server.url.clone(), server.admin.clone());
     let machine = agent::inventory::collect(
         &agent::Root::new("/"),
@@ -54,6 +64,8 @@ fn main() {
     runtime.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("client");
         let setup = Instant::now();
+        let first_host = Arc::new(std::sync::Mutex::new(String::new()));
+        if !reused {
         // Advisories: the apt lists' suites, verified with Debian's keyring.
         let mut lists: Vec<_> = std::fs::read_dir("/var/lib/apt/lists")
             .expect("apt lists")
@@ -79,7 +91,6 @@ fn main() {
         let token = call(&http, reqwest::Method::POST, &format!("{url}/api/v1/tokens"), &admin,
             Some(json!({"max_uses": HOSTS}))).await["token"].as_str().expect("token").to_owned();
         let next = Arc::new(AtomicUsize::new(0));
-        let first_host = Arc::new(std::sync::Mutex::new(String::new()));
         let machine = Arc::new(machine);
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..CONCURRENCY {
@@ -114,6 +125,15 @@ fn main() {
             "rings": [{"name": "pilot", "size": "5%"}, {"name": "broad", "size": "rest", "wait_business_days": 2}]}))).await;
         println!("{HOSTS} hosts ({} packages each), {advisories} advisories and a rollout to every host set up in {:.0} s",
             machine.packages.len(), setup.elapsed().as_secs_f64());
+        } else {
+            // The fleet set up before: wait until the server has loaded it.
+            while call(&http, reqwest::Method::GET, &format!("{url}/api/v1/summary/exposure?limit=1"), &admin, None).await["fleet_loaded"] != true {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let hosts = call(&http, reqwest::Method::GET, &format!("{url}/api/v1/hosts"), &admin, None).await;
+            *first_host.lock().expect("lock") = hosts[0]["id"].as_str().expect("a host").to_owned();
+            println!("the fleet set up before ({} hosts) loaded in {:.0} s", hosts.as_array().map_or(0, Vec::len), setup.elapsed().as_secs_f64());
+        }
 
         let session = call(&http, reqwest::Method::POST, &format!("{url}/api/v1/session"), "",
             Some(json!({"username": "admin", "password": std::fs::read_to_string(server.data.join("admin-password")).expect("password").trim()}))).await;

@@ -236,6 +236,29 @@ impl Client {
         Ok(value)
     }
 
+    /// Gets a file from the API: its bytes; an error answer becomes an
+    /// error naming the status and the server's sentence.
+    pub(crate) async fn fetch(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let why = value["error"].as_str().map_or_else(
+                || String::from_utf8_lossy(&bytes).into_owned(),
+                str::to_owned,
+            );
+            bail!("the server answered {status}: {why}");
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Prints `value` as JSON when asked, or the table `render` makes of it.
     pub(crate) fn print<T: serde::de::DeserializeOwned>(
         &self,

@@ -167,6 +167,21 @@ enum Command {
         #[command(subcommand)]
         command: plan_cli::DocCommand,
     },
+    /// Report schedules: the monthly report mailed to the chain of
+    /// communication (JSON), and mailing one now.
+    ReportSchedules {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ReportSchedulesCommand,
+    },
+    /// Reports as files: the monthly executive compliance report.
+    Reports {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: plan_cli::ReportsCommand,
+    },
     /// Classification rules, SLA deadlines and the business-day calendar.
     Settings {
         #[command(flatten)]
@@ -456,6 +471,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             command,
         } => runtime()?.block_on(plan_cli::documents(connection, "owners", command)),
+        Command::ReportSchedules {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::report_schedules(connection, command)),
+        Command::Reports {
+            connection,
+            command,
+        } => runtime()?.block_on(plan_cli::reports(connection, command)),
         Command::Settings {
             connection,
             command,

@@ -143,6 +143,33 @@ pub(crate) enum DocCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum ReportSchedulesCommand {
+    #[command(flatten)]
+    Doc(DocCommand),
+    /// Mail the schedule's report now to its audiences' contacts.
+    Send {
+        /// The schedule.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportsCommand {
+    /// Write the monthly executive compliance report to a file.
+    Monthly {
+        /// The month, `YYYY-MM` (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// `pdf` or `csv`.
+        #[arg(long, default_value = "pdf")]
+        format: String,
+        /// The file to write (`-` for standard output).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum BaselinesCommand {
     #[command(flatten)]
     Doc(DocCommand),
@@ -592,6 +619,81 @@ async fn doc_command(client: &Client, kind: &str, command: DocCommand) -> anyhow
             print_value(client, json!({"removed": name}), |_| {
                 format!("{kind}/{name} removed\n")
             })
+        }
+    }
+}
+
+/// `patchwell report-schedules ...`
+pub(crate) async fn report_schedules(
+    connection: Connection,
+    command: ReportSchedulesCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ReportSchedulesCommand::Doc(doc) => doc_command(&client, "report-schedules", doc).await,
+        ReportSchedulesCommand::Send { name } => {
+            let done = client
+                .call(
+                    Method::POST,
+                    &api_path(&["report-schedules", &name, "send"]),
+                    None,
+                )
+                .await?;
+            print_value(&client, done, |d| {
+                let mut out = format!(
+                    "{}: the report for {} mailed to {}\n",
+                    text(&d["schedule"]),
+                    text(&d["month"]),
+                    d["mailed"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                for f in d["failed"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "not mailed to {}: {}\n",
+                        text(&f["to"]),
+                        text(&f["error"])
+                    ));
+                }
+                out
+            })
+        }
+    }
+}
+
+/// `patchwell reports monthly ...`
+pub(crate) async fn reports(
+    connection: Connection,
+    command: ReportsCommand,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::new(connection)?;
+    match command {
+        ReportsCommand::Monthly {
+            month,
+            format,
+            output,
+        } => {
+            let mut path = format!(
+                "/api/v1/reports/monthly?format={}",
+                crate::admin::encode(&format)
+            );
+            if let Some(m) = &month {
+                path.push_str(&format!("&month={}", crate::admin::encode(m)));
+            }
+            let bytes = client.fetch(&path).await?;
+            if output.as_os_str() == "-" {
+                use std::io::Write as _;
+                std::io::stdout().write_all(&bytes)?;
+            } else {
+                std::fs::write(&output, &bytes)
+                    .with_context(|| format!("writing the report to {}", output.display()))?;
+                eprintln!("{} written ({} bytes)", output.display(), bytes.len());
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

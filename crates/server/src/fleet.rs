@@ -3,8 +3,13 @@
 //! (checking only keys the fleet has never seen), and each new catalog is
 //! checked against every key once. It answers "how many hosts does this
 //! advisory reach" without touching the database.
+//!
+//! Beside it, the updates each host's package managers offer, tallied per
+//! `name=version`, so that the list of offered updates (and the count
+//! waiting for a decision) is read from memory, not summed over every
+//! host's rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use patchwell_core::applicability::{HostView, Index, InstalledPackage};
@@ -25,6 +30,113 @@ struct State {
     /// Counts changes, so a reader can tell whether anything moved since
     /// it last looked.
     generation: u64,
+    offers: Offers,
+}
+
+/// The updates hosts are offered, per (manager, name, candidate).
+#[derive(Debug, Default)]
+struct Offers {
+    /// Each host's offers: the title (its position in `titles`), whether
+    /// from a security suite, and the suite; each title once.
+    by_host: HashMap<u32, Vec<(u32, bool, String)>>,
+    titles: Vec<Offered>,
+    positions: HashMap<(protocol::Manager, String, String), u32>,
+}
+
+/// One offered `name=version` and the hosts it is offered to.
+#[derive(Debug)]
+struct Offered {
+    manager: protocol::Manager,
+    name: String,
+    candidate: String,
+    /// Hosts offered it.
+    hosts: u64,
+    /// Of those, hosts offered it from a security suite.
+    security: u64,
+    /// The suites offering it, with how many hosts each.
+    suites: BTreeMap<String, u64>,
+}
+
+impl Offers {
+    /// Sets what a host is offered now (nothing, to forget it).
+    fn set(&mut self, host: u32, updates: &[protocol::AvailableUpdate]) {
+        for (t, security, suite) in self.by_host.remove(&host).unwrap_or_default() {
+            let o = &mut self.titles[t as usize];
+            o.hosts -= 1;
+            o.security -= u64::from(security);
+            if let Some(n) = o.suites.get_mut(&suite) {
+                *n -= 1;
+                if *n == 0 {
+                    o.suites.remove(&suite);
+                }
+            }
+        }
+        if updates.is_empty() {
+            return;
+        }
+        // A title offered for two architectures counts the host once, as
+        // security when either is, with the greater suite.
+        let mut mine: BTreeMap<u32, (bool, String)> = BTreeMap::new();
+        for u in updates {
+            let key = (u.manager, u.name.clone(), u.candidate.clone());
+            let t = match self.positions.get(&key) {
+                Some(&t) => t,
+                None => {
+                    let t = self.titles.len() as u32;
+                    self.titles.push(Offered {
+                        manager: u.manager,
+                        name: u.name.clone(),
+                        candidate: u.candidate.clone(),
+                        hosts: 0,
+                        security: 0,
+                        suites: BTreeMap::new(),
+                    });
+                    self.positions.insert(key, t);
+                    t
+                }
+            };
+            let suite = u.suite.clone().unwrap_or_default();
+            let entry = mine.entry(t).or_insert((false, String::new()));
+            entry.0 |= u.security;
+            if suite > entry.1 {
+                entry.1 = suite;
+            }
+        }
+        let mut kept = Vec::with_capacity(mine.len());
+        for (t, (security, suite)) in mine {
+            let o = &mut self.titles[t as usize];
+            o.hosts += 1;
+            o.security += u64::from(security);
+            *o.suites.entry(suite.clone()).or_default() += 1;
+            kept.push((t, security, suite));
+        }
+        self.by_host.insert(host, kept);
+    }
+
+    /// Every title offered to some host: security first, then by hosts,
+    /// name and version.
+    fn list(&self) -> Vec<store::OfferedUpdate> {
+        let mut rows: Vec<store::OfferedUpdate> = self
+            .titles
+            .iter()
+            .filter(|o| o.hosts > 0)
+            .map(|o| store::OfferedUpdate {
+                manager: o.manager,
+                name: o.name.clone(),
+                candidate: o.candidate.clone(),
+                security: o.security > 0,
+                suites: o.suites.keys().next_back().cloned().unwrap_or_default(),
+                hosts: o.hosts,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (b.security, b.hosts)
+                .cmp(&(a.security, a.hosts))
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.candidate.cmp(&b.candidate))
+        });
+        rows
+    }
 }
 
 /// The shared fleet.
@@ -59,14 +171,17 @@ impl FleetHandle {
             .is_some_and(|&id| state.fleet.contains(id))
     }
 
-    /// Records a host unless an inventory put it in meanwhile (the loader's
-    /// copy is older) or it was revoked meanwhile.
-    pub fn set_host_if_absent(&self, host: &str, view: &HostView) {
+    /// Records a stored host with its offers, unless an inventory put it
+    /// in meanwhile (the loader's copy is older) or it was revoked
+    /// meanwhile.
+    fn set_loaded_host(&self, host: &str, view: &HostView, updates: &[protocol::AvailableUpdate]) {
         let mut state = self.lock();
         if state.ids.contains_key(host) {
             return;
         }
         set_locked(&mut state, host, view);
+        let id = intern(&mut state, host);
+        state.offers.set(id, updates);
     }
 
     /// Records what a host has now.
@@ -109,6 +224,22 @@ impl FleetHandle {
         let id = intern(&mut state, host);
         state.generation += 1;
         state.fleet.remove_host(id);
+        state.offers.set(id, &[]);
+    }
+
+    /// Records the updates a host's package managers offer now.
+    pub fn set_offers(&self, host: &str, updates: &[protocol::AvailableUpdate]) {
+        let mut state = self.lock();
+        let id = intern(&mut state, host);
+        state.generation += 1;
+        state.offers.set(id, updates);
+    }
+
+    /// Every update offered to some host, tallied: security first, then by
+    /// hosts. `None` until the fleet is loaded.
+    pub fn offered_updates(&self) -> Option<Vec<store::OfferedUpdate>> {
+        let state = self.lock();
+        state.loaded.then(|| state.offers.list())
     }
 
     /// Checks the fleet against a new catalog.
@@ -208,14 +339,16 @@ pub async fn load(
     let mut views = Vec::with_capacity(hosts.len());
     for host in &hosts {
         let packages = store.packages(&host.id).await?;
+        let updates = store.updates(&host.id).await?;
         let os = crate::catalog::os_of(host);
         let kernel = host.kernel.as_deref().unwrap_or("");
-        views.push((host.id.clone(), host_view(&os, kernel, &packages, &[])));
+        let view = host_view(&os, kernel, &packages, &[]);
+        views.push((host.id.clone(), view, updates));
     }
     let loader = Arc::clone(fleet);
     tokio::task::spawn_blocking(move || {
-        for (id, view) in &views {
-            loader.set_host_if_absent(id, view);
+        for (id, view, updates) in &views {
+            loader.set_loaded_host(id, view, updates);
         }
     })
     .await?;
@@ -227,4 +360,74 @@ pub async fn load(
         started.elapsed().as_millis()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{AvailableUpdate, Manager};
+
+    fn offer(name: &str, arch: &str, candidate: &str, suite: &str) -> AvailableUpdate {
+        AvailableUpdate {
+            manager: Manager::Dpkg,
+            name: name.into(),
+            arch: arch.into(),
+            installed: "1".into(),
+            candidate: candidate.into(),
+            suite: Some(suite.into()),
+            codename: None,
+            origin: None,
+            security: suite.ends_with("-security"),
+        }
+    }
+
+    fn tally(fleet: &FleetHandle) -> Vec<(String, bool, String, u64)> {
+        fleet
+            .offered_updates()
+            .expect("loaded")
+            .into_iter()
+            .map(|o| {
+                (
+                    format!("{}={}", o.name, o.candidate),
+                    o.security,
+                    o.suites,
+                    o.hosts,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offers_are_tallied_per_title_and_move_with_each_host() {
+        let fleet = FleetHandle::default();
+        fleet.lock().loaded = true;
+        // Two architectures of one title count the host once.
+        fleet.set_offers(
+            "a",
+            &[
+                offer("libssl3", "amd64", "3.0.17", "bookworm-security"),
+                offer("libssl3", "i386", "3.0.17", "bookworm-security"),
+                offer("tzdata", "all", "2025b", "bookworm-updates"),
+            ],
+        );
+        fleet.set_offers("b", &[offer("tzdata", "all", "2025b", "bookworm")]);
+        assert_eq!(
+            tally(&fleet),
+            [
+                ("libssl3=3.0.17".into(), true, "bookworm-security".into(), 1),
+                ("tzdata=2025b".into(), false, "bookworm-updates".into(), 2),
+            ]
+        );
+        // Host a installed libssl3; b was revoked.
+        fleet.set_offers("a", &[offer("tzdata", "all", "2025b", "bookworm-updates")]);
+        fleet.remove_host("b");
+        assert_eq!(
+            tally(&fleet),
+            [("tzdata=2025b".into(), false, "bookworm-updates".into(), 1)]
+        );
+        fleet.set_offers("a", &[]);
+        assert!(tally(&fleet).is_empty());
+        // Not answered from memory before the fleet is loaded.
+        assert!(FleetHandle::default().offered_updates().is_none());
+    }
 }

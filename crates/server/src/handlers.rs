@@ -200,6 +200,7 @@ async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
             &inventory.updates,
         );
         fleet.set_host(host, &view);
+        fleet.set_offers(host, &inventory.updates);
     })
     .await;
 }
@@ -242,8 +243,13 @@ pub(crate) async fn patch_inventory(
     // to another release or the fleet lacks it: then it is set whole.
     let moved = !stored.os_changed && {
         let brought = delta.packages_changed.clone();
+        let offers = delta.updates.clone();
         on_fleet(&state, &host.id, move |fleet, host| {
-            fleet.update_host(host, &stored.replaced, &brought)
+            let moved = fleet.update_host(host, &stored.replaced, &brought);
+            if moved {
+                fleet.set_offers(host, &offers);
+            }
+            moved
         })
         .await
         .unwrap_or(false)
@@ -362,6 +368,7 @@ pub(crate) async fn list_hosts(
         stale: q.stale,
         reboot_required: q.reboot_required,
         include_revoked: q.include_revoked.unwrap_or(false),
+        facts: false,
     };
     let at = now(&state);
     let stale_after = state.config.stale_after;

@@ -25,11 +25,13 @@ mod handlers;
 pub mod jobkey;
 pub mod notify;
 pub mod openapi;
+mod pdf;
 mod people_api;
 mod plan_api;
 mod plan_docs;
 mod posture;
 mod ratelimit;
+pub mod report_mail;
 mod rollouts;
 mod secrets;
 pub mod tls;
@@ -295,6 +297,15 @@ pub fn app(state: AppState) -> Router {
         .merge(plan_routes::<plan_docs::ApprovalRuleDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::ContactDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::OwnerDoc, auth::Administrator>())
+        .merge(plan_routes::<
+            plan_docs::ReportScheduleDoc,
+            auth::Administrator,
+        >())
+        .route(
+            "/api/v1/report-schedules/{name}/send",
+            post(report_mail::send_now),
+        )
+        .route("/api/v1/reports/monthly", get(report_mail::monthly))
         .merge(console::routes())
         // Limits the decompressed body, as the JSON extractor reads it...
         .layer(DefaultBodyLimit::max(max_body))
@@ -558,6 +569,7 @@ pub async fn serve_until(
     }
     tokio::spawn(record_detections(state.clone()));
     tokio::spawn(posture::record_daily(state.clone()));
+    tokio::spawn(report_mail::run(state.clone()));
     {
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{json, Value};
 use store::PlanStore;
@@ -131,6 +131,13 @@ async fn mail(name: String, smtp: Smtp, to: String, subject: String, text: Strin
     }
 }
 
+/// A file attached to a mail: its name, content type and bytes.
+pub(crate) struct Attached {
+    pub(crate) name: String,
+    pub(crate) content_type: &'static str,
+    pub(crate) bytes: Vec<u8>,
+}
+
 /// Sends one plain-text mail through the relay.
 pub(crate) async fn deliver(
     smtp: &Smtp,
@@ -138,18 +145,35 @@ pub(crate) async fn deliver(
     subject: &str,
     text: String,
 ) -> Result<(), String> {
+    deliver_with(smtp, to, subject, text, Vec::new()).await
+}
+
+/// Sends one mail through the relay: its text, and files attached.
+pub(crate) async fn deliver_with(
+    smtp: &Smtp,
+    to: &str,
+    subject: &str,
+    text: String,
+    files: Vec<Attached>,
+) -> Result<(), String> {
     let from: Mailbox = smtp
         .from
         .parse()
         .map_err(|e| format!("sender {}: {e}", smtp.from))?;
     let to: Mailbox = to.parse().map_err(|e| format!("address {to}: {e}"))?;
-    let message = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(subject)
-        .header(ContentType::TEXT_PLAIN)
-        .body(text)
-        .map_err(|e| format!("building the mail: {e}"))?;
+    let builder = Message::builder().from(from).to(to).subject(subject);
+    let message = if files.is_empty() {
+        builder.header(ContentType::TEXT_PLAIN).body(text)
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(text));
+        for f in files {
+            let kind = ContentType::parse(f.content_type)
+                .map_err(|e| format!("content type {}: {e}", f.content_type))?;
+            parts = parts.singlepart(Attachment::new(f.name).body(f.bytes, kind));
+        }
+        builder.multipart(parts)
+    }
+    .map_err(|e| format!("building the mail: {e}"))?;
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
         .map_err(|e| format!("relay {}: {e}", smtp.url))?
         .timeout(Some(Duration::from_secs(20)))

@@ -790,10 +790,13 @@ pub(crate) async fn offered_updates(
     _caller: Reader,
 ) -> ApiResult<Json<Value>> {
     let verdicts = crate::rollouts::update_verdicts(&state).await?;
-    let rows: Vec<Value> = state
-        .store
-        .offered_updates()
-        .await?
+    // Tallied in memory once the fleet is loaded; summed by the store
+    // before then.
+    let offered = match state.fleet.offered_updates() {
+        Some(offered) => offered,
+        None => state.store.offered_updates().await?,
+    };
+    let rows: Vec<Value> = offered
         .into_iter()
         .map(|u| {
             let title = format!("{}={}", u.name, u.candidate);

@@ -832,3 +832,172 @@ pub(crate) fn check_setting(name: &str, body: &Value) -> Result<Value, String> {
         )),
     }
 }
+
+// ------------------------------------------------------- report schedules
+
+/// `PUT /api/v1/report-schedules/{name}`: a report mailed on a schedule
+/// to the chain of communication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportScheduleDoc {
+    /// Which report: `monthly-compliance` (the default, and the only one).
+    #[serde(default = "monthly_compliance")]
+    pub(crate) report: String,
+    /// When it is mailed, as a schedule rule
+    /// (`first monday of every month at 08:00`).
+    pub(crate) when: String,
+    /// The rule's time zone (default UTC).
+    #[serde(default)]
+    pub(crate) time_zone: Option<String>,
+    /// The month reported: `previous` (the month before the mailing, the
+    /// default) or `current` (the month so far).
+    #[serde(default = "previous_month")]
+    pub(crate) month: String,
+    /// Files attached: `pdf`, `csv` (default both).
+    #[serde(default = "both_formats")]
+    pub(crate) formats: Vec<String>,
+    /// The audiences whose contacts are mailed (default `management`).
+    #[serde(default = "management")]
+    pub(crate) audiences: Vec<String>,
+}
+
+fn monthly_compliance() -> String {
+    "monthly-compliance".into()
+}
+
+fn previous_month() -> String {
+    "previous".into()
+}
+
+fn both_formats() -> Vec<String> {
+    vec!["pdf".into(), "csv".into()]
+}
+
+fn management() -> Vec<String> {
+    vec!["management".into()]
+}
+
+impl ReportScheduleDoc {
+    /// The rule and its time zone.
+    pub(crate) fn rule(&self) -> Result<(Rule, TimeZone), String> {
+        let rule = Rule::parse(&self.when).map_err(|e| e.to_string())?;
+        let tz = time_zone(self.time_zone.as_deref().unwrap_or("UTC"))?;
+        Ok((rule, tz))
+    }
+
+    /// When it is next mailed after `after`.
+    pub(crate) fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        let (rule, tz) = self.rule().ok()?;
+        rule.next_after(&after.to_zoned(tz.clone()), &tz)
+            .map(|z| z.timestamp())
+    }
+
+    /// The first day of the month a mailing at `at` reports.
+    pub(crate) fn month_reported(&self, at: Timestamp) -> Date {
+        let tz = self.rule().map(|(_, tz)| tz).unwrap_or(TimeZone::UTC);
+        let first = at.to_zoned(tz).date().first_of_month();
+        if self.month == "current" {
+            first
+        } else {
+            first.yesterday().map_or(first, |d| d.first_of_month())
+        }
+    }
+}
+
+impl Doc for ReportScheduleDoc {
+    const KIND: &'static str = "report-schedules";
+    const WHAT: &'static str = "report schedule";
+
+    fn check(&mut self, name: &str, _caller: &str, _now: Timestamp) -> Result<(), String> {
+        let what = format!("report schedule {name}");
+        if self.report != "monthly-compliance" {
+            return Err(format!(
+                "{what}: report {:?}: the report there is is monthly-compliance",
+                self.report
+            ));
+        }
+        self.rule().map_err(|e| format!("{what}: {e}"))?;
+        if !["previous", "current"].contains(&self.month.as_str()) {
+            return Err(format!(
+                "{what}: month {:?}: use previous or current",
+                self.month
+            ));
+        }
+        if self.formats.is_empty() {
+            return Err(format!("{what}: formats: name at least one of pdf, csv"));
+        }
+        for f in &self.formats {
+            if !["pdf", "csv"].contains(&f.as_str()) {
+                return Err(format!("{what}: format {f:?}: use pdf or csv"));
+            }
+        }
+        self.formats.sort();
+        self.formats.dedup();
+        if self.audiences.is_empty() {
+            return Err(format!("{what}: audiences: name at least one"));
+        }
+        for a in &self.audiences {
+            if !crate::notify::AUDIENCES.contains(&a.as_str()) {
+                return Err(format!(
+                    "{what}: audience {a:?}: use patch-team, management or end-users"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn derived(&self, now: Timestamp) -> Value {
+        let next = self.next_after(now);
+        serde_json::json!({
+            "next_mailing": next,
+            "reports_month": next.map(|n| self.month_reported(n).strftime("%Y-%m").to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod report_schedule_tests {
+    use super::*;
+
+    fn doc(json: Value) -> Result<ReportScheduleDoc, String> {
+        let mut d: ReportScheduleDoc = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        d.check("monthly", "admin", Timestamp::UNIX_EPOCH)?;
+        Ok(d)
+    }
+
+    #[test]
+    fn a_schedule_says_when_it_mails_which_month() {
+        let d = doc(serde_json::json!({"when": "first monday of every month at 08:00", "time_zone": "Europe/Berlin"})).unwrap();
+        assert_eq!(d.formats, ["csv", "pdf"]);
+        assert_eq!(d.audiences, ["management"]);
+        let after: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
+        let next = d.next_after(after).unwrap();
+        // Monday 7 December 2026, 08:00 in Berlin (UTC+1).
+        assert_eq!(next.to_string(), "2026-12-07T07:00:00Z");
+        assert_eq!(d.month_reported(next).to_string(), "2026-11-01");
+        let current =
+            doc(serde_json::json!({"when": "every friday at 17:00", "month": "current"})).unwrap();
+        assert_eq!(current.month_reported(next).to_string(), "2026-12-01");
+    }
+
+    #[test]
+    fn a_bad_schedule_says_what_is_wrong() {
+        let e = doc(serde_json::json!({"when": "whenever"})).unwrap_err();
+        assert!(
+            e.contains("report schedule monthly") && e.contains("whenever"),
+            "{e}"
+        );
+        let e = doc(serde_json::json!({"when": "every day at 08:00", "formats": ["docx"]}))
+            .unwrap_err();
+        assert!(e.contains("format \"docx\""), "{e}");
+        let e = doc(serde_json::json!({"when": "every day at 08:00", "audiences": ["board"]}))
+            .unwrap_err();
+        assert!(e.contains("audience \"board\""), "{e}");
+        let e =
+            doc(serde_json::json!({"when": "every day at 08:00", "month": "next"})).unwrap_err();
+        assert!(e.contains("month \"next\""), "{e}");
+        let e =
+            doc(serde_json::json!({"when": "every day at 08:00", "report": "weekly"})).unwrap_err();
+        assert!(e.contains("monthly-compliance"), "{e}");
+    }
+}

@@ -6,9 +6,12 @@
 //! it for that host and reads its SLA clock from the first detection, the
 //! same way a host's findings are assessed. That is work proportional to
 //! the fleet, so the result is kept until the fleet changes or a minute
-//! passes.
+//! passes. When working it out takes longer than a page may (a large
+//! fleet: seconds), a page gets the kept one, which says when it was worked
+//! out, while a background task works out the next.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
@@ -95,41 +98,76 @@ impl Posture {
 #[derive(Debug, Default)]
 pub struct PostureCache {
     last: Mutex<Option<(u64, Arc<Posture>)>>,
+    /// How long working it out took last time, in microseconds.
+    took_micros: AtomicU64,
+    /// Whether a background task is working it out now.
+    refreshing: AtomicBool,
 }
 
 /// How long a posture is kept when the fleet does not change.
 const KEEP: SignedDuration = SignedDuration::from_secs(60);
 
+/// Working a posture out for a page takes at most this long; beyond it a
+/// page gets the kept one and the next is worked out in the background.
+const INLINE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The fleet's posture: the kept one while the fleet is as it was and it
-/// is younger than a minute, else worked out again.
+/// is younger than a minute; else worked out again, for this caller when
+/// that is quick, or in the background (the caller getting the kept one)
+/// when it is not.
 pub(crate) async fn current(state: &AppState) -> ApiResult<Arc<Posture>> {
     let generation = state.fleet.generation();
     let at = now(state);
-    if let Some((g, p)) = state
+    let kept = state
         .posture
         .last
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
-        if *g == generation && at.duration_since(p.at) < KEEP && p.at <= at {
-            return Ok(Arc::clone(p));
+        .clone();
+    if let Some((g, p)) = kept {
+        if g == generation && at.duration_since(p.at) < KEEP && p.at <= at {
+            return Ok(p);
+        }
+        let took =
+            std::time::Duration::from_micros(state.posture.took_micros.load(Ordering::Relaxed));
+        if took > INLINE {
+            if !state.posture.refreshing.swap(true, Ordering::AcqRel) {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = refresh(&state).await {
+                        tracing::warn!("working out the fleet's posture: {}", e.message());
+                    }
+                    state.posture.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(p);
         }
     }
-    let p = Arc::new(work_out(state, at).await?);
+    refresh(state).await
+}
+
+/// Works the posture out and keeps it.
+async fn refresh(state: &AppState) -> ApiResult<Arc<Posture>> {
+    let generation = state.fleet.generation();
+    let started = std::time::Instant::now();
+    let p = Arc::new(work_out(state, now(state)).await?);
+    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    state.posture.took_micros.store(took, Ordering::Relaxed);
     *state.posture.last.lock().unwrap_or_else(|e| e.into_inner()) =
         Some((generation, Arc::clone(&p)));
     Ok(p)
 }
 
 /// Keeps today's posture, every ten minutes, for compliance over time.
+/// The first is worked out as soon as the fleet is loaded, so that the
+/// first page to show it finds it ready.
 pub(crate) async fn record_daily(state: AppState) {
+    while !state.fleet.loaded() {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         ticks.tick().await;
-        if !state.fleet.loaded() {
-            continue;
-        }
         if let Err(e) = record_now(&state).await {
             tracing::warn!("keeping today's posture: {}", e.message());
         }
@@ -138,7 +176,7 @@ pub(crate) async fn record_daily(state: AppState) {
 
 /// Works out the posture and keeps it as today's.
 async fn record_now(state: &AppState) -> ApiResult<()> {
-    let p = current(state).await?;
+    let p = refresh(state).await?;
     let day = p.at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
     store::DetectionStore::record_posture(&state.store, &day, &p.to_json().to_string(), p.at)
         .await?;

@@ -642,9 +642,17 @@ pub(crate) async fn create(
     let at = now(&state);
     let stale_after = state.config.stale_after;
     let query = req.hosts.as_deref().map(parse_query).transpose()?;
+    // Facts too: the pilot sample is stratified by hardware model.
     let hosts: Vec<HostRecord> = state
         .store
-        .list_hosts(&HostFilter::default(), at, stale_after)
+        .list_hosts(
+            &HostFilter {
+                facts: true,
+                ..HostFilter::default()
+            },
+            at,
+            stale_after,
+        )
         .await?
         .into_iter()
         .filter(|h| {

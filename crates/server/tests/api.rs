@@ -23,6 +23,8 @@ struct TestServer {
     admin_password: String,
     clock: Arc<AtomicI64>,
     http: reqwest::Client,
+    /// The server's state, for what runs in the background in `serve`.
+    state: AppState,
     _dir: TempDir,
 }
 
@@ -75,6 +77,7 @@ async fn spawn(config: Config) -> TestServer {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let kept = state.clone();
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     TestServer {
         url,
@@ -82,6 +85,7 @@ async fn spawn(config: Config) -> TestServer {
         admin_password,
         clock,
         http: reqwest::Client::new(),
+        state: kept,
         _dir: TempDir(dir),
     }
 }
@@ -3269,4 +3273,563 @@ async fn the_console_signs_in_shows_the_fleet_and_acts_through_its_forms() {
         (status, to.as_str()),
         (StatusCode::SEE_OTHER, "/console/login?next=/console")
     );
+}
+
+/// The text a PDF reader finds in `pdf` (poppler's `pdftotext`, which
+/// `cargo xtask setup` installs).
+fn pdf_text(pdf: &[u8]) -> String {
+    let dir = scratch("pdf");
+    let file = dir.0.join("report.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (cargo xtask setup installs poppler-utils)");
+    assert!(
+        out.status.success(),
+        "pdftotext could not read the report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedule() {
+    let dir = scratch("report-mail");
+    let relay = MailRelay::start(&dir.0);
+    let s = spawn(Config {
+        smtp: Some(server::notify::Smtp {
+            url: format!("smtp://127.0.0.1:{}", relay.port),
+            from: "patchwell@example.org".into(),
+        }),
+        ..Config::default()
+    })
+    .await;
+    for (name, audience, email) in [
+        ("board", "management", "board@example.org"),
+        ("desk", "patch-team", "desk@example.org"),
+    ] {
+        let (status, body) = s
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/api/v1/contacts/{name}"),
+                Some(json!({"audience": audience, "email": email})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for name in ["web1", "web2"] {
+        let host = s.enrolled(name).await;
+        let inv = host_offering(name, s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+        assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    }
+
+    // The report as a PDF that a reader opens, saying what the HTML says.
+    let month = s.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let resp = s
+        .http
+        .get(format!(
+            "{}/api/v1/reports/monthly?month={}",
+            s.url,
+            month.strftime("%Y-%m")
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/pdf");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        format!(
+            "attachment; filename=\"patchwell-compliance-{}.pdf\"",
+            month.strftime("%Y-%m")
+        )
+        .as_str()
+    );
+    let text = pdf_text(&resp.bytes().await.unwrap());
+    assert!(
+        text.contains(&format!("Compliance report: {}", month.strftime("%B %Y"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("100.0%") && text.contains("compliant (2 of 2 hosts)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Deadlines per class at the month's end"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pending: 1 updates offered to the fleet wait for a decision"),
+        "{text}"
+    );
+    assert!(text.contains("libssl3=3.0.16-1~deb12u1"), "{text}");
+    let (status, body) = s
+        .admin(
+            reqwest::Method::GET,
+            "/api/v1/reports/monthly?format=docx",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("format \"docx\": use pdf or csv"),
+        "{body}"
+    );
+
+    // A schedule that cannot be read is refused and says why.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/report-schedules/monthly",
+            Some(json!({"when": "at the start of the month"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("report schedule monthly"),
+        "{body}"
+    );
+
+    // Mailed on the first Monday of each month, reporting the month before.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/report-schedules/monthly",
+            Some(json!({"when": "first monday of every month at 08:00"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, listed) = s.get("/api/v1/report-schedules").await;
+    let next: Timestamp = listed[0]["now"]["next_mailing"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(next > s.now());
+    let reported = next
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .first_of_month()
+        .yesterday()
+        .unwrap();
+    assert_eq!(
+        listed[0]["now"]["reports_month"],
+        reported.strftime("%Y-%m").to_string()
+    );
+    assert!(
+        server::report_mail::mail_due(&s.state).await.is_empty(),
+        "not due yet"
+    );
+    s.advance(next.as_second() - s.now().as_second() + 60);
+    let done = server::report_mail::mail_due(&s.state).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["mailed"], json!(["board@example.org"]));
+    assert_eq!(done[0]["month"], reported.strftime("%Y-%m").to_string());
+    let subject = format!(
+        "Subject: Patchwell compliance report: {}",
+        reported.strftime("%B %Y")
+    );
+    let mail = relay.wait_for(&subject).await;
+    assert!(mail.contains("To: board@example.org"), "{mail}");
+    assert!(
+        !mail.contains("To: desk@example.org"),
+        "the patch team is not this schedule's audience: {mail}"
+    );
+    let file = format!("patchwell-compliance-{}", reported.strftime("%Y-%m"));
+    assert!(mail.contains(&format!("filename=\"{file}.pdf\"")), "{mail}");
+    assert!(mail.contains(&format!("filename=\"{file}.csv\"")), "{mail}");
+    assert!(
+        mail.contains("Compliance: 100.0% (2 of 2 hosts have no open finding)"),
+        "{mail}"
+    );
+    assert!(
+        server::report_mail::mail_due(&s.state).await.is_empty(),
+        "mailed once per time, not once per tick"
+    );
+    let (_, audit) = s
+        .get("/api/v1/audit?subject=report-schedules/monthly")
+        .await;
+    let entries = audit.as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "mail-report" && e["actor"] == "scheduler"),
+        "{audit}"
+    );
+
+    // Mailed now by hand; a schedule whose audience has no address says so.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/report-schedules/monthly/send",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mailed"], json!(["board@example.org"]));
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/report-schedules/users",
+            Some(json!({"when": "every monday at 09:00", "audiences": ["end-users"], "formats": ["csv"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/report-schedules/users/send",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no contact of the audiences end-users has an email address"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_defines_changes_and_deletes_planning_objects_through_its_forms() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("web1").await;
+    let mut b = Browser::new(&s);
+    b.sign_in("admin", &s.admin_password).await;
+
+    // The form starts from an example; a document that is not JSON, or
+    // that the server refuses, comes back with why and as it was typed.
+    let (status, page) = b.get("/console/plans/exemptions").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(r#"<textarea id="document" name="document""#),
+        "{page}"
+    );
+    assert!(page.contains("vendor application certified"), "{page}");
+    let (status, page) = b
+        .post(
+            "/console/plans/exemptions",
+            &[("name", "legacy-app"), ("document", "{\"reason\": ")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains(r#"class="error" role="alert""#) && page.contains("not JSON"),
+        "{page}"
+    );
+    let typed = json!({"host": host.host_id, "advisory": "DSA-5000-1", "reason": "x",
+                       "expires": "2020-01-01T00:00:00Z"})
+    .to_string();
+    let (status, page) = b
+        .post(
+            "/console/plans/exemptions",
+            &[("name", "legacy-app"), ("document", &typed)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("exemption legacy-app"), "{page}");
+    assert!(
+        page.contains("2020-01-01T00:00:00Z"),
+        "the document typed is kept: {page}"
+    );
+
+    // A good one is stored, audited, listed, and can be edited and deleted.
+    let expires = (s.now() + jiff::SignedDuration::from_hours(24 * 90)).to_string();
+    let good = json!({"host": host.host_id, "advisory": "DSA-5000-1",
+                      "reason": "vendor application certified on this version only",
+                      "control": "host isolated in VLAN 40", "expires": expires})
+    .to_string();
+    let (status, _) = b
+        .post(
+            "/console/plans/exemptions",
+            &[("name", "legacy-app"), ("document", &good)],
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a post from another origin decides nothing"
+    );
+    let (status, to) = b
+        .post(
+            "/console/plans/exemptions",
+            &[("name", "legacy-app"), ("document", &good)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(
+        to.starts_with("/console/plans/exemptions?done=legacy-app%20saved"),
+        "{to}"
+    );
+    let (_, stored) = s.get("/api/v1/exemptions/legacy-app").await;
+    assert_eq!(stored["control"], "host isolated in VLAN 40");
+    assert_eq!(
+        stored["approver"], "admin",
+        "the approver is whoever saved it"
+    );
+    let (_, page) = b.get("/console/plans/exemptions?edit=legacy-app").await;
+    assert!(page.contains("Change legacy-app"), "{page}");
+    assert!(page.contains("host isolated in VLAN 40"), "{page}");
+    assert!(
+        !page.contains("updated_by"),
+        "only the document is edited: {page}"
+    );
+    let (status, to) = b
+        .post("/console/plans/exemptions/legacy-app/delete", &[], None)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (status, _) = s.get("/api/v1/exemptions/legacy-app").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, audit) = s.get("/api/v1/audit?subject=exemptions/legacy-app").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["exempt", "delete-exemption"], "{audit}");
+
+    // Report schedules too; mailing one without a relay says why.
+    let (status, to) = b
+        .post(
+            "/console/plans/report-schedules",
+            &[
+                ("name", "monthly"),
+                (
+                    "document",
+                    r#"{"when": "first monday of every month at 08:00"}"#,
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, page) = b.get("/console/reports").await;
+    assert!(
+        page.contains("first monday of every month at 08:00"),
+        "{page}"
+    );
+    let (status, page) = b
+        .post("/console/reports/schedules/monthly/send", &[], None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("the server has no --smtp-url"), "{page}");
+
+    // An auditor reads the forms' pages but is offered no form.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "audrey", "role": "auditor", "password": "correct horse battery"})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let mut auditor = Browser::new(&s);
+    auditor.sign_in("audrey", "correct horse battery").await;
+    let (status, page) = auditor.get("/console/plans/report-schedules").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Your role may read these but not change them"),
+        "{page}"
+    );
+    assert!(!page.contains("<textarea"), "{page}");
+    let (status, page) = auditor
+        .post(
+            "/console/plans/report-schedules",
+            &[
+                ("name", "weekly"),
+                ("document", r#"{"when": "every monday at 08:00"}"#),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_adds_users_changes_their_roles_and_decides_deferrals() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("laptop-7").await;
+    let mut b = Browser::new(&s);
+    b.sign_in("admin", &s.admin_password).await;
+
+    // A user added by form gets a password shown once, and can sign in.
+    let (status, page) = b
+        .post(
+            "/console/users",
+            &[("username", "paula"), ("role", "operator"), ("email", "")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let marker = r#"<code data-test="new-password">"#;
+    let at = page.find(marker).expect("the new password is shown") + marker.len();
+    let password = &page[at..at + page[at..].find('<').unwrap()];
+    assert!(password.len() >= 12, "{password}");
+    let mut paula = Browser::new(&s);
+    let (status, _) = paula.sign_in("paula", password).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        paula.cookie.is_some(),
+        "paula signs in with the password shown"
+    );
+    let (_, users) = s.get("/api/v1/users").await;
+    let paula_row = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "paula")
+        .cloned()
+        .unwrap();
+    assert_eq!(paula_row["role"], "operator");
+
+    // A name taken already is refused with why, the form kept.
+    let (status, page) = b
+        .post(
+            "/console/users",
+            &[
+                ("username", "paula"),
+                ("role", "auditor"),
+                ("email", "p@example.org"),
+            ],
+            None,
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}: {page}");
+    assert!(
+        page.contains(r#"role="alert""#) && page.contains("p@example.org"),
+        "{page}"
+    );
+
+    // Role changed, then disabled with a reason: her session ends.
+    let (status, to) = b
+        .post("/console/users/paula", &[("role", "approver")], None)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, users) = s.get("/api/v1/users").await;
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "paula" && u["role"] == "approver"));
+    let (status, to) = b
+        .post(
+            "/console/users/paula",
+            &[("disabled", "true"), ("reason", "left the company")],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (status, to) = paula.get("/console").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a disabled user is signed out: {to}"
+    );
+    let (status, _) = paula
+        .post("/console/users/admin", &[("role", "auditor")], None)
+        .await;
+    assert!(status.is_redirection() || status.is_client_error());
+
+    // Deferrals: two requests; one granted shorter, one refused with why.
+    let mut ids = Vec::new();
+    for days in [3, 5] {
+        let (status, body) = s
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/deferrals",
+                Some(json!({"host": host.host_id, "until": s.now() + jiff::SignedDuration::from_hours(24 * days),
+                            "justification": "quarter-end close runs on this laptop"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, page) = b.get("/console/deferrals").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page.matches(">pending</span>").count(), 2, "{page}");
+    assert!(
+        page.contains("quarter-end close runs on this laptop"),
+        "{page}"
+    );
+    let shorter =
+        (s.now() + jiff::SignedDuration::from_hours(24)).to_zoned(jiff::tz::TimeZone::UTC);
+    let local = shorter.strftime("%Y-%m-%dT%H:%M").to_string();
+    let (status, to) = b
+        .post(
+            &format!("/console/deferrals/{}/decide", ids[0]),
+            // Typed in Tokyo (UTC+9): the offset says so.
+            &[
+                ("verdict", "grant"),
+                ("until", &local),
+                ("offset_minutes", "-540"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (status, page) = b
+        .post(
+            &format!("/console/deferrals/{}/decide", ids[1]),
+            &[("verdict", "refuse"), ("reason", "")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a refusal needs a reason: {page}"
+    );
+    assert!(page.contains("refusing needs a reason"), "{page}");
+    let (status, to) = b
+        .post(
+            &format!("/console/deferrals/{}/decide", ids[1]),
+            &[
+                ("verdict", "refuse"),
+                ("reason", "the fix closes a known-exploited hole"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, listed) = s.get("/api/v1/deferrals").await;
+    let by_id = |id: &str| {
+        listed["deferrals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let granted = by_id(&ids[0]);
+    assert_eq!(granted["state"], "granted");
+    assert_eq!(granted["decided_by"], "admin");
+    let until: Timestamp = granted["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        until.as_second(),
+        shorter.timestamp().as_second() / 60 * 60 - 9 * 3600,
+        "the time typed is read in the viewer's zone"
+    );
+    let refused = by_id(&ids[1]);
+    assert_eq!(refused["state"], "refused");
+    assert_eq!(refused["decision"], "the fix closes a known-exploited hole");
+    let (_, page) = b.get("/console/deferrals").await;
+    assert!(!page.contains(">pending</span>"), "{page}");
 }

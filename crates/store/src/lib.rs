@@ -236,6 +236,10 @@ pub struct HostFilter {
     pub reboot_required: Option<bool>,
     /// Include hosts whose enrollment was revoked.
     pub include_revoked: bool,
+    /// Read each host's facts (hardware, disks, interfaces). A list that
+    /// does not show them leaves them out (`facts` is `None`): parsing
+    /// them is most of the cost of listing a large fleet.
+    pub facts: bool,
 }
 
 /// A host that has some package below some version.

@@ -794,6 +794,11 @@ const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_code
     reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
     facts, inventory_digest, inventory_collected_at";
 
+/// [`HOST_COLUMNS`] for a list, whose facts are read only when `$9` is 1.
+const LISTED_HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_codename, kernel, arch, \
+    reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
+    CASE WHEN $9 = 1 THEN facts END AS facts, inventory_digest, inventory_collected_at";
+
 impl crate::GroupStore for Store {
     async fn put_group(&self, name: &str, query: &str, why: &Why, now: Timestamp) -> Result<()> {
         let _turn = self.write_turn().await;
@@ -1074,7 +1079,7 @@ impl HostStore for Store {
         // matches everything: one statement, no SQL assembled from input.
         let stale_before = now.as_second() - stale_after.as_secs();
         let sql = format!(
-            "SELECT {HOST_COLUMNS} FROM hosts h WHERE \
+            "SELECT {LISTED_HOST_COLUMNS} FROM hosts h WHERE \
              ($1 IS NULL OR os_id = $1) AND \
              ($2 IS NULL OR os_version = $2) AND \
              ($3 IS NULL OR static_group = $3) AND \
@@ -1093,6 +1098,7 @@ impl HostStore for Store {
             .bind(stale_before)
             .bind(filter.reboot_required.map(i64::from))
             .bind(i64::from(filter.include_revoked))
+            .bind(i64::from(filter.facts))
             .fetch_all(&self.pool)
             .await?;
         let mut tags: HashMap<String, Vec<String>> = HashMap::new();

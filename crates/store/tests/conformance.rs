@@ -1346,6 +1346,24 @@ async fn hosts_are_filtered(store: Store) {
     .await;
     stale.sort();
     assert_eq!(stale, ["a", "b"]);
+    // Facts are read only when asked for.
+    let facts_of = |facts: bool| {
+        let store = store.clone();
+        async move {
+            let f = HostFilter {
+                facts,
+                ..Default::default()
+            };
+            let hosts = store.list_hosts(&f, now, week).await.unwrap();
+            hosts.into_iter().find(|h| h.id == "a").unwrap().facts
+        }
+    };
+    assert_eq!(facts_of(false).await, None);
+    assert_eq!(
+        facts_of(true).await,
+        store.host("a").await.unwrap().unwrap().facts
+    );
+    assert!(facts_of(true).await.is_some(), "host a reported its facts");
 
     let a = store.host("a").await.unwrap().unwrap();
     assert_eq!(a.attributes.tags, ["eu", "laptop"]);

@@ -15,18 +15,26 @@ pub(crate) struct Server {
     pub(crate) data: PathBuf,
     /// The first API token.
     pub(crate) admin: String,
+    /// Whether the data directory is kept when the server stops.
+    keep: bool,
 }
 
 impl Server {
     /// Starts `patchwell server` (the binary this benchmark was built with)
     /// and waits until it answers.
     pub(crate) fn start(name: &str) -> Server {
+        let data = std::env::temp_dir().join(format!("patchwell-{name}-{}", std::process::id()));
+        Server::start_in(data, false)
+    }
+
+    /// Starts `patchwell server` on the data directory `data`, which may
+    /// hold an earlier run's database; with `keep`, it is left in place.
+    pub(crate) fn start_in(data: PathBuf, keep: bool) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
             .expect("addr")
             .port();
-        let data = std::env::temp_dir().join(format!("patchwell-{name}-{}", std::process::id()));
         let child = Command::new(env!("CARGO_BIN_EXE_patchwell"))
             .args([
                 "server",
@@ -41,7 +49,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while !data.join("admin-token").exists()
             || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
         {
@@ -57,6 +65,7 @@ impl Server {
             url: format!("http://127.0.0.1:{port}"),
             data,
             admin,
+            keep,
         }
     }
 }
@@ -65,6 +74,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.data).ok();
+        if !self.keep {
+            std::fs::remove_dir_all(&self.data).ok();
+        }
     }
 }

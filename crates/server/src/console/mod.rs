@@ -15,7 +15,7 @@ mod dashboard;
 mod deploy;
 mod hosts;
 mod records;
-mod reports;
+pub(crate) mod reports;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -56,11 +56,32 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/reports", get(reports::index))
         .route("/console/reports/monthly", get(reports::monthly_html))
         .route("/console/reports/monthly.csv", get(reports::monthly_csv))
+        .route("/console/reports/monthly.pdf", get(reports::monthly_pdf))
+        .route(
+            "/console/reports/schedules/{name}/send",
+            post(reports::send_now),
+        )
         .route("/console/audit", get(records::audit))
-        .route("/console/users", get(records::users))
+        .route(
+            "/console/users",
+            get(records::users).post(records::add_user),
+        )
+        .route("/console/users/{name}", post(records::change_user))
+        .route("/console/deferrals", get(records::deferrals))
+        .route(
+            "/console/deferrals/{id}/decide",
+            post(records::decide_deferral),
+        )
         .route("/console/procedure", get(records::procedure))
         .route("/console/procedure/acknowledge", post(records::acknowledge))
-        .route("/console/plans/{kind}", get(records::plans))
+        .route(
+            "/console/plans/{kind}",
+            get(records::plans).post(records::save_plan),
+        )
+        .route(
+            "/console/plans/{kind}/{name}/delete",
+            post(records::delete_plan),
+        )
 }
 
 async fn css() -> impl IntoResponse {
@@ -212,6 +233,7 @@ const NAV: &[(&str, &str)] = &[
     ("/console/plans/baselines", "Baselines"),
     ("/console/plans/exemptions", "Exemptions"),
     ("/console/plans/policies", "Policies"),
+    ("/console/deferrals", "Deferrals"),
     ("/console/reports", "Reports"),
     ("/console/audit", "Audit log"),
     ("/console/users", "Users"),

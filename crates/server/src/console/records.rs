@@ -1,7 +1,9 @@
 //! The console's record pages: the audit log (newest first, with its
 //! verification), users and roles, the patch procedure and who has
 //! acknowledged it, and the planning objects of each kind (baselines,
-//! exemptions, policies, approvals, rules, contacts, owners).
+//! exemptions, policies, approvals, rules, contacts, owners, report
+//! schedules), each with a form that defines, replaces or deletes one
+//! through the API's own handlers.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -16,12 +18,14 @@ use super::{
     body, encode, page, same_origin, text, when, Listing, PageError, PageResult, Viewer, PER_PAGE,
 };
 use crate::auth::Member;
+use crate::auth::{Administrator, Approver, Caller};
 use crate::error::ApiError;
 use crate::plan_docs::{
-    ApprovalDoc, ApprovalRuleDoc, BaselineDoc, ContactDoc, ExemptionDoc, GoNoGoDoc, OwnerDoc,
-    PolicyDoc,
+    ApprovalDoc, ApprovalRuleDoc, BaselineDoc, ContactDoc, Doc, ExemptionDoc, GoNoGoDoc, OwnerDoc,
+    PolicyDoc, ReportScheduleDoc,
 };
 use crate::{people_api, plan_api, AppState};
+use patchwell_core::people::Access;
 
 pub(crate) async fn audit(
     State(state): State<AppState>,
@@ -92,32 +96,196 @@ pub(crate) async fn audit(
     Ok(page(&viewer, "Audit log", l.done.as_deref(), content))
 }
 
+/// `GET /console/users`: users and roles; an admin adds people, changes
+/// roles and disables or enables them here.
 pub(crate) async fn users(
     State(state): State<AppState>,
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let users = body(people_api::list_users(State(state), viewer.reader()).await)?;
+    users_page(&state, &viewer, l.done.as_deref(), None).await
+}
+
+/// What the users page says after a form: a notice (a new password) or a
+/// problem, with the form as it was sent.
+enum Said<'a> {
+    Notice(Markup),
+    Problem(String, &'a UserForm),
+}
+
+async fn users_page(
+    state: &AppState,
+    viewer: &Viewer,
+    done: Option<&str>,
+    said: Option<Said<'_>>,
+) -> PageResult {
+    let users = body(people_api::list_users(State(state.clone()), viewer.reader()).await)?;
+    let admin = viewer.require(Access::Administer).is_ok();
+    let typed = match &said {
+        Some(Said::Problem(_, form)) => Some(*form),
+        _ => None,
+    };
+    let roles = ["admin", "approver", "operator", "auditor"];
     let content = html! {
         h1 { "Users" }
+        @match &said {
+            Some(Said::Notice(n)) => { div class="notice" role="status" { (n) } }
+            Some(Said::Problem(p, _)) => { p class="error" role="alert" { (p) } }
+            None => {}
+        }
         p class="muted" {
-            "Roles: admin (everything), approver (approvals, exemptions, baselines), operator (hosts, rollouts, feeds), auditor (reads everything). "
-            "People are added with " code { "patchwell users create" } "."
+            "Roles: admin (everything), approver (approvals, exemptions, baselines), operator (hosts, rollouts, feeds), auditor (reads everything)."
         }
         table {
-            thead { tr { th scope="col" { "User" } th scope="col" { "Role" } th scope="col" { "Email" } th scope="col" { "Created" } th scope="col" { "State" } } }
+            thead { tr { th scope="col" { "User" } th scope="col" { "Role" } th scope="col" { "Email" } th scope="col" { "Created" } th scope="col" { "State" }
+                @if admin { th scope="col" { "Change" } } } }
             tbody { @for u in &users {
+                @let name = text(&u["username"]);
+                @let enabled = u["disabled_at"].is_null();
                 tr {
-                    td { (text(&u["username"])) }
+                    td { (name) }
                     td { (text(&u["role"])) }
                     td { (text(&u["email"])) }
                     td { (when(u["created_at"].as_str())) }
-                    td { @if u["disabled_at"].is_null() { "enabled" } @else { span class="warn" { "disabled " (when(u["disabled_at"].as_str())) } } }
+                    td { @if enabled { "enabled" } @else { span class="warn" { "disabled " (when(u["disabled_at"].as_str())) } } }
+                    @if admin { td {
+                        form class="inline" method="post" action=(format!("/console/users/{}", encode(&name))) {
+                            label for=(format!("role-{name}")) class="visually-hidden" { "Role of " (name) }
+                            select id=(format!("role-{name}")) name="role" {
+                                @for r in roles { option value=(r) selected[u["role"] == r] { (r) } }
+                            }
+                            button type="submit" { "Set role" }
+                        }
+                        " "
+                        form class="inline" method="post" action=(format!("/console/users/{}", encode(&name))) {
+                            input type="hidden" name="disabled" value=(if enabled { "true" } else { "false" });
+                            label for=(format!("reason-{name}")) class="visually-hidden" { "Why (for the audit log)" }
+                            input id=(format!("reason-{name}")) name="reason" size="18" placeholder="why";
+                            button type="submit" { @if enabled { "Disable" } @else { "Enable" } }
+                        }
+                    } }
                 }
             } }
         }
+        @if admin {
+            h2 { "Add a user" }
+            form class="filters" method="post" action="/console/users" {
+                div { label for="username" { "User name" } input id="username" name="username" required value=(typed.map_or("", |f| f.username.as_str())); }
+                div { label for="role" { "Role" } select id="role" name="role" {
+                    @for r in roles { option value=(r) selected[typed.is_some_and(|f| f.role == r)] { (r) } }
+                } }
+                div { label for="email" { "Email (optional)" } input id="email" name="email" type="email" value=(typed.and_then(|f| f.email.as_deref()).unwrap_or("")); }
+                button type="submit" { "Add" }
+            }
+            p class="muted" { "The server makes the password and shows it once. The same as " code { "patchwell users add" } "; an admin sets another password with " code { "PATCH /api/v1/users/NAME" } "." }
+        }
     };
-    Ok(page(&viewer, "Users", l.done.as_deref(), content))
+    Ok(page(viewer, "Users", done, content))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserForm {
+    username: String,
+    role: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// `POST /console/users`: adds a user through the API's handler; the
+/// password the server made is shown on the answer, once.
+pub(crate) async fn add_user(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<UserForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let caller = viewer.require(Access::Administer)?;
+    let email = form
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let request = serde_json::from_value(serde_json::json!({
+        "username": form.username.trim(), "role": form.role, "email": email,
+    }))
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    match people_api::create_user(
+        State(state.clone()),
+        Administrator(caller),
+        Ok(Json(request)),
+    )
+    .await
+    {
+        Ok((_, Json(created))) => {
+            let notice = html! {
+                (text(&created["username"])) " was added as " (text(&created["role"])) ". Their password, shown this once: "
+                code data-test="new-password" { (text(&created["password"])) }
+            };
+            Ok(
+                users_page(&state, &viewer, None, Some(Said::Notice(notice)))
+                    .await?
+                    .into_response(),
+            )
+        }
+        Err(e) if e.status().is_client_error() => {
+            let status = e.status();
+            let page = users_page(
+                &state,
+                &viewer,
+                None,
+                Some(Said::Problem(e.message().to_owned(), &form)),
+            )
+            .await?;
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChangeUserForm {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /console/users/{name}`: a role, or disabled or enabled, through
+/// the API's handler.
+pub(crate) async fn change_user(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<ChangeUserForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let caller = viewer.require(Access::Administer)?;
+    let reason = form
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let request = serde_json::from_value(serde_json::json!({
+        "role": form.role, "disabled": form.disabled, "reason": reason,
+    }))
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let _ = people_api::patch_user(
+        State(state),
+        Administrator(caller),
+        Path(name.clone()),
+        Ok(Json(request)),
+    )
+    .await?;
+    let said = match (form.role.as_deref(), form.disabled) {
+        (Some(role), _) => format!("{name} is now {role}."),
+        (None, Some(true)) => format!("{name} is disabled."),
+        _ => format!("{name} is enabled."),
+    };
+    Ok(Redirect::to(&format!("/console/users?done={}", encode(&said))).into_response())
 }
 
 pub(crate) async fn procedure(
@@ -209,63 +377,485 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// `GET /console/plans/{kind}`: the planning objects of one kind.
+/// A kind of planning object as the console shows it: its title, who may
+/// change it, and the document a new one starts from.
+struct Kind {
+    key: &'static str,
+    title: &'static str,
+    access: Access,
+    example: &'static str,
+}
+
+const KINDS: [Kind; 9] = [
+    Kind {
+        key: "baselines",
+        title: "Baselines",
+        access: Access::Approve,
+        example: r#"{"group": "servers", "minimum": [{"package": "openssl", "version": "3.0.17-1~deb12u2"}], "fixed": ["DSA-5000-1"]}"#,
+    },
+    Kind {
+        key: "exemptions",
+        title: "Exemptions",
+        access: Access::Approve,
+        example: r#"{"host": "HOST-ID", "advisory": "DSA-5000-1", "reason": "vendor application certified on this version only", "control": "host isolated in VLAN 40", "expires": "2027-03-31T00:00:00Z"}"#,
+    },
+    Kind {
+        key: "policies",
+        title: "Policies, schedules and maintenance windows",
+        access: Access::Administer,
+        example: r#"{"hosts": "tag = laptop", "classes": ["critical", "high"], "security_only": true, "schedule": "second tuesday of every month at 22:00", "windows": [{"opens": "every sat at 01:00", "hours": 4}], "timezone": "Europe/Berlin", "reboot": "if-required", "reboot_max_deferral_hours": 24}"#,
+    },
+    Kind {
+        key: "approvals",
+        title: "Approvals",
+        access: Access::Approve,
+        example: r#"{"verdict": "approve", "comment": "tested in the pilot ring"}"#,
+    },
+    Kind {
+        key: "approval-rules",
+        title: "Approval rules",
+        access: Access::Administer,
+        example: r#"{"classes": ["critical"], "security_only": true, "ring": "pilot", "days_after_release": 0}"#,
+    },
+    Kind {
+        key: "go-no-go",
+        title: "Go / no-go",
+        access: Access::Approve,
+        example: r#"{"go": true, "comment": "pilot clean for two business days"}"#,
+    },
+    Kind {
+        key: "contacts",
+        title: "Contacts",
+        access: Access::Administer,
+        example: r#"{"audience": "management", "email": "it-director@example.org"}"#,
+    },
+    Kind {
+        key: "owners",
+        title: "Owners",
+        access: Access::Administer,
+        example: r#"{"risk": "high", "note": "payment systems"}"#,
+    },
+    Kind {
+        key: "report-schedules",
+        title: "Report schedules",
+        access: Access::Administer,
+        example: r#"{"when": "first monday of every month at 08:00", "time_zone": "UTC", "month": "previous", "formats": ["pdf", "csv"], "audiences": ["management"]}"#,
+    },
+];
+
+fn kind_of(key: &str) -> Result<&'static Kind, PageError> {
+    KINDS.iter().find(|k| k.key == key).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no console page for planning objects of kind {key:?}"
+        ))
+        .into()
+    })
+}
+
+/// Every object of a kind, as the API lists them.
+async fn listed(state: &AppState, viewer: &Viewer, kind: &Kind) -> Result<Vec<Value>, PageError> {
+    let (s, r) = (State(state.clone()), viewer.reader());
+    let listed = match kind.key {
+        "baselines" => plan_api::list_docs::<BaselineDoc>(s, r).await,
+        "exemptions" => plan_api::list_docs::<ExemptionDoc>(s, r).await,
+        "policies" => plan_api::list_docs::<PolicyDoc>(s, r).await,
+        "approvals" => plan_api::list_docs::<ApprovalDoc>(s, r).await,
+        "approval-rules" => plan_api::list_docs::<ApprovalRuleDoc>(s, r).await,
+        "go-no-go" => plan_api::list_docs::<GoNoGoDoc>(s, r).await,
+        "contacts" => plan_api::list_docs::<ContactDoc>(s, r).await,
+        "owners" => plan_api::list_docs::<OwnerDoc>(s, r).await,
+        _ => plan_api::list_docs::<ReportScheduleDoc>(s, r).await,
+    };
+    Ok(body(listed)?)
+}
+
+/// Stores a document through the API's handler, as `caller`.
+async fn put<D: Doc>(
+    state: &AppState,
+    caller: Caller,
+    kind: &Kind,
+    name: &str,
+    doc: Value,
+) -> Result<(), ApiError> {
+    let doc: D = serde_json::from_value(doc)
+        .map_err(|e| ApiError::bad_request(format!("{} {name}: {e}", D::WHAT)))?;
+    let (s, n) = (State(state.clone()), Path(name.to_owned()));
+    let stored = if kind.access == Access::Administer {
+        plan_api::put_doc::<D, Administrator>(s, Administrator(caller), n, Ok(Json(doc))).await
+    } else {
+        plan_api::put_doc::<D, Approver>(s, Approver(caller), n, Ok(Json(doc))).await
+    };
+    stored.map(|_| ())
+}
+
+/// Deletes a document through the API's handler, as `caller`.
+async fn delete<D: Doc>(
+    state: &AppState,
+    caller: Caller,
+    kind: &Kind,
+    name: &str,
+) -> Result<(), ApiError> {
+    let (s, n) = (State(state.clone()), Path(name.to_owned()));
+    let done = if kind.access == Access::Administer {
+        plan_api::delete_doc::<D, Administrator>(s, Administrator(caller), n).await
+    } else {
+        plan_api::delete_doc::<D, Approver>(s, Approver(caller), n).await
+    };
+    done.map(|_| ())
+}
+
+/// `GET /console/plans/{kind}`: the planning objects of one kind, with a
+/// form that defines, replaces (`?edit=NAME`) or deletes one.
 pub(crate) async fn plans(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(kind): Path<String>,
     Query(l): Query<Listing>,
+    Query(edit): Query<EditQuery>,
 ) -> PageResult {
-    let (s, r) = (State(state.clone()), viewer.reader());
-    let (title, listed) = match kind.as_str() {
-        "baselines" => ("Baselines", plan_api::list_docs::<BaselineDoc>(s, r).await),
-        "exemptions" => (
-            "Exemptions",
-            plan_api::list_docs::<ExemptionDoc>(s, r).await,
-        ),
-        "policies" => (
-            "Policies, schedules and maintenance windows",
-            plan_api::list_docs::<PolicyDoc>(s, r).await,
-        ),
-        "approvals" => ("Approvals", plan_api::list_docs::<ApprovalDoc>(s, r).await),
-        "approval-rules" => (
-            "Approval rules",
-            plan_api::list_docs::<ApprovalRuleDoc>(s, r).await,
-        ),
-        "go-no-go" => ("Go / no-go", plan_api::list_docs::<GoNoGoDoc>(s, r).await),
-        "contacts" => ("Contacts", plan_api::list_docs::<ContactDoc>(s, r).await),
-        "owners" => ("Owners", plan_api::list_docs::<OwnerDoc>(s, r).await),
-        other => {
-            return Err(ApiError::not_found(format!(
-                "no console page for planning objects of kind {other:?}"
-            ))
-            .into())
+    let kind = kind_of(&kind)?;
+    let rows = listed(&state, &viewer, kind).await?;
+    let draft = edit.edit.as_deref().and_then(|name| {
+        rows.iter().find(|o| o["name"] == name).map(|o| Draft {
+            name: name.to_owned(),
+            document: document_of(o),
+            problem: None,
+        })
+    });
+    Ok(plans_page(&viewer, kind, &l, &rows, draft))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EditQuery {
+    edit: Option<String>,
+}
+
+/// What the form holds: a name, a document, and what was wrong with it.
+struct Draft {
+    name: String,
+    document: String,
+    problem: Option<String>,
+}
+
+/// A stored object's document without what the server keeps beside it.
+fn document_of(o: &Value) -> String {
+    let mut doc = o.clone();
+    if let Some(map) = doc.as_object_mut() {
+        for k in ["name", "created_at", "updated_at", "updated_by", "now"] {
+            map.remove(k);
         }
-    };
-    let rows = body(listed)?;
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+fn plans_page(
+    viewer: &Viewer,
+    kind: &Kind,
+    l: &Listing,
+    rows: &[Value],
+    draft: Option<Draft>,
+) -> axum::response::Html<String> {
+    let may = viewer.require(kind.access).is_ok();
+    let editing = draft.as_ref().is_some_and(|d| d.problem.is_none());
+    let draft = draft.unwrap_or_else(|| Draft {
+        name: String::new(),
+        document: serde_json::from_str::<Value>(kind.example)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_default(),
+        problem: None,
+    });
+    let base = format!("/console/plans/{}", kind.key);
     let content = html! {
-        h1 { (title) }
+        h1 { (kind.title) }
         nav class="actions" aria-label="Planning objects" {
-            @for k in ["baselines", "exemptions", "policies", "approvals", "approval-rules", "go-no-go", "contacts", "owners"] {
-                @if k == kind { strong { (k) } } @else { a href=(format!("/console/plans/{k}")) { (k) } }
+            @for k in &KINDS {
+                @if k.key == kind.key { strong { (k.key) } } @else { a href=(format!("/console/plans/{}", k.key)) { (k.key) } }
             }
         }
-        p class="muted" { "Changed with " code { (format!("patchwell {kind} put NAME --file FILE.json")) } " or " code { (format!("PUT /api/v1/{kind}/NAME")) } "; every change is in the audit log." }
+        @if let Some(p) = &draft.problem {
+            p class="error" role="alert" { (p) }
+        }
         @if rows.is_empty() {
             p class="muted" { "None yet." }
         } @else {
             table {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "What it says" } th scope="col" { "Changed" } } }
-                tbody { @for o in l.window(&rows) {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "What it says" } th scope="col" { "Changed" }
+                    @if may { th scope="col" { "Actions" } } } }
+                tbody { @for o in l.window(rows) {
+                    @let name = text(&o["name"]);
                     tr {
-                        td { (text(&o["name"])) }
+                        td { (name) }
                         td { (fields(o)) }
                         td { (when(o["updated_at"].as_str())) " by " (text(&o["updated_by"])) }
+                        @if may { td {
+                            a href=(format!("{base}?edit={}#editor", encode(&name))) { "Edit" } " "
+                            form class="inline" method="post" action=(format!("{base}/{}/delete", encode(&name))) {
+                                button type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
+                            }
+                        } }
                     }
                 } }
             }
-            (l.pager(&format!("/console/plans/{kind}"), rows.len()))
+            (l.pager(&base, rows.len()))
+        }
+        @if may {
+            h2 id="editor" { @if editing { "Change " (draft.name) } @else { "Define or replace one" } }
+            form class="editor" method="post" action=(base) {
+                div {
+                    label for="name" { "Name" }
+                    input id="name" name="name" required value=(draft.name);
+                }
+                div {
+                    label for="document" { "Document (JSON)" }
+                    textarea id="document" name="document" rows="10" cols="90" spellcheck="false" { (draft.document) }
+                }
+                button type="submit" { "Save" }
+            }
+            p class="muted" { "Checked by the server before it is stored; every change is in the audit log. The same as "
+                code { (format!("PUT /api/v1/{}/NAME", kind.key)) } "." }
+        } @else {
+            p class="muted" { "Your role may read these but not change them." }
         }
     };
-    Ok(page(&viewer, title, l.done.as_deref(), content))
+    page(viewer, kind.title, l.done.as_deref(), content)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SaveForm {
+    name: String,
+    document: String,
+}
+
+/// `POST /console/plans/{kind}`: defines or replaces one; a document the
+/// server refuses is shown again with why.
+pub(crate) async fn save_plan(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    Form(form): Form<SaveForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let kind = kind_of(&kind)?;
+    let caller = viewer.require(kind.access)?;
+    let name = form.name.trim().to_owned();
+    let stored = match serde_json::from_str::<Value>(&form.document) {
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the document is not JSON: {e}"
+        ))),
+        Ok(doc) => match kind.key {
+            "baselines" => put::<BaselineDoc>(&state, caller, kind, &name, doc).await,
+            "exemptions" => put::<ExemptionDoc>(&state, caller, kind, &name, doc).await,
+            "policies" => put::<PolicyDoc>(&state, caller, kind, &name, doc).await,
+            "approvals" => put::<ApprovalDoc>(&state, caller, kind, &name, doc).await,
+            "approval-rules" => put::<ApprovalRuleDoc>(&state, caller, kind, &name, doc).await,
+            "go-no-go" => put::<GoNoGoDoc>(&state, caller, kind, &name, doc).await,
+            "contacts" => put::<ContactDoc>(&state, caller, kind, &name, doc).await,
+            "owners" => put::<OwnerDoc>(&state, caller, kind, &name, doc).await,
+            _ => put::<ReportScheduleDoc>(&state, caller, kind, &name, doc).await,
+        },
+    };
+    match stored {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/console/plans/{}?done={}",
+            kind.key,
+            encode(&format!("{name} saved."))
+        ))
+        .into_response()),
+        Err(e) if e.status().is_client_error() => {
+            let rows = listed(&state, &viewer, kind).await?;
+            let draft = Draft {
+                name,
+                document: form.document,
+                problem: Some(e.message().to_owned()),
+            };
+            let page = plans_page(&viewer, kind, &Listing::default(), &rows, Some(draft));
+            Ok((e.status(), page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /console/plans/{kind}/{name}/delete`
+pub(crate) async fn delete_plan(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let kind = kind_of(&kind)?;
+    let caller = viewer.require(kind.access)?;
+    match kind.key {
+        "baselines" => delete::<BaselineDoc>(&state, caller, kind, &name).await,
+        "exemptions" => delete::<ExemptionDoc>(&state, caller, kind, &name).await,
+        "policies" => delete::<PolicyDoc>(&state, caller, kind, &name).await,
+        "approvals" => delete::<ApprovalDoc>(&state, caller, kind, &name).await,
+        "approval-rules" => delete::<ApprovalRuleDoc>(&state, caller, kind, &name).await,
+        "go-no-go" => delete::<GoNoGoDoc>(&state, caller, kind, &name).await,
+        "contacts" => delete::<ContactDoc>(&state, caller, kind, &name).await,
+        "owners" => delete::<OwnerDoc>(&state, caller, kind, &name).await,
+        _ => delete::<ReportScheduleDoc>(&state, caller, kind, &name).await,
+    }?;
+    Ok(Redirect::to(&format!(
+        "/console/plans/{}?done={}",
+        kind.key,
+        encode(&format!("{name} deleted."))
+    ))
+    .into_response())
+}
+
+/// `GET /console/deferrals`: users' requests to put off updates, pending
+/// first, each with its business justification; approvers grant (perhaps
+/// shorter) or refuse with a reason.
+pub(crate) async fn deferrals(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(l): Query<Listing>,
+) -> PageResult {
+    let all = serde_json::from_value(serde_json::json!({})).map_err(ApiError::internal)?;
+    let listed =
+        body(crate::deferrals::list(State(state.clone()), viewer.reader(), Query(all)).await)?;
+    let mut rows: Vec<Value> = listed["deferrals"].as_array().cloned().unwrap_or_default();
+    // Pending first, then the newest.
+    rows.sort_by_cached_key(|d| {
+        (
+            d["state"] != "pending",
+            std::cmp::Reverse(text(&d["requested_at"])),
+        )
+    });
+    let may = viewer.require(Access::Approve).is_ok();
+    let base = "/console/deferrals";
+    let content = html! {
+        h1 { "Deferral requests" }
+        p class="muted" { "A user asks (through the agent, or the help desk for them) to put off updates on a host until a date, with a business justification. A granted deferral holds that host's jobs until it ends; the ring's gate does not wait for it." }
+        @if rows.is_empty() {
+            p class="muted" { "No one has asked." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Host" } th scope="col" { "Rollout" } th scope="col" { "Until" }
+                    th scope="col" { "Justification" } th scope="col" { "Asked by" } th scope="col" { "State" }
+                    @if may { th scope="col" { "Decide" } }
+                } }
+                tbody { @for d in l.window(&rows) {
+                    @let id = text(&d["id"]);
+                    tr {
+                        td { a href=(format!("/console/hosts/{}", encode(&text(&d["host"])))) { (d["hostname"].as_str().unwrap_or(&text(&d["host"]))) } }
+                        td { (d["rollout"].as_str().unwrap_or("every rollout")) }
+                        td { (when(d["until"].as_str())) }
+                        td { (text(&d["justification"])) }
+                        td { (text(&d["requested_by"])) " " (when(d["requested_at"].as_str())) }
+                        td {
+                            @if d["state"] == "pending" { span class="warn" { "pending" } }
+                            @else { (text(&d["state"])) " by " (text(&d["decided_by"])) @if let Some(why) = d["decision"].as_str() { ": " (why) } }
+                        }
+                        @if may { td {
+                            @if d["state"] == "pending" {
+                                form class="inline" method="post" action=(format!("{base}/{}/decide", encode(&id))) {
+                                    input type="hidden" name="verdict" value="grant";
+                                    input type="hidden" name="offset_minutes" value="0";
+                                    label for=(format!("until-{id}")) class="visually-hidden" { "Grant until (optional, shorter)" }
+                                    input id=(format!("until-{id}")) name="until" type="datetime-local" title="grant a shorter deferral (optional)";
+                                    button type="submit" { "Grant" }
+                                }
+                                " "
+                                form class="inline" method="post" action=(format!("{base}/{}/decide", encode(&id))) {
+                                    input type="hidden" name="verdict" value="refuse";
+                                    label for=(format!("why-{id}")) class="visually-hidden" { "Why refused (the user is told)" }
+                                    input id=(format!("why-{id}")) name="reason" size="24" placeholder="why (the user is told)" required;
+                                    button type="submit" { "Refuse" }
+                                }
+                            }
+                        } }
+                    }
+                } }
+            }
+            (l.pager(base, rows.len()))
+        }
+    };
+    Ok(page(
+        &viewer,
+        "Deferral requests",
+        l.done.as_deref(),
+        content,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DecideForm {
+    verdict: String,
+    #[serde(default)]
+    reason: Option<String>,
+    /// `2026-12-01T09:00` as typed in the viewer's browser.
+    #[serde(default)]
+    until: Option<String>,
+    /// The viewer's offset from UTC in minutes (JavaScript's
+    /// `getTimezoneOffset`), which the page's script fills in; 0 without it.
+    #[serde(default)]
+    offset_minutes: Option<i64>,
+}
+
+/// `POST /console/deferrals/{id}/decide`: grant or refuse through the
+/// API's handlers.
+pub(crate) async fn decide_deferral(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DecideForm>,
+) -> Result<Response, PageError> {
+    same_origin(&headers)?;
+    let caller = viewer.require(Access::Approve)?;
+    let until = match form
+        .until
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        None => None,
+        Some(u) => Some(parse_until(u, form.offset_minutes.unwrap_or(0))?),
+    };
+    let reason = form
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let decide = serde_json::from_value(serde_json::json!({"reason": reason, "until": until}))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (s, p) = (State(state), Path(id.clone()));
+    let done = match form.verdict.as_str() {
+        "grant" => crate::deferrals::grant(s, Approver(caller), p, Ok(Json(decide))).await?,
+        "refuse" => crate::deferrals::refuse(s, Approver(caller), p, Ok(Json(decide))).await?,
+        other => {
+            return Err(
+                ApiError::bad_request(format!("verdict {other:?}: use grant or refuse")).into(),
+            )
+        }
+    };
+    let said = format!("Deferral {id} {}.", text(&done.0["state"]));
+    Ok(Redirect::to(&format!("/console/deferrals?done={}", encode(&said))).into_response())
+}
+
+/// A time from a form: RFC 3339, or a `datetime-local` value in the
+/// viewer's zone, `offset` minutes behind UTC.
+fn parse_until(u: &str, offset: i64) -> Result<jiff::Timestamp, PageError> {
+    if let Ok(t) = u.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    u.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .and_then(|z| {
+            z.timestamp()
+                .checked_add(jiff::SignedDuration::from_mins(offset))
+                .ok()
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "until {u:?}: give a date and time such as 2026-12-01T09:00"
+            ))
+            .into()
+        })
 }

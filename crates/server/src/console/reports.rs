@@ -18,13 +18,18 @@ use serde_json::{json, Value};
 use store::{DetectionStore, RolloutStore};
 
 use super::{body, encode, page, text, when, PageError, PageResult, Viewer};
+use crate::auth::{Caller, Reader};
 use crate::error::ApiError;
+use crate::pdf::{Column, Document};
 use crate::{catalog_api, plan_api, posture, rollouts, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct MonthQuery {
     /// `2026-11`; default: this month.
-    month: Option<String>,
+    pub(crate) month: Option<String>,
+    /// What was just done, to say so.
+    #[serde(default)]
+    pub(crate) done: Option<String>,
 }
 
 /// The month asked for: its first and last day.
@@ -40,24 +45,30 @@ fn month_of(state: &AppState, q: &MonthQuery) -> Result<(Date, Date), PageError>
 }
 
 /// Everything the monthly report says, worked out once for every format.
-struct Monthly {
-    first: Date,
-    last: Date,
+pub(crate) struct Monthly {
+    pub(crate) first: Date,
+    pub(crate) last: Date,
     /// Day and its kept posture.
-    days: Vec<(String, Value)>,
+    pub(crate) days: Vec<(String, Value)>,
     /// The posture at the month's end (or now, for this month).
-    end: Value,
+    pub(crate) end: Value,
     /// Reviews of the rollouts created in the month.
-    reviews: Vec<Value>,
+    pub(crate) reviews: Vec<Value>,
     /// The top risks now.
-    risks: Value,
+    pub(crate) risks: Value,
     /// End-of-life releases now: release, support, hosts.
-    end_of_life: Vec<(String, String, usize)>,
+    pub(crate) end_of_life: Vec<(String, String, usize)>,
     /// Updates offered and not decided.
-    pending: Vec<Value>,
+    pub(crate) pending: Vec<Value>,
 }
 
-async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Monthly, PageError> {
+/// The monthly report for `q`'s month, read with `caller`'s access.
+pub(crate) async fn monthly(
+    state: &AppState,
+    caller: &Caller,
+    q: &MonthQuery,
+) -> Result<Monthly, PageError> {
+    let reader = || Reader(caller.clone());
     let (first, last) = month_of(state, q)?;
     let today = (state.clock)().to_zoned(jiff::tz::TimeZone::UTC).date();
     let now = posture::current(state).await?;
@@ -87,7 +98,7 @@ async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Mo
         reviews.push(body(
             rollouts::review(
                 State(state.clone()),
-                viewer.reader(),
+                reader(),
                 axum::extract::Path(r.name.clone()),
             )
             .await,
@@ -96,12 +107,12 @@ async fn monthly(state: &AppState, viewer: &Viewer, q: &MonthQuery) -> Result<Mo
     let risks = body(
         catalog_api::exposure(
             State(state.clone()),
-            viewer.reader(),
+            reader(),
             Query(serde_json::from_value(json!({"limit": 10})).map_err(ApiError::internal)?),
         )
         .await,
     )?;
-    let updates = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
+    let updates = body(plan_api::offered_updates(State(state.clone()), reader()).await)?;
     let pending = updates
         .as_array()
         .map(|a| {
@@ -199,6 +210,31 @@ fn mean_to_95(reviews: &[Value]) -> Option<f64> {
     (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64)
 }
 
+/// Each failed deployment of the month's rollouts: rollout, failure.
+fn failures(m: &Monthly) -> Vec<(String, Value)> {
+    m.reviews
+        .iter()
+        .flat_map(|r| {
+            let name = text(&r["rollout"]);
+            r["failures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |f| (name.clone(), f))
+        })
+        .collect()
+}
+
+/// The share of a class's open findings still within their deadline.
+fn within(open: u64, breached: u64) -> String {
+    if open == 0 {
+        "100%".to_owned()
+    } else {
+        format!("{:.1}%", (open - breached) as f64 * 100.0 / open as f64)
+    }
+}
+
 fn duration(seconds: f64) -> String {
     if seconds >= 86_400.0 {
         format!("{:.1} days", seconds / 86_400.0)
@@ -221,6 +257,16 @@ pub(crate) async fn index(
     let month = first.strftime("%Y-%m").to_string();
     let mut rollouts = state.store.rollouts().await?;
     rollouts.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let schedules = body(
+        plan_api::list_docs::<crate::plan_docs::ReportScheduleDoc>(
+            State(state.clone()),
+            Reader(viewer.caller.clone()),
+        )
+        .await,
+    )?;
+    let may_mail = viewer
+        .require(patchwell_core::people::Access::Administer)
+        .is_ok();
     let content = html! {
         h1 { "Reports" }
         h2 { "Monthly executive compliance report" }
@@ -230,15 +276,43 @@ pub(crate) async fn index(
         }
         p {
             a href=(format!("/console/reports/monthly?month={month}")) { "This month's report (HTML, prints well)" } " · "
-            a href=(format!("/console/reports/monthly.csv?month={month}")) download { "Download as CSV" }
+            a href=(format!("/console/reports/monthly.csv?month={month}")) download { "Download as CSV" } " · "
+            a href=(format!("/console/reports/monthly.pdf?month={month}")) download { "Download as PDF" }
         }
+        h2 { "Mailed on a schedule" }
+        @if schedules.is_empty() {
+            p class="muted" { "No report is mailed on a schedule yet." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Schedule" } th scope="col" { "When" } th scope="col" { "Month reported" }
+                    th scope="col" { "Audiences" } th scope="col" { "Files" } th scope="col" { "Next mailing" }
+                    @if may_mail { th scope="col" { "Mail now" } } } }
+                tbody { @for sc in &schedules {
+                    @let name = text(&sc["name"]);
+                    tr {
+                        td { (name) }
+                        td { (text(&sc["when"])) " (" (sc["time_zone"].as_str().unwrap_or("UTC")) ")" }
+                        td { (text(&sc["month"])) }
+                        td { (sc["audiences"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        td { (sc["formats"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        td { (when(sc["now"]["next_mailing"].as_str())) }
+                        @if may_mail { td {
+                            form class="inline" method="post" action=(format!("/console/reports/schedules/{}/send", encode(&name))) {
+                                button type="submit" aria-label=(format!("Mail {name} now")) { "Mail now" }
+                            }
+                        } }
+                    }
+                } }
+            }
+        }
+        p { a href="/console/plans/report-schedules" { "Define or change report schedules" } " (mailed to the contacts of their audiences)." }
         h2 { "Post-implementation reviews" }
         @if rollouts.is_empty() { p class="muted" { "No rollout yet." } }
         ul { @for r in &rollouts {
             li { a href=(format!("/console/rollouts/{}#review", encode(&r.name))) { (r.name) } " — " (r.status) ", created " (when(Some(&r.created_at.to_string()))) }
         } }
     };
-    Ok(page(&viewer, "Reports", None, content))
+    Ok(page(&viewer, "Reports", q.done.as_deref(), content))
 }
 
 /// `GET /console/reports/monthly?month=YYYY-MM`
@@ -247,26 +321,15 @@ pub(crate) async fn monthly_html(
     viewer: Viewer,
     Query(q): Query<MonthQuery>,
 ) -> PageResult {
-    let m = monthly(&state, &viewer, &q).await?;
+    let m = monthly(&state, &viewer.caller, &q).await?;
     let month = m.first.strftime("%B %Y").to_string();
     let end = &m.end;
-    let failures: Vec<(String, Value)> = m
-        .reviews
-        .iter()
-        .flat_map(|r| {
-            let name = text(&r["rollout"]);
-            r["failures"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |f| (name.clone(), f))
-        })
-        .collect();
+    let failures = failures(&m);
     let content = html! {
         h1 { "Compliance report: " (month) }
         p class="muted" { "From " (m.first) " to " (m.last) ". "
-            a href=(format!("/console/reports/monthly.csv?month={}", m.first.strftime("%Y-%m"))) download { "Download as CSV" } }
+            a href=(format!("/console/reports/monthly.csv?month={}", m.first.strftime("%Y-%m"))) download { "Download as CSV" } " · "
+            a href=(format!("/console/reports/monthly.pdf?month={}", m.first.strftime("%Y-%m"))) download { "Download as PDF" } }
         h2 { "Summary" }
         div class="cards" {
             div class="card" { div class="figure" data-test="report-compliance" { (format!("{:.1}%", end["compliance_percent"].as_f64().unwrap_or(0.0))) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } }
@@ -284,7 +347,7 @@ pub(crate) async fn monthly_html(
             tbody { @for class in CLASSES {
                 @let (open, breached, soon, exempt) = class_row(end, class);
                 tr { th scope="row" { (class) } td class="num" { (open) } td class="num" { (breached) } td class="num" { (soon) } td class="num" { (exempt) }
-                     td class="num" { (if open == 0 { "100%".to_owned() } else { format!("{:.1}%", (open - breached) as f64 * 100.0 / open as f64) }) } }
+                     td class="num" { (within(open, breached)) } }
             } }
         }
         h2 { "Top risks (known exploited first)" }
@@ -332,7 +395,38 @@ pub(crate) async fn monthly_csv(
     viewer: Viewer,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, PageError> {
-    let m = monthly(&state, &viewer, &q).await?;
+    let m = monthly(&state, &viewer.caller, &q).await?;
+    Ok(download(
+        csv_of(&m),
+        "text/csv; charset=utf-8",
+        &file_name(&m, "csv"),
+    ))
+}
+
+/// The report's file name: `patchwell-compliance-2026-11.csv`.
+pub(crate) fn file_name(m: &Monthly, extension: &str) -> String {
+    format!(
+        "patchwell-compliance-{}.{extension}",
+        m.first.strftime("%Y-%m")
+    )
+}
+
+pub(crate) fn download(body: impl IntoResponse, content_type: &str, file: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The report as CSV rows `section,item,value,detail`.
+pub(crate) fn csv_of(m: &Monthly) -> String {
     let mut out = String::from("section,item,value,detail\n");
     let mut row = |section: &str, item: &str, value: String, detail: &str| {
         let _ = writeln!(
@@ -447,16 +541,353 @@ pub(crate) async fn monthly_csv(
             },
         );
     }
-    let file = format!("patchwell-compliance-{}.csv", m.first.strftime("%Y-%m"));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
+    out
+}
+
+/// `GET /console/reports/monthly.pdf?month=YYYY-MM`: the same report as a
+/// PDF, for those who file or forward it.
+pub(crate) async fn monthly_pdf(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, PageError> {
+    let m = monthly(&state, &viewer.caller, &q).await?;
+    Ok(download(
+        pdf_of(&m),
+        "application/pdf",
+        &file_name(&m, "pdf"),
+    ))
+}
+
+/// Pending updates listed in the PDF; the CSV lists them all.
+const PDF_PENDING: usize = 40;
+
+/// The report as a PDF.
+pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
+    let month = m.first.strftime("%B %Y").to_string();
+    let title = format!("Compliance report: {month}");
+    let end = &m.end;
+    let mut d = Document::new(&title);
+    d.heading(1, &title);
+    d.paragraph(&format!(
+        "From {} to {}. Figures at the month's end (for this month: as worked out at {}).",
+        m.first,
+        m.last,
+        text(&end["at"])
+    ));
+    d.figures(&[
+        (
+            format!("{:.1}%", end["compliance_percent"].as_f64().unwrap_or(0.0)),
+            &format!(
+                "compliant ({} of {} hosts)",
+                text(&end["compliant"]),
+                text(&end["hosts"])
             ),
+        ),
+        (text(&end["breached_hosts"]), "hosts past a deadline"),
+        (text(&end["kev_hosts"]), "hosts exposed to known exploited"),
+        (m.reviews.len().to_string(), "rollouts started"),
+        (
+            mean_to_95(&m.reviews).map_or("\u{2014}".into(), duration),
+            "mean time for a rollout to reach 95%",
+        ),
+    ]);
+    d.heading(2, "Compliance over time");
+    if m.days.is_empty() {
+        d.paragraph(
+            "No posture was kept in this month (the server keeps one a day while it runs).",
+        );
+    } else {
+        let span = (f32::from(m.last.day()) - 1.0).max(1.0);
+        let at = |day: i8| (f32::from(day) - 1.0) / span;
+        let points: Vec<(f32, f32)> = m
+            .days
+            .iter()
+            .filter_map(|(day, v)| {
+                let day = day.parse::<Date>().ok()?.day();
+                Some((at(day), v["compliance_percent"].as_f64()? as f32))
+            })
+            .collect();
+        let labels: Vec<(f32, String)> = [1, 10, 20, m.last.day()]
+            .iter()
+            .map(|&day| (at(day), day.to_string()))
+            .collect();
+        d.percent_chart(&points, &labels);
+    }
+    d.heading(2, "Deadlines per class at the month's end");
+    let num = |heading| Column {
+        heading,
+        share: 1.0,
+        numeric: true,
+    };
+    let rows: Vec<Vec<String>> = CLASSES
+        .iter()
+        .map(|class| {
+            let (open, breached, soon, exempt) = class_row(end, class);
+            vec![
+                (*class).to_owned(),
+                open.to_string(),
+                breached.to_string(),
+                soon.to_string(),
+                exempt.to_string(),
+                within(open, breached),
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            Column {
+                heading: "Class",
+                share: 1.2,
+                numeric: false,
+            },
+            num("Open"),
+            num("Past deadline"),
+            num("Due soon"),
+            num("Exempt"),
+            num("Within deadline"),
         ],
-        out,
+        &rows,
+    );
+    d.heading(2, "Top risks (known exploited first)");
+    let risks: Vec<Vec<String>> = m.risks["top"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            vec![
+                text(&a["id"]),
+                text(&a["title"]),
+                text(&a["severity"]),
+                if a["kev"] == true {
+                    format!("yes, {}", text(&a["kev_date_added"]))
+                } else {
+                    String::new()
+                },
+                text(&a["hosts"]),
+            ]
+        })
+        .collect();
+    if risks.is_empty() {
+        d.paragraph("No advisory in the catalog reaches a host.");
+    } else {
+        d.table(
+            &[
+                Column {
+                    heading: "Advisory",
+                    share: 1.6,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Title",
+                    share: 3.0,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Severity",
+                    share: 1.0,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Known exploited",
+                    share: 1.4,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Hosts",
+                    share: 0.7,
+                    numeric: true,
+                },
+            ],
+            &risks,
+        );
+    }
+    d.heading(2, "End-of-life systems");
+    if m.end_of_life.is_empty() {
+        d.paragraph("None.");
+    } else {
+        let rows: Vec<Vec<String>> = m
+            .end_of_life
+            .iter()
+            .map(|(release, support, n)| vec![release.clone(), support.clone(), n.to_string()])
+            .collect();
+        d.table(
+            &[
+                Column {
+                    heading: "Release",
+                    share: 2.0,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Support",
+                    share: 2.0,
+                    numeric: false,
+                },
+                num("Hosts"),
+            ],
+            &rows,
+        );
+    }
+    d.heading(2, "Rollouts: post-implementation reviews");
+    if m.reviews.is_empty() {
+        d.paragraph("No rollout was started in this month.");
+    } else {
+        let rows: Vec<Vec<String>> = m
+            .reviews
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r["rollout"]),
+                    text(&r["targets"]),
+                    text(&r["succeeded"]),
+                    text(&r["failed"]),
+                    text(&r["rolled_back"]),
+                    r["seconds_to_95_percent"]
+                        .as_f64()
+                        .map_or("not reached".into(), duration),
+                    text(&r["deadline_met"]),
+                ]
+            })
+            .collect();
+        d.table(
+            &[
+                Column {
+                    heading: "Rollout",
+                    share: 2.0,
+                    numeric: false,
+                },
+                num("Targets"),
+                num("Succeeded"),
+                num("Failed"),
+                num("Rolled back"),
+                Column {
+                    heading: "Time to 95%",
+                    share: 1.2,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Deadline met",
+                    share: 1.1,
+                    numeric: false,
+                },
+            ],
+            &rows,
+        );
+    }
+    d.heading(2, "Failed deployments");
+    let failed = failures(m);
+    if failed.is_empty() {
+        d.paragraph("None.");
+    } else {
+        let rows: Vec<Vec<String>> = failed
+            .iter()
+            .map(|(rollout, f)| vec![rollout.clone(), text(&f["hostname"]), text(&f["why"])])
+            .collect();
+        d.table(
+            &[
+                Column {
+                    heading: "Rollout",
+                    share: 1.2,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Host",
+                    share: 1.2,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Why",
+                    share: 4.0,
+                    numeric: false,
+                },
+            ],
+            &rows,
+        );
+    }
+    d.heading(2, "Missed and pending patches");
+    let missed: Vec<String> = CLASSES
+        .iter()
+        .map(|class| format!("{class} {}", class_row(end, class).1))
+        .collect();
+    d.paragraph(&format!(
+        "Missed: findings past their deadline at the month's end: {}.",
+        missed.join("; ")
+    ));
+    d.paragraph(&format!(
+        "Pending: {} updates offered to the fleet wait for a decision{}.",
+        m.pending.len(),
+        if m.pending.len() > PDF_PENDING {
+            format!(" (the {PDF_PENDING} reaching most hosts below; the CSV lists all)")
+        } else {
+            String::new()
+        }
+    ));
+    if !m.pending.is_empty() {
+        let rows: Vec<Vec<String>> = m
+            .pending
+            .iter()
+            .take(PDF_PENDING)
+            .map(|u| {
+                vec![
+                    text(&u["title"]),
+                    if u["security"] == true {
+                        "security".into()
+                    } else {
+                        String::new()
+                    },
+                    text(&u["hosts"]),
+                ]
+            })
+            .collect();
+        d.table(
+            &[
+                Column {
+                    heading: "Update",
+                    share: 4.0,
+                    numeric: false,
+                },
+                Column {
+                    heading: "Kind",
+                    share: 1.0,
+                    numeric: false,
+                },
+                num("Hosts"),
+            ],
+            &rows,
+        );
+    }
+    d.finish()
+}
+
+/// `POST /console/reports/schedules/{name}/send`: mails a schedule's
+/// report now, through the API's handler.
+pub(crate) async fn send_now(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Response, PageError> {
+    super::same_origin(&headers)?;
+    let caller = viewer.require(patchwell_core::people::Access::Administer)?;
+    let done = crate::report_mail::send_now(
+        State(state),
+        crate::auth::Administrator(caller),
+        axum::extract::Path(name.clone()),
     )
-        .into_response())
+    .await?;
+    let to: Vec<String> = done["mailed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    Ok(axum::response::Redirect::to(&format!(
+        "/console/reports?done={}",
+        encode(&format!(
+            "{name}: the report for {} mailed to {}.",
+            text(&done["month"]),
+            to.join(", ")
+        ))
+    ))
+    .into_response())
 }

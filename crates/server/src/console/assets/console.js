@@ -4,6 +4,8 @@
 // 2. Elements with data-live="URL" are replaced by the HTML fragments the
 //    server sends on that event stream (live rollout progress).
 // 3. Forms with data-confirm="question" ask before they post.
+// 4. Forms with a date-and-time field say the viewer's UTC offset, so the
+//    server reads the time typed as the viewer's own.
 "use strict";
 
 function localTimes(root) {
@@ -33,6 +35,9 @@ function live(el) {
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   for (const el of document.querySelectorAll("[data-live]")) live(el);
+  for (const o of document.querySelectorAll("input[name=offset_minutes]")) {
+    o.value = String(new Date().getTimezoneOffset());
+  }
   for (const f of document.querySelectorAll("form[data-confirm]")) {
     f.addEventListener("submit", (e) => {
       if (!window.confirm(f.dataset.confirm)) e.preventDefault();
