@@ -3391,7 +3391,7 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
             Some(json!({"when": "at the start of the month"})),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(
         body["error"]
             .as_str()
@@ -3446,8 +3446,32 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         "the patch team is not this schedule's audience: {mail}"
     );
     let file = format!("patchwell-compliance-{}", reported.strftime("%Y-%m"));
-    assert!(mail.contains(&format!("filename=\"{file}.pdf\"")), "{mail}");
-    assert!(mail.contains(&format!("filename=\"{file}.csv\"")), "{mail}");
+    assert!(mail.contains(&format!("\"{file}.csv\"")), "{mail}");
+    assert!(
+        mail.contains("pending,libssl3=3.0.16-1~deb12u1,2,security"),
+        "{mail}"
+    );
+    // The PDF attached is one a reader opens.
+    let at = mail
+        .find(&format!("\"{file}.pdf\""))
+        .expect("the PDF is attached");
+    let start = at + mail[at..].find("\n\n").unwrap() + 2;
+    let encoded: String = mail[start..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("--"))
+        .collect();
+    use base64::Engine as _;
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(&encoded)
+        .expect("base64");
+    let text = pdf_text(&pdf);
+    assert!(
+        text.contains(&format!(
+            "Compliance report: {}",
+            reported.strftime("%B %Y")
+        )),
+        "{text}"
+    );
     assert!(
         mail.contains("Compliance: 100.0% (2 of 2 hosts have no open finding)"),
         "{mail}"
@@ -3540,7 +3564,7 @@ async fn the_console_defines_changes_and_deletes_planning_objects_through_its_fo
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert!(page.contains("exemption legacy-app"), "{page}");
     assert!(
         page.contains("2020-01-01T00:00:00Z"),

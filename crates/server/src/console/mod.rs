@@ -242,7 +242,6 @@ const NAV: &[(&str, &str)] = &[
 
 fn head(title: &str) -> Markup {
     html! {
-        (DOCTYPE)
         meta charset="utf-8";
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · Patchwell" }
@@ -254,6 +253,7 @@ fn head(title: &str) -> Markup {
 /// A page without navigation (sign-in, errors).
 fn bare(title: &str, content: Markup) -> Markup {
     html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body class="bare" {
@@ -275,6 +275,7 @@ pub(crate) fn page(
         .find(|(_, label)| title.starts_with(label))
         .map(|(path, _)| *path);
     let markup = html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body {
