@@ -5,7 +5,7 @@
 //
 // It signs in, reads the dashboard, approves an update, starts a rollout
 // and watches it finish through the live progress, halts another,
-// downloads the monthly report, and keeps a screenshot of every page it
+// downloads the monthly report (CSV and PDF), and keeps a screenshot of every page it
 // saw in ARTIFACT_DIR. Any failed expectation exits non-zero with what
 // was expected and what the page showed.
 import { chromium } from "playwright-core";
@@ -150,6 +150,15 @@ try {
   const csv = readFileSync(csvPath, "utf8");
   expect(csv.startsWith("section,item,value,detail\n"), "a CSV report");
   expect(csv.includes("\nrollouts,browser-rollout,"), "the new rollout in the report");
+  const [pdfDownload] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download as PDF" }).click(),
+  ]);
+  const pdfPath = join(artifacts, pdfDownload.suggestedFilename());
+  await pdfDownload.saveAs(pdfPath);
+  const pdf = readFileSync(pdfPath);
+  expect(pdf.subarray(0, 5).toString() === "%PDF-", "a PDF report");
+  expect(pdfDownload.suggestedFilename().endsWith(".pdf"), "named as a PDF");
   await page.getByRole("link", { name: /This month's report/ }).click();
   expect((await heading()).startsWith("Compliance report"), "the monthly report page");
   expect((await page.locator("svg.chart").count()) === 1, "the compliance chart");
@@ -160,6 +169,8 @@ try {
     ["/console/hosts", "Hosts"],
     ["/console/advisories?only=reaching", "Advisories"],
     ["/console/plans/approvals", "Approvals"],
+    ["/console/plans/exemptions", "Exemptions"],
+    ["/console/deferrals", "Deferral requests"],
     ["/console/audit", "Audit log"],
     ["/console/users", "Users"],
     ["/console/procedure", "Procedure"],

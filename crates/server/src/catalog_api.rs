@@ -253,11 +253,24 @@ pub(crate) async fn list_advisories(
 /// `GET /api/v1/advisories/{id}`: the advisory, what supersedes it, and the
 /// hosts it applies to with the reason for each. Hosts are found through
 /// the packages it names, never by scanning every host.
+/// `?offset=&limit=` for the hosts an advisory reaches.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct HostWindow {
+    /// Hosts to skip, by host name.
+    #[serde(default)]
+    pub(crate) offset: Option<usize>,
+    /// At most this many hosts (default: all).
+    #[serde(default)]
+    pub(crate) limit: Option<usize>,
+}
+
 pub(crate) async fn show_advisory(
     State(state): State<AppState>,
     _caller: Reader,
     Path(id): Path<String>,
+    window: Result<Query<HostWindow>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(window) = window?;
     let catalog = state.catalog.get();
     let index = &catalog.index;
     let advisory = index
@@ -284,9 +297,22 @@ pub(crate) async fn show_advisory(
             ids.into_iter().collect()
         }
     };
+    // By host name; only the window asked for is read and explained.
+    let candidates: std::collections::HashSet<String> = candidates.into_iter().collect();
+    let ordered: Vec<String> = state
+        .store
+        .host_names()
+        .await?
+        .into_iter()
+        .filter(|(id, _)| candidates.contains(id))
+        .map(|(id, _)| id)
+        .collect();
+    let host_count = ordered.len();
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut hosts = Vec::new();
-    for host_id in candidates {
+    let offset = window.offset.unwrap_or(0);
+    let limit = window.limit.unwrap_or(usize::MAX);
+    for host_id in ordered.into_iter().skip(offset).take(limit) {
         let Some(host) = state.store.host(&host_id).await? else {
             continue;
         };
@@ -322,6 +348,7 @@ pub(crate) async fn show_advisory(
             "name": k.name,
         })),
         "superseded_by": superseded_by,
+        "host_count": host_count,
         "hosts": hosts,
     })))
 }

@@ -23,6 +23,7 @@ pub mod feeds;
 pub mod fleet;
 mod handlers;
 pub mod jobkey;
+mod kept;
 pub mod notify;
 pub mod openapi;
 mod pdf;
@@ -116,6 +117,8 @@ pub struct AppState {
     pub deploy: rollouts::SharedDeploy,
     /// The fleet's posture last worked out, for the console.
     pub posture: Arc<posture::PostureCache>,
+    /// The audit chain's last verdict, for the console.
+    pub audit_verdict: Arc<kept::Kept<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -148,6 +151,7 @@ impl AppState {
             job_key,
             deploy: Arc::default(),
             posture: Arc::default(),
+            audit_verdict: Arc::default(),
         }
     }
 }

@@ -65,7 +65,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("delete", "/api/v1/feeds/{name}", Auth::User(Access::Administer), "Remove a feed and take its advisories out of the catalog."),
     ("post", "/api/v1/feeds/{name}/import", Auth::User(Access::Operate), "Fetch, verify and import a feed again."),
     ("get", "/api/v1/advisories", Auth::User(Access::Read), "Search the catalog: ?search=words&ecosystem=Debian:12&kev=true&limit=&offset=."),
-    ("get", "/api/v1/advisories/{id}", Auth::User(Access::Read), "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each."),
+    ("get", "/api/v1/advisories/{id}", Auth::User(Access::Read), "One advisory (as OSV), its KEV status, the advisories that supersede it, and the hosts it applies to with the reason for each, by host name (host_count in all; ?offset=&limit= for a window)."),
     ("get", "/api/v1/summary/exposure", Auth::User(Access::Read), "The advisories that reach hosts now, known exploited first, then by severity and hosts reached (?limit=), from the fleet's applicability in memory."),
     ("get", "/api/v1/hosts/{id}/findings", Auth::User(Access::Read), "The advisories that apply to a host, its pending security updates and its OS lifecycle, each with the reason."),
     ("get", "/api/v1/summary/risk", Auth::User(Access::Read), "Hosts by risk, highest first (?limit=): open findings by class, known exploited, criticality, internet exposure and owner risk, each factor named."),

@@ -27,6 +27,26 @@ pub(crate) struct Column<'a> {
     pub(crate) numeric: bool,
 }
 
+impl<'a> Column<'a> {
+    /// A column of text, `share` wide.
+    pub(crate) fn text(heading: &'a str, share: f32) -> Column<'a> {
+        Column {
+            heading,
+            share,
+            numeric: false,
+        }
+    }
+
+    /// A column of numbers, of the usual width.
+    pub(crate) fn number(heading: &'a str) -> Column<'a> {
+        Column {
+            heading,
+            share: 1.0,
+            numeric: true,
+        }
+    }
+}
+
 /// A document being laid out.
 pub(crate) struct Document {
     title: String,
@@ -363,21 +383,7 @@ mod tests {
         let rows: Vec<Vec<String>> = (0..120)
             .map(|i| vec![format!("row {i}"), i.to_string()])
             .collect();
-        d.table(
-            &[
-                Column {
-                    heading: "Name",
-                    share: 3.0,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Count",
-                    share: 1.0,
-                    numeric: true,
-                },
-            ],
-            &rows,
-        );
+        d.table(&[Column::text("Name", 3.0), Column::number("Count")], &rows);
         let bytes = d.finish();
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.starts_with("%PDF-"));

@@ -654,7 +654,33 @@ pub(crate) async fn verify_audit(
     State(state): State<AppState>,
     _caller: Reader,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(verdict_json(&state.store.verify_audit().await?)))
+    let head = state.store.audit_head().await?;
+    let (_, verdict) = state
+        .audit_verdict
+        .refresh(head, now(&state), || async {
+            Ok(verdict_json(&state.store.verify_audit().await?))
+        })
+        .await?;
+    Ok(Json((*verdict).clone()))
+}
+
+/// The audit chain's verdict for the console: the last one while no entry
+/// was added and it is younger than a minute, else verified again (in the
+/// background, the last one shown meanwhile, when verifying is slow).
+/// Gives when it was verified.
+pub(crate) async fn kept_verdict(state: &AppState) -> ApiResult<(jiff::Timestamp, Value)> {
+    let head = state.store.audit_head().await?;
+    let s = state.clone();
+    let (at, verdict) = state
+        .audit_verdict
+        .get(
+            head,
+            now(state),
+            jiff::SignedDuration::from_secs(60),
+            move || async move { Ok(verdict_json(&s.store.verify_audit().await?)) },
+        )
+        .await?;
+    Ok((at, (*verdict).clone()))
 }
 
 /// A verdict as JSON (also what `patchwell audit verify` prints).

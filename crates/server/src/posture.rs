@@ -6,13 +6,12 @@
 //! it for that host and reads its SLA clock from the first detection, the
 //! same way a host's findings are assessed. That is work proportional to
 //! the fleet, so the result is kept until the fleet changes or a minute
-//! passes. When working it out takes longer than a page may (a large
+//! passes; when working it out takes longer than a page may (a large
 //! fleet: seconds), a page gets the kept one, which says when it was worked
-//! out, while a background task works out the next.
+//! out, while a background task works out the next (`kept`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use patchwell_core::classify::Class;
@@ -38,7 +37,7 @@ pub(crate) struct ClassCounts {
 
 /// The fleet's posture now.
 #[derive(Debug, Clone)]
-pub(crate) struct Posture {
+pub struct Posture {
     /// When it was worked out.
     pub(crate) at: Timestamp,
     /// Hosts not revoked.
@@ -95,66 +94,34 @@ impl Posture {
 }
 
 /// The last posture worked out, with the fleet generation it was for.
-#[derive(Debug, Default)]
-pub struct PostureCache {
-    last: Mutex<Option<(u64, Arc<Posture>)>>,
-    /// How long working it out took last time, in microseconds.
-    took_micros: AtomicU64,
-    /// Whether a background task is working it out now.
-    refreshing: AtomicBool,
-}
+pub type PostureCache = crate::kept::Kept<Posture>;
 
 /// How long a posture is kept when the fleet does not change.
 const KEEP: SignedDuration = SignedDuration::from_secs(60);
-
-/// Working a posture out for a page takes at most this long; beyond it a
-/// page gets the kept one and the next is worked out in the background.
-const INLINE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The fleet's posture: the kept one while the fleet is as it was and it
 /// is younger than a minute; else worked out again, for this caller when
 /// that is quick, or in the background (the caller getting the kept one)
 /// when it is not.
 pub(crate) async fn current(state: &AppState) -> ApiResult<Arc<Posture>> {
-    let generation = state.fleet.generation();
-    let at = now(state);
-    let kept = state
+    let (generation, at) = (state.fleet.generation(), now(state));
+    let s = state.clone();
+    let (_, p) = state
         .posture
-        .last
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some((g, p)) = kept {
-        if g == generation && at.duration_since(p.at) < KEEP && p.at <= at {
-            return Ok(p);
-        }
-        let took =
-            std::time::Duration::from_micros(state.posture.took_micros.load(Ordering::Relaxed));
-        if took > INLINE {
-            if !state.posture.refreshing.swap(true, Ordering::AcqRel) {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = refresh(&state).await {
-                        tracing::warn!("working out the fleet's posture: {}", e.message());
-                    }
-                    state.posture.refreshing.store(false, Ordering::Release);
-                });
-            }
-            return Ok(p);
-        }
-    }
-    refresh(state).await
+        .get(generation, at, KEEP, move || async move {
+            work_out(&s, at).await
+        })
+        .await?;
+    Ok(p)
 }
 
-/// Works the posture out and keeps it.
+/// Works the posture out now and keeps it.
 async fn refresh(state: &AppState) -> ApiResult<Arc<Posture>> {
-    let generation = state.fleet.generation();
-    let started = std::time::Instant::now();
-    let p = Arc::new(work_out(state, now(state)).await?);
-    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    state.posture.took_micros.store(took, Ordering::Relaxed);
-    *state.posture.last.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some((generation, Arc::clone(&p)));
+    let (generation, at) = (state.fleet.generation(), now(state));
+    let (_, p) = state
+        .posture
+        .refresh(generation, at, || work_out(state, at))
+        .await?;
     Ok(p)
 }
 

@@ -372,14 +372,22 @@ impl Deploy {
         }
     }
 
-    fn withdraw(&self, host: &str, job_id: Option<&str>) {
+    /// Takes a host's job (every job, without an id) off the board, and
+    /// gives back what it took.
+    fn withdraw(&self, host: &str, job_id: Option<&str>) -> Vec<SignedJob> {
         let mut board = lock(&self.board);
+        let mut taken = Vec::new();
         if let Some(jobs) = board.get_mut(host) {
-            jobs.retain(|j| job_id.is_some_and(|id| j.id != id));
+            let (gone, kept): (Vec<SignedJob>, Vec<SignedJob>) = std::mem::take(jobs)
+                .into_iter()
+                .partition(|j| job_id.is_none_or(|id| j.id == id));
+            *jobs = kept;
+            taken = gone;
             if jobs.is_empty() {
                 board.remove(host);
             }
         }
+        taken
     }
 
     fn mark(&self, rollout: &str) {
@@ -913,7 +921,8 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         .map(RingSpec::to_ring)
         .collect::<Result<_, _>>()
         .map_err(ApiError::internal)?;
-    let hosts = state.store.rollout_hosts(name).await?;
+    // Lines only: the packages are read when an exemption needs them.
+    let hosts = state.store.rollout_lines(name).await?;
     let at = now(state);
     let stale_after = state.config.stale_after;
     let records: HashMap<String, HostRecord> = state
@@ -964,11 +973,19 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         .iter()
         .filter(|e| e.standing(at) == patchwell_core::exemption::Standing::InForce)
         .collect();
+    let host_packages = if in_force.is_empty() {
+        HashMap::new()
+    } else {
+        state.store.rollout_packages(name, None).await?
+    };
     let mut targets = Vec::with_capacity(hosts.len());
     let mut names = HashMap::new();
     for h in &hosts {
         let record = records.get(&h.host_id);
-        let packages: Vec<JobPackage> = serde_json::from_str(&h.packages).unwrap_or_default();
+        let packages: Vec<JobPackage> = host_packages
+            .get(&h.host_id)
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
         let package_names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
         let exempt = record.filter(|_| !in_force.is_empty()).and_then(|r| {
             let groups = planning.groups_of(state, r);
@@ -1193,11 +1210,18 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
             } else {
                 new_status = "running".into();
             }
-            let packages: HashMap<&str, &str> = l
+            let starting: Vec<String> = l
+                .plan
                 .hosts
                 .iter()
-                .map(|h| (h.host_id.as_str(), h.packages.as_str()))
+                .filter(|h| matches!(h.action, rollout::Action::Start { .. }))
+                .map(|h| h.id.clone())
                 .collect();
+            let packages = if starting.is_empty() {
+                HashMap::new()
+            } else {
+                state.store.rollout_packages(name, Some(&starting)).await?
+            };
             for h in &l.plan.hosts {
                 if let rollout::Action::Start { .. } = h.action {
                     let job: Vec<JobPackage> = packages
@@ -1290,7 +1314,6 @@ fn show_json(l: &Loaded) -> Value {
                 "step": p.and_then(|p| p.step.as_deref()),
                 "action": h.action.describe(),
                 "detail": p.and_then(|p| p.detail.as_deref()),
-                "packages": p.and_then(|p| serde_json::from_str::<Value>(&p.packages).ok()),
                 "changes": p.and_then(|p| p.changes.as_deref()).and_then(|c| serde_json::from_str::<Value>(c).ok()),
             })
         })
@@ -1427,13 +1450,11 @@ async fn act(
         }
         // Withdrawn jobs leave the board before the change is written, so
         // that no heartbeat hands one out meanwhile; they go back if it fails.
-        let withdrawn: Vec<&RolloutHostRecord> = l
-            .hosts
-            .iter()
-            .filter(|h| reset.contains(&h.host_id))
-            .collect();
-        for h in &withdrawn {
-            state.deploy.withdraw(&h.host_id, h.job_id.as_deref());
+        let mut withdrawn: Vec<(String, SignedJob)> = Vec::new();
+        for h in l.hosts.iter().filter(|h| reset.contains(&h.host_id)) {
+            for job in state.deploy.withdraw(&h.host_id, h.job_id.as_deref()) {
+                withdrawn.push((h.host_id.clone(), job));
+            }
         }
         let update = RolloutUpdate {
             name: name.to_owned(),
@@ -1445,11 +1466,8 @@ async fn act(
             reset,
         };
         if let Err(e) = state.store.update_rollout(&update, Some(&why), at).await {
-            for h in withdrawn {
-                let job = h.job.as_deref().and_then(|j| serde_json::from_str(j).ok());
-                if let (Some(job), None) = (job, h.step.as_deref()) {
-                    state.deploy.post(&h.host_id, job);
-                }
+            for (host, job) in withdrawn {
+                state.deploy.post(&host, job);
             }
             return Err(e.into());
         }
@@ -1476,7 +1494,7 @@ pub(crate) async fn withdraw_deferred(
         }
         let held = state
             .store
-            .rollout_hosts(&r.name)
+            .rollout_lines(&r.name)
             .await?
             .iter()
             .any(|h| h.host_id == host && h.progress == "assigned" && h.step.is_none());

@@ -1155,6 +1155,15 @@ async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
         .map(|h| h["hostname"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, ["old"]);
+    assert_eq!(detail["host_count"], 1);
+    // A window past the last host: none explained, the count kept.
+    let (_, window) = s
+        .get("/api/v1/advisories/DSA-5380-1?offset=1&limit=50")
+        .await;
+    assert_eq!(window["hosts"], json!([]));
+    assert_eq!(window["host_count"], 1);
+    let (status, _) = s.get("/api/v1/advisories/DSA-5380-1?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let finding = &detail["hosts"][0]["findings"][0];
     assert_eq!(
         finding["reason"],
@@ -3628,6 +3637,50 @@ async fn the_console_defines_changes_and_deletes_planning_objects_through_its_fo
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["exempt", "delete-exemption"], "{audit}");
+
+    // A baseline defined by form, and its compliance page: the host's
+    // libssl3 is below it.
+    let inv = host_offering("web1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{}/attributes", host.host_id),
+            Some(json!({"group": "servers"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, to) = b
+        .post(
+            "/console/plans/baselines",
+            &[
+                ("name", "servers-min"),
+                (
+                    "document",
+                    r#"{"group": "servers", "minimum": [{"package": "libssl3", "version": "3.0.16-1~deb12u1"}]}"#,
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, page) = b.get("/console/plans/baselines").await;
+    assert!(
+        page.contains(r#"href="/console/baselines/servers-min">Compliance</a>"#),
+        "{page}"
+    );
+    let (status, page) = b.get("/console/baselines/servers-min").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(">web1</a>"), "{page}");
+    assert!(
+        page.contains("libssl3 &gt;= 3.0.16-1~deb12u1 (has 3.0.15-1~deb12u1)"),
+        "{page}"
+    );
+    let (_, page) = b.get("/console/baselines/servers-min?only=at").await;
+    assert!(
+        !page.contains(">web1</a>"),
+        "web1 is not at the baseline: {page}"
+    );
 
     // Report schedules too; mailing one without a relay says why.
     let (status, to) = b

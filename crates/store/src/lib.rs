@@ -344,6 +344,9 @@ pub trait HostStore {
     async fn revoke_host(&self, host_id: &str, why: &Why, now: Timestamp) -> Result<bool>;
     /// One host.
     async fn host(&self, host_id: &str) -> Result<Option<HostRecord>>;
+    /// Every host not revoked, as (id, host name), by host name: what a
+    /// long list needs to order and page hosts before reading any whole.
+    async fn host_names(&self) -> Result<Vec<(String, String)>>;
     /// Hosts matching the filter, by host name.
     async fn list_hosts(
         &self,

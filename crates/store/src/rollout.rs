@@ -9,6 +9,8 @@
 //! transaction, and each moves its host's progress only when it belongs to
 //! the host's current job.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -192,6 +194,17 @@ pub trait RolloutStore {
     async fn rollout(&self, name: &str) -> Result<Option<RolloutRecord>>;
     /// A rollout's hosts, by ring then host.
     async fn rollout_hosts(&self, name: &str) -> Result<Vec<RolloutHostRecord>>;
+    /// Every host's line without its packages and signed job (`packages`
+    /// empty, `job` None): what planning and progress read, a small part
+    /// of the whole (a line's packages and job are kilobytes each).
+    async fn rollout_lines(&self, name: &str) -> Result<Vec<RolloutHostRecord>>;
+    /// The packages (JSON) of the given hosts' lines in a rollout, or of
+    /// every line.
+    async fn rollout_packages(
+        &self,
+        name: &str,
+        hosts: Option<&[String]>,
+    ) -> Result<HashMap<String, String>>;
     /// Records a change decided for `expected_generation`: a conflict, with
     /// nothing written, when the rollout is at another. Audited when `why`
     /// is given (a person's change, or the executor's ring starts and
@@ -214,6 +227,10 @@ pub trait RolloutStore {
 
 const HOST_COLUMNS: &str = "rollout, host_id, ring, packages, progress, job_id, job_kind, job, \
      step, since, done_at, detail, changes, updated_at";
+
+/// [`HOST_COLUMNS`] without the packages and the signed job.
+const LINE_COLUMNS: &str = "rollout, host_id, ring, '' AS packages, progress, job_id, job_kind, \
+     CAST(NULL AS TEXT) AS job, step, since, done_at, detail, changes, updated_at";
 
 fn host_from_row(r: &AnyRow) -> Result<RolloutHostRecord> {
     Ok(RolloutHostRecord {
@@ -357,6 +374,50 @@ impl RolloutStore for Store {
         );
         let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
         rows.iter().map(host_from_row).collect()
+    }
+
+    async fn rollout_lines(&self, name: &str) -> Result<Vec<RolloutHostRecord>> {
+        let sql = format!(
+            "SELECT {LINE_COLUMNS} FROM rollout_hosts WHERE rollout = $1 ORDER BY ring, host_id"
+        );
+        let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
+        rows.iter().map(host_from_row).collect()
+    }
+
+    async fn rollout_packages(
+        &self,
+        name: &str,
+        hosts: Option<&[String]>,
+    ) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        let Some(hosts) = hosts else {
+            let rows =
+                sqlx::query("SELECT host_id, packages FROM rollout_hosts WHERE rollout = $1")
+                    .bind(name)
+                    .fetch_all(&self.pool)
+                    .await?;
+            for r in &rows {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+            return Ok(out);
+        };
+        // A few hundred hosts a statement: the placeholders are numbered
+        // from the count alone, never from input.
+        for chunk in hosts.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT host_id, packages FROM rollout_hosts WHERE rollout = $1 AND host_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(name);
+            for h in chunk {
+                q = q.bind(h);
+            }
+            for r in &q.fetch_all(&self.pool).await? {
+                out.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn update_rollout(

@@ -794,10 +794,66 @@ const HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_code
     reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
     facts, inventory_digest, inventory_collected_at";
 
-/// [`HOST_COLUMNS`] for a list, whose facts are read only when `$9` is 1.
-const LISTED_HOST_COLUMNS: &str = "id, hostname, machine_id, os_id, os_version, os_codename, kernel, arch, \
-    reboot_required, enrolled_at, last_seen, revoked_at, static_group, criticality, owner, department, \
-    CASE WHEN $9 = 1 THEN facts END AS facts, inventory_digest, inventory_collected_at";
+/// A host as `list_hosts` reads it: the columns of [`HOST_COLUMNS`] in
+/// order (facts only when asked for), then the host's tags.
+#[derive(serde::Deserialize)]
+struct ListedHost(
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Vec<String>,
+);
+
+impl ListedHost {
+    fn into_record(self) -> Result<HostRecord> {
+        let facts = self
+            .16
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("host facts: {e}")))
+            })
+            .transpose()?;
+        Ok(HostRecord {
+            id: self.0,
+            hostname: self.1,
+            machine_id: self.2,
+            os_id: self.3,
+            os_version: self.4,
+            os_codename: self.5,
+            kernel: self.6,
+            arch: self.7,
+            reboot_required: self.8 != 0,
+            enrolled_at: ts(self.9)?,
+            last_seen: ts(self.10)?,
+            revoked_at: opt_ts(self.11)?,
+            attributes: HostAttributes {
+                group: self.12,
+                criticality: self.13,
+                owner: self.14,
+                department: self.15,
+                tags: self.19,
+            },
+            facts,
+            inventory_digest: self.17,
+            inventory_collected_at: opt_ts(self.18)?,
+        })
+    }
+}
 
 impl crate::GroupStore for Store {
     async fn put_group(&self, name: &str, query: &str, why: &Why, now: Timestamp) -> Result<()> {
@@ -1069,6 +1125,17 @@ impl HostStore for Store {
         Self::host_from_row(&row, tags).map(Some)
     }
 
+    async fn host_names(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, hostname FROM hosts WHERE revoked_at IS NULL ORDER BY hostname, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     async fn list_hosts(
         &self,
         filter: &HostFilter,
@@ -1077,19 +1144,40 @@ impl HostStore for Store {
     ) -> Result<Vec<HostRecord>> {
         // Each condition is written so that an unset filter binds NULL and
         // matches everything: one statement, no SQL assembled from input.
+        // The hosts come back as one JSON array in one row: a long list
+        // read row by row spends most of its time handing rows over.
         let stale_before = now.as_second() - stale_after.as_secs();
+        let (row, all) = match self.backend {
+            Backend::Sqlite => (
+                "json_array(h.id, h.hostname, h.machine_id, h.os_id, h.os_version, h.os_codename, \
+                 h.kernel, h.arch, h.reboot_required, h.enrolled_at, h.last_seen, h.revoked_at, \
+                 h.static_group, h.criticality, h.owner, h.department, \
+                 CASE WHEN $9 = 1 THEN h.facts END, h.inventory_digest, h.inventory_collected_at, \
+                 json((SELECT json_group_array(tag) FROM \
+                       (SELECT tag FROM host_tags t WHERE t.host_id = h.id ORDER BY tag))))",
+                "json_group_array",
+            ),
+            Backend::Postgres => (
+                "json_build_array(h.id, h.hostname, h.machine_id, h.os_id, h.os_version, \
+                 h.os_codename, h.kernel, h.arch, h.reboot_required, h.enrolled_at, h.last_seen, \
+                 h.revoked_at, h.static_group, h.criticality, h.owner, h.department, \
+                 CASE WHEN $9 = 1 THEN h.facts END, h.inventory_digest, h.inventory_collected_at, \
+                 (SELECT COALESCE(json_agg(t.tag ORDER BY t.tag), '[]'::json) \
+                  FROM host_tags t WHERE t.host_id = h.id))",
+                "json_agg",
+            ),
+        };
         let sql = format!(
-            "SELECT {LISTED_HOST_COLUMNS} FROM hosts h WHERE \
+            "SELECT CAST({all}({row}) AS TEXT) FROM hosts h WHERE \
              ($1 IS NULL OR os_id = $1) AND \
              ($2 IS NULL OR os_version = $2) AND \
              ($3 IS NULL OR static_group = $3) AND \
              ($4 IS NULL OR EXISTS (SELECT 1 FROM host_tags t WHERE t.host_id = h.id AND t.tag = $4)) AND \
              ($5 IS NULL OR ($5 = 1 AND last_seen < $6) OR ($5 = 0 AND last_seen >= $6)) AND \
              ($7 IS NULL OR reboot_required = $7) AND \
-             ($8 = 1 OR revoked_at IS NULL) \
-             ORDER BY hostname, id"
+             ($8 = 1 OR revoked_at IS NULL)"
         );
-        let rows = sqlx::query(&sql)
+        let listed: Option<String> = sqlx::query(&sql)
             .bind(filter.os_id.clone())
             .bind(filter.os_version.clone())
             .bind(filter.group.clone())
@@ -1099,23 +1187,20 @@ impl HostStore for Store {
             .bind(filter.reboot_required.map(i64::from))
             .bind(i64::from(filter.include_revoked))
             .bind(i64::from(filter.facts))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-        for row in sqlx::query("SELECT host_id, tag FROM host_tags ORDER BY tag")
-            .fetch_all(&self.pool)
+            .fetch_one(&self.pool)
             .await?
-        {
-            tags.entry(row.try_get(0)?)
-                .or_default()
-                .push(row.try_get(1)?);
-        }
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                Self::host_from_row(row, tags.remove(&id).unwrap_or_default())
-            })
-            .collect()
+            .try_get(0)?;
+        let rows: Vec<ListedHost> = match listed {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| Error::Corrupt(format!("the host list: {e}")))?,
+        };
+        let mut hosts = rows
+            .into_iter()
+            .map(ListedHost::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        hosts.sort_by(|a, b| (&a.hostname, &a.id).cmp(&(&b.hostname, &b.id)));
+        Ok(hosts)
     }
 
     async fn set_attributes(

@@ -1346,6 +1346,17 @@ async fn hosts_are_filtered(store: Store) {
     .await;
     stale.sort();
     assert_eq!(stale, ["a", "b"]);
+    // Names, by name, revoked hosts left out.
+    let names = store.host_names().await.unwrap();
+    let listed: Vec<(String, String)> = store
+        .list_hosts(&HostFilter::default(), now, week)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.id, h.hostname))
+        .collect();
+    assert_eq!(names, listed);
+    assert!(names.iter().all(|(id, _)| id != "d"), "d was revoked");
     // Facts are read only when asked for.
     let facts_of = |facts: bool| {
         let store = store.clone();
@@ -1779,6 +1790,29 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
     let waiting = store.undelivered_jobs().await.unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].job_id.as_deref(), Some("j1"));
+    // Lines leave out the packages and the signed job; the packages are
+    // read apart, of some hosts or all.
+    let whole = store.rollout_hosts("openssl").await.unwrap();
+    let lines = store.rollout_lines("openssl").await.unwrap();
+    assert_eq!(whole.len(), lines.len());
+    for (w, l) in whole.iter().zip(&lines) {
+        assert_eq!(
+            (&l.host_id, l.ring, &l.progress, &l.job_id, &l.step),
+            (&w.host_id, w.ring, &w.progress, &w.job_id, &w.step)
+        );
+        assert_eq!((l.packages.as_str(), l.job.as_deref()), ("", None));
+    }
+    assert_eq!(whole[0].job.as_deref(), Some("{}"));
+    let all = store.rollout_packages("openssl", None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    for w in &whole {
+        assert_eq!(all[&w.host_id], w.packages);
+    }
+    let some = store
+        .rollout_packages("openssl", Some(&["h2".to_owned(), "nobody".to_owned()]))
+        .await
+        .unwrap();
+    assert_eq!(some.keys().collect::<Vec<_>>(), ["h2"]);
     // A decision made for another generation is refused, with nothing written.
     let stale = RolloutUpdate {
         expected_generation: 0,

@@ -135,9 +135,21 @@ pub(crate) async fn show(
     Path(id): Path<String>,
     Query(l): Query<Listing>,
 ) -> PageResult {
+    // Only this page's hosts are read and explained.
+    let window = catalog_api::HostWindow {
+        offset: Some((l.page() - 1) * super::PER_PAGE),
+        limit: Some(super::PER_PAGE),
+    };
     let v = body(
-        catalog_api::show_advisory(State(state.clone()), viewer.reader(), Path(id.clone())).await,
+        catalog_api::show_advisory(
+            State(state.clone()),
+            viewer.reader(),
+            Path(id.clone()),
+            Ok(Query(window)),
+        )
+        .await,
     )?;
+    let host_count = v["host_count"].as_u64().unwrap_or(0) as usize;
     let s = &v["summary"];
     let decided = decision(&state, &id).await?;
     let hosts: Vec<Value> = v["hosts"].as_array().cloned().unwrap_or_default();
@@ -171,10 +183,10 @@ pub(crate) async fn show(
         @if viewer.may(Access::Approve) {
             div class="actions" { (decide_form(&id, &base, false)) }
         }
-        h2 { "Hosts it reaches (" (hosts.len()) ")" }
+        h2 { "Hosts it reaches (" (host_count) ")" }
         table {
             thead { tr { th scope="col" { "Host" } th scope="col" { "Criticality" } th scope="col" { "Package" } th scope="col" { "Installed → fixed" } th scope="col" { "Why" } } }
-            tbody { @for h in l.window(&hosts) {
+            tbody { @for h in &hosts {
                 @for f in h["findings"].as_array().into_iter().flatten() {
                     tr {
                         td { a href=(format!("/console/hosts/{}", encode(h["host"].as_str().unwrap_or_default()))) { (text(&h["hostname"])) } }
@@ -186,7 +198,7 @@ pub(crate) async fn show(
                 }
             } }
         }
-        (l.pager(&base, hosts.len()))
+        (l.pager(&base, host_count))
     };
     Ok(page(
         &viewer,

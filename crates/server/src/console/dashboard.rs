@@ -158,7 +158,7 @@ async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> 
     let mut rows = Vec::new();
     for r in state.store.rollouts().await? {
         if matches!(r.status.as_str(), "running" | "halted") {
-            let tally = crate::rollouts::Tally::of(&state.store.rollout_hosts(&r.name).await?);
+            let tally = crate::rollouts::Tally::of(&state.store.rollout_lines(&r.name).await?);
             rows.push((r, tally));
         }
     }

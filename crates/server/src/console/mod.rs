@@ -68,6 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/console/users/{name}", post(records::change_user))
         .route("/console/deferrals", get(records::deferrals))
+        .route("/console/baselines/{name}", get(records::baseline))
         .route(
             "/console/deferrals/{id}/decide",
             post(records::decide_deferral),

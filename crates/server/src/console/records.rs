@@ -57,7 +57,7 @@ pub(crate) async fn audit(
         }
     };
     entries.reverse();
-    let verdict = people_api::verdict_json(&state.store.verify_audit().await?);
+    let (verified_at, verdict) = people_api::kept_verdict(&state).await?;
     let base = "/console/audit";
     let content = html! {
         h1 { "Audit log" }
@@ -67,6 +67,7 @@ pub(crate) async fn audit(
             } @else {
                 "The chain is broken: " (text(&verdict["problem"]))
             }
+            " Verified " (when(Some(&verified_at.to_string()))) "."
         }
         form class="filters" method="get" action=(base) role="search" {
             div {
@@ -581,18 +582,23 @@ fn plans_page(
         } @else {
             table {
                 thead { tr { th scope="col" { "Name" } th scope="col" { "What it says" } th scope="col" { "Changed" }
-                    @if may { th scope="col" { "Actions" } } } }
+                    @if may || kind.key == "baselines" { th scope="col" { "Actions" } } } }
                 tbody { @for o in l.window(rows) {
                     @let name = text(&o["name"]);
                     tr {
                         td { (name) }
                         td { (fields(o)) }
                         td { (when(o["updated_at"].as_str())) " by " (text(&o["updated_by"])) }
-                        @if may { td {
+                        @if may || kind.key == "baselines" { td {
+                            @if kind.key == "baselines" {
+                                a href=(format!("/console/baselines/{}", encode(&name))) { "Compliance" } " "
+                            }
+                        @if may {
                             a href=(format!("{base}?edit={}#editor", encode(&name))) { "Edit" } " "
                             form class="inline" method="post" action=(format!("{base}/{}/delete", encode(&name))) {
                                 button type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
                             }
+                        }
                         } }
                     }
                 } }
@@ -858,4 +864,80 @@ fn parse_until(u: &str, offset: i64) -> Result<jiff::Timestamp, PageError> {
             ))
             .into()
         })
+}
+
+/// `GET /console/baselines/{name}`: each host of a baseline's group,
+/// below, above, exempt or at, with what is missing or unapproved;
+/// `?only=below` (or another state) keeps those.
+pub(crate) async fn baseline(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Query(l): Query<Listing>,
+) -> PageResult {
+    let c = body(
+        plan_api::baseline_compliance(State(state.clone()), viewer.reader(), Path(name.clone()))
+            .await,
+    )?;
+    let only = l.only.as_deref().filter(|o| !o.is_empty());
+    let mut rows: Vec<Value> = c["compliance"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| only.is_none_or(|o| r["status"] == o))
+        .cloned()
+        .collect();
+    let rank = |s: &Value| match s.as_str() {
+        Some("below") => 0,
+        Some("exempt") => 1,
+        Some("above") => 2,
+        _ => 3,
+    };
+    rows.sort_by_cached_key(|r| (rank(&r["status"]), text(&r["hostname"])));
+    let base = format!("/console/baselines/{}", encode(&name));
+    let requirement = |m: &Value| {
+        let mut s = format!(
+            "{} (has {})",
+            text(&m["requirement"]),
+            m["has"].as_str().unwrap_or("none")
+        );
+        if let Some(by) = m["exempt_by"].as_str() {
+            s.push_str(&format!(", exempt by {by}"));
+        }
+        s
+    };
+    let content = html! {
+        h1 { "Baseline " (name) }
+        p { "Group " strong { (text(&c["group"])) } ": " (text(&c["hosts"])) " hosts." }
+        div class="cards" {
+            @for (state_name, label) in [("below", "below the baseline"), ("exempt", "below, exempt"), ("above", "above (unapproved versions)"), ("at", "at the baseline")] {
+                div class="card" {
+                    div class=(if state_name == "below" && c["below"].as_u64().unwrap_or(0) > 0 { "figure bad" } else { "figure" }) { (text(&c[state_name])) }
+                    div class="label" { a href=(format!("{base}?only={state_name}")) { (label) } }
+                }
+            }
+        }
+        @if let Some(o) = only { p { "Only hosts " (o) ". " a href=(base.clone()) { "Show all" } } }
+        table {
+            thead { tr { th scope="col" { "Host" } th scope="col" { "State" } th scope="col" { "Missing" } th scope="col" { "Unapproved" } } }
+            tbody { @for r in l.window(&rows) {
+                tr {
+                    td { a href=(format!("/console/hosts/{}", encode(&text(&r["host"])))) { (text(&r["hostname"])) } }
+                    td class=(if r["status"] == "below" { "bad" } else { "" }) { (text(&r["status"])) }
+                    td { @for m in r["missing"].as_array().into_iter().flatten() { div { (requirement(m)) } } }
+                    td { @for u in r["unapproved"].as_array().into_iter().flatten() {
+                        div { (text(&u["package"])) " " (text(&u["installed"])) " (highest approved " (u["highest_approved"].as_str().unwrap_or("none")) ")" }
+                    } }
+                }
+            } }
+        }
+        (l.pager(&base, rows.len()))
+        p { a href=(format!("/console/plans/baselines?edit={}#editor", encode(&name))) { "Change the baseline" } }
+    };
+    Ok(page(
+        &viewer,
+        &format!("Baselines: {name}"),
+        l.done.as_deref(),
+        content,
+    ))
 }

@@ -615,11 +615,6 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         d.percent_chart(&points, &labels);
     }
     d.heading(2, "Deadlines per class at the month's end");
-    let num = |heading| Column {
-        heading,
-        share: 1.0,
-        numeric: true,
-    };
     let rows: Vec<Vec<String>> = CLASSES
         .iter()
         .map(|class| {
@@ -636,16 +631,12 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         .collect();
     d.table(
         &[
-            Column {
-                heading: "Class",
-                share: 1.2,
-                numeric: false,
-            },
-            num("Open"),
-            num("Past deadline"),
-            num("Due soon"),
-            num("Exempt"),
-            num("Within deadline"),
+            Column::text("Class", 1.2),
+            Column::number("Open"),
+            Column::number("Past deadline"),
+            Column::number("Due soon"),
+            Column::number("Exempt"),
+            Column::number("Within deadline"),
         ],
         &rows,
     );
@@ -673,31 +664,11 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
     } else {
         d.table(
             &[
-                Column {
-                    heading: "Advisory",
-                    share: 1.6,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Title",
-                    share: 3.0,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Severity",
-                    share: 1.0,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Known exploited",
-                    share: 1.4,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Hosts",
-                    share: 0.7,
-                    numeric: true,
-                },
+                Column::text("Advisory", 1.6),
+                Column::text("Title", 3.0),
+                Column::text("Severity", 1.0),
+                Column::text("Known exploited", 1.4),
+                Column::number("Hosts"),
             ],
             &risks,
         );
@@ -713,17 +684,9 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             .collect();
         d.table(
             &[
-                Column {
-                    heading: "Release",
-                    share: 2.0,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Support",
-                    share: 2.0,
-                    numeric: false,
-                },
-                num("Hosts"),
+                Column::text("Release", 2.0),
+                Column::text("Support", 2.0),
+                Column::number("Hosts"),
             ],
             &rows,
         );
@@ -751,25 +714,13 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             .collect();
         d.table(
             &[
-                Column {
-                    heading: "Rollout",
-                    share: 2.0,
-                    numeric: false,
-                },
-                num("Targets"),
-                num("Succeeded"),
-                num("Failed"),
-                num("Rolled back"),
-                Column {
-                    heading: "Time to 95%",
-                    share: 1.2,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Deadline met",
-                    share: 1.1,
-                    numeric: false,
-                },
+                Column::text("Rollout", 2.0),
+                Column::number("Targets"),
+                Column::number("Succeeded"),
+                Column::number("Failed"),
+                Column::number("Rolled back"),
+                Column::text("Time to 95%", 1.2),
+                Column::text("Deadline met", 1.1),
             ],
             &rows,
         );
@@ -785,21 +736,9 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             .collect();
         d.table(
             &[
-                Column {
-                    heading: "Rollout",
-                    share: 1.2,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Host",
-                    share: 1.2,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Why",
-                    share: 4.0,
-                    numeric: false,
-                },
+                Column::text("Rollout", 1.2),
+                Column::text("Host", 1.2),
+                Column::text("Why", 4.0),
             ],
             &rows,
         );
@@ -841,17 +780,9 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             .collect();
         d.table(
             &[
-                Column {
-                    heading: "Update",
-                    share: 4.0,
-                    numeric: false,
-                },
-                Column {
-                    heading: "Kind",
-                    share: 1.0,
-                    numeric: false,
-                },
-                num("Hosts"),
+                Column::text("Update", 4.0),
+                Column::text("Kind", 1.0),
+                Column::number("Hosts"),
             ],
             &rows,
         );

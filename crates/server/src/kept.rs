@@ -1,0 +1,168 @@
+//! Work whose result is kept until its inputs change or it grows old, for
+//! pages that show something proportional to the fleet or the log (the
+//! fleet's posture, the audit chain's verdict).
+//!
+//! When the kept result is stale, it is worked out again for the caller if
+//! the last working out was quick; if it was slow (a large fleet: seconds),
+//! the caller gets the kept result, which says when it was worked out, and
+//! a background task works out the next. A page therefore never waits for
+//! slow work once there is something to show.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::handlers::ApiResult;
+
+/// Working out for a caller takes at most this long; beyond it the caller
+/// gets the kept result and the next is worked out in the background.
+const INLINE: Duration = Duration::from_millis(50);
+
+/// A kept result, with what it was worked out for and when.
+pub struct Kept<T> {
+    last: Mutex<Option<(u64, Timestamp, Arc<T>)>>,
+    /// How long working it out took last time, in microseconds.
+    took_micros: AtomicU64,
+    /// Whether a background task is working it out now.
+    refreshing: AtomicBool,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            last: Mutex::new(None),
+            took_micros: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Kept<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("took_micros", &self.took_micros.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static> Kept<T> {
+    /// The result for inputs `key` at `now`: the kept one when it is for
+    /// `key` and younger than `keep`; else worked out by `work`, here or
+    /// in the background (see the module's note). Gives when it was
+    /// worked out, and the result.
+    pub(crate) async fn get<F, Fut>(
+        self: &Arc<Self>,
+        key: u64,
+        now: Timestamp,
+        keep: SignedDuration,
+        work: F,
+    ) -> ApiResult<(Timestamp, Arc<T>)>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ApiResult<T>> + Send + 'static,
+    {
+        let kept = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((k, at, value)) = kept {
+            if k == key && now.duration_since(at) < keep && at <= now {
+                return Ok((at, value));
+            }
+            let took = Duration::from_micros(self.took_micros.load(Ordering::Relaxed));
+            if took > INLINE {
+                if !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move {
+                        if let Err(e) = me.refresh(key, now, work).await {
+                            tracing::warn!("working out a kept result: {}", e.message());
+                        }
+                        me.refreshing.store(false, Ordering::Release);
+                    });
+                }
+                return Ok((at, value));
+            }
+        }
+        self.refresh(key, now, work).await
+    }
+
+    /// Works the result out now for inputs `key` at `now`, and keeps it.
+    pub(crate) async fn refresh<F, Fut>(
+        &self,
+        key: u64,
+        now: Timestamp,
+        work: F,
+    ) -> ApiResult<(Timestamp, Arc<T>)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let started = Instant::now();
+        let value = Arc::new(work().await?);
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.took_micros.store(took, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, now, Arc::clone(&value)));
+        Ok((now, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_result_is_kept_for_its_inputs_and_worked_out_again_when_they_change() {
+        let kept: Arc<Kept<u32>> = Arc::default();
+        let keep = SignedDuration::from_secs(60);
+        let (when, v) = kept
+            .get(1, at(100), keep, || async { Ok(7) })
+            .await
+            .unwrap();
+        assert_eq!((when, *v), (at(100), 7));
+        // Same inputs, young: kept (the work is not run).
+        let (_, v) = kept
+            .get(1, at(130), keep, || async { Ok(8) })
+            .await
+            .unwrap();
+        assert_eq!(*v, 7);
+        // Other inputs, and quick work: worked out for the caller.
+        let (when, v) = kept
+            .get(2, at(131), keep, || async { Ok(9) })
+            .await
+            .unwrap();
+        assert_eq!((when, *v), (at(131), 9));
+        // Old: worked out again.
+        let (_, v) = kept
+            .get(2, at(200), keep, || async { Ok(10) })
+            .await
+            .unwrap();
+        assert_eq!(*v, 10);
+    }
+
+    #[tokio::test]
+    async fn slow_work_is_done_in_the_background_while_the_kept_result_is_shown() {
+        let kept: Arc<Kept<u32>> = Arc::default();
+        let keep = SignedDuration::from_secs(60);
+        let slow = |v: u32| {
+            move || async move {
+                tokio::time::sleep(Duration::from_millis(80)).await;
+                Ok(v)
+            }
+        };
+        kept.get(1, at(100), keep, slow(1)).await.unwrap();
+        let (when, v) = kept.get(2, at(110), keep, slow(2)).await.unwrap();
+        assert_eq!((when, *v), (at(100), 1), "the kept one, at once");
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (_, v) = kept.get(2, at(111), keep, slow(3)).await.unwrap();
+            if *v == 2 {
+                return;
+            }
+        }
+        panic!("the background task never kept its result");
+    }
+}
