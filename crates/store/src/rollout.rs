@@ -225,12 +225,19 @@ pub trait RolloutStore {
     async fn job_events(&self, rollout: &str, host_id: Option<&str>) -> Result<Vec<JobEvent>>;
 }
 
-const HOST_COLUMNS: &str = "rollout, host_id, ring, packages, progress, job_id, job_kind, job, \
-     step, since, done_at, detail, changes, updated_at";
+/// A whole line: `rollout_hosts h` joined with its `rollout_payloads p`.
+const HOST_COLUMNS: &str = "h.rollout, h.host_id, h.ring, p.packages, h.progress, h.job_id, \
+     h.job_kind, p.job, h.step, h.since, h.done_at, h.detail, h.changes, h.updated_at";
 
-/// [`HOST_COLUMNS`] without the packages and the signed job.
-const LINE_COLUMNS: &str = "rollout, host_id, ring, '' AS packages, progress, job_id, job_kind, \
-     CAST(NULL AS TEXT) AS job, step, since, done_at, detail, changes, updated_at";
+/// The tables [`HOST_COLUMNS`] reads.
+const HOST_TABLES: &str = "rollout_hosts h JOIN rollout_payloads p \
+     ON p.rollout = h.rollout AND p.host_id = h.host_id";
+
+/// [`HOST_COLUMNS`] without the packages and the signed job, from
+/// `rollout_hosts h` alone.
+const LINE_COLUMNS: &str = "h.rollout, h.host_id, h.ring, '' AS packages, h.progress, h.job_id, \
+     h.job_kind, CAST(NULL AS TEXT) AS job, h.step, h.since, h.done_at, h.detail, h.changes, \
+     h.updated_at";
 
 fn host_from_row(r: &AnyRow) -> Result<RolloutHostRecord> {
     Ok(RolloutHostRecord {
@@ -328,18 +335,30 @@ impl RolloutStore for Store {
         let json = serde_json::to_string(&rows)
             .map_err(|e| Error::Invalid(format!("rollout hosts: {e}")))?;
         let sql = format!(
-            "INSERT INTO rollout_hosts (rollout, host_id, ring, packages, progress, updated_at) \
-             SELECT $1, {h}, {r}, {p}, 'not_started', $2 FROM {rows} \
+            "INSERT INTO rollout_hosts (rollout, host_id, ring, progress, updated_at) \
+             SELECT $1, {h}, {r}, 'not_started', $2 FROM {rows} \
              WHERE EXISTS (SELECT 1 FROM hosts WHERE id = {h})",
             rows = self.json_rows(3),
             h = self.json_col(0, false),
             r = self.json_col(1, true),
-            p = self.json_col(2, false),
         );
         sqlx::query(&sql)
             .bind(&rollout.name)
             .bind(now.as_second())
-            .bind(json)
+            .bind(&json)
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "INSERT INTO rollout_payloads (rollout, host_id, packages) \
+             SELECT $1, {h}, {p} FROM {rows} \
+             WHERE EXISTS (SELECT 1 FROM rollout_hosts WHERE rollout = $1 AND host_id = {h})",
+            rows = self.json_rows(2),
+            h = self.json_col(0, false),
+            p = self.json_col(2, false),
+        );
+        sqlx::query(&sql)
+            .bind(&rollout.name)
+            .bind(&json)
             .execute(&mut *tx)
             .await?;
         let event = AuditEvent::of(
@@ -370,7 +389,7 @@ impl RolloutStore for Store {
 
     async fn rollout_hosts(&self, name: &str) -> Result<Vec<RolloutHostRecord>> {
         let sql = format!(
-            "SELECT {HOST_COLUMNS} FROM rollout_hosts WHERE rollout = $1 ORDER BY ring, host_id"
+            "SELECT {HOST_COLUMNS} FROM {HOST_TABLES} WHERE h.rollout = $1 ORDER BY h.ring, h.host_id"
         );
         let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
         rows.iter().map(host_from_row).collect()
@@ -378,7 +397,7 @@ impl RolloutStore for Store {
 
     async fn rollout_lines(&self, name: &str) -> Result<Vec<RolloutHostRecord>> {
         let sql = format!(
-            "SELECT {LINE_COLUMNS} FROM rollout_hosts WHERE rollout = $1 ORDER BY ring, host_id"
+            "SELECT {LINE_COLUMNS} FROM rollout_hosts h WHERE h.rollout = $1 ORDER BY h.ring, h.host_id"
         );
         let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
         rows.iter().map(host_from_row).collect()
@@ -392,7 +411,7 @@ impl RolloutStore for Store {
         let mut out = HashMap::new();
         let Some(hosts) = hosts else {
             let rows =
-                sqlx::query("SELECT host_id, packages FROM rollout_hosts WHERE rollout = $1")
+                sqlx::query("SELECT host_id, packages FROM rollout_payloads WHERE rollout = $1")
                     .bind(name)
                     .fetch_all(&self.pool)
                     .await?;
@@ -406,7 +425,7 @@ impl RolloutStore for Store {
         for chunk in hosts.chunks(500) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT host_id, packages FROM rollout_hosts WHERE rollout = $1 AND host_id IN ({})",
+                "SELECT host_id, packages FROM rollout_payloads WHERE rollout = $1 AND host_id IN ({})",
                 marks.join(", ")
             );
             let mut q = sqlx::query(&sql).bind(name);
@@ -455,12 +474,19 @@ impl RolloutStore for Store {
         for host in &update.reset {
             sqlx::query(
                 "UPDATE rollout_hosts SET progress = 'not_started', job_id = NULL, job_kind = NULL, \
-                   job = NULL, step = NULL, since = NULL, done_at = NULL, detail = NULL, updated_at = $3 \
+                   step = NULL, since = NULL, done_at = NULL, detail = NULL, updated_at = $3 \
                  WHERE rollout = $1 AND host_id = $2",
             )
             .bind(&update.name)
             .bind(host)
             .bind(now.as_second())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE rollout_payloads SET job = NULL WHERE rollout = $1 AND host_id = $2",
+            )
+            .bind(&update.name)
+            .bind(host)
             .execute(&mut *tx)
             .await?;
         }
@@ -471,19 +497,24 @@ impl RolloutStore for Store {
                 "assigned"
             };
             sqlx::query(
-                "UPDATE rollout_hosts SET job_id = $3, job_kind = $4, job = $5, progress = $6, \
-                   step = NULL, since = $7, done_at = NULL, detail = NULL, updated_at = $7 \
+                "UPDATE rollout_hosts SET job_id = $3, job_kind = $4, progress = $5, \
+                   step = NULL, since = $6, done_at = NULL, detail = NULL, updated_at = $6 \
                  WHERE rollout = $1 AND host_id = $2",
             )
             .bind(&update.name)
             .bind(&a.host_id)
             .bind(&a.job_id)
             .bind(&a.job_kind)
-            .bind(&a.job)
             .bind(progress)
             .bind(now.as_second())
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE rollout_payloads SET job = $3 WHERE rollout = $1 AND host_id = $2")
+                .bind(&update.name)
+                .bind(&a.host_id)
+                .bind(&a.job)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(why) = why {
             let event = AuditEvent::of(
@@ -577,8 +608,8 @@ impl RolloutStore for Store {
 
     async fn undelivered_jobs(&self) -> Result<Vec<RolloutHostRecord>> {
         let sql = format!(
-            "SELECT {HOST_COLUMNS} FROM rollout_hosts \
-             WHERE progress IN ('assigned', 'rolling_back') AND step IS NULL ORDER BY host_id"
+            "SELECT {HOST_COLUMNS} FROM {HOST_TABLES} \
+             WHERE h.progress IN ('assigned', 'rolling_back') AND h.step IS NULL ORDER BY h.host_id"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(host_from_row).collect()

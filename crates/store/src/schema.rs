@@ -17,10 +17,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../migrations/0006_inventory_sums.sql")),
     (7, include_str!("../migrations/0007_rollouts.sql")),
     (8, include_str!("../migrations/0008_posture_days.sql")),
+    (9, include_str!("../migrations/0009_rollout_payloads.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 8;
+pub(crate) const LATEST: u32 = 9;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {
