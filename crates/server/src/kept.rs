@@ -28,6 +28,9 @@ pub struct Kept<T> {
     took_micros: AtomicU64,
     /// Whether a background task is working it out now.
     refreshing: AtomicBool,
+    /// Held while working it out, so that callers with nothing kept yet
+    /// wait for the work under way instead of doing it again.
+    working: tokio::sync::Mutex<()>,
 }
 
 impl<T> Default for Kept<T> {
@@ -36,6 +39,7 @@ impl<T> Default for Kept<T> {
             last: Mutex::new(None),
             took_micros: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            working: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -64,7 +68,12 @@ impl<T: Send + Sync + 'static> Kept<T> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ApiResult<T>> + Send + 'static,
     {
-        let kept = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut kept = self.kept();
+        if kept.is_none() {
+            // Nothing to show yet: wait for work under way, if any.
+            drop(self.working.lock().await);
+            kept = self.kept();
+        }
         if let Some((k, at, value)) = kept {
             if k == key && now.duration_since(at) < keep && at <= now {
                 return Ok((at, value));
@@ -86,6 +95,10 @@ impl<T: Send + Sync + 'static> Kept<T> {
         self.refresh(key, now, work).await
     }
 
+    fn kept(&self) -> Option<(u64, Timestamp, Arc<T>)> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Works the result out now for inputs `key` at `now`, and keeps it.
     pub(crate) async fn refresh<F, Fut>(
         &self,
@@ -97,6 +110,7 @@ impl<T: Send + Sync + 'static> Kept<T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
+        let _working = self.working.lock().await;
         let started = Instant::now();
         let value = Arc::new(work().await?);
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -1784,7 +1784,18 @@ impl Tally {
 }
 
 async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
+    review_json(state, &load_and_plan(state, name).await?).await
+}
+
+/// The rollout as shown and its review, from one plan: what the console's
+/// rollout page shows.
+pub(crate) async fn shown_and_reviewed(state: &AppState, name: &str) -> ApiResult<(Value, Value)> {
     let l = load_and_plan(state, name).await?;
+    Ok((show_json(&l), review_json(state, &l).await?))
+}
+
+async fn review_json(state: &AppState, l: &Loaded) -> ApiResult<Value> {
+    let name = l.record.name.as_str();
     let tally = Tally::of(&l.hosts);
     let targets = l.hosts.len();
     let start = l

@@ -1447,15 +1447,48 @@ impl InventoryStore for Store {
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
-        let rows = sqlx::query(
-            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
+        // One JSON array in one row: a host's hundreds of packages read row
+        // by row spend most of their time being handed over.
+        let (row, all) = match self.backend {
+            Backend::Sqlite => ("json_array", "json_group_array"),
+            Backend::Postgres => ("json_build_array", "json_agg"),
+        };
+        let sql = format!(
+            "SELECT CAST({all}({row}(pv.manager, pv.name, pv.version, pv.arch, pv.source, \
+               pv.source_version, hp.state, hp.held)) AS TEXT) \
              FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
-             WHERE hp.host_id = $1 ORDER BY pv.name, pv.arch",
-        )
-        .bind(host_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| package_from_row(r, 0)).collect()
+             WHERE hp.host_id = $1"
+        );
+        let listed: Option<String> = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        type Row = (String, String, String, String, String, String, String, i64);
+        let rows: Vec<Row> = match listed {
+            None => Vec::new(),
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| Error::Corrupt(format!("the packages of host {host_id}: {e}")))?,
+        };
+        let mut packages = rows
+            .into_iter()
+            .map(
+                |(manager, name, version, arch, source, source_version, state, held)| {
+                    Ok(Package {
+                        manager: parse_stored(&manager)?,
+                        name,
+                        version,
+                        arch,
+                        source: Some(source),
+                        source_version: Some(source_version),
+                        state: parse_stored(&state)?,
+                        held: held != 0,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+        Ok(packages)
     }
 
     async fn hosts_with_package_below(

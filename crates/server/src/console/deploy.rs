@@ -296,9 +296,9 @@ pub(crate) async fn show(
     Path(name): Path<String>,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let r = body(rollouts::show(State(state.clone()), viewer.reader(), Path(name.clone())).await)?;
-    let review =
-        body(rollouts::review(State(state.clone()), viewer.reader(), Path(name.clone())).await)?;
+    // The page and its review from one plan, as the API's show and review
+    // give them.
+    let (r, review) = rollouts::shown_and_reviewed(&state, &name).await?;
     let mut hosts: Vec<Value> = r["hosts"].as_array().cloned().unwrap_or_default();
     if let Some(only) = l.only.as_deref().filter(|o| !o.is_empty()) {
         hosts.retain(|h| h["progress"].as_str() == Some(only));
