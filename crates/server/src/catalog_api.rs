@@ -308,6 +308,11 @@ pub(crate) async fn show_advisory(
         .map(|(id, _)| id)
         .collect();
     let host_count = ordered.len();
+    let named: std::collections::HashSet<&str> = advisory
+        .affected
+        .iter()
+        .map(|af| af.package.as_str())
+        .collect();
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut hosts = Vec::new();
     let offset = window.offset.unwrap_or(0);
@@ -316,7 +321,16 @@ pub(crate) async fn show_advisory(
         let Some(host) = state.store.host(&host_id).await? else {
             continue;
         };
-        let view = stored_view(&state, &host).await?;
+        let mut view = stored_view(&state, &host).await?;
+        // Only the packages this advisory names (by source or binary) can
+        // give its findings; the others are left out of the evaluation,
+        // except kernels, whose findings depend on which one runs.
+        view.packages.retain(|p| {
+            named.contains(p.source.as_str())
+                || named.contains(p.name.as_str())
+                || p.source.starts_with("linux")
+                || p.name.starts_with("linux-image")
+        });
         let report = index.evaluate(&view, today);
         let findings: Vec<Value> = report
             .findings
