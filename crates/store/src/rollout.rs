@@ -16,7 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, AuditEvent, Why};
-use crate::sql::{opt_ts, ts, Backend, Store};
+use crate::sql::{json_rows, opt_ts, ts, Store};
 use crate::{Error, Result};
 
 /// A rollout as stored.
@@ -390,18 +390,14 @@ impl RolloutStore for Store {
     }
 
     async fn rollout_lines(&self, name: &str) -> Result<Vec<RolloutHostRecord>> {
-        // One JSON array in one row: ten thousand lines read row by row
-        // spend most of their time being handed over.
-        let (row, all) = match self.backend() {
-            Backend::Sqlite => ("json_array", "json_group_array"),
-            Backend::Postgres => ("json_build_array", "json_agg"),
-        };
         let sql = format!(
-            "SELECT CAST({all}({row}(h.host_id, h.ring, h.progress, h.job_id, h.job_kind, h.step, \
-               h.since, h.done_at, h.detail, h.changes, h.updated_at)) AS TEXT) \
-             FROM rollout_hosts h WHERE h.rollout = $1"
+            "SELECT {} FROM rollout_hosts h WHERE h.rollout = $1",
+            self.json_array_of(
+                "h.host_id, h.ring, h.progress, h.job_id, h.job_kind, h.step, h.since, \
+                 h.done_at, h.detail, h.changes, h.updated_at"
+            )
         );
-        let listed: Option<String> = sqlx::query(&sql)
+        let built: Option<String> = sqlx::query(&sql)
             .bind(name)
             .fetch_one(&self.pool)
             .await?
@@ -419,11 +415,7 @@ impl RolloutStore for Store {
             Option<String>,
             i64,
         );
-        let rows: Vec<Line> = match listed {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| Error::Corrupt(format!("the lines of rollout {name}: {e}")))?,
-        };
+        let rows: Vec<Line> = json_rows(built, &format!("the lines of rollout {name}"))?;
         let mut lines = rows
             .into_iter()
             .map(

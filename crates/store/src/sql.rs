@@ -49,6 +49,20 @@ pub(crate) fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
     seconds.map(ts).transpose()
 }
 
+/// Rows a query built into one JSON array (see [`Store::json_array_of`]),
+/// parsed; none when it aggregated no row. `what` names them in an error.
+pub(crate) fn json_rows<T: serde::de::DeserializeOwned>(
+    built: Option<String>,
+    what: &str,
+) -> Result<Vec<T>> {
+    match built {
+        None => Ok(Vec::new()),
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+        }
+    }
+}
+
 /// A stored name read back; one the protocol does not know means a damaged database.
 fn parse_stored<T: std::str::FromStr<Err = protocol::UnknownName>>(name: &str) -> Result<T> {
     name.parse()
@@ -283,6 +297,16 @@ impl Store {
     }
 
     /// Which database this is.
+    /// The SQL that builds one JSON array (as text) of one array per row
+    /// of `columns`: the way long lists are read, since sqlx's SQLite
+    /// driver hands each row over from a worker thread one at a time.
+    pub(crate) fn json_array_of(&self, columns: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("CAST(json_group_array(json_array({columns})) AS TEXT)"),
+            Backend::Postgres => format!("CAST(json_agg(json_build_array({columns})) AS TEXT)"),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -1190,11 +1214,7 @@ impl HostStore for Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        let rows: Vec<ListedHost> = match listed {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| Error::Corrupt(format!("the host list: {e}")))?,
-        };
+        let rows: Vec<ListedHost> = json_rows(listed, "the host list")?;
         let mut hosts = rows
             .into_iter()
             .map(ListedHost::into_record)
@@ -1447,29 +1467,21 @@ impl InventoryStore for Store {
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
-        // One JSON array in one row: a host's hundreds of packages read row
-        // by row spend most of their time being handed over.
-        let (row, all) = match self.backend {
-            Backend::Sqlite => ("json_array", "json_group_array"),
-            Backend::Postgres => ("json_build_array", "json_agg"),
-        };
         let sql = format!(
-            "SELECT CAST({all}({row}(pv.manager, pv.name, pv.version, pv.arch, pv.source, \
-               pv.source_version, hp.state, hp.held)) AS TEXT) \
-             FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
-             WHERE hp.host_id = $1"
+            "SELECT {} FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
+             WHERE hp.host_id = $1",
+            self.json_array_of(
+                "pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+                 hp.state, hp.held"
+            )
         );
-        let listed: Option<String> = sqlx::query(&sql)
+        let built: Option<String> = sqlx::query(&sql)
             .bind(host_id)
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
         type Row = (String, String, String, String, String, String, String, i64);
-        let rows: Vec<Row> = match listed {
-            None => Vec::new(),
-            Some(json) => serde_json::from_str(&json)
-                .map_err(|e| Error::Corrupt(format!("the packages of host {host_id}: {e}")))?,
-        };
+        let rows: Vec<Row> = json_rows(built, &format!("the packages of host {host_id}"))?;
         let mut packages = rows
             .into_iter()
             .map(
