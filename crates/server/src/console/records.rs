@@ -467,7 +467,7 @@ async fn listed(state: &AppState, viewer: &Viewer, kind: &Kind) -> Result<Vec<Va
         "owners" => plan_api::list_docs::<OwnerDoc>(s, r).await,
         _ => plan_api::list_docs::<ReportScheduleDoc>(s, r).await,
     };
-    Ok(body(listed)?)
+    body(listed)
 }
 
 /// Stores a document through the API's handler, as `caller`.
