@@ -116,15 +116,28 @@ impl Document {
         if figures.is_empty() {
             return;
         }
-        self.room(44.0);
+        self.room(54.0);
         let w = Self::width() / figures.len() as f32;
         for (i, (figure, label)) in figures.iter().enumerate() {
             let x = MARGIN + w * i as f32;
             self.text(BOLD, 16.0, x, self.y - 18.0, figure);
-            let label = fit(label, 7.5, false, w - 6.0);
-            self.text(REGULAR, 7.5, x, self.y - 32.0, &label);
+            // A label takes two lines at most.
+            let lines = wrap(label, 7.5, false, w - 6.0);
+            for (n, line) in lines.iter().take(2).enumerate() {
+                let line = if n == 1 && lines.len() > 2 {
+                    fit(
+                        &format!("{line} {}", lines[2..].join(" ")),
+                        7.5,
+                        false,
+                        w - 6.0,
+                    )
+                } else {
+                    line.clone()
+                };
+                self.text(REGULAR, 7.5, x, self.y - 31.0 - 9.0 * n as f32, &line);
+            }
         }
-        self.y -= 46.0;
+        self.y -= 56.0;
     }
 
     /// A table; a cell too wide for its column is cut with an ellipsis.
@@ -186,6 +199,8 @@ impl Document {
         self.room(h + 24.0);
         let top = self.y - 8.0;
         let bottom = top - h;
+        // The chart's colours stay in the chart: text after it is black.
+        self.page.save_state();
         let (x0, x1) = (MARGIN + left, PAGE_W - MARGIN - 8.0);
         let x = |p: f32| x0 + p.clamp(0.0, 1.0) * (x1 - x0);
         let y = |pct: f32| bottom + pct.clamp(0.0, 100.0) / 100.0 * h;
@@ -217,6 +232,7 @@ impl Document {
                     .fill_nonzero();
             }
         }
+        self.page.restore_state();
         self.y = bottom - 22.0;
     }
 

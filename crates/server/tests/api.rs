@@ -3465,12 +3465,20 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         .find(&format!("\"{file}.pdf\""))
         .expect("the PDF is attached");
     let start = at + mail[at..].find("\n\n").unwrap() + 2;
-    let encoded: String = mail[start..]
-        .lines()
-        .take_while(|l| !l.trim().is_empty() && !l.starts_with("--"))
-        .collect();
+    // Up to the next boundary, which `MailRelay::text` may have joined to
+    // the last line when that line ends in base64's `=` padding (it reads
+    // "=" and a line break as a quoted-printable soft break).
+    let block = &mail[start..];
+    let block = &block[..block.find("\n\n").unwrap_or(block.len())];
+    let block = &block[..block.find("--").unwrap_or(block.len())];
+    // The padding goes too: the same joining eats a `=`.
+    let encoded: String = block
+        .split_whitespace()
+        .collect::<String>()
+        .trim_end_matches('=')
+        .to_owned();
     use base64::Engine as _;
-    let pdf = base64::engine::general_purpose::STANDARD
+    let pdf = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(&encoded)
         .expect("base64");
     let text = pdf_text(&pdf);

@@ -573,7 +573,13 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         "From {} to {}. Figures at the month's end (for this month: as worked out at {}).",
         m.first,
         m.last,
-        text(&end["at"])
+        end["at"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or_else(
+                || text(&end["at"]),
+                |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+            )
     ));
     d.figures(&[
         (
