@@ -165,6 +165,15 @@ impl Document {
         self.y -= 6.0;
     }
 
+    /// [`Document::table`], or `none` as a paragraph when there are no rows.
+    pub(crate) fn table_or(&mut self, columns: &[Column<'_>], rows: &[Vec<String>], none: &str) {
+        if rows.is_empty() {
+            self.paragraph(none);
+        } else {
+            self.table(columns, rows);
+        }
+    }
+
     fn header(&mut self, columns: &[Column<'_>], widths: &[f32]) {
         self.y -= LEADING;
         let headings: Vec<String> = columns.iter().map(|c| c.heading.to_owned()).collect();

@@ -665,90 +665,77 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             ]
         })
         .collect();
-    if risks.is_empty() {
-        d.paragraph("No advisory in the catalog reaches a host.");
-    } else {
-        d.table(
-            &[
-                Column::text("Advisory", 1.6),
-                Column::text("Title", 3.0),
-                Column::text("Severity", 1.0),
-                Column::text("Known exploited", 1.4),
-                Column::number("Hosts"),
-            ],
-            &risks,
-        );
-    }
+    d.table_or(
+        &[
+            Column::text("Advisory", 1.6),
+            Column::text("Title", 3.0),
+            Column::text("Severity", 1.0),
+            Column::text("Known exploited", 1.4),
+            Column::number("Hosts"),
+        ],
+        &risks,
+        "No advisory in the catalog reaches a host.",
+    );
     d.heading(2, "End-of-life systems");
-    if m.end_of_life.is_empty() {
-        d.paragraph("None.");
-    } else {
-        let rows: Vec<Vec<String>> = m
-            .end_of_life
-            .iter()
-            .map(|(release, support, n)| vec![release.clone(), support.clone(), n.to_string()])
-            .collect();
-        d.table(
-            &[
-                Column::text("Release", 2.0),
-                Column::text("Support", 2.0),
-                Column::number("Hosts"),
-            ],
-            &rows,
-        );
-    }
+    let rows: Vec<Vec<String>> = m
+        .end_of_life
+        .iter()
+        .map(|(release, support, n)| vec![release.clone(), support.clone(), n.to_string()])
+        .collect();
+    d.table_or(
+        &[
+            Column::text("Release", 2.0),
+            Column::text("Support", 2.0),
+            Column::number("Hosts"),
+        ],
+        &rows,
+        "None.",
+    );
     d.heading(2, "Rollouts: post-implementation reviews");
-    if m.reviews.is_empty() {
-        d.paragraph("No rollout was started in this month.");
-    } else {
-        let rows: Vec<Vec<String>> = m
-            .reviews
-            .iter()
-            .map(|r| {
-                vec![
-                    text(&r["rollout"]),
-                    text(&r["targets"]),
-                    text(&r["succeeded"]),
-                    text(&r["failed"]),
-                    text(&r["rolled_back"]),
-                    r["seconds_to_95_percent"]
-                        .as_f64()
-                        .map_or("not reached".into(), duration),
-                    text(&r["deadline_met"]),
-                ]
-            })
-            .collect();
-        d.table(
-            &[
-                Column::text("Rollout", 2.0),
-                Column::number("Targets"),
-                Column::number("Succeeded"),
-                Column::number("Failed"),
-                Column::number("Rolled back"),
-                Column::text("Time to 95%", 1.2),
-                Column::text("Deadline met", 1.1),
-            ],
-            &rows,
-        );
-    }
+    let rows: Vec<Vec<String>> = m
+        .reviews
+        .iter()
+        .map(|r| {
+            vec![
+                text(&r["rollout"]),
+                text(&r["targets"]),
+                text(&r["succeeded"]),
+                text(&r["failed"]),
+                text(&r["rolled_back"]),
+                r["seconds_to_95_percent"]
+                    .as_f64()
+                    .map_or("not reached".into(), duration),
+                text(&r["deadline_met"]),
+            ]
+        })
+        .collect();
+    d.table_or(
+        &[
+            Column::text("Rollout", 2.0),
+            Column::number("Targets"),
+            Column::number("Succeeded"),
+            Column::number("Failed"),
+            Column::number("Rolled back"),
+            Column::text("Time to 95%", 1.2),
+            Column::text("Deadline met", 1.1),
+        ],
+        &rows,
+        "No rollout was started in this month.",
+    );
     d.heading(2, "Failed deployments");
-    let failed = failures(m);
-    if failed.is_empty() {
-        d.paragraph("None.");
-    } else {
-        let rows: Vec<Vec<String>> = failed
-            .iter()
-            .map(|(rollout, f)| vec![rollout.clone(), text(&f["hostname"]), text(&f["why"])])
-            .collect();
-        d.table(
-            &[
-                Column::text("Rollout", 1.2),
-                Column::text("Host", 1.2),
-                Column::text("Why", 4.0),
-            ],
-            &rows,
-        );
-    }
+    let rows: Vec<Vec<String>> = failures(m)
+        .iter()
+        .map(|(rollout, f)| vec![rollout.clone(), text(&f["hostname"]), text(&f["why"])])
+        .collect();
+    d.table_or(
+        &[
+            Column::text("Rollout", 1.2),
+            Column::text("Host", 1.2),
+            Column::text("Why", 4.0),
+        ],
+        &rows,
+        "None.",
+    );
     d.heading(2, "Missed and pending patches");
     let missed: Vec<String> = CLASSES
         .iter()
