@@ -250,9 +250,6 @@ pub(crate) async fn list_advisories(
     Ok(Json(json!({ "total": matching.len(), "advisories": page })))
 }
 
-/// `GET /api/v1/advisories/{id}`: the advisory, what supersedes it, and the
-/// hosts it applies to with the reason for each. Hosts are found through
-/// the packages it names, never by scanning every host.
 /// `?offset=&limit=` for the hosts an advisory reaches.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct HostWindow {
@@ -264,6 +261,9 @@ pub(crate) struct HostWindow {
     pub(crate) limit: Option<usize>,
 }
 
+/// `GET /api/v1/advisories/{id}`: the advisory, what supersedes it, and the
+/// hosts it applies to with the reason for each. Hosts are found through
+/// the packages it names, never by scanning every host.
 pub(crate) async fn show_advisory(
     State(state): State<AppState>,
     _caller: Reader,

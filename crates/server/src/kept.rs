@@ -68,14 +68,9 @@ impl<T: Send + Sync + 'static> Kept<T> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ApiResult<T>> + Send + 'static,
     {
-        let mut kept = self.kept();
-        if kept.is_none() {
-            // Nothing to show yet: wait for work under way, if any.
-            drop(self.working.lock().await);
-            kept = self.kept();
-        }
-        if let Some((k, at, value)) = kept {
-            if k == key && now.duration_since(at) < keep && at <= now {
+        let fresh = |k: u64, at: Timestamp| k == key && now.duration_since(at) < keep && at <= now;
+        if let Some((k, at, value)) = self.kept() {
+            if fresh(k, at) {
                 return Ok((at, value));
             }
             let took = Duration::from_micros(self.took_micros.load(Ordering::Relaxed));
@@ -92,7 +87,16 @@ impl<T: Send + Sync + 'static> Kept<T> {
                 return Ok((at, value));
             }
         }
-        self.refresh(key, now, work).await
+        // Worked out here, one caller at a time: one that waited finds what
+        // the caller before it kept (or, with nothing kept yet, what a
+        // background task under way kept).
+        let _working = self.working.lock().await;
+        if let Some((k, at, value)) = self.kept() {
+            if fresh(k, at) {
+                return Ok((at, value));
+            }
+        }
+        self.run(key, now, work).await
     }
 
     fn kept(&self) -> Option<(u64, Timestamp, Arc<T>)> {
@@ -111,6 +115,15 @@ impl<T: Send + Sync + 'static> Kept<T> {
         Fut: Future<Output = ApiResult<T>>,
     {
         let _working = self.working.lock().await;
+        self.run(key, now, work).await
+    }
+
+    /// Works the result out and keeps it; the caller holds `working`.
+    async fn run<F, Fut>(&self, key: u64, now: Timestamp, work: F) -> ApiResult<(Timestamp, Arc<T>)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
         let started = Instant::now();
         let value = Arc::new(work().await?);
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

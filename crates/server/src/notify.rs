@@ -145,7 +145,7 @@ pub(crate) async fn deliver(
     subject: &str,
     text: String,
 ) -> Result<(), String> {
-    deliver_with(smtp, to, subject, text, Vec::new()).await
+    deliver_with(smtp, to, subject, text, &[]).await
 }
 
 /// Sends one mail through the relay: its text, and files attached.
@@ -154,7 +154,7 @@ pub(crate) async fn deliver_with(
     to: &str,
     subject: &str,
     text: String,
-    files: Vec<Attached>,
+    files: &[Attached],
 ) -> Result<(), String> {
     let from: Mailbox = smtp
         .from
@@ -169,7 +169,7 @@ pub(crate) async fn deliver_with(
         for f in files {
             let kind = ContentType::parse(f.content_type)
                 .map_err(|e| format!("content type {}: {e}", f.content_type))?;
-            parts = parts.singlepart(Attachment::new(f.name).body(f.bytes, kind));
+            parts = parts.singlepart(Attachment::new(f.name.clone()).body(f.bytes.clone(), kind));
         }
         builder.multipart(parts)
     }

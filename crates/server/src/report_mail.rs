@@ -144,8 +144,9 @@ async fn mail(
         (_, true) => failed.push(json!({"to": null, "error": format!(
             "no contact of the audiences {} has an email address", doc.audiences.join(", "))})),
         (Some(smtp), false) => {
+            let files = files(&m, doc);
             for to in &recipients {
-                match notify::deliver_with(smtp, to, &subject, text.clone(), files(&m, doc)).await {
+                match notify::deliver_with(smtp, to, &subject, text.clone(), &files).await {
                     Ok(()) => mailed.push(to.clone()),
                     Err(e) => failed.push(json!({"to": to, "error": e})),
                 }

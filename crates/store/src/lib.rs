@@ -278,7 +278,8 @@ pub struct OfferedUpdate {
     pub candidate: String,
     /// Offered from a security suite on at least one host.
     pub security: bool,
-    /// The suites that offer it, joined by commas.
+    /// The suite that offers it (the greatest name, where hosts' suites
+    /// differ); empty when none was reported.
     pub suites: String,
     /// Hosts (not revoked) offered it.
     pub hosts: u64,

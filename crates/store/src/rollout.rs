@@ -16,7 +16,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::audit::{append, AuditEvent, Why};
-use crate::sql::{json_rows, opt_ts, ts, Store};
+use crate::sql::{opt_ts, parse_json_array, ts, Store};
 use crate::{Error, Result};
 
 /// A rollout as stored.
@@ -415,7 +415,7 @@ impl RolloutStore for Store {
             Option<String>,
             i64,
         );
-        let rows: Vec<Line> = json_rows(built, &format!("the lines of rollout {name}"))?;
+        let rows: Vec<Line> = parse_json_array(built, &format!("the lines of rollout {name}"))?;
         let mut lines = rows
             .into_iter()
             .map(
@@ -461,35 +461,31 @@ impl RolloutStore for Store {
         name: &str,
         hosts: Option<&[String]>,
     ) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        let Some(hosts) = hosts else {
-            let rows =
+        let rows = match hosts {
+            None => {
                 sqlx::query("SELECT host_id, packages FROM rollout_payloads WHERE rollout = $1")
                     .bind(name)
                     .fetch_all(&self.pool)
-                    .await?;
-            for r in &rows {
-                out.insert(r.try_get(0)?, r.try_get(1)?);
+                    .await?
             }
-            return Ok(out);
+            Some(hosts) => {
+                let sql = format!(
+                    "SELECT host_id, packages FROM rollout_payloads \
+                     WHERE rollout = $1 AND host_id IN ({})",
+                    self.json_values(2, "text")
+                );
+                let list = serde_json::to_string(hosts)
+                    .map_err(|e| Error::Invalid(format!("rollout hosts: {e}")))?;
+                sqlx::query(&sql)
+                    .bind(name)
+                    .bind(list)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
-        // A few hundred hosts a statement: the placeholders are numbered
-        // from the count alone, never from input.
-        for chunk in hosts.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT host_id, packages FROM rollout_payloads WHERE rollout = $1 AND host_id IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(name);
-            for h in chunk {
-                q = q.bind(h);
-            }
-            for r in &q.fetch_all(&self.pool).await? {
-                out.insert(r.try_get(0)?, r.try_get(1)?);
-            }
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     async fn update_rollout(

@@ -51,7 +51,7 @@ pub(crate) fn opt_ts(seconds: Option<i64>) -> Result<Option<Timestamp>> {
 
 /// Rows a query built into one JSON array (see [`Store::json_array_of`]),
 /// parsed; none when it aggregated no row. `what` names them in an error.
-pub(crate) fn json_rows<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json_array<T: serde::de::DeserializeOwned>(
     built: Option<String>,
     what: &str,
 ) -> Result<Vec<T>> {
@@ -296,7 +296,6 @@ impl Store {
         &self.pool
     }
 
-    /// Which database this is.
     /// The SQL that builds one JSON array (as text) of one array per row
     /// of `columns`: the way long lists are read, since sqlx's SQLite
     /// driver hands each row over from a worker thread one at a time.
@@ -307,6 +306,7 @@ impl Store {
         }
     }
 
+    /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -673,7 +673,7 @@ impl Store {
     /// A subquery of the values of the JSON array bound as parameter
     /// `param`, for `x IN (...)`: a list of any length as one parameter.
     /// PostgreSQL reads them as `pg_type`.
-    fn json_values(&self, param: usize, pg_type: &str) -> String {
+    pub(crate) fn json_values(&self, param: usize, pg_type: &str) -> String {
         match self.backend {
             Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
             Backend::Postgres => {
@@ -1214,7 +1214,7 @@ impl HostStore for Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        let rows: Vec<ListedHost> = json_rows(listed, "the host list")?;
+        let rows: Vec<ListedHost> = parse_json_array(listed, "the host list")?;
         let mut hosts = rows
             .into_iter()
             .map(ListedHost::into_record)
@@ -1481,7 +1481,7 @@ impl InventoryStore for Store {
             .await?
             .try_get(0)?;
         type Row = (String, String, String, String, String, String, String, i64);
-        let rows: Vec<Row> = json_rows(built, &format!("the packages of host {host_id}"))?;
+        let rows: Vec<Row> = parse_json_array(built, &format!("the packages of host {host_id}"))?;
         let mut packages = rows
             .into_iter()
             .map(

@@ -320,10 +320,16 @@ pub(crate) async fn decide(
 ) -> Result<Response, PageError> {
     same_origin(&headers)?;
     let caller = viewer.require(Access::Approve)?;
+    // A decision limited to some rings or groups keeps its limits: the
+    // form changes the verdict and the comment only.
+    let (rings, groups) = decision(&state, &form.title)
+        .await?
+        .map(|d| (d.rings, d.groups))
+        .unwrap_or_default();
     let doc = ApprovalDoc {
         verdict: form.verdict.clone(),
-        rings: Vec::new(),
-        groups: Vec::new(),
+        rings,
+        groups,
         comment: form.comment.filter(|c| !c.trim().is_empty()),
         by: None,
         at: None,

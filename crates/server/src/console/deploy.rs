@@ -475,7 +475,10 @@ pub(crate) async fn live(
             match rollouts::shown(&state, &name).await {
                 Ok(r) => (
                     progress(&r).into_string(),
-                    r["status"] == "complete" && r["complete"] == true,
+                    // Nothing moves any more once it is complete or rolled
+                    // back (a halted one may be resumed).
+                    (r["status"] == "complete" && r["complete"] == true)
+                        || r["status"] == "rolled_back",
                 ),
                 Err(e) => (
                     html! { p class="error" { (e.message()) } }.into_string(),

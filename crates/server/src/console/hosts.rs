@@ -133,10 +133,12 @@ pub(crate) async fn show(
         }
     }
     history.sort_by_key(|h| std::cmp::Reverse(h.0));
-    let audit = state
+    // The store reads oldest first: the newest 200 are the last ones.
+    let mut audit = state
         .store
-        .audit_entries(Some(&format!("hosts/{id}")), 0, 200)
+        .audit_entries(Some(&format!("hosts/{id}")), 0, 10_000)
         .await?;
+    audit.drain(..audit.len().saturating_sub(200));
     let list: Vec<Value> = findings["findings"].as_array().cloned().unwrap_or_default();
     let mut packages = detail.packages.clone();
     packages.sort_by(|a, b| a.name.cmp(&b.name));

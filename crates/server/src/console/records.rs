@@ -121,7 +121,7 @@ async fn users_page(
     said: Option<Said<'_>>,
 ) -> PageResult {
     let users = body(people_api::list_users(State(state.clone()), viewer.reader()).await)?;
-    let admin = viewer.require(Access::Administer).is_ok();
+    let admin = viewer.may(Access::Administer);
     let typed = match &said {
         Some(Said::Problem(_, form)) => Some(*form),
         _ => None,
@@ -556,7 +556,7 @@ fn plans_page(
     rows: &[Value],
     draft: Option<Draft>,
 ) -> axum::response::Html<String> {
-    let may = viewer.require(kind.access).is_ok();
+    let may = viewer.may(kind.access);
     let editing = draft.as_ref().is_some_and(|d| d.problem.is_none());
     let draft = draft.unwrap_or_else(|| Draft {
         name: String::new(),
@@ -731,7 +731,7 @@ pub(crate) async fn deferrals(
             std::cmp::Reverse(text(&d["requested_at"])),
         )
     });
-    let may = viewer.require(Access::Approve).is_ok();
+    let may = viewer.may(Access::Approve);
     let base = "/console/deferrals";
     let content = html! {
         h1 { "Deferral requests" }

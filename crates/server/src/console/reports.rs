@@ -260,13 +260,11 @@ pub(crate) async fn index(
     let schedules = body(
         plan_api::list_docs::<crate::plan_docs::ReportScheduleDoc>(
             State(state.clone()),
-            Reader(viewer.caller.clone()),
+            viewer.reader(),
         )
         .await,
     )?;
-    let may_mail = viewer
-        .require(patchwell_core::people::Access::Administer)
-        .is_ok();
+    let may_mail = viewer.may(patchwell_core::people::Access::Administer);
     let content = html! {
         h1 { "Reports" }
         h2 { "Monthly executive compliance report" }
