@@ -123,7 +123,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("delete", "/api/v1/owners/{name}", Auth::User(Access::Administer), "Delete a owner; audited."),
     ("get", "/api/v1/report-schedules", Auth::User(Access::Read), "List every report schedule, each with its next mailing and the month it will report."),
     ("get", "/api/v1/report-schedules/{name}", Auth::User(Access::Read), "One report schedule."),
-    ("put", "/api/v1/report-schedules/{name}", Auth::User(Access::Administer), "Define or replace a report schedule: when (a schedule rule), time_zone, month (previous or current), formats (pdf, csv), audiences mailed; audited."),
+    ("put", "/api/v1/report-schedules/{name}", Auth::User(Access::Administer), "Define or replace a report schedule: when (a schedule rule), timezone, month (previous or current), formats (pdf, csv), audiences mailed; audited."),
     ("delete", "/api/v1/report-schedules/{name}", Auth::User(Access::Administer), "Delete a report schedule; audited."),
     ("post", "/api/v1/report-schedules/{name}/send", Auth::User(Access::Administer), "Mail the schedule's report now to its audiences' contacts; audited; 409 when nobody could be mailed, with why."),
     ("get", "/api/v1/reports/monthly", Auth::User(Access::Read), "The monthly executive compliance report as a file: ?month=YYYY-MM (default this month), ?format=pdf (default) or csv."),

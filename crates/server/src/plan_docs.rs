@@ -848,7 +848,7 @@ pub(crate) struct ReportScheduleDoc {
     pub(crate) when: String,
     /// The rule's time zone (default UTC).
     #[serde(default)]
-    pub(crate) time_zone: Option<String>,
+    pub(crate) timezone: Option<String>,
     /// The month reported: `previous` (the month before the mailing, the
     /// default) or `current` (the month so far).
     #[serde(default = "previous_month")]
@@ -881,7 +881,7 @@ impl ReportScheduleDoc {
     /// The rule and its time zone.
     pub(crate) fn rule(&self) -> Result<(Rule, TimeZone), String> {
         let rule = Rule::parse(&self.when).map_err(|e| e.to_string())?;
-        let tz = time_zone(self.time_zone.as_deref().unwrap_or("UTC"))?;
+        let tz = time_zone(self.timezone.as_deref().unwrap_or("UTC"))?;
         Ok((rule, tz))
     }
 
@@ -967,7 +967,7 @@ mod report_schedule_tests {
 
     #[test]
     fn a_schedule_says_when_it_mails_which_month() {
-        let d = doc(serde_json::json!({"when": "first monday of every month at 08:00", "time_zone": "Europe/Berlin"})).unwrap();
+        let d = doc(serde_json::json!({"when": "first monday of every month at 08:00", "timezone": "Europe/Berlin"})).unwrap();
         assert_eq!(d.formats, ["csv", "pdf"]);
         assert_eq!(d.audiences, ["management"]);
         let after: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();

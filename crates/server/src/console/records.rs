@@ -440,7 +440,7 @@ const KINDS: [Kind; 9] = [
         key: "report-schedules",
         title: "Report schedules",
         access: Access::Administer,
-        example: r#"{"when": "first monday of every month at 08:00", "time_zone": "UTC", "month": "previous", "formats": ["pdf", "csv"], "audiences": ["management"]}"#,
+        example: r#"{"when": "first monday of every month at 08:00", "timezone": "UTC", "month": "previous", "formats": ["pdf", "csv"], "audiences": ["management"]}"#,
     },
 ];
 

@@ -289,7 +289,7 @@ pub(crate) async fn index(
                     @let name = text(&sc["name"]);
                     tr {
                         td { (name) }
-                        td { (text(&sc["when"])) " (" (sc["time_zone"].as_str().unwrap_or("UTC")) ")" }
+                        td { (text(&sc["when"])) " (" (sc["timezone"].as_str().unwrap_or("UTC")) ")" }
                         td { (text(&sc["month"])) }
                         td { (sc["audiences"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                         td { (sc["formats"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
