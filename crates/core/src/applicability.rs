@@ -748,6 +748,12 @@ fn offer_for(
     }
 }
 
+/// Beginnings of the names of every package [`kernel_image_release`] takes
+/// for a kernel image (and of a few others). A view of part of a host's
+/// inventory, kept to the packages one advisory names, must keep these
+/// too: which kernel image runs decides its kernel findings.
+pub const KERNEL_IMAGE_PREFIXES: &[&str] = &["linux-image-", "kernel"];
+
 /// The kernel release a package is the image of, if it is one: Debian's
 /// `linux-image-6.1.0-17-amd64`, rpm's `kernel-core` `5.14.0-362.el9` on
 /// `x86_64`.

@@ -1,7 +1,7 @@
 //! The catalog's routes: feeds, advisories, and which advisories apply to
 //! which hosts, with reasons.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -308,29 +308,60 @@ pub(crate) async fn show_advisory(
         .map(|(id, _)| id)
         .collect();
     let host_count = ordered.len();
-    let named: std::collections::HashSet<&str> = advisory
+    // The window's hosts, and of their inventories only the packages this
+    // advisory names (by source or binary) and kernel images, whose
+    // findings depend on which one runs: three reads for the whole page.
+    let offset = window.offset.unwrap_or(0);
+    let limit = window.limit.unwrap_or(usize::MAX);
+    let shown: Vec<String> = ordered.into_iter().skip(offset).take(limit).collect();
+    let mut named: Vec<&str> = advisory
         .affected
         .iter()
         .map(|af| af.package.as_str())
         .collect();
+    named.sort_unstable();
+    named.dedup();
+    let records = if shown.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .list_hosts(
+                &store::HostFilter {
+                    ids: Some(shown.clone()),
+                    ..store::HostFilter::default()
+                },
+                now(&state),
+                state.config.stale_after,
+            )
+            .await?
+    };
+    let mut packages: HashMap<String, Vec<protocol::Package>> = HashMap::new();
+    let names = store::PackageNames {
+        names: &named,
+        prefixes: patchwell_core::applicability::KERNEL_IMAGE_PREFIXES,
+    };
+    for (host, p) in state.store.packages_of(&shown, &names).await? {
+        packages.entry(host).or_default().push(p);
+    }
+    let mut updates: HashMap<String, Vec<protocol::AvailableUpdate>> = HashMap::new();
+    for (host, u) in state.store.updates_of(&shown).await? {
+        updates.entry(host).or_default().push(u);
+    }
+    let records: HashMap<&str, &store::HostRecord> =
+        records.iter().map(|h| (h.id.as_str(), h)).collect();
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut hosts = Vec::new();
-    let offset = window.offset.unwrap_or(0);
-    let limit = window.limit.unwrap_or(usize::MAX);
-    for host_id in ordered.into_iter().skip(offset).take(limit) {
-        let Some(host) = state.store.host(&host_id).await? else {
+    for host_id in &shown {
+        let Some(host) = records.get(host_id.as_str()) else {
             continue;
         };
-        let mut view = stored_view(&state, &host).await?;
-        // Only the packages this advisory names (by source or binary) can
-        // give its findings; the others are left out of the evaluation,
-        // except kernels, whose findings depend on which one runs.
-        view.packages.retain(|p| {
-            named.contains(p.source.as_str())
-                || named.contains(p.name.as_str())
-                || p.source.starts_with("linux")
-                || p.name.starts_with("linux-image")
-        });
+        let view = host_view(
+            &os_of(host),
+            host.kernel.as_deref().unwrap_or(""),
+            packages.get(host_id).map_or(&[], Vec::as_slice),
+            updates.get(host_id).map_or(&[], Vec::as_slice),
+        );
         let report = index.evaluate(&view, today);
         let findings: Vec<Value> = report
             .findings

@@ -368,6 +368,7 @@ pub(crate) async fn list_hosts(
         stale: q.stale,
         reboot_required: q.reboot_required,
         include_revoked: q.include_revoked.unwrap_or(false),
+        ids: None,
         facts: false,
     };
     let at = now(&state);

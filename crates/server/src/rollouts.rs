@@ -1097,11 +1097,6 @@ fn job_id(rollout: &str, generation: u64, kind: JobKind, host: &str) -> String {
     format!("{rollout}.{generation}.{}.{host}", kind_name(kind))
 }
 
-/// Whether a job id of [`job_id`]'s form is an install's.
-fn is_install_job(id: &str) -> bool {
-    id.rsplit('.').nth(1) == Some(kind_name(JobKind::Install))
-}
-
 /// A job of a rollout, signed, and the assignment that records it.
 fn make_job(
     state: &AppState,
@@ -1784,18 +1779,17 @@ impl Tally {
 }
 
 async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
-    review_json(state, &load_and_plan(state, name).await?).await
+    Ok(review_json(&load_and_plan(state, name).await?))
 }
 
 /// The rollout as shown and its review, from one plan: what the console's
 /// rollout page shows.
 pub(crate) async fn shown_and_reviewed(state: &AppState, name: &str) -> ApiResult<(Value, Value)> {
     let l = load_and_plan(state, name).await?;
-    Ok((show_json(&l), review_json(state, &l).await?))
+    Ok((show_json(&l), review_json(&l)))
 }
 
-async fn review_json(state: &AppState, l: &Loaded) -> ApiResult<Value> {
-    let name = l.record.name.as_str();
+fn review_json(l: &Loaded) -> Value {
     let tally = Tally::of(&l.hosts);
     let targets = l.hosts.len();
     let start = l
@@ -1806,15 +1800,9 @@ async fn review_json(state: &AppState, l: &Loaded) -> ApiResult<Value> {
         .min()
         .copied()
         .unwrap_or(l.record.created_at);
-    // When each host's install succeeded, by the steps it reported: a
-    // later rollback does not move it.
-    let mut installed: HashMap<String, Timestamp> = HashMap::new();
-    for e in state.store.job_events(name, None).await? {
-        if e.step == "succeeded" && is_install_job(&e.job_id) {
-            installed.entry(e.host_id).or_insert(e.at);
-        }
-    }
-    let mut done: Vec<Timestamp> = installed.into_values().collect();
+    // When each host's install first succeeded: a later rollback does not
+    // move it.
+    let mut done: Vec<Timestamp> = l.hosts.iter().filter_map(|h| h.installed_at).collect();
     done.sort();
     let time_to = |share: usize| -> Option<i64> {
         let needed = (targets * share).div_ceil(100).max(1);
@@ -1823,7 +1811,7 @@ async fn review_json(state: &AppState, l: &Loaded) -> ApiResult<Value> {
     };
     let reached_95 = time_to(95).map(|s| start + SignedDuration::from_secs(s));
     let deadline_met = l.spec.deadline.map(|d| reached_95.is_some_and(|t| t <= d));
-    Ok(json!({
+    json!({
         "rollout": l.record.name,
         "status": l.record.status,
         "reason": l.spec.reason,
@@ -1841,7 +1829,7 @@ async fn review_json(state: &AppState, l: &Loaded) -> ApiResult<Value> {
         "deadline_met": deadline_met,
         "failures": l.hosts.iter().filter(|h| h.progress.ends_with("failed")).map(|h| json!({"host": h.host_id, "hostname": l.names.get(&h.host_id), "why": h.detail})).collect::<Vec<_>>(),
         "notes": l.doc.notes,
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------

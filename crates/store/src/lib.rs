@@ -236,6 +236,8 @@ pub struct HostFilter {
     pub reboot_required: Option<bool>,
     /// Include hosts whose enrollment was revoked.
     pub include_revoked: bool,
+    /// Only these hosts (by id).
+    pub ids: Option<Vec<String>>,
     /// Read each host's facts (hardware, disks, interfaces). A list that
     /// does not show them leaves them out (`facts` is `None`): parsing
     /// them is most of the cost of listing a large fleet.
@@ -443,6 +445,17 @@ pub struct DeltaStored {
     pub os_changed: bool,
 }
 
+/// Which of a host's packages to read: those whose binary or source name
+/// is one of `names`, and those whose binary name starts with one of
+/// `prefixes`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackageNames<'a> {
+    /// Binary or source names.
+    pub names: &'a [&'a str],
+    /// Beginnings of binary names.
+    pub prefixes: &'a [&'a str],
+}
+
 /// Inventories and the questions asked of them.
 pub trait InventoryStore {
     /// Replaces a host's inventory in one transaction. Refused, with nothing
@@ -489,6 +502,15 @@ pub trait InventoryStore {
     async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>>;
     /// The updates a host's package manager offered, as last reported.
     async fn updates(&self, host_id: &str) -> Result<Vec<AvailableUpdate>>;
+    /// Of these hosts, the packages `names` selects, with their hosts: the
+    /// part of each host's inventory one advisory's evaluation looks at.
+    async fn packages_of(
+        &self,
+        host_ids: &[String],
+        names: &PackageNames<'_>,
+    ) -> Result<Vec<(String, Package)>>;
+    /// These hosts' offered updates, as last reported, with their hosts.
+    async fn updates_of(&self, host_ids: &[String]) -> Result<Vec<(String, AvailableUpdate)>>;
     /// Hosts (not revoked) with an installed package built from one of
     /// `sources` (or, for binary names, named so), with those packages.
     async fn hosts_with_sources(

@@ -96,6 +96,9 @@ pub struct RolloutHostRecord {
     pub changes: Option<String>,
     /// When the line last changed.
     pub updated_at: Timestamp,
+    /// When its install first succeeded (a later rollback or generation
+    /// does not move it).
+    pub installed_at: Option<Timestamp>,
 }
 
 /// A job handed to a host.
@@ -227,7 +230,8 @@ pub trait RolloutStore {
 
 /// A whole line: `rollout_hosts h` joined with its `rollout_payloads p`.
 const HOST_COLUMNS: &str = "h.rollout, h.host_id, h.ring, p.packages, h.progress, h.job_id, \
-     h.job_kind, p.job, h.step, h.since, h.done_at, h.detail, h.changes, h.updated_at";
+     h.job_kind, p.job, h.step, h.since, h.done_at, h.detail, h.changes, h.updated_at, \
+     h.installed_at";
 
 /// The tables [`HOST_COLUMNS`] reads.
 const HOST_TABLES: &str = "rollout_hosts h JOIN rollout_payloads p \
@@ -250,6 +254,7 @@ fn host_from_row(r: &AnyRow) -> Result<RolloutHostRecord> {
         detail: r.try_get(11)?,
         changes: r.try_get(12)?,
         updated_at: ts(r.try_get(13)?)?,
+        installed_at: opt_ts(r.try_get(14)?)?,
     })
 }
 
@@ -394,7 +399,7 @@ impl RolloutStore for Store {
             "SELECT {} FROM rollout_hosts h WHERE h.rollout = $1",
             self.json_array_of(
                 "h.host_id, h.ring, h.progress, h.job_id, h.job_kind, h.step, h.since, \
-                 h.done_at, h.detail, h.changes, h.updated_at"
+                 h.done_at, h.detail, h.changes, h.updated_at, h.installed_at"
             )
         );
         let built: Option<String> = sqlx::query(&sql)
@@ -414,6 +419,7 @@ impl RolloutStore for Store {
             Option<String>,
             Option<String>,
             i64,
+            Option<i64>,
         );
         let rows: Vec<Line> = parse_json_array(built, &format!("the lines of rollout {name}"))?;
         let mut lines = rows
@@ -431,6 +437,7 @@ impl RolloutStore for Store {
                     detail,
                     changes,
                     updated_at,
+                    installed_at,
                 )| {
                     Ok(RolloutHostRecord {
                         rollout: name.to_owned(),
@@ -448,6 +455,7 @@ impl RolloutStore for Store {
                         detail,
                         changes,
                         updated_at: ts(updated_at)?,
+                        installed_at: opt_ts(installed_at)?,
                     })
                 },
             )
@@ -631,7 +639,9 @@ impl RolloutStore for Store {
             sqlx::query(
                 "UPDATE rollout_hosts SET step = $3, progress = COALESCE($4, progress), \
                    done_at = CASE WHEN $5 = 1 THEN $6 ELSE done_at END, \
-                   detail = COALESCE($7, detail), changes = COALESCE($8, changes), updated_at = $9 \
+                   detail = COALESCE($7, detail), changes = COALESCE($8, changes), updated_at = $9, \
+                   installed_at = CASE WHEN $4 = 'succeeded' THEN COALESCE(installed_at, $6) \
+                     ELSE installed_at END \
                  WHERE rollout = $1 AND host_id = $2",
             )
             .bind(&rollout)

@@ -18,10 +18,14 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("../migrations/0007_rollouts.sql")),
     (8, include_str!("../migrations/0008_posture_days.sql")),
     (9, include_str!("../migrations/0009_rollout_payloads.sql")),
+    (
+        10,
+        include_str!("../migrations/0010_rollout_installed_at.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 9;
+pub(crate) const LATEST: u32 = 10;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {
@@ -55,6 +59,11 @@ fn statements(sql: &str) -> Vec<String> {
 /// one PostgreSQL: each migration takes a transaction-scoped advisory lock
 /// and re-reads the version under it, so each runs exactly once.
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, now: Timestamp) -> Result<()> {
+    migrate_to(pool, backend, now, LATEST).await
+}
+
+/// Brings the database to schema `last` (at most [`LATEST`]).
+async fn migrate_to(pool: &AnyPool, backend: Backend, now: Timestamp, last: u32) -> Result<()> {
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(pool)
         .await?;
@@ -79,7 +88,7 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, now: Timestamp) ->
                 known: LATEST,
             });
         }
-        if current >= i64::from(version) {
+        if current >= i64::from(version) || version > last {
             continue;
         }
         for statement in statements(&render(sql, backend)) {
@@ -112,5 +121,52 @@ mod tests {
             .all(|s| !s.contains("{BLOB}") && !s.contains("{ID}")));
         assert!(all.iter().any(|s| s.starts_with("CREATE TABLE hosts")));
         assert!(all.iter().all(|s| !s.ends_with(';')));
+    }
+
+    /// Schema 10 fills in when each host's install first succeeded from the
+    /// step events stored before it.
+    #[tokio::test]
+    async fn schema_10_finds_when_installs_succeeded() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let now = Timestamp::from_second(1_000).unwrap();
+        migrate_to(&pool, Backend::Sqlite, now, 9).await.unwrap();
+        for statement in [
+            // The lines alone, without their rollout and hosts.
+            "PRAGMA foreign_keys = OFF",
+            "INSERT INTO rollout_hosts (rollout, host_id, ring, progress, updated_at) VALUES \
+             ('r', 'h1', 0, 'rolled_back', 0), ('r', 'h2', 0, 'failed', 0), \
+             ('r', 'h3', 0, 'succeeded', 0)",
+            "INSERT INTO job_events (job_id, rollout, host_id, step, at, received_at) VALUES \
+             ('r.1.install.h1', 'r', 'h1', 'received', 10, 10), \
+             ('r.1.install.h1', 'r', 'h1', 'succeeded', 20, 20), \
+             ('r.2.rollback.h1', 'r', 'h1', 'succeeded', 30, 30), \
+             ('r.1.install.h2', 'r', 'h2', 'failed', 25, 25), \
+             ('r.1.install.h3', 'r', 'h3', 'succeeded', 40, 40), \
+             ('r.3.install.h3', 'r', 'h3', 'succeeded', 50, 50)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        migrate(&pool, Backend::Sqlite, now).await.unwrap();
+        let rows = sqlx::query("SELECT host_id, installed_at FROM rollout_hosts ORDER BY host_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let found: Vec<(String, Option<i64>)> = rows
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("h1".to_owned(), Some(20)),
+                ("h2".to_owned(), None),
+                ("h3".to_owned(), Some(40)),
+            ]
+        );
     }
 }

@@ -1346,6 +1346,17 @@ async fn hosts_are_filtered(store: Store) {
     .await;
     stale.sort();
     assert_eq!(stale, ["a", "b"]);
+    let mut picked = list(HostFilter {
+        ids: Some(vec!["c".into(), "a".into(), "d".into(), "nobody".into()]),
+        ..Default::default()
+    })
+    .await;
+    picked.sort();
+    assert_eq!(
+        picked,
+        ["a", "c"],
+        "by id; d was revoked, nobody is no host"
+    );
     // Names, by name, revoked hosts left out.
     let names = store.host_names().await.unwrap();
     let listed: Vec<(String, String)> = store
@@ -1641,7 +1652,7 @@ async fn a_feed_import_replaces_its_documents_whole(store: Store) {
 }
 
 async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
-    enrolled(&store, &["h1", "h2"]).await;
+    enrolled(&store, &["h1", "h2", "h3"]).await;
     let mut libssl = package("libssl3", "3.0.11-1~deb12u2");
     libssl.source = Some("openssl".into());
     let mut inv = inventory(1, "12", vec![libssl.clone(), package("bash", "5.2.15-2")]);
@@ -1696,7 +1707,7 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
         .hosts_with_sources(Manager::Dpkg, &["openssl", "zlib"])
         .await
         .unwrap();
-    assert_eq!(found, [("h1".to_owned(), libssl)]);
+    assert_eq!(found, [("h1".to_owned(), libssl.clone())]);
     let by_binary = store
         .hosts_with_sources(Manager::Dpkg, &["bash"])
         .await
@@ -1705,6 +1716,40 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
     assert_eq!(hosts, ["h1", "h2"]);
     assert_eq!(store.updates("h1").await.unwrap(), inv.updates);
     assert_eq!(store.updates("h2").await.unwrap(), h2.updates);
+    // Part of some hosts' inventories: the packages named (by source or
+    // binary) and those whose name begins so, and these hosts' offers.
+    let mut image = package("linux-image-6.1.0-17-amd64", "6.1.69-1");
+    image.source = Some("linux-signed-amd64".into());
+    let mut h3 = inventory(1, "12", vec![image.clone(), package("bash", "5.2.15-2")]);
+    h3.updates.clear();
+    store.store_inventory("h3", &h3, "d3", at(1)).await.unwrap();
+    let hosts: Vec<String> = ["h1", "h3", "nobody"].map(String::from).to_vec();
+    let openssl = store::PackageNames {
+        names: &["openssl"],
+        prefixes: &["linux-image-"],
+    };
+    assert_eq!(
+        store.packages_of(&hosts, &openssl).await.unwrap(),
+        [("h1".to_owned(), libssl.clone()), ("h3".to_owned(), image)]
+    );
+    let bash = store::PackageNames {
+        names: &["bash"],
+        prefixes: &[],
+    };
+    let found = store.packages_of(&hosts[..1], &bash).await.unwrap();
+    assert_eq!(found, [("h1".to_owned(), package("bash", "5.2.15-2"))]);
+    assert!(store.packages_of(&[], &bash).await.unwrap().is_empty());
+    let offers = store
+        .updates_of(&["h2".to_owned(), "h1".to_owned()])
+        .await
+        .unwrap();
+    let expected: Vec<(String, AvailableUpdate)> = inv
+        .updates
+        .iter()
+        .map(|u| ("h1".to_owned(), u.clone()))
+        .chain(h2.updates.iter().map(|u| ("h2".to_owned(), u.clone())))
+        .collect();
+    assert_eq!(offers, expected);
     // A revoked host's offers no longer count.
     store
         .revoke_host("h2", &Why::new("alice", "revoke"), at(2))
@@ -1860,6 +1905,7 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
     let h1 = &store.rollout_hosts("openssl").await.unwrap()[0];
     assert_eq!(h1.progress, "succeeded");
     assert_eq!(h1.done_at, Some(at(32)));
+    assert_eq!(h1.installed_at, Some(at(32)), "when its install succeeded");
     assert_eq!(h1.changes.as_deref(), Some(r#"[{"name":"libssl3"}]"#));
     let events = store.job_events("openssl", Some("h1")).await.unwrap();
     let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
@@ -1891,6 +1937,9 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
         .unwrap();
     let h1 = &store.rollout_hosts("openssl").await.unwrap()[0];
     assert_eq!(h1.progress, "rollback_failed");
+    assert_eq!(h1.installed_at, Some(at(32)), "a rollback leaves it");
+    let line = &store.rollout_lines("openssl").await.unwrap()[0];
+    assert_eq!(line.installed_at, Some(at(32)));
     assert_eq!(
         h1.detail.as_deref(),
         Some("apt-get install failed (exit 100)")
