@@ -296,6 +296,20 @@ fn progress_after(kind: &str, current: &str, step: &str) -> Option<&'static str>
     })
 }
 
+/// A rollout line as a batch of steps moves it.
+#[derive(Debug, Default)]
+struct LineMove {
+    rollout: String,
+    kind: String,
+    progress: String,
+    /// The last step reported; none while the batch has not reached it.
+    step: Option<String>,
+    done_at: Option<i64>,
+    detail: Option<String>,
+    changes: Option<String>,
+    installed_at: Option<i64>,
+}
+
 fn generation_i64(g: u64) -> Result<i64> {
     i64::try_from(g).map_err(|_| Error::Invalid(format!("generation {g} is out of range")))
 }
@@ -600,66 +614,141 @@ impl RolloutStore for Store {
         if steps.is_empty() {
             return Ok(Vec::new());
         }
+        let json = |v: serde_json::Value| {
+            serde_json::to_string(&v).map_err(|e| Error::Invalid(format!("steps: {e}")))
+        };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
+        // The batch takes three statements whatever its size: one reads the
+        // lines its steps are for, one appends the events, one moves the
+        // lines. Each statement is a round trip to SQLite's worker thread,
+        // which is what a busy rollout spends its time on.
+        let pairs: Vec<[&str; 2]> = steps
+            .iter()
+            .map(|s| [s.job_id.as_str(), s.host_id.as_str()])
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} JOIN rollout_hosts h ON h.job_id = {} AND h.host_id = {}",
+            self.json_array_of("h.job_id, h.host_id, h.rollout, h.progress, h.job_kind"),
+            self.json_rows(1),
+            self.json_col(0, false),
+            self.json_col(1, false),
+        );
+        let built: Option<String> = sqlx::query(&sql)
+            .bind(json(serde_json::json!(pairs))?)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        type Found = (String, String, String, String, Option<String>);
+        let found: Vec<Found> = parse_json_array(built, "the lines of reported jobs")?;
+        // Each line as the batch moves it, by (job, host).
+        let mut lines: HashMap<(String, String), LineMove> = found
+            .into_iter()
+            .map(|(job, host, rollout, progress, kind)| {
+                let line = LineMove {
+                    rollout,
+                    kind: kind.unwrap_or_else(|| "install".to_owned()),
+                    progress,
+                    ..LineMove::default()
+                };
+                ((job, host), line)
+            })
+            .collect();
         let mut outcomes = Vec::with_capacity(steps.len());
+        let mut events = Vec::with_capacity(steps.len());
         for s in steps {
-            let row = sqlx::query(
-                "SELECT rollout, progress, job_kind FROM rollout_hosts WHERE job_id = $1 AND host_id = $2",
-            )
-            .bind(&s.job_id)
-            .bind(&s.host_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
+            let Some(line) = lines.get_mut(&(s.job_id.clone(), s.host_id.clone())) else {
                 outcomes.push(StepOutcome::UnknownJob);
                 continue;
             };
-            let rollout: String = row.try_get(0)?;
-            let current: String = row.try_get(1)?;
-            let kind: Option<String> = row.try_get(2)?;
-            sqlx::query(
-                "INSERT INTO job_events (job_id, rollout, host_id, step, at, received_at, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&s.job_id)
-            .bind(&rollout)
-            .bind(&s.host_id)
-            .bind(&s.step)
-            .bind(s.at.as_second())
-            .bind(now.as_second())
-            .bind(&s.detail)
-            .execute(&mut *tx)
-            .await?;
-            let next = progress_after(kind.as_deref().unwrap_or("install"), &current, &s.step);
-            let finished = matches!(
-                next,
-                Some("succeeded" | "failed" | "rolled_back" | "rollback_failed")
-            );
-            sqlx::query(
-                "UPDATE rollout_hosts SET step = $3, progress = COALESCE($4, progress), \
-                   done_at = CASE WHEN $5 = 1 THEN $6 ELSE done_at END, \
-                   detail = COALESCE($7, detail), changes = COALESCE($8, changes), updated_at = $9, \
-                   installed_at = CASE WHEN $4 = 'succeeded' THEN COALESCE(installed_at, $6) \
-                     ELSE installed_at END \
-                 WHERE rollout = $1 AND host_id = $2",
-            )
-            .bind(&rollout)
-            .bind(&s.host_id)
-            .bind(&s.step)
-            .bind(next)
-            .bind(i64::from(finished))
-            .bind(s.at.as_second())
-            .bind(&s.failure)
-            .bind(&s.changes)
-            .bind(now.as_second())
-            .execute(&mut *tx)
-            .await?;
+            events.push(serde_json::json!([
+                s.job_id,
+                line.rollout,
+                s.host_id,
+                s.step,
+                s.at.as_second(),
+                s.detail,
+                events.len()
+            ]));
+            let next = progress_after(&line.kind, &line.progress, &s.step);
+            if let Some(next) = next {
+                line.progress = next.to_owned();
+                if matches!(
+                    next,
+                    "succeeded" | "failed" | "rolled_back" | "rollback_failed"
+                ) {
+                    line.done_at = Some(s.at.as_second());
+                }
+                if next == "succeeded" {
+                    line.installed_at = line.installed_at.or(Some(s.at.as_second()));
+                }
+            }
+            line.step = Some(s.step.clone());
+            line.detail = s.failure.clone().or(line.detail.take());
+            line.changes = s.changes.clone().or(line.changes.take());
             outcomes.push(StepOutcome::Recorded {
-                rollout,
-                progress: next.map_or(current, str::to_owned),
+                rollout: line.rollout.clone(),
+                progress: line.progress.clone(),
                 moved: next.is_some(),
             });
+        }
+        if !events.is_empty() {
+            let sql = format!(
+                "INSERT INTO job_events (job_id, rollout, host_id, step, at, received_at, detail) \
+                 SELECT {}, {}, {}, {}, {}, $2, {} FROM {} ORDER BY {}",
+                self.json_col(0, false),
+                self.json_col(1, false),
+                self.json_col(2, false),
+                self.json_col(3, false),
+                self.json_col(4, true),
+                self.json_col(5, false),
+                self.json_rows(1),
+                self.json_col(6, true),
+            );
+            sqlx::query(&sql)
+                .bind(json(serde_json::Value::Array(events))?)
+                .bind(now.as_second())
+                .execute(&mut *tx)
+                .await?;
+            let moved: Vec<serde_json::Value> = lines
+                .into_iter()
+                .filter_map(|((_, host), l)| {
+                    let step = l.step?;
+                    Some(serde_json::json!([
+                        l.rollout,
+                        host,
+                        step,
+                        l.progress,
+                        l.done_at,
+                        l.detail,
+                        l.changes,
+                        l.installed_at
+                    ]))
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE rollout_hosts SET step = {step}, progress = {progress}, \
+                   done_at = COALESCE({done_at}, rollout_hosts.done_at), \
+                   detail = COALESCE({detail}, rollout_hosts.detail), \
+                   changes = COALESCE({changes}, rollout_hosts.changes), updated_at = $2, \
+                   installed_at = COALESCE(rollout_hosts.installed_at, {installed_at}) \
+                 FROM {rows} WHERE rollout_hosts.rollout = {rollout} \
+                   AND rollout_hosts.host_id = {host}",
+                rows = self.json_rows(1),
+                rollout = self.json_col(0, false),
+                host = self.json_col(1, false),
+                step = self.json_col(2, false),
+                progress = self.json_col(3, false),
+                done_at = self.json_col(4, true),
+                detail = self.json_col(5, false),
+                changes = self.json_col(6, false),
+                installed_at = self.json_col(7, true),
+            );
+            sqlx::query(&sql)
+                .bind(json(serde_json::Value::Array(moved))?)
+                .bind(now.as_second())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(outcomes)
