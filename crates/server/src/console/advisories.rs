@@ -48,7 +48,7 @@ pub(crate) async fn list(
         .filter(|a| !reaching_only || hosts_of(a) > 0)
         .filter(|a| catalog_api::matches_words(a, &words))
         .collect();
-    let desc = l.sort.is_none() || l.descending();
+    let desc = l.descending_or(true);
     match l.sort_or("published") {
         "id" => order(&mut rows, desc, |a| a.id.clone()),
         "severity" => order(&mut rows, desc, |a| (Index::severity(a), a.id.clone())),
@@ -79,12 +79,12 @@ pub(crate) async fn list(
         p class="muted" { (index.advisories().len()) " advisories in the catalog." }
         table {
             thead { tr {
-                (l.header(base, "id", "Advisory", "published"))
+                (l.header_by(base, "id", "Advisory", "published", true))
                 th scope="col" { "Title" }
-                (l.header(base, "severity", "Severity", "published"))
-                (l.header(base, "kev", "Known exploited", "published"))
-                (l.header(base, "published", "Published", "published"))
-                (l.header(base, "hosts", "Hosts", "published"))
+                (l.header_by(base, "severity", "Severity", "published", true))
+                (l.header_by(base, "kev", "Known exploited", "published", true))
+                (l.header_by(base, "published", "Published", "published", true))
+                (l.header_by(base, "hosts", "Hosts", "published", true))
             } }
             tbody { @for a in l.window(&rows) {
                 tr {

@@ -127,7 +127,7 @@ pub(crate) async fn list(
     let all = body(rollouts::list(State(state.clone()), viewer.reader()).await)?;
     let mut rows: Vec<Value> = all.as_array().cloned().unwrap_or_default();
     let key = l.sort_or("created_at").to_owned();
-    order(&mut rows, l.sort.is_none() || l.descending(), |r| {
+    order(&mut rows, l.descending_or(true), |r| {
         r[key.as_str()].to_string()
     });
     let base = "/console/rollouts";
@@ -144,11 +144,11 @@ pub(crate) async fn list(
         } @else {
             table {
                 thead { tr {
-                    (l.header(base, "name", "Name", "created_at"))
-                    (l.header(base, "status", "Status", "created_at"))
+                    (l.header_by(base, "name", "Name", "created_at", true))
+                    (l.header_by(base, "status", "Status", "created_at", true))
                     th scope="col" { "Reason" }
                     th scope="col" class="num" { "Packages" }
-                    (l.header(base, "created_at", "Created", "created_at"))
+                    (l.header_by(base, "created_at", "Created", "created_at", true))
                     th scope="col" { "By" }
                 } }
                 tbody { @for r in l.window(&rows) {

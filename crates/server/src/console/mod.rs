@@ -382,6 +382,16 @@ impl Listing {
         self.dir.as_deref() == Some("desc")
     }
 
+    /// Whether to sort descending: as asked, or `default` when the viewer
+    /// asked for neither a column nor a direction.
+    pub(crate) fn descending_or(&self, default: bool) -> bool {
+        if self.sort.is_none() && self.dir.is_none() {
+            default
+        } else {
+            self.descending()
+        }
+    }
+
     pub(crate) fn sort_or<'a>(&'a self, default: &'a str) -> &'a str {
         self.sort.as_deref().unwrap_or(default)
     }
@@ -428,8 +438,21 @@ impl Listing {
 
     /// A column header that sorts by `key`, and says how it is sorted.
     pub(crate) fn header(&self, base: &str, key: &str, label: &str, default: &str) -> Markup {
+        self.header_by(base, key, label, default, false)
+    }
+
+    /// [`Listing::header`] for a list whose default order (`default`) is
+    /// descending when `default_descending`.
+    pub(crate) fn header_by(
+        &self,
+        base: &str,
+        key: &str,
+        label: &str,
+        default: &str,
+        default_descending: bool,
+    ) -> Markup {
         let current = self.sort_or(default) == key;
-        let desc = current && self.descending();
+        let desc = current && self.descending_or(default_descending);
         let next_dir = if current && !desc { "desc" } else { "asc" };
         let aria = match (current, desc) {
             (false, _) => "none",
@@ -574,4 +597,50 @@ async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMa
         Err(e) => tracing::warn!("ending a console session: {}", e.message()),
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Listing;
+
+    /// A list that sorts newest first by default says so in its header,
+    /// and the header's link turns it around.
+    #[test]
+    fn a_header_shows_the_default_direction() {
+        let fresh = Listing::default();
+        let header = fresh
+            .header_by(
+                "/console/rollouts",
+                "created_at",
+                "Created",
+                "created_at",
+                true,
+            )
+            .into_string();
+        assert!(header.contains(r#"aria-sort="descending""#), "{header}");
+        assert!(header.contains("dir=asc"), "{header}");
+        assert!(fresh.descending_or(true));
+        let other = fresh
+            .header_by("/console/rollouts", "name", "Name", "created_at", true)
+            .into_string();
+        assert!(other.contains(r#"aria-sort="none""#), "{other}");
+        // Once the viewer chose, the choice holds.
+        let ascending = Listing {
+            sort: Some("created_at".into()),
+            dir: Some("asc".into()),
+            ..Listing::default()
+        };
+        assert!(!ascending.descending_or(true));
+        let header = ascending
+            .header_by(
+                "/console/rollouts",
+                "created_at",
+                "Created",
+                "created_at",
+                true,
+            )
+            .into_string();
+        assert!(header.contains(r#"aria-sort="ascending""#), "{header}");
+        assert!(header.contains("dir=desc"), "{header}");
+    }
 }
