@@ -99,6 +99,34 @@ impl<T: Send + Sync + 'static> Kept<T> {
         self.run(key, now, work).await
     }
 
+    /// As [`Kept::get`], except when nothing is kept yet and the first
+    /// working out is under way (a large fleet just loaded): then it waits
+    /// at most `patience` for it, and gives none if it is still going.
+    pub(crate) async fn get_within<F, Fut>(
+        self: &Arc<Self>,
+        key: u64,
+        now: Timestamp,
+        keep: SignedDuration,
+        patience: Duration,
+        work: F,
+    ) -> ApiResult<Option<(Timestamp, Arc<T>)>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ApiResult<T>> + Send + 'static,
+    {
+        if self.kept().is_none() {
+            match self.working.try_lock() {
+                // Nothing under way: the caller works it out, as with `get`.
+                Ok(idle) => drop(idle),
+                Err(_) => match tokio::time::timeout(patience, self.working.lock()).await {
+                    Ok(done) => drop(done),
+                    Err(_) => return Ok(None),
+                },
+            }
+        }
+        self.get(key, now, keep, work).await.map(Some)
+    }
+
     fn kept(&self) -> Option<(u64, Timestamp, Arc<T>)> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -191,5 +219,47 @@ mod tests {
             }
         }
         panic!("the background task never kept its result");
+    }
+
+    #[tokio::test]
+    async fn a_first_working_out_under_way_is_awaited_only_so_long() {
+        let kept: Arc<Kept<u32>> = Arc::default();
+        let keep = SignedDuration::from_secs(60);
+        // Nothing under way: worked out for the caller, however long.
+        let first = kept
+            .get_within(1, at(100), keep, Duration::ZERO, || async { Ok(1) })
+            .await
+            .unwrap();
+        assert_eq!(first.map(|(_, v)| *v), Some(1));
+        // A first working out under way (as at start, for a large fleet).
+        let fresh: Arc<Kept<u32>> = Arc::default();
+        let background = Arc::clone(&fresh);
+        let task = tokio::spawn(async move {
+            background
+                .refresh(1, at(100), || async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(5)
+                })
+                .await
+                .map(|(_, v)| *v)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let impatient = fresh
+            .get_within(1, at(101), keep, Duration::from_millis(20), || async {
+                Ok(6)
+            })
+            .await
+            .unwrap();
+        assert!(impatient.is_none(), "still being worked out");
+        let patient = fresh
+            .get_within(1, at(101), keep, Duration::from_secs(5), || async { Ok(7) })
+            .await
+            .unwrap();
+        assert_eq!(
+            patient.map(|(_, v)| *v),
+            Some(5),
+            "what the work under way kept"
+        );
+        assert_eq!(task.await.unwrap().unwrap(), 5);
     }
 }

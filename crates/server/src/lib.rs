@@ -573,6 +573,7 @@ pub async fn serve_until(
     }
     tokio::spawn(record_detections(state.clone()));
     tokio::spawn(posture::record_daily(state.clone()));
+    tokio::spawn(people_api::verify_at_start(state.clone()));
     tokio::spawn(report_mail::run(state.clone()));
     {
         let state = state.clone();

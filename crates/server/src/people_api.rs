@@ -667,20 +667,43 @@ pub(crate) async fn verify_audit(
 /// The audit chain's verdict for the console: the last one while no entry
 /// was added and it is younger than a minute, else verified again (in the
 /// background, the last one shown meanwhile, when verifying is slow).
-/// Gives when it was verified.
-pub(crate) async fn kept_verdict(state: &AppState) -> ApiResult<(jiff::Timestamp, Value)> {
+/// Gives when it was verified; none while the first verification since the
+/// server started ([`verify_at_start`]) is still going after `patience`.
+pub(crate) async fn kept_verdict(
+    state: &AppState,
+    patience: std::time::Duration,
+) -> ApiResult<Option<(jiff::Timestamp, Value)>> {
     let head = state.store.audit_head().await?;
     let s = state.clone();
-    let (at, verdict) = state
+    let kept = state
         .audit_verdict
-        .get(
+        .get_within(
             head,
             now(state),
             jiff::SignedDuration::from_secs(60),
+            patience,
             move || async move { Ok(verdict_json(&s.store.verify_audit().await?)) },
         )
         .await?;
-    Ok((at, (*verdict).clone()))
+    Ok(kept.map(|(at, verdict)| (at, (*verdict).clone())))
+}
+
+/// Verifies the audit chain once as the server starts, so that the first
+/// look at the audit page need not walk a long chain itself.
+pub(crate) async fn verify_at_start(state: AppState) {
+    let outcome = async {
+        let head = state.store.audit_head().await?;
+        state
+            .audit_verdict
+            .refresh(head, now(&state), || async {
+                Ok(verdict_json(&state.store.verify_audit().await?))
+            })
+            .await
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::warn!("verifying the audit chain at start: {}", e.message());
+    }
 }
 
 /// A verdict as JSON (also what `patchwell audit verify` prints).

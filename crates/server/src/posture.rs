@@ -115,6 +115,23 @@ pub(crate) async fn current(state: &AppState) -> ApiResult<Arc<Posture>> {
     Ok(p)
 }
 
+/// The posture, as [`current`] gives it, unless the first one since the
+/// server started is still being worked out after `patience`.
+pub(crate) async fn current_within(
+    state: &AppState,
+    patience: std::time::Duration,
+) -> ApiResult<Option<Arc<Posture>>> {
+    let (generation, at) = (state.fleet.generation(), now(state));
+    let s = state.clone();
+    let kept = state
+        .posture
+        .get_within(generation, at, KEEP, patience, move || async move {
+            work_out(&s, at).await
+        })
+        .await?;
+    Ok(kept.map(|(_, p)| p))
+}
+
 /// Works the posture out now and keeps it.
 async fn refresh(state: &AppState) -> ApiResult<Arc<Posture>> {
     let (generation, at) = (state.fleet.generation(), now(state));

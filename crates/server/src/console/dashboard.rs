@@ -19,7 +19,24 @@ pub(crate) async fn show(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
-    let p = posture::current(&state).await?;
+    // Right after a start, a large fleet's first posture takes seconds:
+    // the page says so and reloads itself rather than keep the viewer
+    // waiting for it.
+    let Some(p) = posture::current_within(&state, super::FIRST_LOOK_PATIENCE).await? else {
+        return Ok(page(
+            &viewer,
+            "Dashboard",
+            l.done.as_deref(),
+            html! {
+                meta http-equiv="refresh" content="3";
+                h1 { "Dashboard" }
+                p role="status" data-test="posture-pending" {
+                    "The fleet's posture is being worked out for the first time since the server started. "
+                    "This page reloads itself in a few seconds; the other pages answer meanwhile."
+                }
+            },
+        ));
+    };
     let updates = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let pending: Vec<&Value> = updates
         .as_array()

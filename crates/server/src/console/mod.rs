@@ -350,6 +350,11 @@ pub(crate) fn encode(s: &str) -> String {
 // ---------------------------------------------------------------------------
 // Tables that page and sort on the server.
 
+/// How long a page waits for slow work that the server began at start
+/// (the fleet's first posture, the audit chain's first verification)
+/// before it answers without its result and says so.
+pub(crate) const FIRST_LOOK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How a table is being looked at: `?page=&sort=&dir=` and its filters.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct Listing {

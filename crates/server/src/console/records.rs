@@ -57,17 +57,26 @@ pub(crate) async fn audit(
         }
     };
     entries.reverse();
-    let (verified_at, verdict) = people_api::kept_verdict(&state).await?;
+    let verdict = people_api::kept_verdict(&state, super::FIRST_LOOK_PATIENCE).await?;
     let base = "/console/audit";
     let content = html! {
         h1 { "Audit log" }
-        p data-test="audit-verdict" class=(if verdict["intact"] == true { "good" } else { "bad" }) {
-            @if verdict["intact"] == true {
-                "The chain is intact: " (text(&verdict["entries"])) " entries, head " code { (text(&verdict["head"])) } "."
-            } @else {
-                "The chain is broken: " (text(&verdict["problem"]))
+        @match &verdict {
+            Some((verified_at, verdict)) => {
+                p data-test="audit-verdict" class=(if verdict["intact"] == true { "good" } else { "bad" }) {
+                    @if verdict["intact"] == true {
+                        "The chain is intact: " (text(&verdict["entries"])) " entries, head " code { (text(&verdict["head"])) } "."
+                    } @else {
+                        "The chain is broken: " (text(&verdict["problem"]))
+                    }
+                    " Verified " (when(Some(&verified_at.to_string()))) "."
+                }
             }
-            " Verified " (when(Some(&verified_at.to_string()))) "."
+            None => {
+                p data-test="audit-verdict" role="status" class="muted" {
+                    "The chain is being verified for the first time since the server started; reload in a few seconds for its verdict."
+                }
+            }
         }
         form class="filters" method="get" action=(base) role="search" {
             div {
