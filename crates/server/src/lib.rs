@@ -30,7 +30,7 @@ mod pdf;
 mod people_api;
 mod plan_api;
 mod plan_docs;
-mod posture;
+pub mod posture;
 mod ratelimit;
 pub mod report_mail;
 mod rollouts;

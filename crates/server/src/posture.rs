@@ -158,6 +158,12 @@ pub(crate) async fn record_daily(state: AppState) {
     }
 }
 
+/// Works out the posture now and keeps it as today's (what the server
+/// does every ten minutes); says why when it could not.
+pub async fn keep_today(state: &AppState) -> Result<(), String> {
+    record_now(state).await.map_err(|e| e.message().to_owned())
+}
+
 /// Works out the posture and keeps it as today's.
 async fn record_now(state: &AppState) -> ApiResult<()> {
     let p = refresh(state).await?;

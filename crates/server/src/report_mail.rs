@@ -200,20 +200,27 @@ fn files(m: &Monthly, doc: &ReportScheduleDoc) -> Vec<Attached> {
 fn summary(m: &Monthly, schedule: &str) -> String {
     let end = &m.end;
     let figure = |k: &str| end[k].as_u64().map_or("?".into(), |n| n.to_string());
+    let figures = if end.is_null() {
+        format!("{}\n", crate::console::reports::NO_END_FIGURES)
+    } else {
+        format!(
+            "Compliance: {pct} ({compliant} of {hosts} hosts have no open finding)\n\
+             Hosts past a deadline: {breached}\n\
+             Hosts exposed to a known-exploited vulnerability: {kev}\n",
+            pct = crate::console::reports::compliance(end),
+            compliant = figure("compliant"),
+            hosts = figure("hosts"),
+            breached = figure("breached_hosts"),
+            kev = figure("kev_hosts"),
+        )
+    };
     format!(
         "The compliance report for {month} is attached.\n\n\
-         Compliance: {pct:.1}% ({compliant} of {hosts} hosts have no open finding)\n\
-         Hosts past a deadline: {breached}\n\
-         Hosts exposed to a known-exploited vulnerability: {kev}\n\
+         {figures}\
          Rollouts started in the month: {rollouts}\n\
          Updates waiting for a decision: {pending}\n\n\
          Sent by Patchwell on the report schedule {schedule}.\n",
         month = m.first.strftime("%B %Y"),
-        pct = end["compliance_percent"].as_f64().unwrap_or(0.0),
-        compliant = figure("compliant"),
-        hosts = figure("hosts"),
-        breached = figure("breached_hosts"),
-        kev = figure("kev_hosts"),
         rollouts = m.reviews.len(),
         pending = m.pending.len(),
     )

@@ -3382,6 +3382,27 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         "{text}"
     );
     assert!(text.contains("libssl3=3.0.16-1~deb12u1"), "{text}");
+    // A past month in which no posture was kept has no end figures: it
+    // says so, rather than show today's as that month's.
+    let before = month.first_of_month().yesterday().unwrap();
+    let resp = s
+        .http
+        .get(format!(
+            "{}/api/v1/reports/monthly?month={}",
+            s.url,
+            before.strftime("%Y-%m")
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = pdf_text(&resp.bytes().await.unwrap());
+    assert!(
+        text.contains("No posture was kept in this month, so there are no figures for its end"),
+        "{text}"
+    );
+    assert!(!text.contains("100.0%"), "today's figures shown: {text}");
     let (status, body) = s
         .admin(
             reqwest::Method::GET,
@@ -3445,6 +3466,8 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         server::report_mail::mail_due(&s.state).await.is_empty(),
         "not due yet"
     );
+    // The posture kept today is the reported month's last.
+    server::posture::keep_today(&s.state).await.unwrap();
     s.advance(next.as_second() - s.now().as_second() + 60);
     let done = server::report_mail::mail_due(&s.state).await;
     assert_eq!(done.len(), 1, "{done:?}");

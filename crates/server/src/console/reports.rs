@@ -86,9 +86,9 @@ pub(crate) async fn monthly(
         days.retain(|(d, _)| *d != day);
         days.push((day, now.to_json()));
     }
-    let end = days
-        .last()
-        .map_or_else(|| now.to_json(), |(_, v)| v.clone());
+    // The month's end: its last kept day. A past month with none kept has
+    // no end figures (today's would be another month's).
+    let end = days.last().map_or(Value::Null, |(_, v)| v.clone());
     let mut reviews = Vec::new();
     for r in state.store.rollouts().await? {
         let day = r.created_at.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -193,6 +193,17 @@ fn chart(m: &Monthly) -> Markup {
     svg.push_str("</svg>");
     // Drawn here from numbers only: nothing in it comes from input.
     PreEscaped(svg)
+}
+
+/// Said where the month's end figures would be, when none were kept.
+pub(crate) const NO_END_FIGURES: &str =
+    "No posture was kept in this month, so there are no figures for its end.";
+
+/// The month-end compliance as a percentage, or a dash when none was kept.
+pub(crate) fn compliance(end: &Value) -> String {
+    end["compliance_percent"]
+        .as_f64()
+        .map_or_else(|| "\u{2014}".to_owned(), |p| format!("{p:.1}%"))
 }
 
 fn class_row(end: &Value, class: &str) -> (u64, u64, u64, u64) {
@@ -330,7 +341,7 @@ pub(crate) async fn monthly_html(
             a href=(format!("/console/reports/monthly.pdf?month={}", m.first.strftime("%Y-%m"))) download { "Download as PDF" } }
         h2 { "Summary" }
         div class="cards" {
-            div class="card" { div class="figure" data-test="report-compliance" { (format!("{:.1}%", end["compliance_percent"].as_f64().unwrap_or(0.0))) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } }
+            div class="card" { div class="figure" data-test="report-compliance" { (compliance(end)) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } }
             div class="card" { div class="figure" { (text(&end["breached_hosts"])) } div class="label" { "hosts past a deadline" } }
             div class="card" { div class="figure" { (text(&end["kev_hosts"])) } div class="label" { "hosts exposed to a known-exploited vulnerability" } }
             div class="card" { div class="figure" { (m.reviews.len()) } div class="label" { "rollouts started" } }
@@ -340,14 +351,15 @@ pub(crate) async fn monthly_html(
         @if m.days.is_empty() { p class="muted" { "No posture was kept in this month (the server keeps one a day while it runs)." } }
         @else { (chart(&m)) }
         h2 { "Deadlines per class at the month's end" }
-        table {
+        @if end.is_null() { p class="muted" { (NO_END_FIGURES) } }
+        @else { table {
             thead { tr { th scope="col" { "Class" } th scope="col" class="num" { "Open" } th scope="col" class="num" { "Past deadline" } th scope="col" class="num" { "Due soon" } th scope="col" class="num" { "Exempt" } th scope="col" class="num" { "Within deadline" } } }
             tbody { @for class in CLASSES {
                 @let (open, breached, soon, exempt) = class_row(end, class);
                 tr { th scope="row" { (class) } td class="num" { (open) } td class="num" { (breached) } td class="num" { (soon) } td class="num" { (exempt) }
                      td class="num" { (within(open, breached)) } }
             } }
-        }
+        } }
         h2 { "Top risks (known exploited first)" }
         (super::dashboard::top_risks(&m.risks))
         h2 { "End-of-life systems" }
@@ -370,8 +382,9 @@ pub(crate) async fn monthly_html(
         @if failures.is_empty() { p class="muted" { "None." } }
         ul { @for (rollout, f) in &failures { li { (rollout) ": " (text(&f["hostname"])) " — " (text(&f["why"])) } } }
         h2 { "Missed and pending patches" }
-        p { "Missed: findings past their deadline at the month's end: "
-            @for class in CLASSES { (class) " " (class_row(end, class).1) "; " } }
+        @if end.is_null() { p { "Missed: " (NO_END_FIGURES) } }
+        @else { p { "Missed: findings past their deadline at the month's end: "
+            @for class in CLASSES { (class) " " (class_row(end, class).1) "; " } } }
         p { "Pending: " (m.pending.len()) " updates offered to the fleet wait for a decision"
             @if !m.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." }
     };
@@ -443,24 +456,32 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
         m.first.strftime("%Y-%m").to_string(),
         "",
     );
-    row("summary", "hosts", text(&end["hosts"]), "");
-    row("summary", "compliant hosts", text(&end["compliant"]), "");
+    // A figure not kept is an empty field.
+    let figure = |v: &Value| if v.is_null() { String::new() } else { text(v) };
+    row("summary", "hosts", figure(&end["hosts"]), "");
+    row("summary", "compliant hosts", figure(&end["compliant"]), "");
     row(
         "summary",
         "compliance percent",
-        format!("{:.1}", end["compliance_percent"].as_f64().unwrap_or(0.0)),
-        "",
+        end["compliance_percent"]
+            .as_f64()
+            .map_or_else(String::new, |p| format!("{p:.1}")),
+        if end.is_null() {
+            "no posture kept in the month"
+        } else {
+            ""
+        },
     );
     row(
         "summary",
         "hosts past a deadline",
-        text(&end["breached_hosts"]),
+        figure(&end["breached_hosts"]),
         "",
     );
     row(
         "summary",
         "hosts exposed to known exploited",
-        text(&end["kev_hosts"]),
+        figure(&end["kev_hosts"]),
         "",
     );
     row(
@@ -477,7 +498,7 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             "",
         );
     }
-    for class in CLASSES {
+    for class in CLASSES.iter().filter(|_| !end.is_null()) {
         let (open, breached, soon, exempt) = class_row(end, class);
         row(
             "deadlines",
@@ -567,21 +588,21 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
     let end = &m.end;
     let mut d = Document::new(&title);
     d.heading(1, &title);
-    d.paragraph(&format!(
-        "From {} to {}. Figures at the month's end (for this month: as worked out at {}).",
-        m.first,
-        m.last,
-        end["at"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map_or_else(
-                || text(&end["at"]),
-                |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-            )
-    ));
+    d.paragraph(&match end["at"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    {
+        Some(at) => format!(
+            "From {} to {}. Figures at the month's end (for this month: as worked out at {}).",
+            m.first,
+            m.last,
+            at.strftime("%Y-%m-%d %H:%M UTC")
+        ),
+        None => format!("From {} to {}. {NO_END_FIGURES}", m.first, m.last),
+    });
     d.figures(&[
         (
-            format!("{:.1}%", end["compliance_percent"].as_f64().unwrap_or(0.0)),
+            compliance(end),
             &format!(
                 "compliant ({} of {} hosts)",
                 text(&end["compliant"]),
@@ -621,6 +642,7 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
     d.heading(2, "Deadlines per class at the month's end");
     let rows: Vec<Vec<String>> = CLASSES
         .iter()
+        .filter(|_| !end.is_null())
         .map(|class| {
             let (open, breached, soon, exempt) = class_row(end, class);
             vec![
@@ -633,7 +655,7 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             ]
         })
         .collect();
-    d.table(
+    d.table_or(
         &[
             Column::text("Class", 1.2),
             Column::number("Open"),
@@ -643,6 +665,7 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             Column::number("Within deadline"),
         ],
         &rows,
+        NO_END_FIGURES,
     );
     d.heading(2, "Top risks (known exploited first)");
     let risks: Vec<Vec<String>> = m.risks["top"]
@@ -735,14 +758,18 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         "None.",
     );
     d.heading(2, "Missed and pending patches");
-    let missed: Vec<String> = CLASSES
-        .iter()
-        .map(|class| format!("{class} {}", class_row(end, class).1))
-        .collect();
-    d.paragraph(&format!(
-        "Missed: findings past their deadline at the month's end: {}.",
-        missed.join("; ")
-    ));
+    if end.is_null() {
+        d.paragraph(&format!("Missed: {NO_END_FIGURES}"));
+    } else {
+        let missed: Vec<String> = CLASSES
+            .iter()
+            .map(|class| format!("{class} {}", class_row(end, class).1))
+            .collect();
+        d.paragraph(&format!(
+            "Missed: findings past their deadline at the month's end: {}.",
+            missed.join("; ")
+        ));
+    }
     d.paragraph(&format!(
         "Pending: {} updates offered to the fleet wait for a decision{}.",
         m.pending.len(),
