@@ -341,8 +341,18 @@ pub(crate) async fn show_advisory(
         names: &named,
         prefixes: patchwell_core::applicability::KERNEL_IMAGE_PREFIXES,
     };
+    // Only the package managers the advisory speaks of: the fleet reached
+    // these hosts through them, and another manager's few packages must
+    // not decide which manager the partial view is read as.
+    let managers: std::collections::BTreeSet<Manager> = advisory
+        .affected
+        .iter()
+        .map(|af| manager_of(af.ecosystem.scheme()))
+        .collect();
     for (host, p) in state.store.packages_of(&shown, &names).await? {
-        packages.entry(host).or_default().push(p);
+        if managers.contains(&p.manager) {
+            packages.entry(host).or_default().push(p);
+        }
     }
     let mut updates: HashMap<String, Vec<protocol::AvailableUpdate>> = HashMap::new();
     for (host, u) in state.store.updates_of(&shown).await? {

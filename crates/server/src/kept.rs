@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::error::ApiError;
 use crate::handlers::ApiResult;
 
 /// Working out for a caller takes at most this long; beyond it the caller
@@ -99,9 +100,10 @@ impl<T: Send + Sync + 'static> Kept<T> {
         self.run(key, now, work).await
     }
 
-    /// As [`Kept::get`], except when nothing is kept yet and the first
-    /// working out is under way (a large fleet just loaded): then it waits
-    /// at most `patience` for it, and gives none if it is still going.
+    /// As [`Kept::get`], except when nothing is kept yet (a large fleet just
+    /// loaded): then the first working out, begun here in the background
+    /// if it is not under way already, is waited for at most `patience`,
+    /// and none is given if it is still going.
     pub(crate) async fn get_within<F, Fut>(
         self: &Arc<Self>,
         key: u64,
@@ -116,8 +118,27 @@ impl<T: Send + Sync + 'static> Kept<T> {
     {
         if self.kept().is_none() {
             match self.working.try_lock() {
-                // Nothing under way: the caller works it out, as with `get`.
-                Ok(idle) => drop(idle),
+                // Nothing under way: it is begun in the background, and
+                // waited for as long as the caller's patience.
+                Ok(idle) => {
+                    drop(idle);
+                    let me = Arc::clone(self);
+                    let mut task = tokio::spawn(async move {
+                        let done = me.refresh(key, now, work).await.map(|_| ());
+                        if let Err(e) = &done {
+                            tracing::warn!("working out a kept result: {}", e.message());
+                        }
+                        done
+                    });
+                    return match tokio::time::timeout(patience, &mut task).await {
+                        Ok(joined) => {
+                            joined.map_err(ApiError::internal)??;
+                            Ok(self.kept().map(|(_, at, value)| (at, value)))
+                        }
+                        // Still going: it keeps its result when done.
+                        Err(_) => Ok(None),
+                    };
+                }
                 Err(_) => match tokio::time::timeout(patience, self.working.lock()).await {
                     Ok(done) => drop(done),
                     Err(_) => return Ok(None),
@@ -225,12 +246,28 @@ mod tests {
     async fn a_first_working_out_under_way_is_awaited_only_so_long() {
         let kept: Arc<Kept<u32>> = Arc::default();
         let keep = SignedDuration::from_secs(60);
-        // Nothing under way: worked out for the caller, however long.
+        // Nothing under way, quick work: begun and given at once.
         let first = kept
-            .get_within(1, at(100), keep, Duration::ZERO, || async { Ok(1) })
+            .get_within(1, at(100), keep, Duration::from_secs(5), || async { Ok(1) })
             .await
             .unwrap();
         assert_eq!(first.map(|(_, v)| *v), Some(1));
+        // Nothing under way, slow work: begun, not waited for beyond the
+        // patience, and kept when done.
+        let slow: Arc<Kept<u32>> = Arc::default();
+        let none = slow
+            .get_within(1, at(100), keep, Duration::from_millis(20), || async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(3)
+            })
+            .await
+            .unwrap();
+        assert!(none.is_none(), "not waited for");
+        let later = slow
+            .get_within(1, at(101), keep, Duration::from_secs(5), || async { Ok(4) })
+            .await
+            .unwrap();
+        assert_eq!(later.map(|(_, v)| *v), Some(3), "what the work begun kept");
         // A first working out under way (as at start, for a large fleet).
         let fresh: Arc<Kept<u32>> = Arc::default();
         let background = Arc::clone(&fresh);

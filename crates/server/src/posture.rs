@@ -121,6 +121,11 @@ pub(crate) async fn current_within(
     state: &AppState,
     patience: std::time::Duration,
 ) -> ApiResult<Option<Arc<Posture>>> {
+    // Before the fleet is loaded no host has a finding yet: a posture
+    // worked out now would read as all compliant.
+    if !state.fleet.loaded() {
+        return Ok(None);
+    }
     let (generation, at) = (state.fleet.generation(), now(state));
     let s = state.clone();
     let kept = state

@@ -5,5 +5,5 @@ ALTER TABLE rollout_hosts ADD COLUMN installed_at BIGINT;
 UPDATE rollout_hosts SET installed_at = (
     SELECT MIN(e.at) FROM job_events e
     WHERE e.rollout = rollout_hosts.rollout AND e.host_id = rollout_hosts.host_id
-      AND e.step = 'succeeded' AND e.job_id LIKE '%.install.%'
+      AND e.step = 'succeeded' AND e.job_id LIKE '%.install.' || e.host_id
 );

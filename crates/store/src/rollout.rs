@@ -712,7 +712,7 @@ impl RolloutStore for Store {
                 .await?;
             let moved: Vec<serde_json::Value> = lines
                 .into_iter()
-                .filter_map(|((_, host), l)| {
+                .filter_map(|((job, host), l)| {
                     let step = l.step?;
                     Some(serde_json::json!([
                         l.rollout,
@@ -722,7 +722,8 @@ impl RolloutStore for Store {
                         l.done_at,
                         l.detail,
                         l.changes,
-                        l.installed_at
+                        l.installed_at,
+                        job
                     ]))
                 })
                 .collect();
@@ -733,7 +734,7 @@ impl RolloutStore for Store {
                    changes = COALESCE({changes}, rollout_hosts.changes), updated_at = $2, \
                    installed_at = COALESCE(rollout_hosts.installed_at, {installed_at}) \
                  FROM {rows} WHERE rollout_hosts.rollout = {rollout} \
-                   AND rollout_hosts.host_id = {host}",
+                   AND rollout_hosts.host_id = {host} AND rollout_hosts.job_id = {job}",
                 rows = self.json_rows(1),
                 rollout = self.json_col(0, false),
                 host = self.json_col(1, false),
@@ -743,6 +744,9 @@ impl RolloutStore for Store {
                 detail = self.json_col(5, false),
                 changes = self.json_col(6, false),
                 installed_at = self.json_col(7, true),
+                // A line given another job since it was read (PostgreSQL
+                // lets the executor in between) is left to that job.
+                job = self.json_col(8, false),
             );
             sqlx::query(&sql)
                 .bind(json(serde_json::Value::Array(moved))?)

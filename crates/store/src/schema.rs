@@ -140,14 +140,15 @@ mod tests {
             "PRAGMA foreign_keys = OFF",
             "INSERT INTO rollout_hosts (rollout, host_id, ring, progress, updated_at) VALUES \
              ('r', 'h1', 0, 'rolled_back', 0), ('r', 'h2', 0, 'failed', 0), \
-             ('r', 'h3', 0, 'succeeded', 0)",
+             ('r', 'h3', 0, 'succeeded', 0), ('r', 'h4', 0, 'rolled_back', 0)",
             "INSERT INTO job_events (job_id, rollout, host_id, step, at, received_at) VALUES \
              ('r.1.install.h1', 'r', 'h1', 'received', 10, 10), \
              ('r.1.install.h1', 'r', 'h1', 'succeeded', 20, 20), \
              ('r.2.rollback.h1', 'r', 'h1', 'succeeded', 30, 30), \
              ('r.1.install.h2', 'r', 'h2', 'failed', 25, 25), \
              ('r.1.install.h3', 'r', 'h3', 'succeeded', 40, 40), \
-             ('r.3.install.h3', 'r', 'h3', 'succeeded', 50, 50)",
+             ('r.3.install.h3', 'r', 'h3', 'succeeded', 50, 50), \
+             ('r.2.rollback.h4', 'r', 'h4', 'succeeded', 15, 15)",
         ] {
             sqlx::query(statement).execute(&pool).await.unwrap();
         }
@@ -166,6 +167,7 @@ mod tests {
                 ("h1".to_owned(), Some(20)),
                 ("h2".to_owned(), None),
                 ("h3".to_owned(), Some(40)),
+                ("h4".to_owned(), None),
             ]
         );
     }
