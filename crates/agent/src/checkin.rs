@@ -84,8 +84,12 @@ fn report_inventory(
     Ok((sent, answer, inventory))
 }
 
+/// Why a read-only agent refuses every job.
+const READ_ONLY: &str = "this agent runs read-only: it reports the computer and changes nothing";
+
 /// Checks in without changing the computer: the inventory goes to the
-/// server, jobs it hands out are not run and no reboot is made. For a
+/// server, jobs it hands out are refused (and reported so) and no reboot
+/// is made. For a
 /// computer that is watched, not managed (`patchwell-agent run
 /// --read-only`, and the demo's own machine).
 pub fn check_in_read_only(
@@ -96,11 +100,16 @@ pub fn check_in_read_only(
     clock: &dyn Fn() -> Timestamp,
 ) -> Result<CheckIn, CheckInError> {
     let (sent, answer, _) = report_inventory(client, state_dir, root, runner, clock)?;
-    if !answer.jobs.is_empty() {
-        eprintln!(
-            "warning: {} job(s) handed out and not run: this agent runs read-only",
-            answer.jobs.len()
-        );
+    // A job handed out is refused, and the server told why, so that its
+    // rollout records this host as failed with the reason instead of
+    // waiting for it until the job expires.
+    for job in &answer.jobs {
+        let mut refused = protocol::job::StepReport::new(protocol::job::Step::Refused, clock());
+        refused.message = Some(READ_ONLY.into());
+        match client.report_steps(&job.id, &[refused]) {
+            Ok(()) => eprintln!("job {}: refused: {READ_ONLY}", job.id),
+            Err(e) => eprintln!("warning: job {}: refusal not reported: {e}", job.id),
+        }
     }
     Ok(CheckIn {
         sent,

@@ -61,7 +61,8 @@ enum Command {
         /// Inventory the system rooted at DIR instead of this one.
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
-        /// Report the inventory only: never run a job or reboot.
+        /// Report the inventory only: never run a job or reboot (a job handed
+        /// out is reported refused, with why, so its rollout does not wait).
         #[arg(long)]
         read_only: bool,
     },

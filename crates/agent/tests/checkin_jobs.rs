@@ -323,7 +323,8 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
     assert_eq!(changed, [("libssl3", "3.0.15-1~deb12u1")]);
     assert_eq!(done.sent, checkin::Sent::Full);
 
-    // Read-only, a job handed out runs nothing and reports no step.
+    // Read-only, a job handed out runs nothing and is reported refused,
+    // with why.
     let before = seen.lock().unwrap().len();
     let quiet = FakeApt {
         root: root_dir.clone(),
@@ -338,11 +339,27 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
         "{:?}",
         quiet.commands.borrow()
     );
-    let after: Vec<String> = seen.lock().unwrap()[before..]
+    let after: Vec<(String, Vec<u8>)> = seen.lock().unwrap()[before..]
         .iter()
-        .map(|r| r.path.clone())
+        .map(|r| (r.path.clone(), r.body.clone()))
         .collect();
-    assert_eq!(after[0], "/api/v1/agent/heartbeat");
-    assert!(after.iter().all(|p| !p.contains("/jobs/")), "{after:?}");
+    assert_eq!(after[0].0, "/api/v1/agent/heartbeat");
+    let reported: Vec<protocol::job::StepReport> = after
+        .iter()
+        .filter(|(path, _)| path.contains("/jobs/"))
+        .flat_map(|(path, body)| {
+            assert_eq!(path, "/api/v1/agent/jobs/job-1/steps");
+            serde_json::from_slice::<StepsRequest>(body).unwrap().steps
+        })
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0].step, Step::Refused);
+    assert!(
+        reported[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("read-only")),
+        "{reported:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
