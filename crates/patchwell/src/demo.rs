@@ -75,6 +75,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let (data_dir, _scratch) = match &args.data_dir {
+        // The demo builds its fleet from nothing; on an earlier run's data
+        // it would enroll everything twice.
+        Some(dir) if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) => bail!(
+            "--data-dir {}: the directory is not empty; the demo starts from an empty or new \
+             directory (to look at an earlier demo's data, run `patchwell server --data-dir {}`)",
+            dir.display(),
+            dir.display()
+        ),
         Some(dir) => (dir.clone(), Scratch(None)),
         None => {
             let nanos = Timestamp::now().as_nanosecond();
