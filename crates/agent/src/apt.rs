@@ -143,7 +143,7 @@ fn each_offer(
     dir: &Path,
     wanted: impl Fn(&str) -> bool,
     warnings: &mut Vec<String>,
-    mut visit: impl FnMut(&str, &str, &str, &ReleaseInfo, &Path),
+    mut visit: impl FnMut(Stanza<'_>, &ReleaseInfo, &Path),
 ) {
     let Lists {
         packages: package_lists,
@@ -180,11 +180,17 @@ fn each_offer(
         };
         let scanned = crate::deb822::scan(
             reader,
-            ["Package", "Architecture", "Version"],
+            ["Package", "Architecture", "Version", "Source"],
             &wanted,
-            |[name, arch, version]| {
+            |[name, arch, version, source]| {
                 if let (Some(name), Some(arch), Some(version)) = (name, arch, version) {
-                    visit(name, arch, version, &info, list);
+                    let stanza = Stanza {
+                        name,
+                        arch,
+                        version,
+                        source_version: source_version(source, version),
+                    };
+                    visit(stanza, &info, list);
                 }
             },
         );
@@ -192,6 +198,27 @@ fn each_offer(
             warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
         }
     }
+}
+
+/// The fields of one package stanza of an apt list that are read.
+#[derive(Debug, Clone, Copy)]
+struct Stanza<'a> {
+    name: &'a str,
+    arch: &'a str,
+    version: &'a str,
+    /// Its source package's version: the one in `Source: name (version)`,
+    /// else the package's own (as dpkg reads it).
+    source_version: &'a str,
+}
+
+/// The source version a stanza's `Source` field gives, or `version`.
+fn source_version<'a>(source: Option<&'a str>, version: &'a str) -> &'a str {
+    source
+        .and_then(|s| s.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(v, _)| v.trim())
+        .filter(|v| !v.is_empty())
+        .unwrap_or(version)
 }
 
 /// A version an apt list offers, with the release that offers it.
@@ -203,6 +230,8 @@ pub struct Offer {
     pub arch: String,
     /// The version offered.
     pub version: String,
+    /// Its source package's version.
+    pub source_version: String,
     /// The release (suite) that offers it.
     pub release: ReleaseInfo,
 }
@@ -214,11 +243,12 @@ pub fn offers(root: &Root, names: &HashSet<&str>, warnings: &mut Vec<String>) ->
         &root.path(LISTS_DIR),
         |name| names.contains(name),
         warnings,
-        |name, arch, version, release, _| {
+        |stanza, release, _| {
             out.push(Offer {
-                name: name.to_owned(),
-                arch: arch.to_owned(),
-                version: version.to_owned(),
+                name: stanza.name.to_owned(),
+                arch: stanza.arch.to_owned(),
+                version: stanza.version.to_owned(),
+                source_version: stanza.source_version.to_owned(),
                 release: release.clone(),
             })
         },
@@ -258,7 +288,13 @@ pub fn available_updates(
         &root.path(LISTS_DIR),
         |name| names.contains(name),
         warnings,
-        |name, arch, version, info, list| {
+        |stanza, info, list| {
+            let Stanza {
+                name,
+                arch,
+                version,
+                ..
+            } = stanza;
             let Some(&key) = wanted.get(&(name, arch)) else {
                 return;
             };
@@ -373,5 +409,47 @@ mod tests {
         assert_eq!(updates.len(), 1);
         assert!(updates[0].security);
         assert_eq!(updates[0].codename.as_deref(), Some("bookworm-security"));
+    }
+
+    /// An offer's source version: the one `Source:` gives in parentheses
+    /// (a binNMU, or a binary versioned apart), else its own.
+    #[test]
+    fn offers_carry_their_source_version() {
+        let root = std::env::temp_dir().join(format!("patchwell-apt-src-{}", std::process::id()));
+        let lists = root.join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::write(
+            lists.join("deb.example_dists_bookworm_main_binary-amd64_Packages"),
+            "Package: bash\nArchitecture: amd64\nVersion: 5.2.15-2+b7\nSource: bash (5.2.15-2)\n\n\
+             Package: libssl3\nSource: openssl\nArchitecture: amd64\nVersion: 3.0.17-1~deb12u2\n\n\
+             Package: zlib1g\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\n",
+        )
+        .unwrap();
+        let names: HashSet<&str> = ["bash", "libssl3", "zlib1g"].into();
+        let mut warnings = Vec::new();
+        let mut found: Vec<(String, String, String)> =
+            offers(&Root::new(&root), &names, &mut warnings)
+                .into_iter()
+                .map(|o| (o.name, o.version, o.source_version))
+                .collect();
+        std::fs::remove_dir_all(&root).unwrap();
+        found.sort();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            found,
+            [
+                ("bash".into(), "5.2.15-2+b7".into(), "5.2.15-2".into()),
+                (
+                    "libssl3".into(),
+                    "3.0.17-1~deb12u2".into(),
+                    "3.0.17-1~deb12u2".into()
+                ),
+                (
+                    "zlib1g".into(),
+                    "1:1.2.13.dfsg-1".into(),
+                    "1:1.2.13.dfsg-1".into()
+                ),
+            ]
+        );
     }
 }

@@ -467,6 +467,9 @@ struct SimHost {
     credential: String,
     key: String,
     inventory: Inventory,
+    /// The source version of each (package, architecture, version) the apt
+    /// lists offer, shared by the fleet: what an install moves to.
+    sources: Arc<HashMap<(String, String, String), String>>,
 }
 
 const DEPARTMENTS: [&str; 5] = ["finance", "engineering", "sales", "operations", "hr"];
@@ -482,7 +485,7 @@ const SERVERS: [&str; 2] = ["Dell PowerEdge R650", "HPE ProLiant DL360 Gen10"];
 /// updates published since), and the updates those lists then offer.
 fn sample_inventory(
     machine: &Inventory,
-    oldest: &HashMap<(String, String), String>,
+    oldest: &HashMap<(String, String), (String, String)>,
     newest: &HashMap<(String, String), (String, &agent::apt::Offer)>,
     dice: &mut Dice,
     hostname: &str,
@@ -501,9 +504,12 @@ fn sample_inventory(
     let behind = dice.below(100) < 70;
     for p in &mut inv.packages {
         let key = (p.name.clone(), p.arch.clone());
-        if let Some(old) = oldest.get(&key) {
+        if let Some((old, old_source)) = oldest.get(&key) {
             if behind && dice.below(100) < 60 && is_older(old, &p.version) {
+                // The source version goes back with it: advisories name
+                // source packages, and match by the source's version.
                 p.version = old.clone();
+                p.source_version = Some(old_source.clone());
             }
         }
     }
@@ -551,14 +557,23 @@ async fn simulate_fleet(
     // Per package: the oldest version offered, and the newest with the
     // release that offers it (a security suite wins a tie, as apt's
     // candidate does for the agent).
-    let mut oldest: HashMap<(String, String), String> = HashMap::new();
+    let sources: Arc<HashMap<(String, String, String), String>> = Arc::new(
+        offers
+            .iter()
+            .map(|o| {
+                let key = (o.name.clone(), o.arch.clone(), o.version.clone());
+                (key, o.source_version.clone())
+            })
+            .collect(),
+    );
+    let mut oldest: HashMap<(String, String), (String, String)> = HashMap::new();
     let mut newest: HashMap<(String, String), (String, &agent::apt::Offer)> = HashMap::new();
     for o in offers {
         let key = (o.name.clone(), o.arch.clone());
         match oldest.get(&key) {
-            Some(v) if !is_older(&o.version, v) => {}
+            Some((v, _)) if !is_older(&o.version, v) => {}
             _ => {
-                oldest.insert(key.clone(), o.version.clone());
+                oldest.insert(key.clone(), (o.version.clone(), o.source_version.clone()));
             }
         }
         let replace = match newest.get(&key) {
@@ -647,6 +662,7 @@ async fn simulate_fleet(
             credential,
             key,
             inventory,
+            sources: Arc::clone(&sources),
         };
         put_inventory(http, base, &host).await?;
         hosts.push(host);
@@ -828,6 +844,13 @@ async fn carry_out(
                 to: wanted.version.clone(),
             });
             p.version = wanted.version.clone();
+            let offered = (p.name.clone(), p.arch.clone(), p.version.clone());
+            p.source_version = Some(
+                h.sources
+                    .get(&offered)
+                    .cloned()
+                    .unwrap_or_else(|| p.version.clone()),
+            );
         }
     }
     let mut installed = StepReport::new(Step::Installed, Timestamp::now());
