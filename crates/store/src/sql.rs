@@ -63,6 +63,25 @@ pub(crate) fn parse_json_array<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// A package as a database-built JSON row gives it: manager, name,
+/// version, arch, source, source version, state, held.
+type PackageJson = (String, String, String, String, String, String, String, i64);
+
+/// A package from its [`PackageJson`] row.
+fn stored_package(row: PackageJson) -> Result<Package> {
+    let (manager, name, version, arch, source, source_version, state, held) = row;
+    Ok(Package {
+        manager: parse_stored(&manager)?,
+        name,
+        version,
+        arch,
+        source: Some(source),
+        source_version: Some(source_version),
+        state: parse_stored(&state)?,
+        held: held != 0,
+    })
+}
+
 /// A stored name read back; one the protocol does not know means a damaged database.
 fn parse_stored<T: std::str::FromStr<Err = protocol::UnknownName>>(name: &str) -> Result<T> {
     name.parse()
@@ -306,9 +325,19 @@ impl Store {
     /// of `columns`: the way long lists are read, since sqlx's SQLite
     /// driver hands each row over from a worker thread one at a time.
     pub(crate) fn json_array_of(&self, columns: &str) -> String {
+        let row = self.json_array_sql(columns);
         match self.backend {
-            Backend::Sqlite => format!("CAST(json_group_array(json_array({columns})) AS TEXT)"),
-            Backend::Postgres => format!("CAST(json_agg(json_build_array({columns})) AS TEXT)"),
+            Backend::Sqlite => format!("CAST(json_group_array({row}) AS TEXT)"),
+            Backend::Postgres => format!("CAST(json_agg({row}) AS TEXT)"),
+        }
+    }
+
+    /// The SQL of one JSON array of `columns` (within a row of
+    /// [`Store::json_array_of`]).
+    pub(crate) fn json_array_sql(&self, columns: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("json_array({columns})"),
+            Backend::Postgres => format!("json_build_array({columns})"),
         }
     }
 
@@ -1498,24 +1527,11 @@ impl InventoryStore for Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        type Row = (String, String, String, String, String, String, String, i64);
-        let rows: Vec<Row> = parse_json_array(built, &format!("the packages of host {host_id}"))?;
+        let rows: Vec<PackageJson> =
+            parse_json_array(built, &format!("the packages of host {host_id}"))?;
         let mut packages = rows
             .into_iter()
-            .map(
-                |(manager, name, version, arch, source, source_version, state, held)| {
-                    Ok(Package {
-                        manager: parse_stored(&manager)?,
-                        name,
-                        version,
-                        arch,
-                        source: Some(source),
-                        source_version: Some(source_version),
-                        state: parse_stored(&state)?,
-                        held: held != 0,
-                    })
-                },
-            )
+            .map(stored_package)
             .collect::<Result<Vec<_>>>()?;
         packages.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
         Ok(packages)
@@ -1700,10 +1716,13 @@ impl InventoryStore for Store {
                SELECT id FROM package_versions WHERE name IN ({names}) OR source IN ({names}) \
                UNION SELECT v.id FROM package_versions v, ({}) AS x \
                  WHERE substr(v.name, 1, length(x.value)) = x.value)",
-            self.json_array_of(
-                "hp.host_id, pv.manager, pv.name, pv.version, pv.arch, pv.source, \
-                 pv.source_version, hp.state, hp.held"
-            ),
+            self.json_array_of(&format!(
+                "hp.host_id, {}",
+                self.json_array_sql(
+                    "pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+                     hp.state, hp.held"
+                )
+            )),
             self.json_values(1, "text"),
             self.json_values(3, "text"),
             names = self.json_values(2, "text"),
@@ -1715,37 +1734,10 @@ impl InventoryStore for Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            i64,
-        );
-        let rows: Vec<Row> = parse_json_array(built, "the packages of hosts")?;
+        let rows: Vec<(String, PackageJson)> = parse_json_array(built, "the packages of hosts")?;
         let mut found = rows
             .into_iter()
-            .map(
-                |(host, manager, name, version, arch, source, source_version, state, held)| {
-                    Ok((
-                        host,
-                        Package {
-                            manager: parse_stored(&manager)?,
-                            name,
-                            version,
-                            arch,
-                            source: Some(source),
-                            source_version: Some(source_version),
-                            state: parse_stored(&state)?,
-                            held: held != 0,
-                        },
-                    ))
-                },
-            )
+            .map(|(host, row)| Ok((host, stored_package(row)?)))
             .collect::<Result<Vec<_>>>()?;
         found.sort_by(|(h, a), (g, b)| (h, &a.name, &a.arch).cmp(&(g, &b.name, &b.arch)));
         Ok(found)
