@@ -298,22 +298,30 @@ pub(crate) async fn show(
 ) -> PageResult {
     // The page and its review from one plan, as the API's show and review
     // give them.
-    let (mut r, review) = rollouts::shown_and_reviewed(&state, &name).await?;
-    // The hosts are taken out of the answer, not copied (10,000 of them).
-    let mut hosts: Vec<Value> = match r["hosts"].take() {
-        Value::Array(all) => all,
-        _ => Vec::new(),
-    };
+    let (r, review, mut hosts) = rollouts::shown_and_reviewed(&state, &name).await?;
     let every = hosts.len();
-    let mut by_progress: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_progress: BTreeMap<&str, usize> = BTreeMap::new();
     for h in &hosts {
-        *by_progress.entry(text(&h["progress"])).or_default() += 1;
+        *by_progress.entry(dash(&h.progress)).or_default() += 1;
     }
+    let by_progress: Vec<(String, usize)> = by_progress
+        .into_iter()
+        .map(|(p, n)| (p.to_owned(), n))
+        .collect();
     if let Some(only) = l.only.as_deref().filter(|o| !o.is_empty()) {
-        hosts.retain(|h| h["progress"].as_str() == Some(only));
+        hosts.retain(|h| h.progress.as_deref() == Some(only));
     }
-    let key = l.sort_or("hostname").to_owned();
-    order(&mut hosts, l.descending(), |h| text(&h[key.as_str()]));
+    // Sorted by borrowed text: no copy of 10,000 keys.
+    let field: fn(&rollouts::ShownHost) -> &str = match l.sort_or("hostname") {
+        "ring" => |h| dash(&h.ring),
+        "progress" => |h| dash(&h.progress),
+        "step" => |h| dash(&h.step),
+        _ => |h| dash(&h.hostname),
+    };
+    hosts.sort_by(|a, b| field(a).cmp(field(b)));
+    if l.descending() {
+        hosts.reverse();
+    }
     let base = format!("/console/rollouts/{}", encode(&name));
     let status = r["status"].as_str().unwrap_or_default();
     let waiting_rings: Vec<String> = r["rings"]
@@ -438,12 +446,12 @@ pub(crate) async fn show(
                 } }
                 tbody { @for h in l.window(&hosts) {
                     tr {
-                        td { a href=(format!("/console/hosts/{}", encode(h["host"].as_str().unwrap_or_default()))) { (text(&h["hostname"])) } }
-                        td { (text(&h["ring"])) }
-                        td { (text(&h["progress"])) }
-                        td { (text(&h["step"])) }
-                        td { (text(&h["action"])) }
-                        td { (text(&h["detail"])) }
+                        td { a href=(format!("/console/hosts/{}", encode(&h.host))) { (dash(&h.hostname)) } }
+                        td { (dash(&h.ring)) }
+                        td { (dash(&h.progress)) }
+                        td { (dash(&h.step)) }
+                        td { (h.action) }
+                        td { (dash(&h.detail)) }
                     }
                 } }
             }
@@ -456,6 +464,11 @@ pub(crate) async fn show(
         l.done.as_deref(),
         content,
     ))
+}
+
+/// A text shown, or a dash where there is none (as `text` shows null).
+fn dash(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("\u{2014}")
 }
 
 fn seconds(v: &Value) -> String {
