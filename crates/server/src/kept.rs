@@ -257,7 +257,9 @@ mod tests {
         let slow: Arc<Kept<u32>> = Arc::default();
         let none = slow
             .get_within(1, at(100), keep, Duration::from_millis(20), || async {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Far longer than the patience, so that a stalled
+                // machine does not see both end at once.
+                tokio::time::sleep(Duration::from_millis(600)).await;
                 Ok(3)
             })
             .await
