@@ -188,7 +188,11 @@ fn each_offer(
                         name,
                         arch,
                         version,
-                        source_version: source_version(source, version),
+                        source_version: source
+                            .and_then(|s| crate::dpkg::split_source(s, version))
+                            .map(|(_, v)| v)
+                            .filter(|v| !v.is_empty())
+                            .unwrap_or(version),
                     };
                     visit(stanza, &info, list);
                 }
@@ -209,16 +213,6 @@ struct Stanza<'a> {
     /// Its source package's version: the one in `Source: name (version)`,
     /// else the package's own (as dpkg reads it).
     source_version: &'a str,
-}
-
-/// The source version a stanza's `Source` field gives, or `version`.
-fn source_version<'a>(source: Option<&'a str>, version: &'a str) -> &'a str {
-    source
-        .and_then(|s| s.split_once('('))
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(v, _)| v.trim())
-        .filter(|v| !v.is_empty())
-        .unwrap_or(version)
 }
 
 /// A version an apt list offers, with the release that offers it.

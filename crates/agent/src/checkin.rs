@@ -89,9 +89,8 @@ const READ_ONLY: &str = "this agent runs read-only: it reports the computer and 
 
 /// Checks in without changing the computer: the inventory goes to the
 /// server, jobs it hands out are refused (and reported so) and no reboot
-/// is made. For a
-/// computer that is watched, not managed (`patchwell-agent run
-/// --read-only`, and the demo's own machine).
+/// is made. For a computer that is watched, not managed (`patchwell-agent
+/// run --read-only`, and the demo's own machine).
 pub fn check_in_read_only(
     client: &Client,
     state_dir: &Path,

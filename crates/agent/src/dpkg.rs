@@ -39,6 +39,19 @@ pub fn parse_status(
 
 /// One paragraph: `Ok(None)` for a package dpkg remembers but that is not
 /// installed at all (`not-installed`).
+/// The source package and its version a `Source` field gives: `name`
+/// (built at the package's own `version`) or `name (version)`. None when
+/// it is neither.
+pub(crate) fn split_source<'a>(field: &'a str, version: &'a str) -> Option<(&'a str, &'a str)> {
+    match field.split_once(' ') {
+        None => Some((field, version)),
+        Some((source, rest)) => {
+            let v = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
+            Some((source, v.trim()))
+        }
+    }
+}
+
 fn package(values: &mut [Option<String>]) -> Result<Option<Package>, String> {
     let [name, status, arch, version, source] = values else {
         unreachable!("one value per field")
@@ -68,18 +81,11 @@ fn package(values: &mut [Option<String>]) -> Result<Option<Package>, String> {
     let arch = arch.take().unwrap_or_default();
     let (source, source_version) = match source.take() {
         None => (name.clone(), version.clone()),
-        Some(field) => match field.split_once(' ') {
-            Some((source, rest)) => {
-                let v = rest
-                    .trim()
-                    .strip_prefix('(')
-                    .and_then(|r| r.strip_suffix(')'));
-                let v =
-                    v.ok_or_else(|| format!("package {name} has a malformed Source {field:?}"))?;
-                (source.to_owned(), v.trim().to_owned())
-            }
-            None => (field, version.clone()),
-        },
+        Some(field) => {
+            let (source, v) = split_source(&field, &version)
+                .ok_or_else(|| format!("package {name} has a malformed Source {field:?}"))?;
+            (source.to_owned(), v.to_owned())
+        }
     };
     Ok(Some(Package {
         manager: Manager::Dpkg,

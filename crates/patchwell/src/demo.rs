@@ -467,9 +467,25 @@ struct SimHost {
     credential: String,
     key: String,
     inventory: Inventory,
-    /// The source version of each (package, architecture, version) the apt
-    /// lists offer, shared by the fleet: what an install moves to.
-    sources: Arc<HashMap<(String, String, String), String>>,
+    /// What an install moves a package's source version to.
+    sources: Arc<Sources>,
+}
+
+/// The source version of each (package, architecture, version) the apt
+/// lists offer, shared by the fleet.
+type Sources = HashMap<(String, String, String), String>;
+
+/// Moves a simulated package to `version`, and its source version with it
+/// (advisories name source packages, and match by the source's version).
+fn move_to(p: &mut protocol::Package, version: &str, sources: &Sources) {
+    p.version = version.to_owned();
+    let offered = (p.name.clone(), p.arch.clone(), p.version.clone());
+    p.source_version = Some(
+        sources
+            .get(&offered)
+            .cloned()
+            .unwrap_or_else(|| p.version.clone()),
+    );
 }
 
 const DEPARTMENTS: [&str; 5] = ["finance", "engineering", "sales", "operations", "hr"];
@@ -485,8 +501,9 @@ const SERVERS: [&str; 2] = ["Dell PowerEdge R650", "HPE ProLiant DL360 Gen10"];
 /// updates published since), and the updates those lists then offer.
 fn sample_inventory(
     machine: &Inventory,
-    oldest: &HashMap<(String, String), (String, String)>,
+    oldest: &HashMap<(String, String), String>,
     newest: &HashMap<(String, String), (String, &agent::apt::Offer)>,
+    sources: &Sources,
     dice: &mut Dice,
     hostname: &str,
     model: &str,
@@ -504,12 +521,9 @@ fn sample_inventory(
     let behind = dice.below(100) < 70;
     for p in &mut inv.packages {
         let key = (p.name.clone(), p.arch.clone());
-        if let Some((old, old_source)) = oldest.get(&key) {
+        if let Some(old) = oldest.get(&key) {
             if behind && dice.below(100) < 60 && is_older(old, &p.version) {
-                // The source version goes back with it: advisories name
-                // source packages, and match by the source's version.
-                p.version = old.clone();
-                p.source_version = Some(old_source.clone());
+                move_to(p, old, sources);
             }
         }
     }
@@ -557,7 +571,7 @@ async fn simulate_fleet(
     // Per package: the oldest version offered, and the newest with the
     // release that offers it (a security suite wins a tie, as apt's
     // candidate does for the agent).
-    let sources: Arc<HashMap<(String, String, String), String>> = Arc::new(
+    let sources: Arc<Sources> = Arc::new(
         offers
             .iter()
             .map(|o| {
@@ -566,14 +580,14 @@ async fn simulate_fleet(
             })
             .collect(),
     );
-    let mut oldest: HashMap<(String, String), (String, String)> = HashMap::new();
+    let mut oldest: HashMap<(String, String), String> = HashMap::new();
     let mut newest: HashMap<(String, String), (String, &agent::apt::Offer)> = HashMap::new();
     for o in offers {
         let key = (o.name.clone(), o.arch.clone());
         match oldest.get(&key) {
-            Some((v, _)) if !is_older(&o.version, v) => {}
+            Some(v) if !is_older(&o.version, v) => {}
             _ => {
-                oldest.insert(key.clone(), (o.version.clone(), o.source_version.clone()));
+                oldest.insert(key.clone(), o.version.clone());
             }
         }
         let replace = match newest.get(&key) {
@@ -612,7 +626,9 @@ async fn simulate_fleet(
         } else {
             *dice.pick(&LAPTOPS)
         };
-        let inventory = sample_inventory(machine, &oldest, &newest, &mut dice, &hostname, model);
+        let inventory = sample_inventory(
+            machine, &oldest, &newest, &sources, &mut dice, &hostname, model,
+        );
         let enrolled = http
             .post(format!("{base}/api/v1/agent/enroll"))
             .json(&json!({"token": token, "hostname": hostname}))
@@ -843,14 +859,7 @@ async fn carry_out(
                 from: Some(p.version.clone()),
                 to: wanted.version.clone(),
             });
-            p.version = wanted.version.clone();
-            let offered = (p.name.clone(), p.arch.clone(), p.version.clone());
-            p.source_version = Some(
-                h.sources
-                    .get(&offered)
-                    .cloned()
-                    .unwrap_or_else(|| p.version.clone()),
-            );
+            move_to(p, &wanted.version, &h.sources);
         }
     }
     let mut installed = StepReport::new(Step::Installed, Timestamp::now());

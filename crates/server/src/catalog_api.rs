@@ -321,21 +321,17 @@ pub(crate) async fn show_advisory(
         .collect();
     named.sort_unstable();
     named.dedup();
-    let records = if shown.is_empty() {
-        Vec::new()
-    } else {
-        state
-            .store
-            .list_hosts(
-                &store::HostFilter {
-                    ids: Some(shown.clone()),
-                    ..store::HostFilter::default()
-                },
-                now(&state),
-                state.config.stale_after,
-            )
-            .await?
-    };
+    let records = state
+        .store
+        .list_hosts(
+            &store::HostFilter {
+                ids: Some(shown.clone()),
+                ..store::HostFilter::default()
+            },
+            now(&state),
+            state.config.stale_after,
+        )
+        .await?;
     let mut packages: HashMap<String, Vec<protocol::Package>> = HashMap::new();
     let names = store::PackageNames {
         names: &named,

@@ -1676,28 +1676,13 @@ impl InventoryStore for Store {
     }
 
     async fn updates(&self, host_id: &str) -> Result<Vec<AvailableUpdate>> {
-        let rows = sqlx::query(
-            "SELECT manager, name, arch, installed, candidate, suite, codename, origin, security \
-             FROM host_updates WHERE host_id = $1 ORDER BY manager, name, arch",
-        )
-        .bind(host_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AvailableUpdate {
-                    manager: parse_stored(&r.try_get::<String, _>(0)?)?,
-                    name: r.try_get(1)?,
-                    arch: r.try_get(2)?,
-                    installed: r.try_get(3)?,
-                    candidate: r.try_get(4)?,
-                    suite: r.try_get(5)?,
-                    codename: r.try_get(6)?,
-                    origin: r.try_get(7)?,
-                    security: r.try_get::<i64, _>(8)? != 0,
-                })
-            })
-            .collect()
+        let hosts = [host_id.to_owned()];
+        Ok(self
+            .updates_of(&hosts)
+            .await?
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect())
     }
 
     async fn packages_of(
