@@ -612,16 +612,18 @@ mod tests {
     /// and the header's link turns it around.
     #[test]
     fn a_header_shows_the_default_direction() {
-        let fresh = Listing::default();
-        let header = fresh
-            .header_by(
+        let created = |l: &Listing| {
+            l.header_by(
                 "/console/rollouts",
                 "created_at",
                 "Created",
                 "created_at",
                 true,
             )
-            .into_string();
+            .into_string()
+        };
+        let fresh = Listing::default();
+        let header = created(&fresh);
         assert!(header.contains(r#"aria-sort="descending""#), "{header}");
         assert!(header.contains("dir=asc"), "{header}");
         assert!(fresh.descending_or(true));
@@ -636,15 +638,7 @@ mod tests {
             ..Listing::default()
         };
         assert!(!ascending.descending_or(true));
-        let header = ascending
-            .header_by(
-                "/console/rollouts",
-                "created_at",
-                "Created",
-                "created_at",
-                true,
-            )
-            .into_string();
+        let header = created(&ascending);
         assert!(header.contains(r#"aria-sort="ascending""#), "{header}");
         assert!(header.contains("dir=desc"), "{header}");
     }
