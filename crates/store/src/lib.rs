@@ -23,6 +23,7 @@ mod people;
 mod plan;
 mod rollout;
 mod schema;
+mod package_sets;
 mod sql;
 
 use jiff::Timestamp;

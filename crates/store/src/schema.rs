@@ -22,10 +22,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
         10,
         include_str!("../migrations/0010_rollout_installed_at.sql"),
     ),
+    (11, include_str!("../migrations/0011_package_sets.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 10;
+pub(crate) const LATEST: u32 = 11;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -36,6 +36,8 @@ pub struct Store {
     /// rather than in SQLite's busy handler, which sleeps in growing steps
     /// and wastes most of the time it waits.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Package sets read so far (see [`crate::package_sets`]).
+    pub(crate) sets: std::sync::Arc<crate::package_sets::SetCache>,
 }
 
 /// Rows per multi-row statement; well inside both databases' parameter limits.
@@ -117,6 +119,20 @@ struct StoredHead {
     os_version: Option<String>,
     sum: Option<PackageSum>,
     head: Option<Vec<u8>>,
+    /// The host's package set, the size of that set, and how many rows of
+    /// its own the host keeps beside it.
+    package_set: Option<i64>,
+    set_size: i64,
+    own: i64,
+}
+
+impl StoredHead {
+    /// Whether the host keeps so many rows of its own that its packages
+    /// should be settled again.
+    fn too_many_own(&self) -> bool {
+        usize::try_from(self.own).unwrap_or(usize::MAX)
+            > crate::package_sets::own_limit(usize::try_from(self.set_size).unwrap_or(0))
+    }
 }
 
 impl StoredHead {
@@ -137,6 +153,17 @@ impl StoredHead {
     }
 }
 
+/// A host's stored rows of some packages' names (see `Store::rows_by_key`).
+#[derive(Default)]
+struct RowsByKey {
+    /// The packages the host has, by key, with their version ids.
+    packages: HashMap<protocol::PackageKey, (i64, Package)>,
+    /// The host's own rows, by version id.
+    own: HashMap<i64, crate::package_sets::OwnRow>,
+    /// Its set's rows, by version id.
+    set: crate::package_sets::Rows,
+}
+
 /// The head of an inventory as it is written to the host's row.
 struct WrittenHead<'a> {
     head: InventoryHead<'a>,
@@ -144,10 +171,13 @@ struct WrittenHead<'a> {
     digest: &'a str,
     sum: PackageSum,
     head_digest: &'a [u8],
+    /// The host's package set and its count of own rows.
+    package_set: Option<i64>,
+    own: usize,
 }
 
 /// The rows of a [`Store::joined`] aggregate, each as its fields.
-fn split_joined(joined: Option<&str>) -> impl Iterator<Item = Vec<&str>> {
+pub(crate) fn split_joined(joined: Option<&str>) -> impl Iterator<Item = Vec<&str>> {
     joined
         .into_iter()
         .flat_map(|text| text.split('\u{1d}'))
@@ -157,7 +187,7 @@ fn split_joined(joined: Option<&str>) -> impl Iterator<Item = Vec<&str>> {
 /// A list bound as one JSON parameter (see [`Store::json_values`]).
 /// Lists of strings and numbers always serialise; the error is kept only
 /// so that none is ever swallowed.
-fn json_list(json: serde_json::Result<String>) -> Result<String> {
+pub(crate) fn json_list(json: serde_json::Result<String>) -> Result<String> {
     json.map_err(|e| Error::Invalid(format!("a list of package rows: {e}")))
 }
 
@@ -312,6 +342,7 @@ impl Store {
             pool,
             backend,
             writer: Default::default(),
+            sets: Default::default(),
         })
     }
 
@@ -374,51 +405,6 @@ impl Store {
         })
     }
 
-    /// A host's stored package sum, and its package rows by key:
-    /// key -> (package id, state, held).
-    async fn host_rows<'c, E>(
-        &self,
-        executor: E,
-        host_id: &str,
-    ) -> Result<(Option<PackageSum>, HashMap<String, (i64, String, i64)>)>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Any>,
-    {
-        // One statement, so the sum and the rows are one snapshot; one row,
-        // so they travel as one value.
-        let sql = format!(
-            "SELECT h.packages_sum, (SELECT {} FROM host_packages hp \
-             JOIN package_versions pv ON pv.id = hp.package_id WHERE hp.host_id = h.id) \
-             FROM hosts h WHERE h.id = $1",
-            self.joined(&["pv.key", "hp.package_id", "hp.state", "hp.held"])
-        );
-        let row = sqlx::query(&sql)
-            .bind(host_id)
-            .fetch_optional(executor)
-            .await?;
-        let mut sum = None;
-        let mut map = HashMap::new();
-        if let Some(row) = row {
-            sum = sum_of(row.try_get(0)?);
-            let joined: Option<String> = row.try_get(1)?;
-            for fields in split_joined(joined.as_deref()) {
-                let [key, id, state, held] = fields[..] else {
-                    return Err(Error::Corrupt(format!("a package row of host {host_id}")));
-                };
-                let number = |text: &str| {
-                    text.parse::<i64>().map_err(|_| {
-                        Error::Corrupt(format!("package row {text:?} of host {host_id}"))
-                    })
-                };
-                map.insert(
-                    key.to_owned(),
-                    (number(id)?, state.to_owned(), number(held)?),
-                );
-            }
-        }
-        Ok((sum, map))
-    }
-
     /// What is stored of a host's inventory, read under the writer's turn
     /// (and on PostgreSQL locked) in `tx`.
     async fn stored_head(
@@ -427,7 +413,8 @@ impl Store {
         host_id: &str,
     ) -> Result<StoredHead> {
         let sql = format!(
-            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest \
+            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
+             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set) \
              FROM hosts WHERE id = $1{}",
             self.for_update()
         );
@@ -443,66 +430,90 @@ impl Store {
             os_version: row.try_get(3)?,
             sum: sum_of(row.try_get(4)?),
             head: row.try_get(5)?,
+            package_set: row.try_get(6)?,
+            own: row.try_get(7)?,
+            set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
         })
     }
 
-    /// A host's stored packages with these keys, with their row ids.
+    /// A host's stored rows of the packages with these keys' names, by key,
+    /// with their version ids (the packages it has); and, of those names,
+    /// its own rows and its set's rows by version id.
     async fn rows_by_key(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         host_id: &str,
+        package_set: Option<i64>,
         keys: &[protocol::PackageKey],
-    ) -> Result<HashMap<protocol::PackageKey, (i64, Package)>> {
+    ) -> Result<RowsByKey> {
         let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
         let names: std::collections::BTreeSet<&str> =
             keys.iter().map(|k| k.name.as_str()).collect();
         let managers: std::collections::BTreeSet<&str> =
             keys.iter().map(|k| k.manager.as_str()).collect();
-        // The package versions of these names first, then this host's rows
-        // of them: CROSS JOIN keeps SQLite to that order, which reads a
-        // handful of rows instead of the host's thousand.
-        let sql = format!(
-            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-             hp.state, hp.held, hp.package_id \
-             FROM package_versions pv CROSS JOIN host_packages hp \
-             WHERE hp.package_id = pv.id AND hp.host_id = $1 \
-             AND pv.manager IN ({}) AND pv.name IN ({})",
+        // The package versions of these names first, then the host's and
+        // its set's rows of them: CROSS JOIN keeps SQLite to that order,
+        // which reads a handful of rows instead of a thousand.
+        let names_of = format!(
+            "pv.manager IN ({}) AND pv.name IN ({})",
             self.json_values(2, "text"),
             self.json_values(3, "text"),
+        );
+        let sql = format!(
+            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+             hp.state, hp.held, hp.package_id, 1, hp.present \
+             FROM package_versions pv CROSS JOIN host_packages hp \
+             WHERE hp.package_id = pv.id AND hp.host_id = $1 AND {names_of} \
+             UNION ALL \
+             SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+             sr.state, sr.held, sr.package_id, 0, 1 \
+             FROM package_versions pv CROSS JOIN package_set_rows sr \
+             WHERE sr.package_id = pv.id AND sr.set_id = $4 AND {names_of}"
         );
         let list = |values: Vec<&str>| json_list(serde_json::to_string(&values));
         let rows = sqlx::query(&sql)
             .bind(host_id)
             .bind(list(managers.into_iter().collect())?)
             .bind(list(names.into_iter().collect())?)
+            .bind(package_set)
             .fetch_all(&mut **tx)
             .await?;
-        let mut found = HashMap::with_capacity(keys.len());
+        let mut found = RowsByKey::default();
+        let mut from_set = Vec::new();
         for row in rows {
             let package = package_from_row(&row, 0)?;
-            let key = package.key();
-            if wanted.contains(&key) {
-                found.insert(key, (row.try_get(8)?, package));
+            let id: i64 = row.try_get(8)?;
+            let own: i64 = row.try_get(9)?;
+            let present: i64 = row.try_get(10)?;
+            let state = (package.state.as_str().to_owned(), i64::from(package.held));
+            if own != 0 {
+                found.own.insert(id, (present != 0, state.0, state.1));
+                if present != 0 && wanted.contains(&package.key()) {
+                    found.packages.insert(package.key(), (id, package));
+                }
+            } else {
+                found.set.insert(id, state);
+                from_set.push((id, package));
+            }
+        }
+        // The set's rows count where the host has no row of its own.
+        for (id, package) in from_set {
+            if !found.own.contains_key(&id) && wanted.contains(&package.key()) {
+                found.packages.insert(package.key(), (id, package));
             }
         }
         Ok(found)
     }
 
-    /// Deletes a host's `gone` rows and inserts `new_rows`, storing the
-    /// package versions not yet known.
-    async fn write_packages(
+    /// The version ids of these rows' packages, storing the versions not yet
+    /// known (hosts cloned from one image know most already).
+    async fn ensure_package_ids(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        host_id: &str,
-        gone: &[i64],
-        new_rows: &[&PackageRow<'_>],
-    ) -> Result<()> {
-        // Package versions of the new rows: most are known already (hosts
-        // cloned from one image share them); insert only the rest.
-        let mut ids = self
-            .package_ids(tx, new_rows.iter().map(|r| r.key.as_str()))
-            .await?;
-        let missing: Vec<&PackageRow<'_>> = new_rows
+        rows: &[&PackageRow<'_>],
+    ) -> Result<HashMap<String, i64>> {
+        let mut ids = self.package_ids(tx, rows.iter().map(|r| r.key.as_str())).await?;
+        let missing: Vec<&PackageRow<'_>> = rows
             .iter()
             .copied()
             .filter(|r| !ids.contains_key(&r.key))
@@ -538,48 +549,54 @@ impl Store {
             self.package_ids(tx, missing.iter().map(|r| r.key.as_str()))
                 .await?,
         );
+        Ok(ids)
+    }
 
-        if !gone.is_empty() {
-            let sql = format!(
-                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
-                self.json_values(2, "bigint")
-            );
-            let gone = json_list(serde_json::to_string(gone))?;
-            sqlx::query(&sql)
-                .bind(host_id)
-                .bind(gone)
-                .execute(&mut **tx)
-                .await?;
-        }
-        // The new rows travel as one JSON array of [package id, state, held].
-        let mut rows = Vec::with_capacity(new_rows.len());
-        for r in new_rows {
+    /// The rows of `rows` by version id, as a host should have them.
+    fn target_rows(
+        rows: &[&PackageRow<'_>],
+        ids: &HashMap<String, i64>,
+    ) -> Result<crate::package_sets::Rows> {
+        let mut target = crate::package_sets::Rows::with_capacity(rows.len());
+        for r in rows {
             let id = *ids
                 .get(&r.key)
                 .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-            rows.push((id, r.package.state.as_str(), i64::from(r.package.held)));
+            target.insert(
+                id,
+                (
+                    r.package.state.as_str().to_owned(),
+                    i64::from(r.package.held),
+                ),
+            );
         }
-        if !rows.is_empty() {
-            let sql = match self.backend {
-                Backend::Sqlite => {
-                    "INSERT INTO host_packages (host_id, package_id, state, held) \
-                     SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-                     json_extract(value, '$[2]') FROM json_each($2)"
-                }
-                Backend::Postgres => {
-                    "INSERT INTO host_packages (host_id, package_id, state, held) \
-                     SELECT $1, (r->>0)::bigint, r->>1, (r->>2)::bigint \
-                     FROM json_array_elements($2::json) AS r"
-                }
-            };
-            let rows = json_list(serde_json::to_string(&rows))?;
-            sqlx::query(sql)
-                .bind(host_id)
-                .bind(rows)
-                .execute(&mut **tx)
-                .await?;
+        Ok(target)
+    }
+
+    /// A host's packages as they are stored: its set's rows with its own
+    /// laid over them.
+    async fn stored_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        package_set: Option<i64>,
+    ) -> Result<(
+        crate::package_sets::Rows,
+        HashMap<i64, crate::package_sets::OwnRow>,
+    )> {
+        let own = self.own_rows(tx, host_id).await?;
+        let mut rows = match package_set {
+            Some(id) => (*self.set_rows(tx, id).await?).clone(),
+            None => crate::package_sets::Rows::new(),
+        };
+        for (id, (present, state, held)) in &own {
+            if *present {
+                rows.insert(*id, (state.clone(), *held));
+            } else {
+                rows.remove(id);
+            }
         }
-        Ok(())
+        Ok((rows, own))
     }
 
     /// Writes the host's row from an inventory's head, and its updates,
@@ -602,7 +619,7 @@ impl Store {
             "UPDATE hosts SET hostname = $2, machine_id = $3, os_id = $4, os_version = $5, os_codename = $6, \
              kernel = $7, arch = $8, reboot_required = $9, facts = $10, inventory_digest = $11, \
              inventory_collected_at = $12, last_seen = CASE WHEN last_seen < $13 THEN $13 ELSE last_seen END, \
-             packages_sum = $14, head_digest = $15 \
+             packages_sum = $14, head_digest = $15, package_set = $16, own_packages = $17 \
              WHERE id = $1",
         )
         .bind(host_id)
@@ -620,6 +637,8 @@ impl Store {
         .bind(now.as_second())
         .bind(written.sum.to_bytes().to_vec())
         .bind(written.head_digest.to_vec())
+        .bind(written.package_set)
+        .bind(i64::try_from(written.own).unwrap_or(i64::MAX))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -690,7 +709,7 @@ impl Store {
     /// fields split by U+001E, rows by U+001D (stored names hold no control
     /// characters). Many rows then travel as one value, which matters on
     /// SQLite, where sqlx hands each row over from its worker thread.
-    fn joined(&self, columns: &[&str]) -> String {
+    pub(crate) fn joined(&self, columns: &[&str]) -> String {
         let (aggregate, char_fn) = match self.backend {
             Backend::Sqlite => ("group_concat", "char"),
             Backend::Postgres => ("string_agg", "chr"),
@@ -1366,58 +1385,37 @@ impl InventoryStore for Store {
         let sum = PackageSum::of(&inv.packages);
         let head = head_digest(&inv.head());
 
-        // Read the host's rows before taking the writer's turn, unless its
-        // packages are those stored (an inventory resent unchanged); under
-        // the turn, read them again only if they changed in between.
-        // The packages are checked then too, outside the turn, when they
-        // are likely to be needed.
-        let (seen_sum, seen_rows, mut checked) = match self.stored_sum(&self.pool, host_id).await? {
-            Some(stored) if stored == sum => (Some(sum), None, None),
-            _ => {
-                let checked = package_rows(&inv.packages)?;
-                let (s, rows) = self.host_rows(&self.pool, host_id).await?;
-                (s, Some(rows), Some(checked))
-            }
+        // Check the packages before taking the writer's turn, unless they
+        // are those stored (an inventory resent unchanged).
+        let mut checked = match self.stored_sum(&self.pool, host_id).await? {
+            Some(stored) if stored == sum => None,
+            _ => Some(package_rows(&inv.packages)?),
         };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let stored = self.stored_head(&mut tx, host_id).await?;
         stored.check_older(inv.collected_at)?;
         let os_changed = stored.os_changed(&inv.os);
+        let packages_changed = stored.sum != Some(sum);
 
-        let packages_changed = if stored.sum == Some(sum) {
-            false
-        } else {
+        // Packages that changed, or a host with too many rows of its own
+        // (it drifted from its set, or has none yet), are settled again.
+        let settled = if packages_changed || stored.too_many_own() {
             // Check everything before writing anything.
             let rows = match checked.take() {
                 Some(rows) => rows,
                 None => package_rows(&inv.packages)?,
             };
-            let mut stored_rows = match seen_rows {
-                Some(rows) if stored.sum == seen_sum => rows,
-                _ => self.host_rows(&mut *tx, host_id).await?.1,
-            };
-            // Sort the wanted packages into unchanged (nothing to do),
-            // changed in state (delete and insert) and new to this host;
-            // what is left of the stored rows is gone.
-            let mut gone: Vec<i64> = Vec::new();
-            let mut new_rows: Vec<&PackageRow<'_>> = Vec::new();
-            for r in rows.values() {
-                let wanted = (r.package.state.as_str(), i64::from(r.package.held));
-                match stored_rows.remove(&r.key) {
-                    Some((_, state, held)) if state == wanted.0 && held == wanted.1 => {}
-                    Some((id, _, _)) => {
-                        gone.push(id);
-                        new_rows.push(r);
-                    }
-                    None => new_rows.push(r),
-                }
-            }
-            gone.extend(stored_rows.into_values().map(|(id, _, _)| id));
-            let changed = !gone.is_empty() || !new_rows.is_empty();
-            self.write_packages(&mut tx, host_id, &gone, &new_rows)
-                .await?;
-            changed
+            let rows: Vec<&PackageRow<'_>> = rows.values().collect();
+            let ids = self.ensure_package_ids(&mut tx, &rows).await?;
+            let target = Self::target_rows(&rows, &ids)?;
+            let own = self.own_rows(&mut tx, host_id).await?;
+            Some(
+                self.settle(&mut tx, host_id, stored.package_set, &own, target, sum)
+                    .await?,
+            )
+        } else {
+            None
         };
         let children = stored.head.as_deref() != Some(head.as_slice());
         let written = WrittenHead {
@@ -1426,10 +1424,15 @@ impl InventoryStore for Store {
             digest,
             sum,
             head_digest: &head,
+            package_set: settled.as_ref().map_or(stored.package_set, |s| s.set),
+            own: settled.as_ref().map_or(
+                usize::try_from(stored.own).unwrap_or(usize::MAX),
+                |s| s.own,
+            ),
         };
         self.write_head(&mut tx, host_id, &written, children, now)
             .await?;
-        tx.commit().await?;
+        self.commit_settled(tx, settled).await?;
         Ok(os_changed || packages_changed)
     }
 
@@ -1466,23 +1469,26 @@ impl InventoryStore for Store {
             .cloned()
             .chain(delta.packages_changed.iter().map(Package::key))
             .collect();
-        let mut before = self.rows_by_key(&mut tx, host_id, &touched).await?;
+        let mut before = self
+            .rows_by_key(&mut tx, host_id, stored.package_set, &touched)
+            .await?;
 
         // As `Inventory::from_delta` does: removals first, then the changed
-        // packages replace what is left under their key.
+        // packages replace what is left under their key. `after` is what
+        // the host has of each version touched: none, or a row.
         let mut replaced = Vec::new();
-        let mut gone = Vec::new();
+        let mut after: HashMap<i64, Option<crate::package_sets::RowState>> = HashMap::new();
         for key in &touched[..delta.packages_removed.len()] {
-            if let Some((id, old)) = before.remove(key) {
+            if let Some((id, old)) = before.packages.remove(key) {
                 sum.remove(&old);
-                gone.push(id);
+                after.insert(id, None);
                 replaced.push(old);
             }
         }
         for r in rows.values() {
-            if let Some((id, old)) = before.remove(&r.package.key()) {
+            if let Some((id, old)) = before.packages.remove(&r.package.key()) {
                 sum.remove(&old);
-                gone.push(id);
+                after.insert(id, None);
                 replaced.push(old);
             }
             sum.add(r.package);
@@ -1494,8 +1500,51 @@ impl InventoryStore for Store {
             ));
         }
         let new_rows: Vec<&PackageRow<'_>> = rows.values().collect();
-        self.write_packages(&mut tx, host_id, &gone, &new_rows)
-            .await?;
+        let ids = self.ensure_package_ids(&mut tx, &new_rows).await?;
+        for (id, row) in Self::target_rows(&new_rows, &ids)? {
+            after.insert(id, Some(row));
+        }
+        // The host's own rows of those versions, so that its set's rows and
+        // its own give what it has.
+        let mut delete = Vec::new();
+        let mut upsert = Vec::new();
+        let mut own = usize::try_from(stored.own).unwrap_or(usize::MAX);
+        for (id, wanted) in &after {
+            let row = crate::package_sets::own_row(before.set.get(id), wanted.as_ref());
+            let had = before.own.get(id);
+            match (row, had) {
+                (None, None) => {}
+                (None, Some(_)) => {
+                    delete.push(*id);
+                    own = own.saturating_sub(1);
+                }
+                (Some(row), had) if had != Some(&row) => {
+                    if had.is_none() {
+                        own += 1;
+                    }
+                    upsert.push((*id, row));
+                }
+                (Some(_), _) => {}
+            }
+        }
+        let upsert: Vec<(i64, &crate::package_sets::OwnRow)> =
+            upsert.iter().map(|(id, row)| (*id, row)).collect();
+        self.write_own(&mut tx, host_id, &delete, &upsert).await?;
+
+        // A host that drifted far from its set is settled again.
+        let settled = if usize::try_from(stored.set_size)
+            .map_or(true, |size| own > crate::package_sets::own_limit(size))
+        {
+            let (target, own) = self
+                .stored_rows(&mut tx, host_id, stored.package_set)
+                .await?;
+            Some(
+                self.settle(&mut tx, host_id, stored.package_set, &own, target, sum)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let children = stored.head.as_deref() != Some(head.as_slice());
         let written = WrittenHead {
             head: delta.head(),
@@ -1503,10 +1552,12 @@ impl InventoryStore for Store {
             digest: &delta.result_digest,
             sum,
             head_digest: &head,
+            package_set: settled.as_ref().map_or(stored.package_set, |s| s.set),
+            own: settled.as_ref().map_or(own, |s| s.own),
         };
         self.write_head(&mut tx, host_id, &written, children, now)
             .await?;
-        tx.commit().await?;
+        self.commit_settled(tx, settled).await?;
         Ok(crate::DeltaStored {
             replaced,
             os_changed: stored.os_changed(&delta.os),
@@ -1514,12 +1565,15 @@ impl InventoryStore for Store {
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
+        let rows = self.effective(
+            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+             hp.state, hp.held FROM {ROWS}, package_versions pv \
+             WHERE {HOST} = $1 AND {KEEP} AND pv.id = hp.package_id",
+        );
         let sql = format!(
-            "SELECT {} FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
-             WHERE hp.host_id = $1",
+            "SELECT {} FROM ({rows}) AS x",
             self.json_array_of(
-                "pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-                 hp.state, hp.held"
+                "x.manager, x.name, x.version, x.arch, x.source, x.source_version, x.state, x.held"
             )
         );
         let built: Option<String> = sqlx::query(&sql)
@@ -1544,15 +1598,16 @@ impl InventoryStore for Store {
         version: &str,
     ) -> Result<Vec<HostWithPackage>> {
         let key = sort_key(manager, version).map_err(|e| Error::Invalid(e.to_string()))?;
-        let rows = sqlx::query(
-            "SELECT h.id, h.hostname, pv.name, pv.version, pv.arch \
-             FROM package_versions pv \
-             JOIN host_packages hp ON hp.package_id = pv.id \
-             JOIN hosts h ON h.id = hp.host_id \
+        let rows = self.effective(
+            "SELECT h.id AS host_id, h.hostname, pv.name, pv.version, pv.arch \
+             FROM package_versions pv, {ROWS} \
              WHERE pv.manager = $1 AND pv.name = $2 AND pv.sort_key < $3 \
-               AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
-             ORDER BY h.hostname, h.id, pv.arch",
-        )
+               AND hp.package_id = pv.id AND {KEEP} \
+               AND hp.state <> 'config-files' AND h.revoked_at IS NULL",
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM ({rows}) AS x ORDER BY x.hostname, x.host_id, x.arch"
+        ))
         .bind(manager.as_str())
         .bind(name)
         .bind(key)
@@ -1595,12 +1650,15 @@ impl InventoryStore for Store {
     }
 
     async fn hosts_per_package_version(&self, manager: Manager, name: &str) -> Result<Vec<Count>> {
-        let rows = sqlx::query(
-            "SELECT pv.version, COUNT(DISTINCT hp.host_id) FROM package_versions pv \
-             JOIN host_packages hp ON hp.package_id = pv.id JOIN hosts h ON h.id = hp.host_id \
-             WHERE pv.manager = $1 AND pv.name = $2 AND hp.state <> 'config-files' AND h.revoked_at IS NULL \
-             GROUP BY pv.version, pv.sort_key ORDER BY pv.sort_key",
-        )
+        let rows = self.effective(
+            "SELECT pv.version, pv.sort_key, {HOST} AS host_id FROM package_versions pv, {ROWS} \
+             WHERE pv.manager = $1 AND pv.name = $2 AND hp.package_id = pv.id AND {KEEP} \
+               AND hp.state <> 'config-files' AND h.revoked_at IS NULL",
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT x.version, COUNT(DISTINCT x.host_id) FROM ({rows}) AS x \
+             GROUP BY x.version, x.sort_key ORDER BY x.sort_key"
+        ))
         .bind(manager.as_str())
         .bind(name)
         .fetch_all(&self.pool)
@@ -1693,24 +1751,28 @@ impl InventoryStore for Store {
         if host_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            // The package versions wanted first (once), then each host's
-            // rows of them by key.
-            "SELECT {} FROM host_packages hp JOIN package_versions pv ON pv.id = hp.package_id \
-             WHERE hp.host_id IN ({}) AND hp.package_id IN ( \
+        // The package versions wanted first (once), then each host's rows
+        // of them by key.
+        let rows = self.effective(&format!(
+            "SELECT {{HOST}} AS host_id, pv.manager, pv.name, pv.version, pv.arch, pv.source, \
+             pv.source_version, hp.state, hp.held FROM {{ROWS}}, package_versions pv \
+             WHERE {{HOST}} IN ({}) AND {{KEEP}} AND pv.id = hp.package_id AND hp.package_id IN ( \
                SELECT id FROM package_versions WHERE name IN ({names}) OR source IN ({names}) \
-               UNION SELECT v.id FROM package_versions v, ({}) AS x \
-                 WHERE substr(v.name, 1, length(x.value)) = x.value)",
-            self.json_array_of(&format!(
-                "hp.host_id, {}",
-                self.json_array_sql(
-                    "pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-                     hp.state, hp.held"
-                )
-            )),
+               UNION SELECT v.id FROM package_versions v, ({}) AS n \
+                 WHERE substr(v.name, 1, length(n.value)) = n.value)",
             self.json_values(1, "text"),
             self.json_values(3, "text"),
             names = self.json_values(2, "text"),
+        ));
+        let sql = format!(
+            "SELECT {} FROM ({rows}) AS x",
+            self.json_array_of(&format!(
+                "x.host_id, {}",
+                self.json_array_sql(
+                    "x.manager, x.name, x.version, x.arch, x.source, x.source_version, \
+                     x.state, x.held"
+                )
+            )),
         );
         let built: Option<String> = sqlx::query(&sql)
             .bind(json_list(serde_json::to_string(host_ids))?)
@@ -1809,15 +1871,13 @@ impl InventoryStore for Store {
         for chunk in names.chunks(200) {
             let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let list = marks.join(", ");
-            let sql = format!(
-                "SELECT hp.host_id, pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, hp.state, hp.held \
-                 FROM package_versions pv \
-                 JOIN host_packages hp ON hp.package_id = pv.id \
-                 JOIN hosts h ON h.id = hp.host_id \
+            let rows = self.effective(&format!(
+                "SELECT {{HOST}} AS host_id, pv.manager, pv.name, pv.version, pv.arch, pv.source, \
+                 pv.source_version, hp.state, hp.held FROM package_versions pv, {{ROWS}} \
                  WHERE pv.manager = $1 AND (pv.source IN ({list}) OR pv.name IN ({list})) \
-                   AND h.revoked_at IS NULL \
-                 ORDER BY hp.host_id, pv.name, pv.arch"
-            );
+                   AND hp.package_id = pv.id AND {{KEEP}} AND h.revoked_at IS NULL"
+            ));
+            let sql = format!("SELECT * FROM ({rows}) AS x ORDER BY x.host_id, x.name, x.arch");
             let mut q = sqlx::query(&sql).bind(manager.as_str());
             for name in chunk {
                 q = q.bind(*name);

@@ -1,0 +1,490 @@
+//! Package sets (schema 11): hosts cloned from one image share one stored
+//! copy of its package list, and each keeps rows of its own only where it
+//! differs. A fleet's first inventories then write one row per host, not a
+//! thousand rows and a thousand entries of the by-package index each.
+//!
+//! A set is never changed once written, so its rows are kept in memory by
+//! id after they are first read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use protocol::PackageSum;
+use sqlx::Row;
+
+use crate::sql::{json_list, split_joined, Backend, Store};
+use crate::{Error, Result};
+
+/// A row's state and whether it is held, as stored.
+pub(crate) type RowState = (String, i64);
+
+/// Package rows by package version id: a set's, or what a host should have.
+pub(crate) type Rows = HashMap<i64, RowState>;
+
+/// A host's own row: whether it adds (or replaces) a package, and the row.
+pub(crate) type OwnRow = (bool, String, i64);
+
+/// Sets read so far, by id. Sets are immutable; one that is deleted is
+/// dropped from here, and one created is added only once it is committed.
+#[derive(Debug, Default)]
+pub(crate) struct SetCache {
+    sets: Mutex<HashMap<i64, Arc<Rows>>>,
+}
+
+/// At most this many sets are kept in memory (a fleet has a few images).
+const CACHED_SETS: usize = 64;
+
+impl SetCache {
+    fn get(&self, id: i64) -> Option<Arc<Rows>> {
+        self.sets.lock().ok()?.get(&id).cloned()
+    }
+
+    pub(crate) fn put(&self, id: i64, rows: Arc<Rows>) {
+        if let Ok(mut sets) = self.sets.lock() {
+            if sets.len() >= CACHED_SETS {
+                sets.clear();
+            }
+            sets.insert(id, rows);
+        }
+    }
+
+    fn forget(&self, id: i64) {
+        if let Ok(mut sets) = self.sets.lock() {
+            sets.remove(&id);
+        }
+    }
+}
+
+/// How many rows of its own a host may keep beside its set before its
+/// packages are settled again: an eighth of the set, and at least 16.
+pub(crate) fn own_limit(set_size: usize) -> usize {
+    (set_size / 8).max(16)
+}
+
+/// How many rows differ between a set and what a host should have,
+/// counting no further than `limit + 1`.
+fn difference(set: &Rows, target: &Rows, limit: usize) -> usize {
+    let mut n = 0;
+    for (id, row) in target {
+        if set.get(id) != Some(row) {
+            n += 1;
+            if n > limit {
+                return n;
+            }
+        }
+    }
+    for id in set.keys() {
+        if !target.contains_key(id) {
+            n += 1;
+            if n > limit {
+                return n;
+            }
+        }
+    }
+    n
+}
+
+/// The host's own row for package `id`, given what its set has and what
+/// the host should have; none when the set already says it.
+pub(crate) fn own_row(set: Option<&RowState>, wanted: Option<&RowState>) -> Option<OwnRow> {
+    match (set, wanted) {
+        (s, w) if s == w => None,
+        (_, Some((state, held))) => Some((true, state.clone(), *held)),
+        (Some((state, held)), None) => Some((false, state.clone(), *held)),
+        (None, None) => None,
+    }
+}
+
+/// Where a host's packages were settled.
+pub(crate) struct Settled {
+    /// The set the host now points at.
+    pub(crate) set: Option<i64>,
+    /// How many rows of its own it keeps.
+    pub(crate) own: usize,
+    /// The set it left, to drop if no host points at it any more.
+    pub(crate) left: Option<i64>,
+    /// A set this transaction created, to remember once it is committed.
+    pub(crate) created: Option<(i64, Arc<Rows>)>,
+}
+
+impl Store {
+    /// A set's rows, from memory or read in `tx`. Only for sets committed
+    /// before `tx` began or by another transaction.
+    pub(crate) async fn set_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: i64,
+    ) -> Result<Arc<Rows>> {
+        if let Some(rows) = self.sets.get(id) {
+            return Ok(rows);
+        }
+        let sql = format!(
+            "SELECT {} FROM package_set_rows WHERE set_id = $1",
+            self.joined(&["package_id", "state", "held"])
+        );
+        let joined: Option<String> = sqlx::query(&sql)
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        let mut rows = Rows::new();
+        for fields in split_joined(joined.as_deref()) {
+            let [package, state, held] = fields[..] else {
+                return Err(Error::Corrupt(format!("a row of package set {id}")));
+            };
+            let number = |text: &str| {
+                text.parse::<i64>()
+                    .map_err(|_| Error::Corrupt(format!("row {text:?} of package set {id}")))
+            };
+            rows.insert(number(package)?, (state.to_owned(), number(held)?));
+        }
+        let rows = Arc::new(rows);
+        self.sets.put(id, rows.clone());
+        Ok(rows)
+    }
+
+    /// A host's own rows, by package version id.
+    pub(crate) async fn own_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+    ) -> Result<HashMap<i64, OwnRow>> {
+        let sql = format!(
+            "SELECT {} FROM host_packages WHERE host_id = $1",
+            self.joined(&["package_id", "present", "state", "held"])
+        );
+        let joined: Option<String> = sqlx::query(&sql)
+            .bind(host_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        let mut rows = HashMap::new();
+        for fields in split_joined(joined.as_deref()) {
+            let [package, present, state, held] = fields[..] else {
+                return Err(Error::Corrupt(format!("a package row of host {host_id}")));
+            };
+            let number = |text: &str| {
+                text.parse::<i64>().map_err(|_| {
+                    Error::Corrupt(format!("package row {text:?} of host {host_id}"))
+                })
+            };
+            rows.insert(
+                number(package)?,
+                (number(present)? != 0, state.to_owned(), number(held)?),
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Points the host at the set that leaves it fewest rows of its own, and
+    /// writes those rows: a set with exactly `target`'s rows, else its
+    /// present set or one of the fleet's most common sets if they differ by
+    /// at most [`own_limit`] rows, else a new set of `target`.
+    pub(crate) async fn settle(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        current: Option<i64>,
+        own: &HashMap<i64, OwnRow>,
+        target: Rows,
+        sum: PackageSum,
+    ) -> Result<Settled> {
+        let limit = own_limit(target.len());
+        let mut chosen: Option<(i64, Arc<Rows>)> = None;
+        if !target.is_empty() {
+            let same = sqlx::query("SELECT id FROM package_sets WHERE sum = $1 ORDER BY id")
+                .bind(sum.to_bytes().to_vec())
+                .fetch_all(&mut **tx)
+                .await?;
+            for row in same {
+                let id: i64 = row.try_get(0)?;
+                let rows = self.set_rows(tx, id).await?;
+                if *rows == target {
+                    chosen = Some((id, rows));
+                    break;
+                }
+            }
+        }
+        if chosen.is_none() && !target.is_empty() {
+            let mut best: Option<(usize, i64, Arc<Rows>)> = None;
+            let consider = |best: &mut Option<(usize, i64, Arc<Rows>)>, id: i64, rows: Arc<Rows>| {
+                let d = difference(&rows, &target, limit);
+                if d <= limit && best.as_ref().is_none_or(|(b, _, _)| d < *b) {
+                    *best = Some((d, id, rows));
+                }
+            };
+            if let Some(id) = current {
+                let rows = self.set_rows(tx, id).await?;
+                consider(&mut best, id, rows);
+            }
+            if best.is_none() {
+                let common = sqlx::query(
+                    "SELECT package_set FROM hosts WHERE package_set IS NOT NULL \
+                     GROUP BY package_set ORDER BY COUNT(*) DESC, package_set LIMIT 3",
+                )
+                .fetch_all(&mut **tx)
+                .await?;
+                for row in common {
+                    let id: i64 = row.try_get(0)?;
+                    if Some(id) != current {
+                        let rows = self.set_rows(tx, id).await?;
+                        consider(&mut best, id, rows);
+                    }
+                }
+            }
+            chosen = best.map(|(_, id, rows)| (id, rows));
+        }
+        let mut created = None;
+        let (set, set_rows) = match chosen {
+            Some((id, rows)) => (Some(id), rows),
+            None if target.is_empty() => (None, Arc::new(Rows::new())),
+            None => {
+                let id = self.create_set(tx, &target, sum).await?;
+                let rows = Arc::new(target.clone());
+                created = Some((id, rows.clone()));
+                (Some(id), rows)
+            }
+        };
+
+        let mut wanted: HashMap<i64, OwnRow> = HashMap::new();
+        for (id, row) in &target {
+            if let Some(r) = own_row(set_rows.get(id), Some(row)) {
+                wanted.insert(*id, r);
+            }
+        }
+        for (id, row) in set_rows.iter() {
+            if !target.contains_key(id) {
+                if let Some(r) = own_row(Some(row), None) {
+                    wanted.insert(*id, r);
+                }
+            }
+        }
+        let delete: Vec<i64> = own
+            .keys()
+            .filter(|id| !wanted.contains_key(id))
+            .copied()
+            .collect();
+        let upsert: Vec<(i64, &OwnRow)> = wanted
+            .iter()
+            .filter(|(id, row)| own.get(id) != Some(row))
+            .map(|(id, row)| (*id, row))
+            .collect();
+        self.write_own(tx, host_id, &delete, &upsert).await?;
+        Ok(Settled {
+            set,
+            own: wanted.len(),
+            left: current.filter(|c| Some(*c) != set),
+            created,
+        })
+    }
+
+    /// Ends an inventory's transaction: drops the set the host left if no
+    /// host points at it now, commits, and then remembers a set it created.
+    pub(crate) async fn commit_settled(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        settled: Option<Settled>,
+    ) -> Result<()> {
+        if let Some(left) = settled.as_ref().and_then(|s| s.left) {
+            self.drop_set_if_unused(&mut tx, left).await?;
+        }
+        tx.commit().await?;
+        if let Some((id, rows)) = settled.and_then(|s| s.created) {
+            self.sets.put(id, rows);
+        }
+        Ok(())
+    }
+
+    /// Stores a new set of `rows`; its id.
+    async fn create_set(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        rows: &Rows,
+        sum: PackageSum,
+    ) -> Result<i64> {
+        let id: i64 = sqlx::query("INSERT INTO package_sets (sum, size) VALUES ($1, $2) RETURNING id")
+            .bind(sum.to_bytes().to_vec())
+            .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+        let list: Vec<(i64, &str, i64)> = rows
+            .iter()
+            .map(|(package, (state, held))| (*package, state.as_str(), *held))
+            .collect();
+        let sql = format!(
+            "INSERT INTO package_set_rows (set_id, package_id, state, held) \
+             SELECT $1, {}, {}, {} FROM {}",
+            self.json_col(0, true),
+            self.json_col(1, false),
+            self.json_col(2, true),
+            self.json_rows(2)
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(json_list(serde_json::to_string(&list))?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes a host's own rows of `delete` and writes those of `upsert`.
+    pub(crate) async fn write_own(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        host_id: &str,
+        delete: &[i64],
+        upsert: &[(i64, &OwnRow)],
+    ) -> Result<()> {
+        if !delete.is_empty() {
+            let sql = format!(
+                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
+                self.json_values(2, "bigint")
+            );
+            sqlx::query(&sql)
+                .bind(host_id)
+                .bind(json_list(serde_json::to_string(delete))?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if !upsert.is_empty() {
+            let list: Vec<(i64, i64, &str, i64)> = upsert
+                .iter()
+                .map(|(id, (present, state, held))| {
+                    (*id, i64::from(*present), state.as_str(), *held)
+                })
+                .collect();
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is the
+            // upsert's, not a join constraint.
+            let sql = format!(
+                "INSERT INTO host_packages (host_id, package_id, present, state, held) \
+                 SELECT $1, {}, {}, {}, {} FROM {} WHERE true \
+                 ON CONFLICT (host_id, package_id) DO UPDATE SET \
+                 present = excluded.present, state = excluded.state, held = excluded.held",
+                self.json_col(0, true),
+                self.json_col(1, true),
+                self.json_col(2, false),
+                self.json_col(3, true),
+                self.json_rows(2)
+            );
+            sqlx::query(&sql)
+                .bind(host_id)
+                .bind(json_list(serde_json::to_string(&list))?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a set no host points at any more. On PostgreSQL another
+    /// transaction may be pointing a host at it meanwhile; then the delete
+    /// fails on the reference, which is undone alone and leaves the set.
+    pub(crate) async fn drop_set_if_unused(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: i64,
+    ) -> Result<()> {
+        let delete = "DELETE FROM package_sets WHERE id = $1 \
+                      AND NOT EXISTS (SELECT 1 FROM hosts WHERE package_set = $1)";
+        let gone = match self.backend {
+            Backend::Sqlite => sqlx::query(delete).bind(id).execute(&mut **tx).await?,
+            Backend::Postgres => {
+                sqlx::query("SAVEPOINT drop_set").execute(&mut **tx).await?;
+                match sqlx::query(delete).bind(id).execute(&mut **tx).await {
+                    Ok(done) => {
+                        sqlx::query("RELEASE SAVEPOINT drop_set")
+                            .execute(&mut **tx)
+                            .await?;
+                        done
+                    }
+                    Err(_) => {
+                        sqlx::query("ROLLBACK TO SAVEPOINT drop_set")
+                            .execute(&mut **tx)
+                            .await?;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        if gone.rows_affected() > 0 {
+            // Foreign keys cascade; this is for a database where they are off.
+            sqlx::query("DELETE FROM package_set_rows WHERE set_id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            self.sets.forget(id);
+        }
+        Ok(())
+    }
+
+    /// `template` once over hosts' own present rows and once over the rows
+    /// of their sets that they have no row of their own for, joined by
+    /// UNION ALL. In the template, `{ROWS}` is where the rows and their
+    /// hosts are named (as `hp`, with `package_id`, `state` and `held`, and
+    /// `h`), `{KEEP}` a condition it must AND in, and `{HOST}` the host's
+    /// id. Each half is planned on its own, so each uses its indexes.
+    pub(crate) fn effective(&self, template: &str) -> String {
+        let own = template
+            .replace(
+                "{ROWS}",
+                "host_packages hp JOIN hosts h ON h.id = hp.host_id",
+            )
+            .replace("{KEEP}", "hp.present = 1")
+            .replace("{HOST}", "hp.host_id");
+        let set = template
+            .replace(
+                "{ROWS}",
+                "package_set_rows hp JOIN hosts h ON h.package_set = hp.set_id",
+            )
+            .replace(
+                "{KEEP}",
+                "NOT EXISTS (SELECT 1 FROM host_packages o \
+                 WHERE o.host_id = h.id AND o.package_id = hp.package_id)",
+            )
+            .replace("{HOST}", "h.id");
+        format!("{own} UNION ALL {set}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(list: &[(i64, &str, i64)]) -> Rows {
+        list.iter()
+            .map(|(id, state, held)| (*id, ((*state).to_owned(), *held)))
+            .collect()
+    }
+
+    #[test]
+    fn a_host_keeps_rows_only_where_it_differs_from_its_set() {
+        let installed = ("installed".to_owned(), 0);
+        let held = ("installed".to_owned(), 1);
+        assert_eq!(own_row(Some(&installed), Some(&installed)), None);
+        assert_eq!(own_row(None, None), None);
+        assert_eq!(
+            own_row(Some(&installed), Some(&held)),
+            Some((true, "installed".to_owned(), 1))
+        );
+        assert_eq!(
+            own_row(None, Some(&installed)),
+            Some((true, "installed".to_owned(), 0))
+        );
+        assert_eq!(
+            own_row(Some(&held), None),
+            Some((false, "installed".to_owned(), 1))
+        );
+    }
+
+    #[test]
+    fn difference_counts_rows_either_side_and_stops_past_the_limit() {
+        let set = rows(&[(1, "installed", 0), (2, "installed", 0), (3, "installed", 0)]);
+        let target = rows(&[(1, "installed", 0), (2, "installed", 1), (4, "installed", 0)]);
+        // 2 changed its hold, 3 went, 4 came.
+        assert_eq!(difference(&set, &target, 10), 3);
+        assert_eq!(difference(&set, &target, 1), 2);
+        assert_eq!(difference(&set, &set, 0), 0);
+        assert_eq!(own_limit(1000), 125);
+        assert_eq!(own_limit(10), 16);
+    }
+}
