@@ -487,4 +487,126 @@ mod tests {
         assert_eq!(own_limit(1000), 125);
         assert_eq!(own_limit(10), 16);
     }
+
+    /// Schema 11 keeps the package rows stored before it as the hosts' own
+    /// rows, and the hosts' next inventories move them to one shared set.
+    #[tokio::test]
+    async fn rows_stored_before_schema_11_are_kept_and_shared_later() {
+        use crate::InventoryStore;
+        use protocol::{Inventory, Manager, Package, PackageState};
+
+        let dir = std::env::temp_dir().join(format!("patchwell-schema-11-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("patchwell.db").display());
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let now = jiff::Timestamp::from_second(1_000).unwrap();
+        crate::schema::migrate_to(&pool, Backend::Sqlite, now, 10)
+            .await
+            .unwrap();
+
+        let packages: Vec<Package> = (0..20)
+            .map(|i| Package {
+                manager: Manager::Dpkg,
+                name: format!("pkg{i:02}"),
+                version: format!("1.{i}-1"),
+                arch: "amd64".into(),
+                source: Some(format!("pkg{i:02}")),
+                source_version: Some(format!("1.{i}-1")),
+                state: PackageState::Installed,
+                held: i == 3,
+            })
+            .collect();
+        let mut inventory: Inventory = serde_json::from_value(serde_json::json!({
+            "schema": protocol::INVENTORY_SCHEMA,
+            "collected_at": "2026-01-01T00:00:00Z",
+            "host": {"hostname": "old", "machine_id": null, "kernel": "6.1.0-18-amd64", "arch": "amd64",
+                     "cpu": {"model": "x", "count": 2}, "memory_bytes": 1, "disks": [],
+                     "interfaces": [], "uptime_seconds": 1, "boot_time": "2026-01-01T00:00:00Z"},
+            "os": {"id": "debian", "version_id": "12", "codename": "bookworm", "pretty_name": null, "id_like": []},
+            "reboot": {"required": false, "packages": []},
+            "packages": [], "updates": [], "neighbours": [], "warnings": []
+        }))
+        .unwrap();
+        inventory.packages = packages.clone();
+        let sum = PackageSum::of(&packages).to_bytes().to_vec();
+
+        // Two hosts with the same packages, stored as schema 10 stored them.
+        let rows = crate::sql::package_rows(&packages).unwrap();
+        for r in rows.values() {
+            let p = r.package;
+            sqlx::query(
+                "INSERT INTO package_versions (key, manager, name, version, arch, source, \
+                 source_version, sort_key, source_sort_key) VALUES ($1, 'dpkg', $2, $3, 'amd64', $2, $3, $4, $5)",
+            )
+            .bind(r.key.clone())
+            .bind(p.name.clone())
+            .bind(p.version.clone())
+            .bind(r.sort_key.clone())
+            .bind(r.source_sort_key.clone())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        for host in ["h1", "h2"] {
+            sqlx::query(
+                "INSERT INTO hosts (id, credential_hash, enrolled_at, enrolled_with, last_seen, \
+                 hostname, packages_sum, inventory_digest, inventory_collected_at, os_id, os_version) \
+                 VALUES ($1, x'00', 0, 't', 0, $1, $2, 'd0', 0, 'debian', '12')",
+            )
+            .bind(host)
+            .bind(sum.clone())
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO host_packages (host_id, package_id, state, held) \
+                 SELECT $1, id, 'installed', CASE WHEN name = 'pkg03' THEN 1 ELSE 0 END \
+                 FROM package_versions",
+            )
+            .bind(host)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open_sqlite(&dir, now).await.unwrap();
+        let storage = || async {
+            let mut found = Vec::new();
+            for table in ["package_sets", "package_set_rows", "host_packages"] {
+                let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+                    .try_get(0)
+                    .unwrap();
+                found.push(n);
+            }
+            found
+        };
+        let mut expected = packages.clone();
+        expected.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(store.packages("h1").await.unwrap(), expected);
+        assert_eq!(storage().await, [0, 0, 40]);
+
+        // Each host resends the same packages: nothing changed for it, and
+        // its rows move to one set both share.
+        for host in ["h1", "h2"] {
+            let changed = store
+                .store_inventory(host, &inventory, "d1", now)
+                .await
+                .unwrap();
+            assert!(!changed);
+        }
+        assert_eq!(storage().await, [1, 20, 0]);
+        assert_eq!(store.packages("h2").await.unwrap(), expected);
+        store.close().await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -104,11 +104,11 @@ pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
 }
 
 /// A package ready to store: its version checked and its sort keys made.
-struct PackageRow<'a> {
-    key: String,
-    package: &'a Package,
-    sort_key: Vec<u8>,
-    source_sort_key: Vec<u8>,
+pub(crate) struct PackageRow<'a> {
+    pub(crate) key: String,
+    pub(crate) package: &'a Package,
+    pub(crate) sort_key: Vec<u8>,
+    pub(crate) source_sort_key: Vec<u8>,
 }
 
 /// What is stored of a host's inventory.
@@ -221,7 +221,7 @@ fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
 /// Packages checked before anything touches the database: every version
 /// and source version valid for its package manager, each listed once.
 /// By stored key.
-fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>> {
+pub(crate) fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>> {
     let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
     for p in packages {
         let invalid = |what: &str, e: versions::ParseError| {

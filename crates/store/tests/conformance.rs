@@ -12,7 +12,7 @@ use protocol::{
     AvailableUpdate, Cpu, HostFacts, Interface, Inventory, Manager, Neighbour, OsRelease, Package,
     PackageState, RebootStatus,
 };
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use store::{
     ApiTokenStore, AuditStore, AuditVerdict, CatalogStore, DetectionStore, EnrollmentRefused,
     Error, FeedDocument, FeedRecord, HostAttributes, HostAuth, HostFilter, HostStore,
@@ -141,6 +141,8 @@ conformance!(
     a_delta_is_checked_and_stored_by_its_own_packages,
     an_inventory_resent_unchanged_changes_nothing,
     a_rollout_hands_out_jobs_and_records_steps,
+    cloned_hosts_share_one_stored_package_list,
+    a_host_that_drifts_from_its_image_moves_to_another_list,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -1951,4 +1953,187 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
         .unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.event.action.as_str()).collect();
     assert_eq!(actions, ["create-rollout", "start-ring", "rollback"]);
+}
+
+/// One number a query counts.
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// What the fleet's package lists take in the database: package sets, the
+/// rows of those sets, and the rows hosts keep of their own.
+async fn package_storage(store: &Store) -> (i64, i64, i64) {
+    (
+        count(store, "SELECT COUNT(*) FROM package_sets").await,
+        count(store, "SELECT COUNT(*) FROM package_set_rows").await,
+        count(store, "SELECT COUNT(*) FROM host_packages").await,
+    )
+}
+
+fn image(size: usize) -> Vec<Package> {
+    (0..size)
+        .map(|i| package(&format!("pkg{i:03}"), &format!("1.{i}-1")))
+        .collect()
+}
+
+async fn cloned_hosts_share_one_stored_package_list(store: Store) {
+    let ids: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    enrolled(&store, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // Nine hosts cloned from one image, and a tenth that newer pkg000, holds
+    // pkg001, lacks pkg002 and has one package more.
+    let image = image(200);
+    let mut odd = image.clone();
+    odd[0] = package("pkg000", "1.0-2");
+    odd[1].held = true;
+    odd.remove(2);
+    odd.push(package("extra", "1.0-1"));
+    for (n, id) in ids.iter().enumerate() {
+        let packages = if n == 9 { odd.clone() } else { image.clone() };
+        store
+            .store_inventory(id, &inventory(100, "12", packages), "d", at(100))
+            .await
+            .unwrap();
+    }
+    // One stored list of 200 rows, and the tenth host's five differences
+    // (pkg000's two versions, pkg001, pkg002, extra): 205 rows, not 2,000.
+    assert_eq!(package_storage(&store).await, (1, 200, 5));
+
+    // Every read gives each host its own packages.
+    assert_eq!(store.packages("h3").await.unwrap(), as_stored(image.clone()));
+    assert_eq!(store.packages("h9").await.unwrap(), as_stored(odd.clone()));
+    let below = store
+        .hosts_with_package_below(Manager::Dpkg, "pkg000", "1.0-2")
+        .await
+        .unwrap();
+    let below: Vec<&str> = below.iter().map(|h| h.host_id.as_str()).collect();
+    assert_eq!(below, &ids[..9]);
+    let per_version = store
+        .hosts_per_package_version(Manager::Dpkg, "pkg000")
+        .await
+        .unwrap();
+    let per_version: Vec<(&str, u64)> = per_version
+        .iter()
+        .map(|c| (c.value.as_str(), c.hosts))
+        .collect();
+    assert_eq!(per_version, [("1.0-1", 9), ("1.0-2", 1)]);
+    let with_source = store
+        .hosts_with_sources(Manager::Dpkg, &["pkg002", "extra"])
+        .await
+        .unwrap();
+    let with_source: Vec<(&str, &str)> = with_source
+        .iter()
+        .map(|(h, p)| (h.as_str(), p.name.as_str()))
+        .collect();
+    let mut expected: Vec<(&str, &str)> = ids[..9].iter().map(|h| (h.as_str(), "pkg002")).collect();
+    expected.push(("h9", "extra"));
+    assert_eq!(with_source, expected);
+    let of = store
+        .packages_of(
+            &["h3".to_owned(), "h9".to_owned()],
+            &store::PackageNames {
+                names: &["pkg001"],
+                prefixes: &[],
+            },
+        )
+        .await
+        .unwrap();
+    let of: Vec<(&str, &str, bool)> = of
+        .iter()
+        .map(|(h, p)| (h.as_str(), p.name.as_str(), p.held))
+        .collect();
+    assert_eq!(of, [("h3", "pkg001", false), ("h9", "pkg001", true)]);
+}
+
+async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
+    enrolled(&store, &["a", "b"]).await;
+    let first = inventory(100, "12", image(200));
+    for id in ["a", "b"] {
+        store
+            .store_inventory(id, &first, &first.digest(), at(100))
+            .await
+            .unwrap();
+    }
+    assert_eq!(package_storage(&store).await, (1, 200, 0));
+
+    // Host a upgrades half its packages: too far from the image to keep
+    // as differences, so it gets a list of its own.
+    let mut upgraded = first.clone();
+    upgraded.collected_at = at(200);
+    for p in &mut upgraded.packages[..100] {
+        p.version = format!("{}+u1", p.version);
+        p.source_version = Some(p.version.clone());
+    }
+    store
+        .store_inventory("a", &upgraded, &upgraded.digest(), at(200))
+        .await
+        .unwrap();
+    assert_eq!(package_storage(&store).await, (2, 400, 0));
+    // Host b follows: it takes a's list, and the image's, which no host
+    // has any more, is gone.
+    store
+        .store_inventory("b", &upgraded, &upgraded.digest(), at(200))
+        .await
+        .unwrap();
+    assert_eq!(package_storage(&store).await, (1, 200, 0));
+    let expected = as_stored(upgraded.packages.clone());
+    assert_eq!(store.packages("a").await.unwrap(), expected);
+    assert_eq!(store.packages("b").await.unwrap(), expected);
+
+    // A delta on b: pkg150 removed, pkg151 held, pkg152 upgraded, one new.
+    let mut next = upgraded.clone();
+    next.collected_at = at(300);
+    next.packages[151].held = true;
+    next.packages[152].version = "1.152-2".into();
+    next.packages[152].source_version = Some("1.152-2".into());
+    next.packages.remove(150);
+    next.packages.push(package("new", "1-1"));
+    store
+        .store_inventory_delta("b", &next.delta_from(&upgraded), at(300))
+        .await
+        .unwrap();
+    // b keeps five rows of its own (pkg150 taken away, pkg151 held,
+    // pkg152's two versions, new); a is untouched.
+    assert_eq!(package_storage(&store).await, (1, 200, 5));
+    assert_eq!(
+        store.packages("b").await.unwrap(),
+        as_stored(next.packages.clone())
+    );
+    assert_eq!(store.packages("a").await.unwrap(), expected);
+    assert_eq!(
+        store.host("b").await.unwrap().unwrap().inventory_digest,
+        Some(next.digest())
+    );
+
+    // A delta back to the shared list leaves b nothing of its own.
+    let mut back = upgraded.clone();
+    back.collected_at = at(400);
+    store
+        .store_inventory_delta("b", &back.delta_from(&next), at(400))
+        .await
+        .unwrap();
+    assert_eq!(package_storage(&store).await, (1, 200, 0));
+    assert_eq!(store.packages("b").await.unwrap(), expected);
+
+    // Deltas that take b far from the list move it to a list of its own.
+    let mut far = back.clone();
+    far.collected_at = at(500);
+    for p in &mut far.packages[100..130] {
+        p.version = format!("{}+u2", p.version);
+        p.source_version = Some(p.version.clone());
+    }
+    store
+        .store_inventory_delta("b", &far.delta_from(&back), at(500))
+        .await
+        .unwrap();
+    assert_eq!(package_storage(&store).await, (2, 400, 0));
+    assert_eq!(
+        store.packages("b").await.unwrap(),
+        as_stored(far.packages.clone())
+    );
+    assert_eq!(store.packages("a").await.unwrap(), expected);
 }
