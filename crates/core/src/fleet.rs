@@ -74,6 +74,9 @@ pub struct Fleet {
     name_ids: HashMap<String, u32>,
     /// (place, kind, name) -> version key -> key id.
     keys_by_package: HashMap<PackageAt, HashMap<Box<[u8]>, u32>>,
+    /// (place, kind, name) -> version as written -> key id: most versions
+    /// are seen again, and then need no version key made.
+    keys_by_text: HashMap<PackageAt, HashMap<Box<str>, u32>>,
     keys: Vec<Key>,
     hosts: HashMap<HostId, FleetHost>,
 }
@@ -125,12 +128,27 @@ impl Fleet {
     }
 
     fn key(&mut self, place: u32, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
+        let name = self.name(name);
+        let at = (place, kind, name);
+        if let Some(&id) = self.keys_by_text.get(&at).and_then(|t| t.get(version)) {
+            return Some(id);
+        }
         let scheme = self.places[place as usize].scheme;
         let sort_key = versions::sort_key(scheme, version).ok()?;
-        let name = self.name(name);
-        let by_version = self.keys_by_package.entry((place, kind, name)).or_default();
+        let id = self.key_by_sort_key(at, sort_key);
+        self.keys_by_text
+            .entry(at)
+            .or_default()
+            .insert(version.into(), id);
+        Some(id)
+    }
+
+    /// The key of a version by its sort key, made if new.
+    fn key_by_sort_key(&mut self, at: PackageAt, sort_key: Vec<u8>) -> u32 {
+        let (place, kind, name) = at;
+        let by_version = self.keys_by_package.entry(at).or_default();
         if let Some(&id) = by_version.get(sort_key.as_slice()) {
-            return Some(id);
+            return id;
         }
         let id = self.keys.len() as u32;
         let version: Box<[u8]> = sort_key.into_boxed_slice();
@@ -143,7 +161,7 @@ impl Fleet {
             hosts: Vec::new(),
             hits: None,
         });
-        Some(id)
+        id
     }
 
     /// Checks one key against the whole index.
@@ -245,8 +263,15 @@ impl Fleet {
 
     /// The key of a package version, if the fleet has it (never creates one).
     fn find_key(&self, place: u32, kind: PackageKind, name: &str, version: &str) -> Option<u32> {
-        let scheme = self.places[place as usize].scheme;
         let name = *self.name_ids.get(name)?;
+        if let Some(&id) = self
+            .keys_by_text
+            .get(&(place, kind, name))
+            .and_then(|t| t.get(version))
+        {
+            return Some(id);
+        }
+        let scheme = self.places[place as usize].scheme;
         let sort_key = versions::sort_key(scheme, version).ok()?;
         self.keys_by_package
             .get(&(place, kind, name))?

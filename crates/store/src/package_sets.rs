@@ -55,6 +55,50 @@ impl SetCache {
     }
 }
 
+/// Package version ids by stored key. A version's row is never changed
+/// or deleted once committed, so an id read once stays true; ids are only
+/// remembered as read from committed rows.
+#[derive(Debug, Default)]
+pub(crate) struct VersionIds {
+    ids: Mutex<HashMap<String, i64>>,
+}
+
+/// At most this many version ids are kept in memory (some 100 bytes each).
+const REMEMBERED_VERSIONS: usize = 500_000;
+
+impl VersionIds {
+    /// Puts the ids known of `packages` into `ids`, the others into `unknown`.
+    pub(crate) fn lookup<'p>(
+        &self,
+        packages: &[(&'p str, &'p protocol::Package)],
+        ids: &mut HashMap<String, i64>,
+        unknown: &mut Vec<(&'p str, &'p protocol::Package)>,
+    ) {
+        let Ok(known) = self.ids.lock() else {
+            unknown.extend_from_slice(packages);
+            return;
+        };
+        for &(key, p) in packages {
+            match known.get(key) {
+                Some(&id) => {
+                    ids.insert(key.to_owned(), id);
+                }
+                None => unknown.push((key, p)),
+            }
+        }
+    }
+
+    /// Remembers ids read from committed rows.
+    pub(crate) fn remember(&self, found: &HashMap<String, i64>) {
+        if let Ok(mut known) = self.ids.lock() {
+            if known.len() + found.len() > REMEMBERED_VERSIONS {
+                known.clear();
+            }
+            known.extend(found.iter().map(|(k, id)| (k.clone(), *id)));
+        }
+    }
+}
+
 /// How many rows of its own a host may keep beside its set before its
 /// packages are settled again: an eighth of the set, and at least 16.
 pub(crate) fn own_limit(set_size: usize) -> usize {

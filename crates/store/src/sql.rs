@@ -38,6 +38,9 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Package sets read so far (see [`crate::package_sets`]).
     pub(crate) sets: std::sync::Arc<crate::package_sets::SetCache>,
+    /// Package version ids by stored key, as read (see
+    /// [`crate::package_sets::VersionIds`]).
+    version_ids: std::sync::Arc<crate::package_sets::VersionIds>,
 }
 
 /// Rows per multi-row statement; well inside both databases' parameter limits.
@@ -218,63 +221,78 @@ fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
     Sha256::digest(json).to_vec()
 }
 
-/// Packages checked before anything touches the database: every version
-/// and source version valid for its package manager, each listed once.
-/// By stored key.
-pub(crate) fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>> {
-    let mut rows: BTreeMap<String, PackageRow<'_>> = BTreeMap::new();
+/// A package's stored key: manager, name, version, arch, source and
+/// source version joined by U+001F.
+fn stored_key(p: &Package) -> String {
+    [
+        p.manager.as_str(),
+        &p.name,
+        &p.version,
+        &p.arch,
+        p.source.as_deref().unwrap_or(&p.name),
+        p.source_version.as_deref().unwrap_or(&p.version),
+    ]
+    .join("\u{1f}")
+}
+
+/// Packages by stored key, each listed once. Only their keys are made:
+/// versions the fleet already stored were checked when first stored, so a
+/// package is checked ([`checked_row`]) only when its version is new.
+pub(crate) fn package_keys(packages: &[Package]) -> Result<BTreeMap<String, &Package>> {
+    let mut keys = BTreeMap::new();
     for p in packages {
-        let invalid = |what: &str, e: versions::ParseError| {
-            Error::Invalid(format!(
-                "package {} ({}): {what} {e}",
-                p.name,
-                p.manager.as_str()
-            ))
-        };
-        let version_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
-        let source = p.source.as_deref().unwrap_or(&p.name);
-        let source_version = p.source_version.as_deref().unwrap_or(&p.version);
-        let source_sort_key =
-            sort_key(p.manager, source_version).map_err(|e| invalid("source version", e))?;
-        for (what, text) in [
-            ("name", &*p.name),
-            ("architecture", &p.arch),
-            ("source", source),
-        ] {
-            if text.chars().any(char::is_control) {
-                return Err(Error::Invalid(format!(
-                    "package {:?} ({}): its {what} {text:?} holds a control character",
-                    p.name,
-                    p.manager.as_str()
-                )));
-            }
-        }
-        let key = [
-            p.manager.as_str(),
-            &p.name,
-            &p.version,
-            &p.arch,
-            source,
-            source_version,
-        ]
-        .join("\u{1f}");
-        if rows.contains_key(&key) {
+        if keys.insert(stored_key(p), p).is_some() {
             return Err(Error::Invalid(format!(
                 "package {} {} {} is listed twice",
                 p.name, p.arch, p.version
             )));
         }
-        rows.insert(
-            key.clone(),
-            PackageRow {
-                key,
-                package: p,
-                sort_key: version_key,
-                source_sort_key,
-            },
-        );
     }
-    Ok(rows)
+    Ok(keys)
+}
+
+/// A package checked and ready to store: its version and source version
+/// valid for its package manager, no control characters in its names.
+fn checked_row(key: String, p: &Package) -> Result<PackageRow<'_>> {
+    let invalid = |what: &str, e: versions::ParseError| {
+        Error::Invalid(format!(
+            "package {} ({}): {what} {e}",
+            p.name,
+            p.manager.as_str()
+        ))
+    };
+    let version_key = sort_key(p.manager, &p.version).map_err(|e| invalid("version", e))?;
+    let source = p.source.as_deref().unwrap_or(&p.name);
+    let source_version = p.source_version.as_deref().unwrap_or(&p.version);
+    let source_sort_key =
+        sort_key(p.manager, source_version).map_err(|e| invalid("source version", e))?;
+    for (what, text) in [
+        ("name", &*p.name),
+        ("architecture", &p.arch),
+        ("source", source),
+    ] {
+        if text.chars().any(char::is_control) {
+            return Err(Error::Invalid(format!(
+                "package {:?} ({}): its {what} {text:?} holds a control character",
+                p.name,
+                p.manager.as_str()
+            )));
+        }
+    }
+    Ok(PackageRow {
+        key,
+        package: p,
+        sort_key: version_key,
+        source_sort_key,
+    })
+}
+
+/// Packages checked before anything touches the database, by stored key.
+pub(crate) fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, PackageRow<'_>>> {
+    package_keys(packages)?
+        .into_iter()
+        .map(|(key, p)| Ok((key.clone(), checked_row(key, p)?)))
+        .collect()
 }
 
 impl Store {
@@ -343,6 +361,7 @@ impl Store {
             backend,
             writer: Default::default(),
             sets: Default::default(),
+            version_ids: Default::default(),
         })
     }
 
@@ -505,19 +524,32 @@ impl Store {
         Ok(found)
     }
 
-    /// The version ids of these rows' packages, storing the versions not yet
-    /// known (hosts cloned from one image know most already).
+    /// The version ids of these packages (by stored key), storing the
+    /// versions not yet known, each checked first. Hosts cloned from one
+    /// image know most already: those come from memory.
     async fn ensure_package_ids(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        rows: &[&PackageRow<'_>],
+        packages: &[(&str, &Package)],
     ) -> Result<HashMap<String, i64>> {
-        let mut ids = self.package_ids(tx, rows.iter().map(|r| r.key.as_str())).await?;
-        let missing: Vec<&PackageRow<'_>> = rows
-            .iter()
-            .copied()
-            .filter(|r| !ids.contains_key(&r.key))
-            .collect();
+        let mut ids = HashMap::with_capacity(packages.len());
+        let mut unknown = Vec::new();
+        self.version_ids.lookup(packages, &mut ids, &mut unknown);
+        if unknown.is_empty() {
+            return Ok(ids);
+        }
+        // Versions found now were committed before this transaction wrote
+        // any (on SQLite it holds the only write lock): safe to remember.
+        let found = self
+            .package_ids(tx, unknown.iter().map(|(k, _)| *k))
+            .await?;
+        self.version_ids.remember(&found);
+        ids.extend(found);
+        let missing = unknown
+            .into_iter()
+            .filter(|(k, _)| !ids.contains_key(*k))
+            .map(|(k, p)| checked_row(k.to_owned(), p))
+            .collect::<Result<Vec<_>>>()?;
         for chunk in missing.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO package_versions \
@@ -552,23 +584,17 @@ impl Store {
         Ok(ids)
     }
 
-    /// The rows of `rows` by version id, as a host should have them.
+    /// These packages by version id, as a host should have them.
     fn target_rows(
-        rows: &[&PackageRow<'_>],
+        packages: &[(&str, &Package)],
         ids: &HashMap<String, i64>,
     ) -> Result<crate::package_sets::Rows> {
-        let mut target = crate::package_sets::Rows::with_capacity(rows.len());
-        for r in rows {
+        let mut target = crate::package_sets::Rows::with_capacity(packages.len());
+        for (key, p) in packages {
             let id = *ids
-                .get(&r.key)
-                .ok_or_else(|| Error::Corrupt(format!("package {} vanished", r.key)))?;
-            target.insert(
-                id,
-                (
-                    r.package.state.as_str().to_owned(),
-                    i64::from(r.package.held),
-                ),
-            );
+                .get(*key)
+                .ok_or_else(|| Error::Corrupt(format!("package {key} vanished")))?;
+            target.insert(id, (p.state.as_str().to_owned(), i64::from(p.held)));
         }
         Ok(target)
     }
@@ -1385,11 +1411,11 @@ impl InventoryStore for Store {
         let sum = PackageSum::of(&inv.packages);
         let head = head_digest(&inv.head());
 
-        // Check the packages before taking the writer's turn, unless they
+        // Key the packages before taking the writer's turn, unless they
         // are those stored (an inventory resent unchanged).
-        let mut checked = match self.stored_sum(&self.pool, host_id).await? {
+        let mut keyed = match self.stored_sum(&self.pool, host_id).await? {
             Some(stored) if stored == sum => None,
-            _ => Some(package_rows(&inv.packages)?),
+            _ => Some(package_keys(&inv.packages)?),
         };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
@@ -1402,13 +1428,14 @@ impl InventoryStore for Store {
         // (it drifted from its set, or has none yet), are settled again.
         let settled = if packages_changed || stored.too_many_own() {
             // Check everything before writing anything.
-            let rows = match checked.take() {
-                Some(rows) => rows,
-                None => package_rows(&inv.packages)?,
+            let keyed = match keyed.take() {
+                Some(keyed) => keyed,
+                None => package_keys(&inv.packages)?,
             };
-            let rows: Vec<&PackageRow<'_>> = rows.values().collect();
-            let ids = self.ensure_package_ids(&mut tx, &rows).await?;
-            let target = Self::target_rows(&rows, &ids)?;
+            let keyed: Vec<(&str, &Package)> =
+                keyed.iter().map(|(k, p)| (k.as_str(), *p)).collect();
+            let ids = self.ensure_package_ids(&mut tx, &keyed).await?;
+            let target = Self::target_rows(&keyed, &ids)?;
             let own = self.own_rows(&mut tx, host_id).await?;
             Some(
                 self.settle(&mut tx, host_id, stored.package_set, &own, target, sum)
@@ -1499,7 +1526,8 @@ impl InventoryStore for Store {
                     .into(),
             ));
         }
-        let new_rows: Vec<&PackageRow<'_>> = rows.values().collect();
+        let new_rows: Vec<(&str, &Package)> =
+            rows.values().map(|r| (r.key.as_str(), r.package)).collect();
         let ids = self.ensure_package_ids(&mut tx, &new_rows).await?;
         for (id, row) in Self::target_rows(&new_rows, &ids)? {
             after.insert(id, Some(row));
