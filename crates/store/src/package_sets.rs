@@ -323,16 +323,19 @@ impl Store {
     }
 
     /// Ends an inventory's transaction: drops the set the host left if no
-    /// host points at it now, commits, and then remembers a set it created.
+    /// host points at it now, commits, and then remembers a set it created
+    /// and the package version ids it `learned`.
     pub(crate) async fn commit_settled(
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         settled: Option<Settled>,
+        learned: &HashMap<String, i64>,
     ) -> Result<()> {
         if let Some(left) = settled.as_ref().and_then(|s| s.left) {
             self.drop_set_if_unused(&mut tx, left).await?;
         }
         tx.commit().await?;
+        self.version_ids.remember(learned);
         if let Some((id, rows)) = settled.and_then(|s| s.created) {
             self.sets.put(id, rows);
         }

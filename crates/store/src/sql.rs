@@ -40,8 +40,12 @@ pub struct Store {
     pub(crate) sets: std::sync::Arc<crate::package_sets::SetCache>,
     /// Package version ids by stored key, as read (see
     /// [`crate::package_sets::VersionIds`]).
-    version_ids: std::sync::Arc<crate::package_sets::VersionIds>,
+    pub(crate) version_ids: std::sync::Arc<crate::package_sets::VersionIds>,
 }
+
+/// Up to this many package versions unknown to the store's memory are
+/// inserted without looking for them first.
+const FEW_VERSIONS: usize = 32;
 
 /// Rows per multi-row statement; well inside both databases' parameter limits.
 pub(crate) const CHUNK: usize = 200;
@@ -526,31 +530,44 @@ impl Store {
 
     /// The version ids of these packages (by stored key), storing the
     /// versions not yet known, each checked first. Hosts cloned from one
-    /// image know most already: those come from memory.
+    /// image know most already: those come from memory. The ids found
+    /// otherwise are to be remembered once the transaction is committed
+    /// ([`Store::commit_settled`]).
     async fn ensure_package_ids(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         packages: &[(&str, &Package)],
-    ) -> Result<HashMap<String, i64>> {
+    ) -> Result<(HashMap<String, i64>, HashMap<String, i64>)> {
         let mut ids = HashMap::with_capacity(packages.len());
         let mut unknown = Vec::new();
         self.version_ids.lookup(packages, &mut ids, &mut unknown);
         if unknown.is_empty() {
-            return Ok(ids);
+            return Ok((ids, HashMap::new()));
         }
-        // Versions found now were committed before this transaction wrote
-        // any (on SQLite it holds the only write lock): safe to remember.
-        let found = self
-            .package_ids(tx, unknown.iter().map(|(k, _)| *k))
-            .await?;
-        self.version_ids.remember(&found);
-        ids.extend(found);
-        let missing = unknown
-            .into_iter()
-            .filter(|(k, _)| !ids.contains_key(*k))
-            .map(|(k, p)| checked_row(k.to_owned(), p))
+        // A few unknown versions (an upgrade) are inserted where new and
+        // then read: two statements. Many (a host unlike the fleet) are
+        // looked for first, so that only the new ones are checked and sent.
+        let missing: Vec<(&str, &Package)> = if unknown.len() <= FEW_VERSIONS {
+            unknown
+        } else {
+            let found = self
+                .package_ids(tx, unknown.iter().map(|(k, _)| *k))
+                .await?;
+            let missing = unknown
+                .into_iter()
+                .filter(|(k, _)| !found.contains_key(*k))
+                .collect();
+            // Committed before this transaction wrote any (on SQLite it
+            // holds the only write lock): safe to remember now.
+            self.version_ids.remember(&found);
+            ids.extend(found);
+            missing
+        };
+        let rows = missing
+            .iter()
+            .map(|(k, p)| checked_row((*k).to_owned(), p))
             .collect::<Result<Vec<_>>>()?;
-        for chunk in missing.chunks(CHUNK) {
+        for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO package_versions \
                  (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
@@ -577,11 +594,11 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
-        ids.extend(
-            self.package_ids(tx, missing.iter().map(|r| r.key.as_str()))
-                .await?,
-        );
-        Ok(ids)
+        let learned = self
+            .package_ids(tx, rows.iter().map(|r| r.key.as_str()))
+            .await?;
+        ids.extend(learned.iter().map(|(k, id)| (k.clone(), *id)));
+        Ok((ids, learned))
     }
 
     /// These packages by version id, as a host should have them.
@@ -1423,6 +1440,7 @@ impl InventoryStore for Store {
         stored.check_older(inv.collected_at)?;
         let os_changed = stored.os_changed(&inv.os);
         let packages_changed = stored.sum != Some(sum);
+        let mut learned = HashMap::new();
 
         // Packages that changed, or a host with too many rows of its own
         // (it drifted from its set, or has none yet), are settled again.
@@ -1434,7 +1452,8 @@ impl InventoryStore for Store {
             };
             let keyed: Vec<(&str, &Package)> =
                 keyed.iter().map(|(k, p)| (k.as_str(), *p)).collect();
-            let ids = self.ensure_package_ids(&mut tx, &keyed).await?;
+            let (ids, new_ids) = self.ensure_package_ids(&mut tx, &keyed).await?;
+            learned = new_ids;
             let target = Self::target_rows(&keyed, &ids)?;
             let own = self.own_rows(&mut tx, host_id).await?;
             Some(
@@ -1459,7 +1478,7 @@ impl InventoryStore for Store {
         };
         self.write_head(&mut tx, host_id, &written, children, now)
             .await?;
-        self.commit_settled(tx, settled).await?;
+        self.commit_settled(tx, settled, &learned).await?;
         Ok(os_changed || packages_changed)
     }
 
@@ -1528,7 +1547,7 @@ impl InventoryStore for Store {
         }
         let new_rows: Vec<(&str, &Package)> =
             rows.values().map(|r| (r.key.as_str(), r.package)).collect();
-        let ids = self.ensure_package_ids(&mut tx, &new_rows).await?;
+        let (ids, learned) = self.ensure_package_ids(&mut tx, &new_rows).await?;
         for (id, row) in Self::target_rows(&new_rows, &ids)? {
             after.insert(id, Some(row));
         }
@@ -1585,7 +1604,7 @@ impl InventoryStore for Store {
         };
         self.write_head(&mut tx, host_id, &written, children, now)
             .await?;
-        self.commit_settled(tx, settled).await?;
+        self.commit_settled(tx, settled, &learned).await?;
         Ok(crate::DeltaStored {
             replaced,
             os_changed: stored.os_changed(&delta.os),
