@@ -19,11 +19,11 @@
 #![allow(async_fn_in_trait)]
 
 mod audit;
+mod package_sets;
 mod people;
 mod plan;
 mod rollout;
 mod schema;
-mod package_sets;
 mod sql;
 
 use jiff::Timestamp;

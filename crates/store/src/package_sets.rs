@@ -208,9 +208,8 @@ impl Store {
                 return Err(Error::Corrupt(format!("a package row of host {host_id}")));
             };
             let number = |text: &str| {
-                text.parse::<i64>().map_err(|_| {
-                    Error::Corrupt(format!("package row {text:?} of host {host_id}"))
-                })
+                text.parse::<i64>()
+                    .map_err(|_| Error::Corrupt(format!("package row {text:?} of host {host_id}")))
             };
             rows.insert(
                 number(package)?,
@@ -251,12 +250,13 @@ impl Store {
         }
         if chosen.is_none() && !target.is_empty() {
             let mut best: Option<(usize, i64, Arc<Rows>)> = None;
-            let consider = |best: &mut Option<(usize, i64, Arc<Rows>)>, id: i64, rows: Arc<Rows>| {
-                let d = difference(&rows, &target, limit);
-                if d <= limit && best.as_ref().is_none_or(|(b, _, _)| d < *b) {
-                    *best = Some((d, id, rows));
-                }
-            };
+            let consider =
+                |best: &mut Option<(usize, i64, Arc<Rows>)>, id: i64, rows: Arc<Rows>| {
+                    let d = difference(&rows, &target, limit);
+                    if d <= limit && best.as_ref().is_none_or(|(b, _, _)| d < *b) {
+                        *best = Some((d, id, rows));
+                    }
+                };
             if let Some(id) = current {
                 let rows = self.set_rows(tx, id).await?;
                 consider(&mut best, id, rows);
@@ -349,12 +349,13 @@ impl Store {
         rows: &Rows,
         sum: PackageSum,
     ) -> Result<i64> {
-        let id: i64 = sqlx::query("INSERT INTO package_sets (sum, size) VALUES ($1, $2) RETURNING id")
-            .bind(sum.to_bytes().to_vec())
-            .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)?;
+        let id: i64 =
+            sqlx::query("INSERT INTO package_sets (sum, size) VALUES ($1, $2) RETURNING id")
+                .bind(sum.to_bytes().to_vec())
+                .bind(i64::try_from(rows.len()).unwrap_or(i64::MAX))
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get(0)?;
         let list: Vec<(i64, &str, i64)> = rows
             .iter()
             .map(|(package, (state, held))| (*package, state.as_str(), *held))
@@ -525,8 +526,16 @@ mod tests {
 
     #[test]
     fn difference_counts_rows_either_side_and_stops_past_the_limit() {
-        let set = rows(&[(1, "installed", 0), (2, "installed", 0), (3, "installed", 0)]);
-        let target = rows(&[(1, "installed", 0), (2, "installed", 1), (4, "installed", 0)]);
+        let set = rows(&[
+            (1, "installed", 0),
+            (2, "installed", 0),
+            (3, "installed", 0),
+        ]);
+        let target = rows(&[
+            (1, "installed", 0),
+            (2, "installed", 1),
+            (4, "installed", 0),
+        ]);
         // 2 changed its hold, 3 went, 4 came.
         assert_eq!(difference(&set, &target, 10), 3);
         assert_eq!(difference(&set, &target, 1), 2);

@@ -64,7 +64,12 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, now: Timestamp) ->
 }
 
 /// Brings the database to schema `last` (at most [`LATEST`]).
-pub(crate) async fn migrate_to(pool: &AnyPool, backend: Backend, now: Timestamp, last: u32) -> Result<()> {
+pub(crate) async fn migrate_to(
+    pool: &AnyPool,
+    backend: Backend,
+    now: Timestamp,
+    last: u32,
+) -> Result<()> {
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(pool)
         .await?;

@@ -1471,10 +1471,9 @@ impl InventoryStore for Store {
             sum,
             head_digest: &head,
             package_set: settled.as_ref().map_or(stored.package_set, |s| s.set),
-            own: settled.as_ref().map_or(
-                usize::try_from(stored.own).unwrap_or(usize::MAX),
-                |s| s.own,
-            ),
+            own: settled
+                .as_ref()
+                .map_or(usize::try_from(stored.own).unwrap_or(usize::MAX), |s| s.own),
         };
         self.write_head(&mut tx, host_id, &written, children, now)
             .await?;

@@ -2004,7 +2004,10 @@ async fn cloned_hosts_share_one_stored_package_list(store: Store) {
     assert_eq!(package_storage(&store).await, (1, 200, 5));
 
     // Every read gives each host its own packages.
-    assert_eq!(store.packages("h3").await.unwrap(), as_stored(image.clone()));
+    assert_eq!(
+        store.packages("h3").await.unwrap(),
+        as_stored(image.clone())
+    );
     assert_eq!(store.packages("h9").await.unwrap(), as_stored(odd.clone()));
     let below = store
         .hosts_with_package_below(Manager::Dpkg, "pkg000", "1.0-2")
