@@ -19,6 +19,7 @@
 #![allow(async_fn_in_trait)]
 
 mod audit;
+mod batch;
 mod package_sets;
 mod people;
 mod plan;

@@ -12,6 +12,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::audit::{append, AuditEvent, Why};
+use crate::batch::Batch;
 use crate::{
     schema, sort_key, Count, EnrollmentRefused, Error, HostAttributes, HostAuth, HostFilter,
     HostRecord, HostStore, HostWithPackage, InventoryStore, NewHost, NewToken, OfferedUpdate,
@@ -160,16 +161,32 @@ impl StoredHead {
     }
 }
 
-/// A host's stored rows of some packages' names (see `Store::rows_by_key`).
+/// A host's stored rows of some packages' names (see `Store::delta_base`),
+/// each by its stored key.
 #[derive(Default)]
 struct RowsByKey {
-    /// The packages the host has, by key, with their version ids.
-    packages: HashMap<protocol::PackageKey, (i64, Package)>,
-    /// The host's own rows, by version id.
-    own: HashMap<i64, crate::package_sets::OwnRow>,
-    /// Its set's rows, by version id.
-    set: crate::package_sets::Rows,
+    /// The packages the host has, by package key, with their stored keys.
+    packages: HashMap<protocol::PackageKey, (String, Package)>,
+    /// The host's own rows.
+    own: HashMap<String, crate::package_sets::OwnRow>,
+    /// Its set's rows.
+    set: HashMap<String, crate::package_sets::RowState>,
 }
+
+/// A row of [`Store::delta_base`]: a package as [`PackageJson`] gives it,
+/// then whether the row is the host's own and whether it is present.
+type DeltaRowJson = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+);
 
 /// The head of an inventory as it is written to the host's row.
 struct WrittenHead<'a> {
@@ -459,16 +476,14 @@ impl Store {
         })
     }
 
-    /// A host's stored rows of the packages with these keys' names, by key,
-    /// with their version ids (the packages it has); and, of those names,
-    /// its own rows and its set's rows by version id.
-    async fn rows_by_key(
+    /// What is stored of a host's inventory (as [`Store::stored_head`]) and
+    /// its rows of the packages with these keys' names, in one statement.
+    async fn delta_base(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         host_id: &str,
-        package_set: Option<i64>,
         keys: &[protocol::PackageKey],
-    ) -> Result<RowsByKey> {
+    ) -> Result<(StoredHead, RowsByKey)> {
         let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
         let names: std::collections::BTreeSet<&str> =
             keys.iter().map(|k| k.name.as_str()).collect();
@@ -483,49 +498,83 @@ impl Store {
             self.json_values(3, "text"),
         );
         let sql = format!(
-            "SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-             hp.state, hp.held, hp.package_id, 1, hp.present \
-             FROM package_versions pv CROSS JOIN host_packages hp \
-             WHERE hp.package_id = pv.id AND hp.host_id = $1 AND {names_of} \
-             UNION ALL \
-             SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
-             sr.state, sr.held, sr.package_id, 0, 1 \
-             FROM package_versions pv CROSS JOIN package_set_rows sr \
-             WHERE sr.package_id = pv.id AND sr.set_id = $4 AND {names_of}"
+            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
+             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set), \
+             (SELECT {} FROM ( \
+               SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+               hp.state, hp.held, 1 AS own, hp.present \
+               FROM package_versions pv CROSS JOIN host_packages hp \
+               WHERE hp.package_id = pv.id AND hp.host_id = $1 AND {names_of} \
+               UNION ALL \
+               SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
+               sr.state, sr.held, 0, 1 \
+               FROM package_versions pv CROSS JOIN package_set_rows sr \
+               WHERE sr.package_id = pv.id AND {names_of} \
+                 AND sr.set_id = (SELECT h2.package_set FROM hosts h2 WHERE h2.id = $1)) AS x) \
+             FROM hosts WHERE id = $1{}",
+            self.json_array_of(
+                "x.manager, x.name, x.version, x.arch, x.source, x.source_version, \
+                 x.state, x.held, x.own, x.present"
+            ),
+            self.for_update()
         );
         let list = |values: Vec<&str>| json_list(serde_json::to_string(&values));
-        let rows = sqlx::query(&sql)
+        let row = sqlx::query(&sql)
             .bind(host_id)
             .bind(list(managers.into_iter().collect())?)
             .bind(list(names.into_iter().collect())?)
-            .bind(package_set)
-            .fetch_all(&mut **tx)
-            .await?;
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
+        let stored = StoredHead {
+            collected_at: row.try_get(0)?,
+            digest: row.try_get(1)?,
+            os_id: row.try_get(2)?,
+            os_version: row.try_get(3)?,
+            sum: sum_of(row.try_get(4)?),
+            head: row.try_get(5)?,
+            package_set: row.try_get(6)?,
+            own: row.try_get(7)?,
+            set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
+        };
+        let rows: Vec<DeltaRowJson> = parse_json_array(
+            row.try_get(9)?,
+            &format!("the package rows of host {host_id}"),
+        )?;
         let mut found = RowsByKey::default();
         let mut from_set = Vec::new();
-        for row in rows {
-            let package = package_from_row(&row, 0)?;
-            let id: i64 = row.try_get(8)?;
-            let own: i64 = row.try_get(9)?;
-            let present: i64 = row.try_get(10)?;
-            let state = (package.state.as_str().to_owned(), i64::from(package.held));
+        for (manager, name, version, arch, source, source_version, state, held, own, present) in
+            rows
+        {
+            let package = stored_package((
+                manager,
+                name,
+                version,
+                arch,
+                source,
+                source_version,
+                state,
+                held,
+            ))?;
+            let key = stored_key(&package);
+            let row = (package.state.as_str().to_owned(), i64::from(package.held));
             if own != 0 {
-                found.own.insert(id, (present != 0, state.0, state.1));
                 if present != 0 && wanted.contains(&package.key()) {
-                    found.packages.insert(package.key(), (id, package));
+                    found.packages.insert(package.key(), (key.clone(), package));
                 }
+                found.own.insert(key, (present != 0, row.0, row.1));
             } else {
-                found.set.insert(id, state);
-                from_set.push((id, package));
+                found.set.insert(key.clone(), row);
+                from_set.push((key, package));
             }
         }
         // The set's rows count where the host has no row of its own.
-        for (id, package) in from_set {
-            if !found.own.contains_key(&id) && wanted.contains(&package.key()) {
-                found.packages.insert(package.key(), (id, package));
+        for (key, package) in from_set {
+            if !found.own.contains_key(&key) && wanted.contains(&package.key()) {
+                found.packages.insert(package.key(), (key, package));
             }
         }
-        Ok(found)
+        Ok((stored, found))
     }
 
     /// The version ids of these packages (by stored key), storing the
@@ -567,38 +616,51 @@ impl Store {
             .iter()
             .map(|(k, p)| checked_row((*k).to_owned(), p))
             .collect::<Result<Vec<_>>>()?;
-        for chunk in rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO package_versions \
-                 (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
-                 VALUES {} ON CONFLICT (key) DO NOTHING",
-                placeholders(chunk.len(), 9)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let p = r.package;
-                q = q
-                    .bind(r.key.clone())
-                    .bind(p.manager.as_str())
-                    .bind(p.name.clone())
-                    .bind(p.version.clone())
-                    .bind(p.arch.clone())
-                    .bind(p.source.clone().unwrap_or_else(|| p.name.clone()))
-                    .bind(
-                        p.source_version
-                            .clone()
-                            .unwrap_or_else(|| p.version.clone()),
-                    )
-                    .bind(r.sort_key.clone())
-                    .bind(r.source_sort_key.clone());
-            }
-            q.execute(&mut **tx).await?;
+        let rows_ref: Vec<&PackageRow<'_>> = rows.iter().collect();
+        for chunk in rows_ref.chunks(CHUNK) {
+            // One statement each: a first inventory may bring thousands.
+            let mut batch = Batch::default();
+            Self::push_versions(&mut batch, chunk);
+            batch.run(self, tx).await?;
         }
         let learned = self
             .package_ids(tx, rows.iter().map(|r| r.key.as_str()))
             .await?;
         ids.extend(learned.iter().map(|(k, id)| (k.clone(), *id)));
         Ok((ids, learned))
+    }
+
+    /// Inserts of these package versions, where not stored yet.
+    fn push_versions(batch: &mut Batch, rows: &[&PackageRow<'_>]) {
+        for chunk in rows.chunks(CHUNK) {
+            let mut args = Vec::with_capacity(chunk.len() * 9);
+            for r in chunk {
+                let p = r.package;
+                args.push(r.key.clone().into());
+                args.push(p.manager.as_str().into());
+                args.push(p.name.clone().into());
+                args.push(p.version.clone().into());
+                args.push(p.arch.clone().into());
+                args.push(p.source.clone().unwrap_or_else(|| p.name.clone()).into());
+                args.push(
+                    p.source_version
+                        .clone()
+                        .unwrap_or_else(|| p.version.clone())
+                        .into(),
+                );
+                args.push(r.sort_key.clone().into());
+                args.push(r.source_sort_key.clone().into());
+            }
+            batch.push(
+                format!(
+                    "INSERT INTO package_versions \
+                     (key, manager, name, version, arch, source, source_version, sort_key, source_sort_key) \
+                     VALUES {} ON CONFLICT (key) DO NOTHING",
+                    placeholders(chunk.len(), 9)
+                ),
+                args,
+            );
+        }
     }
 
     /// These packages by version id, as a host should have them.
@@ -652,38 +714,50 @@ impl Store {
         children: bool,
         now: Timestamp,
     ) -> Result<()> {
+        if children {
+            self.write_children(tx, host_id, &written.head).await?;
+        }
+        let mut batch = Batch::default();
+        Self::push_head(&mut batch, host_id, written, now)?;
+        batch.run(self, tx).await
+    }
+
+    /// The update of the host's row from an inventory's head.
+    fn push_head(
+        batch: &mut Batch,
+        host_id: &str,
+        written: &WrittenHead<'_>,
+        now: Timestamp,
+    ) -> Result<()> {
         let head = &written.head;
         let facts = serde_json::to_string(head.host)
             .map_err(|e| Error::Invalid(format!("host facts: {e}")))?;
-        if children {
-            self.write_children(tx, host_id, head).await?;
-        }
-        sqlx::query(
+        batch.push(
             "UPDATE hosts SET hostname = $2, machine_id = $3, os_id = $4, os_version = $5, os_codename = $6, \
              kernel = $7, arch = $8, reboot_required = $9, facts = $10, inventory_digest = $11, \
              inventory_collected_at = $12, last_seen = CASE WHEN last_seen < $13 THEN $13 ELSE last_seen END, \
              packages_sum = $14, head_digest = $15, package_set = $16, own_packages = $17 \
              WHERE id = $1",
-        )
-        .bind(host_id)
-        .bind(head.host.hostname.clone())
-        .bind(head.host.machine_id.clone())
-        .bind(head.os.id.clone())
-        .bind(head.os.version_id.clone())
-        .bind(head.os.codename.clone())
-        .bind(head.host.kernel.clone())
-        .bind(head.host.arch.clone())
-        .bind(i64::from(head.reboot.required))
-        .bind(facts)
-        .bind(written.digest.to_owned())
-        .bind(written.collected_at.as_second())
-        .bind(now.as_second())
-        .bind(written.sum.to_bytes().to_vec())
-        .bind(written.head_digest.to_vec())
-        .bind(written.package_set)
-        .bind(i64::try_from(written.own).unwrap_or(i64::MAX))
-        .execute(&mut **tx)
-        .await?;
+            vec![
+                host_id.into(),
+                head.host.hostname.clone().into(),
+                head.host.machine_id.clone().into(),
+                head.os.id.clone().into(),
+                head.os.version_id.clone().into(),
+                head.os.codename.clone().into(),
+                head.host.kernel.clone().into(),
+                head.host.arch.clone().into(),
+                i64::from(head.reboot.required).into(),
+                facts.into(),
+                written.digest.to_owned().into(),
+                written.collected_at.as_second().into(),
+                now.as_second().into(),
+                written.sum.to_bytes().to_vec().into(),
+                written.head_digest.to_vec().into(),
+                written.package_set.into(),
+                i64::try_from(written.own).unwrap_or(i64::MAX).into(),
+            ],
+        );
         Ok(())
     }
 
@@ -1495,10 +1569,18 @@ impl InventoryStore for Store {
                 "the delta's base is not the stored inventory; send the full inventory".into(),
             )
         };
+        let touched: Vec<protocol::PackageKey> = delta
+            .packages_removed
+            .iter()
+            .cloned()
+            .chain(delta.packages_changed.iter().map(Package::key))
+            .collect();
 
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let stored = self.stored_head(&mut tx, host_id).await?;
+        // The host's row and its stored rows of the packages the delta
+        // names, and nothing else.
+        let (stored, mut before) = self.delta_base(&mut tx, host_id, &touched).await?;
         stored.check_older(delta.collected_at)?;
         if stored.digest.as_deref() != Some(delta.base_digest.as_str()) {
             return Err(stale_base());
@@ -1507,33 +1589,22 @@ impl InventoryStore for Store {
             return Err(stale_base());
         };
 
-        // The stored rows of the packages the delta names, and nothing else.
-        let touched: Vec<protocol::PackageKey> = delta
-            .packages_removed
-            .iter()
-            .cloned()
-            .chain(delta.packages_changed.iter().map(Package::key))
-            .collect();
-        let mut before = self
-            .rows_by_key(&mut tx, host_id, stored.package_set, &touched)
-            .await?;
-
         // As `Inventory::from_delta` does: removals first, then the changed
         // packages replace what is left under their key. `after` is what
-        // the host has of each version touched: none, or a row.
+        // the host has of each version touched, by stored key: none, or a row.
         let mut replaced = Vec::new();
-        let mut after: HashMap<i64, Option<crate::package_sets::RowState>> = HashMap::new();
+        let mut after: HashMap<String, Option<crate::package_sets::RowState>> = HashMap::new();
         for key in &touched[..delta.packages_removed.len()] {
-            if let Some((id, old)) = before.packages.remove(key) {
+            if let Some((stored_key, old)) = before.packages.remove(key) {
                 sum.remove(&old);
-                after.insert(id, None);
+                after.insert(stored_key, None);
                 replaced.push(old);
             }
         }
         for r in rows.values() {
-            if let Some((id, old)) = before.packages.remove(&r.package.key()) {
+            if let Some((stored_key, old)) = before.packages.remove(&r.package.key()) {
                 sum.remove(&old);
-                after.insert(id, None);
+                after.insert(stored_key, None);
                 replaced.push(old);
             }
             sum.add(r.package);
@@ -1544,66 +1615,133 @@ impl InventoryStore for Store {
                     .into(),
             ));
         }
-        let new_rows: Vec<(&str, &Package)> =
-            rows.values().map(|r| (r.key.as_str(), r.package)).collect();
-        let (ids, learned) = self.ensure_package_ids(&mut tx, &new_rows).await?;
-        for (id, row) in Self::target_rows(&new_rows, &ids)? {
-            after.insert(id, Some(row));
+        for r in rows.values() {
+            after.insert(
+                r.key.clone(),
+                Some((
+                    r.package.state.as_str().to_owned(),
+                    i64::from(r.package.held),
+                )),
+            );
         }
-        // The host's own rows of those versions, so that its set's rows and
-        // its own give what it has.
+
+        // The versions new to the fleet, and the host's own rows of the
+        // versions touched, so that its set's rows and its own give what it
+        // has; written by key, in one batch.
+        let mut batch = Batch::default();
+        let mut unknown_rows: Vec<&PackageRow<'_>> = Vec::new();
+        {
+            let keyed: Vec<(&str, &Package)> =
+                rows.values().map(|r| (r.key.as_str(), r.package)).collect();
+            let mut known = HashMap::new();
+            let mut unknown = Vec::new();
+            self.version_ids.lookup(&keyed, &mut known, &mut unknown);
+            for (key, _) in unknown {
+                unknown_rows.extend(rows.get(key));
+            }
+        }
+        if !unknown_rows.is_empty() {
+            Self::push_versions(&mut batch, &unknown_rows);
+        }
         let mut delete = Vec::new();
         let mut upsert = Vec::new();
         let mut own = usize::try_from(stored.own).unwrap_or(usize::MAX);
-        for (id, wanted) in &after {
-            let row = crate::package_sets::own_row(before.set.get(id), wanted.as_ref());
-            let had = before.own.get(id);
+        for (key, wanted) in &after {
+            let row = crate::package_sets::own_row(before.set.get(key), wanted.as_ref());
+            let had = before.own.get(key);
             match (row, had) {
                 (None, None) => {}
                 (None, Some(_)) => {
-                    delete.push(*id);
+                    delete.push(key.as_str());
                     own = own.saturating_sub(1);
                 }
                 (Some(row), had) if had != Some(&row) => {
                     if had.is_none() {
                         own += 1;
                     }
-                    upsert.push((*id, row));
+                    upsert.push((key.as_str(), row));
                 }
                 (Some(_), _) => {}
             }
         }
-        let upsert: Vec<(i64, &crate::package_sets::OwnRow)> =
-            upsert.iter().map(|(id, row)| (*id, row)).collect();
-        self.write_own(&mut tx, host_id, &delete, &upsert).await?;
+        if !delete.is_empty() {
+            batch.push(
+                format!(
+                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN \
+                     (SELECT id FROM package_versions WHERE key IN ({}))",
+                    self.json_values(2, "text")
+                ),
+                vec![
+                    host_id.into(),
+                    json_list(serde_json::to_string(&delete))?.into(),
+                ],
+            );
+        }
+        if !upsert.is_empty() {
+            let list: Vec<(&str, i64, &str, i64)> = upsert
+                .iter()
+                .map(|(key, (present, state, held))| {
+                    (*key, i64::from(*present), state.as_str(), *held)
+                })
+                .collect();
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is the
+            // upsert's, not a join constraint.
+            batch.push(
+                format!(
+                    "INSERT INTO host_packages (host_id, package_id, present, state, held) \
+                     SELECT $1, pv.id, {}, {}, {} FROM {} JOIN package_versions pv ON pv.key = {} \
+                     WHERE true ON CONFLICT (host_id, package_id) DO UPDATE SET \
+                     present = excluded.present, state = excluded.state, held = excluded.held",
+                    self.json_col(1, true),
+                    self.json_col(2, false),
+                    self.json_col(3, true),
+                    self.json_rows(2),
+                    self.json_col(0, false),
+                ),
+                vec![
+                    host_id.into(),
+                    json_list(serde_json::to_string(&list))?.into(),
+                ],
+            );
+        }
 
         // A host that drifted far from its set is settled again.
-        let settled = if usize::try_from(stored.set_size)
-            .map_or(true, |size| own > crate::package_sets::own_limit(size))
-        {
-            let (target, own) = self
-                .stored_rows(&mut tx, host_id, stored.package_set)
-                .await?;
-            Some(
-                self.settle(&mut tx, host_id, stored.package_set, &own, target, sum)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        let rebase = usize::try_from(stored.set_size)
+            .map_or(true, |size| own > crate::package_sets::own_limit(size));
         let children = stored.head.as_deref() != Some(head.as_slice());
-        let written = WrittenHead {
+        let mut written = WrittenHead {
             head: delta.head(),
             collected_at: delta.collected_at,
             digest: &delta.result_digest,
             sum,
             head_digest: &head,
-            package_set: settled.as_ref().map_or(stored.package_set, |s| s.set),
-            own: settled.as_ref().map_or(own, |s| s.own),
+            package_set: stored.package_set,
+            own,
         };
-        self.write_head(&mut tx, host_id, &written, children, now)
-            .await?;
-        self.commit_settled(tx, settled, &learned).await?;
+        let settled = if rebase || children {
+            batch.run(self, &mut tx).await?;
+            let settled = if rebase {
+                let (target, own) = self
+                    .stored_rows(&mut tx, host_id, stored.package_set)
+                    .await?;
+                let settled = self
+                    .settle(&mut tx, host_id, stored.package_set, &own, target, sum)
+                    .await?;
+                written.package_set = settled.set;
+                written.own = settled.own;
+                Some(settled)
+            } else {
+                None
+            };
+            self.write_head(&mut tx, host_id, &written, children, now)
+                .await?;
+            settled
+        } else {
+            Self::push_head(&mut batch, host_id, &written, now)?;
+            batch.run(self, &mut tx).await?;
+            None
+        };
+        self.commit_settled(tx, settled, &HashMap::new()).await?;
         Ok(crate::DeltaStored {
             replaced,
             os_changed: stored.os_changed(&delta.os),
