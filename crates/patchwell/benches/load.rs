@@ -6,6 +6,9 @@
 //!
 //! The package list is this machine's real dpkg database, topped up to 1,000
 //! packages; every host starts from the same image, as a cloned fleet does.
+//! Request bodies are made before each phase is timed, as a fleet of agents
+//! makes its own: the load has one core, and making them is not the server's
+//! work.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
 mod support;
@@ -183,6 +186,55 @@ async fn send(
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// Sends body `i` as host `i % HOSTS`'s inventory (PUT) or delta (PATCH),
+/// `concurrency` at a time, each host's in order.
+#[allow(clippy::too_many_arguments)]
+async fn send_all(
+    label: &'static str,
+    http: &reqwest::Client,
+    url: &str,
+    credentials: &Arc<Vec<String>>,
+    order: &Arc<Vec<Mutex<()>>>,
+    method: reqwest::Method,
+    bodies: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> Stats {
+    let total = bodies.len();
+    let bodies: Arc<Vec<std::sync::Mutex<Option<Vec<u8>>>>> = Arc::new(
+        bodies
+            .into_iter()
+            .map(|b| std::sync::Mutex::new(Some(b)))
+            .collect(),
+    );
+    let (u, c, o, http) = (
+        format!("{url}/api/v1/agent/inventory"),
+        credentials.clone(),
+        order.clone(),
+        http.clone(),
+    );
+    drive(label, total, concurrency, move |i| {
+        let (u, c, o, b, m, http) = (
+            u.clone(),
+            c.clone(),
+            o.clone(),
+            bodies.clone(),
+            method.clone(),
+            http.clone(),
+        );
+        async move {
+            let host = i % HOSTS;
+            let _in_order = o[host].lock().await;
+            let body = b[i]
+                .lock()
+                .ok()
+                .and_then(|mut b| b.take())
+                .expect("each body is sent once");
+            send(&http, m, &u, &c[host], body, true).await;
+        }
+    })
+    .await
+}
+
 fn agent_rss(url: &str, admin: &str, data: &Path) {
     let agent = PathBuf::from(env!("CARGO_BIN_EXE_patchwell")).with_file_name("patchwell-agent");
     if !agent.exists() {
@@ -284,60 +336,54 @@ fn main() {
             image.len()
         );
 
+        // Every request body is made before its phase is timed: the load
+        // runs on one core, and making a body (serialising, gzip, the
+        // agent's digest of 1,000 packages) costs about as much as the
+        // server takes to store it; a real fleet makes its own.
+        // Hosts' requests go in order: each host's lock is held while its
+        // request is in flight.
+        let order: Arc<Vec<Mutex<()>>> = Arc::new((0..HOSTS).map(|_| Mutex::new(())).collect());
+        let mut current: Vec<Inventory> = (0..HOSTS).map(|h| inventory(h, image.clone())).collect();
+
         // Full inventories: each host's first (every row new for that host),
-        // then each host resending its whole inventory twice (a resync).
-        let current: Arc<Vec<Mutex<Inventory>>> = Arc::new(
-            (0..HOSTS)
-                .map(|h| Mutex::new(inventory(h, image.clone())))
-                .collect(),
-        );
-        // Then each host sending its whole inventory with five packages
-        // changed, as after the server asked for a resync.
+        // then each host resending its whole inventory twice (a resync),
+        // then each sending its whole inventory with five packages changed,
+        // as after the server asked for a resync.
         for (label, total, changes) in [
             ("first inventories (1,000 packages)", HOSTS, 0),
             ("full inventories resent (1,000)", 2 * HOSTS, 0),
             ("full inventories, 5 changed (1,000)", 2 * HOSTS, 5),
         ] {
-            let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
-            let http2 = http.clone();
-            let stats = drive(label, total, 8, move |i| {
-                let (u, c, cur, http) = (u.clone(), c.clone(), cur.clone(), http2.clone());
-                async move {
-                    let host = i % HOSTS;
-                    let mut inv = cur[host].lock().await;
-                    for k in 0..changes {
-                        let p = &mut inv.packages[(i * changes + k) % PACKAGES];
-                        p.version = format!(
-                            "{}+full{i}",
-                            p.version.split("+full").next().unwrap_or_default()
-                        );
-                    }
-                    inv.collected_at = jiff::Timestamp::now();
-                    let body = gzip(&*inv);
-                    send(
-                        &http,
-                        reqwest::Method::PUT,
-                        &format!("{u}/api/v1/agent/inventory"),
-                        &c[host],
-                        body,
-                        true,
-                    )
-                    .await;
+            let mut bodies = Vec::with_capacity(total);
+            for i in 0..total {
+                let inv = &mut current[i % HOSTS];
+                for k in 0..changes {
+                    let p = &mut inv.packages[(i * changes + k) % PACKAGES];
+                    p.version = format!(
+                        "{}+full{i}",
+                        p.version.split("+full").next().unwrap_or_default()
+                    );
                 }
-            })
+                inv.collected_at = jiff::Timestamp::now();
+                bodies.push(gzip(&*inv));
+            }
+            let stats = send_all(
+                label,
+                &http,
+                &url,
+                &credentials,
+                &order,
+                reqwest::Method::PUT,
+                bodies,
+                8,
+            )
             .await;
             stats.print();
         }
 
-        let (u, c, cur) = (url.clone(), credentials.clone(), current.clone());
+        let (u, c) = (url.clone(), credentials.clone());
         let http2 = http.clone();
-        let digests: Arc<Vec<String>> = Arc::new({
-            let mut d = Vec::new();
-            for m in cur.iter() {
-                d.push(m.lock().await.digest());
-            }
-            d
-        });
+        let digests: Arc<Vec<String>> = Arc::new(current.iter().map(Inventory::digest).collect());
         let beats = drive("heartbeats", 30_000, 64, move |i| {
             let (u, c, d, http) = (u.clone(), c.clone(), digests.clone(), http2.clone());
             async move {
@@ -362,34 +408,31 @@ fn main() {
         beats.print();
 
         // Deltas: each changes five packages of a host against its stored inventory.
-        let (u, c) = (url.clone(), credentials.clone());
-        let http2 = http.clone();
-        let deltas = drive("inventory deltas (5 packages)", 10 * HOSTS, 32, move |i| {
-            let (u, c, cur, http) = (u.clone(), c.clone(), cur.clone(), http2.clone());
-            async move {
-                let host = i % HOSTS;
-                let mut inv = cur[host].lock().await;
-                let base = inv.clone();
-                for k in 0..5 {
-                    let p = &mut inv.packages[(i * 5 + k) % PACKAGES];
-                    p.version = format!(
-                        "{}+bench{i}",
-                        p.version.split("+bench").next().unwrap_or_default()
-                    );
-                }
-                inv.collected_at = jiff::Timestamp::now();
-                let body = gzip(&inv.delta_from(&base));
-                send(
-                    &http,
-                    reqwest::Method::PATCH,
-                    &format!("{u}/api/v1/agent/inventory"),
-                    &c[host],
-                    body,
-                    true,
-                )
-                .await;
+        let total = 10 * HOSTS;
+        let mut bodies = Vec::with_capacity(total);
+        for i in 0..total {
+            let inv = &mut current[i % HOSTS];
+            let base = inv.clone();
+            for k in 0..5 {
+                let p = &mut inv.packages[(i * 5 + k) % PACKAGES];
+                p.version = format!(
+                    "{}+bench{i}",
+                    p.version.split("+bench").next().unwrap_or_default()
+                );
             }
-        })
+            inv.collected_at = jiff::Timestamp::now();
+            bodies.push(gzip(&inv.delta_from(&base)));
+        }
+        let deltas = send_all(
+            "inventory deltas (5 packages)",
+            &http,
+            &url,
+            &credentials,
+            &order,
+            reqwest::Method::PATCH,
+            bodies,
+            32,
+        )
         .await;
         deltas.print();
     });
