@@ -61,11 +61,7 @@ impl Batch {
     }
 
     /// Runs the statements in order inside `tx`.
-    pub(crate) async fn run(
-        self,
-        store: &Store,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    ) -> Result<()> {
+    pub(crate) async fn run(self, store: &Store, conn: &mut sqlx::AnyConnection) -> Result<()> {
         match store.backend() {
             Backend::Sqlite => {
                 // Parameter numbers run on across the statements of one
@@ -74,14 +70,15 @@ impl Batch {
                 let mut all: Vec<Arg> = Vec::new();
                 for (statement, args) in self.statements {
                     if !all.is_empty() && all.len() + args.len() > MAX_PARAMETERS {
-                        run_sqlite(tx, &std::mem::take(&mut sql), std::mem::take(&mut all)).await?;
+                        run_sqlite(conn, &std::mem::take(&mut sql), std::mem::take(&mut all))
+                            .await?;
                     }
                     sql.push_str(&renumber(&statement, all.len()));
                     sql.push_str(";\n");
                     all.extend(args);
                 }
                 if !sql.is_empty() {
-                    run_sqlite(tx, &sql, all).await?;
+                    run_sqlite(conn, &sql, all).await?;
                 }
             }
             Backend::Postgres => {
@@ -90,7 +87,7 @@ impl Batch {
                     for arg in args {
                         query = bind(query, arg);
                     }
-                    query.execute(&mut **tx).await?;
+                    query.execute(&mut *conn).await?;
                 }
             }
         }
@@ -102,16 +99,12 @@ impl Batch {
 /// alone has more).
 const MAX_PARAMETERS: usize = 8_000;
 
-async fn run_sqlite(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sql: &str,
-    args: Vec<Arg>,
-) -> Result<()> {
+async fn run_sqlite(conn: &mut sqlx::AnyConnection, sql: &str, args: Vec<Arg>) -> Result<()> {
     let mut query = sqlx::query(sql);
     for arg in args {
         query = bind(query, arg);
     }
-    query.execute(&mut **tx).await?;
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -478,9 +478,12 @@ impl Store {
 
     /// What is stored of a host's inventory (as [`Store::stored_head`]) and
     /// its rows of the packages with these keys' names, in one statement.
+    /// `first` is SQL run before it in the same query (`BEGIN IMMEDIATE;`
+    /// on SQLite, to begin the transaction in the same hand-off).
     async fn delta_base(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        conn: &mut sqlx::AnyConnection,
+        first: &str,
         host_id: &str,
         keys: &[protocol::PackageKey],
     ) -> Result<(StoredHead, RowsByKey)> {
@@ -498,7 +501,7 @@ impl Store {
             self.json_values(3, "text"),
         );
         let sql = format!(
-            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
+            "{first}SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
              package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set), \
              (SELECT {} FROM ( \
                SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
@@ -523,8 +526,10 @@ impl Store {
             .bind(host_id)
             .bind(list(managers.into_iter().collect())?)
             .bind(list(names.into_iter().collect())?)
-            .fetch_optional(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
         let stored = StoredHead {
             collected_at: row.try_get(0)?,
@@ -621,7 +626,7 @@ impl Store {
             // One statement each: a first inventory may bring thousands.
             let mut batch = Batch::default();
             Self::push_versions(&mut batch, chunk);
-            batch.run(self, tx).await?;
+            batch.run(self, &mut **tx).await?;
         }
         let learned = self
             .package_ids(tx, rows.iter().map(|r| r.key.as_str()))
@@ -719,7 +724,7 @@ impl Store {
         }
         let mut batch = Batch::default();
         Self::push_head(&mut batch, host_id, written, now)?;
-        batch.run(self, tx).await
+        batch.run(self, &mut **tx).await
     }
 
     /// The update of the host's row from an inventory's head.
@@ -1491,6 +1496,315 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// An inventory delta checked and ready to store (see
+/// `InventoryStore::store_inventory_delta`).
+struct DeltaInput<'a> {
+    host_id: &'a str,
+    delta: &'a InventoryDelta,
+    rows: &'a BTreeMap<String, PackageRow<'a>>,
+    touched: &'a [protocol::PackageKey],
+    head: &'a [u8],
+    now: Timestamp,
+}
+
+/// What a delta writes, worked out from what is stored.
+struct DeltaPlan {
+    /// The new package versions and the host's own rows, by key.
+    batch: Batch,
+    replaced: Vec<Package>,
+    sum: PackageSum,
+    own: usize,
+    /// The host drifted far from its set: settle it again.
+    rebase: bool,
+    /// Its updates, neighbours or MAC addresses changed.
+    children: bool,
+}
+
+/// A transaction begun by hand on a pooled connection (see
+/// `Store::delta_in_two_steps`). Dropped while open, its connection is
+/// closed rather than returned to the pool inside the transaction.
+struct OpenTransaction {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    open: bool,
+}
+
+impl OpenTransaction {
+    async fn rollback(mut self) -> Result<()> {
+        sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Store {
+    /// Works out what a delta writes: checks its base and its result, and
+    /// puts the new versions and the host's own rows of the versions it
+    /// touches (so that its set's rows and its own give what it has) in a
+    /// batch, written by key.
+    fn plan_delta(
+        &self,
+        input: &DeltaInput<'_>,
+        stored: &StoredHead,
+        mut before: RowsByKey,
+    ) -> Result<DeltaPlan> {
+        let delta = input.delta;
+        let stale_base = || {
+            Error::Conflict(
+                "the delta's base is not the stored inventory; send the full inventory".into(),
+            )
+        };
+        stored.check_older(delta.collected_at)?;
+        if stored.digest.as_deref() != Some(delta.base_digest.as_str()) {
+            return Err(stale_base());
+        }
+        let Some(mut sum) = stored.sum else {
+            return Err(stale_base());
+        };
+
+        // As `Inventory::from_delta` does: removals first, then the changed
+        // packages replace what is left under their key. `after` is what
+        // the host has of each version touched, by stored key: none, or a row.
+        let mut replaced = Vec::new();
+        let mut after: HashMap<String, Option<crate::package_sets::RowState>> = HashMap::new();
+        for key in &input.touched[..delta.packages_removed.len()] {
+            if let Some((stored_key, old)) = before.packages.remove(key) {
+                sum.remove(&old);
+                after.insert(stored_key, None);
+                replaced.push(old);
+            }
+        }
+        for r in input.rows.values() {
+            if let Some((stored_key, old)) = before.packages.remove(&r.package.key()) {
+                sum.remove(&old);
+                after.insert(stored_key, None);
+                replaced.push(old);
+            }
+            sum.add(r.package);
+        }
+        if delta.head().digest(&sum) != delta.result_digest {
+            return Err(Error::Conflict(
+                "the delta does not reproduce the agent's inventory; send the full inventory"
+                    .into(),
+            ));
+        }
+        for r in input.rows.values() {
+            after.insert(
+                r.key.clone(),
+                Some((
+                    r.package.state.as_str().to_owned(),
+                    i64::from(r.package.held),
+                )),
+            );
+        }
+
+        let mut batch = Batch::default();
+        let keyed: Vec<(&str, &Package)> = input
+            .rows
+            .values()
+            .map(|r| (r.key.as_str(), r.package))
+            .collect();
+        let mut known = HashMap::new();
+        let mut unknown = Vec::new();
+        self.version_ids.lookup(&keyed, &mut known, &mut unknown);
+        let unknown_rows: Vec<&PackageRow<'_>> = unknown
+            .iter()
+            .filter_map(|(key, _)| input.rows.get(*key))
+            .collect();
+        Self::push_versions(&mut batch, &unknown_rows);
+
+        let mut delete = Vec::new();
+        let mut upsert = Vec::new();
+        let mut own = usize::try_from(stored.own).unwrap_or(usize::MAX);
+        for (key, wanted) in &after {
+            let row = crate::package_sets::own_row(before.set.get(key), wanted.as_ref());
+            let had = before.own.get(key);
+            match (row, had) {
+                (None, None) => {}
+                (None, Some(_)) => {
+                    delete.push(key.as_str());
+                    own = own.saturating_sub(1);
+                }
+                (Some(row), had) if had != Some(&row) => {
+                    if had.is_none() {
+                        own += 1;
+                    }
+                    upsert.push((key.as_str(), row));
+                }
+                (Some(_), _) => {}
+            }
+        }
+        if !delete.is_empty() {
+            batch.push(
+                format!(
+                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN \
+                     (SELECT id FROM package_versions WHERE key IN ({}))",
+                    self.json_values(2, "text")
+                ),
+                vec![
+                    input.host_id.into(),
+                    json_list(serde_json::to_string(&delete))?.into(),
+                ],
+            );
+        }
+        if !upsert.is_empty() {
+            let list: Vec<(&str, i64, &str, i64)> = upsert
+                .iter()
+                .map(|(key, (present, state, held))| {
+                    (*key, i64::from(*present), state.as_str(), *held)
+                })
+                .collect();
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is the
+            // upsert's, not a join constraint.
+            batch.push(
+                format!(
+                    "INSERT INTO host_packages (host_id, package_id, present, state, held) \
+                     SELECT $1, pv.id, {}, {}, {} FROM {} JOIN package_versions pv ON pv.key = {} \
+                     WHERE true ON CONFLICT (host_id, package_id) DO UPDATE SET \
+                     present = excluded.present, state = excluded.state, held = excluded.held",
+                    self.json_col(1, true),
+                    self.json_col(2, false),
+                    self.json_col(3, true),
+                    self.json_rows(2),
+                    self.json_col(0, false),
+                ),
+                vec![
+                    input.host_id.into(),
+                    json_list(serde_json::to_string(&list))?.into(),
+                ],
+            );
+        }
+        let rebase = usize::try_from(stored.set_size)
+            .map_or(true, |size| own > crate::package_sets::own_limit(size));
+        Ok(DeltaPlan {
+            batch,
+            replaced,
+            sum,
+            own,
+            rebase,
+            children: stored.head.as_deref() != Some(input.head),
+        })
+    }
+
+    /// A delta on SQLite in two hand-offs to sqlx's worker thread: one
+    /// begins the transaction and reads, one writes and commits. None when
+    /// the delta needs more (its host is settled again, or its updates,
+    /// neighbours or MAC addresses changed): then nothing was written.
+    async fn delta_in_two_steps(
+        &self,
+        input: &DeltaInput<'_>,
+    ) -> Result<Option<crate::DeltaStored>> {
+        let _turn = self.write_turn().await;
+        let mut tx = OpenTransaction {
+            conn: self.pool.acquire().await?,
+            open: false,
+        };
+        tx.open = true;
+        let read = self
+            .delta_base(
+                &mut tx.conn,
+                "BEGIN IMMEDIATE;\n",
+                input.host_id,
+                input.touched,
+            )
+            .await;
+        let plan = match read.and_then(|(stored, before)| {
+            let plan = self.plan_delta(input, &stored, before)?;
+            Ok((stored, plan))
+        }) {
+            Ok((_, plan)) if plan.rebase || plan.children => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Ok(plan) => plan,
+            Err(e) => {
+                // A failed BEGIN leaves no transaction; ROLLBACK then fails
+                // and the connection is closed.
+                tx.rollback().await.ok();
+                return Err(e);
+            }
+        };
+        let (stored, mut plan) = plan;
+        let written = WrittenHead {
+            head: input.delta.head(),
+            collected_at: input.delta.collected_at,
+            digest: &input.delta.result_digest,
+            sum: plan.sum,
+            head_digest: input.head,
+            package_set: stored.package_set,
+            own: plan.own,
+        };
+        Self::push_head(&mut plan.batch, input.host_id, &written, input.now)?;
+        plan.batch.push("COMMIT", Vec::new());
+        match plan.batch.run(self, &mut tx.conn).await {
+            Ok(()) => tx.open = false,
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(e);
+            }
+        }
+        Ok(Some(crate::DeltaStored {
+            replaced: plan.replaced,
+            os_changed: stored.os_changed(&input.delta.os),
+        }))
+    }
+
+    /// A delta in a transaction, settling the host again when it drifted
+    /// far from its set.
+    async fn delta_in_transaction(&self, input: &DeltaInput<'_>) -> Result<crate::DeltaStored> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let (stored, before) = self
+            .delta_base(&mut tx, "", input.host_id, input.touched)
+            .await?;
+        let plan = self.plan_delta(input, &stored, before)?;
+        let mut written = WrittenHead {
+            head: input.delta.head(),
+            collected_at: input.delta.collected_at,
+            digest: &input.delta.result_digest,
+            sum: plan.sum,
+            head_digest: input.head,
+            package_set: stored.package_set,
+            own: plan.own,
+        };
+        plan.batch.run(self, &mut tx).await?;
+        let settled = if plan.rebase {
+            let (target, own) = self
+                .stored_rows(&mut tx, input.host_id, stored.package_set)
+                .await?;
+            let settled = self
+                .settle(
+                    &mut tx,
+                    input.host_id,
+                    stored.package_set,
+                    &own,
+                    target,
+                    plan.sum,
+                )
+                .await?;
+            written.package_set = settled.set;
+            written.own = settled.own;
+            Some(settled)
+        } else {
+            None
+        };
+        self.write_head(&mut tx, input.host_id, &written, plan.children, input.now)
+            .await?;
+        self.commit_settled(tx, settled, &HashMap::new()).await?;
+        Ok(crate::DeltaStored {
+            replaced: plan.replaced,
+            os_changed: stored.os_changed(&input.delta.os),
+        })
+    }
+}
+
 impl InventoryStore for Store {
     async fn store_inventory(
         &self,
@@ -1564,188 +1878,26 @@ impl InventoryStore for Store {
         // Check everything before touching the database.
         let rows = package_rows(&delta.packages_changed)?;
         let head = head_digest(&delta.head());
-        let stale_base = || {
-            Error::Conflict(
-                "the delta's base is not the stored inventory; send the full inventory".into(),
-            )
-        };
         let touched: Vec<protocol::PackageKey> = delta
             .packages_removed
             .iter()
             .cloned()
             .chain(delta.packages_changed.iter().map(Package::key))
             .collect();
-
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        // The host's row and its stored rows of the packages the delta
-        // names, and nothing else.
-        let (stored, mut before) = self.delta_base(&mut tx, host_id, &touched).await?;
-        stored.check_older(delta.collected_at)?;
-        if stored.digest.as_deref() != Some(delta.base_digest.as_str()) {
-            return Err(stale_base());
-        }
-        let Some(mut sum) = stored.sum else {
-            return Err(stale_base());
+        let input = DeltaInput {
+            host_id,
+            delta,
+            rows: &rows,
+            touched: &touched,
+            head: &head,
+            now,
         };
-
-        // As `Inventory::from_delta` does: removals first, then the changed
-        // packages replace what is left under their key. `after` is what
-        // the host has of each version touched, by stored key: none, or a row.
-        let mut replaced = Vec::new();
-        let mut after: HashMap<String, Option<crate::package_sets::RowState>> = HashMap::new();
-        for key in &touched[..delta.packages_removed.len()] {
-            if let Some((stored_key, old)) = before.packages.remove(key) {
-                sum.remove(&old);
-                after.insert(stored_key, None);
-                replaced.push(old);
+        if self.backend == Backend::Sqlite {
+            if let Some(stored) = self.delta_in_two_steps(&input).await? {
+                return Ok(stored);
             }
         }
-        for r in rows.values() {
-            if let Some((stored_key, old)) = before.packages.remove(&r.package.key()) {
-                sum.remove(&old);
-                after.insert(stored_key, None);
-                replaced.push(old);
-            }
-            sum.add(r.package);
-        }
-        if delta.head().digest(&sum) != delta.result_digest {
-            return Err(Error::Conflict(
-                "the delta does not reproduce the agent's inventory; send the full inventory"
-                    .into(),
-            ));
-        }
-        for r in rows.values() {
-            after.insert(
-                r.key.clone(),
-                Some((
-                    r.package.state.as_str().to_owned(),
-                    i64::from(r.package.held),
-                )),
-            );
-        }
-
-        // The versions new to the fleet, and the host's own rows of the
-        // versions touched, so that its set's rows and its own give what it
-        // has; written by key, in one batch.
-        let mut batch = Batch::default();
-        let mut unknown_rows: Vec<&PackageRow<'_>> = Vec::new();
-        {
-            let keyed: Vec<(&str, &Package)> =
-                rows.values().map(|r| (r.key.as_str(), r.package)).collect();
-            let mut known = HashMap::new();
-            let mut unknown = Vec::new();
-            self.version_ids.lookup(&keyed, &mut known, &mut unknown);
-            for (key, _) in unknown {
-                unknown_rows.extend(rows.get(key));
-            }
-        }
-        if !unknown_rows.is_empty() {
-            Self::push_versions(&mut batch, &unknown_rows);
-        }
-        let mut delete = Vec::new();
-        let mut upsert = Vec::new();
-        let mut own = usize::try_from(stored.own).unwrap_or(usize::MAX);
-        for (key, wanted) in &after {
-            let row = crate::package_sets::own_row(before.set.get(key), wanted.as_ref());
-            let had = before.own.get(key);
-            match (row, had) {
-                (None, None) => {}
-                (None, Some(_)) => {
-                    delete.push(key.as_str());
-                    own = own.saturating_sub(1);
-                }
-                (Some(row), had) if had != Some(&row) => {
-                    if had.is_none() {
-                        own += 1;
-                    }
-                    upsert.push((key.as_str(), row));
-                }
-                (Some(_), _) => {}
-            }
-        }
-        if !delete.is_empty() {
-            batch.push(
-                format!(
-                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN \
-                     (SELECT id FROM package_versions WHERE key IN ({}))",
-                    self.json_values(2, "text")
-                ),
-                vec![
-                    host_id.into(),
-                    json_list(serde_json::to_string(&delete))?.into(),
-                ],
-            );
-        }
-        if !upsert.is_empty() {
-            let list: Vec<(&str, i64, &str, i64)> = upsert
-                .iter()
-                .map(|(key, (present, state, held))| {
-                    (*key, i64::from(*present), state.as_str(), *held)
-                })
-                .collect();
-            // `WHERE true` tells SQLite's parser that ON CONFLICT is the
-            // upsert's, not a join constraint.
-            batch.push(
-                format!(
-                    "INSERT INTO host_packages (host_id, package_id, present, state, held) \
-                     SELECT $1, pv.id, {}, {}, {} FROM {} JOIN package_versions pv ON pv.key = {} \
-                     WHERE true ON CONFLICT (host_id, package_id) DO UPDATE SET \
-                     present = excluded.present, state = excluded.state, held = excluded.held",
-                    self.json_col(1, true),
-                    self.json_col(2, false),
-                    self.json_col(3, true),
-                    self.json_rows(2),
-                    self.json_col(0, false),
-                ),
-                vec![
-                    host_id.into(),
-                    json_list(serde_json::to_string(&list))?.into(),
-                ],
-            );
-        }
-
-        // A host that drifted far from its set is settled again.
-        let rebase = usize::try_from(stored.set_size)
-            .map_or(true, |size| own > crate::package_sets::own_limit(size));
-        let children = stored.head.as_deref() != Some(head.as_slice());
-        let mut written = WrittenHead {
-            head: delta.head(),
-            collected_at: delta.collected_at,
-            digest: &delta.result_digest,
-            sum,
-            head_digest: &head,
-            package_set: stored.package_set,
-            own,
-        };
-        let settled = if rebase || children {
-            batch.run(self, &mut tx).await?;
-            let settled = if rebase {
-                let (target, own) = self
-                    .stored_rows(&mut tx, host_id, stored.package_set)
-                    .await?;
-                let settled = self
-                    .settle(&mut tx, host_id, stored.package_set, &own, target, sum)
-                    .await?;
-                written.package_set = settled.set;
-                written.own = settled.own;
-                Some(settled)
-            } else {
-                None
-            };
-            self.write_head(&mut tx, host_id, &written, children, now)
-                .await?;
-            settled
-        } else {
-            Self::push_head(&mut batch, host_id, &written, now)?;
-            batch.run(self, &mut tx).await?;
-            None
-        };
-        self.commit_settled(tx, settled, &HashMap::new()).await?;
-        Ok(crate::DeltaStored {
-            replaced,
-            os_changed: stored.os_changed(&delta.os),
-        })
+        self.delta_in_transaction(&input).await
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {

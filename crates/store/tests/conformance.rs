@@ -143,6 +143,7 @@ conformance!(
     a_rollout_hands_out_jobs_and_records_steps,
     cloned_hosts_share_one_stored_package_list,
     a_host_that_drifts_from_its_image_moves_to_another_list,
+    refused_deltas_leave_nothing_open_and_new_updates_are_stored,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -2139,4 +2140,63 @@ async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
         as_stored(far.packages.clone())
     );
     assert_eq!(store.packages("a").await.unwrap(), expected);
+}
+
+async fn refused_deltas_leave_nothing_open_and_new_updates_are_stored(store: Store) {
+    enrolled(&store, &["h1"]).await;
+    let first = inventory(100, "12", image(50));
+    store
+        .store_inventory("h1", &first, &first.digest(), at(100))
+        .await
+        .unwrap();
+    let mut next = first.clone();
+    next.collected_at = at(200);
+    next.packages[0].version = "1.0-2".into();
+    next.packages[0].source_version = Some("1.0-2".into());
+    // More refusals than the pool has connections: each must end its
+    // transaction, or a later write would find one still open.
+    let mut stale = next.delta_from(&first);
+    stale.base_digest = "not the stored one".into();
+    for _ in 0..20 {
+        assert!(matches!(
+            store.store_inventory_delta("h1", &stale, at(200)).await,
+            Err(Error::Conflict(_))
+        ));
+    }
+    // A delta that also brings an available update: stored whole.
+    next.updates = vec![AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: "pkg001".into(),
+        arch: "amd64".into(),
+        installed: "1.1-1".into(),
+        candidate: "1.1-2".into(),
+        suite: Some("bookworm-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    }];
+    store
+        .store_inventory_delta("h1", &next.delta_from(&first), at(200))
+        .await
+        .unwrap();
+    assert_eq!(store.updates("h1").await.unwrap(), next.updates);
+    assert_eq!(
+        store.packages("h1").await.unwrap(),
+        as_stored(next.packages.clone())
+    );
+    // Writes after them all go through.
+    for n in 0..10 {
+        let mut later = next.clone();
+        later.collected_at = at(300 + n);
+        later.packages[1].held = n % 2 == 0;
+        store
+            .store_inventory_delta("h1", &later.delta_from(&next), at(300 + n))
+            .await
+            .unwrap();
+        next = later;
+    }
+    assert_eq!(
+        store.host("h1").await.unwrap().unwrap().inventory_digest,
+        Some(next.digest())
+    );
 }
