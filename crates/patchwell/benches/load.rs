@@ -407,34 +407,40 @@ fn main() {
         .await;
         beats.print();
 
-        // Deltas: each changes five packages of a host against its stored inventory.
-        let total = 10 * HOSTS;
-        let mut bodies = Vec::with_capacity(total);
-        for i in 0..total {
-            let inv = &mut current[i % HOSTS];
-            let base = inv.clone();
-            for k in 0..5 {
-                let p = &mut inv.packages[(i * 5 + k) % PACKAGES];
-                p.version = format!(
-                    "{}+bench{i}",
-                    p.version.split("+bench").next().unwrap_or_default()
-                );
+        // Deltas: each changes five packages of a host against its stored
+        // inventory; 3,000 with 8 in flight, then 3,000 with 32.
+        for (label, concurrency) in [
+            ("inventory deltas (5), 8 in flight", 8),
+            ("inventory deltas (5), 32 in flight", 32),
+        ] {
+            let total = 10 * HOSTS;
+            let mut bodies = Vec::with_capacity(total);
+            for i in 0..total {
+                let inv = &mut current[i % HOSTS];
+                let base = inv.clone();
+                for k in 0..5 {
+                    let p = &mut inv.packages[(i * 5 + k) % PACKAGES];
+                    p.version = format!(
+                        "{}+bench{concurrency}.{i}",
+                        p.version.split("+bench").next().unwrap_or_default()
+                    );
+                }
+                inv.collected_at = jiff::Timestamp::now();
+                bodies.push(gzip(&inv.delta_from(&base)));
             }
-            inv.collected_at = jiff::Timestamp::now();
-            bodies.push(gzip(&inv.delta_from(&base)));
+            let deltas = send_all(
+                label,
+                &http,
+                &url,
+                &credentials,
+                &order,
+                reqwest::Method::PATCH,
+                bodies,
+                concurrency,
+            )
+            .await;
+            deltas.print();
         }
-        let deltas = send_all(
-            "inventory deltas (5 packages)",
-            &http,
-            &url,
-            &credentials,
-            &order,
-            reqwest::Method::PATCH,
-            bodies,
-            32,
-        )
-        .await;
-        deltas.print();
     });
 
     agent_rss(&url, &admin, &data);

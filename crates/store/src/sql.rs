@@ -626,7 +626,7 @@ impl Store {
             // One statement each: a first inventory may bring thousands.
             let mut batch = Batch::default();
             Self::push_versions(&mut batch, chunk);
-            batch.run(self, &mut **tx).await?;
+            batch.run(self, tx).await?;
         }
         let learned = self
             .package_ids(tx, rows.iter().map(|r| r.key.as_str()))
@@ -724,7 +724,7 @@ impl Store {
         }
         let mut batch = Batch::default();
         Self::push_head(&mut batch, host_id, written, now)?;
-        batch.run(self, &mut **tx).await
+        batch.run(self, tx).await
     }
 
     /// The update of the host's row from an inventory's head.
