@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use protocol::PackageSum;
 use sqlx::Row;
 
+use crate::batch::Batch;
 use crate::sql::{json_list, split_joined, Backend, Store};
 use crate::{Error, Result};
 
@@ -139,6 +140,25 @@ pub(crate) fn own_row(set: Option<&RowState>, wanted: Option<&RowState>) -> Opti
     }
 }
 
+/// A host's own rows as [`Store::own_rows_sql`] joins them, by version id.
+pub(crate) fn parse_own_rows(joined: Option<&str>, host_id: &str) -> Result<HashMap<i64, OwnRow>> {
+    let mut rows = HashMap::new();
+    for fields in split_joined(joined) {
+        let [package, present, state, held] = fields[..] else {
+            return Err(Error::Corrupt(format!("a package row of host {host_id}")));
+        };
+        let number = |text: &str| {
+            text.parse::<i64>()
+                .map_err(|_| Error::Corrupt(format!("package row {text:?} of host {host_id}")))
+        };
+        rows.insert(
+            number(package)?,
+            (number(present)? != 0, state.to_owned(), number(held)?),
+        );
+    }
+    Ok(rows)
+}
+
 /// Where a host's packages were settled.
 pub(crate) struct Settled {
     /// The set the host now points at.
@@ -193,54 +213,60 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         host_id: &str,
     ) -> Result<HashMap<i64, OwnRow>> {
-        let sql = format!(
-            "SELECT {} FROM host_packages WHERE host_id = $1",
-            self.joined(&["package_id", "present", "state", "held"])
-        );
+        let sql = format!("SELECT {}", self.own_rows_sql(1));
         let joined: Option<String> = sqlx::query(&sql)
             .bind(host_id)
             .fetch_one(&mut **tx)
             .await?
             .try_get(0)?;
-        let mut rows = HashMap::new();
-        for fields in split_joined(joined.as_deref()) {
-            let [package, present, state, held] = fields[..] else {
-                return Err(Error::Corrupt(format!("a package row of host {host_id}")));
-            };
-            let number = |text: &str| {
-                text.parse::<i64>()
-                    .map_err(|_| Error::Corrupt(format!("package row {text:?} of host {host_id}")))
-            };
-            rows.insert(
-                number(package)?,
-                (number(present)? != 0, state.to_owned(), number(held)?),
-            );
-        }
-        Ok(rows)
+        parse_own_rows(joined.as_deref(), host_id)
+    }
+
+    /// A subquery of the own rows of the host whose id is parameter
+    /// `param`, joined into one text (see [`parse_own_rows`]).
+    pub(crate) fn own_rows_sql(&self, param: usize) -> String {
+        format!(
+            "(SELECT {} FROM host_packages WHERE host_id = ${param})",
+            self.joined(&["package_id", "present", "state", "held"])
+        )
     }
 
     /// Points the host at the set that leaves it fewest rows of its own, and
     /// writes those rows: a set with exactly `target`'s rows, else its
     /// present set or one of the fleet's most common sets if they differ by
     /// at most [`own_limit`] rows, else a new set of `target`.
+    ///
+    /// `same` are the sets whose sum is `sum`, when already read. The
+    /// host's own rows are written by `batch`, which the caller runs.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn settle(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        batch: &mut Batch,
         host_id: &str,
         current: Option<i64>,
         own: &HashMap<i64, OwnRow>,
         target: Rows,
         sum: PackageSum,
+        same: Option<Vec<i64>>,
     ) -> Result<Settled> {
         let limit = own_limit(target.len());
         let mut chosen: Option<(i64, Arc<Rows>)> = None;
         if !target.is_empty() {
-            let same = sqlx::query("SELECT id FROM package_sets WHERE sum = $1 ORDER BY id")
-                .bind(sum.to_bytes().to_vec())
-                .fetch_all(&mut **tx)
-                .await?;
-            for row in same {
-                let id: i64 = row.try_get(0)?;
+            let same = match same {
+                Some(same) => same,
+                None => {
+                    let rows =
+                        sqlx::query("SELECT id FROM package_sets WHERE sum = $1 ORDER BY id")
+                            .bind(sum.to_bytes().to_vec())
+                            .fetch_all(&mut **tx)
+                            .await?;
+                    rows.iter()
+                        .map(|r| r.try_get::<i64, _>(0))
+                        .collect::<std::result::Result<Vec<_>, _>>()?
+                }
+            };
+            for id in same {
                 let rows = self.set_rows(tx, id).await?;
                 if *rows == target {
                     chosen = Some((id, rows));
@@ -313,7 +339,7 @@ impl Store {
             .filter(|(id, row)| own.get(id) != Some(row))
             .map(|(id, row)| (*id, row))
             .collect();
-        self.write_own(tx, host_id, &delete, &upsert).await?;
+        self.push_own(batch, host_id, &delete, &upsert)?;
         Ok(Settled {
             set,
             own: wanted.len(),
@@ -377,23 +403,24 @@ impl Store {
     }
 
     /// Deletes a host's own rows of `delete` and writes those of `upsert`.
-    pub(crate) async fn write_own(
+    pub(crate) fn push_own(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        batch: &mut Batch,
         host_id: &str,
         delete: &[i64],
         upsert: &[(i64, &OwnRow)],
     ) -> Result<()> {
         if !delete.is_empty() {
-            let sql = format!(
-                "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
-                self.json_values(2, "bigint")
+            batch.push(
+                format!(
+                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
+                    self.json_values(2, "bigint")
+                ),
+                vec![
+                    host_id.into(),
+                    json_list(serde_json::to_string(delete))?.into(),
+                ],
             );
-            sqlx::query(&sql)
-                .bind(host_id)
-                .bind(json_list(serde_json::to_string(delete))?)
-                .execute(&mut **tx)
-                .await?;
         }
         if !upsert.is_empty() {
             let list: Vec<(i64, i64, &str, i64)> = upsert
@@ -404,22 +431,23 @@ impl Store {
                 .collect();
             // `WHERE true` tells SQLite's parser that ON CONFLICT is the
             // upsert's, not a join constraint.
-            let sql = format!(
-                "INSERT INTO host_packages (host_id, package_id, present, state, held) \
-                 SELECT $1, {}, {}, {}, {} FROM {} WHERE true \
-                 ON CONFLICT (host_id, package_id) DO UPDATE SET \
-                 present = excluded.present, state = excluded.state, held = excluded.held",
-                self.json_col(0, true),
-                self.json_col(1, true),
-                self.json_col(2, false),
-                self.json_col(3, true),
-                self.json_rows(2)
+            batch.push(
+                format!(
+                    "INSERT INTO host_packages (host_id, package_id, present, state, held) \
+                     SELECT $1, {}, {}, {}, {} FROM {} WHERE true \
+                     ON CONFLICT (host_id, package_id) DO UPDATE SET \
+                     present = excluded.present, state = excluded.state, held = excluded.held",
+                    self.json_col(0, true),
+                    self.json_col(1, true),
+                    self.json_col(2, false),
+                    self.json_col(3, true),
+                    self.json_rows(2)
+                ),
+                vec![
+                    host_id.into(),
+                    json_list(serde_json::to_string(&list))?.into(),
+                ],
             );
-            sqlx::query(&sql)
-                .bind(host_id)
-                .bind(json_list(serde_json::to_string(&list))?)
-                .execute(&mut **tx)
-                .await?;
         }
         Ok(())
     }

@@ -446,24 +446,46 @@ impl Store {
     }
 
     /// What is stored of a host's inventory, read under the writer's turn
-    /// (and on PostgreSQL locked) in `tx`.
+    /// (and on PostgreSQL locked) in `tx`; with its own package rows and
+    /// the package sets whose sum is `sum`, which settling it needs.
     async fn stored_head(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         host_id: &str,
-    ) -> Result<StoredHead> {
+        sum: PackageSum,
+    ) -> Result<(
+        StoredHead,
+        HashMap<i64, crate::package_sets::OwnRow>,
+        Vec<i64>,
+    )> {
         let sql = format!(
             "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
-             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set) \
+             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set), \
+             {}, (SELECT {} FROM package_sets WHERE sum = $2) \
              FROM hosts WHERE id = $1{}",
+            self.own_rows_sql(1),
+            self.joined(&["id"]),
             self.for_update()
         );
         let row = sqlx::query(&sql)
             .bind(host_id)
+            .bind(sum.to_bytes().to_vec())
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
-        Ok(StoredHead {
+        let own_joined: Option<String> = row.try_get(9)?;
+        let own = crate::package_sets::parse_own_rows(own_joined.as_deref(), host_id)?;
+        let same_joined: Option<String> = row.try_get(10)?;
+        let mut same = split_joined(same_joined.as_deref())
+            .map(|fields| {
+                fields
+                    .first()
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .ok_or_else(|| Error::Corrupt("a package set id".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        same.sort_unstable();
+        let stored = StoredHead {
             collected_at: row.try_get(0)?,
             digest: row.try_get(1)?,
             os_id: row.try_get(2)?,
@@ -473,7 +495,8 @@ impl Store {
             package_set: row.try_get(6)?,
             own: row.try_get(7)?,
             set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
-        })
+        };
+        Ok((stored, own, same))
     }
 
     /// What is stored of a host's inventory (as [`Store::stored_head`]) and
@@ -711,9 +734,12 @@ impl Store {
 
     /// Writes the host's row from an inventory's head, and its updates,
     /// neighbours and MAC addresses when `children` (they changed).
+    /// Runs `batch` (writes that go before it) with the update of the
+    /// host's row at its end.
     async fn write_head(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        mut batch: Batch,
         host_id: &str,
         written: &WrittenHead<'_>,
         children: bool,
@@ -722,7 +748,6 @@ impl Store {
         if children {
             self.write_children(tx, host_id, &written.head).await?;
         }
-        let mut batch = Batch::default();
         Self::push_head(&mut batch, host_id, written, now)?;
         batch.run(self, tx).await
     }
@@ -1774,19 +1799,23 @@ impl Store {
             package_set: stored.package_set,
             own: plan.own,
         };
-        plan.batch.run(self, &mut tx).await?;
+        let mut batch = plan.batch;
         let settled = if plan.rebase {
+            batch.run(self, &mut tx).await?;
+            batch = Batch::default();
             let (target, own) = self
                 .stored_rows(&mut tx, input.host_id, stored.package_set)
                 .await?;
             let settled = self
                 .settle(
                     &mut tx,
+                    &mut batch,
                     input.host_id,
                     stored.package_set,
                     &own,
                     target,
                     plan.sum,
+                    None,
                 )
                 .await?;
             written.package_set = settled.set;
@@ -1795,8 +1824,15 @@ impl Store {
         } else {
             None
         };
-        self.write_head(&mut tx, input.host_id, &written, plan.children, input.now)
-            .await?;
+        self.write_head(
+            &mut tx,
+            batch,
+            input.host_id,
+            &written,
+            plan.children,
+            input.now,
+        )
+        .await?;
         self.commit_settled(tx, settled, &HashMap::new()).await?;
         Ok(crate::DeltaStored {
             replaced: plan.replaced,
@@ -1824,11 +1860,12 @@ impl InventoryStore for Store {
         };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        let stored = self.stored_head(&mut tx, host_id).await?;
+        let (stored, own, same) = self.stored_head(&mut tx, host_id, sum).await?;
         stored.check_older(inv.collected_at)?;
         let os_changed = stored.os_changed(&inv.os);
         let packages_changed = stored.sum != Some(sum);
         let mut learned = HashMap::new();
+        let mut batch = Batch::default();
 
         // Packages that changed, or a host with too many rows of its own
         // (it drifted from its set, or has none yet), are settled again.
@@ -1843,10 +1880,18 @@ impl InventoryStore for Store {
             let (ids, new_ids) = self.ensure_package_ids(&mut tx, &keyed).await?;
             learned = new_ids;
             let target = Self::target_rows(&keyed, &ids)?;
-            let own = self.own_rows(&mut tx, host_id).await?;
             Some(
-                self.settle(&mut tx, host_id, stored.package_set, &own, target, sum)
-                    .await?,
+                self.settle(
+                    &mut tx,
+                    &mut batch,
+                    host_id,
+                    stored.package_set,
+                    &own,
+                    target,
+                    sum,
+                    Some(same),
+                )
+                .await?,
             )
         } else {
             None
@@ -1863,7 +1908,7 @@ impl InventoryStore for Store {
                 .as_ref()
                 .map_or(usize::try_from(stored.own).unwrap_or(usize::MAX), |s| s.own),
         };
-        self.write_head(&mut tx, host_id, &written, children, now)
+        self.write_head(&mut tx, batch, host_id, &written, children, now)
             .await?;
         self.commit_settled(tx, settled, &learned).await?;
         Ok(os_changed || packages_changed)
