@@ -134,7 +134,27 @@ struct StoredHead {
     own: i64,
 }
 
+/// The columns of a host's row that [`StoredHead::from_row`] reads.
+const STORED_HEAD: &str = "inventory_collected_at, inventory_digest, os_id, os_version, \
+     packages_sum, head_digest, package_set, own_packages, \
+     (SELECT size FROM package_sets s WHERE s.id = hosts.package_set)";
+
 impl StoredHead {
+    /// The stored head from the first columns of `row` ([`STORED_HEAD`]).
+    fn from_row(row: &AnyRow) -> Result<StoredHead> {
+        Ok(StoredHead {
+            collected_at: row.try_get(0)?,
+            digest: row.try_get(1)?,
+            os_id: row.try_get(2)?,
+            os_version: row.try_get(3)?,
+            sum: sum_of(row.try_get(4)?),
+            head: row.try_get(5)?,
+            package_set: row.try_get(6)?,
+            own: row.try_get(7)?,
+            set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
+        })
+    }
+
     /// Whether the host keeps so many rows of its own that its packages
     /// should be settled again.
     fn too_many_own(&self) -> bool {
@@ -459,9 +479,7 @@ impl Store {
         Vec<i64>,
     )> {
         let sql = format!(
-            "SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
-             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set), \
-             {}, (SELECT {} FROM package_sets WHERE sum = $2) \
+            "SELECT {STORED_HEAD}, {}, (SELECT {} FROM package_sets WHERE sum = $2) \
              FROM hosts WHERE id = $1{}",
             self.own_rows_sql(1),
             self.joined(&["id"]),
@@ -485,17 +503,7 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         same.sort_unstable();
-        let stored = StoredHead {
-            collected_at: row.try_get(0)?,
-            digest: row.try_get(1)?,
-            os_id: row.try_get(2)?,
-            os_version: row.try_get(3)?,
-            sum: sum_of(row.try_get(4)?),
-            head: row.try_get(5)?,
-            package_set: row.try_get(6)?,
-            own: row.try_get(7)?,
-            set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
-        };
+        let stored = StoredHead::from_row(&row)?;
         Ok((stored, own, same))
     }
 
@@ -524,9 +532,7 @@ impl Store {
             self.json_values(3, "text"),
         );
         let sql = format!(
-            "{first}SELECT inventory_collected_at, inventory_digest, os_id, os_version, packages_sum, head_digest, \
-             package_set, own_packages, (SELECT size FROM package_sets s WHERE s.id = hosts.package_set), \
-             (SELECT {} FROM ( \
+            "{first}SELECT {STORED_HEAD}, (SELECT {} FROM ( \
                SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
                hp.state, hp.held, 1 AS own, hp.present \
                FROM package_versions pv CROSS JOIN host_packages hp \
@@ -554,17 +560,7 @@ impl Store {
             .into_iter()
             .next()
             .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
-        let stored = StoredHead {
-            collected_at: row.try_get(0)?,
-            digest: row.try_get(1)?,
-            os_id: row.try_get(2)?,
-            os_version: row.try_get(3)?,
-            sum: sum_of(row.try_get(4)?),
-            head: row.try_get(5)?,
-            package_set: row.try_get(6)?,
-            own: row.try_get(7)?,
-            set_size: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
-        };
+        let stored = StoredHead::from_row(&row)?;
         let rows: Vec<DeltaRowJson> = parse_json_array(
             row.try_get(9)?,
             &format!("the package rows of host {host_id}"),
@@ -1532,6 +1528,21 @@ struct DeltaInput<'a> {
     now: Timestamp,
 }
 
+impl<'a> DeltaInput<'a> {
+    /// The host's row as the delta leaves it, on `package_set`.
+    fn written(&self, plan: &DeltaPlan, package_set: Option<i64>) -> WrittenHead<'a> {
+        WrittenHead {
+            head: self.delta.head(),
+            collected_at: self.delta.collected_at,
+            digest: &self.delta.result_digest,
+            sum: plan.sum,
+            head_digest: self.head,
+            package_set,
+            own: plan.own,
+        }
+    }
+}
+
 /// What a delta writes, worked out from what is stored.
 struct DeltaPlan {
     /// The new package versions and the host's own rows, by key.
@@ -1757,15 +1768,7 @@ impl Store {
             }
         };
         let (stored, mut plan) = plan;
-        let written = WrittenHead {
-            head: input.delta.head(),
-            collected_at: input.delta.collected_at,
-            digest: &input.delta.result_digest,
-            sum: plan.sum,
-            head_digest: input.head,
-            package_set: stored.package_set,
-            own: plan.own,
-        };
+        let written = input.written(&plan, stored.package_set);
         Self::push_head(&mut plan.batch, input.host_id, &written, input.now)?;
         plan.batch.push("COMMIT", Vec::new());
         match plan.batch.run(self, &mut tx.conn).await {
@@ -1790,15 +1793,7 @@ impl Store {
             .delta_base(&mut tx, "", input.host_id, input.touched)
             .await?;
         let plan = self.plan_delta(input, &stored, before)?;
-        let mut written = WrittenHead {
-            head: input.delta.head(),
-            collected_at: input.delta.collected_at,
-            digest: &input.delta.result_digest,
-            sum: plan.sum,
-            head_digest: input.head,
-            package_set: stored.package_set,
-            own: plan.own,
-        };
+        let mut written = input.written(&plan, stored.package_set);
         let mut batch = plan.batch;
         let settled = if plan.rebase {
             batch.run(self, &mut tx).await?;

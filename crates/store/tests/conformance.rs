@@ -1659,17 +1659,11 @@ async fn hosts_are_found_by_source_package_with_their_updates(store: Store) {
     let mut libssl = package("libssl3", "3.0.11-1~deb12u2");
     libssl.source = Some("openssl".into());
     let mut inv = inventory(1, "12", vec![libssl.clone(), package("bash", "5.2.15-2")]);
-    inv.updates.push(AvailableUpdate {
-        manager: Manager::Dpkg,
-        name: "libssl3".into(),
-        arch: "amd64".into(),
-        installed: "3.0.11-1~deb12u2".into(),
-        candidate: "3.0.17-1~deb12u2".into(),
-        suite: Some("oldstable-security".into()),
-        codename: Some("bookworm-security".into()),
-        origin: Some("Debian".into()),
-        security: true,
-    });
+    inv.updates.push(security_update(
+        "libssl3",
+        "3.0.11-1~deb12u2",
+        "3.0.17-1~deb12u2",
+    ));
     store
         .store_inventory("h1", &inv, "d1", at(1))
         .await
@@ -2053,6 +2047,14 @@ async fn cloned_hosts_share_one_stored_package_list(store: Store) {
     assert_eq!(of, [("h3", "pkg001", false), ("h9", "pkg001", true)]);
 }
 
+/// Stores host `id`'s move from `before` to `after` as a delta.
+async fn send_delta(store: &Store, id: &str, after: &Inventory, before: &Inventory) {
+    store
+        .store_inventory_delta(id, &after.delta_from(before), after.collected_at)
+        .await
+        .unwrap();
+}
+
 async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
     enrolled(&store, &["a", "b"]).await;
     let first = inventory(100, "12", image(200));
@@ -2096,10 +2098,7 @@ async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
     next.packages[152].source_version = Some("1.152-2".into());
     next.packages.remove(150);
     next.packages.push(package("new", "1-1"));
-    store
-        .store_inventory_delta("b", &next.delta_from(&upgraded), at(300))
-        .await
-        .unwrap();
+    send_delta(&store, "b", &next, &upgraded).await;
     // b keeps five rows of its own (pkg150 taken away, pkg151 held,
     // pkg152's two versions, new); a is untouched.
     assert_eq!(package_storage(&store).await, (1, 200, 5));
@@ -2116,10 +2115,7 @@ async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
     // A delta back to the shared list leaves b nothing of its own.
     let mut back = upgraded.clone();
     back.collected_at = at(400);
-    store
-        .store_inventory_delta("b", &back.delta_from(&next), at(400))
-        .await
-        .unwrap();
+    send_delta(&store, "b", &back, &next).await;
     assert_eq!(package_storage(&store).await, (1, 200, 0));
     assert_eq!(store.packages("b").await.unwrap(), expected);
 
@@ -2130,10 +2126,7 @@ async fn a_host_that_drifts_from_its_image_moves_to_another_list(store: Store) {
         p.version = format!("{}+u2", p.version);
         p.source_version = Some(p.version.clone());
     }
-    store
-        .store_inventory_delta("b", &far.delta_from(&back), at(500))
-        .await
-        .unwrap();
+    send_delta(&store, "b", &far, &back).await;
     assert_eq!(package_storage(&store).await, (2, 400, 0));
     assert_eq!(
         store.packages("b").await.unwrap(),
@@ -2164,17 +2157,7 @@ async fn refused_deltas_leave_nothing_open_and_new_updates_are_stored(store: Sto
         ));
     }
     // A delta that also brings an available update: stored whole.
-    next.updates = vec![AvailableUpdate {
-        manager: Manager::Dpkg,
-        name: "pkg001".into(),
-        arch: "amd64".into(),
-        installed: "1.1-1".into(),
-        candidate: "1.1-2".into(),
-        suite: Some("bookworm-security".into()),
-        codename: Some("bookworm-security".into()),
-        origin: Some("Debian".into()),
-        security: true,
-    }];
+    next.updates = vec![security_update("pkg001", "1.1-1", "1.1-2")];
     store
         .store_inventory_delta("h1", &next.delta_from(&first), at(200))
         .await
@@ -2199,4 +2182,19 @@ async fn refused_deltas_leave_nothing_open_and_new_updates_are_stored(store: Sto
         store.host("h1").await.unwrap().unwrap().inventory_digest,
         Some(next.digest())
     );
+}
+
+/// A security update of a Debian 12 package, as apt offers it.
+fn security_update(name: &str, installed: &str, candidate: &str) -> AvailableUpdate {
+    AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        arch: "amd64".into(),
+        installed: installed.into(),
+        candidate: candidate.into(),
+        suite: Some("oldstable-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    }
 }
