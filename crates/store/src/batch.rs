@@ -60,6 +60,11 @@ impl Batch {
         self.statements.push((sql.into(), args));
     }
 
+    /// Adds `other`'s statements after these.
+    pub(crate) fn append(&mut self, other: Batch) {
+        self.statements.extend(other.statements);
+    }
+
     /// Runs the statements in order inside `tx`.
     pub(crate) async fn run(self, store: &Store, conn: &mut sqlx::AnyConnection) -> Result<()> {
         match store.backend() {
@@ -108,9 +113,9 @@ async fn run_sqlite(conn: &mut sqlx::AnyConnection, sql: &str, args: Vec<Arg>) -
     Ok(())
 }
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+pub(crate) type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-fn bind(query: Query<'_>, arg: Arg) -> Query<'_> {
+pub(crate) fn bind(query: Query<'_>, arg: Arg) -> Query<'_> {
     match arg {
         Arg::Text(text) => query.bind(text),
         Arg::Int(n) => query.bind(n),
@@ -120,7 +125,7 @@ fn bind(query: Query<'_>, arg: Arg) -> Query<'_> {
 
 /// `sql` with each parameter `$n` made `$(n + offset)`. A `$` not followed
 /// by a digit (a JSON path such as `'$[0]'`) is left alone.
-fn renumber(sql: &str, offset: usize) -> String {
+pub(crate) fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_owned();
     }

@@ -20,6 +20,7 @@
 
 mod audit;
 mod batch;
+mod delta_group;
 mod package_sets;
 mod people;
 mod plan;

@@ -42,6 +42,8 @@ pub struct Store {
     /// Package version ids by stored key, as read (see
     /// [`crate::package_sets::VersionIds`]).
     pub(crate) version_ids: std::sync::Arc<crate::package_sets::VersionIds>,
+    /// Deltas waiting to be stored together (see [`crate::delta_group`]).
+    pub(crate) deltas: std::sync::Arc<crate::delta_group::Waiting>,
 }
 
 /// Up to this many package versions unknown to the store's memory are
@@ -120,7 +122,7 @@ pub(crate) struct PackageRow<'a> {
 }
 
 /// What is stored of a host's inventory.
-struct StoredHead {
+pub(crate) struct StoredHead {
     collected_at: Option<i64>,
     digest: Option<String>,
     os_id: Option<String>,
@@ -129,7 +131,7 @@ struct StoredHead {
     head: Option<Vec<u8>>,
     /// The host's package set, the size of that set, and how many rows of
     /// its own the host keeps beside it.
-    package_set: Option<i64>,
+    pub(crate) package_set: Option<i64>,
     set_size: i64,
     own: i64,
 }
@@ -176,7 +178,7 @@ impl StoredHead {
     }
 
     /// Whether `os` is another release than the stored one.
-    fn os_changed(&self, os: &protocol::OsRelease) -> bool {
+    pub(crate) fn os_changed(&self, os: &protocol::OsRelease) -> bool {
         self.os_id.as_deref() != Some(os.id.as_str()) || self.os_version != os.version_id
     }
 }
@@ -184,7 +186,7 @@ impl StoredHead {
 /// A host's stored rows of some packages' names (see `Store::delta_base`),
 /// each by its stored key.
 #[derive(Default)]
-struct RowsByKey {
+pub(crate) struct RowsByKey {
     /// The packages the host has, by package key, with their stored keys.
     packages: HashMap<protocol::PackageKey, (String, Package)>,
     /// The host's own rows.
@@ -208,8 +210,74 @@ type DeltaRowJson = (
     i64,
 );
 
+/// The parameters of [`Store::delta_base_sql`].
+pub(crate) fn delta_base_args(
+    host_id: &str,
+    keys: &[protocol::PackageKey],
+) -> Result<Vec<crate::batch::Arg>> {
+    let names: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+    let managers: std::collections::BTreeSet<&str> =
+        keys.iter().map(|k| k.manager.as_str()).collect();
+    let list = |values: Vec<&str>| json_list(serde_json::to_string(&values));
+    Ok(vec![
+        host_id.into(),
+        list(managers.into_iter().collect())?.into(),
+        list(names.into_iter().collect())?.into(),
+    ])
+}
+
+/// A row of [`Store::delta_base_sql`]: the stored head, and the host's rows
+/// of the packages with these keys' names.
+pub(crate) fn parse_delta_base(
+    row: &AnyRow,
+    host_id: &str,
+    keys: &[protocol::PackageKey],
+) -> Result<(StoredHead, RowsByKey)> {
+    if row.try_get::<Option<String>, _>(10)?.is_none() {
+        return Err(Error::NotFound(format!("host {host_id}")));
+    }
+    let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
+    let stored = StoredHead::from_row(&row)?;
+    let rows: Vec<DeltaRowJson> = parse_json_array(
+        row.try_get(9)?,
+        &format!("the package rows of host {host_id}"),
+    )?;
+    let mut found = RowsByKey::default();
+    let mut from_set = Vec::new();
+    for (manager, name, version, arch, source, source_version, state, held, own, present) in rows {
+        let package = stored_package((
+            manager,
+            name,
+            version,
+            arch,
+            source,
+            source_version,
+            state,
+            held,
+        ))?;
+        let key = stored_key(&package);
+        let row = (package.state.as_str().to_owned(), i64::from(package.held));
+        if own != 0 {
+            if present != 0 && wanted.contains(&package.key()) {
+                found.packages.insert(package.key(), (key.clone(), package));
+            }
+            found.own.insert(key, (present != 0, row.0, row.1));
+        } else {
+            found.set.insert(key.clone(), row);
+            from_set.push((key, package));
+        }
+    }
+    // The set's rows count where the host has no row of its own.
+    for (key, package) in from_set {
+        if !found.own.contains_key(&key) && wanted.contains(&package.key()) {
+            found.packages.insert(package.key(), (key, package));
+        }
+    }
+    Ok((stored, found))
+}
+
 /// The head of an inventory as it is written to the host's row.
-struct WrittenHead<'a> {
+pub(crate) struct WrittenHead<'a> {
     head: InventoryHead<'a>,
     collected_at: Timestamp,
     digest: &'a str,
@@ -255,7 +323,7 @@ fn macs(host: &protocol::HostFacts) -> Vec<String> {
 /// What the rows besides the host's own say: its updates, neighbours (with
 /// their states) and MAC addresses, hashed in the order given. A change of
 /// order rewrites them needlessly, never wrongly.
-fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
+pub(crate) fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let json =
         serde_json::to_vec(&(head.updates, head.neighbours, macs(head.host))).unwrap_or_default();
@@ -403,6 +471,7 @@ impl Store {
             writer: Default::default(),
             sets: Default::default(),
             version_ids: Default::default(),
+            deltas: Default::default(),
         })
     }
 
@@ -509,20 +578,29 @@ impl Store {
 
     /// What is stored of a host's inventory (as [`Store::stored_head`]) and
     /// its rows of the packages with these keys' names, in one statement.
-    /// `first` is SQL run before it in the same query (`BEGIN IMMEDIATE;`
-    /// on SQLite, to begin the transaction in the same hand-off).
     async fn delta_base(
         &self,
         conn: &mut sqlx::AnyConnection,
-        first: &str,
         host_id: &str,
         keys: &[protocol::PackageKey],
     ) -> Result<(StoredHead, RowsByKey)> {
-        let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
-        let names: std::collections::BTreeSet<&str> =
-            keys.iter().map(|k| k.name.as_str()).collect();
-        let managers: std::collections::BTreeSet<&str> =
-            keys.iter().map(|k| k.manager.as_str()).collect();
+        let sql = self.delta_base_sql(false);
+        let mut query = sqlx::query(&sql);
+        for arg in delta_base_args(host_id, keys)? {
+            query = crate::batch::bind(query, arg);
+        }
+        let row = query
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
+        parse_delta_base(&row, host_id, keys)
+    }
+
+    /// The SQL of [`Store::delta_base`], with parameters `$1` (the host),
+    /// `$2` (managers) and `$3` (names) from [`delta_base_args`]. Read
+    /// `outer`, it gives a row even for a host that does not exist, with
+    /// the host's id (column 10) null.
+    pub(crate) fn delta_base_sql(&self, outer: bool) -> String {
         // The package versions of these names first, then the host's and
         // its set's rows of them: CROSS JOIN keeps SQLite to that order,
         // which reads a handful of rows instead of a thousand.
@@ -531,8 +609,13 @@ impl Store {
             self.json_values(2, "text"),
             self.json_values(3, "text"),
         );
-        let sql = format!(
-            "{first}SELECT {STORED_HEAD}, (SELECT {} FROM ( \
+        let from = if outer {
+            "(SELECT $1 AS wanted) AS q LEFT JOIN hosts ON hosts.id = q.wanted".to_owned()
+        } else {
+            format!("hosts WHERE id = $1{}", self.for_update())
+        };
+        format!(
+            "SELECT {STORED_HEAD}, (SELECT {} FROM ( \
                SELECT pv.manager, pv.name, pv.version, pv.arch, pv.source, pv.source_version, \
                hp.state, hp.held, 1 AS own, hp.present \
                FROM package_versions pv CROSS JOIN host_packages hp \
@@ -542,63 +625,13 @@ impl Store {
                sr.state, sr.held, 0, 1 \
                FROM package_versions pv CROSS JOIN package_set_rows sr \
                WHERE sr.package_id = pv.id AND {names_of} \
-                 AND sr.set_id = (SELECT h2.package_set FROM hosts h2 WHERE h2.id = $1)) AS x) \
-             FROM hosts WHERE id = $1{}",
+                 AND sr.set_id = (SELECT h2.package_set FROM hosts h2 WHERE h2.id = $1)) AS x), \
+             hosts.id FROM {from}",
             self.json_array_of(
                 "x.manager, x.name, x.version, x.arch, x.source, x.source_version, \
                  x.state, x.held, x.own, x.present"
             ),
-            self.for_update()
-        );
-        let list = |values: Vec<&str>| json_list(serde_json::to_string(&values));
-        let row = sqlx::query(&sql)
-            .bind(host_id)
-            .bind(list(managers.into_iter().collect())?)
-            .bind(list(names.into_iter().collect())?)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?;
-        let stored = StoredHead::from_row(&row)?;
-        let rows: Vec<DeltaRowJson> = parse_json_array(
-            row.try_get(9)?,
-            &format!("the package rows of host {host_id}"),
-        )?;
-        let mut found = RowsByKey::default();
-        let mut from_set = Vec::new();
-        for (manager, name, version, arch, source, source_version, state, held, own, present) in
-            rows
-        {
-            let package = stored_package((
-                manager,
-                name,
-                version,
-                arch,
-                source,
-                source_version,
-                state,
-                held,
-            ))?;
-            let key = stored_key(&package);
-            let row = (package.state.as_str().to_owned(), i64::from(package.held));
-            if own != 0 {
-                if present != 0 && wanted.contains(&package.key()) {
-                    found.packages.insert(package.key(), (key.clone(), package));
-                }
-                found.own.insert(key, (present != 0, row.0, row.1));
-            } else {
-                found.set.insert(key.clone(), row);
-                from_set.push((key, package));
-            }
-        }
-        // The set's rows count where the host has no row of its own.
-        for (key, package) in from_set {
-            if !found.own.contains_key(&key) && wanted.contains(&package.key()) {
-                found.packages.insert(package.key(), (key, package));
-            }
-        }
-        Ok((stored, found))
+        )
     }
 
     /// The version ids of these packages (by stored key), storing the
@@ -749,7 +782,7 @@ impl Store {
     }
 
     /// The update of the host's row from an inventory's head.
-    fn push_head(
+    pub(crate) fn push_head(
         batch: &mut Batch,
         host_id: &str,
         written: &WrittenHead<'_>,
@@ -1519,18 +1552,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// An inventory delta checked and ready to store (see
 /// `InventoryStore::store_inventory_delta`).
-struct DeltaInput<'a> {
-    host_id: &'a str,
-    delta: &'a InventoryDelta,
-    rows: &'a BTreeMap<String, PackageRow<'a>>,
-    touched: &'a [protocol::PackageKey],
-    head: &'a [u8],
-    now: Timestamp,
+pub(crate) struct DeltaInput<'a> {
+    pub(crate) host_id: &'a str,
+    pub(crate) delta: &'a InventoryDelta,
+    pub(crate) rows: &'a BTreeMap<String, PackageRow<'a>>,
+    pub(crate) touched: &'a [protocol::PackageKey],
+    pub(crate) head: &'a [u8],
+    pub(crate) now: Timestamp,
 }
 
 impl<'a> DeltaInput<'a> {
     /// The host's row as the delta leaves it, on `package_set`.
-    fn written(&self, plan: &DeltaPlan, package_set: Option<i64>) -> WrittenHead<'a> {
+    pub(crate) fn written(&self, plan: &DeltaPlan, package_set: Option<i64>) -> WrittenHead<'a> {
         WrittenHead {
             head: self.delta.head(),
             collected_at: self.delta.collected_at,
@@ -1544,28 +1577,28 @@ impl<'a> DeltaInput<'a> {
 }
 
 /// What a delta writes, worked out from what is stored.
-struct DeltaPlan {
+pub(crate) struct DeltaPlan {
     /// The new package versions and the host's own rows, by key.
-    batch: Batch,
-    replaced: Vec<Package>,
+    pub(crate) batch: Batch,
+    pub(crate) replaced: Vec<Package>,
     sum: PackageSum,
     own: usize,
     /// The host drifted far from its set: settle it again.
-    rebase: bool,
+    pub(crate) rebase: bool,
     /// Its updates, neighbours or MAC addresses changed.
-    children: bool,
+    pub(crate) children: bool,
 }
 
 /// A transaction begun by hand on a pooled connection (see
-/// `Store::delta_in_two_steps`). Dropped while open, its connection is
+/// `Store::delta_in_group`). Dropped while open, its connection is
 /// closed rather than returned to the pool inside the transaction.
-struct OpenTransaction {
-    conn: sqlx::pool::PoolConnection<sqlx::Any>,
-    open: bool,
+pub(crate) struct OpenTransaction {
+    pub(crate) conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    pub(crate) open: bool,
 }
 
 impl OpenTransaction {
-    async fn rollback(mut self) -> Result<()> {
+    pub(crate) async fn rollback(mut self) -> Result<()> {
         sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
         self.open = false;
         Ok(())
@@ -1585,7 +1618,7 @@ impl Store {
     /// puts the new versions and the host's own rows of the versions it
     /// touches (so that its set's rows and its own give what it has) in a
     /// batch, written by key.
-    fn plan_delta(
+    pub(crate) fn plan_delta(
         &self,
         input: &DeltaInput<'_>,
         stored: &StoredHead,
@@ -1729,68 +1762,16 @@ impl Store {
         })
     }
 
-    /// A delta on SQLite in two hand-offs to sqlx's worker thread: one
-    /// begins the transaction and reads, one writes and commits. None when
-    /// the delta needs more (its host is settled again, or its updates,
-    /// neighbours or MAC addresses changed): then nothing was written.
-    async fn delta_in_two_steps(
-        &self,
-        input: &DeltaInput<'_>,
-    ) -> Result<Option<crate::DeltaStored>> {
-        let _turn = self.write_turn().await;
-        let mut tx = OpenTransaction {
-            conn: self.pool.acquire().await?,
-            open: false,
-        };
-        tx.open = true;
-        let read = self
-            .delta_base(
-                &mut tx.conn,
-                "BEGIN IMMEDIATE;\n",
-                input.host_id,
-                input.touched,
-            )
-            .await;
-        let plan = match read.and_then(|(stored, before)| {
-            let plan = self.plan_delta(input, &stored, before)?;
-            Ok((stored, plan))
-        }) {
-            Ok((_, plan)) if plan.rebase || plan.children => {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            Ok(plan) => plan,
-            Err(e) => {
-                // A failed BEGIN leaves no transaction; ROLLBACK then fails
-                // and the connection is closed.
-                tx.rollback().await.ok();
-                return Err(e);
-            }
-        };
-        let (stored, mut plan) = plan;
-        let written = input.written(&plan, stored.package_set);
-        Self::push_head(&mut plan.batch, input.host_id, &written, input.now)?;
-        plan.batch.push("COMMIT", Vec::new());
-        match plan.batch.run(self, &mut tx.conn).await {
-            Ok(()) => tx.open = false,
-            Err(e) => {
-                tx.rollback().await.ok();
-                return Err(e);
-            }
-        }
-        Ok(Some(crate::DeltaStored {
-            replaced: plan.replaced,
-            os_changed: stored.os_changed(&input.delta.os),
-        }))
-    }
-
     /// A delta in a transaction, settling the host again when it drifted
     /// far from its set.
-    async fn delta_in_transaction(&self, input: &DeltaInput<'_>) -> Result<crate::DeltaStored> {
+    pub(crate) async fn delta_in_transaction(
+        &self,
+        input: &DeltaInput<'_>,
+    ) -> Result<crate::DeltaStored> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let (stored, before) = self
-            .delta_base(&mut tx, "", input.host_id, input.touched)
+            .delta_base(&mut tx, input.host_id, input.touched)
             .await?;
         let plan = self.plan_delta(input, &stored, before)?;
         let mut written = input.written(&plan, stored.package_set);
@@ -1933,7 +1914,7 @@ impl InventoryStore for Store {
             now,
         };
         if self.backend == Backend::Sqlite {
-            if let Some(stored) = self.delta_in_two_steps(&input).await? {
+            if let Some(stored) = self.delta_in_group(host_id, delta, now).await? {
                 return Ok(stored);
             }
         }

@@ -144,6 +144,7 @@ conformance!(
     cloned_hosts_share_one_stored_package_list,
     a_host_that_drifts_from_its_image_moves_to_another_list,
     refused_deltas_leave_nothing_open_and_new_updates_are_stored,
+    simultaneous_deltas_from_many_hosts_are_each_stored_or_refused_alone,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -2196,5 +2197,68 @@ fn security_update(name: &str, installed: &str, candidate: &str) -> AvailableUpd
         codename: Some("bookworm-security".into()),
         origin: Some("Debian".into()),
         security: true,
+    }
+}
+
+async fn simultaneous_deltas_from_many_hosts_are_each_stored_or_refused_alone(store: Store) {
+    let ids: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
+    enrolled(&store, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let first = inventory(100, "12", image(100));
+    for id in &ids {
+        store
+            .store_inventory(id, &first, &first.digest(), at(100))
+            .await
+            .unwrap();
+    }
+    // Three rounds of a delta from every host at once; every fifth host's
+    // delta is from a base that is not the stored one, so it is refused
+    // and its host keeps what it had. The deltas of a round wait for one
+    // writer and are stored together where the backend does that.
+    let mut current: Vec<Inventory> = ids.iter().map(|_| first.clone()).collect();
+    for round in 0..3i64 {
+        let sent: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let mut next = current[n].clone();
+                next.collected_at = at(200 + round);
+                let p = &mut next.packages[(n + round as usize) % 100];
+                p.version = format!("{}+r{round}", p.version);
+                p.source_version = Some(p.version.clone());
+                next.packages
+                    .push(package(&format!("extra-{n}-{round}"), "1-1"));
+                let mut delta = next.delta_from(&current[n]);
+                let refused = n % 5 == 0;
+                if refused {
+                    delta.base_digest = "not the stored one".into();
+                }
+                let (store, id) = (store.clone(), id.clone());
+                let task = tokio::spawn(async move {
+                    store
+                        .store_inventory_delta(&id, &delta, at(200 + round))
+                        .await
+                });
+                (n, next, refused, task)
+            })
+            .collect();
+        for (n, next, refused, task) in sent {
+            match (task.await.unwrap(), refused) {
+                (Ok(_), false) => current[n] = next,
+                (Err(Error::Conflict(why)), true) => assert!(why.contains("base"), "{why}"),
+                (other, refused) => panic!("host h{n} (refused: {refused}): {other:?}"),
+            }
+        }
+    }
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(
+            store.packages(id).await.unwrap(),
+            as_stored(current[n].packages.clone()),
+            "{id}"
+        );
+        assert_eq!(
+            store.host(id).await.unwrap().unwrap().inventory_digest,
+            Some(current[n].digest()),
+            "{id}"
+        );
     }
 }
