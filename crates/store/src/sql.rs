@@ -237,7 +237,7 @@ pub(crate) fn parse_delta_base(
         return Err(Error::NotFound(format!("host {host_id}")));
     }
     let wanted: std::collections::HashSet<&protocol::PackageKey> = keys.iter().collect();
-    let stored = StoredHead::from_row(&row)?;
+    let stored = StoredHead::from_row(row)?;
     let rows: Vec<DeltaRowJson> = parse_json_array(
         row.try_get(9)?,
         &format!("the package rows of host {host_id}"),
