@@ -404,6 +404,35 @@ pub(crate) fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, Pack
         .collect()
 }
 
+/// Copies the WAL back into the database file four times a second, beside
+/// the writers (a passive checkpoint waits for no one and blocks no one),
+/// until the pool is closed. Outside a Tokio runtime it does nothing, and
+/// SQLite's own checkpoint (at 20,000 pages) stays.
+fn checkpoint_in_background(pool: AnyPool) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(250));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!("checkpointing the SQLite WAL: {e}");
+            }
+        }
+    });
+}
+
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir`, in WAL
     /// mode, and brings its schema up to date.
@@ -453,6 +482,13 @@ impl Store {
                     sqlx::query("PRAGMA temp_store = MEMORY")
                         .execute(&mut *conn)
                         .await?;
+                    // The WAL is copied back into the database by a task of
+                    // its own (see `checkpoint_in_background`), not by the
+                    // writer that happens to pass 1,000 pages while holding
+                    // the writer's turn; this is only the backstop.
+                    sqlx::query("PRAGMA wal_autocheckpoint = 20000")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             }),
@@ -465,6 +501,9 @@ impl Store {
                 .await?;
         }
         schema::migrate(&pool, backend, now).await?;
+        if backend == Backend::Sqlite {
+            checkpoint_in_background(pool.clone());
+        }
         Ok(Store {
             pool,
             backend,
