@@ -452,10 +452,9 @@ impl PackageSum {
 /// length, the source filled in as the server stores it.
 fn package_hash(p: &Package) -> [u64; 4] {
     use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
     let source = p.source.as_deref().unwrap_or(&p.name);
     let source_version = p.source_version.as_deref().unwrap_or(&p.version);
-    for field in [
+    let fields = [
         p.manager.as_str(),
         &p.name,
         &p.version,
@@ -463,12 +462,17 @@ fn package_hash(p: &Package) -> [u64; 4] {
         source,
         source_version,
         p.state.as_str(),
-    ] {
-        hash.update((field.len() as u64).to_le_bytes());
-        hash.update(field.as_bytes());
+    ];
+    // The bytes hashed: each field's length (8 bytes, little-endian) and
+    // the field, then the hold. Gathered first and hashed at once, which
+    // is much faster than feeding the hasher fifteen small pieces.
+    let mut bytes = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum::<usize>() + 1);
+    for field in fields {
+        bytes.extend_from_slice(&(field.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(field.as_bytes());
     }
-    hash.update([u8::from(p.held)]);
-    let bytes = hash.finalize();
+    bytes.push(u8::from(p.held));
+    let bytes = Sha256::digest(&bytes);
     let mut lanes = [0u64; 4];
     for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
         let mut b = [0u8; 8];
@@ -692,6 +696,43 @@ pub struct ErrorBody {
 
 #[cfg(test)]
 mod tests {
+    /// A package's hash is the SHA-256 of its fields, each after its length,
+    /// then its hold: agents and servers of any version must agree on it.
+    #[test]
+    fn a_package_hash_is_of_its_length_prefixed_fields() {
+        use sha2::{Digest, Sha256};
+        let p = Package {
+            manager: Manager::Dpkg,
+            name: "libssl3".into(),
+            version: "3.0.11-1~deb12u2".into(),
+            arch: "amd64".into(),
+            source: Some("openssl".into()),
+            source_version: None,
+            state: PackageState::Installed,
+            held: true,
+        };
+        let mut hash = Sha256::new();
+        for field in [
+            "dpkg",
+            "libssl3",
+            "3.0.11-1~deb12u2",
+            "amd64",
+            "openssl",
+            "3.0.11-1~deb12u2",
+            "installed",
+        ] {
+            hash.update((field.len() as u64).to_le_bytes());
+            hash.update(field.as_bytes());
+        }
+        hash.update([1u8]);
+        let bytes = hash.finalize();
+        let expected: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(package_hash(&p).to_vec(), expected);
+    }
+
     use super::*;
 
     fn pkg(name: &str, version: &str) -> Package {
