@@ -42,6 +42,8 @@ pub struct Store {
     /// Package version ids by stored key, as read (see
     /// [`crate::package_sets::VersionIds`]).
     pub(crate) version_ids: std::sync::Arc<crate::package_sets::VersionIds>,
+    /// Hosts found active with their credentials (SQLite only).
+    active: std::sync::Arc<ActiveHosts>,
     /// Deltas waiting to be stored together (see [`crate::delta_group`]).
     pub(crate) deltas: std::sync::Arc<crate::delta_group::Waiting>,
 }
@@ -404,6 +406,65 @@ pub(crate) fn package_rows(packages: &[Package]) -> Result<BTreeMap<String, Pack
         .collect()
 }
 
+/// Hosts found active, with their credential hashes, so that an agent's
+/// every request is not a read. Only where this process is the database's
+/// one writer (SQLite): a revocation by another server would not reach it.
+/// A revocation forgets the host once committed; an answer read before a
+/// revocation is not remembered after it (the generation moved on).
+#[derive(Debug)]
+struct ActiveHosts {
+    enabled: bool,
+    state: std::sync::Mutex<(u64, HashMap<String, Vec<u8>>)>,
+}
+
+/// At most this many hosts are remembered.
+const REMEMBERED_HOSTS: usize = 200_000;
+
+impl ActiveHosts {
+    fn new(enabled: bool) -> ActiveHosts {
+        ActiveHosts {
+            enabled,
+            state: Default::default(),
+        }
+    }
+
+    fn holds(&self, host_id: &str, credential_hash: &[u8]) -> bool {
+        self.enabled
+            && self.state.lock().is_ok_and(|state| {
+                state
+                    .1
+                    .get(host_id)
+                    .is_some_and(|stored| constant_time_eq(stored, credential_hash))
+            })
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.lock().map_or(0, |state| state.0)
+    }
+
+    fn remember(&self, host_id: &str, credential_hash: Vec<u8>, seen: u64) {
+        if !self.enabled {
+            return;
+        }
+        if let Ok(mut state) = self.state.lock() {
+            if state.0 != seen {
+                return;
+            }
+            if state.1.len() >= REMEMBERED_HOSTS {
+                state.1.clear();
+            }
+            state.1.insert(host_id.to_owned(), credential_hash);
+        }
+    }
+
+    fn forget(&self, host_id: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 += 1;
+            state.1.remove(host_id);
+        }
+    }
+}
+
 /// Copies the WAL back into the database file four times a second, beside
 /// the writers (a passive checkpoint waits for no one and blocks no one),
 /// until the pool is closed. Outside a Tokio runtime it does nothing, and
@@ -511,6 +572,7 @@ impl Store {
             sets: Default::default(),
             version_ids: Default::default(),
             deltas: Default::default(),
+            active: std::sync::Arc::new(ActiveHosts::new(backend == Backend::Sqlite)),
         })
     }
 
@@ -1344,6 +1406,10 @@ impl TokenStore for Store {
 
 impl HostStore for Store {
     async fn authenticate(&self, host_id: &str, credential_hash: &[u8]) -> Result<HostAuth> {
+        if self.active.holds(host_id, credential_hash) {
+            return Ok(HostAuth::Active);
+        }
+        let seen = self.active.generation();
         let row = sqlx::query("SELECT credential_hash, revoked_at FROM hosts WHERE id = $1")
             .bind(host_id)
             .fetch_optional(&self.pool)
@@ -1359,6 +1425,7 @@ impl HostStore for Store {
         Ok(if revoked.is_some() {
             HostAuth::Revoked
         } else {
+            self.active.remember(host_id, stored, seen);
             HostAuth::Active
         })
     }
@@ -1402,6 +1469,7 @@ impl HostStore for Store {
             append(&mut tx, &event, now).await?;
         }
         tx.commit().await?;
+        self.active.forget(host_id);
         Ok(true)
     }
 
