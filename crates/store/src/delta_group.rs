@@ -52,6 +52,16 @@ impl std::fmt::Debug for Waiting {
 /// At most this many deltas are stored in one transaction.
 const GROUP: usize = 64;
 
+/// A waiting delta's answer, if it has one. A group that took it and was
+/// stopped before answering sends it on its own (none).
+fn answered(told: &mut oneshot::Receiver<Answer>) -> Option<Answer> {
+    match told.try_recv() {
+        Ok(answer) => Some(answer),
+        Err(oneshot::error::TryRecvError::Closed) => Some(Ok(None)),
+        Err(oneshot::error::TryRecvError::Empty) => None,
+    }
+}
+
 impl Store {
     /// Stores a delta with the others waiting (SQLite); none when it is to
     /// be stored on its own.
@@ -61,7 +71,7 @@ impl Store {
         delta: &InventoryDelta,
         now: Timestamp,
     ) -> Result<Option<DeltaStored>> {
-        let (answer, mut told) = oneshot::channel();
+        let (answer, told) = oneshot::channel();
         match self.deltas.jobs.lock() {
             Ok(mut jobs) => jobs.push(Job {
                 host_id: host_id.to_owned(),
@@ -71,40 +81,17 @@ impl Store {
             }),
             Err(_) => return Ok(None),
         }
-        let turn = self.write_turn().await;
-        match told.try_recv() {
-            Ok(answer) => return answer,
-            // Taken by a group whose writer was stopped: go alone.
-            Err(oneshot::error::TryRecvError::Closed) => return Ok(None),
-            Err(oneshot::error::TryRecvError::Empty) => {}
-        }
-        let jobs: Vec<Job> = match self.deltas.jobs.lock() {
-            Ok(mut jobs) => {
-                let n = jobs.len().min(GROUP);
-                jobs.drain(..n).collect()
-            }
-            Err(_) => Vec::new(),
-        };
-        self.store_group(jobs).await;
-        drop(turn);
-        // This delta was in the group, or is still waiting for the next
-        // one (more than GROUP were waiting): then it takes the turn again.
-        match told.try_recv() {
-            Ok(answer) => answer,
-            Err(oneshot::error::TryRecvError::Closed) => Ok(None),
-            Err(oneshot::error::TryRecvError::Empty) => Box::pin(self.wait_in_group(told)).await,
-        }
+        self.wait_in_group(told).await
     }
 
-    /// Waits for the answer of a delta already waiting, taking the turn to
-    /// store a group when it comes first.
+    /// Waits for a waiting delta's answer: at each turn of the writer's
+    /// that it gets, the answer is there (a group stored it), or it stores
+    /// the group of those waiting then, itself among the first 64 or not.
     async fn wait_in_group(&self, mut told: oneshot::Receiver<Answer>) -> Answer {
         loop {
             let turn = self.write_turn().await;
-            match told.try_recv() {
-                Ok(answer) => return answer,
-                Err(oneshot::error::TryRecvError::Closed) => return Ok(None),
-                Err(oneshot::error::TryRecvError::Empty) => {}
+            if let Some(answer) = answered(&mut told) {
+                return answer;
             }
             let jobs: Vec<Job> = match self.deltas.jobs.lock() {
                 Ok(mut jobs) => {
@@ -115,6 +102,9 @@ impl Store {
             };
             self.store_group(jobs).await;
             drop(turn);
+            if let Some(answer) = answered(&mut told) {
+                return answer;
+            }
         }
     }
 
