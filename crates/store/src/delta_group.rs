@@ -14,14 +14,11 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use protocol::{InventoryDelta, Package};
+use protocol::InventoryDelta;
 use tokio::sync::oneshot;
 
 use crate::batch::{bind, Batch};
-use crate::sql::{
-    delta_base_args, head_digest, package_rows, parse_delta_base, DeltaInput, OpenTransaction,
-    Store,
-};
+use crate::sql::{delta_base_args, parse_delta_base, DeltaParts, OpenTransaction, Store};
 use crate::{DeltaStored, Result};
 
 /// What a delta waiting in a group is told: stored, refused, or to go on
@@ -130,25 +127,30 @@ impl Store {
         }
     }
 
-    /// The answers for `jobs`, in order; every one none if the group could
-    /// not be read or written (nothing was stored).
+    /// The answers for `jobs`, in order; none for every delta the group
+    /// was to store if it could not be read or written (nothing was).
     async fn store_jobs(&self, jobs: &[Job]) -> Vec<Answer> {
-        let alone = || jobs.iter().map(|_| Ok(None)).collect();
-        // Each job checked and keyed before anything is read.
-        let mut checked = Vec::with_capacity(jobs.len());
+        // Each delta checked and keyed before anything is read; one that
+        // fails is answered so and left out.
+        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(jobs.len());
+        let mut parts = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let rows = package_rows(&job.delta.packages_changed);
-            let touched: Vec<protocol::PackageKey> = job
-                .delta
-                .packages_removed
-                .iter()
-                .cloned()
-                .chain(job.delta.packages_changed.iter().map(Package::key))
-                .collect();
-            checked.push((rows, touched, head_digest(&job.delta.head())));
+            match DeltaParts::of(&job.delta) {
+                Ok(p) => {
+                    parts.push((job, p));
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let alone = |answers: Vec<Option<Answer>>| -> Vec<Answer> {
+            answers.into_iter().map(|a| a.unwrap_or(Ok(None))).collect()
+        };
+        if parts.is_empty() {
+            return alone(answers);
         }
         let Ok(conn) = self.pool.acquire().await else {
-            return alone();
+            return alone(answers);
         };
         let mut tx = OpenTransaction { conn, open: true };
 
@@ -156,14 +158,14 @@ impl Store {
         let one = self.delta_base_sql(true);
         let mut sql = String::from("BEGIN IMMEDIATE;\n");
         let mut args = Vec::new();
-        for (job, (_, touched, _)) in jobs.iter().zip(&checked) {
-            match delta_base_args(&job.host_id, touched) {
+        for (job, p) in &parts {
+            match delta_base_args(&job.host_id, &p.touched) {
                 Ok(a) => {
                     sql.push_str(&crate::batch::renumber(&one, args.len()));
                     sql.push_str(";\n");
                     args.extend(a);
                 }
-                Err(_) => return alone(),
+                Err(_) => return alone(answers),
             }
         }
         let mut query = sqlx::query(&sql);
@@ -171,67 +173,54 @@ impl Store {
             query = bind(query, arg);
         }
         let rows = match query.fetch_all(&mut *tx.conn).await {
-            Ok(rows) if rows.len() == jobs.len() => rows,
+            Ok(rows) if rows.len() == parts.len() => rows,
             _ => {
                 tx.rollback().await.ok();
-                return alone();
+                return alone(answers);
             }
         };
 
         // Each delta planned against what is stored; one batch for all.
-        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut writes = Batch::default();
-        let mut stored_ones = Vec::new();
-        for (i, (job, (rows_checked, touched, head))) in jobs.iter().zip(&checked).enumerate() {
-            let rows_checked = match rows_checked {
-                Ok(r) => r,
-                Err(e) => {
-                    answers.push(Err(crate::Error::Invalid(e.to_string())));
-                    continue;
-                }
-            };
-            let input = DeltaInput {
-                host_id: &job.host_id,
-                delta: &job.delta,
-                rows: rows_checked,
-                touched,
-                head,
-                now: job.now,
-            };
+        let mut planned_answers = Vec::with_capacity(parts.len());
+        for ((job, p), row) in parts.iter().zip(&rows) {
+            let input = p.input(&job.host_id, &job.delta, job.now);
             let planned =
-                parse_delta_base(&rows[i], &job.host_id, touched).and_then(|(stored, before)| {
+                parse_delta_base(row, &job.host_id, &p.touched).and_then(|(stored, before)| {
                     Ok((self.plan_delta(&input, &stored, before)?, stored))
                 });
-            match planned {
-                Err(e) => answers.push(Err(e)),
-                Ok((plan, _)) if plan.rebase || plan.children => answers.push(Ok(None)),
+            let answer = match planned {
+                Err(e) => Err(e),
+                Ok((plan, _)) if plan.rebase || plan.children => Ok(None),
                 Ok((mut plan, stored)) => {
                     let written = input.written(&plan, stored.package_set);
-                    if let Err(e) =
-                        Store::push_head(&mut plan.batch, &job.host_id, &written, job.now)
-                    {
-                        answers.push(Err(e));
-                        continue;
-                    }
-                    writes.append(std::mem::take(&mut plan.batch));
-                    stored_ones.push(answers.len());
-                    answers.push(Ok(Some(DeltaStored {
-                        replaced: plan.replaced,
-                        os_changed: stored.os_changed(&job.delta.os),
-                    })));
+                    Store::push_head(&mut plan.batch, &job.host_id, &written, job.now).map(|()| {
+                        writes.append(std::mem::take(&mut plan.batch));
+                        Some(DeltaStored {
+                            replaced: plan.replaced,
+                            os_changed: stored.os_changed(&job.delta.os),
+                        })
+                    })
                 }
-            }
+            };
+            planned_answers.push(answer);
         }
         writes.push("COMMIT", Vec::new());
-        match writes.run(self, &mut tx.conn).await {
-            Ok(()) => tx.open = false,
-            Err(_) => {
-                tx.rollback().await.ok();
-                for i in stored_ones {
-                    answers[i] = Ok(None);
+        if writes.run(self, &mut tx.conn).await.is_ok() {
+            tx.open = false;
+        } else {
+            tx.rollback().await.ok();
+            for answer in &mut planned_answers {
+                if matches!(answer, Ok(Some(_))) {
+                    *answer = Ok(None);
                 }
             }
         }
+        // The planned answers fill the places left open, in order.
+        let mut planned_answers = planned_answers.into_iter();
         answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| planned_answers.next().unwrap_or(Ok(None))))
+            .collect()
     }
 }

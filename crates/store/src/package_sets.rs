@@ -159,6 +159,13 @@ pub(crate) fn parse_own_rows(joined: Option<&str>, host_id: &str) -> Result<Hash
     Ok(rows)
 }
 
+/// How rows name a package version: by its id, or by its stored key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VersionBy {
+    Id,
+    Key,
+}
+
 /// Where a host's packages were settled.
 pub(crate) struct Settled {
     /// The set the host now points at.
@@ -339,7 +346,7 @@ impl Store {
             .filter(|(id, row)| own.get(id) != Some(row))
             .map(|(id, row)| (*id, row))
             .collect();
-        self.push_own(batch, host_id, &delete, &upsert)?;
+        self.push_own(batch, host_id, VersionBy::Id, &delete, &upsert)?;
         Ok(Settled {
             set,
             own: wanted.len(),
@@ -402,19 +409,27 @@ impl Store {
         Ok(id)
     }
 
-    /// Deletes a host's own rows of `delete` and writes those of `upsert`.
-    pub(crate) fn push_own(
+    /// Deletes a host's own rows of `delete` and writes those of `upsert`,
+    /// each version named `by` its id or its stored key.
+    pub(crate) fn push_own<K: serde::Serialize>(
         &self,
         batch: &mut Batch,
         host_id: &str,
-        delete: &[i64],
-        upsert: &[(i64, &OwnRow)],
+        by: VersionBy,
+        delete: &[K],
+        upsert: &[(K, &OwnRow)],
     ) -> Result<()> {
         if !delete.is_empty() {
+            let versions = match by {
+                VersionBy::Id => self.json_values(2, "bigint"),
+                VersionBy::Key => format!(
+                    "SELECT id FROM package_versions WHERE key IN ({})",
+                    self.json_values(2, "text")
+                ),
+            };
             batch.push(
                 format!(
-                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({})",
-                    self.json_values(2, "bigint")
+                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN ({versions})"
                 ),
                 vec![
                     host_id.into(),
@@ -423,21 +438,30 @@ impl Store {
             );
         }
         if !upsert.is_empty() {
-            let list: Vec<(i64, i64, &str, i64)> = upsert
+            let list: Vec<(&K, i64, &str, i64)> = upsert
                 .iter()
-                .map(|(id, (present, state, held))| {
-                    (*id, i64::from(*present), state.as_str(), *held)
+                .map(|(version, (present, state, held))| {
+                    (version, i64::from(*present), state.as_str(), *held)
                 })
                 .collect();
+            let (id, join) = match by {
+                VersionBy::Id => (self.json_col(0, true), String::new()),
+                VersionBy::Key => (
+                    "pv.id".to_owned(),
+                    format!(
+                        " JOIN package_versions pv ON pv.key = {}",
+                        self.json_col(0, false)
+                    ),
+                ),
+            };
             // `WHERE true` tells SQLite's parser that ON CONFLICT is the
             // upsert's, not a join constraint.
             batch.push(
                 format!(
                     "INSERT INTO host_packages (host_id, package_id, present, state, held) \
-                     SELECT $1, {}, {}, {}, {} FROM {} WHERE true \
+                     SELECT $1, {id}, {}, {}, {} FROM {}{join} WHERE true \
                      ON CONFLICT (host_id, package_id) DO UPDATE SET \
                      present = excluded.present, state = excluded.state, held = excluded.held",
-                    self.json_col(0, true),
                     self.json_col(1, true),
                     self.json_col(2, false),
                     self.json_col(3, true),

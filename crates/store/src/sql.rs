@@ -325,7 +325,7 @@ fn macs(host: &protocol::HostFacts) -> Vec<String> {
 /// What the rows besides the host's own say: its updates, neighbours (with
 /// their states) and MAC addresses, hashed in the order given. A change of
 /// order rewrites them needlessly, never wrongly.
-pub(crate) fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
+fn head_digest(head: &InventoryHead<'_>) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let json =
         serde_json::to_vec(&(head.updates, head.neighbours, macs(head.host))).unwrap_or_default();
@@ -1657,6 +1657,48 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What a delta is checked and keyed into, before anything is read: its
+/// changed packages checked, the keys it touches, the digest of its head.
+pub(crate) struct DeltaParts<'a> {
+    rows: BTreeMap<String, PackageRow<'a>>,
+    pub(crate) touched: Vec<protocol::PackageKey>,
+    head: Vec<u8>,
+}
+
+impl<'a> DeltaParts<'a> {
+    pub(crate) fn of(delta: &'a InventoryDelta) -> Result<DeltaParts<'a>> {
+        Ok(DeltaParts {
+            rows: package_rows(&delta.packages_changed)?,
+            touched: delta
+                .packages_removed
+                .iter()
+                .cloned()
+                .chain(delta.packages_changed.iter().map(Package::key))
+                .collect(),
+            head: head_digest(&delta.head()),
+        })
+    }
+
+    pub(crate) fn input<'b>(
+        &'b self,
+        host_id: &'b str,
+        delta: &'b InventoryDelta,
+        now: Timestamp,
+    ) -> DeltaInput<'b>
+    where
+        'a: 'b,
+    {
+        DeltaInput {
+            host_id,
+            delta,
+            rows: &self.rows,
+            touched: &self.touched,
+            head: &self.head,
+            now,
+        }
+    }
+}
+
 /// An inventory delta checked and ready to store (see
 /// `InventoryStore::store_inventory_delta`).
 pub(crate) struct DeltaInput<'a> {
@@ -1817,46 +1859,15 @@ impl Store {
                 (Some(_), _) => {}
             }
         }
-        if !delete.is_empty() {
-            batch.push(
-                format!(
-                    "DELETE FROM host_packages WHERE host_id = $1 AND package_id IN \
-                     (SELECT id FROM package_versions WHERE key IN ({}))",
-                    self.json_values(2, "text")
-                ),
-                vec![
-                    input.host_id.into(),
-                    json_list(serde_json::to_string(&delete))?.into(),
-                ],
-            );
-        }
-        if !upsert.is_empty() {
-            let list: Vec<(&str, i64, &str, i64)> = upsert
-                .iter()
-                .map(|(key, (present, state, held))| {
-                    (*key, i64::from(*present), state.as_str(), *held)
-                })
-                .collect();
-            // `WHERE true` tells SQLite's parser that ON CONFLICT is the
-            // upsert's, not a join constraint.
-            batch.push(
-                format!(
-                    "INSERT INTO host_packages (host_id, package_id, present, state, held) \
-                     SELECT $1, pv.id, {}, {}, {} FROM {} JOIN package_versions pv ON pv.key = {} \
-                     WHERE true ON CONFLICT (host_id, package_id) DO UPDATE SET \
-                     present = excluded.present, state = excluded.state, held = excluded.held",
-                    self.json_col(1, true),
-                    self.json_col(2, false),
-                    self.json_col(3, true),
-                    self.json_rows(2),
-                    self.json_col(0, false),
-                ),
-                vec![
-                    input.host_id.into(),
-                    json_list(serde_json::to_string(&list))?.into(),
-                ],
-            );
-        }
+        let upsert: Vec<(&str, &crate::package_sets::OwnRow)> =
+            upsert.iter().map(|(key, row)| (*key, row)).collect();
+        self.push_own(
+            &mut batch,
+            input.host_id,
+            crate::package_sets::VersionBy::Key,
+            &delete,
+            &upsert,
+        )?;
         let rebase = usize::try_from(stored.set_size)
             .map_or(true, |size| own > crate::package_sets::own_limit(size));
         Ok(DeltaPlan {
@@ -2003,29 +2014,14 @@ impl InventoryStore for Store {
         delta: &InventoryDelta,
         now: Timestamp,
     ) -> Result<crate::DeltaStored> {
-        // Check everything before touching the database.
-        let rows = package_rows(&delta.packages_changed)?;
-        let head = head_digest(&delta.head());
-        let touched: Vec<protocol::PackageKey> = delta
-            .packages_removed
-            .iter()
-            .cloned()
-            .chain(delta.packages_changed.iter().map(Package::key))
-            .collect();
-        let input = DeltaInput {
-            host_id,
-            delta,
-            rows: &rows,
-            touched: &touched,
-            head: &head,
-            now,
-        };
         if self.backend == Backend::Sqlite {
             if let Some(stored) = self.delta_in_group(host_id, delta, now).await? {
                 return Ok(stored);
             }
         }
-        self.delta_in_transaction(&input).await
+        let parts = DeltaParts::of(delta)?;
+        self.delta_in_transaction(&parts.input(host_id, delta, now))
+            .await
     }
 
     async fn packages(&self, host_id: &str) -> Result<Vec<Package>> {
