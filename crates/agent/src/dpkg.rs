@@ -37,8 +37,6 @@ pub fn parse_status(
     Ok((packages, warnings))
 }
 
-/// One paragraph: `Ok(None)` for a package dpkg remembers but that is not
-/// installed at all (`not-installed`).
 /// The source package and its version a `Source` field gives: `name`
 /// (built at the package's own `version`) or `name (version)`. None when
 /// it is neither.
@@ -52,6 +50,8 @@ pub(crate) fn split_source<'a>(field: &'a str, version: &'a str) -> Option<(&'a 
     }
 }
 
+/// One paragraph: `Ok(None)` for a package dpkg remembers but that is not
+/// installed at all (`not-installed`).
 fn package(values: &mut [Option<String>]) -> Result<Option<Package>, String> {
     let [name, status, arch, version, source] = values else {
         unreachable!("one value per field")

@@ -568,9 +568,6 @@ async fn simulate_fleet(
     offers: &[agent::apt::Offer],
     count: usize,
 ) -> anyhow::Result<Vec<SimHost>> {
-    // Per package: the oldest version offered, and the newest with the
-    // release that offers it (a security suite wins a tie, as apt's
-    // candidate does for the agent).
     let sources: Arc<Sources> = Arc::new(
         offers
             .iter()
@@ -580,6 +577,9 @@ async fn simulate_fleet(
             })
             .collect(),
     );
+    // Per package: the oldest version offered, and the newest with the
+    // release that offers it (a security suite wins a tie, as apt's
+    // candidate does for the agent).
     let mut oldest: HashMap<(String, String), String> = HashMap::new();
     let mut newest: HashMap<(String, String), (String, &agent::apt::Offer)> = HashMap::new();
     for o in offers {

@@ -117,33 +117,24 @@ impl<T: Send + Sync + 'static> Kept<T> {
         Fut: Future<Output = ApiResult<T>> + Send + 'static,
     {
         if self.kept().is_none() {
-            match self.working.try_lock() {
-                // Nothing under way: it is begun in the background, and
-                // waited for as long as the caller's patience.
-                Ok(idle) => {
-                    drop(idle);
-                    let me = Arc::clone(self);
-                    let mut task = tokio::spawn(async move {
-                        let done = me.refresh(key, now, work).await.map(|_| ());
-                        if let Err(e) = &done {
-                            tracing::warn!("working out a kept result: {}", e.message());
-                        }
-                        done
-                    });
-                    return match tokio::time::timeout(patience, &mut task).await {
-                        Ok(joined) => {
-                            joined.map_err(ApiError::internal)??;
-                            Ok(self.kept().map(|(_, at, value)| (at, value)))
-                        }
-                        // Still going: it keeps its result when done.
-                        Err(_) => Ok(None),
-                    };
+            // Worked out in the background, as `get` does it (one at a
+            // time, and not again once kept), and waited for as long as the
+            // caller's patience; it keeps its result when done.
+            let me = Arc::clone(self);
+            let mut task = tokio::spawn(async move {
+                let done = me.get(key, now, keep, work).await.map(|_| ());
+                if let Err(e) = &done {
+                    tracing::warn!("working out a kept result: {}", e.message());
                 }
-                Err(_) => match tokio::time::timeout(patience, self.working.lock()).await {
-                    Ok(done) => drop(done),
-                    Err(_) => return Ok(None),
-                },
-            }
+                done
+            });
+            return match tokio::time::timeout(patience, &mut task).await {
+                Ok(joined) => {
+                    joined.map_err(ApiError::internal)??;
+                    Ok(self.kept().map(|(_, at, value)| (at, value)))
+                }
+                Err(_) => Ok(None),
+            };
         }
         self.get(key, now, keep, work).await.map(Some)
     }

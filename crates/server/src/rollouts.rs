@@ -1264,6 +1264,12 @@ pub(crate) async fn shown(state: &AppState, name: &str) -> ApiResult<Value> {
     Ok(show_json(&load_and_plan(state, name).await?))
 }
 
+/// The rollout as shown, planned now, without its hosts: its status and
+/// rings, which is what its live progress shows.
+pub(crate) async fn shown_head(state: &AppState, name: &str) -> ApiResult<Value> {
+    Ok(show_head_json(&load_and_plan(state, name).await?))
+}
+
 /// One host of a rollout as shown: where the plan puts it and how far it
 /// got.
 #[derive(Debug, Clone)]

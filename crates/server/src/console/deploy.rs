@@ -490,7 +490,7 @@ pub(crate) async fn live(
     fragments(Duration::from_secs(1), move || {
         let (state, name) = (state.clone(), name.clone());
         async move {
-            match rollouts::shown(&state, &name).await {
+            match rollouts::shown_head(&state, &name).await {
                 Ok(r) => (
                     progress(&r).into_string(),
                     // Nothing moves any more once it is complete or rolled
