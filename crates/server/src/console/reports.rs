@@ -206,10 +206,42 @@ pub(crate) fn compliance(end: &Value) -> String {
         .map_or_else(|| "\u{2014}".to_owned(), |p| format!("{p:.1}%"))
 }
 
-fn class_row(end: &Value, class: &str) -> (u64, u64, u64, u64) {
-    let c = &end["classes"][class];
-    let n = |k: &str| c[k].as_u64().unwrap_or(0);
-    (n("open"), n("breached"), n("due_soon"), n("exempt"))
+/// A class's findings at the month's end: open, past deadline, due soon,
+/// exempt.
+type ClassCounts = (u64, u64, u64, u64);
+
+/// Each class's findings at the month's end; none when no posture was kept
+/// in the month.
+fn class_rows(end: &Value) -> Vec<(&'static str, ClassCounts)> {
+    if end.is_null() {
+        return Vec::new();
+    }
+    CLASSES
+        .iter()
+        .map(|&class| {
+            let c = &end["classes"][class];
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            (
+                class,
+                (n("open"), n("breached"), n("due_soon"), n("exempt")),
+            )
+        })
+        .collect()
+}
+
+/// The report's sentence on missed patches, in every format.
+fn missed(end: &Value) -> String {
+    if end.is_null() {
+        return format!("Missed: {NO_END_FIGURES}");
+    }
+    let per_class: Vec<String> = class_rows(end)
+        .into_iter()
+        .map(|(class, (_, breached, _, _))| format!("{class} {breached}"))
+        .collect();
+    format!(
+        "Missed: findings past their deadline at the month's end: {}.",
+        per_class.join("; ")
+    )
 }
 
 /// Mean seconds to 95% over the reviews that reached it.
@@ -354,8 +386,7 @@ pub(crate) async fn monthly_html(
         @if end.is_null() { p class="muted" { (NO_END_FIGURES) } }
         @else { table {
             thead { tr { th scope="col" { "Class" } th scope="col" class="num" { "Open" } th scope="col" class="num" { "Past deadline" } th scope="col" class="num" { "Due soon" } th scope="col" class="num" { "Exempt" } th scope="col" class="num" { "Within deadline" } } }
-            tbody { @for class in CLASSES {
-                @let (open, breached, soon, exempt) = class_row(end, class);
+            tbody { @for (class, (open, breached, soon, exempt)) in class_rows(end) {
                 tr { th scope="row" { (class) } td class="num" { (open) } td class="num" { (breached) } td class="num" { (soon) } td class="num" { (exempt) }
                      td class="num" { (within(open, breached)) } }
             } }
@@ -382,9 +413,7 @@ pub(crate) async fn monthly_html(
         @if failures.is_empty() { p class="muted" { "None." } }
         ul { @for (rollout, f) in &failures { li { (rollout) ": " (text(&f["hostname"])) " — " (text(&f["why"])) } } }
         h2 { "Missed and pending patches" }
-        @if end.is_null() { p { "Missed: " (NO_END_FIGURES) } }
-        @else { p { "Missed: findings past their deadline at the month's end: "
-            @for class in CLASSES { (class) " " (class_row(end, class).1) "; " } } }
+        p { (missed(end)) }
         p { "Pending: " (m.pending.len()) " updates offered to the fleet wait for a decision"
             @if !m.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." }
     };
@@ -498,8 +527,7 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             "",
         );
     }
-    for class in CLASSES.iter().filter(|_| !end.is_null()) {
-        let (open, breached, soon, exempt) = class_row(end, class);
+    for (class, (open, breached, soon, exempt)) in class_rows(end) {
         row(
             "deadlines",
             class,
@@ -640,13 +668,11 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         d.percent_chart(&points, &labels);
     }
     d.heading(2, "Deadlines per class at the month's end");
-    let rows: Vec<Vec<String>> = CLASSES
-        .iter()
-        .filter(|_| !end.is_null())
-        .map(|class| {
-            let (open, breached, soon, exempt) = class_row(end, class);
+    let rows: Vec<Vec<String>> = class_rows(end)
+        .into_iter()
+        .map(|(class, (open, breached, soon, exempt))| {
             vec![
-                (*class).to_owned(),
+                class.to_owned(),
                 open.to_string(),
                 breached.to_string(),
                 soon.to_string(),
@@ -758,18 +784,7 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         "None.",
     );
     d.heading(2, "Missed and pending patches");
-    if end.is_null() {
-        d.paragraph(&format!("Missed: {NO_END_FIGURES}"));
-    } else {
-        let missed: Vec<String> = CLASSES
-            .iter()
-            .map(|class| format!("{class} {}", class_row(end, class).1))
-            .collect();
-        d.paragraph(&format!(
-            "Missed: findings past their deadline at the month's end: {}.",
-            missed.join("; ")
-        ));
-    }
+    d.paragraph(&missed(end));
     d.paragraph(&format!(
         "Pending: {} updates offered to the fleet wait for a decision{}.",
         m.pending.len(),
