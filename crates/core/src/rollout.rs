@@ -302,7 +302,12 @@ fn mix(seed: u64, name: &str) -> u64 {
 pub enum Progress {
     /// Not handed out yet.
     NotStarted,
-    /// Handed out (received, downloading, installing, verifying ...).
+    /// Handed out, and its agent has not fetched it yet.
+    Handed {
+        /// Since when.
+        since: Timestamp,
+    },
+    /// Received by its agent (downloading, installing, verifying ...).
     InProgress {
         /// Since when.
         since: Timestamp,
@@ -531,6 +536,14 @@ pub enum Action {
         /// The exemption's reason.
         reason: String,
     },
+    /// Its job is handed out and waits for the host to fetch it.
+    Handed {
+        /// Since when.
+        since: Timestamp,
+        /// When the host was last seen, if longer ago than the plan's
+        /// offline limit.
+        offline_since: Option<Timestamp>,
+    },
     /// Its job is under way.
     InProgress {
         /// Since when.
@@ -672,7 +685,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         }
         match t.progress {
             Progress::NotStarted => {}
-            Progress::InProgress { .. } => c.in_progress += 1,
+            Progress::Handed { .. } | Progress::InProgress { .. } => c.in_progress += 1,
             Progress::Succeeded { .. } => c.succeeded += 1,
             Progress::Failed { unhealthy, .. } => {
                 c.failed += 1;
@@ -779,7 +792,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
             let (hosts, busy) = members.fold((0, 0), |(n, b), t| {
                 (
                     n + 1,
-                    b + usize::from(matches!(t.progress, Progress::InProgress { .. })),
+                    b + usize::from(matches!(
+                        t.progress,
+                        Progress::Handed { .. } | Progress::InProgress { .. }
+                    )),
                 )
             });
             (budget_limit(g.budget, hosts), busy)
@@ -790,6 +806,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .into_iter()
         .map(|t| {
             let action = match &t.progress {
+                Progress::Handed { since } => Action::Handed {
+                    since: *since,
+                    offline_since: (now.duration_since(t.last_seen) > offline_after)
+                        .then_some(t.last_seen),
+                },
                 Progress::InProgress { since } => Action::InProgress { since: *since },
                 Progress::Succeeded { .. } => Action::Succeeded,
                 Progress::Failed { why, .. } => Action::Failed { why: why.clone() },
@@ -969,6 +990,14 @@ impl Action {
             ),
             Action::Deferred { until, reason } => format!("deferred until {until}: {reason}"),
             Action::Exempt { reason } => format!("exempt: {reason}"),
+            Action::Handed {
+                since,
+                offline_since: None,
+            } => format!("job handed out at {since}, not yet fetched by the host"),
+            Action::Handed {
+                since,
+                offline_since: Some(seen),
+            } => format!("job handed out at {since}, waiting for the host: offline since {seen}"),
             Action::InProgress { since } => format!("in progress since {since}"),
             Action::Succeeded => "succeeded".into(),
             Action::Failed { why } => format!("failed: {why}"),
@@ -1371,6 +1400,24 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
                 offline_since: Some(t("2026-11-20T08:00:00Z"))
             }
         );
+        // Once its job is handed out, the offline host's line says it waits
+        // for that host, and since when the host has been away.
+        targets[4].progress = Progress::Handed {
+            since: t("2026-12-04T10:00:00Z"),
+        };
+        let p = make(
+            &targets,
+            &state(None),
+            Budget::Percent(100),
+            "2026-12-04T12:00:00Z",
+        );
+        let offline = p.hosts.iter().find(|h| h.id == "e-offline").unwrap();
+        assert_eq!(
+            offline.action.describe(),
+            "job handed out at 2026-12-04T10:00:00Z, waiting for the host: offline since 2026-11-20T08:00:00Z"
+        );
+        assert_eq!(p.rings[0].counts.in_progress, 2);
+        targets[4].progress = Progress::NotStarted;
         let mut expired = state(None);
         expired.expires = Some(t("2026-12-04T00:00:00Z"));
         let p = make(

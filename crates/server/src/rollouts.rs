@@ -395,13 +395,23 @@ impl Deploy {
     }
 }
 
-/// The jobs waiting for a host, for its heartbeat.
+/// The jobs waiting for a host, for its heartbeat: none past its expiry,
+/// which its agent would refuse (the executor takes those back).
 pub(crate) async fn jobs_for(state: &AppState, host: &str) -> ApiResult<Vec<SignedJob>> {
     load_board(state).await?;
-    Ok(lock(&state.deploy.board)
+    let mut jobs = lock(&state.deploy.board)
         .get(host)
         .cloned()
-        .unwrap_or_default())
+        .unwrap_or_default();
+    if !jobs.is_empty() {
+        #[derive(serde::Deserialize)]
+        struct Expiry {
+            not_after: Timestamp,
+        }
+        let at = now(state);
+        jobs.retain(|j| serde_json::from_str::<Expiry>(&j.body).map_or(true, |e| at < e.not_after));
+    }
+    Ok(jobs)
 }
 
 async fn load_board(state: &AppState) -> ApiResult<()> {
@@ -502,7 +512,9 @@ async fn executor(state: AppState) {
             match state.store.rollouts().await {
                 Ok(all) => names.extend(
                     all.into_iter()
-                        .filter(|r| matches!(r.status.as_str(), "running" | "rolling_back"))
+                        .filter(|r| {
+                            matches!(r.status.as_str(), "running" | "halted" | "rolling_back")
+                        })
                         .map(|r| r.name),
                 ),
                 Err(e) => tracing::warn!("listing rollouts: {e}"),
@@ -688,9 +700,27 @@ pub(crate) async fn create(
         }
         wanted.insert(name.to_owned(), version);
     }
+    // A version named is frozen for each manager that has the package
+    // older on a selected host (dpkg when none has: nothing is then below
+    // it, which is said below).
+    let selected_ids: HashSet<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
     let mut frozen: HashMap<(Manager, String), String> = HashMap::new();
     for (name, version) in &wanted {
-        if let Some(v) = version {
+        let Some(v) = version else { continue };
+        for m in [Manager::Dpkg, Manager::Rpm, Manager::Apk] {
+            // A version this manager cannot read is not one of its.
+            let below = match state.store.hosts_with_package_below(m, name, v).await {
+                Err(store::Error::Invalid(_)) => continue,
+                other => other?,
+            };
+            if below
+                .iter()
+                .any(|h| selected_ids.contains(h.host_id.as_str()))
+            {
+                frozen.insert((m, name.clone()), v.clone());
+            }
+        }
+        if !frozen.keys().any(|(_, n)| n == name) {
             frozen.insert((Manager::Dpkg, name.clone()), v.clone());
         }
     }
@@ -737,9 +767,10 @@ pub(crate) async fn create(
             }
         )));
     }
-    // Each host's job: the frozen packages it has older.
-    let selected_ids: HashSet<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+    // Each host's job: the frozen packages it has older, of one manager
+    // (the first frozen one it has; a job runs one package manager).
     let mut jobs: HashMap<String, Vec<JobPackage>> = HashMap::new();
+    let mut host_manager: HashMap<String, Manager> = HashMap::new();
     let mut packages: Vec<Frozen> = frozen
         .iter()
         .map(|((m, n), v)| Frozen {
@@ -755,7 +786,10 @@ pub(crate) async fn create(
             .hosts_with_package_below(f.manager, &f.name, &f.version)
             .await?
         {
-            if selected_ids.contains(h.host_id.as_str()) {
+            if !selected_ids.contains(h.host_id.as_str()) {
+                continue;
+            }
+            if *host_manager.entry(h.host_id.clone()).or_insert(f.manager) == f.manager {
                 jobs.entry(h.host_id).or_default().push(JobPackage {
                     name: h.package,
                     arch: h.arch,
@@ -837,14 +871,17 @@ pub(crate) async fn create(
     let why = Why::new(&caller.username, "create-rollout").because(Some(spec.reason.clone()));
     state.store.create_rollout(&rollout, &why, at).await?;
     tracing::info!(rollout = %req.name, hosts = members.len(), "Rollout created.");
+    // The chain of communication is told the schedule and the reason
+    // before the first job is handed out.
+    let planned = shown_head(&state, &req.name).await?;
+    notify::send(
+        &state,
+        created_notice(&req.name, &caller.username, &spec, &planned),
+    )
+    .await;
     load_board(&state).await?;
     advance(&state, &req.name).await?;
     let view = shown(&state, &req.name).await?;
-    notify::send(
-        &state,
-        created_notice(&req.name, &caller.username, &spec, &view),
-    )
-    .await;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -876,6 +913,7 @@ fn progress_of(h: &RolloutHostRecord) -> Progress {
     let since = h.since.unwrap_or(h.updated_at);
     let done = h.done_at.unwrap_or(h.updated_at);
     match h.progress.as_str() {
+        "assigned" if h.step.is_none() => Progress::Handed { since },
         "assigned" | "in_progress" | "rolling_back" => Progress::InProgress { since },
         "succeeded" => Progress::Succeeded { at: done },
         "failed" | "rollback_failed" => Progress::Failed {
@@ -1102,7 +1140,7 @@ fn make_job(
     state: &AppState,
     (rollout, generation, l): (&str, u64, &Loaded),
     host: &str,
-    kind: JobKind,
+    (kind, manager): (JobKind, Manager),
     packages: Vec<JobPackage>,
     at: Timestamp,
 ) -> ApiResult<(Assignment, SignedJob)> {
@@ -1114,7 +1152,7 @@ fn make_job(
         rollout: rollout.to_owned(),
         generation,
         kind,
-        manager: spec.packages.first().map_or(Manager::Dpkg, |p| p.manager),
+        manager,
         packages,
         conffiles: spec.conffiles,
         reboot: spec.reboot,
@@ -1143,6 +1181,37 @@ fn make_job(
     Ok((assignment, signed))
 }
 
+/// The package manager of a job: that of the frozen package one of its
+/// packages is, by name and version (dpkg when none is, as before a rollout
+/// froze its managers). A host's packages come from one manager, so one
+/// match decides it.
+fn frozen_manager<'a>(
+    spec: &Spec,
+    mut packages: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Manager {
+    packages
+        .find_map(|(name, version)| {
+            spec.packages
+                .iter()
+                .find(|f| f.name == *name && f.version == *version)
+                .map(|f| f.manager)
+        })
+        .unwrap_or(Manager::Dpkg)
+}
+
+/// Takes the jobs of the `reset` hosts' lines off the board, before the
+/// change that resets them is written, so that no heartbeat hands one out
+/// meanwhile; the caller posts them back if writing fails.
+fn take_back(state: &AppState, l: &Loaded, reset: &[String]) -> Vec<(String, SignedJob)> {
+    let mut withdrawn = Vec::new();
+    for h in l.hosts.iter().filter(|h| reset.contains(&h.host_id)) {
+        for job in state.deploy.withdraw(&h.host_id, h.job_id.as_deref()) {
+            withdrawn.push((h.host_id.clone(), job));
+        }
+    }
+    withdrawn
+}
+
 /// One executor pass over a rollout: plan, record ring starts and a halt,
 /// hand out the jobs the plan starts.
 pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
@@ -1155,10 +1224,21 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
     let mut new_status = status.to_owned();
     let mut assignments = Vec::new();
     let mut signed = Vec::new();
+    let mut reset = Vec::new();
     match status {
         "rolling_back" if !l.hosts.iter().any(|h| h.progress == "rolling_back") => {
             new_status = "rolled_back".into();
             why = Some(Why::new("executor", "rollback-finished"));
+        }
+        "running" | "halted" if at >= l.spec.expires_at && !undelivered(&l).is_empty() => {
+            // Expired: the jobs no host fetched are taken back, and those
+            // hosts' lines say the rollout expired before they started.
+            reset = undelivered(&l);
+            why = Some(Why::new("executor", "expire-jobs").because(Some(format!(
+                "the rollout expired at {}; {} jobs no host fetched are withdrawn",
+                l.spec.expires_at,
+                reset.len()
+            ))));
         }
         "running" | "halted" => {
             for (i, r) in l.plan.rings.iter().enumerate() {
@@ -1224,7 +1304,10 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
                         .and_then(|p| serde_json::from_str(p).ok())
                         .unwrap_or_default();
                     let issuer = (name, l.record.generation, &l);
-                    let (a, j) = make_job(state, issuer, &h.id, JobKind::Install, job, at)?;
+                    let manager =
+                        frozen_manager(&l.spec, job.iter().map(|p| (&p.name, &p.version)));
+                    let kind = (JobKind::Install, manager);
+                    let (a, j) = make_job(state, issuer, &h.id, kind, job, at)?;
                     assignments.push(a);
                     signed.push((h.id.clone(), j));
                 }
@@ -1234,10 +1317,13 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
     }
     let changed = new_status != status
         || !assignments.is_empty()
+        || !reset.is_empty()
         || doc.ring_started != l.doc.ring_started
         || doc.failure_halt != l.doc.failure_halt;
     if changed {
         let jobs = assignments.len();
+        let expired = reset.len();
+        let withdrawn = take_back(state, &l, &reset);
         let update = RolloutUpdate {
             name: name.to_owned(),
             expected_generation: l.record.generation,
@@ -1245,15 +1331,20 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
             state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
             status: new_status,
             assignments,
-            reset: Vec::new(),
+            reset,
         };
-        state
-            .store
-            .update_rollout(&update, why.as_ref(), at)
-            .await?;
+        if let Err(e) = state.store.update_rollout(&update, why.as_ref(), at).await {
+            state.deploy.post_all(withdrawn);
+            return Err(e.into());
+        }
         state.deploy.post_all(signed);
         if jobs > 0 {
             tracing::info!(rollout = %name, jobs, "Jobs handed out.");
+        }
+        if expired > 0 {
+            tracing::info!(rollout = %name, jobs = expired, "Expired jobs withdrawn.");
+            // The next pass plans the rollout without them.
+            state.deploy.mark(name);
         }
     }
     Ok(())
@@ -1434,8 +1525,8 @@ struct Decision {
     generation: u64,
     /// The status after it.
     status: String,
-    /// Jobs it hands out: host, kind, packages.
-    jobs: Vec<(String, JobKind, Vec<JobPackage>)>,
+    /// Jobs it hands out: host, kind and package manager, packages.
+    jobs: Vec<(String, (JobKind, Manager), Vec<JobPackage>)>,
     /// Hosts put back to not started, their undelivered jobs withdrawn.
     reset: Vec<String>,
 }
@@ -1488,14 +1579,7 @@ async fn act(
             assignments.push(a);
             signed.push((host, j));
         }
-        // Withdrawn jobs leave the board before the change is written, so
-        // that no heartbeat hands one out meanwhile; they go back if it fails.
-        let mut withdrawn: Vec<(String, SignedJob)> = Vec::new();
-        for h in l.hosts.iter().filter(|h| reset.contains(&h.host_id)) {
-            for job in state.deploy.withdraw(&h.host_id, h.job_id.as_deref()) {
-                withdrawn.push((h.host_id.clone(), job));
-            }
-        }
+        let withdrawn = take_back(state, &l, &reset);
         let update = RolloutUpdate {
             name: name.to_owned(),
             expected_generation: l.record.generation,
@@ -1506,9 +1590,7 @@ async fn act(
             reset,
         };
         if let Err(e) = state.store.update_rollout(&update, Some(&why), at).await {
-            for (host, job) in withdrawn {
-                state.deploy.post(&host, job);
-            }
+            state.deploy.post_all(withdrawn);
             return Err(e.into());
         }
         state.deploy.post_all(signed);
@@ -1662,7 +1744,10 @@ pub(crate) async fn rollback(
         doc.halted = Some(format!("rolled back: {reason}"));
         let mut jobs = Vec::new();
         for h in &l.hosts {
-            let back: Vec<JobPackage> = changes_of(h)
+            let changes = changes_of(h);
+            // The manager that installed the frozen versions takes them back.
+            let manager = frozen_manager(&l.spec, changes.iter().map(|c| (&c.name, &c.to)));
+            let back: Vec<JobPackage> = changes
                 .into_iter()
                 .filter_map(|c| {
                     c.from.map(|from| JobPackage {
@@ -1673,7 +1758,7 @@ pub(crate) async fn rollback(
                 })
                 .collect();
             if !back.is_empty() {
-                jobs.push((h.host_id.clone(), JobKind::Rollback, back));
+                jobs.push((h.host_id.clone(), (JobKind::Rollback, manager), back));
             }
         }
         let status = if jobs.is_empty() {

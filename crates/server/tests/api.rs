@@ -2197,6 +2197,16 @@ impl TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and_rolls_back() {
     let s = spawn(Config::default()).await;
+    // The patch team's chat hears of the rollout by webhook.
+    let hook = WebhookSink::start().await;
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/contacts/chat",
+            Some(json!({"audience": "patch-team", "webhook": hook.url})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let names = ["pilot-1", "web-2", "web-3", "web-4"];
     let mut hosts = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -2258,6 +2268,16 @@ async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let created = hook.wait_for("rollout-created").await;
+    assert_eq!(created["reason"], "DSA-5999-1 for libssl3");
+    assert_eq!(created["rings"][0]["name"], "pilot");
+    assert!(
+        created["text"]
+            .as_str()
+            .unwrap()
+            .contains("- ring broad (3 hosts, then a wait of"),
+        "{created}"
+    );
     // The newest version any host was offered is frozen for all.
     assert_eq!(body["packages"][0]["version"], "3.0.17-1~deb12u2");
     assert_eq!(body["rings"][0]["state"], "running");
@@ -2384,10 +2404,20 @@ async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and
     )
     .await;
 
-    // Two of three failed, over 10%: the rollout halts by itself.
+    // Two of three failed, over 10%: the rollout halts by itself, and says
+    // so to the chain of communication.
     let body = s
         .rollout_until("openssl", |b| b["status"] == "halted")
         .await;
+    let halted = hook.wait_for("rollout-halted").await;
+    assert_eq!(halted["rollout"], "openssl");
+    assert!(
+        halted["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 3 hosts failed in ring broad"),
+        "{halted}"
+    );
     assert!(
         body["halt"]
             .as_str()
@@ -2478,6 +2508,81 @@ async fn a_rollout_goes_ring_by_ring_with_signed_jobs_halts_at_its_threshold_and
             "{wanted} missing from {actions:?}"
         );
     }
+
+    // Redeployed later as a new generation: the rolled-back and the failed
+    // hosts start again, with the same frozen version.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts/openssl/redeploy",
+            Some(json!({"reason": "fixed the dpkg lock on web-3 and web-4"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "running");
+    assert_eq!(body["generation"], 3);
+    let body = s
+        .rollout_until("openssl", |b| {
+            b["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["progress"] == "assigned")
+        })
+        .await;
+    assert_eq!(body["halt"], Value::Null, "{body}");
+    for h in &hosts {
+        let jobs = s.jobs(h).await;
+        assert_eq!(jobs.len(), 1, "{}", h.host_id);
+        assert_eq!(jobs[0].kind, protocol::job::JobKind::Install);
+        assert_eq!(jobs[0].generation, 3);
+        assert_eq!(jobs[0].packages[0].version, "3.0.17-1~deb12u2");
+    }
+}
+
+/// A webhook receiver on a free port: every JSON body posted to it.
+struct WebhookSink {
+    url: String,
+    got: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl WebhookSink {
+    async fn start() -> WebhookSink {
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(v);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        WebhookSink { url, got }
+    }
+
+    /// Waits for a body whose event is `event`.
+    async fn wait_for(&self, event: &str) -> Value {
+        for _ in 0..100 {
+            let found = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["event"] == event)
+                .cloned();
+            if let Some(v) = found {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no webhook for {event}: {:?}", self.got.lock().unwrap());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2554,6 +2659,162 @@ async fn a_person_halts_a_rollout_and_its_undelivered_jobs_are_withdrawn() {
         jobs[0].generation, 3,
         "halt and resume each made a generation"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_host_fetched_waits_for_it_then_expires_with_its_rollout() {
+    let s = spawn(Config::default()).await;
+    let here = s.enrolled("here").await;
+    let away = s.enrolled("away").await;
+    for (host, name) in [(&here, "here"), (&away, "away")] {
+        let inv = host_offering(name, s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+        s.put_inventory(&host.credential, &inv).await;
+    }
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r1", "reason": "monthly", "packages": ["libssl3"],
+                        "expires_days": 2,
+                        "rings": [{"name": "all", "size": "rest", "gate_success_percent": 50}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let line = |b: &Value, name: &str| -> String {
+        b["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hostname"] == name)
+            .map(|h| h["action"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let handed = line(&body, "away");
+    assert!(
+        handed.starts_with("job handed out at ") && handed.ends_with("not yet fetched by the host"),
+        "{handed}"
+    );
+    // A day later, with "away" not seen since: its line says the job waits
+    // for that host, not that the host is installing.
+    s.advance(25 * 3600);
+    let jobs = s.jobs(&here).await;
+    assert_eq!(jobs.len(), 1);
+    assert!(s
+        .steps(&here, &jobs[0].id, &[("received", None)])
+        .await
+        .is_success());
+    let (_, body) = s.get("/api/v1/rollouts/r1").await;
+    assert!(
+        line(&body, "away").contains("waiting for the host: offline since"),
+        "{body}"
+    );
+    assert!(
+        line(&body, "here").starts_with("in progress since"),
+        "{body}"
+    );
+    assert_eq!(body["status"], "running");
+    // Past the rollout's expiry no host is handed the job any more (its
+    // agent would refuse it), "here" reports its install done, and "away"
+    // still has not come back. Its job is taken back, its line says the
+    // rollout expired, and the rollout is complete instead of waiting for
+    // ever.
+    s.advance(24 * 3600);
+    assert!(
+        s.jobs(&away).await.is_empty(),
+        "an expired job is not handed out"
+    );
+    let status = s
+        .steps(
+            &here,
+            &jobs[0].id,
+            &[
+                ("installed", Some(("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"))),
+                ("succeeded", None),
+            ],
+        )
+        .await;
+    assert!(status.is_success());
+    let body = s.rollout_until("r1", |b| b["status"] == "complete").await;
+    assert_eq!(line(&body, "away"), "not started: the rollout expired");
+    assert_eq!(line(&body, "here"), "succeeded");
+    let (_, lines) = s.get("/api/v1/rollouts/r1").await;
+    let away_line = lines["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == "away")
+        .unwrap()
+        .clone();
+    assert_eq!(away_line["progress"], "not_started", "{away_line}");
+    let (_, audit) = s.get("/api/v1/audit?limit=10000").await;
+    assert!(
+        audit
+            .to_string()
+            .contains("1 jobs no host fetched are withdrawn"),
+        "{audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_over_a_mixed_fleet_gives_each_host_a_job_for_its_own_package_manager() {
+    let s = spawn(Config::default()).await;
+    let deb = s.enrolled("deb-1").await;
+    let inv = host_offering("deb-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&deb.credential, &inv).await;
+    let rocky = s.enrolled("rocky-1").await;
+    let mut inv = inventory(
+        "rocky-1",
+        s.now(),
+        vec![Package {
+            manager: Manager::Rpm,
+            arch: "x86_64".into(),
+            ..package("openssl-libs", "1:3.0.7-25.el9_3")
+        }],
+    );
+    inv.os.id = "rocky".into();
+    inv.os.version_id = Some("9.3".into());
+    inv.os.codename = None;
+    s.put_inventory(&rocky.credential, &inv).await;
+    // Each named version is frozen for the manager that has that package.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(json!({"name": "mixed", "reason": "openssl everywhere",
+                        "packages": ["libssl3=3.0.16-1~deb12u1", "openssl-libs=1:3.0.7-27.el9"],
+                        "rings": [{"name": "all", "size": "rest"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let managers: Vec<(String, String)> = body["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["manager"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        [
+            ("libssl3".into(), "dpkg".into()),
+            ("openssl-libs".into(), "rpm".into())
+        ]
+    );
+    let jobs = s.jobs(&deb).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].manager, Manager::Dpkg);
+    assert_eq!(jobs[0].packages[0].name, "libssl3");
+    let jobs = s.jobs(&rocky).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].manager, Manager::Rpm, "{:?}", jobs[0]);
+    assert_eq!(jobs[0].packages[0].name, "openssl-libs");
+    assert_eq!(jobs[0].packages[0].version, "1:3.0.7-27.el9");
 }
 
 /// Python's standard SMTP server (`smtpd`, Python 3.11) on a free port,
