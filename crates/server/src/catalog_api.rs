@@ -474,6 +474,15 @@ pub(crate) async fn exposure(
     _caller: Reader,
     Query(query): Query<ExposureQuery>,
 ) -> ApiResult<Json<Value>> {
+    Ok(Json(exposure_now(
+        &state,
+        query.limit.unwrap_or(20).min(1000),
+    )))
+}
+
+/// The fleet's exposure now, with its `limit` top advisories (what
+/// `GET /api/v1/summary/exposure` answers, and what reports keep).
+pub(crate) fn exposure_now(state: &AppState, limit: usize) -> Value {
     let catalog = state.catalog.get();
     let reach = state.fleet.reach();
     let mut rows: Vec<(
@@ -496,18 +505,18 @@ pub(crate) async fn exposure(
     let affected_pairs: usize = reach.values().sum();
     let top: Vec<Value> = rows
         .iter()
-        .take(query.limit.unwrap_or(20).min(1000))
+        .take(limit)
         .map(|(_, _, hosts, a)| {
             let mut summary = advisory_summary(&catalog.index, a);
             summary["hosts"] = json!(hosts);
             summary
         })
         .collect();
-    Ok(Json(json!({
+    json!({
         "fleet_loaded": state.fleet.loaded(),
         "advisories_reaching_hosts": rows.len(),
         "host_advisory_pairs": affected_pairs,
         "known_exploited_reaching_hosts": rows.iter().filter(|r| r.0).count(),
         "top": top,
-    })))
+    })
 }

@@ -789,7 +789,13 @@ pub(crate) async fn offered_updates(
     State(state): State<AppState>,
     _caller: Reader,
 ) -> ApiResult<Json<Value>> {
-    let verdicts = crate::rollouts::update_verdicts(&state).await?;
+    Ok(Json(Value::Array(offered_now(&state).await?)))
+}
+
+/// The updates offered to the fleet now, each with its decision (what
+/// `GET /api/v1/updates` answers, and what reports keep).
+pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
+    let verdicts = crate::rollouts::update_verdicts(state).await?;
     // Tallied in memory once the fleet is loaded; summed by the store
     // before then.
     let offered = match state.fleet.offered_updates() {
@@ -817,7 +823,7 @@ pub(crate) async fn offered_updates(
             })
         })
         .collect();
-    Ok(Json(Value::Array(rows)))
+    Ok(rows)
 }
 
 /// `GET /api/v1/summary/risk`: hosts by risk, highest first, each with its

@@ -169,14 +169,28 @@ pub async fn keep_today(state: &AppState) -> Result<(), String> {
     record_now(state).await.map_err(|e| e.message().to_owned())
 }
 
-/// Works out the posture and keeps it as today's.
+/// Works out the posture and keeps it as today's, with what a report of
+/// this month tells besides the counts: the top risks, the end-of-life
+/// systems and the updates waiting for a decision, as they are now.
 async fn record_now(state: &AppState) -> ApiResult<()> {
     let p = refresh(state).await?;
     let day = p.at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
-    store::DetectionStore::record_posture(&state.store, &day, &p.to_json().to_string(), p.at)
-        .await?;
+    let mut kept = p.to_json();
+    kept["end_of_life"] = serde_json::json!(p.end_of_life);
+    kept["risks"] = crate::catalog_api::exposure_now(state, TOP_RISKS);
+    kept["pending"] = serde_json::Value::Array(
+        crate::plan_api::offered_now(state)
+            .await?
+            .into_iter()
+            .filter(|u| u["decision"].is_null())
+            .collect(),
+    );
+    store::DetectionStore::record_posture(&state.store, &day, &kept.to_string(), p.at).await?;
     Ok(())
 }
+
+/// How many top risks a report shows, and a kept day keeps.
+pub(crate) const TOP_RISKS: usize = 10;
 
 async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
     let planning = Planning::load(state).await?;

@@ -218,11 +218,14 @@ fn summary(m: &Monthly, schedule: &str) -> String {
         "The compliance report for {month} is attached.\n\n\
          {figures}\
          Rollouts started in the month: {rollouts}\n\
-         Updates waiting for a decision: {pending}\n\n\
+         Updates waiting for a decision at the month's end: {pending}\n\n\
          Sent by Patchwell on the report schedule {schedule}.\n",
         month = m.first.strftime("%B %Y"),
         rollouts = m.reviews.len(),
-        pending = m.pending.len(),
+        pending = m
+            .standing
+            .as_ref()
+            .map_or("not kept".into(), |s| s.pending.len().to_string()),
     )
 }
 

@@ -3639,7 +3639,9 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         "{text}"
     );
     assert!(
-        text.contains("Pending: 1 updates offered to the fleet wait for a decision"),
+        text.contains(
+            "Pending at the month's end: 1 updates offered to the fleet waited for a decision"
+        ),
         "{text}"
     );
     assert!(text.contains("libssl3=3.0.16-1~deb12u1"), "{text}");
@@ -3664,6 +3666,14 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
         "{text}"
     );
     assert!(!text.contains("100.0%"), "today's figures shown: {text}");
+    assert!(
+        text.contains("Pending: Not kept for this month's end"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("libssl3=3.0.16-1~deb12u1"),
+        "today's pending update shown as that month's: {text}"
+    );
     let (status, body) = s
         .admin(
             reqwest::Method::GET,
@@ -3730,6 +3740,16 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
     // The posture kept today is the reported month's last.
     server::posture::keep_today(&s.state).await.unwrap();
     s.advance(next.as_second() - s.now().as_second() + 60);
+    // Declined since: the update is no longer pending today, but it was at
+    // the reported month's end, which is what the report tells.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/libssl3=3.0.16-1~deb12u1",
+            Some(json!({"verdict": "decline", "comment": "replaced by the next point release"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let done = server::report_mail::mail_due(&s.state).await;
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0]["mailed"], json!(["board@example.org"]));
@@ -3774,6 +3794,10 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
     );
     assert!(
         mail.contains("Compliance: 100.0% (2 of 2 hosts have no open finding)"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Updates waiting for a decision at the month's end: 1"),
         "{mail}"
     );
     assert!(

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use store::{DetectionStore, RolloutStore};
 
 use super::{body, encode, page, text, when, PageError, PageResult, Viewer};
@@ -54,13 +54,37 @@ pub(crate) struct Monthly {
     pub(crate) end: Value,
     /// Reviews of the rollouts created in the month.
     pub(crate) reviews: Vec<Value>,
-    /// The top risks now.
+    /// The risks, end-of-life systems and pending updates at the month's
+    /// end: now for this month, else as kept on its last kept day; `None`
+    /// when that day kept none (or no day was kept).
+    pub(crate) standing: Option<Standing>,
+}
+
+/// What stood at a month's end besides the counts.
+pub(crate) struct Standing {
+    /// The top risks (`GET /api/v1/summary/exposure`'s answer).
     pub(crate) risks: Value,
-    /// End-of-life releases now: release, support, hosts.
+    /// End-of-life releases: release, support, hosts.
     pub(crate) end_of_life: Vec<(String, String, usize)>,
     /// Updates offered and not decided.
     pub(crate) pending: Vec<Value>,
 }
+
+impl Standing {
+    /// As a kept day keeps it; `None` for a day kept before days kept it.
+    fn from_kept(day: &Value) -> Option<Standing> {
+        Some(Standing {
+            risks: day.get("risks").filter(|r| r.is_object())?.clone(),
+            end_of_life: serde_json::from_value(day.get("end_of_life")?.clone()).ok()?,
+            pending: day.get("pending")?.as_array()?.clone(),
+        })
+    }
+}
+
+/// Said where a past month's end kept no risks, end-of-life systems or
+/// pending updates.
+pub(crate) const NOT_KEPT: &str =
+    "Not kept for this month's end (no posture was kept then with this detail), so not shown: today's would be another month's.";
 
 /// The monthly report for `q`'s month, read with `caller`'s access.
 pub(crate) async fn monthly(
@@ -104,33 +128,27 @@ pub(crate) async fn monthly(
             .await,
         )?);
     }
-    let risks = body(
-        catalog_api::exposure(
-            State(state.clone()),
-            reader(),
-            Query(serde_json::from_value(json!({"limit": 10})).map_err(ApiError::internal)?),
-        )
-        .await,
-    )?;
-    let updates = body(plan_api::offered_updates(State(state.clone()), reader()).await)?;
-    let pending = updates
-        .as_array()
-        .map(|a| {
-            a.iter()
+    // This month's end is now; a past month's is its last kept day.
+    let standing = if today <= last {
+        Some(Standing {
+            risks: catalog_api::exposure_now(state, posture::TOP_RISKS),
+            end_of_life: now.end_of_life.clone(),
+            pending: plan_api::offered_now(state)
+                .await?
+                .into_iter()
                 .filter(|u| u["decision"].is_null())
-                .cloned()
-                .collect()
+                .collect(),
         })
-        .unwrap_or_default();
+    } else {
+        Standing::from_kept(&end)
+    };
     Ok(Monthly {
         first,
         last,
         days,
         end,
         reviews,
-        risks,
-        end_of_life: now.end_of_life.clone(),
-        pending,
+        standing,
     })
 }
 
@@ -392,10 +410,16 @@ pub(crate) async fn monthly_html(
             } }
         } }
         h2 { "Top risks (known exploited first)" }
-        (super::dashboard::top_risks(&m.risks))
+        @match &m.standing {
+            Some(s) => (super::dashboard::top_risks(&s.risks)),
+            None => p class="muted" { (NOT_KEPT) },
+        }
         h2 { "End-of-life systems" }
-        @if m.end_of_life.is_empty() { p class="muted" { "None." } }
-        ul { @for (release, support, n) in &m.end_of_life { li { (release) ": " (support) ", " (n) " hosts" } } }
+        @match &m.standing {
+            Some(s) if s.end_of_life.is_empty() => p class="muted" { "None." },
+            Some(s) => ul { @for (release, support, n) in &s.end_of_life { li { (release) ": " (support) ", " (n) " hosts" } } },
+            None => p class="muted" { (NOT_KEPT) },
+        }
         h2 { "Rollouts" }
         table {
             thead { tr { th scope="col" { "Rollout" } th scope="col" class="num" { "Targets" } th scope="col" class="num" { "Succeeded" } th scope="col" class="num" { "Failed" } th scope="col" class="num" { "Rolled back" } th scope="col" { "Time to 95%" } th scope="col" { "Deadline met" } } }
@@ -414,8 +438,11 @@ pub(crate) async fn monthly_html(
         ul { @for (rollout, f) in &failures { li { (rollout) ": " (text(&f["hostname"])) " — " (text(&f["why"])) } } }
         h2 { "Missed and pending patches" }
         p { (missed(end)) }
-        p { "Pending: " (m.pending.len()) " updates offered to the fleet wait for a decision"
-            @if !m.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." }
+        @match &m.standing {
+            Some(s) => p { "Pending at the month's end: " (s.pending.len()) " updates offered to the fleet waited for a decision"
+                @if !s.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." },
+            None => p class="muted" { "Pending: " (NOT_KEPT) },
+        }
     };
     Ok(page(&viewer, &format!("Reports: {month}"), None, content))
 }
@@ -535,7 +562,17 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             &format!("past deadline {breached}; due soon {soon}; exempt {exempt}"),
         );
     }
-    for a in m.risks["top"].as_array().into_iter().flatten() {
+    if m.standing.is_none() {
+        for section in ["top risks", "end of life", "pending"] {
+            row(section, "", String::new(), NOT_KEPT);
+        }
+    }
+    let standing = m.standing.as_ref();
+    for a in standing
+        .and_then(|s| s.risks["top"].as_array())
+        .into_iter()
+        .flatten()
+    {
         row(
             "top risks",
             &text(&a["id"]),
@@ -551,7 +588,7 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             ),
         );
     }
-    for (release, support, n) in &m.end_of_life {
+    for (release, support, n) in standing.iter().flat_map(|s| &s.end_of_life) {
         row("end of life", release, n.to_string(), support);
     }
     for r in &m.reviews {
@@ -576,7 +613,7 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             );
         }
     }
-    for u in &m.pending {
+    for u in standing.iter().flat_map(|s| &s.pending) {
         row(
             "pending",
             &text(&u["title"]),
@@ -694,8 +731,9 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         NO_END_FIGURES,
     );
     d.heading(2, "Top risks (known exploited first)");
-    let risks: Vec<Vec<String>> = m.risks["top"]
-        .as_array()
+    let standing = m.standing.as_ref();
+    let risks: Vec<Vec<String>> = standing
+        .and_then(|s| s.risks["top"].as_array())
         .into_iter()
         .flatten()
         .map(|a| {
@@ -721,12 +759,16 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             Column::number("Hosts"),
         ],
         &risks,
-        "No advisory in the catalog reaches a host.",
+        if standing.is_some() {
+            "No advisory in the catalog reaches a host."
+        } else {
+            NOT_KEPT
+        },
     );
     d.heading(2, "End-of-life systems");
-    let rows: Vec<Vec<String>> = m
-        .end_of_life
+    let rows: Vec<Vec<String>> = standing
         .iter()
+        .flat_map(|s| &s.end_of_life)
         .map(|(release, support, n)| vec![release.clone(), support.clone(), n.to_string()])
         .collect();
     d.table_or(
@@ -736,7 +778,11 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
             Column::number("Hosts"),
         ],
         &rows,
-        "None.",
+        if standing.is_some() {
+            "None."
+        } else {
+            NOT_KEPT
+        },
     );
     d.heading(2, "Rollouts: post-implementation reviews");
     let rows: Vec<Vec<String>> = m
@@ -785,18 +831,21 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
     );
     d.heading(2, "Missed and pending patches");
     d.paragraph(&missed(end));
-    d.paragraph(&format!(
-        "Pending: {} updates offered to the fleet wait for a decision{}.",
-        m.pending.len(),
-        if m.pending.len() > PDF_PENDING {
-            format!(" (the {PDF_PENDING} reaching most hosts below; the CSV lists all)")
-        } else {
-            String::new()
-        }
-    ));
-    if !m.pending.is_empty() {
-        let rows: Vec<Vec<String>> = m
-            .pending
+    let pending = standing.map_or(&[][..], |s| &s.pending[..]);
+    d.paragraph(&match standing {
+        None => format!("Pending: {NOT_KEPT}"),
+        Some(_) => format!(
+            "Pending at the month's end: {} updates offered to the fleet waited for a decision{}.",
+            pending.len(),
+            if pending.len() > PDF_PENDING {
+                format!(" (the {PDF_PENDING} reaching most hosts below; the CSV lists all)")
+            } else {
+                String::new()
+            }
+        ),
+    });
+    if !pending.is_empty() {
+        let rows: Vec<Vec<String>> = pending
             .iter()
             .take(PDF_PENDING)
             .map(|u| {
