@@ -362,14 +362,35 @@ impl Planning {
         h: &HostRecord,
         at: Timestamp,
     ) -> Vec<FleetFinding<'a>> {
+        self.findings_of(
+            state,
+            index,
+            h,
+            state
+                .fleet
+                .host_advisories(&h.id)
+                .into_iter()
+                .filter_map(|pos| index.advisory(pos)),
+            at,
+        )
+    }
+
+    /// `advisories` as findings of host `h`, classified and with their
+    /// exemptions, whether or not the host is affected now (a finding just
+    /// fixed is classified as it would stand).
+    pub(crate) fn findings_of<'a>(
+        &'a self,
+        state: &AppState,
+        index: &'a Index,
+        h: &HostRecord,
+        advisories: impl Iterator<Item = &'a patchwell_core::advisory::Advisory>,
+        at: Timestamp,
+    ) -> Vec<FleetFinding<'a>> {
         let groups = self.groups_of(state, h);
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let (criticality, exposure) = self.host_signals(h);
         let mut out = Vec::new();
-        for pos in state.fleet.host_advisories(&h.id) {
-            let Some(a) = index.advisory(pos) else {
-                continue;
-            };
+        for a in advisories {
             let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
             let mut s = advisory_signals(index, a);
             s.host_criticality = criticality;
@@ -908,23 +929,23 @@ pub(crate) async fn sweep_detections(
     recorded: &mut HashSet<(String, String)>,
 ) -> store::Result<usize> {
     let catalog = state.catalog.get();
-    let mut fresh: Vec<(String, String)> = Vec::new();
+    let mut open: HashSet<(String, String)> = HashSet::new();
     for (host, positions) in state.fleet.all_host_advisories() {
         for pos in positions {
             if let Some(a) = catalog.index.advisory(pos) {
-                let pair = (host.clone(), a.id.clone());
-                if !recorded.contains(&pair) {
-                    fresh.push(pair);
-                }
+                open.insert((host.clone(), a.id.clone()));
             }
         }
     }
-    let refs: Vec<(&str, &str)> = fresh
+    let refs: Vec<(&str, &str)> = open
         .iter()
+        .filter(|pair| !recorded.contains(*pair))
         .map(|(h, a)| (h.as_str(), a.as_str()))
         .collect();
     state.store.record_detections(&refs, now(state)).await?;
-    let n = fresh.len();
-    recorded.extend(fresh);
+    let n = refs.len();
+    // Only pairs open now are remembered: one fixed (its detection moved
+    // to the remediations) that comes back is recorded afresh.
+    *recorded = open;
     Ok(n)
 }

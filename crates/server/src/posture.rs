@@ -10,7 +10,7 @@
 //! fleet: seconds), a page gets the kept one, which says when it was worked
 //! out, while a background task works out the next (`kept`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -57,6 +57,12 @@ pub struct Posture {
     /// OS releases out of (regular) support: release, support state,
     /// hosts.
     pub(crate) end_of_life: Vec<(String, String, usize)>,
+    /// Findings first detected and no longer open: fixed, with their class
+    /// and deadline. Only judged once the fleet is loaded, for hosts still
+    /// enrolled and advisories still in the catalog.
+    pub(crate) fixed: Vec<store::Fixed>,
+    /// Open findings with no first detection recorded yet.
+    pub(crate) undetected: Vec<(String, String)>,
 }
 
 impl Posture {
@@ -175,6 +181,18 @@ pub async fn keep_today(state: &AppState) -> Result<(), String> {
 async fn record_now(state: &AppState) -> ApiResult<()> {
     let p = refresh(state).await?;
     let day = p.at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    // Fixes move to the remediations (a fix recorded already is skipped),
+    // and open findings get a first detection if they have none.
+    let fixed = state.store.record_remediations(&p.fixed, p.at).await?;
+    if fixed > 0 {
+        tracing::info!(findings = fixed, "Findings fixed since the last look.");
+    }
+    let undetected: Vec<(&str, &str)> = p
+        .undetected
+        .iter()
+        .map(|(h, a)| (h.as_str(), a.as_str()))
+        .collect();
+    state.store.record_detections(&undetected, p.at).await?;
     let mut kept = p.to_json();
     kept["end_of_life"] = serde_json::json!(p.end_of_life);
     kept["risks"] = crate::catalog_api::exposure_now(state, TOP_RISKS);
@@ -202,6 +220,18 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         .list_hosts(&HostFilter::default(), at, stale_after)
         .await?;
     let detections = state.store.all_detections().await?;
+    // Each host's first detections, to find those no longer open.
+    let judge_fixes = state.fleet.loaded();
+    let mut detected: HashMap<&str, Vec<(&str, Timestamp)>> = HashMap::new();
+    if judge_fixes {
+        for ((host, advisory), first) in &detections {
+            detected
+                .entry(host.as_str())
+                .or_default()
+                .push((advisory.as_str(), *first));
+        }
+    }
+    let (mut fixed, mut undetected) = (Vec::new(), Vec::new());
     let today = at.to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut classes = [
         (Class::Critical, ClassCounts::default()),
@@ -228,26 +258,57 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
             }
         }
         let (mut open, mut kev, mut breached) = (0usize, false, false);
-        for f in planning.fleet_findings(state, index, h, at) {
+        let findings = planning.fleet_findings(state, index, h, at);
+        if let Some(first_seen) = detected.get(h.id.as_str()) {
+            let open_now: HashSet<&str> = findings.iter().map(|f| f.advisory.id.as_str()).collect();
+            let gone = first_seen
+                .iter()
+                .filter(|(a, _)| !open_now.contains(a))
+                .filter_map(|(a, first)| {
+                    let advisory = index.advisory(index.position(a)?)?;
+                    Some((advisory, *first))
+                });
+            let (gone, firsts): (Vec<_>, Vec<_>) = gone.unzip();
+            let classified = planning.findings_of(state, index, h, gone.into_iter(), at);
+            for (f, first) in classified.iter().zip(firsts) {
+                let clock = sla::clock(
+                    &planning.sla,
+                    f.class,
+                    f.advisory.published,
+                    first,
+                    &paused_by(f),
+                    at,
+                );
+                fixed.push(store::Fixed {
+                    host_id: h.id.clone(),
+                    advisory_id: f.advisory.id.clone(),
+                    class: f.class.as_str().to_owned(),
+                    due: clock.deadline,
+                });
+            }
+        }
+        for f in findings {
             let counts = &mut classes[slot(f.class)].1;
             if f.exempt {
                 counts.exempt += 1;
                 continue;
             }
             let a = f.advisory;
-            let paused: Vec<sla::Paused> = f
-                .covering
-                .iter()
-                .map(|e| sla::Paused {
-                    from: e.from,
-                    until: Some(e.expires),
-                })
-                .collect();
-            let first = detections
-                .get(&(h.id.clone(), a.id.clone()))
-                .copied()
-                .unwrap_or(at);
-            let clock = sla::clock(&planning.sla, f.class, a.published, first, &paused, at);
+            let first = match detections.get(&(h.id.clone(), a.id.clone())) {
+                Some(first) => *first,
+                None => {
+                    undetected.push((h.id.clone(), a.id.clone()));
+                    at
+                }
+            };
+            let clock = sla::clock(
+                &planning.sla,
+                f.class,
+                a.published,
+                first,
+                &paused_by(&f),
+                at,
+            );
             counts.open += 1;
             open += 1;
             kev |= f.kev;
@@ -277,5 +338,18 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         kev_hosts,
         breached_hosts,
         end_of_life,
+        fixed,
+        undetected,
     })
+}
+
+/// The time exemptions covering a finding paused its clock.
+fn paused_by(f: &crate::plan_api::FleetFinding<'_>) -> Vec<sla::Paused> {
+    f.covering
+        .iter()
+        .map(|e| sla::Paused {
+            from: e.from,
+            until: Some(e.expires),
+        })
+        .collect()
 }

@@ -217,10 +217,14 @@ fn summary(m: &Monthly, schedule: &str) -> String {
     format!(
         "The compliance report for {month} is attached.\n\n\
          {figures}\
+         Findings fixed in the month: {fixed}, {met} by their deadline; mean time to remediate: {mttr}\n\
          Rollouts started in the month: {rollouts}\n\
          Updates waiting for a decision at the month's end: {pending}\n\n\
          Sent by Patchwell on the report schedule {schedule}.\n",
         month = m.first.strftime("%B %Y"),
+        fixed = m.mttr().fixed,
+        met = m.mttr().met,
+        mttr = m.mttr().mean_text(),
         rollouts = m.reviews.len(),
         pending = m
             .standing

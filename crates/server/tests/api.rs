@@ -1087,6 +1087,130 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Imports Debian's real DSA list as the feed `dsa`, pinned; the
+    /// scratch directory holding its copy lives as long as the result.
+    async fn load_dsa(&self, data: &std::path::Path, name: &str) -> TempDir {
+        let dir = scratch(name);
+        let list = dir.0.join("DSA.list");
+        let text = std::fs::read(data.join("debian-security-tracker/DSA.list")).unwrap();
+        std::fs::write(&list, &text).unwrap();
+        let pin = format!("sha256:{}", sha256_hex(&text));
+        let (status, body) = self
+            .put_feed("dsa", "debian-tracker", &list.display().to_string(), &pin)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        dir
+    }
+}
+
+/// xserver-xorg-core at `version`, built from xorg-server (DSA-5380-1
+/// fixed it in 2:1.20.11-1+deb11u6 on Debian 11).
+fn xorg(version: &str) -> Package {
+    let mut p = package("xserver-xorg-core", version);
+    p.source = Some("xorg-server".into());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_finding_counts_toward_mean_time_to_remediate_and_deadlines_met() {
+    let Some(data) = shared_data() else { return };
+    let s = spawn(Config::default()).await;
+    let _dir = s.load_dsa(&data, "remediation").await;
+    // Two vulnerable Debian 11 hosts: one critical and internet-facing
+    // (Critical, 24 hours), one neither (Medium, 30 days).
+    let mut hosts = Vec::new();
+    for name in ["edge", "office"] {
+        let host = s.enrolled(name).await;
+        let mut inv = inventory(name, s.now(), vec![xorg("2:1.20.11-1+deb11u5")]);
+        inv.os.version_id = Some("11".into());
+        assert_eq!(
+            s.put_inventory(&host.credential, &inv).await.0,
+            StatusCode::NO_CONTENT
+        );
+        hosts.push(host);
+    }
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{}/attributes", hosts[0].host_id),
+            Some(json!({"criticality": "critical", "tags": ["internet-facing"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The server's look at the fleet records the first detections.
+    server::posture::keep_today(&s.state).await.unwrap();
+    // Both fixed two days later: past Critical's deadline, within Medium's.
+    s.advance(2 * 86_400);
+    for (host, name) in hosts.iter().zip(["edge", "office"]) {
+        let mut inv = inventory(name, s.now(), vec![xorg("2:1.20.11-1+deb11u6")]);
+        inv.os.version_id = Some("11".into());
+        assert_eq!(
+            s.put_inventory(&host.credential, &inv).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    server::posture::keep_today(&s.state).await.unwrap();
+    // A second look counts nothing twice.
+    server::posture::keep_today(&s.state).await.unwrap();
+    let month = s.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let resp = s
+        .http
+        .get(format!(
+            "{}/api/v1/reports/monthly?month={}&format=csv",
+            s.url,
+            month.strftime("%Y-%m")
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csv = resp.text().await.unwrap();
+    for row in [
+        "remediated,critical,1,deadline met 0; mean seconds to remediate 172800",
+        "remediated,medium,1,deadline met 1; mean seconds to remediate 172800",
+        "remediated,all,2,deadline met 1; mean seconds to remediate 172800",
+        "remediated,high,0,deadline met 0; mean seconds to remediate ",
+    ] {
+        assert!(csv.contains(row), "{row} missing from {csv}");
+    }
+    // The report's PDF says the same.
+    let resp = s
+        .http
+        .get(format!(
+            "{}/api/v1/reports/monthly?month={}",
+            s.url,
+            month.strftime("%Y-%m")
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    let text = pdf_text(&resp.bytes().await.unwrap());
+    assert!(
+        text.contains("Remediated in the month, per class"),
+        "{text}"
+    );
+    assert!(text.contains("1 of 2 (50.0%)"), "{text}");
+    assert!(text.contains("mean time to remediate"), "{text}");
+    // The month before saw nothing fixed.
+    let before = month.first_of_month().yesterday().unwrap();
+    let resp = s
+        .http
+        .get(format!(
+            "{}/api/v1/reports/monthly?month={}&format=csv",
+            s.url,
+            before.strftime("%Y-%m")
+        ))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    let csv = resp.text().await.unwrap();
+    assert!(csv.contains("remediated,all,0,"), "{csv}");
+}
+
 #[tokio::test]
 async fn a_verified_feed_finds_its_hosts_and_a_failed_one_changes_nothing() {
     let Some(data) = shared_data() else { return };
@@ -1823,23 +1947,10 @@ async fn planning_decisions_classify_clock_exempt_and_are_audited() {
     let s = spawn(Config::default()).await;
     let approver = s.user("alice", "approver").await;
     let operator = s.user("oscar", "operator").await;
-    let dir = scratch("planning");
-    let list = dir.0.join("DSA.list");
-    let text = std::fs::read(data.join("debian-security-tracker/DSA.list")).unwrap();
-    std::fs::write(&list, &text).unwrap();
-    let pin = format!("sha256:{}", sha256_hex(&text));
-    let (status, body) = s
-        .put_feed("dsa", "debian-tracker", &list.display().to_string(), &pin)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let _dir = s.load_dsa(&data, "planning").await;
 
     // Three Debian 11 hosts (group laptops): vulnerable, fixed, and newer
     // than anyone approved.
-    let xorg = |version: &str| {
-        let mut p = package("xserver-xorg-core", version);
-        p.source = Some("xorg-server".into());
-        p
-    };
     let mut ids = Vec::new();
     for (name, version) in [
         ("old", "2:1.20.11-1+deb11u5"),

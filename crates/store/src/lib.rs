@@ -38,7 +38,7 @@ pub use people::{
     ApiTokenRecord, ApiTokenStore, NewApiToken, NewUser, PeopleStore, ProcedureVersion, UserChange,
     UserRecord,
 };
-pub use plan::{DetectionStore, PlanObject, PlanStore};
+pub use plan::{DetectionStore, Fixed, PlanObject, PlanStore, Remediation};
 pub use rollout::{
     Assignment, JobEvent, NewRollout, NewRolloutHost, RolloutHostRecord, RolloutRecord,
     RolloutStore, RolloutUpdate, StepOutcome, StepRecord,

@@ -88,6 +88,45 @@ pub trait DetectionStore {
     /// The postures kept for the days from `first` to `last` (inclusive),
     /// by day.
     async fn postures(&self, first: &str, last: &str) -> Result<Vec<(String, String)>>;
+    /// Records findings fixed at `now`: each pair's first detection moves
+    /// to the remediations with its class and deadline, in one
+    /// transaction. A pair with no first detection (recorded fixed
+    /// already) is skipped, so recording the same fix twice counts it once.
+    async fn record_remediations(&self, fixed: &[Fixed], now: Timestamp) -> Result<usize>;
+    /// The findings fixed from `from` up to (not including) `until`, oldest
+    /// fix first.
+    async fn remediations(&self, from: Timestamp, until: Timestamp) -> Result<Vec<Remediation>>;
+}
+
+/// A finding the server saw fixed: a host no longer affected by an
+/// advisory it was affected by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fixed {
+    /// The host.
+    pub host_id: String,
+    /// The advisory.
+    pub advisory_id: String,
+    /// Its class for that host (`critical`, `high`, `medium`, `low`).
+    pub class: String,
+    /// Its deadline.
+    pub due: Timestamp,
+}
+
+/// A finding remediated, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remediation {
+    /// The host.
+    pub host_id: String,
+    /// The advisory.
+    pub advisory_id: String,
+    /// Its class for that host.
+    pub class: String,
+    /// When the host was first seen affected.
+    pub first_seen: Timestamp,
+    /// Its deadline.
+    pub due: Timestamp,
+    /// When the server saw it fixed.
+    pub fixed_at: Timestamp,
 }
 
 const COLUMNS: &str = "kind, name, body, created_at, updated_at, updated_by";
@@ -307,6 +346,70 @@ impl DetectionStore for Store {
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn record_remediations(&self, fixed: &[Fixed], now: Timestamp) -> Result<usize> {
+        if fixed.is_empty() {
+            return Ok(0);
+        }
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let mut moved = 0;
+        for chunk in fixed.chunks(CHUNK) {
+            // The fix's time comes after the rows' values.
+            let at = chunk.len() * 4 + 1;
+            let sql = format!(
+                "INSERT INTO remediations (host_id, advisory_id, class, first_seen, due, fixed_at) \
+                 SELECT d.host_id, d.advisory_id, v.column3, d.first_seen, v.column4, ${at} \
+                 FROM (VALUES {}) AS v, detections d \
+                 WHERE d.host_id = v.column1 AND d.advisory_id = v.column2",
+                placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                q = q
+                    .bind(&f.host_id)
+                    .bind(&f.advisory_id)
+                    .bind(&f.class)
+                    .bind(f.due.as_second());
+            }
+            q = q.bind(now.as_second());
+            moved += q.execute(&mut *tx).await?.rows_affected();
+            let sql = format!(
+                "DELETE FROM detections WHERE (host_id, advisory_id) IN (VALUES {})",
+                placeholders(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                q = q.bind(&f.host_id).bind(&f.advisory_id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(usize::try_from(moved).unwrap_or(usize::MAX))
+    }
+
+    async fn remediations(&self, from: Timestamp, until: Timestamp) -> Result<Vec<Remediation>> {
+        let rows = sqlx::query(
+            "SELECT host_id, advisory_id, class, first_seen, due, fixed_at FROM remediations \
+             WHERE fixed_at >= $1 AND fixed_at < $2 ORDER BY fixed_at, host_id, advisory_id",
+        )
+        .bind(from.as_second())
+        .bind(until.as_second())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Remediation {
+                    host_id: r.try_get(0)?,
+                    advisory_id: r.try_get(1)?,
+                    class: r.try_get(2)?,
+                    first_seen: ts(r.try_get(3)?)?,
+                    due: ts(r.try_get(4)?)?,
+                    fixed_at: ts(r.try_get(5)?)?,
+                })
+            })
             .collect()
     }
 

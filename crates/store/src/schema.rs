@@ -23,10 +23,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0010_rollout_installed_at.sql"),
     ),
     (11, include_str!("../migrations/0011_package_sets.sql")),
+    (12, include_str!("../migrations/0012_remediations.sql")),
 ];
 
 /// The schema version this build writes.
-pub(crate) const LATEST: u32 = 11;
+pub(crate) const LATEST: u32 = 12;
 
 /// Swaps the backend-specific type names into a migration.
 fn render(sql: &str, backend: Backend) -> String {

@@ -138,6 +138,7 @@ conformance!(
     a_plan_object_is_replaced_only_from_the_body_it_was_decided_from,
     audit_verification_finds_the_first_altered_or_missing_entry,
     detections_keep_the_first_time,
+    a_fixed_finding_moves_to_the_remediations_once,
     a_delta_is_checked_and_stored_by_its_own_packages,
     an_inventory_resent_unchanged_changes_nothing,
     a_rollout_hands_out_jobs_and_records_steps,
@@ -566,6 +567,77 @@ async fn broken_at(store: &Store) -> (u64, &'static str) {
         }
         AuditVerdict::Intact { .. } => panic!("an altered log verified"),
     }
+}
+
+async fn a_fixed_finding_moves_to_the_remediations_once(store: Store) {
+    enrolled(&store, &["h1", "h2"]).await;
+    store
+        .record_detections(&[("h1", "DSA-1"), ("h2", "DSA-1"), ("h1", "DSA-2")], at(10))
+        .await
+        .unwrap();
+    let fixed = |host: &str, advisory: &str, class: &str, due: i64| store::Fixed {
+        host_id: host.into(),
+        advisory_id: advisory.into(),
+        class: class.into(),
+        due: at(due),
+    };
+    // h1's DSA-1 and h2's DSA-1 fixed; an unknown pair is skipped.
+    let moved = store
+        .record_remediations(
+            &[
+                fixed("h1", "DSA-1", "critical", 40),
+                fixed("h2", "DSA-1", "high", 20),
+                fixed("h2", "DSA-9", "low", 99),
+            ],
+            at(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    // Recording the same fix again counts it once.
+    let again = store
+        .record_remediations(&[fixed("h1", "DSA-1", "critical", 40)], at(31))
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    let all = store.all_detections().await.unwrap();
+    assert_eq!(all.len(), 1, "only h1's DSA-2 is still open: {all:?}");
+    let kept = store.remediations(at(0), at(100)).await.unwrap();
+    assert_eq!(
+        kept,
+        vec![
+            store::Remediation {
+                host_id: "h1".into(),
+                advisory_id: "DSA-1".into(),
+                class: "critical".into(),
+                first_seen: at(10),
+                due: at(40),
+                fixed_at: at(30),
+            },
+            store::Remediation {
+                host_id: "h2".into(),
+                advisory_id: "DSA-1".into(),
+                class: "high".into(),
+                first_seen: at(10),
+                due: at(20),
+                fixed_at: at(30),
+            },
+        ]
+    );
+    assert!(store
+        .remediations(at(31), at(100))
+        .await
+        .unwrap()
+        .is_empty());
+    // A finding that comes back is detected afresh.
+    store
+        .record_detections(&[("h1", "DSA-1")], at(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.detections("h1").await.unwrap().get("DSA-1"),
+        Some(&at(50))
+    );
 }
 
 async fn detections_keep_the_first_time(store: Store) {

@@ -58,6 +58,84 @@ pub(crate) struct Monthly {
     /// end: now for this month, else as kept on its last kept day; `None`
     /// when that day kept none (or no day was kept).
     pub(crate) standing: Option<Standing>,
+    /// Findings fixed in the month, per class (critical first), then all.
+    pub(crate) remediated: Vec<Remediated>,
+}
+
+/// Findings fixed in a month, of one class or of all.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Remediated {
+    /// The class, or `all`.
+    pub(crate) class: &'static str,
+    /// Findings fixed.
+    pub(crate) fixed: usize,
+    /// Of those, fixed by their deadline.
+    pub(crate) met: usize,
+    /// Mean seconds from first detection to the fix.
+    pub(crate) mean_seconds: Option<f64>,
+}
+
+impl Monthly {
+    /// Findings of every class fixed in the month.
+    pub(crate) fn mttr(&self) -> Remediated {
+        self.remediated
+            .iter()
+            .find(|r| r.class == "all")
+            .cloned()
+            .unwrap_or(Remediated {
+                class: "all",
+                fixed: 0,
+                met: 0,
+                mean_seconds: None,
+            })
+    }
+}
+
+impl Remediated {
+    /// Per class in `CLASSES` order, then `all`.
+    fn of(rows: &[store::Remediation]) -> Vec<Remediated> {
+        CLASSES
+            .iter()
+            .copied()
+            .map(Some)
+            .chain([None])
+            .map(|class| {
+                let mine: Vec<&store::Remediation> = rows
+                    .iter()
+                    .filter(|r| class.is_none_or(|c| r.class == c))
+                    .collect();
+                let seconds: f64 = mine
+                    .iter()
+                    .map(|r| r.fixed_at.duration_since(r.first_seen).as_secs_f64())
+                    .sum();
+                Remediated {
+                    class: class.unwrap_or("all"),
+                    fixed: mine.len(),
+                    met: mine.iter().filter(|r| r.fixed_at <= r.due).count(),
+                    mean_seconds: (!mine.is_empty()).then(|| seconds / mine.len() as f64),
+                }
+            })
+            .collect()
+    }
+
+    /// Fixed by the deadline, as a share: "3 of 4 (75.0%)".
+    pub(crate) fn met_share(&self) -> String {
+        if self.fixed == 0 {
+            "none fixed".into()
+        } else {
+            format!(
+                "{} of {} ({:.1}%)",
+                self.met,
+                self.fixed,
+                self.met as f64 * 100.0 / self.fixed as f64
+            )
+        }
+    }
+
+    /// Mean time to remediate, as people read it.
+    pub(crate) fn mean_text(&self) -> String {
+        self.mean_seconds.map_or("—".into(), duration)
+    }
 }
 
 /// What stood at a month's end besides the counts.
@@ -142,6 +220,16 @@ pub(crate) async fn monthly(
     } else {
         Standing::from_kept(&end)
     };
+    let midnight = |d: Date| {
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(ApiError::internal)
+    };
+    let next = last.tomorrow().map_err(ApiError::internal)?;
+    let fixes = state
+        .store
+        .remediations(midnight(first)?, midnight(next)?)
+        .await?;
     Ok(Monthly {
         first,
         last,
@@ -149,6 +237,7 @@ pub(crate) async fn monthly(
         end,
         reviews,
         standing,
+        remediated: Remediated::of(&fixes),
     })
 }
 
@@ -395,6 +484,7 @@ pub(crate) async fn monthly_html(
             div class="card" { div class="figure" { (text(&end["breached_hosts"])) } div class="label" { "hosts past a deadline" } }
             div class="card" { div class="figure" { (text(&end["kev_hosts"])) } div class="label" { "hosts exposed to a known-exploited vulnerability" } }
             div class="card" { div class="figure" { (m.reviews.len()) } div class="label" { "rollouts started" } }
+            div class="card" { div class="figure" data-test="report-mttr" { (m.mttr().mean_text()) } div class="label" { "mean time to remediate (" (m.mttr().fixed) " findings fixed)" } }
             div class="card" { div class="figure" { (mean_to_95(&m.reviews).map_or("—".into(), duration)) } div class="label" { "mean time for a rollout to reach 95% of its hosts" } }
         }
         h2 { "Compliance over time" }
@@ -409,6 +499,13 @@ pub(crate) async fn monthly_html(
                      td class="num" { (within(open, breached)) } }
             } }
         } }
+        h2 { "Remediated in the month, per class" }
+        table {
+            thead { tr { th scope="col" { "Class" } th scope="col" class="num" { "Fixed" } th scope="col" { "Deadline met" } th scope="col" { "Mean time to remediate" } } }
+            tbody { @for r in &m.remediated {
+                tr { th scope="row" { (r.class) } td class="num" { (r.fixed) } td { (r.met_share()) } td { (r.mean_text()) } }
+            } }
+        }
         h2 { "Top risks (known exploited first)" }
         @match &m.standing {
             Some(s) => (super::dashboard::top_risks(&s.risks)),
@@ -562,6 +659,18 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             &format!("past deadline {breached}; due soon {soon}; exempt {exempt}"),
         );
     }
+    for r in &m.remediated {
+        row(
+            "remediated",
+            r.class,
+            r.fixed.to_string(),
+            &format!(
+                "deadline met {}; mean seconds to remediate {}",
+                r.met,
+                r.mean_seconds.map_or(String::new(), |s| format!("{s:.0}"))
+            ),
+        );
+    }
     if m.standing.is_none() {
         for section in ["top risks", "end of life", "pending"] {
             row(section, "", String::new(), NOT_KEPT);
@@ -676,6 +785,9 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         ),
         (text(&end["breached_hosts"]), "hosts past a deadline"),
         (text(&end["kev_hosts"]), "hosts exposed to known exploited"),
+    ]);
+    d.figures(&[
+        (m.mttr().mean_text(), "mean time to remediate"),
         (m.reviews.len().to_string(), "rollouts started"),
         (
             mean_to_95(&m.reviews).map_or("\u{2014}".into(), duration),
@@ -729,6 +841,28 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
         ],
         &rows,
         NO_END_FIGURES,
+    );
+    d.heading(2, "Remediated in the month, per class");
+    let rows: Vec<Vec<String>> = m
+        .remediated
+        .iter()
+        .map(|r| {
+            vec![
+                r.class.to_owned(),
+                r.fixed.to_string(),
+                r.met_share(),
+                r.mean_text(),
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            Column::text("Class", 1.2),
+            Column::number("Fixed"),
+            Column::text("Deadline met", 2.0),
+            Column::text("Mean time to remediate", 2.0),
+        ],
+        &rows,
     );
     d.heading(2, "Top risks (known exploited first)");
     let standing = m.standing.as_ref();
