@@ -7,8 +7,18 @@
 //! matching name prefix, which says its suite (`bookworm-security`, or
 //! `oldstable-security` once a newer release is out) and code name.
 //! A candidate from a `-security` suite is a security update even when no
-//! advisory names it. Pinning is not modelled: the candidate is the highest
-//! version offered for the package's name and architecture.
+//! advisory names it.
+//!
+//! The candidate is chosen as apt chooses it (`apt_preferences(5)`): each
+//! version offered has a pin priority, by default 500, 1 from a release
+//! marked `NotAutomatic`, 100 when it is also `ButAutomaticUpgrades`
+//! (backports), or what a record of `/etc/apt/preferences` and
+//! `preferences.d` gives it; the installed version has at least 100. The
+//! highest priority wins, then the highest version, and a version older than
+//! the installed one is never chosen below priority 1000. So a backports
+//! version is an update only for a package installed from backports, as
+//! with apt. Pins by regular expression, and `APT::Default-Release`, are
+//! not modelled (a pin the agent cannot read is a warning).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -34,6 +44,10 @@ pub struct ReleaseInfo {
     pub suite: Option<String>,
     /// `Codename`, such as `bookworm-security`.
     pub codename: Option<String>,
+    /// `NotAutomatic: yes`: apt installs from it only when asked to.
+    pub not_automatic: bool,
+    /// `ButAutomaticUpgrades: yes`: it upgrades what was installed from it.
+    pub but_automatic_upgrades: bool,
 }
 
 impl ReleaseInfo {
@@ -66,11 +80,20 @@ pub fn parse_release(text: &str) -> ReleaseInfo {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
+        let yes = value.trim().eq_ignore_ascii_case("yes");
         let slot = match name {
             "Origin" => &mut info.origin,
             "Label" => &mut info.label,
             "Suite" => &mut info.suite,
             "Codename" => &mut info.codename,
+            "NotAutomatic" => {
+                info.not_automatic = yes;
+                continue;
+            }
+            "ButAutomaticUpgrades" => {
+                info.but_automatic_upgrades = yes;
+                continue;
+            }
             _ => continue,
         };
         *slot = Some(value.trim().to_owned());
@@ -143,7 +166,7 @@ fn each_offer(
     dir: &Path,
     wanted: impl Fn(&str) -> bool,
     warnings: &mut Vec<String>,
-    mut visit: impl FnMut(Stanza<'_>, &ReleaseInfo, &Path),
+    mut visit: impl FnMut(Stanza<'_>, &ListSource, &Path),
 ) {
     let Lists {
         packages: package_lists,
@@ -164,13 +187,26 @@ fn each_offer(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let info = release_files
+        let release = release_files
             .iter()
             .filter(|(prefix, _)| list_name.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
+            .max_by_key(|(prefix, _)| prefix.len());
+        let info = release
             .and_then(|(_, path)| std::fs::read_to_string(path).ok())
             .map(|text| parse_release(&text))
             .unwrap_or_default();
+        // `<site>_<path>_dists_<suite>_<component>_binary-<arch>_Packages`.
+        let component = release
+            .and_then(|(prefix, _)| list_name.get(prefix.len()..))
+            .and_then(|rest| rest.split_once("_binary-"))
+            .map(|(component, _)| component.replace('_', "/"))
+            .unwrap_or_default();
+        let site = list_name.split('_').next().unwrap_or_default().to_owned();
+        let from = ListSource {
+            release: info,
+            component,
+            site,
+        };
         let reader = match open_list(list) {
             Ok(r) => r,
             Err(e) => {
@@ -194,7 +230,7 @@ fn each_offer(
                             .filter(|v| !v.is_empty())
                             .unwrap_or(version),
                     };
-                    visit(stanza, &info, list);
+                    visit(stanza, &from, list);
                 }
             },
         );
@@ -202,6 +238,214 @@ fn each_offer(
             warnings.push(format!("{}: {e}; rest of the list skipped", list.display()));
         }
     }
+}
+
+/// Where a list comes from: its release, component and site.
+#[derive(Debug, Clone, Default)]
+struct ListSource {
+    release: ReleaseInfo,
+    /// `main`, `contrib`, `updates/main` ...
+    component: String,
+    /// The repository's host, as the list's file name begins.
+    site: String,
+}
+
+/// What a pin record applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PinOf {
+    /// `Pin: release a=...,n=...`: each key and value must match.
+    Release(Vec<(char, String)>),
+    /// `Pin: origin host`.
+    Origin(String),
+    /// `Pin: version 1.2*`.
+    Version(String),
+}
+
+/// One record of apt's preferences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pin {
+    /// Package names or glob patterns; `*` for every package (a general
+    /// record).
+    packages: Vec<String>,
+    pin: PinOf,
+    priority: i32,
+}
+
+impl Pin {
+    fn general(&self) -> bool {
+        self.packages.iter().any(|p| p == "*")
+    }
+
+    fn matches(&self, name: &str, version: &str, from: &ListSource) -> bool {
+        if !self.packages.iter().any(|p| glob(p, name)) {
+            return false;
+        }
+        match &self.pin {
+            PinOf::Origin(site) => from.site == *site,
+            PinOf::Version(pattern) => glob(pattern, version),
+            PinOf::Release(terms) => terms.iter().all(|(key, value)| {
+                let r = &from.release;
+                let field = match key {
+                    'a' => r.suite.as_deref(),
+                    'n' => r.codename.as_deref(),
+                    'o' => r.origin.as_deref(),
+                    'l' => r.label.as_deref(),
+                    'c' => Some(from.component.as_str()),
+                    _ => None,
+                };
+                field.is_some_and(|f| glob(value, f))
+            }),
+        }
+    }
+}
+
+/// `*` and `?` globbing, as apt's preferences allow in names and versions.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// Reads one preferences file's records; what it cannot read is a warning.
+fn parse_preferences(text: &str, file: &str, warnings: &mut Vec<String>) -> Vec<Pin> {
+    let mut pins = Vec::new();
+    for record in text.split("\n\n") {
+        let mut fields: HashMap<String, String> = HashMap::new();
+        for line in record.lines() {
+            let line = line.trim_end();
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                fields.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let (Some(packages), Some(pin), Some(priority)) = (
+            fields.get("package"),
+            fields.get("pin"),
+            fields.get("pin-priority"),
+        ) else {
+            if fields.contains_key("package") || fields.contains_key("pin") {
+                warnings.push(format!(
+                    "{file}: a record without Package, Pin and Pin-Priority is ignored"
+                ));
+            }
+            continue;
+        };
+        let Ok(priority) = priority.parse::<i32>() else {
+            warnings.push(format!(
+                "{file}: Pin-Priority {priority:?} is not a number; record ignored"
+            ));
+            continue;
+        };
+        if packages.contains('/') {
+            warnings.push(format!(
+                "{file}: Package {packages:?}: regular expressions are not modelled; record ignored"
+            ));
+            continue;
+        }
+        let (kind, what) = pin.split_once(' ').unwrap_or((pin.as_str(), ""));
+        let what = what.trim().trim_matches('"').to_owned();
+        let pin = match kind {
+            "release" => {
+                let mut terms = Vec::new();
+                for term in what.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    match term.split_once('=') {
+                        Some((k, v)) if k.len() == 1 && "anolc".contains(k) => {
+                            terms.push((k.chars().next().unwrap_or('a'), v.trim().to_owned()));
+                        }
+                        // A bare name is the archive or code name; apt reads
+                        // it as the archive.
+                        None => terms.push(('a', term.to_owned())),
+                        Some((k, _)) => {
+                            warnings.push(format!(
+                                "{file}: Pin: release {k}=: not modelled; record ignored"
+                            ));
+                            terms.clear();
+                            break;
+                        }
+                    }
+                }
+                if terms.is_empty() {
+                    continue;
+                }
+                PinOf::Release(terms)
+            }
+            "origin" => PinOf::Origin(what),
+            "version" => PinOf::Version(what),
+            other => {
+                warnings.push(format!(
+                    "{file}: Pin: {other}: not modelled; record ignored"
+                ));
+                continue;
+            }
+        };
+        pins.push(Pin {
+            packages: packages.split_whitespace().map(str::to_owned).collect(),
+            pin,
+            priority,
+        });
+    }
+    pins
+}
+
+/// The root's apt preferences: `/etc/apt/preferences`, then the files of
+/// `preferences.d` apt reads (no extension, or `.pref`), in name order.
+fn read_preferences(root: &Root, warnings: &mut Vec<String>) -> Vec<Pin> {
+    let mut files = vec![root.path("/etc/apt/preferences")];
+    if let Ok(entries) = std::fs::read_dir(root.path("/etc/apt/preferences.d")) {
+        let mut more: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let usable = name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                usable && (!name.contains('.') || name.ends_with(".pref"))
+            })
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    let mut pins = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => pins.extend(parse_preferences(
+                &text,
+                &file.display().to_string(),
+                warnings,
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => warnings.push(format!("{}: {e}; its pins are not applied", file.display())),
+        }
+    }
+    pins
+}
+
+/// The pin priority of `name` at `version` from `from`: the first specific
+/// record that matches, else the first general one, else the release's
+/// default.
+fn priority(pins: &[Pin], name: &str, version: &str, from: &ListSource) -> i32 {
+    let first = |general: bool| {
+        pins.iter()
+            .find(|p| p.general() == general && p.matches(name, version, from))
+            .map(|p| p.priority)
+    };
+    first(false).or_else(|| first(true)).unwrap_or({
+        let r = &from.release;
+        match (r.not_automatic, r.but_automatic_upgrades) {
+            (false, _) => 500,
+            (true, false) => 1,
+            (true, true) => 100,
+        }
+    })
 }
 
 /// The fields of one package stanza of an apt list that are read.
@@ -237,21 +481,44 @@ pub fn offers(root: &Root, names: &HashSet<&str>, warnings: &mut Vec<String>) ->
         &root.path(LISTS_DIR),
         |name| names.contains(name),
         warnings,
-        |stanza, release, _| {
+        |stanza, source, _| {
             out.push(Offer {
                 name: stanza.name.to_owned(),
                 arch: stanza.arch.to_owned(),
                 version: stanza.version.to_owned(),
                 source_version: stanza.source_version.to_owned(),
-                release: release.clone(),
+                release: source.release.clone(),
             })
         },
     );
     out
 }
 
-/// The newest version the host's apt lists offer for each installed dpkg
-/// package, where it is newer than the installed one.
+/// The version apt would choose among `offers` of a package installed at
+/// `installed`, with the release offering it, when it is newer: the
+/// highest priority wins (the installed version has at least 100, or that
+/// of a list offering it), then the highest version; a version older than
+/// the installed one only at priority 1000 or more; at the same version a
+/// security suite's release is the one named.
+fn candidate<'a>(
+    installed: &deb::Version,
+    offers: &'a [(i32, deb::Version, ReleaseInfo)],
+) -> Option<(&'a deb::Version, &'a ReleaseInfo)> {
+    let installed_priority = offers
+        .iter()
+        .filter(|(_, v, _)| v == installed)
+        .map(|(p, _, _)| *p)
+        .fold(100, i32::max);
+    let best = offers
+        .iter()
+        .filter(|(p, v, _)| *p > 0 && (v > installed || *p >= 1000))
+        .max_by(|a, b| (a.0, &a.1, a.2.is_security()).cmp(&(b.0, &b.1, b.2.is_security())))?;
+    let wins = (best.0, &best.1) > (installed_priority, installed);
+    (wins && best.1 > *installed).then_some((&best.1, &best.2))
+}
+
+/// The version the host's apt would upgrade each installed dpkg package
+/// to, where there is one (see the module's note on pins).
 pub fn available_updates(
     root: &Root,
     installed: &[Package],
@@ -275,14 +542,16 @@ pub fn available_updates(
         .map(|(i, (p, _))| ((p.name.as_str(), p.arch.as_str()), i))
         .collect();
     let names: HashSet<&str> = current.iter().map(|(p, _)| p.name.as_str()).collect();
-    // Index into `current` -> the best candidate so far and its release.
-    let mut best: HashMap<usize, (deb::Version, ReleaseInfo)> = HashMap::new();
+    let pins = read_preferences(root, warnings);
+    // Index into `current` -> every version offered: its priority, the
+    // version, its release.
+    let mut offered: HashMap<usize, Vec<(i32, deb::Version, ReleaseInfo)>> = HashMap::new();
     let mut failures = Vec::new();
     each_offer(
         &root.path(LISTS_DIR),
         |name| names.contains(name),
         warnings,
-        |stanza, info, list| {
+        |stanza, source, list| {
             let Stanza {
                 name,
                 arch,
@@ -292,35 +561,28 @@ pub fn available_updates(
             let Some(&key) = wanted.get(&(name, arch)) else {
                 return;
             };
-            let installed_version = &current[key].1;
-            let candidate = match deb::Version::parse(version) {
+            let version = match deb::Version::parse(version) {
                 Ok(v) => v,
                 Err(e) => {
                     failures.push(format!("{}: package {name}: {e}", list.display()));
                     return;
                 }
             };
-            if candidate <= *installed_version {
-                return;
-            }
-            // The newest wins; at the same version, a security suite's
-            // (the same version in both lists is the security update,
-            // whatever the lists' file names sort as).
-            let security = info.is_security();
-            match best.get(&key) {
-                Some((current, _)) if *current > candidate => {}
-                Some((current, at)) if *current == candidate && (at.is_security() || !security) => {
-                }
-                _ => {
-                    best.insert(key, (candidate, info.clone()));
-                }
-            }
+            let priority = priority(&pins, name, stanza.version, source);
+            offered
+                .entry(key)
+                .or_default()
+                .push((priority, version, source.release.clone()));
         },
     );
     warnings.extend(failures);
 
-    let mut updates: Vec<AvailableUpdate> = best
+    let mut updates: Vec<AvailableUpdate> = offered
         .into_iter()
+        .filter_map(|(key, offers)| {
+            let (candidate, info) = candidate(&current[key].1, &offers)?;
+            Some((key, (candidate.clone(), info.clone())))
+        })
         .map(|(key, (candidate, info))| {
             let (package, installed_version) = &current[key];
             AvailableUpdate {
