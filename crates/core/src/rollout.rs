@@ -401,6 +401,8 @@ pub struct RolloutState {
     pub halted: Option<String>,
     /// Jobs not handed out by then are not handed out at all.
     pub expires: Option<Timestamp>,
+    /// The first ring starts no earlier (a policy's scheduled time).
+    pub starts: Option<Timestamp>,
 }
 
 /// Everything a plan is made from.
@@ -453,6 +455,11 @@ pub enum RingWait {
     Approval,
     /// The rollout is halted.
     Halted,
+    /// The rollout's scheduled start has not come.
+    Scheduled {
+        /// When it starts.
+        at: Timestamp,
+    },
 }
 
 /// Where a ring stands.
@@ -722,7 +729,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
         } else if halt.is_some() {
             Some(RingWait::Halted)
         } else if i == 0 {
-            None
+            state
+                .starts
+                .filter(|at| *at > now)
+                .map(|at| RingWait::Scheduled { at })
         } else {
             let prev = &rings[i - 1];
             let prev_plan = &ring_plans[i - 1];
@@ -1071,6 +1081,7 @@ fn wait_text(w: &RingWait) -> String {
         } => format!("{days} business days after ring {ring} started, past the calendar's end"),
         RingWait::Approval => "a person must approve its start".into(),
         RingWait::Halted => "the rollout is halted".into(),
+        RingWait::Scheduled { at } => format!("the rollout is scheduled to start at {at}"),
     }
 }
 
@@ -1204,6 +1215,7 @@ mod tests {
             ring_approved: vec![false, false],
             halted: None,
             expires: None,
+            starts: None,
         }
     }
 
@@ -1219,6 +1231,44 @@ mod tests {
             offline_after: SignedDuration::from_hours(24),
             now: t(now),
         })
+    }
+
+    #[test]
+    fn a_scheduled_rollout_starts_at_its_time() {
+        let targets = vec![
+            target("p1", 0, Progress::NotStarted),
+            target("b1", 1, Progress::NotStarted),
+        ];
+        let mut scheduled = state(None);
+        scheduled.starts = Some(t("2026-12-08T22:00:00Z"));
+        let before = make(
+            &targets,
+            &scheduled,
+            Budget::Unlimited,
+            "2026-12-08T21:59:00Z",
+        );
+        assert_eq!(
+            before.rings[0].state,
+            RingState::Waiting(RingWait::Scheduled {
+                at: t("2026-12-08T22:00:00Z")
+            })
+        );
+        assert_eq!(
+            before.hosts[0].action.describe(),
+            "its ring pilot has not started: the rollout is scheduled to start at 2026-12-08T22:00:00Z"
+        );
+        let after = make(
+            &targets,
+            &scheduled,
+            Budget::Unlimited,
+            "2026-12-08T22:00:01Z",
+        );
+        assert_eq!(after.rings[0].state, RingState::Running { started: None });
+        assert!(
+            matches!(after.hosts[0].action, Action::Start { .. }),
+            "{:?}",
+            after.hosts[0].action
+        );
     }
 
     #[test]

@@ -191,6 +191,9 @@ pub(crate) struct Spec {
     /// How users may put a reboot off.
     #[serde(default)]
     pub(crate) reboot_deferral: RebootDeferralSpec,
+    /// Its first ring starts no earlier (`None`: at once).
+    #[serde(default)]
+    pub(crate) starts_at: Option<Timestamp>,
 }
 
 /// How logged-in users may put a reboot off, as a rollout gives it.
@@ -282,9 +285,14 @@ pub(crate) struct CreateRollout {
     post_hook: Option<String>,
     #[serde(default)]
     health_check: Option<String>,
-    /// The policy whose maintenance windows apply.
+    /// The policy whose maintenance windows and schedule apply.
     #[serde(default)]
     policy: Option<String>,
+    /// When the first ring starts: `now`, `scheduled` (the policy's next
+    /// scheduled time; the default when the policy has a schedule) or a
+    /// time (`2026-12-08T22:00:00Z`).
+    #[serde(default)]
+    start: Option<String>,
     /// Jobs not handed out within this many days are not handed out.
     #[serde(default = "fourteen")]
     expires_days: i64,
@@ -333,6 +341,9 @@ pub struct Deploy {
     board_loaded: tokio::sync::OnceCell<()>,
     /// Rollouts to advance at the executor's next pass.
     dirty: Mutex<HashSet<String>>,
+    /// Rollouts to advance once their scheduled start comes (those created
+    /// since the server started; the executor's sweep finds the others).
+    starts: Mutex<Vec<(Timestamp, String)>>,
     /// The step writer's queue.
     steps: OnceLock<mpsc::Sender<StepBatch>>,
     /// The executor, once started.
@@ -508,6 +519,17 @@ async fn executor(state: AppState) {
         ticks.tick().await;
         n += 1;
         let mut names: Vec<String> = lock(&state.deploy.dirty).drain().collect();
+        {
+            let at = now(&state);
+            let mut starts = lock(&state.deploy.starts);
+            starts.retain(|(start, name)| {
+                let due = *start <= at;
+                if due {
+                    names.push(name.clone());
+                }
+                !due
+            });
+        }
         if n.is_multiple_of(30) {
             match state.store.rollouts().await {
                 Ok(all) => names.extend(
@@ -555,10 +577,13 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
         .map(|p| format!("{} {}", p.name, p.version))
         .collect();
     let mut text = format!(
-        "Rollout {name}, created by {by}.\n\nWhy: {}\n\nUpdates ({}): {}\n\nSchedule:\n",
+        "Rollout {name}, created by {by}.\n\nWhy: {}\n\nUpdates ({}): {}\n\nSchedule{}:\n",
         spec.reason,
         packages.len(),
-        packages.join(", ")
+        packages.join(", "),
+        spec.starts_at.map_or(String::new(), |t| format!(
+            " (the first ring starts at {t})"
+        ))
     );
     for r in view["rings"].as_array().into_iter().flatten() {
         text.push_str(&format!(
@@ -584,6 +609,7 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
             "packages": spec.packages,
             "rings": view["rings"],
             "expires_at": spec.expires_at,
+            "starts_at": spec.starts_at,
         }),
         audiences: &notify::AUDIENCES,
     }
@@ -656,10 +682,12 @@ pub(crate) async fn create(
     if !(1..=365).contains(&req.expires_days) {
         return Err(ApiError::bad_request("expires_days: 1 to 365"));
     }
-    if let Some(policy) = &req.policy {
-        stored_policy(&state, policy).await?;
-    }
     let at = now(&state);
+    let policy = match &req.policy {
+        Some(name) => Some(stored_policy(&state, name).await?),
+        None => None,
+    };
+    let starts_at = start_of(req.start.as_deref(), policy.as_ref(), at)?;
     let stale_after = state.config.stale_after;
     let query = req.hosts.as_deref().map(parse_query).transpose()?;
     // Facts too: the pilot sample is stratified by hardware model.
@@ -856,6 +884,7 @@ pub(crate) async fn create(
         seed,
         group_budgets: req.group_budgets.clone(),
         reboot_deferral: req.reboot_deferral,
+        starts_at,
     };
     let doc = StateDoc {
         ring_started: vec![None; parsed.len()],
@@ -873,6 +902,9 @@ pub(crate) async fn create(
     tracing::info!(rollout = %req.name, hosts = members.len(), "Rollout created.");
     // The chain of communication is told the schedule and the reason
     // before the first job is handed out.
+    if let Some(start) = starts_at {
+        lock(&state.deploy.starts).push((start, req.name.clone()));
+    }
     let planned = shown_head(&state, &req.name).await?;
     notify::send(
         &state,
@@ -883,6 +915,47 @@ pub(crate) async fn create(
     advance(&state, &req.name).await?;
     let view = shown(&state, &req.name).await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// When a new rollout's first ring starts, from its `start` and its
+/// policy's schedule; `None` at once.
+fn start_of(
+    start: Option<&str>,
+    policy: Option<&patchwell_core::policy::Policy>,
+    at: Timestamp,
+) -> ApiResult<Option<Timestamp>> {
+    let scheduled = || {
+        let p = policy.ok_or_else(|| {
+            ApiError::bad_request("start \"scheduled\": name the policy whose schedule applies")
+        })?;
+        let (text, _) = p.schedule.as_ref().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "start \"scheduled\": policy {} has no schedule",
+                p.name
+            ))
+        })?;
+        p.next_run(at).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "start \"scheduled\": policy {}'s schedule ({text}) has no time to come",
+                p.name
+            ))
+        })
+    };
+    match start.map(str::trim) {
+        Some("now") => Ok(None),
+        Some("scheduled") => scheduled(),
+        None if policy.is_some_and(|p| p.schedule.is_some()) => scheduled(),
+        None | Some("") => Ok(None),
+        Some(other) => match other.parse::<Timestamp>() {
+            Ok(t) if t > at => Ok(Some(t)),
+            Ok(t) => Err(ApiError::bad_request(format!(
+                "start {other:?}: {t} has passed; use now"
+            ))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "start {other:?}: use now, scheduled or a time such as 2026-12-08T22:00:00Z"
+            ))),
+        },
+    }
 }
 
 async fn stored_policy(state: &AppState, name: &str) -> ApiResult<patchwell_core::policy::Policy> {
@@ -1073,6 +1146,7 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         ring_approved,
         halted: doc.halted.clone(),
         expires: Some(spec.expires_at),
+        starts: spec.starts_at,
     };
     let plan = rollout::plan(&rollout::Input {
         rings: &rings,
@@ -1459,6 +1533,7 @@ fn show_head_json(l: &Loaded) -> Value {
         "created_by": l.record.created_by,
         "packages": l.spec.packages,
         "expires_at": l.spec.expires_at,
+        "starts_at": l.spec.starts_at,
         "halt": l.plan.halt.as_ref().map(rollout::Halt::describe),
         "complete": l.plan.complete,
         "rings": rings,

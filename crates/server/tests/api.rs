@@ -2928,6 +2928,71 @@ async fn a_rollout_over_a_mixed_fleet_gives_each_host_a_job_for_its_own_package_
     assert_eq!(jobs[0].packages[0].version, "1:3.0.7-27.el9");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_under_a_scheduled_policy_starts_at_the_policy_s_next_time() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("office-1").await;
+    let inv = host_offering("office-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&host.credential, &inv).await;
+    // Patch Tuesday evening. T0 is Thursday 28 May 2026, 20:26 UTC: the
+    // next second Tuesday is 9 June.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/policies/patch-tuesday",
+            Some(json!({"hosts": "os = debian",
+                        "schedule": "second tuesday of every month at 22:00"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let create = |name: &str, start: Option<&str>| {
+        let mut body = json!({"name": name, "reason": "June updates", "packages": ["libssl3"],
+                              "policy": "patch-tuesday", "rings": [{"name": "all", "size": "rest"}]});
+        if let Some(start) = start {
+            body["start"] = json!(start);
+        }
+        body
+    };
+    for (start, error) in [
+        (
+            "whenever",
+            "start \"whenever\": use now, scheduled or a time",
+        ),
+        ("2026-05-01T00:00:00Z", "has passed; use now"),
+    ] {
+        let (status, body) = s
+            .admin(
+                reqwest::Method::POST,
+                "/api/v1/rollouts",
+                Some(create("bad", Some(start))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(error), "{body}");
+    }
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(create("june", None)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["starts_at"], "2026-06-09T22:00:00Z");
+    assert_eq!(
+        body["rings"][0]["reason"],
+        "waiting: the rollout is scheduled to start at 2026-06-09T22:00:00Z"
+    );
+    assert!(s.jobs(&host).await.is_empty(), "nothing before its time");
+    // At its time the executor starts the first ring by itself.
+    s.advance(1_781_042_400 - s.now().as_second() + 1);
+    let body = s
+        .rollout_until("june", |b| b["hosts"][0]["progress"] == "assigned")
+        .await;
+    assert_eq!(body["rings"][0]["state"], "running", "{body}");
+    assert_eq!(s.jobs(&host).await.len(), 1);
+}
+
 /// Python's standard SMTP server (`smtpd`, Python 3.11) on a free port,
 /// printing every mail it receives to a file.
 struct MailRelay {

@@ -137,6 +137,14 @@ pub(crate) async fn list(
         .as_array()
         .map(|a| a.iter().filter(|u| u["decision"] == "approve").count())
         .unwrap_or(0);
+    let policies: Vec<String> = store::PlanStore::plan_objects(
+        &state.store,
+        <crate::plan_docs::PolicyDoc as crate::plan_docs::Doc>::KIND,
+    )
+    .await?
+    .into_iter()
+    .map(|o| o.name)
+    .collect();
     let content = html! {
         h1 { "Rollouts" }
         @if rows.is_empty() {
@@ -184,6 +192,18 @@ pub(crate) async fn list(
                 div { label for="pilot" { "Pilot ring size" } input id="pilot" name="pilot" value="5%"; }
                 div { label for="wait" { "Business days between pilot and the rest" } input id="wait" name="wait" type="number" min="0" max="30" value="2"; }
                 div { label for="budget" { "Disruption budget (hosts or %, at once)" } input id="budget" name="budget" placeholder="unlimited"; }
+                div { label for="policy" { "Policy (its maintenance windows and schedule)" }
+                    select id="policy" name="policy" {
+                        option value="" selected { "None: any time" }
+                        @for p in &policies { option value=(p) { (p) } }
+                    }
+                }
+                div { label for="start" { "Start" }
+                    select id="start" name="start" {
+                        option value="" selected { "At the policy's next scheduled time, if it has one; else now" }
+                        option value="now" { "Now" }
+                    }
+                }
                 div class="wide" { label for="reason" { "Reason (the chain of communication is told)" } textarea id="reason" name="reason" required rows="2" {} }
                 div { button type="submit" { "Start rollout" } }
             }
@@ -205,6 +225,10 @@ pub(crate) struct NewRollout {
     wait: String,
     #[serde(default)]
     budget: String,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    start: String,
 }
 
 pub(crate) async fn create(
@@ -240,14 +264,25 @@ pub(crate) async fn create(
     if !form.budget.trim().is_empty() {
         request["budget"] = json!(form.budget.trim());
     }
+    if !form.policy.trim().is_empty() {
+        request["policy"] = json!(form.policy.trim());
+    }
+    if !form.start.trim().is_empty() {
+        request["start"] = json!(form.start.trim());
+    }
     let request =
         serde_json::from_value(request).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let name = form.name.trim().to_owned();
-    let _ = rollouts::create(State(state), Operator(caller), Ok(Json(request))).await?;
+    let (_, Json(created)) =
+        rollouts::create(State(state), Operator(caller), Ok(Json(request))).await?;
+    let done = match created["starts_at"].as_str() {
+        Some(at) => format!("Rollout created; the pilot ring starts at {at}."),
+        None => "Rollout created; the pilot ring starts now.".to_owned(),
+    };
     Ok(Redirect::to(&format!(
         "/console/rollouts/{}?done={}",
         encode(&name),
-        encode("Rollout created; the pilot ring starts now.")
+        encode(&done)
     ))
     .into_response())
 }
@@ -342,6 +377,9 @@ pub(crate) async fn show(
                 @for p in r["packages"].as_array().into_iter().flatten() {
                     span class="tag" { (text(&p["name"])) " " (text(&p["version"])) }
                 }
+            }
+            @if let Some(starts) = r["starts_at"].as_str() {
+                dt { "Scheduled start" } dd { (when(Some(starts))) }
             }
             dt { "Expires" } dd { (when(r["expires_at"].as_str())) }
         }
