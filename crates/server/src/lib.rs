@@ -317,6 +317,26 @@ pub fn app(state: AppState) -> Router {
         .layer(RequestDecompressionLayer::new())
         // ...and limits what arrives on the wire, before anything else.
         .layer(RequestBodyLimitLayer::new(max_wire))
+        // A body over either limit is told so the way every error is, with
+        // the limits.
+        .layer(axum::middleware::map_response(
+            move |r: axum::response::Response| async move {
+                let json = r
+                    .headers()
+                    .get(axum::http::header::CONTENT_TYPE)
+                    .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+                if r.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || json {
+                    return r;
+                }
+                axum::response::IntoResponse::into_response(error::ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is too large: at most {max_wire} bytes may be sent, \
+                         and at most {max_body} once decompressed"
+                    ),
+                ))
+            },
+        ))
         .with_state(state)
 }
 

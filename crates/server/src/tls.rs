@@ -40,6 +40,20 @@ pub fn ensure_generated(
         key: dir.join("server.key"),
     };
     if files.ca_cert.exists() && files.cert.exists() && files.key.exists() {
+        // Made at an earlier start: it must still name what this start
+        // asks for, or agents would refuse it.
+        let missing = not_named(&files.cert, listen, extra_names)?;
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{} was made at an earlier start and does not name {}. Its CA's key was not \
+                 kept, so it cannot be signed again: move {} away to make a new CA and \
+                 certificate at this start (agents then enroll again with the new ca.pem), \
+                 or give a certificate with --tls-cert and --tls-key",
+                files.cert.display(),
+                missing.join(", "),
+                dir.display()
+            );
+        }
         return Ok(files);
     }
     create_private_dir(data_dir)?;
@@ -92,6 +106,47 @@ pub fn ensure_generated(
     Ok(files)
 }
 
+/// What of `listen` (unless unspecified) and `names` the certificate in
+/// `cert` does not name.
+fn not_named(cert: &Path, listen: IpAddr, names: &[String]) -> anyhow::Result<Vec<String>> {
+    use x509_parser::extensions::GeneralName;
+    let bytes = std::fs::read(cert)
+        .with_context(|| format!("reading the certificate {}", cert.display()))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a PEM certificate: {e}", cert.display()))?;
+    let parsed = pem
+        .parse_x509()
+        .map_err(|e| anyhow::anyhow!("{} is not a certificate: {e}", cert.display()))?;
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        ips.push(IpAddr::from(a));
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        ips.push(IpAddr::from(a));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut missing: Vec<String> = names
+        .iter()
+        .filter(|n| match n.parse::<IpAddr>() {
+            Ok(ip) => !ips.contains(&ip),
+            Err(_) => !dns.contains(&n.to_ascii_lowercase()),
+        })
+        .cloned()
+        .collect();
+    if !listen.is_unspecified() && !ips.contains(&listen) {
+        missing.push(listen.to_string());
+    }
+    Ok(missing)
+}
+
 /// A rustls server configuration from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
@@ -113,4 +168,39 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
         .context("the certificate and the key do not belong together")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_made_earlier_must_name_what_a_later_start_asks_for() {
+        let dir = std::env::temp_dir().join(format!("patchwell-tls-names-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let names = vec!["patch.example.org".to_owned(), "10.9.8.7".to_owned()];
+        let first = ensure_generated(&dir, loopback, &names).unwrap();
+        let made = std::fs::read(&first.cert).unwrap();
+        // The same names again, or fewer: the same files.
+        ensure_generated(&dir, loopback, &names).unwrap();
+        ensure_generated(&dir, "10.9.8.7".parse().unwrap(), &names[..1]).unwrap();
+        ensure_generated(&dir, "0.0.0.0".parse().unwrap(), &[]).unwrap();
+        // A name or an address it does not hold: refused, saying which and
+        // what to do, and nothing is replaced.
+        let e = ensure_generated(
+            &dir,
+            "192.0.2.4".parse().unwrap(),
+            &["PATCH.example.org".into(), "other.example.org".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("does not name other.example.org, 192.0.2.4."),
+            "{e}"
+        );
+        assert!(e.contains("--tls-cert"), "{e}");
+        assert_eq!(std::fs::read(&first.cert).unwrap(), made);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -798,8 +798,14 @@ async fn bad_reports_get_a_4xx_that_says_why_and_store_nothing() {
         .collect();
     let mut big = newer.clone();
     big.packages = huge;
-    let (status, _) = s.put_inventory(&h.credential, &big).await;
+    let (status, body) = s.put_inventory(&h.credential, &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the request body is too large: at most")),
+        "{body}"
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&vec![b' '; 4 << 20]).unwrap();
     let resp = s
@@ -813,6 +819,11 @@ async fn bad_reports_get_a_4xx_that_says_why_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
 
     // What was stored is the last good inventory, whole.
     let (_, detail) = s
