@@ -192,6 +192,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Arc::clone(&stop),
     ));
 
+    eprintln!("demo: a policy, a baseline, an exemption, the procedure and a report schedule");
+    plan_the_fleet(&admin).await?;
     eprintln!("demo: approving the security updates and starting a pilot rollout");
     start_pilot(&admin).await?;
 
@@ -900,6 +902,81 @@ async fn carry_out(
     )
     .await?;
     put_inventory(http, base, h).await
+}
+
+// ---------------------------------------------------------------------------
+// Planning.
+
+/// What a newcomer finds on the planning pages, each true of the demo's
+/// fleet: a Patch Tuesday policy with a nightly window for the simulated
+/// desktops and laptops, a baseline for the servers raising them to the
+/// first security update offered, an exemption for the second one on the
+/// servers, a published procedure, and a monthly report schedule.
+async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
+    let updates = api
+        .call(reqwest::Method::GET, "/api/v1/updates", None)
+        .await?;
+    let security: Vec<&Value> = updates
+        .as_array()
+        .map(|a| a.iter().filter(|u| u["security"] == true).collect())
+        .unwrap_or_default();
+    let mut calls = vec![
+        (
+            "/api/v1/policies/workstations".to_owned(),
+            json!({
+                "hosts": "tag = simulated and group != servers",
+                "security_only": true,
+                "schedule": "second tuesday of every month at 19:00",
+                "windows": [{"opens": "every day at 19:00", "hours": 11}],
+                "timezone": "UTC",
+                "reboot": "if-required",
+            }),
+        ),
+        (
+            "/api/v1/report-schedules/monthly".to_owned(),
+            json!({"when": "first monday of every month at 08:00"}),
+        ),
+        (
+            "/api/v1/procedure".to_owned(),
+            json!({"text": "Security updates are approved within one business day of their \
+                release, tried on the pilot ring (about 5% of the fleet, chosen across \
+                departments and models) and installed on every other host two business days \
+                later, inside the hosts' maintenance windows. Critical findings are fixed \
+                within 24 hours, High within 7 days, Medium within 30 days. A host that cannot \
+                take an update gets an exemption with a reason, a compensating control and an \
+                end date, approved by an approver. The patch team reviews each rollout after \
+                it ends, and management receives the compliance report on the first Monday \
+                of the month."}),
+        ),
+    ];
+    if let Some(first) = security.first() {
+        calls.push((
+            "/api/v1/baselines/servers".to_owned(),
+            json!({
+                "group": "servers",
+                "minimum": [{"package": first["name"], "version": first["candidate"]}],
+            }),
+        ));
+    }
+    if let Some(second) = security.get(1) {
+        let expires = Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30);
+        calls.push((
+            "/api/v1/exemptions/servers-vendor-freeze".to_owned(),
+            json!({
+                "group": "servers",
+                "package": second["name"],
+                "reason": "the line-of-business vendor certifies this package's updates first",
+                "control": "the servers' VLAN admits only the application's clients",
+                "expires": expires.to_string(),
+            }),
+        ));
+    }
+    for (path, body) in calls {
+        api.call(reqwest::Method::PUT, &path, Some(body))
+            .await
+            .with_context(|| format!("demo: {path}"))?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
