@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use maud::html;
 use serde_json::Value;
-use store::{AuditStore, RolloutStore};
+use store::RolloutStore;
 
 use super::{body, encode, order, page, text, when, Listing, PageResult, Viewer};
 use crate::api::HostsQuery;
@@ -134,10 +134,7 @@ pub(crate) async fn show(
     }
     history.sort_by_key(|h| std::cmp::Reverse(h.0));
     // The store reads oldest first: the newest 200 are the last ones.
-    let mut audit = state
-        .store
-        .audit_entries(Some(&format!("hosts/{id}")), 0, 10_000)
-        .await?;
+    let mut audit = super::subject_entries(&state, &format!("hosts/{id}")).await?;
     audit.drain(..audit.len().saturating_sub(200));
     let list: Vec<Value> = findings["findings"].as_array().cloned().unwrap_or_default();
     let mut packages = detail.packages.clone();

@@ -49,7 +49,7 @@ pub(crate) async fn audit(
             )
         }
         Some(s) => {
-            let all = state.store.audit_entries(Some(s), 0, 10_000).await?;
+            let all = super::subject_entries(&state, s).await?;
             let total = all.len();
             let end = total.saturating_sub((l.page() - 1) * PER_PAGE);
             let start = end.saturating_sub(PER_PAGE);
