@@ -52,9 +52,14 @@ pub(crate) enum RolloutsCommand {
         /// A script that says whether the host is healthy afterwards.
         #[arg(long)]
         health_check: Option<String>,
-        /// The policy whose maintenance windows apply.
+        /// The policy whose maintenance windows and schedule apply.
         #[arg(long)]
         policy: Option<String>,
+        /// When the first ring starts: `now`, `scheduled` (the policy's
+        /// next scheduled time, the default under a policy with a schedule)
+        /// or a time such as `2026-12-08T22:00:00Z`.
+        #[arg(long)]
+        start: Option<String>,
         /// Jobs not handed out within this many days are not.
         #[arg(long, default_value_t = 14)]
         expires_days: i64,
@@ -220,6 +225,7 @@ pub(crate) async fn rollouts(
             post_hook,
             health_check,
             policy,
+            start,
             expires_days,
             deadline_days,
             group_budgets,
@@ -256,6 +262,7 @@ pub(crate) async fn rollouts(
                 ("post_hook", post_hook.map(Value::from)),
                 ("health_check", health_check.map(Value::from)),
                 ("policy", policy.map(Value::from)),
+                ("start", start.map(Value::from)),
                 ("deadline_days", deadline_days.map(Value::from)),
             ] {
                 if let Some(v) = value {
