@@ -15,7 +15,9 @@
 //! lists before installing; dnf, zypper and apk jobs run one command that
 //! fetches, checks signatures and installs, and their failure output is read
 //! into a one-line reason. Only apt runs on a real system in this project's
-//! tests; the others are driven through captured command output.
+//! tests; no rpm or apk system runs here, so the others are driven through
+//! a stand-in whose output is written after the tools' own messages, not
+//! captured from them.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -2017,7 +2019,8 @@ mod tests {
     }
 
     /// An rpm or apk system: `rpm -qa` and apk's database tell what it has;
-    /// `dnf`, `zypper` and `apk` move it, or fail as captured from real ones.
+    /// `dnf`, `zypper` and `apk` move it, or fail with output written after
+    /// their messages.
     #[derive(Debug)]
     struct FakeOther {
         root: PathBuf,
@@ -2192,8 +2195,8 @@ mod tests {
             }]
         );
 
-        // A version the repositories do not have: dnf's own words, captured
-        // from dnf 4 on Rocky Linux 9.
+        // A version the repositories do not have, in the messages dnf 4
+        // prints (written after them: no dnf system runs here).
         dnf.fail = Some((
             1,
             "Last metadata expiration check: 0:41:12 ago on Tue 03 Dec 2024 09:14:02 AM UTC.\n\

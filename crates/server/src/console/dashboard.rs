@@ -193,7 +193,7 @@ async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> 
                     tr {
                         td { a href=(format!("/console/rollouts/{}", super::encode(&r.name))) { (r.name) } }
                         td { (r.status) }
-                        td { (super::deploy::bar(t.hosts, t.succeeded, t.failed, t.in_progress, t.rolled_back)) }
+                        td { (super::deploy::bar(t.hosts, (t.succeeded, t.failed, t.in_progress, t.rolled_back), None)) }
                         td class="num" { (t.succeeded) }
                         td class="num" { (t.failed) }
                         td class="num" { (t.hosts) }

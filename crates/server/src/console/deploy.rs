@@ -26,10 +26,10 @@ use crate::auth::{Approver, Operator};
 use crate::error::ApiError;
 use crate::{rollouts, AppState};
 
-/// Hosts, succeeded, failed, in progress and rolled back, over a rollout's
-/// rings.
-fn totals(r: &Value) -> (usize, usize, usize, usize, usize) {
-    let mut t = (0, 0, 0, 0, 0);
+/// Hosts, succeeded, failed, in progress, rolled back and exempt, over a
+/// rollout's rings.
+fn totals(r: &Value) -> (usize, usize, usize, usize, usize, usize) {
+    let mut t = (0, 0, 0, 0, 0, 0);
     for ring in r["rings"].as_array().into_iter().flatten() {
         let n = |k: &str| {
             ring[k]
@@ -41,12 +41,18 @@ fn totals(r: &Value) -> (usize, usize, usize, usize, usize) {
         t.2 += n("failed");
         t.3 += n("in_progress");
         t.4 += n("rolled_back");
+        t.5 += n("exempt");
     }
     t
 }
 
-/// A progress bar with its numbers as its accessible name.
-pub(crate) fn bar(hosts: usize, ok: usize, failed: usize, running: usize, back: usize) -> Markup {
+/// A progress bar with its numbers as its accessible name (the exempt
+/// hosts where the plan was made to know them).
+pub(crate) fn bar(
+    hosts: usize,
+    (ok, failed, running, back): (usize, usize, usize, usize),
+    exempt: Option<usize>,
+) -> Markup {
     let pct = |n: usize| {
         if hosts == 0 {
             0.0
@@ -55,7 +61,8 @@ pub(crate) fn bar(hosts: usize, ok: usize, failed: usize, running: usize, back: 
         }
     };
     let label = format!(
-        "{ok} of {hosts} succeeded, {failed} failed, {running} in progress, {back} rolled back"
+        "{ok} of {hosts} succeeded, {failed} failed, {running} in progress, {back} rolled back{}",
+        exempt.map_or(String::new(), |n| format!(", {n} exempt"))
     );
     html! {
         div class="bar" role="img" aria-label=(label) title=(label) {
@@ -292,15 +299,15 @@ pub(crate) async fn create(
 
 /// The part of a rollout's page that changes while it runs.
 fn progress(r: &Value) -> Markup {
-    let (hosts, ok, failed, running, back) = totals(r);
+    let (hosts, ok, failed, running, back, exempt) = totals(r);
     html! {
         p {
             "Status: " strong data-test="status" { (text(&r["status"])) }
             @if let Some(h) = r["halt"].as_str() { " · " span class="bad" { (h) } }
             @if r["complete"] == true { " · every host is done" }
         }
-        (bar(hosts, ok, failed, running, back))
-        p class="muted" { (ok) " succeeded, " (failed) " failed, " (running) " in progress, " (back) " rolled back, of " (hosts) " hosts" }
+        (bar(hosts, (ok, failed, running, back), Some(exempt)))
+        p class="muted" { (ok) " succeeded, " (failed) " failed, " (running) " in progress, " (back) " rolled back, " (exempt) " exempt, of " (hosts) " hosts" }
         table {
             thead { tr {
                 th scope="col" { "Ring" } th scope="col" { "State" } th scope="col" { "Why" }
