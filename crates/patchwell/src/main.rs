@@ -68,7 +68,7 @@ enum Command {
         #[command(flatten)]
         connection: admin::Connection,
         #[command(subcommand)]
-        command: rollout_cli::RolloutsCommand,
+        command: Box<rollout_cli::RolloutsCommand>,
     },
     /// Deferral requests: users ask to put a host's updates off, approvers
     /// grant or refuse.
@@ -425,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollouts {
             connection,
             command,
-        } => runtime()?.block_on(rollout_cli::rollouts(connection, command)),
+        } => runtime()?.block_on(rollout_cli::rollouts(connection, *command)),
         Command::Deferrals {
             connection,
             command,
