@@ -423,6 +423,9 @@ pub struct Input<'a> {
     /// A host not seen for this long is offline: it picks its job up at its
     /// next check-in.
     pub offline_after: SignedDuration,
+    /// Per ring, why what it installs is not approved for it (`None`, or
+    /// no entry: nothing held).
+    pub unapproved: &'a [Option<String>],
     /// Now.
     pub now: Timestamp,
 }
@@ -459,6 +462,12 @@ pub enum RingWait {
     Scheduled {
         /// When it starts.
         at: Timestamp,
+    },
+    /// What the ring would install is not approved for it (an approval
+    /// scoped to other rings, or a decline since).
+    NotApproved {
+        /// Why, naming the updates.
+        reason: String,
     },
 }
 
@@ -674,6 +683,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         budget,
         group_budgets,
         offline_after,
+        unapproved,
         now,
     } = *input;
     let mut counts = vec![Counts::default(); rings.len()];
@@ -763,6 +773,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 }
             }
         };
+        let blocked = blocked.or_else(|| {
+            let reason = state_unapproved(unapproved, i).filter(|_| started.is_none())?;
+            Some(RingWait::NotApproved { reason })
+        });
         let blocked = blocked.or_else(|| {
             (started.is_none()
                 && ring.manual_approval
@@ -1052,6 +1066,11 @@ impl std::fmt::Display for Plan {
     }
 }
 
+/// Ring `i`'s reason for being held for lack of approval, if any.
+fn state_unapproved(unapproved: &[Option<String>], i: usize) -> Option<String> {
+    unapproved.get(i).cloned().flatten()
+}
+
 fn wait_text(w: &RingWait) -> String {
     match w {
         RingWait::Gate {
@@ -1082,6 +1101,7 @@ fn wait_text(w: &RingWait) -> String {
         RingWait::Approval => "a person must approve its start".into(),
         RingWait::Halted => "the rollout is halted".into(),
         RingWait::Scheduled { at } => format!("the rollout is scheduled to start at {at}"),
+        RingWait::NotApproved { reason } => reason.clone(),
     }
 }
 
@@ -1229,8 +1249,56 @@ mod tests {
             budget,
             group_budgets: &[],
             offline_after: SignedDuration::from_hours(24),
+            unapproved: &[],
             now: t(now),
         })
+    }
+
+    #[test]
+    fn a_ring_waits_until_what_it_installs_is_approved_for_it() {
+        let targets = vec![
+            target(
+                "p1",
+                0,
+                Progress::Succeeded {
+                    at: t("2026-12-04T12:00:00Z"),
+                },
+            ),
+            target("b1", 1, Progress::NotStarted),
+        ];
+        let rings = classic_rings();
+        let held = [
+            None,
+            Some("libssl3=3.0.16-1~deb12u1 is approved for ring pilot only".to_owned()),
+        ];
+        let input = |unapproved: &'_ [Option<String>]| {
+            plan(&Input {
+                rings: &rings,
+                targets: &targets,
+                state: &state(Some("2026-12-04T09:00:00Z")),
+                calendar: &calendar(),
+                budget: Budget::Unlimited,
+                group_budgets: &[],
+                offline_after: SignedDuration::from_hours(24),
+                unapproved,
+                now: t("2026-12-21T09:00:00Z"),
+            })
+        };
+        // The pilot passed and the wait is over: only the approval holds.
+        let p = input(&held);
+        assert_eq!(
+            p.rings[1].state,
+            RingState::Waiting(RingWait::NotApproved {
+                reason: "libssl3=3.0.16-1~deb12u1 is approved for ring pilot only".into()
+            })
+        );
+        assert_eq!(
+            p.hosts[1].action.describe(),
+            "its ring broad has not started: libssl3=3.0.16-1~deb12u1 is approved for ring pilot only"
+        );
+        assert!(!p.complete);
+        let p = input(&[]);
+        assert!(matches!(p.hosts[1].action, Action::Start { .. }));
     }
 
     #[test]
@@ -1494,6 +1562,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
                 budget: Budget::Unlimited,
                 group_budgets: &[],
                 offline_after: SignedDuration::from_hours(24),
+                unapproved: &[],
                 now: t("2026-12-04T10:00:00Z"),
             })
         };
@@ -1556,6 +1625,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
             budget: Budget::Unlimited,
             group_budgets: &[],
             offline_after: SignedDuration::from_hours(24),
+            unapproved: &[],
             now: t("2026-12-10T09:00:00Z"),
         });
         assert_eq!(lenient.rings[1].state, RingState::Running { started: None });
@@ -1641,6 +1711,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
             budget: Budget::Hosts(3),
             group_budgets: &budgets,
             offline_after: SignedDuration::from_hours(24),
+            unapproved: &[],
             now: t("2026-12-04T10:00:00Z"),
         });
         let actions: Vec<String> = p.hosts.iter().map(|h| h.action.describe()).collect();

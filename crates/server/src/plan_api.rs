@@ -167,6 +167,7 @@ where
         .put_plan_object(D::KIND, &name, &body, &why, at)
         .await?;
     tracing::info!(kind = D::KIND, name = %name, by = %caller.username, "Planning object stored.");
+    crate::rollouts::plans_changed(&state);
     let stored = PlanObject {
         kind: D::KIND.to_owned(),
         name,
@@ -200,7 +201,10 @@ where
         .delete_plan_object(D::KIND, &name, &why, now(&state))
         .await?
     {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
+        Some(_) => {
+            crate::rollouts::plans_changed(&state);
+            Ok(StatusCode::NO_CONTENT)
+        }
         None => Err(ApiError::not_found(format!("{} {name} not found", D::WHAT))),
     }
 }
@@ -274,6 +278,7 @@ pub(crate) async fn put_setting(
         .store
         .put_plan_object("settings", &name, &canonical.to_string(), &why, now(&state))
         .await?;
+    crate::rollouts::plans_changed(&state);
     show_setting(State(state), Reader(caller), Path(name)).await
 }
 

@@ -344,6 +344,9 @@ pub struct Deploy {
     /// Rollouts to advance once their scheduled start comes (those created
     /// since the server started; the executor's sweep finds the others).
     starts: Mutex<Vec<(Timestamp, String)>>,
+    /// A planning object changed (an approval, a policy, an exemption):
+    /// every running rollout is planned again at the next pass.
+    rescan: std::sync::atomic::AtomicBool,
     /// The step writer's queue.
     steps: OnceLock<mpsc::Sender<StepBatch>>,
     /// The executor, once started.
@@ -404,6 +407,16 @@ impl Deploy {
     fn mark(&self, rollout: &str) {
         lock(&self.dirty).insert(rollout.to_owned());
     }
+}
+
+/// Says a planning object changed: the executor plans every running
+/// rollout again at its next pass (within a second), since an approval, a
+/// policy's window or an exemption may start or hold a host.
+pub(crate) fn plans_changed(state: &AppState) {
+    state
+        .deploy
+        .rescan
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The jobs waiting for a host, for its heartbeat: none past its expiry,
@@ -530,7 +543,11 @@ async fn executor(state: AppState) {
                 !due
             });
         }
-        if n.is_multiple_of(30) {
+        let changed = state
+            .deploy
+            .rescan
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if changed || n.is_multiple_of(30) {
             match state.store.rollouts().await {
                 Ok(all) => names.extend(
                     all.into_iter()
@@ -613,6 +630,53 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
         }),
         audiences: &notify::AUDIENCES,
     }
+}
+
+/// For a rollout of approved updates, why each ring may not start: the
+/// frozen versions whose approval is scoped to other rings, or that a
+/// person declined since (`None`: nothing held). A version with no decision
+/// is not held: it was named by version when the rollout was created.
+async fn unapproved(
+    state: &AppState,
+    spec: &Spec,
+    rings: &[Ring],
+) -> ApiResult<Vec<Option<String>>> {
+    if spec.updates != "approved" {
+        return Ok(Vec::new());
+    }
+    let decisions: HashMap<String, ApprovalDoc> = crate::plan_api::docs::<ApprovalDoc>(state)
+        .await?
+        .into_iter()
+        .map(|(o, d)| (o.name, d))
+        .collect();
+    Ok(rings
+        .iter()
+        .map(|ring| {
+            let mut why: Vec<String> = Vec::new();
+            for f in &spec.packages {
+                let title = format!("{}={}", f.name, f.version);
+                match decisions.get(&title) {
+                    Some(d) if d.verdict == "decline" => why.push(format!(
+                        "{title} was declined by {}",
+                        d.by.as_deref().unwrap_or("a person")
+                    )),
+                    Some(d) if !d.rings.is_empty() && !d.rings.contains(&ring.name) => why.push(
+                        format!("{title} is approved for ring {} only", d.rings.join(", ")),
+                    ),
+                    _ => {}
+                }
+            }
+            match why.len() {
+                0 => None,
+                1 => why.pop(),
+                n => Some(format!(
+                    "{n} updates are not approved for ring {}: {}",
+                    ring.name,
+                    why.join("; ")
+                )),
+            }
+        })
+        .collect())
 }
 
 /// The decisions on updates by title (`name=version`): true approved,
@@ -1158,6 +1222,7 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         offline_after: SignedDuration::from_secs(
             i64::try_from(state.config.checkin_interval.as_secs()).unwrap_or(900) * 3,
         ),
+        unapproved: &unapproved(state, &spec, &rings).await?,
         now: at,
     });
     Ok(Loaded {

@@ -3004,6 +3004,89 @@ async fn a_rollout_under_a_scheduled_policy_starts_at_the_policy_s_next_time() {
     assert_eq!(s.jobs(&host).await.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_approved_for_the_pilot_only_holds_the_next_ring_until_approved_for_it() {
+    let s = spawn(Config::default()).await;
+    let mut hosts = Vec::new();
+    for name in ["pilot-1", "web-2"] {
+        let host = s.enrolled(name).await;
+        let inv = host_offering(name, s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+        s.put_inventory(&host.credential, &inv).await;
+        hosts.push(host);
+    }
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{}/attributes", hosts[0].host_id),
+            Some(json!({"tags": ["pilot"]})),
+        )
+        .await;
+    assert!(status.is_success());
+    let title = "libssl3=3.0.16-1~deb12u1";
+    let approve =
+        |rings: Value| json!({"verdict": "approve", "rings": rings, "comment": "tried in the lab"});
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/approvals/{title}"),
+            Some(approve(json!(["pilot"]))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r1", "reason": "monthly", "updates": "approved",
+                        "rings": [{"name": "pilot", "size": "1"},
+                                  {"name": "broad", "size": "rest", "wait_business_days": 0}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let jobs = s.jobs(&hosts[0]).await;
+    assert_eq!(jobs.len(), 1, "the pilot may have it");
+    s.steps(
+        &hosts[0],
+        &jobs[0].id,
+        &[
+            ("received", None),
+            ("installed", Some(("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"))),
+            ("succeeded", None),
+        ],
+    )
+    .await;
+    // The pilot passed; the broad ring waits for the approval to reach it.
+    let body = s
+        .rollout_until("r1", |b| b["rings"][0]["state"] == "passed")
+        .await;
+    assert_eq!(
+        body["rings"][1]["reason"],
+        format!("waiting: {title} is approved for ring pilot only"),
+        "{body}"
+    );
+    assert!(s.jobs(&hosts[1]).await.is_empty());
+    // Approved for every ring: the broad ring starts within a second.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/api/v1/approvals/{title}"),
+            Some(approve(json!([]))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.rollout_until("r1", |b| {
+        b["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["progress"] != "not_started")
+    })
+    .await;
+    assert_eq!(s.jobs(&hosts[1]).await.len(), 1);
+}
+
 /// Python's standard SMTP server (`smtpd`, Python 3.11) on a free port,
 /// printing every mail it receives to a file.
 struct MailRelay {
