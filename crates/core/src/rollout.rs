@@ -1302,6 +1302,51 @@ mod tests {
     }
 
     #[test]
+    fn the_gate_needs_its_minimum_of_hosts_whatever_the_share() {
+        let done = || Progress::Succeeded {
+            at: t("2026-12-04T12:00:00Z"),
+        };
+        let mut targets: Vec<Target> = (0..10)
+            .map(|i| target(&format!("p{i}"), 0, Progress::NotStarted))
+            .collect();
+        targets.push(target("b1", 1, Progress::NotStarted));
+        let mut rings = classic_rings();
+        rings[0].gate_success_percent = 10;
+        rings[0].gate_min_hosts = 3;
+        rings[1].wait_business_days = 0;
+        let run = |targets: &[Target]| {
+            plan(&Input {
+                rings: &rings,
+                targets,
+                state: &state(Some("2026-12-04T09:00:00Z")),
+                calendar: &calendar(),
+                budget: Budget::Unlimited,
+                group_budgets: &[],
+                offline_after: SignedDuration::from_hours(24),
+                unapproved: &[],
+                now: t("2026-12-04T13:00:00Z"),
+            })
+        };
+        // 10% of ten is one host; the minimum asks for three.
+        targets[0].progress = done();
+        targets[1].progress = done();
+        assert_eq!(
+            run(&targets).rings[1].state,
+            RingState::Waiting(RingWait::Gate {
+                ring: "pilot".into(),
+                succeeded: 2,
+                needed: 3,
+                unhealthy: 0,
+            })
+        );
+        targets[2].progress = done();
+        assert!(matches!(
+            run(&targets).rings[1].state,
+            RingState::Running { .. }
+        ));
+    }
+
+    #[test]
     fn a_scheduled_rollout_starts_at_its_time() {
         let targets = vec![
             target("p1", 0, Progress::NotStarted),

@@ -2958,7 +2958,8 @@ async fn a_rollout_under_a_scheduled_policy_starts_at_the_policy_s_next_time() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let create = |name: &str, start: Option<&str>| {
         let mut body = json!({"name": name, "reason": "June updates", "packages": ["libssl3"],
-                              "policy": "patch-tuesday", "rings": [{"name": "all", "size": "rest"}]});
+                              "policy": "patch-tuesday", "deadline_days": 14,
+                              "rings": [{"name": "all", "size": "rest"}]});
         if let Some(start) = start {
             body["start"] = json!(start);
         }
@@ -3001,7 +3002,27 @@ async fn a_rollout_under_a_scheduled_policy_starts_at_the_policy_s_next_time() {
         .rollout_until("june", |b| b["hosts"][0]["progress"] == "assigned")
         .await;
     assert_eq!(body["rings"][0]["state"], "running", "{body}");
-    assert_eq!(s.jobs(&host).await.len(), 1);
+    let jobs = s.jobs(&host).await;
+    assert_eq!(jobs.len(), 1);
+    // Installed an hour after the start: the review's clocks run from the
+    // first ring's start, and the deadline (14 days from creation) is met.
+    s.advance(3600);
+    s.steps(
+        &host,
+        &jobs[0].id,
+        &[
+            ("received", None),
+            ("installed", Some(("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"))),
+            ("succeeded", None),
+        ],
+    )
+    .await;
+    s.rollout_until("june", |b| b["status"] == "complete").await;
+    let (_, review) = s.get("/api/v1/rollouts/june/review").await;
+    assert_eq!(review["succeeded"], 1, "{review}");
+    assert_eq!(review["seconds_to_50_percent"], 3600, "{review}");
+    assert_eq!(review["seconds_to_95_percent"], 3600, "{review}");
+    assert_eq!(review["deadline_met"], true, "{review}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
