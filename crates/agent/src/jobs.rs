@@ -2371,6 +2371,41 @@ mod tests {
         assert_eq!(runner.0.commands().len(), 1);
     }
 
+    #[test]
+    fn a_failing_health_check_fails_the_job_after_installing_and_says_so() {
+        let s = setup("health", &OLD);
+        let mut the_job = job("j1", JobKind::Install, packages(&NEW));
+        the_job.health_check = Some("systemctl is-active --quiet nginx".into());
+        let runner = FailingSh(FakeApt::new(s.root.dir()));
+        run_jobs(
+            &s.server,
+            &s.state,
+            &s.root,
+            &runner,
+            &enrollment(),
+            &[the_job.sign(&key())],
+            &clock(),
+        )
+        .unwrap();
+        let journal = s.journal("j1");
+        let steps: Vec<Step> = journal.reports.iter().map(|r| r.step).collect();
+        // Installed and verified, then the check failed: the job fails with
+        // the check named first, which the server counts as unhealthy.
+        assert!(steps.contains(&Step::Installed), "{steps:?}");
+        assert_eq!(steps[steps.len() - 2..], [Step::Verifying, Step::Failed]);
+        let last = journal.reports.last().unwrap();
+        assert_eq!(last.exit_code, Some(3));
+        let message = last.message.as_deref().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "{}: `sh -c systemctl is-active --quiet nginx` failed (exit code 3)",
+                protocol::job::HEALTH_CHECK
+            )),
+            "{message}"
+        );
+        assert_eq!(installed_now(&s), triples(&NEW), "the install is kept");
+    }
+
     /// The fake apt, with `sh` failing as `exit 3` would.
     #[derive(Debug)]
     struct FailingSh(FakeApt);
