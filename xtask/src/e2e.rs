@@ -84,27 +84,36 @@ fn mirror(suite: &str) -> Result<String> {
 
 /// The installed versions of a root's packages, from its dpkg database.
 pub fn installed_versions(root: &Path) -> Result<BTreeMap<String, String>> {
-    let path = root.join("var/lib/dpkg/status");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for para in text.split("\n\n") {
-        let field = |name: &str| {
-            para.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": ").map(str::to_owned))
-        };
-        let installed = field("Status").is_some_and(|s| s.ends_with(" installed"));
-        if let (true, Some(name), Some(version)) = (installed, field("Package"), field("Version")) {
-            let arch = field("Architecture").unwrap_or_default();
+    // dpkg's own answer, from the root's database.
+    let admindir = root.join("var/lib/dpkg");
+    let out = std::process::Command::new("dpkg-query")
+        .arg(format!("--admindir={}", admindir.display()))
+        .args([
+            "-W",
+            "-f=${Package}\t${Architecture}\t${Version}\t${db:Status-Status}\n",
+        ])
+        .output()
+        .context("running dpkg-query")?;
+    if !out.status.success() {
+        bail!(
+            "dpkg-query --admindir={} failed: {}",
+            admindir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut versions = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let [name, arch, version, "installed"] = fields[..] {
             let key = if arch == "all" {
-                name
+                name.to_owned()
             } else {
                 format!("{name}:{arch}")
             };
-            out.insert(key, version);
+            versions.insert(key, version.to_owned());
         }
     }
-    Ok(out)
+    Ok(versions)
 }
 
 fn build_root(dir: &Path) -> Result<()> {
