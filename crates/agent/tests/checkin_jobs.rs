@@ -30,6 +30,9 @@ struct Request {
     method: String,
     path: String,
     authorization: Option<String>,
+    /// Whether it came gzip-encoded, and its size on the wire.
+    gzip: bool,
+    wire: usize,
     body: Vec<u8>,
 }
 
@@ -72,6 +75,7 @@ fn serve(
                 }
                 let mut body = vec![0; length];
                 reader.read_exact(&mut body).unwrap();
+                let wire = body.len();
                 if gzip {
                     let mut plain = Vec::new();
                     flate2::read::GzDecoder::new(&body[..])
@@ -83,6 +87,8 @@ fn serve(
                     method,
                     path,
                     authorization,
+                    gzip,
+                    wire,
                     body,
                 };
                 let (status, text) = answer(&request);
@@ -285,6 +291,21 @@ fn a_check_in_runs_its_job_reports_the_steps_and_sends_the_new_versions() {
             ("PATCH", "/api/v1/agent/inventory"),
         ]
     );
+    // Inventories and deltas travel compressed.
+    for r in requests
+        .iter()
+        .filter(|r| r.path == "/api/v1/agent/inventory")
+    {
+        assert!(r.gzip, "{} {} was sent uncompressed", r.method, r.path);
+        assert!(
+            r.wire < r.body.len(),
+            "{} {}: {} bytes on the wire for {} of JSON",
+            r.method,
+            r.path,
+            r.wire,
+            r.body.len()
+        );
+    }
     let steps: Vec<Step> = requests
         .iter()
         .filter(|r| r.path == "/api/v1/agent/jobs/job-1/steps")

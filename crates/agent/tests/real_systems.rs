@@ -204,6 +204,52 @@ fn inventory_of_a_real_debian_root_matches_dpkg_and_apt() {
     assert!(!inv.host.kernel.is_empty());
     assert!(inv.host.memory_bytes > 0);
     assert!(inv.host.cpu.count > 0);
+
+    // The root's own name and machine id, as its files say.
+    let file = |path: &str| {
+        std::fs::read_to_string(root.join(path))
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty() && t != "uninitialized")
+    };
+    let nodename = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(inv.host.hostname, file("etc/hostname").unwrap_or(nodename));
+    assert_eq!(inv.host.machine_id, file("etc/machine-id"));
+    // The machine's own disks, uptime and boot time, from /proc.
+    let rootfs = inv
+        .host
+        .disks
+        .iter()
+        .find(|d| d.mount_point == "/")
+        .expect("the root file system is listed");
+    assert!(
+        rootfs.size_bytes > 0 && rootfs.available_bytes <= rootfs.size_bytes,
+        "{rootfs:?}"
+    );
+    assert!(
+        !rootfs.fs_type.is_empty() && !rootfs.device.is_empty(),
+        "{rootfs:?}"
+    );
+    assert!(inv.host.uptime_seconds > 0);
+    let booted = inv.host.boot_time.as_second() + i64::try_from(inv.host.uptime_seconds).unwrap();
+    assert!(
+        (booted - inv.collected_at.as_second()).abs() <= 5,
+        "boot time {} plus uptime {} s is not the time of collection {}",
+        inv.host.boot_time,
+        inv.host.uptime_seconds,
+        inv.collected_at
+    );
+    // Loopback, with its address, from `ip -json addr`.
+    let lo = inv
+        .host
+        .interfaces
+        .iter()
+        .find(|i| i.name == "lo")
+        .expect("the loopback interface");
+    assert!(lo.addresses.iter().any(|a| a == "127.0.0.1/8"), "{lo:?}");
 }
 
 #[test]

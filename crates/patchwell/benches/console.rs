@@ -65,6 +65,8 @@ fn main() {
         let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("client");
         let setup = Instant::now();
         let first_host = Arc::new(std::sync::Mutex::new(String::new()));
+        let minimum: Vec<Value> = machine.packages.iter().take(50)
+            .map(|p| json!({"package": p.name, "version": p.version})).collect();
         if !reused {
         // Advisories: the apt lists' suites, verified with Debian's keyring.
         let mut lists: Vec<_> = std::fs::read_dir("/var/lib/apt/lists")
@@ -135,6 +137,19 @@ fn main() {
             println!("the fleet set up before ({} hosts) loaded in {:.0} s", hosts.as_array().map_or(0, Vec::len), setup.elapsed().as_secs_f64());
         }
 
+        // A baseline over every host (its compliance page reads them all),
+        // a policy and the procedure: stored again on a reused fleet.
+        call(&http, reqwest::Method::PUT, &format!("{url}/api/v1/groups/bench"), &admin,
+            Some(json!({"query": "tag = bench"}))).await;
+        call(&http, reqwest::Method::PUT, &format!("{url}/api/v1/baselines/bench"), &admin,
+            Some(json!({"group": "bench", "minimum": minimum}))).await;
+        call(&http, reqwest::Method::PUT, &format!("{url}/api/v1/policies/bench"), &admin,
+            Some(json!({"hosts": "tag = bench", "schedule": "second tuesday of every month at 22:00",
+                        "windows": [{"opens": "every day at 20:00", "hours": 8}]}))).await;
+        call(&http, reqwest::Method::PUT, &format!("{url}/api/v1/procedure"), &admin,
+            Some(json!({"text": "Patch within the deadlines of each class."}))).await;
+        let last_month = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date()
+            .first_of_month().yesterday().expect("a month before").strftime("%Y-%m").to_string();
         let session = call(&http, reqwest::Method::POST, &format!("{url}/api/v1/session"), "",
             Some(json!({"username": "admin", "password": std::fs::read_to_string(server.data.join("admin-password")).expect("password").trim()}))).await;
         let cookie = format!("patchwell_session={}", session["token"].as_str().expect("session"));
@@ -156,7 +171,18 @@ fn main() {
             "/console/rollouts/bench?page=100&sort=progress".to_owned(),
             "/console/audit".to_owned(),
             "/console/plans/approvals".to_owned(),
+            "/console/plans/baselines".to_owned(),
+            "/console/baselines/bench".to_owned(),
+            "/console/plans/exemptions".to_owned(),
+            "/console/plans/policies".to_owned(),
+            "/console/deferrals".to_owned(),
+            "/console/users".to_owned(),
+            "/console/procedure".to_owned(),
+            "/console/reports".to_owned(),
             "/console/reports/monthly".to_owned(),
+            format!("/console/reports/monthly?month={last_month}"),
+            "/console/reports/monthly.csv".to_owned(),
+            "/console/reports/monthly.pdf".to_owned(),
         ];
         // Right after a start the dashboard may answer that the fleet's
         // first posture is still being worked out: how long that answer

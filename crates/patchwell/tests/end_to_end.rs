@@ -239,6 +239,60 @@ fn a_host_enrolls_checks_in_is_found_and_can_be_revoked() {
     let none = admin(&server, &["hosts", "list", "--query", "os_version > 12"]);
     assert!(none.as_array().unwrap().is_empty());
 
+    // The list's filters, the fleet summaries and the unmanaged devices.
+    let count = |args: &[&str]| {
+        let mut all = vec!["hosts", "list"];
+        all.extend(args);
+        admin(&server, &all).as_array().unwrap().len()
+    };
+    assert_eq!(count(&["--os", "debian", "--os-version", "12"]), 1);
+    assert_eq!(count(&["--os", "rocky"]), 0);
+    assert_eq!(count(&["--group", "lab"]), 1);
+    assert_eq!(count(&["--group", "servers"]), 0);
+    assert_eq!(count(&["--reboot-required"]), 1);
+    assert_eq!(count(&["--stale"]), 0);
+    assert_eq!(count(&["--tag", "laptop"]), 0);
+    let releases = admin(&server, &["hosts", "summary"]);
+    assert_eq!(releases.as_array().unwrap().len(), 1, "{releases}");
+    assert!(
+        releases[0]["value"].as_str().unwrap().contains("debian"),
+        "{releases}"
+    );
+    assert_eq!(releases[0]["hosts"], 1);
+    let versions = admin(&server, &["packages", "versions", "apt"]);
+    assert_eq!(
+        versions,
+        serde_json::json!([{"value": "2.6.1", "hosts": 1}])
+    );
+    assert!(admin(&server, &["devices"]).is_array());
+
+    // A token revoked before use enrolls nobody.
+    let spare = admin(&server, &["tokens", "create"]);
+    admin(
+        &server,
+        &["tokens", "revoke", spare["id"].as_str().unwrap()],
+    );
+    let out = run(
+        &agent,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--token",
+            spare["token"].as_str().unwrap(),
+            "--state-dir",
+            server.data.join("spare-state").to_str().unwrap(),
+            "--root",
+            root_arg,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Enrolling twice from one state directory is refused.
     let out = run(
         &agent,
@@ -735,5 +789,110 @@ fn a_rollout_installs_security_updates_on_a_real_root_and_rolls_them_back() {
             "e2e: {} updates installed, {} rolled back, 0 failed",
             summary.installed, summary.installed
         )
+    );
+}
+
+/// The PostgreSQL server tests may create databases in: the URL of one of
+/// its databases. Required when `CI=true`.
+fn postgres_url() -> Option<String> {
+    match std::env::var("PATCHWELL_TEST_DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "PATCHWELL_TEST_DATABASE_URL is not set and CI=true"
+            );
+            eprintln!("skipping: set PATCHWELL_TEST_DATABASE_URL (cargo xtask ci sets it)");
+            None
+        }
+    }
+}
+
+/// Runs one statement with `psql`, returning what it printed (unaligned).
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .expect("psql runs (cargo xtask setup installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn given_a_database_url_the_server_keeps_the_fleet_in_postgresql() {
+    let Some(admin_url) = postgres_url() else {
+        return;
+    };
+    let Some(root) = test_root() else { return };
+    let name = format!("patchwell_e2e_{}", std::process::id());
+    psql(
+        &admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    psql(&admin_url, &format!("CREATE DATABASE {name}"));
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
+    let url = format!(
+        "{}/{name}{}",
+        &base[..base.rfind('/').unwrap()],
+        query.map_or(String::new(), |q| format!("?{q}"))
+    );
+    {
+        let server = start_server(&["--plain-http", "--database-url", &url], "http");
+        let agent = bin("patchwell-agent");
+        let state = server.data.join("agent-state");
+        let token = admin(&server, &["tokens", "create"])["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for args in [
+            vec!["enroll", "--server", &server.url, "--token", &token],
+            vec!["run", "--once"],
+        ] {
+            let mut all = args.clone();
+            all.extend([
+                "--state-dir",
+                state.to_str().unwrap(),
+                "--root",
+                root.to_str().unwrap(),
+            ]);
+            let out = run(&agent, &all);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let hosts = admin(&server, &["hosts", "list"]);
+        assert_eq!(hosts.as_array().unwrap().len(), 1, "{hosts}");
+        // The SQLite file the embedded default would make is not there.
+        assert!(!server.data.join("patchwell.db").exists());
+    }
+    // What the server stored is in PostgreSQL: the host, its packages and
+    // the schema's version, as PostgreSQL itself answers.
+    assert_eq!(
+        psql(&url, "SELECT os_id || ' ' || os_version FROM hosts").trim(),
+        "debian 12"
+    );
+    let packages: usize = psql(
+        &url,
+        "SELECT count(*) FROM package_set_rows r JOIN hosts h ON h.package_set = r.set_id",
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let own: usize = psql(&url, "SELECT count(*) FROM host_packages WHERE present = 1")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(packages + own > 50, "{packages} set rows, {own} own rows");
+    psql(
+        &admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
 }

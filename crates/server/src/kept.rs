@@ -100,10 +100,12 @@ impl<T: Send + Sync + 'static> Kept<T> {
         self.run(key, now, work).await
     }
 
-    /// As [`Kept::get`], except when nothing is kept yet (a large fleet just
-    /// loaded): then the first working out, begun here in the background
-    /// if it is not under way already, is waited for at most `patience`,
-    /// and none is given if it is still going.
+    /// As [`Kept::get`], waiting at most `patience`: the working out, when
+    /// one is needed, goes on in the background, and the caller gets what
+    /// was kept before (dated) if it is not done by then, or none when
+    /// nothing was kept yet (a large fleet just loaded). So a page never
+    /// waits for a working out that the last one, made on a smaller fleet,
+    /// predicted to be quick.
     pub(crate) async fn get_within<F, Fut>(
         self: &Arc<Self>,
         key: u64,
@@ -116,27 +118,19 @@ impl<T: Send + Sync + 'static> Kept<T> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ApiResult<T>> + Send + 'static,
     {
-        if self.kept().is_none() {
-            // Worked out in the background, as `get` does it (one at a
-            // time, and not again once kept), and waited for as long as the
-            // caller's patience; it keeps its result when done.
-            let me = Arc::clone(self);
-            let mut task = tokio::spawn(async move {
-                let done = me.get(key, now, keep, work).await.map(|_| ());
-                if let Err(e) = &done {
-                    tracing::warn!("working out a kept result: {}", e.message());
-                }
-                done
-            });
-            return match tokio::time::timeout(patience, &mut task).await {
-                Ok(joined) => {
-                    joined.map_err(ApiError::internal)??;
-                    Ok(self.kept().map(|(_, at, value)| (at, value)))
-                }
-                Err(_) => Ok(None),
-            };
+        let before = self.kept();
+        let me = Arc::clone(self);
+        let mut task = tokio::spawn(async move {
+            let done = me.get(key, now, keep, work).await;
+            if let Err(e) = &done {
+                tracing::warn!("working out a kept result: {}", e.message());
+            }
+            done
+        });
+        match tokio::time::timeout(patience, &mut task).await {
+            Ok(joined) => joined.map_err(ApiError::internal)?.map(Some),
+            Err(_) => Ok(before.map(|(_, at, value)| (at, value))),
         }
-        self.get(key, now, keep, work).await.map(Some)
     }
 
     fn kept(&self) -> Option<(u64, Timestamp, Arc<T>)> {
@@ -291,5 +285,43 @@ mod tests {
             "what the work under way kept"
         );
         assert_eq!(task.await.unwrap().unwrap(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_working_out_predicted_quick_but_slow_is_not_waited_for_past_the_patience() {
+        let kept: Arc<Kept<u32>> = Arc::default();
+        let keep = SignedDuration::from_secs(60);
+        // Kept from a quick working out (an empty fleet at start).
+        let first = kept
+            .get_within(1, at(100), keep, Duration::from_secs(5), || async { Ok(1) })
+            .await
+            .unwrap();
+        assert_eq!(first.map(|(_, v)| *v), Some(1));
+        // The fleet grew: the next working out is slow. The caller gets the
+        // one kept, dated, after its patience, and the new one is kept
+        // when done.
+        let stale = kept
+            .get_within(2, at(200), keep, Duration::from_millis(20), || async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                Ok(2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stale.map(|(t, v)| (t, *v)), Some((at(100), 1)));
+        let mut later = None;
+        for _ in 0..100 {
+            later = kept
+                .get_within(2, at(201), keep, Duration::from_millis(20), || async {
+                    Ok(3)
+                })
+                .await
+                .unwrap()
+                .map(|(t, v)| (t, *v));
+            if later.is_some_and(|(_, v)| v != 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(later, Some((at(200), 2)), "what the slow working out kept");
     }
 }

@@ -561,14 +561,41 @@ pub(crate) async fn baseline_compliance(
         .store
         .list_hosts(&HostFilter::default(), at, state.config.stale_after)
         .await?;
+    // The group's hosts, and of their packages only those the baseline
+    // names, read for all of them at once.
+    let members: Vec<(HostRecord, Vec<String>)> = hosts
+        .into_iter()
+        .filter_map(|h| {
+            let groups = planning.groups_of(&state, &h);
+            groups.contains(&doc.group).then_some((h, groups))
+        })
+        .collect();
+    let named: Vec<&str> = baseline
+        .requirements
+        .iter()
+        .filter_map(|r| match r {
+            Requirement::AtLeast { package, .. } => Some(package.as_str()),
+            Requirement::Fixed { .. } => None,
+        })
+        .chain(baseline.ceilings.iter().map(|(p, _)| p.as_str()))
+        .collect();
+    let mut packages_by_host: HashMap<String, Vec<protocol::Package>> = HashMap::new();
+    if !named.is_empty() {
+        let ids: Vec<String> = members.iter().map(|(h, _)| h.id.clone()).collect();
+        let names = store::PackageNames {
+            names: &named,
+            prefixes: &[],
+        };
+        for (host, p) in state.store.packages_of(&ids, &names).await? {
+            if named.contains(&p.name.as_str()) {
+                packages_by_host.entry(host).or_default().push(p);
+            }
+        }
+    }
     let mut rows = Vec::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
-    for h in hosts {
-        let groups = planning.groups_of(&state, &h);
-        if !groups.contains(&doc.group) {
-            continue;
-        }
-        let packages = state.store.packages(&h.id).await?;
+    for (h, groups) in members {
+        let packages = packages_by_host.remove(&h.id).unwrap_or_default();
         let scheme = packages
             .first()
             .map_or(versions::Ecosystem::Deb, |p| scheme_of(p.manager));

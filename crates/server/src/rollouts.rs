@@ -2049,7 +2049,67 @@ impl Tally {
 }
 
 async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
-    Ok(review_json(&load_and_plan(state, name).await?))
+    // What was recorded is enough: no plan is made (a rollout's plan reads
+    // every host of the fleet).
+    let record = state
+        .store
+        .rollout(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("rollout {name} not found")))?;
+    let (spec, doc) = parse_spec(&record)?;
+    let hosts = state.store.rollout_lines(name).await?;
+    let failed: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.progress.ends_with("failed"))
+        .map(|h| h.host_id.clone())
+        .collect();
+    let names: HashMap<String, String> = if failed.is_empty() {
+        HashMap::new()
+    } else {
+        state
+            .store
+            .list_hosts(
+                &HostFilter {
+                    include_revoked: true,
+                    ids: Some(failed),
+                    ..HostFilter::default()
+                },
+                now(state),
+                state.config.stale_after,
+            )
+            .await?
+            .into_iter()
+            .map(|h| (h.id, h.hostname))
+            .collect()
+    };
+    Ok(review_json(&Recorded {
+        record: &record,
+        spec: &spec,
+        doc: &doc,
+        hosts: &hosts,
+        names: &names,
+    }))
+}
+
+/// What a rollout's review is made from: what was recorded of it.
+struct Recorded<'a> {
+    record: &'a RolloutRecord,
+    spec: &'a Spec,
+    doc: &'a StateDoc,
+    hosts: &'a [RolloutHostRecord],
+    names: &'a HashMap<String, String>,
+}
+
+impl<'a> From<&'a Loaded> for Recorded<'a> {
+    fn from(l: &'a Loaded) -> Self {
+        Recorded {
+            record: &l.record,
+            spec: &l.spec,
+            doc: &l.doc,
+            hosts: &l.hosts,
+            names: &l.names,
+        }
+    }
 }
 
 /// The rollout as shown (its hosts apart, typed) and its review, from one
@@ -2061,11 +2121,11 @@ pub(crate) async fn shown_and_reviewed(
 ) -> ApiResult<(Value, Value, Vec<ShownHost>)> {
     let l = load_and_plan(state, name).await?;
     let hosts = shown_hosts(&l).into_iter().map(|(h, _)| h).collect();
-    Ok((show_head_json(&l), review_json(&l), hosts))
+    Ok((show_head_json(&l), review_json(&Recorded::from(&l)), hosts))
 }
 
-fn review_json(l: &Loaded) -> Value {
-    let tally = Tally::of(&l.hosts);
+fn review_json(l: &Recorded<'_>) -> Value {
+    let tally = Tally::of(l.hosts);
     let targets = l.hosts.len();
     let start = l
         .doc

@@ -1698,6 +1698,57 @@ async fn a_feed_is_fetched_from_a_url_with_its_signature() {
 }
 
 #[tokio::test]
+async fn every_agent_route_wants_a_live_host_credential() {
+    use server::openapi::{Auth, ROUTES};
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("checked").await;
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/hosts/{}/revoke", host.host_id),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let mut checked = 0;
+    for &(method, path, auth, _) in ROUTES {
+        if auth != Auth::Host {
+            continue;
+        }
+        let concrete = path.replace(['{', '}'], "");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        // No credential, an admin's token, a made-up one: not a host.
+        for credential in [None, Some(s.admin.as_str()), Some("pwh_not-a-credential")] {
+            let (status, body) = s
+                .call(credential, method.clone(), &concrete, Some(json!({})))
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {credential:?}: {body}"
+            );
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{body}"
+            );
+        }
+        // A revoked host's: known, and refused.
+        let (status, body) = s
+            .call(
+                Some(&host.credential),
+                method.clone(),
+                &concrete,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_eq!(body["error"], "this host's enrollment was revoked");
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "the agent routes");
+}
+
+#[tokio::test]
 async fn every_route_checks_the_role_of_its_caller() {
     use patchwell_core::people::Role;
     use server::openapi::{Auth, ROUTES};

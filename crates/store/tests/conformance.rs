@@ -1615,6 +1615,28 @@ async fn sqlite_migrations_run_once_and_refuse_a_newer_schema() {
 }
 
 #[tokio::test]
+async fn the_embedded_database_is_one_file_in_wal_mode() {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!("patchwell-wal-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let store = Store::open_sqlite(&dir, at(0)).await.unwrap();
+    enrolled(&store, &["h1"]).await;
+    // Another connection to the same file: the mode is the file's.
+    let url = format!("sqlite://{}", dir.join("patchwell.db").display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.ok();
+    store.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
 async fn postgres_migrations_run_once_and_refuse_a_newer_schema() {
     let Some(admin) = postgres_admin_url() else {
         return;
