@@ -561,8 +561,12 @@ pub(crate) async fn baseline_compliance(
         .store
         .list_hosts(&HostFilter::default(), at, state.config.stale_after)
         .await?;
-    // The group's hosts, and of their packages only those the baseline
-    // names, read for all of them at once.
+    // The group's hosts. Of their packages only those that can break the
+    // baseline are read: the hosts below each minimum version, found by the
+    // store's index, then those hosts' rows of the named packages (and
+    // every host's rows of the packages given a ceiling). The verdict is
+    // the one the whole inventory gives: a package at or above its minimum
+    // plays no part in it.
     let members: Vec<(HostRecord, Vec<String>)> = hosts
         .into_iter()
         .filter_map(|h| {
@@ -570,37 +574,60 @@ pub(crate) async fn baseline_compliance(
             groups.contains(&doc.group).then_some((h, groups))
         })
         .collect();
-    let named: Vec<&str> = baseline
-        .requirements
-        .iter()
-        .filter_map(|r| match r {
-            Requirement::AtLeast { package, .. } => Some(package.as_str()),
-            Requirement::Fixed { .. } => None,
-        })
-        .chain(baseline.ceilings.iter().map(|(p, _)| p.as_str()))
-        .collect();
+    let member_ids: HashSet<&str> = members.iter().map(|(h, _)| h.id.as_str()).collect();
+    let manager = match doc.scheme().map_err(ApiError::internal)? {
+        versions::Ecosystem::Deb => protocol::Manager::Dpkg,
+        versions::Ecosystem::Rpm => protocol::Manager::Rpm,
+        versions::Ecosystem::Apk => protocol::Manager::Apk,
+    };
+    let mut to_read: HashSet<String> = HashSet::new();
+    let mut named: Vec<&str> = Vec::new();
+    for r in &baseline.requirements {
+        if let Requirement::AtLeast { package, version } = r {
+            named.push(package);
+            for below in state
+                .store
+                .hosts_with_package_below(manager, package, version)
+                .await?
+            {
+                if member_ids.contains(below.host_id.as_str()) {
+                    to_read.insert(below.host_id);
+                }
+            }
+        }
+    }
+    if !baseline.ceilings.is_empty() {
+        named.extend(baseline.ceilings.iter().map(|(p, _)| p.as_str()));
+        to_read.extend(member_ids.iter().map(|id| (*id).to_owned()));
+    }
     let mut packages_by_host: HashMap<String, Vec<protocol::Package>> = HashMap::new();
-    if !named.is_empty() {
-        let ids: Vec<String> = members.iter().map(|(h, _)| h.id.clone()).collect();
+    if !to_read.is_empty() && !named.is_empty() {
+        let ids: Vec<String> = to_read.into_iter().collect();
         let names = store::PackageNames {
             names: &named,
             prefixes: &[],
         };
         for (host, p) in state.store.packages_of(&ids, &names).await? {
-            if named.contains(&p.name.as_str()) {
+            if p.manager == manager && named.contains(&p.name.as_str()) {
                 packages_by_host.entry(host).or_default().push(p);
             }
         }
     }
+    let fixed_required = baseline
+        .requirements
+        .iter()
+        .any(|r| matches!(r, Requirement::Fixed { .. }));
     let mut rows = Vec::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
     for (h, groups) in members {
         let packages = packages_by_host.remove(&h.id).unwrap_or_default();
-        let scheme = packages
-            .first()
-            .map_or(versions::Ecosystem::Deb, |p| scheme_of(p.manager));
+        let scheme = scheme_of(manager);
         let installed = installed(&packages);
-        let open = open_advisories(&state, &h.id);
+        let open = if fixed_required {
+            open_advisories(&state, &h.id)
+        } else {
+            Vec::new()
+        };
         let open_refs: Vec<&str> = open.iter().map(String::as_str).collect();
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let c = baseline.evaluate(
