@@ -502,19 +502,15 @@ pub fn offers(root: &Root, names: &HashSet<&str>, warnings: &mut Vec<String>) ->
 /// security suite's release is the one named.
 fn candidate<'a>(
     installed: &deb::Version,
-    offers: &'a [(i32, deb::Version, ReleaseInfo)],
+    installed_priority: i32,
+    offers: &'a [(i32, deb::Version, &'a ReleaseInfo)],
 ) -> Option<(&'a deb::Version, &'a ReleaseInfo)> {
-    let installed_priority = offers
-        .iter()
-        .filter(|(_, v, _)| v == installed)
-        .map(|(p, _, _)| *p)
-        .fold(100, i32::max);
     let best = offers
         .iter()
         .filter(|(p, v, _)| *p > 0 && (v > installed || *p >= 1000))
         .max_by(|a, b| (a.0, &a.1, a.2.is_security()).cmp(&(b.0, &b.1, b.2.is_security())))?;
     let wins = (best.0, &best.1) > (installed_priority, installed);
-    (wins && best.1 > *installed).then_some((&best.1, &best.2))
+    (wins && best.1 > *installed).then_some((&best.1, best.2))
 }
 
 /// The version the host's apt would upgrade each installed dpkg package
@@ -543,9 +539,14 @@ pub fn available_updates(
         .collect();
     let names: HashSet<&str> = current.iter().map(|(p, _)| p.name.as_str()).collect();
     let pins = read_preferences(root, warnings);
-    // Index into `current` -> every version offered: its priority, the
-    // version, its release.
-    let mut offered: HashMap<usize, Vec<(i32, deb::Version, ReleaseInfo)>> = HashMap::new();
+    // Index into `current` -> the versions offered that can be chosen (newer
+    // ones, or older at priority 1000 or more): priority, version, release
+    // (an index into `releases`, one a list); and the priority of the
+    // installed version, the highest of the lists offering it, 100 at least.
+    let mut offered: HashMap<usize, Vec<(i32, deb::Version, usize)>> = HashMap::new();
+    let mut installed_priority: HashMap<usize, i32> = HashMap::new();
+    let mut releases: Vec<ReleaseInfo> = Vec::new();
+    let mut last_list = PathBuf::new();
     let mut failures = Vec::new();
     each_offer(
         &root.path(LISTS_DIR),
@@ -569,10 +570,23 @@ pub fn available_updates(
                 }
             };
             let priority = priority(&pins, name, stanza.version, source);
+            match version.cmp(&current[key].1) {
+                std::cmp::Ordering::Equal => {
+                    let p = installed_priority.entry(key).or_insert(100);
+                    *p = (*p).max(priority);
+                    return;
+                }
+                std::cmp::Ordering::Less if priority < 1000 => return,
+                _ => {}
+            }
+            if last_list != list || releases.is_empty() {
+                list.clone_into(&mut last_list);
+                releases.push(source.release.clone());
+            }
             offered
                 .entry(key)
                 .or_default()
-                .push((priority, version, source.release.clone()));
+                .push((priority, version, releases.len() - 1));
         },
     );
     warnings.extend(failures);
@@ -580,7 +594,12 @@ pub fn available_updates(
     let mut updates: Vec<AvailableUpdate> = offered
         .into_iter()
         .filter_map(|(key, offers)| {
-            let (candidate, info) = candidate(&current[key].1, &offers)?;
+            let offers: Vec<(i32, deb::Version, &ReleaseInfo)> = offers
+                .into_iter()
+                .map(|(p, v, r)| (p, v, &releases[r]))
+                .collect();
+            let at_least = installed_priority.get(&key).copied().unwrap_or(100);
+            let (candidate, info) = candidate(&current[key].1, at_least, &offers)?;
             Some((key, (candidate.clone(), info.clone())))
         })
         .map(|(key, (candidate, info))| {
