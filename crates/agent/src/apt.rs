@@ -285,6 +285,13 @@ impl Pin {
             PinOf::Version(pattern) => glob(pattern, version),
             PinOf::Release(terms) => terms.iter().all(|(key, value)| {
                 let r = &from.release;
+                if *key == '*' {
+                    // A bare name: the archive or the code name.
+                    return [r.suite.as_deref(), r.codename.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|f| glob(value, f));
+                }
                 let field = match key {
                     'a' => r.suite.as_deref(),
                     'n' => r.codename.as_deref(),
@@ -316,11 +323,24 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// Reads one preferences file's records; what it cannot read is a warning.
 fn parse_preferences(text: &str, file: &str, warnings: &mut Vec<String>) -> Vec<Pin> {
     let mut pins = Vec::new();
-    for record in text.split("\n\n") {
+    // Records end at an empty line (CRLF line ends allowed). A line of
+    // spaces does not end one, as with apt: the records on both sides
+    // merge, and a field given twice keeps its last value.
+    let mut records: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in text.lines() {
+        if line.is_empty() {
+            records.push(Vec::new());
+        } else if line.trim().is_empty() {
+            continue;
+        } else if let Some(last) = records.last_mut() {
+            last.push(line);
+        }
+    }
+    for record in records.iter().filter(|r| !r.is_empty()) {
         let mut fields: HashMap<String, String> = HashMap::new();
-        for line in record.lines() {
+        for line in record {
             let line = line.trim_end();
-            if line.starts_with('#') || line.trim().is_empty() {
+            if line.starts_with('#') {
                 continue;
             }
             if let Some((name, value)) = line.split_once(':') {
@@ -361,9 +381,8 @@ fn parse_preferences(text: &str, file: &str, warnings: &mut Vec<String>) -> Vec<
                         Some((k, v)) if k.len() == 1 && "anolc".contains(k) => {
                             terms.push((k.chars().next().unwrap_or('a'), v.trim().to_owned()));
                         }
-                        // A bare name is the archive or code name; apt reads
-                        // it as the archive.
-                        None => terms.push(('a', term.to_owned())),
+                        // A bare name is the archive or the code name.
+                        None => terms.push(('*', term.to_owned())),
                         Some((k, _)) => {
                             warnings.push(format!(
                                 "{file}: Pin: release {k}=: not modelled; record ignored"

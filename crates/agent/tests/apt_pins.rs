@@ -47,6 +47,9 @@ fn build(root: &Path) {
         ("libssl3", "3.0.15-1~deb12u1"),
         // Only the installed version is offered: none.
         ("bash", "5.2.15-2+b7"),
+        // Pinned by a bare code name, in a file with CRLF line ends: the
+        // backport.
+        ("htop", "3.2.2-2"),
     ];
     let status: String = installed
         .iter()
@@ -76,6 +79,7 @@ fn build(root: &Path) {
                 ("nginx", "1.22.1-9+deb12u1"),
                 ("libssl3", "3.0.16-1~deb12u1"),
                 ("bash", "5.2.15-2+b7"),
+                ("htop", "3.2.2-2"),
             ],
         ),
         (
@@ -87,6 +91,7 @@ fn build(root: &Path) {
                 ("cockpit", "287-1~bpo12+1"),
                 ("cockpit", "330-1~bpo12+1"),
                 ("golang-go", "2:1.23~2~bpo12+1"),
+                ("htop", "3.3.0-4~bpo12+1"),
             ],
         ),
         (
@@ -124,6 +129,20 @@ fn build(root: &Path) {
          Package: nginx\n\
          Pin: release a=stable\n\
          Pin-Priority: -1\n",
+    );
+    put(
+        root,
+        "etc/apt/preferences.d/htop.pref",
+        "# the newer htop\r\nPackage: htop\r\nPin: release bookworm-backports\r\nPin-Priority: 500\r\n\r\n\
+         Package: htop-extra\r\nPin: release a=stable\r\nPin-Priority: -1\r\n",
+    );
+    // A line of spaces does not end a record: apt merges the two, the
+    // second's fields win, and gimp is not pinned to experimental.
+    put(
+        root,
+        "etc/apt/preferences.d/zz-merged.pref",
+        "Package: gimp\nPin: release n=rc-buggy\nPin-Priority: 990\n   \n\
+         Package: nothing-installed\nPin: release a=stable\nPin-Priority: 100\n",
     );
     // apt reads no file with another extension than `.pref`.
     put(
@@ -202,6 +221,7 @@ fn the_agent_names_the_candidate_apt_would_install() {
         ("cockpit", "330-1~bpo12+1"),
         ("curl", "7.88.1-10+deb12u8"),
         ("golang-go", "2:1.23~2~bpo12+1"),
+        ("htop", "3.3.0-4~bpo12+1"),
         ("libssl3", "3.0.16-1~deb12u1"),
     ]
     .into_iter()

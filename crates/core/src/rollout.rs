@@ -898,20 +898,21 @@ pub fn plan(input: &Input<'_>) -> Plan {
         })
         .collect();
     // Complete: every gate met and no host left to act on (one queued,
-    // deferred or outside its window still is).
+    // deferred or outside its window still is). Once expired nothing more
+    // starts, so it is complete when no job is out, whatever its gates.
     let complete = halt.is_none()
-        && ring_plans
-            .iter()
-            .all(|r| matches!(r.state, RingState::Passed { .. }))
-        && hosts.iter().all(|h| {
-            matches!(
-                h.action,
-                Action::Succeeded
-                    | Action::Failed { .. }
-                    | Action::RolledBack
-                    | Action::Exempt { .. }
-                    | Action::Expired
-            )
+        && (expired
+            || ring_plans
+                .iter()
+                .all(|r| matches!(r.state, RingState::Passed { .. })))
+        && hosts.iter().all(|h| match h.action {
+            Action::Succeeded
+            | Action::Failed { .. }
+            | Action::RolledBack
+            | Action::Exempt { .. }
+            | Action::Expired => true,
+            Action::Handed { .. } | Action::InProgress { .. } | Action::Start { .. } => false,
+            _ => expired,
         });
     Plan {
         generation: state.generation,
@@ -1590,6 +1591,24 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
             "2026-12-04T10:00:00Z",
         );
         assert_eq!(p.hosts[0].action, Action::Expired);
+        // d-running's job is still out: not complete until it ends, though
+        // the pilot's gate (95%) can no longer be met.
+        assert!(!p.complete);
+        targets[3].progress = Progress::Succeeded {
+            at: t("2026-12-04T09:45:00Z"),
+        };
+        let p = make(
+            &targets,
+            &expired,
+            Budget::Unlimited,
+            "2026-12-04T10:00:00Z",
+        );
+        assert!(
+            matches!(p.rings[0].state, RingState::Running { .. }),
+            "{:?}",
+            p.rings[0].state
+        );
+        assert!(p.complete, "nothing more starts once expired");
     }
 
     #[test]

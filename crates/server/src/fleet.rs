@@ -243,6 +243,12 @@ impl FleetHandle {
     }
 
     /// Checks the fleet against a new catalog.
+    /// Whether the fleet's findings are positions in `index` (a catalog
+    /// being put in force points the fleet at its index first).
+    pub fn uses_index(&self, index: &Index) -> bool {
+        std::ptr::eq(self.lock().fleet.index(), index)
+    }
+
     pub fn set_index(&self, index: Arc<Index>) {
         let pairs = {
             let mut state = self.lock();

@@ -325,6 +325,12 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         kev_hosts += usize::from(kev);
         breached_hosts += usize::from(breached);
     }
+    // Fixes are judged on one catalog: if another was put in force while
+    // this ran (the fleet's findings are then positions in its index), none
+    // is judged fixed this time; the next look judges them.
+    if !std::sync::Arc::ptr_eq(&catalog, &state.catalog.get()) || !state.fleet.uses_index(index) {
+        fixed.clear();
+    }
     let mut end_of_life: Vec<(String, String, usize)> =
         eol.into_iter().map(|((r, s), n)| (r, s, n)).collect();
     end_of_life.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));

@@ -927,11 +927,14 @@ pub(crate) async fn create(
     let ring_of = rollout::assign(&parsed, &members, seed);
     let mut new_hosts = Vec::with_capacity(members.len());
     for (m, ring) in members.iter().zip(&ring_of) {
-        let job = jobs.get(&m.id).map(Vec::as_slice).unwrap_or_default();
+        let job = HostPackages::Of {
+            manager: host_manager.get(&m.id).copied().unwrap_or(Manager::Dpkg),
+            packages: jobs.get(&m.id).cloned().unwrap_or_default(),
+        };
         new_hosts.push(NewRolloutHost {
             host_id: m.id.clone(),
             ring: u32::try_from(*ring).unwrap_or(u32::MAX),
-            packages: serde_json::to_string(job).map_err(ApiError::internal)?,
+            packages: serde_json::to_string(&job).map_err(ApiError::internal)?,
         });
     }
     let spec = Spec {
@@ -947,7 +950,9 @@ pub(crate) async fn create(
         post_hook: req.post_hook.clone(),
         health_check: req.health_check.clone(),
         policy: req.policy.clone(),
-        expires_at: at + SignedDuration::from_hours(24 * req.expires_days),
+        // Counted from the first ring's start: a rollout scheduled for next
+        // month's Patch Tuesday does not expire before it begins.
+        expires_at: starts_at.unwrap_or(at) + SignedDuration::from_hours(24 * req.expires_days),
         deadline: req
             .deadline_days
             .map(|d| at + SignedDuration::from_hours(24 * d.clamp(0, 3650))),
@@ -1163,10 +1168,11 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
     let mut names = HashMap::new();
     for h in &hosts {
         let record = records.get(&h.host_id);
-        let packages: Vec<JobPackage> = host_packages
+        let packages = host_packages
             .get(&h.host_id)
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
+            .map(|p| HostPackages::read(p))
+            .unwrap_or_default()
+            .packages();
         let package_names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
         let exempt = record.filter(|_| !in_force.is_empty()).and_then(|r| {
             let groups = planning.groups_of(state, r);
@@ -1214,7 +1220,10 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         generation: record.generation,
         ring_started,
         ring_approved,
-        halted: doc.halted.clone(),
+        // A halt by the failure threshold stays until a person redeploys or
+        // rolls back, even if the counts it was measured on change (an
+        // exemption lapsing adds hosts that have not failed).
+        halted: doc.halted.clone().or_else(|| doc.failure_halt.clone()),
         expires: Some(spec.expires_at),
         starts: spec.starts_at,
     };
@@ -1324,6 +1333,38 @@ fn make_job(
         job: serde_json::to_string(&signed).map_err(ApiError::internal)?,
     };
     Ok((assignment, signed))
+}
+
+/// A rollout host's packages as its line keeps them: its job's packages
+/// and the package manager that installs them (lines stored before this
+/// kept the packages alone).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum HostPackages {
+    Of {
+        manager: Manager,
+        packages: Vec<JobPackage>,
+    },
+    Bare(Vec<JobPackage>),
+}
+
+impl Default for HostPackages {
+    fn default() -> Self {
+        HostPackages::Bare(Vec::new())
+    }
+}
+
+impl HostPackages {
+    /// As stored; a damaged value reads as no package.
+    fn read(text: &str) -> HostPackages {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    fn packages(self) -> Vec<JobPackage> {
+        match self {
+            HostPackages::Of { packages, .. } | HostPackages::Bare(packages) => packages,
+        }
+    }
 }
 
 /// The package manager of a job: that of the frozen package one of its
@@ -1444,13 +1485,19 @@ pub(crate) async fn advance(state: &AppState, name: &str) -> ApiResult<()> {
             };
             for h in &l.plan.hosts {
                 if let rollout::Action::Start { .. } = h.action {
-                    let job: Vec<JobPackage> = packages
+                    let stored = packages
                         .get(h.id.as_str())
-                        .and_then(|p| serde_json::from_str(p).ok())
+                        .map(|p| HostPackages::read(p))
                         .unwrap_or_default();
                     let issuer = (name, l.record.generation, &l);
-                    let manager =
-                        frozen_manager(&l.spec, job.iter().map(|p| (&p.name, &p.version)));
+                    let (manager, job) = match stored {
+                        HostPackages::Of { manager, packages } => (manager, packages),
+                        // Stored before lines kept their manager.
+                        HostPackages::Bare(job) => (
+                            frozen_manager(&l.spec, job.iter().map(|p| (&p.name, &p.version))),
+                            job,
+                        ),
+                    };
                     let kind = (JobKind::Install, manager);
                     let (a, j) = make_job(state, issuer, &h.id, kind, job, at)?;
                     assignments.push(a);
@@ -2365,7 +2412,8 @@ mod tests {
             reboot: RebootPolicy::Never,
             reboot_deferral: None,
             windows: vec![],
-            // A hook that holds the key's text, quoted: not the expiry.
+            // A hook holding the key's text: serde escapes its quotes, so it
+            // is never taken for the key.
             pre_hook: Some(r#"echo '"not_after":"1999-01-01T00:00:00Z"'"#.into()),
             post_hook: None,
             health_check: None,

@@ -42,7 +42,16 @@ pub fn ensure_generated(
     if files.ca_cert.exists() && files.cert.exists() && files.key.exists() {
         // Made at an earlier start: it must still name what this start
         // asks for, or agents would refuse it.
-        let missing = not_named(&files.cert, listen, extra_names)?;
+        let (missing, listen_missing) = not_named(&files.cert, listen, extra_names)?;
+        if listen_missing {
+            // Agents may reach it by a name it holds: told, not refused.
+            tracing::warn!(
+                "{} does not name the listen address {listen}; agents that reach the server by \
+                 that address will refuse it (give --tls-name, or move {} away to make a new one)",
+                files.cert.display(),
+                dir.display()
+            );
+        }
         if !missing.is_empty() {
             anyhow::bail!(
                 "{} was made at an earlier start and does not name {}. Its CA's key was not \
@@ -106,9 +115,9 @@ pub fn ensure_generated(
     Ok(files)
 }
 
-/// What of `listen` (unless unspecified) and `names` the certificate in
-/// `cert` does not name.
-fn not_named(cert: &Path, listen: IpAddr, names: &[String]) -> anyhow::Result<Vec<String>> {
+/// Which of `names` the certificate in `cert` does not name, and whether it
+/// does not name `listen` (an unspecified address is never missing).
+fn not_named(cert: &Path, listen: IpAddr, names: &[String]) -> anyhow::Result<(Vec<String>, bool)> {
     use x509_parser::extensions::GeneralName;
     let bytes = std::fs::read(cert)
         .with_context(|| format!("reading the certificate {}", cert.display()))?;
@@ -133,7 +142,7 @@ fn not_named(cert: &Path, listen: IpAddr, names: &[String]) -> anyhow::Result<Ve
             }
         }
     }
-    let mut missing: Vec<String> = names
+    let missing: Vec<String> = names
         .iter()
         .filter(|n| match n.parse::<IpAddr>() {
             Ok(ip) => !ips.contains(&ip),
@@ -141,10 +150,7 @@ fn not_named(cert: &Path, listen: IpAddr, names: &[String]) -> anyhow::Result<Ve
         })
         .cloned()
         .collect();
-    if !listen.is_unspecified() && !ips.contains(&listen) {
-        missing.push(listen.to_string());
-    }
-    Ok(missing)
+    Ok((missing, !listen.is_unspecified() && !ips.contains(&listen)))
 }
 
 /// A rustls server configuration from PEM files.
@@ -182,21 +188,27 @@ mod tests {
         let names = vec!["patch.example.org".to_owned(), "10.9.8.7".to_owned()];
         let first = ensure_generated(&dir, loopback, &names).unwrap();
         let made = std::fs::read(&first.cert).unwrap();
-        // The same names again, or fewer: the same files.
+        // The same names again, or fewer: the same files. A listen address
+        // it does not hold is only warned of (agents may use a name).
         ensure_generated(&dir, loopback, &names).unwrap();
         ensure_generated(&dir, "10.9.8.7".parse().unwrap(), &names[..1]).unwrap();
         ensure_generated(&dir, "0.0.0.0".parse().unwrap(), &[]).unwrap();
-        // A name or an address it does not hold: refused, saying which and
+        ensure_generated(&dir, "192.0.2.4".parse().unwrap(), &[]).unwrap();
+        // A name asked for that it does not hold: refused, saying which and
         // what to do, and nothing is replaced.
         let e = ensure_generated(
             &dir,
-            "192.0.2.4".parse().unwrap(),
-            &["PATCH.example.org".into(), "other.example.org".into()],
+            loopback,
+            &[
+                "PATCH.example.org".into(),
+                "other.example.org".into(),
+                "192.0.2.9".into(),
+            ],
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("does not name other.example.org, 192.0.2.4."),
+            e.contains("does not name other.example.org, 192.0.2.9."),
             "{e}"
         );
         assert!(e.contains("--tls-cert"), "{e}");

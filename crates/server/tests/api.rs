@@ -2850,7 +2850,7 @@ async fn a_job_no_host_fetched_waits_for_it_then_expires_with_its_rollout() {
             Some(
                 json!({"name": "r1", "reason": "monthly", "packages": ["libssl3"],
                         "expires_days": 2,
-                        "rings": [{"name": "all", "size": "rest", "gate_success_percent": 50}]}),
+                        "rings": [{"name": "all", "size": "rest"}]}),
             ),
         )
         .await;
@@ -2934,29 +2934,44 @@ async fn a_job_no_host_fetched_waits_for_it_then_expires_with_its_rollout() {
 async fn a_rollout_over_a_mixed_fleet_gives_each_host_a_job_for_its_own_package_manager() {
     let s = spawn(Config::default()).await;
     let deb = s.enrolled("deb-1").await;
-    let inv = host_offering("deb-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    let mut inv = host_offering("deb-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    inv.packages.push(package("zstd", "1.5.4-2"));
     s.put_inventory(&deb.credential, &inv).await;
     let rocky = s.enrolled("rocky-1").await;
+    let rpm = |name: &str, version: &str| Package {
+        manager: Manager::Rpm,
+        arch: "x86_64".into(),
+        ..package(name, version)
+    };
     let mut inv = inventory(
         "rocky-1",
         s.now(),
-        vec![Package {
-            manager: Manager::Rpm,
-            arch: "x86_64".into(),
-            ..package("openssl-libs", "1:3.0.7-25.el9_3")
-        }],
+        vec![
+            rpm("openssl-libs", "1:3.0.7-25.el9_3"),
+            rpm("zstd", "1.5.4-2"),
+        ],
     );
     inv.os.id = "rocky".into();
     inv.os.version_id = Some("9.3".into());
     inv.os.codename = None;
     s.put_inventory(&rocky.credential, &inv).await;
-    // Each named version is frozen for the manager that has that package.
+    // A host whose job is zstd alone: its manager is its own, not whichever
+    // of the two frozen zstd entries comes first.
+    let small = s.enrolled("rocky-2").await;
+    let mut inv = inventory("rocky-2", s.now(), vec![rpm("zstd", "1.5.4-2")]);
+    inv.os.id = "rocky".into();
+    inv.os.version_id = Some("9.3".into());
+    inv.os.codename = None;
+    s.put_inventory(&small.credential, &inv).await;
+    // Each named version is frozen for the managers that have that package:
+    // zstd 1.5.5-1 for both.
     let (status, body) = s
         .admin(
             reqwest::Method::POST,
             "/api/v1/rollouts",
             Some(json!({"name": "mixed", "reason": "openssl everywhere",
-                        "packages": ["libssl3=3.0.16-1~deb12u1", "openssl-libs=1:3.0.7-27.el9"],
+                        "packages": ["libssl3=3.0.16-1~deb12u1", "openssl-libs=1:3.0.7-27.el9",
+                                     "zstd=1.5.5-1"],
                         "rings": [{"name": "all", "size": "rest"}]})),
         )
         .await;
@@ -2972,22 +2987,33 @@ async fn a_rollout_over_a_mixed_fleet_gives_each_host_a_job_for_its_own_package_
             )
         })
         .collect();
+    let mut managers = managers;
+    managers.sort();
     assert_eq!(
         managers,
         [
             ("libssl3".into(), "dpkg".into()),
-            ("openssl-libs".into(), "rpm".into())
+            ("openssl-libs".into(), "rpm".into()),
+            ("zstd".into(), "dpkg".into()),
+            ("zstd".into(), "rpm".into()),
         ]
     );
+    let names = |job: &protocol::job::Job| -> Vec<String> {
+        job.packages.iter().map(|p| p.name.clone()).collect()
+    };
     let jobs = s.jobs(&deb).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].manager, Manager::Dpkg);
-    assert_eq!(jobs[0].packages[0].name, "libssl3");
+    assert_eq!(names(&jobs[0]), ["libssl3", "zstd"]);
     let jobs = s.jobs(&rocky).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].manager, Manager::Rpm, "{:?}", jobs[0]);
-    assert_eq!(jobs[0].packages[0].name, "openssl-libs");
+    assert_eq!(names(&jobs[0]), ["openssl-libs", "zstd"]);
     assert_eq!(jobs[0].packages[0].version, "1:3.0.7-27.el9");
+    let jobs = s.jobs(&small).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].manager, Manager::Rpm, "{:?}", jobs[0]);
+    assert_eq!(names(&jobs[0]), ["zstd"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

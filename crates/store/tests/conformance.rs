@@ -1615,7 +1615,7 @@ async fn sqlite_migrations_run_once_and_refuse_a_newer_schema() {
 }
 
 #[tokio::test]
-async fn the_embedded_database_is_one_file_in_wal_mode() {
+async fn the_embedded_database_is_in_wal_mode() {
     sqlx::any::install_default_drivers();
     let dir = std::env::temp_dir().join(format!("patchwell-wal-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
