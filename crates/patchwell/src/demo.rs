@@ -907,19 +907,29 @@ async fn carry_out(
 // ---------------------------------------------------------------------------
 // Planning.
 
+/// The security updates the fleet is offered.
+async fn security_updates(api: &Client) -> anyhow::Result<Vec<Value>> {
+    let updates = api
+        .call(reqwest::Method::GET, "/api/v1/updates", None)
+        .await?;
+    Ok(updates
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|u| u["security"] == true)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// What a newcomer finds on the planning pages, each true of the demo's
 /// fleet: a Patch Tuesday policy with a nightly window for the simulated
 /// desktops and laptops, a baseline for the servers raising them to the
 /// first security update offered, an exemption for the second one on the
 /// servers, a published procedure, and a monthly report schedule.
 async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
-    let updates = api
-        .call(reqwest::Method::GET, "/api/v1/updates", None)
-        .await?;
-    let security: Vec<&Value> = updates
-        .as_array()
-        .map(|a| a.iter().filter(|u| u["security"] == true).collect())
-        .unwrap_or_default();
+    let security = security_updates(api).await?;
     let mut calls = vec![
         (
             "/api/v1/policies/workstations".to_owned(),
@@ -986,13 +996,7 @@ async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
 /// of them to the simulated hosts: the pilot runs now, the rest waits two
 /// business days.
 async fn start_pilot(api: &Client) -> anyhow::Result<()> {
-    let updates = api
-        .call(reqwest::Method::GET, "/api/v1/updates", None)
-        .await?;
-    let security: Vec<&Value> = updates
-        .as_array()
-        .map(|a| a.iter().filter(|u| u["security"] == true).collect())
-        .unwrap_or_default();
+    let security = security_updates(api).await?;
     if security.is_empty() {
         eprintln!("demo: the simulated fleet is offered no security update; no rollout started");
         return Ok(());

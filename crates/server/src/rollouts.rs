@@ -1094,13 +1094,22 @@ struct Loaded {
     reboot_deadline_hours: u32,
 }
 
-async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
+/// A rollout as stored: its record, spec and recorded state.
+async fn stored_rollout(
+    state: &AppState,
+    name: &str,
+) -> ApiResult<(RolloutRecord, Spec, StateDoc)> {
     let record = state
         .store
         .rollout(name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("rollout {name} not found")))?;
     let (spec, doc) = parse_spec(&record)?;
+    Ok((record, spec, doc))
+}
+
+async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
+    let (record, spec, doc) = stored_rollout(state, name).await?;
     let rings: Vec<Ring> = spec
         .rings
         .iter()
@@ -2104,12 +2113,7 @@ impl Tally {
 async fn review_of(state: &AppState, name: &str) -> ApiResult<Value> {
     // What was recorded is enough: no plan is made (a rollout's plan reads
     // every host of the fleet).
-    let record = state
-        .store
-        .rollout(name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("rollout {name} not found")))?;
-    let (spec, doc) = parse_spec(&record)?;
+    let (record, spec, doc) = stored_rollout(state, name).await?;
     let hosts = state.store.rollout_lines(name).await?;
     let failed: Vec<String> = hosts
         .iter()
