@@ -18,6 +18,7 @@ pub mod catalog;
 mod catalog_api;
 mod console;
 mod deferrals;
+pub mod deployments;
 mod error;
 pub mod feeds;
 pub mod fleet;
@@ -595,6 +596,7 @@ pub async fn serve_until(
     tokio::spawn(posture::record_daily(state.clone()));
     tokio::spawn(people_api::verify_at_start(state.clone()));
     tokio::spawn(report_mail::run(state.clone()));
+    tokio::spawn(deployments::run(state.clone()));
     {
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });

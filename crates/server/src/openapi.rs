@@ -91,7 +91,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("get", "/api/v1/approvals/{title}/eligibility", Auth::User(Access::Read), "Whether an update may go to a ring now (?ring=&group=&policy=): approved by whom, waiting until when, declined, or not approved."),
     ("get", "/api/v1/policies", Auth::User(Access::Read), "List every policy."),
     ("get", "/api/v1/policies/{name}", Auth::User(Access::Read), "One policy."),
-    ("put", "/api/v1/policies/{name}", Auth::User(Access::Administer), "Define or replace a policy: hosts (a query), classes, packages, security_only, approval_rules, schedule, windows, timezone, reboot; audited."),
+    ("put", "/api/v1/policies/{name}", Auth::User(Access::Administer), "Define or replace a policy: hosts (a query), classes, packages, security_only, approval_rules, schedule, auto_deploy (a rollout of the approved updates at each scheduled time), windows, timezone, reboot; audited."),
     ("delete", "/api/v1/policies/{name}", Auth::User(Access::Administer), "Delete a policy; audited."),
     ("get", "/api/v1/baselines", Auth::User(Access::Read), "List every baseline."),
     ("get", "/api/v1/baselines/{name}", Auth::User(Access::Read), "One baseline."),

@@ -95,6 +95,10 @@ pub(crate) struct PolicyDoc {
     /// When deployments start (`second tuesday of every month at 22:00`).
     #[serde(default)]
     pub(crate) schedule: Option<String>,
+    /// Whether the server starts a rollout of the approved updates for the
+    /// policy's hosts at each scheduled time (`deployments.rs`).
+    #[serde(default)]
+    pub(crate) auto_deploy: bool,
     /// Maintenance windows (none: any time).
     #[serde(default)]
     pub(crate) windows: Vec<WindowDoc>,
@@ -184,6 +188,11 @@ impl Doc for PolicyDoc {
     const WHAT: &'static str = "policy";
 
     fn check(&mut self, name: &str, _caller: &str, _now: Timestamp) -> Result<(), String> {
+        if self.auto_deploy && self.schedule.is_none() {
+            return Err(format!(
+                "policy {name}: auto_deploy starts a rollout at each scheduled time: give a schedule"
+            ));
+        }
         self.to_policy(name).map(|_| ())
     }
 

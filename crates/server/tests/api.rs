@@ -3185,6 +3185,91 @@ async fn an_update_approved_for_the_pilot_only_holds_the_next_ring_until_approve
     assert_eq!(s.jobs(&hosts[1]).await.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_deploys_by_itself_starts_a_rollout_of_the_approved_updates_at_its_time() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("night-1").await;
+    let inv = host_offering("night-1", s.now(), "3.0.15-1~deb12u1", "3.0.16-1~deb12u1");
+    s.put_inventory(&host.credential, &inv).await;
+    // auto_deploy without a schedule is refused.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/policies/nightly",
+            Some(json!({"hosts": "os = debian", "auto_deploy": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("give a schedule"),
+        "{body}"
+    );
+    // Every evening at 21:00; T0 is 20:26 UTC.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/policies/nightly",
+            Some(
+                json!({"hosts": "os = debian", "schedule": "every day at 21:00",
+                        "auto_deploy": true}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        server::deployments::deploy_due(&s.state).await.is_empty(),
+        "not due yet"
+    );
+    // Due, with nothing approved: said, audited, no rollout.
+    s.advance(35 * 60);
+    let done = server::deployments::deploy_due(&s.state).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["started"], false);
+    assert!(
+        done[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("offer no approved update"),
+        "{done:?}"
+    );
+    assert!(
+        server::deployments::deploy_due(&s.state).await.is_empty(),
+        "once per time"
+    );
+    // Approved during the day: the next evening's run starts a rollout of
+    // it under the policy, at once, and hands out the job.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/libssl3=3.0.16-1~deb12u1",
+            Some(json!({"verdict": "approve", "comment": "tested"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.advance(24 * 3600);
+    let done = server::deployments::deploy_due(&s.state).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["started"], true, "{done:?}");
+    assert_eq!(done[0]["rollout"], "nightly-20260529-2100");
+    let (status, body) = s.get("/api/v1/rollouts/nightly-20260529-2100").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["created_by"], "scheduler");
+    assert_eq!(
+        body["reason"],
+        "Scheduled by policy nightly (every day at 21:00)"
+    );
+    assert_eq!(body["starts_at"], Value::Null, "started at its time");
+    assert_eq!(s.jobs(&host).await.len(), 1);
+    let (_, audit) = s.get("/api/v1/audit?subject=policies/nightly").await;
+    let runs = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "scheduled-rollout")
+        .count();
+    assert_eq!(runs, 2, "{audit}");
+}
+
 /// Python's standard SMTP server (`smtpd`, Python 3.11) on a free port,
 /// printing every mail it receives to a file.
 struct MailRelay {
