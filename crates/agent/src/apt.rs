@@ -241,7 +241,7 @@ fn each_offer(
 }
 
 /// Where a list comes from: its release, component and site.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ListSource {
     release: ReleaseInfo,
     /// `main`, `contrib`, `updates/main` ...

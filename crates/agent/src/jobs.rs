@@ -1652,11 +1652,16 @@ mod tests {
 
     impl Setup {
         fn run(&self, delivered: &[SignedJob]) -> Vec<JobOutcome> {
+            self.run_with(&self.apt, delivered)
+        }
+
+        /// As [`Self::run`], with another runner.
+        fn run_with(&self, runner: &dyn CommandRunner, delivered: &[SignedJob]) -> Vec<JobOutcome> {
             run_jobs(
                 &self.server,
                 &self.state,
                 &self.root,
-                &self.apt,
+                runner,
                 &enrollment(),
                 delivered,
                 &clock(),
@@ -2349,16 +2354,7 @@ mod tests {
         let mut the_job = job("j1", JobKind::Install, packages(&NEW));
         the_job.pre_hook = Some("exit 3".into());
         let runner = FailingSh(FakeApt::new(s.root.dir()));
-        run_jobs(
-            &s.server,
-            &s.state,
-            &s.root,
-            &runner,
-            &enrollment(),
-            &[the_job.sign(&key())],
-            &clock(),
-        )
-        .unwrap();
+        s.run_with(&runner, &[the_job.sign(&key())]);
         let journal = s.journal("j1");
         let last = journal.reports.last().unwrap();
         assert_eq!(last.step, Step::Failed);
@@ -2377,16 +2373,7 @@ mod tests {
         let mut the_job = job("j1", JobKind::Install, packages(&NEW));
         the_job.health_check = Some("systemctl is-active --quiet nginx".into());
         let runner = FailingSh(FakeApt::new(s.root.dir()));
-        run_jobs(
-            &s.server,
-            &s.state,
-            &s.root,
-            &runner,
-            &enrollment(),
-            &[the_job.sign(&key())],
-            &clock(),
-        )
-        .unwrap();
+        s.run_with(&runner, &[the_job.sign(&key())]);
         let journal = s.journal("j1");
         let steps: Vec<Step> = journal.reports.iter().map(|r| r.step).collect();
         // Installed and verified, then the check failed: the job fails with

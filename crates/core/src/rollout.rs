@@ -774,7 +774,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         };
         let blocked = blocked.or_else(|| {
-            let reason = state_unapproved(unapproved, i).filter(|_| started.is_none())?;
+            let reason = unapproved
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|_| started.is_none())?;
             Some(RingWait::NotApproved { reason })
         });
         let blocked = blocked.or_else(|| {
@@ -1065,11 +1069,6 @@ impl std::fmt::Display for Plan {
         }
         Ok(())
     }
-}
-
-/// Ring `i`'s reason for being held for lack of approval, if any.
-fn state_unapproved(unapproved: &[Option<String>], i: usize) -> Option<String> {
-    unapproved.get(i).cloned().flatten()
 }
 
 fn wait_text(w: &RingWait) -> String {

@@ -60,7 +60,13 @@ pub async fn deploy_due(state: &AppState) -> Vec<Value> {
         let Ok(policy) = doc.to_policy(&o.name) else {
             continue;
         };
-        let since = match last_start(state, &o.name).await {
+        let since = match crate::people_api::last_recorded(
+            state,
+            &format!("{}/{}", PolicyDoc::KIND, o.name),
+            ACTION,
+        )
+        .await
+        {
             Ok(last) => last.map_or(o.updated_at, |l| l.max(o.updated_at)),
             Err(e) => {
                 tracing::warn!(policy = %o.name, "reading when it last deployed: {}", e.message());
@@ -79,29 +85,6 @@ pub async fn deploy_due(state: &AppState) -> Vec<Value> {
         }
     }
     done
-}
-
-/// When a policy last started a rollout (or found nothing to deploy), by
-/// the audit log.
-async fn last_start(state: &AppState, name: &str) -> ApiResult<Option<Timestamp>> {
-    let subject = format!("{}/{name}", PolicyDoc::KIND);
-    let mut last = None;
-    let mut after = 0;
-    loop {
-        let entries = state
-            .store
-            .audit_entries(Some(&subject), after, 1000)
-            .await?;
-        let Some(tail) = entries.last() else {
-            return Ok(last);
-        };
-        after = tail.seq;
-        for e in &entries {
-            if e.event.subject == subject && e.event.action == ACTION {
-                last = Some(e.at);
-            }
-        }
-    }
 }
 
 /// Starts the rollout of a policy's scheduled time `due`; audited, whether

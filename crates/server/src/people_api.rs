@@ -775,3 +775,40 @@ pub async fn ensure_first_admin(
     }
     Ok(made)
 }
+
+/// Every audit entry of a subject (`hosts/ID`; subjects that begin with
+/// it too), oldest first, read in pages: the newest are never cut off,
+/// however long its history.
+pub(crate) async fn subject_entries(
+    state: &AppState,
+    subject: &str,
+) -> ApiResult<Vec<store::AuditEntry>> {
+    let mut all: Vec<store::AuditEntry> = Vec::new();
+    loop {
+        let after = all.last().map_or(0, |e| e.seq);
+        let page = state
+            .store
+            .audit_entries(Some(subject), after, 10_000)
+            .await?;
+        let full = page.len() == 10_000;
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// When `action` was last recorded on exactly `subject`, by the audit log:
+/// what says when a schedule last mailed or a policy last deployed.
+pub(crate) async fn last_recorded(
+    state: &AppState,
+    subject: &str,
+    action: &str,
+) -> ApiResult<Option<Timestamp>> {
+    Ok(subject_entries(state, subject)
+        .await?
+        .iter()
+        .rev()
+        .find(|e| e.event.subject == subject && e.event.action == action)
+        .map(|e| e.at))
+}

@@ -57,7 +57,13 @@ pub async fn mail_due(state: &AppState) -> Vec<Value> {
             tracing::warn!(schedule = %s.name, "Stored report schedule is damaged; not mailed.");
             continue;
         };
-        let since = match last_mailed(state, &s.name).await {
+        let since = match crate::people_api::last_recorded(
+            state,
+            &format!("{}/{}", ReportScheduleDoc::KIND, s.name),
+            ACTION,
+        )
+        .await
+        {
             Ok(last) => last.map_or(s.updated_at, |l| l.max(s.updated_at)),
             Err(e) => {
                 tracing::warn!(schedule = %s.name, "reading when it last mailed: {}", e.message());
@@ -76,28 +82,6 @@ pub async fn mail_due(state: &AppState) -> Vec<Value> {
         }
     }
     done
-}
-
-/// When a schedule last mailed, by the audit log.
-async fn last_mailed(state: &AppState, name: &str) -> ApiResult<Option<Timestamp>> {
-    let subject = format!("{}/{name}", ReportScheduleDoc::KIND);
-    let mut last = None;
-    let mut after = 0;
-    loop {
-        let entries = state
-            .store
-            .audit_entries(Some(&subject), after, 1000)
-            .await?;
-        let Some(tail) = entries.last() else {
-            return Ok(last);
-        };
-        after = tail.seq;
-        for e in &entries {
-            if e.event.subject == subject && e.event.action == ACTION {
-                last = Some(e.at);
-            }
-        }
-    }
 }
 
 /// Builds the report a mailing at `at` sends and mails it to every

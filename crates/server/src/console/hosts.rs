@@ -134,7 +134,7 @@ pub(crate) async fn show(
     }
     history.sort_by_key(|h| std::cmp::Reverse(h.0));
     // The store reads oldest first: the newest 200 are the last ones.
-    let mut audit = super::subject_entries(&state, &format!("hosts/{id}")).await?;
+    let mut audit = crate::people_api::subject_entries(&state, &format!("hosts/{id}")).await?;
     audit.drain(..audit.len().saturating_sub(200));
     let list: Vec<Value> = findings["findings"].as_array().cloned().unwrap_or_default();
     let mut packages = detail.packages.clone();

@@ -604,28 +604,6 @@ async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMa
     response
 }
 
-/// Every audit entry of a subject (`hosts/ID`), oldest first, read in
-/// pages: the newest are never cut off, however long its history.
-pub(crate) async fn subject_entries(
-    state: &AppState,
-    subject: &str,
-) -> Result<Vec<store::AuditEntry>, PageError> {
-    use store::AuditStore as _;
-    let mut all: Vec<store::AuditEntry> = Vec::new();
-    loop {
-        let after = all.last().map_or(0, |e| e.seq);
-        let page = state
-            .store
-            .audit_entries(Some(subject), after, 10_000)
-            .await?;
-        let full = page.len() == 10_000;
-        all.extend(page);
-        if !full {
-            return Ok(all);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Listing;

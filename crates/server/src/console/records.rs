@@ -49,7 +49,7 @@ pub(crate) async fn audit(
             )
         }
         Some(s) => {
-            let all = super::subject_entries(&state, s).await?;
+            let all = crate::people_api::subject_entries(&state, s).await?;
             let total = all.len();
             let end = total.saturating_sub((l.page() - 1) * PER_PAGE);
             let start = end.saturating_sub(PER_PAGE);
