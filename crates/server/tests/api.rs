@@ -1099,6 +1099,21 @@ impl TestServer {
 }
 
 impl TestServer {
+    /// The monthly report of `month` in `format` (`pdf` or `csv`), as the
+    /// admin downloads it.
+    async fn report(&self, month: jiff::civil::Date, format: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/api/v1/reports/monthly?month={}&format={format}",
+                self.url,
+                month.strftime("%Y-%m")
+            ))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Imports Debian's real DSA list as the feed `dsa`, pinned; the
     /// scratch directory holding its copy lives as long as the result.
     async fn load_dsa(&self, data: &std::path::Path, name: &str) -> TempDir {
@@ -1165,17 +1180,7 @@ async fn a_fixed_finding_counts_toward_mean_time_to_remediate_and_deadlines_met(
     // A second look counts nothing twice.
     server::posture::keep_today(&s.state).await.unwrap();
     let month = s.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let resp = s
-        .http
-        .get(format!(
-            "{}/api/v1/reports/monthly?month={}&format=csv",
-            s.url,
-            month.strftime("%Y-%m")
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.report(month, "csv").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let csv = resp.text().await.unwrap();
     for row in [
@@ -1187,17 +1192,7 @@ async fn a_fixed_finding_counts_toward_mean_time_to_remediate_and_deadlines_met(
         assert!(csv.contains(row), "{row} missing from {csv}");
     }
     // The report's PDF says the same.
-    let resp = s
-        .http
-        .get(format!(
-            "{}/api/v1/reports/monthly?month={}",
-            s.url,
-            month.strftime("%Y-%m")
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.report(month, "pdf").await;
     let text = pdf_text(&resp.bytes().await.unwrap());
     assert!(
         text.contains("Remediated in the month, per class"),
@@ -1207,17 +1202,7 @@ async fn a_fixed_finding_counts_toward_mean_time_to_remediate_and_deadlines_met(
     assert!(text.contains("mean time to remediate"), "{text}");
     // The month before saw nothing fixed.
     let before = month.first_of_month().yesterday().unwrap();
-    let resp = s
-        .http
-        .get(format!(
-            "{}/api/v1/reports/monthly?month={}&format=csv",
-            s.url,
-            before.strftime("%Y-%m")
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.report(before, "csv").await;
     let csv = resp.text().await.unwrap();
     assert!(csv.contains("remediated,all,0,"), "{csv}");
 }
@@ -4057,17 +4042,7 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
 
     // The report as a PDF that a reader opens, saying what the HTML says.
     let month = s.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let resp = s
-        .http
-        .get(format!(
-            "{}/api/v1/reports/monthly?month={}",
-            s.url,
-            month.strftime("%Y-%m")
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.report(month, "pdf").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/pdf");
     assert_eq!(
@@ -4101,17 +4076,7 @@ async fn the_monthly_report_is_a_pdf_a_reader_opens_and_is_mailed_on_its_schedul
     // A past month in which no posture was kept has no end figures: it
     // says so, rather than show today's as that month's.
     let before = month.first_of_month().yesterday().unwrap();
-    let resp = s
-        .http
-        .get(format!(
-            "{}/api/v1/reports/monthly?month={}",
-            s.url,
-            before.strftime("%Y-%m")
-        ))
-        .bearer_auth(&s.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.report(before, "pdf").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = pdf_text(&resp.bytes().await.unwrap());
     assert!(
