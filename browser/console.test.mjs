@@ -1,16 +1,23 @@
 // Patchwell's console in a real browser: Debian's chromium, headless,
-// driven by playwright-core, against a running `patchwell demo`.
+// driven by playwright-core, against a running `patchwell demo`, over
+// HTTPS with HTTP/2 as a deployment serves it.
 //
 //   node console.test.mjs CONSOLE_URL USER PASSWORD ARTIFACT_DIR
 //
-// It signs in, reads the dashboard, approves an update, starts a rollout
+// The browser accepts exactly the server's certificate (by the hash of its
+// public key) and no other. It signs in, checks that the page came over
+// HTTP/2 with the security headers and a Secure session cookie and that no
+// Content-Security-Policy violation happened, reads the dashboard, approves an update, starts a rollout
 // and watches it finish through the live progress, halts another,
 // downloads the monthly report (CSV and PDF), and keeps a screenshot of every page it
-// saw in ARTIFACT_DIR. Any failed expectation exits non-zero with what
+// saw in ARTIFACT_DIR. Last it signs out and checks that the old session
+// cookie no longer opens the console. Any failed expectation exits non-zero with what
 // was expected and what the page showed.
 import { chromium } from "playwright-core";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "node:tls";
 
 const [url, user, password, artifacts] = process.argv.slice(2);
 if (!url || !user || !password || !artifacts) {
@@ -24,9 +31,29 @@ function expect(condition, what) {
   if (!condition) throw new Error(`expected ${what}`);
 }
 
+// The base64 SHA-256 of the server certificate's public key, the form
+// Chromium's --ignore-certificate-errors-spki-list takes.
+function serverKeyHash(u) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(
+      { host: u.hostname, port: Number(u.port || 443), servername: u.hostname, rejectUnauthorized: false, ALPNProtocols: ["h2"] },
+      () => {
+        const spki = socket.getPeerX509Certificate().publicKey.export({ type: "spki", format: "der" });
+        socket.end();
+        resolve(createHash("sha256").update(spki).digest("base64"));
+      },
+    );
+    socket.on("error", reject);
+  });
+}
+const target = new URL(url);
+expect(target.protocol === "https:", `the console served over HTTPS, got ${url}`);
+const keyHash = await serverKeyHash(target);
+
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: [
+    `--ignore-certificate-errors-spki-list=${keyHash}`,
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -45,6 +72,12 @@ const context = await browser.newContext({
 });
 const page = await context.newPage();
 page.on("dialog", (d) => d.accept());
+// A Content-Security-Policy violation is reported on the console: any at
+// all fails the test, as it would break the page for a user.
+const violations = [];
+page.on("console", (m) => {
+  if (m.text().includes("Content Security Policy")) violations.push(m.text());
+});
 let shots = 0;
 async function shot(name) {
   shots += 1;
@@ -71,8 +104,24 @@ try {
   );
   await page.getByLabel("User name").fill(user);
   await page.getByLabel("Password").fill(password);
+  const dashboardResponse = page.waitForResponse(`${origin}/console`);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL(`${origin}/console`);
+  const headers = (await dashboardResponse).headers();
+
+  // Over HTTP/2, with the headers that keep the console safe in a browser.
+  const protocol = await page.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+  expect(protocol === "h2", `the console over HTTP/2, got ${protocol}`);
+  expect(
+    (headers["content-security-policy"] || "").includes("script-src 'self'") &&
+      (headers["content-security-policy"] || "").includes("frame-ancestors 'none'"),
+    `a Content-Security-Policy, got ${headers["content-security-policy"]}`,
+  );
+  expect((headers["strict-transport-security"] || "").startsWith("max-age="), "HSTS over HTTPS");
+  expect(headers["x-content-type-options"] === "nosniff", "nosniff");
+  const session = (await context.cookies()).find((c) => c.name === "patchwell_session");
+  expect(session && session.secure && session.httpOnly && session.sameSite === "Strict",
+    `a Secure, HttpOnly, SameSite=Strict session cookie, got ${JSON.stringify(session)}`);
 
   // The dashboard.
   expect((await heading()) === "Dashboard", "the dashboard");
@@ -211,7 +260,19 @@ try {
   await page.locator("tbody tr a").first().click();
   expect((await page.locator("h2").first().textContent()).startsWith("Hosts it reaches"), "an advisory's page");
   await shot("advisory");
-  console.log(`browser: ${shots} pages checked; screenshots in ${artifacts}`);
+  expect(violations.length === 0, `no Content-Security-Policy violation, got ${violations.join("; ")}`);
+
+  // Signing out ends the session on the server: the old cookie, put back,
+  // opens nothing.
+  const before = (await context.cookies()).find((c) => c.name === "patchwell_session");
+  await page.goto(`${origin}/console`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/console\/login/);
+  await context.addCookies([before]);
+  await page.goto(`${origin}/console`);
+  expect(page.url().includes("/console/login"), `the old session refused after signing out, got ${page.url()}`);
+  await shot("signed-out");
+  console.log(`browser: ${shots} pages checked over ${protocol}; screenshots in ${artifacts}`);
 } catch (e) {
   await shot("failure").catch(() => {});
   console.error(`browser test failed on ${page.url()}: ${e.message}`);

@@ -115,17 +115,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?
     };
 
-    let tls = !args.listen.ip().is_loopback();
+    // HTTPS, as a deployment serves it, with the server's own CA: the
+    // console a browser sees is the one an IT team would run.
     let options = server::ServeOptions {
         data_dir: data_dir.clone(),
         listen: args.listen,
         database_url: None,
-        transport: if tls {
-            server::Transport::GeneratedTls {
-                names: vec!["localhost".into(), "127.0.0.1".into()],
-            }
-        } else {
-            server::Transport::PlainHttp { insecure: false }
+        transport: server::Transport::GeneratedTls {
+            names: vec!["localhost".into(), "127.0.0.1".into()],
         },
         config: server::Config {
             // The simulated fleet checks in every few seconds, well above
@@ -155,17 +152,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let (api, ca_pem) = if tls {
-        let ca = std::fs::read_to_string(data_dir.join("tls/ca.pem"))
-            .context("reading the server's CA certificate")?;
-        (format!("https://127.0.0.1:{}", address.port()), Some(ca))
-    } else {
-        (format!("http://{address}"), None)
-    };
-    let console = if tls {
-        format!("https://{address}/console")
-    } else {
+    let ca_path = data_dir.join("tls/ca.pem");
+    let ca = std::fs::read_to_string(&ca_path).context("reading the server's CA certificate")?;
+    let api = format!("https://127.0.0.1:{}", address.port());
+    let ca_pem = Some(ca);
+    let console = if address.ip().is_unspecified() || address.ip().is_loopback() {
         format!("{api}/console")
+    } else {
+        format!("https://{address}/console")
     };
     let admin_token = read_trimmed(&data_dir.join("admin-token"))?;
     let password = read_trimmed(&data_dir.join("admin-password"))?;
@@ -197,6 +191,11 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("demo: approving the security updates and starting a pilot rollout");
     start_pilot(&admin).await?;
 
+    eprintln!(
+        "demo: the console's certificate is signed by the server's own CA, {} \
+         (a browser warns until it is trusted)",
+        ca_path.display()
+    );
     println!("console: {console} user: admin password: {password}");
     eprintln!(
         "demo: this machine is host {own}; stop the demo with Ctrl-C{}",

@@ -14,6 +14,7 @@
 
 pub mod api;
 mod auth;
+mod browser;
 pub mod catalog;
 mod catalog_api;
 mod console;
@@ -81,6 +82,10 @@ pub struct Config {
     /// The mail relay contacts with an email address are told through;
     /// `None`: only webhooks.
     pub smtp: Option<notify::Smtp>,
+    /// Whether browsers reach the server over HTTPS: the session cookie is
+    /// then `Secure`, answers carry HSTS, and a change must come from an
+    /// `https://` origin. `serve` sets it from the transport.
+    pub https: bool,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
             host_requests_per_minute: 60,
             feed_refresh: Some(Duration::from_secs(6 * 3600)),
             smtp: None,
+            https: false,
         }
     }
 }
@@ -161,6 +167,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let max_wire = state.config.max_wire_bytes;
+    let guard = axum::middleware::from_fn_with_state(state.clone(), browser::guard);
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/v1/agent/enroll", post(handlers::enroll))
@@ -338,6 +345,9 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+        // Refuses cross-origin changes and adds the security headers, to
+        // every answer, errors included.
+        .layer(guard)
         .with_state(state)
 }
 
@@ -492,14 +502,26 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Creates the data directory readable by its owner only: it holds the
-/// database and the first API token.
+/// Creates the data directory readable by its owner only, or makes an
+/// existing one so: it holds the database, the keys and the first
+/// administrator's password.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
+            .with_context(|| format!("restricting {} to its owner (mode 0700)", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "Data directory restricted to its owner (it was {:o}).", mode & 0o777);
     }
     Ok(())
 }
@@ -564,7 +586,9 @@ pub async fn serve_until(
     if let Some(path) = first.token_file {
         tracing::info!(file = %path.display(), "First API token written.");
     }
-    let mut state = AppState::new(store.clone(), options.config);
+    let mut config = options.config;
+    config.https = tls.is_some();
+    let mut state = AppState::new(store.clone(), config);
     state.job_key = Arc::new(jobkey::JobKey::load_or_create(&options.data_dir)?);
     let started = std::time::Instant::now();
     state.catalog.set(

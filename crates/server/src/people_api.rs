@@ -141,9 +141,12 @@ pub(crate) async fn sign_in(
         .create_session(&secrets::hash(&secret), &user.username, expires, at)
         .await?;
     let mut headers = HeaderMap::new();
+    // Over HTTPS the cookie is `Secure`: a browser never sends it over
+    // plain HTTP, where anyone on the path could read it.
     let cookie = format!(
-        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_HOURS * 3600
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_HOURS * 3600,
+        if state.config.https { "; Secure" } else { "" }
     );
     headers.insert(
         header::SET_COOKIE,
@@ -176,9 +179,11 @@ pub(crate) async fn sign_out(
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "patchwell_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static(if state.config.https {
+            "patchwell_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        } else {
+            "patchwell_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        }),
     );
     Ok((StatusCode::NO_CONTENT, headers))
 }

@@ -3734,6 +3734,7 @@ impl Browser {
         let resp = self
             .http
             .post(format!("{}/console/login", self.url))
+            .header("origin", &self.url)
             .form(&[
                 ("username", user),
                 ("password", password),

@@ -498,9 +498,8 @@ impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir`, in WAL
     /// mode, and brings its schema up to date.
     pub async fn open_sqlite(data_dir: &Path, now: Timestamp) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| Error::Invalid(format!("data directory {}: {e}", data_dir.display())))?;
         let path = data_dir.join("patchwell.db");
+        make_private(data_dir, &path)?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         Self::open(&url, Backend::Sqlite, now).await
     }
@@ -2532,4 +2531,42 @@ impl crate::CatalogStore for Store {
             })
             .collect()
     }
+}
+
+/// Makes the data directory readable by its owner only (0700), whoever
+/// created it, and the database with its WAL and shared-memory files 0600:
+/// they hold password hashes and every host's inventory. The database is
+/// created here, before SQLite opens it, so that it never exists with the
+/// process's umask; SQLite gives the files it adds beside a database the
+/// database's own mode.
+fn make_private(data_dir: &Path, db: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |what: &Path, e: std::io::Error| {
+        Error::Invalid(format!("data directory {}: {e}", what.display()))
+    };
+    std::fs::create_dir_all(data_dir).map_err(|e| fail(data_dir, e))?;
+    let restrict = |path: &Path, mode: u32| -> Result<()> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o777 != mode => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| fail(path, e))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(fail(path, e)),
+        }
+    };
+    restrict(data_dir, 0o700)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| fail(db, e))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        restrict(Path::new(&name), 0o600)?;
+    }
+    Ok(())
 }

@@ -3,7 +3,6 @@
 //! advisory id, or an update's `name=version`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use maud::{html, Markup};
@@ -13,9 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use store::PlanStore;
 
-use super::{
-    body, encode, order, page, same_origin, text, when, Listing, PageError, PageResult, Viewer,
-};
+use super::{body, encode, order, page, text, when, Listing, PageError, PageResult, Viewer};
 use crate::auth::Approver;
 use crate::error::ApiError;
 use crate::plan_docs::{ApprovalDoc, Doc};
@@ -315,10 +312,8 @@ pub(crate) struct DecideForm {
 pub(crate) async fn decide(
     State(state): State<AppState>,
     viewer: Viewer,
-    headers: HeaderMap,
     Form(form): Form<DecideForm>,
 ) -> Result<Response, PageError> {
-    same_origin(&headers)?;
     let caller = viewer.require(Access::Approve)?;
     // A decision limited to some rings or groups keeps its limits: the
     // form changes the verdict and the comment only.

