@@ -1869,6 +1869,8 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
         name: "openssl".into(),
         spec: r#"{"packages":["libssl3"]}"#.into(),
         state: r#"{"ring_started":[null,null]}"#.into(),
+        status: "running".into(),
+        release: None,
         hosts: ["h1", "h2", "h3", "gone"]
             .iter()
             .enumerate()
