@@ -184,7 +184,8 @@ pub(crate) async fn list(
             h2 id="new" { "Start a rollout" }
             p class="muted" {
                 "Versions are frozen when the rollout is created: every ring gets what the pilot tested. "
-                (approved) " update(s) are approved now; see " a href="/console/updates" { "Updates" } "."
+                (approved) " update(s) are approved now; see " a href="/console/updates" { "Updates" } ". "
+                "Started by someone who may not approve, a rollout with versions no approval covers waits until an approver or an administrator releases it."
             }
             form class="stack" method="post" action="/console/rollouts" aria-labelledby="new" {
                 div { label for="name" { "Name" } input id="name" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="2026-12-patch-tuesday"; }
