@@ -2283,6 +2283,11 @@ async fn decide_release(
     verdict: ReleaseVerdict,
     reason: Option<String>,
 ) -> ApiResult<Json<Value>> {
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 4000) {
+        return Err(ApiError::bad_request(
+            "a release's or refusal's reason is at most 4000 characters",
+        ));
+    }
     let (_, _, stored) = stored_rollout(state, name).await?;
     let what = stored
         .release

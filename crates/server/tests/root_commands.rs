@@ -447,17 +447,21 @@ async fn a_refused_rollout_never_runs() {
     assert_eq!(body["status"], "awaiting_release");
     assert_eq!(body["release"]["scripts"][0]["text"], check);
 
-    // A refusal needs a reason.
-    let (status, body) = s
-        .call(
-            &approver,
-            Method::POST,
-            "/api/v1/rollouts/r1/refuse",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("reason"), "{body}");
+    // A refusal needs a reason, of a bounded length.
+    for reason in [json!(null), json!("x".repeat(4001))] {
+        let (status, body) = s
+            .call(
+                &approver,
+                Method::POST,
+                "/api/v1/rollouts/r1/refuse",
+                Some(json!({"reason": reason})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("reason"), "{body}");
+    }
+    let (_, body) = s.get("/api/v1/rollouts/r1").await;
+    assert_eq!(body["status"], "awaiting_release", "nothing was stored");
     let (status, body) = s
         .call(
             &approver,
