@@ -403,6 +403,11 @@ pub struct RolloutState {
     pub expires: Option<Timestamp>,
     /// The first ring starts no earlier (a policy's scheduled time).
     pub starts: Option<Timestamp>,
+    /// Why no ring may start at all: the rollout runs scripts as root or
+    /// installs versions no approval covers, and no approver or
+    /// administrator released it (or one refused it). `None`: released, or
+    /// nothing in it needs a release.
+    pub unreleased: Option<String>,
 }
 
 /// Everything a plan is made from.
@@ -467,6 +472,12 @@ pub enum RingWait {
     /// scoped to other rings, or a decline since).
     NotApproved {
         /// Why, naming the updates.
+        reason: String,
+    },
+    /// The rollout is not released: what it would run as root waits for
+    /// an approver's or administrator's decision.
+    Unreleased {
+        /// Why, naming the scripts and versions.
         reason: String,
     },
 }
@@ -736,6 +747,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let started = state.ring_started.get(i).copied().flatten();
         let blocked = if started.is_some() {
             None
+        } else if let Some(reason) = &state.unreleased {
+            // Before anything else: a halt, a schedule or a gate may all
+            // change, and none of them releases it.
+            Some(RingWait::Unreleased {
+                reason: reason.clone(),
+            })
         } else if halt.is_some() {
             Some(RingWait::Halted)
         } else if i == 0 {
@@ -905,6 +922,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // deferred or outside its window still is). Once expired nothing more
     // starts, so it is complete when no job is out, whatever its gates.
     let complete = halt.is_none()
+        && state.unreleased.is_none()
         && (expired
             || ring_plans
                 .iter()
@@ -1102,6 +1120,7 @@ fn wait_text(w: &RingWait) -> String {
         RingWait::Halted => "the rollout is halted".into(),
         RingWait::Scheduled { at } => format!("the rollout is scheduled to start at {at}"),
         RingWait::NotApproved { reason } => reason.clone(),
+        RingWait::Unreleased { reason } => format!("not released: {reason}"),
     }
 }
 
@@ -1236,6 +1255,7 @@ mod tests {
             halted: None,
             expires: None,
             starts: None,
+            unreleased: None,
         }
     }
 
@@ -1382,6 +1402,38 @@ mod tests {
             "{:?}",
             after.hosts[0].action
         );
+    }
+
+    #[test]
+    fn an_unreleased_rollout_starts_no_ring_whatever_its_schedule_or_halt() {
+        let targets = vec![
+            target("p1", 0, Progress::NotStarted),
+            target("b1", 1, Progress::NotStarted),
+        ];
+        let mut held = state(None);
+        held.unreleased = Some("it runs a pre_hook as root".into());
+        // Its scheduled start came and went, and a halt was lifted: still
+        // nothing starts.
+        held.starts = Some(t("2026-12-08T22:00:00Z"));
+        let p = make(&targets, &held, Budget::Unlimited, "2026-12-09T09:00:00Z");
+        let wait = RingWait::Unreleased {
+            reason: "it runs a pre_hook as root".into(),
+        };
+        assert_eq!(p.rings[0].state, RingState::Waiting(wait));
+        assert!(
+            p.hosts
+                .iter()
+                .all(|h| !matches!(h.action, Action::Start { .. })),
+            "{p}"
+        );
+        assert_eq!(
+            p.hosts[0].action.describe(),
+            "its ring pilot has not started: not released: it runs a pre_hook as root"
+        );
+        assert!(!p.complete);
+        held.unreleased = None;
+        let p = make(&targets, &held, Budget::Unlimited, "2026-12-09T09:00:00Z");
+        assert!(matches!(p.hosts[0].action, Action::Start { .. }), "{p}");
     }
 
     #[test]

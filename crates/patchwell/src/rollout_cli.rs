@@ -1,5 +1,5 @@
-//! `patchwell rollouts`: create, watch, halt, resume, roll back, redeploy and
-//! review rollouts over the API.
+//! `patchwell rollouts`: create, release or refuse, watch, halt, resume,
+//! roll back, redeploy and review rollouts over the API.
 
 use std::process::ExitCode;
 
@@ -125,6 +125,24 @@ pub(crate) enum RolloutsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Release a rollout that awaits release: its scripts run as root and
+    /// its versions install (approvers and administrators).
+    Release {
+        /// The rollout.
+        name: String,
+        /// Why it may run.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Refuse a rollout that awaits release: nothing of it ever runs
+    /// (approvers and administrators).
+    Refuse {
+        /// The rollout.
+        name: String,
+        /// Why not.
+        #[arg(long)]
+        reason: String,
+    },
     /// Approve a ring's start.
     Approve {
         /// The rollout.
@@ -154,6 +172,7 @@ fn show(v: Value) -> String {
     if let Some(halt) = v["halt"].as_str() {
         out.push_str(&format!("halted: {halt}\n"));
     }
+    out.push_str(&release(&v["release"]));
     for p in v["packages"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "  installs {} {}\n",
@@ -201,6 +220,45 @@ fn show(v: Value) -> String {
         })
         .collect();
     out.push_str(&table(&["HOST", "RING", "STEP", "WHAT AND WHY"], hosts));
+    out
+}
+
+/// What of a rollout needs (or needed) an approver's release: the decision,
+/// the full text of each script and the versions no approval covers.
+fn release(r: &Value) -> String {
+    let text = |k: &str| r[k].as_str().unwrap_or("?").to_owned();
+    let mut out = match r["state"].as_str() {
+        None => return String::new(),
+        Some("awaiting_release") => format!(
+            "awaits release by an approver or administrator: {}\n",
+            text("why")
+        ),
+        Some(state) => format!(
+            "{state} by {} at {}{}\n",
+            text("by"),
+            text("at"),
+            r["reason"]
+                .as_str()
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default()
+        ),
+    };
+    for s in r["scripts"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  script {} (runs as root, sha256 {}):\n",
+            s["hook"].as_str().unwrap_or("?"),
+            s["sha256"].as_str().unwrap_or("?")
+        ));
+        for line in s["text"].as_str().unwrap_or_default().lines() {
+            out.push_str(&format!("    | {line}\n"));
+        }
+    }
+    for v in r["uncovered"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  no approval covers {}\n",
+            v.as_str().unwrap_or("?")
+        ));
+    }
     out
 }
 
@@ -349,6 +407,24 @@ pub(crate) async fn rollouts(
                     format!("baseline {baseline} raised: {}\n", changes.join(", "))
                 }
             });
+        }
+        RolloutsCommand::Release { name, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &action(&name, "release"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?
+        }
+        RolloutsCommand::Refuse { name, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &action(&name, "refuse"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?
         }
         RolloutsCommand::Approve { name, ring } => {
             client
@@ -515,4 +591,50 @@ pub(crate) async fn deferrals(
             deferral_rows(&v),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_says_a_rollout_awaits_release_with_its_scripts_and_versions() {
+        let v = json!({
+            "name": "r1", "status": "awaiting_release", "generation": 1, "reason": "monthly",
+            "release": {
+                "state": "awaiting_release",
+                "why": "it runs scripts as root (pre_hook)",
+                "scripts": [{"hook": "pre_hook", "text": "systemctl stop app\nrm -rf /var/cache/app", "sha256": "ab12"}],
+                "uncovered": ["libssl3=3.0.16-1~deb12u1"],
+                "by": null, "at": null, "reason": null,
+            },
+        });
+        let shown = show(v);
+        assert!(
+            shown.contains(
+                "awaits release by an approver or administrator: it runs scripts as root (pre_hook)\n"
+            ),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "  script pre_hook (runs as root, sha256 ab12):\n    | systemctl stop app\n    | rm -rf /var/cache/app\n"
+            ),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("  no approval covers libssl3=3.0.16-1~deb12u1\n"),
+            "{shown}"
+        );
+        let released = show(json!({
+            "name": "r1", "status": "running", "generation": 1, "reason": "monthly",
+            "release": {"state": "released", "by": "alice", "at": "2026-12-01T10:00:00Z",
+                        "reason": "read it", "scripts": [], "uncovered": []},
+        }));
+        assert!(
+            released.contains("released by alice at 2026-12-01T10:00:00Z: read it\n"),
+            "{released}"
+        );
+        assert!(!show(json!({"name": "r2", "release": null})).contains("release"));
+    }
 }

@@ -2,7 +2,10 @@
 //! a rollout at each of its scheduled times (Patch Tuesday, every Saturday
 //! night ...), of the updates people approved, for the policy's hosts and
 //! packages, under its maintenance windows, with the default rings (a 5%
-//! pilot, the rest two business days later).
+//! pilot, the rest two business days later). Its rollouts carry no script
+//! and, but for a version the policy names by `name=version` that no
+//! approval covers, only approved versions, so they need no release; such a
+//! named version waits for an approver's release like an operator's would.
 //!
 //! Once a minute the server starts each such policy whose next time after
 //! its last start (or its definition) has come: a server that was down at
@@ -113,9 +116,12 @@ async fn start(
         "start": "now",
     }))
     .map_err(ApiError::internal)?;
+    // The scheduler starts rollouts and releases nothing: its approved
+    // updates need no release, and a version the policy names that no
+    // approval covers waits for an approver, as an operator's would.
     let scheduler = Caller {
         username: "scheduler".into(),
-        role: Role::Admin,
+        role: Role::Operator,
         scopes: None,
         session: None,
     };

@@ -301,6 +301,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/rollouts/{name}/rollback", post(rollouts::rollback))
         .route("/api/v1/rollouts/{name}/redeploy", post(rollouts::redeploy))
         .route("/api/v1/rollouts/{name}/approve", post(rollouts::approve))
+        .route("/api/v1/rollouts/{name}/release", post(rollouts::release))
+        .route("/api/v1/rollouts/{name}/refuse", post(rollouts::refuse))
         .merge(plan_routes::<plan_docs::PolicyDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::BaselineDoc, auth::Approver>())
         .merge(plan_routes::<plan_docs::ExemptionDoc, auth::Approver>())

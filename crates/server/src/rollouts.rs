@@ -20,6 +20,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use patchwell_core::classify::Class;
+use patchwell_core::people::{self, Access};
 use patchwell_core::policy::WindowState;
 use patchwell_core::rollout::{self, Budget, Progress, Ring, Size};
 use protocol::job::{
@@ -252,6 +253,162 @@ pub(crate) struct StateDoc {
     failure_halt: Option<String>,
     #[serde(default)]
     notes: Vec<Note>,
+    /// What of it needs a person's release, and their decision (`None`:
+    /// nothing did, or it was stored before releases were asked for).
+    #[serde(default)]
+    release: Option<ReleaseDoc>,
+}
+
+/// A rollout waiting for an approver or administrator to release it.
+pub(crate) const AWAITING_RELEASE: &str = "awaiting_release";
+/// A rollout an approver or administrator refused to release: nothing of
+/// it runs, ever.
+pub(crate) const REFUSED: &str = "refused";
+
+/// What a rollout would run as root that no approval vouches for: its
+/// scripts, and the frozen versions no approval covered when it was
+/// created. Such a rollout runs only once an approver or an administrator
+/// releases it; an operator may create it, never release it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReleaseDoc {
+    /// The frozen versions (`name=version`) no approval covered.
+    #[serde(default)]
+    uncovered: Vec<String>,
+    /// Each script's SHA-256 (hex), by hook: exactly what a release lets
+    /// run (the spec keeps the text).
+    #[serde(default)]
+    scripts: BTreeMap<String, String>,
+    /// The decision, once a person made it.
+    #[serde(default)]
+    decision: Option<ReleaseDecision>,
+}
+
+/// A release or a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ReleaseVerdict {
+    /// It may run.
+    Released,
+    /// It never runs.
+    Refused,
+}
+
+impl ReleaseVerdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReleaseVerdict::Released => "released",
+            ReleaseVerdict::Refused => "refused",
+        }
+    }
+}
+
+/// Who released or refused a rollout, when and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReleaseDecision {
+    verdict: ReleaseVerdict,
+    by: String,
+    at: Timestamp,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The scripts a rollout's jobs run as root, by hook, in the order the
+/// agent runs them.
+fn scripts(spec: &Spec) -> Vec<(&'static str, &str)> {
+    [
+        ("pre_hook", &spec.pre_hook),
+        ("post_hook", &spec.post_hook),
+        ("health_check", &spec.health_check),
+    ]
+    .into_iter()
+    .filter_map(|(hook, text)| text.as_deref().map(|t| (hook, t)))
+    .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    crate::secrets::hex(&crate::secrets::hash(text))
+}
+
+impl ReleaseDoc {
+    /// What of a new rollout needs a release, given the decisions on
+    /// updates by title; `None` when nothing does (no script, and every
+    /// version approved).
+    fn of(spec: &Spec, verdicts: &HashMap<String, bool>) -> Option<ReleaseDoc> {
+        let mut uncovered: Vec<String> = spec
+            .packages
+            .iter()
+            .map(|f| format!("{}={}", f.name, f.version))
+            .filter(|title| verdicts.get(title) != Some(&true))
+            .collect();
+        uncovered.sort();
+        uncovered.dedup();
+        let scripts: BTreeMap<String, String> = scripts(spec)
+            .into_iter()
+            .map(|(hook, text)| (hook.to_owned(), sha256_hex(text)))
+            .collect();
+        (!uncovered.is_empty() || !scripts.is_empty()).then_some(ReleaseDoc {
+            uncovered,
+            scripts,
+            decision: None,
+        })
+    }
+
+    /// What needs the release, as people read it.
+    fn what(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.scripts.is_empty() {
+            let hooks: Vec<&str> = self.scripts.keys().map(String::as_str).collect();
+            parts.push(format!("runs scripts as root ({})", hooks.join(", ")));
+        }
+        if !self.uncovered.is_empty() {
+            parts.push(format!(
+                "installs versions no approval covers ({})",
+                self.uncovered.join(", ")
+            ));
+        }
+        format!("it {}", parts.join(" and "))
+    }
+
+    /// What a decision on it lets run, for the audit log: each script by
+    /// its hash, and the versions.
+    fn audited(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.scripts.is_empty() {
+            let hashes: Vec<String> = self
+                .scripts
+                .iter()
+                .map(|(hook, sha)| format!("{hook} sha256:{sha}"))
+                .collect();
+            parts.push(format!("scripts {}", hashes.join(", ")));
+        }
+        if !self.uncovered.is_empty() {
+            parts.push(format!(
+                "versions no approval covers {}",
+                self.uncovered.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+
+    /// Why no ring may start (`None`: released).
+    fn holds(&self) -> Option<String> {
+        match &self.decision {
+            None => Some(format!(
+                "an approver or administrator must release it, since {}",
+                self.what()
+            )),
+            Some(d) if d.verdict == ReleaseVerdict::Refused => Some(format!(
+                "refused by {} at {}{}",
+                d.by,
+                d.at,
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )),
+            Some(_) => None,
+        }
+    }
 }
 
 /// `POST /api/v1/rollouts`
@@ -621,6 +778,12 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
         "\nJobs not handed out by {} are not handed out.\n",
         spec.expires_at
     ));
+    if view["status"] == AWAITING_RELEASE {
+        text.push_str(&format!(
+            "\nNothing of it runs until an approver or administrator releases it: {}.\n",
+            view["release"]["why"].as_str().unwrap_or_default()
+        ));
+    }
     Notice {
         event: "rollout-created",
         subject: format!("Rollout {name}: {}", spec.reason),
@@ -633,6 +796,7 @@ fn created_notice(name: &str, by: &str, spec: &Spec, view: &Value) -> Notice {
             "rings": view["rings"],
             "expires_at": spec.expires_at,
             "starts_at": spec.starts_at,
+            "status": view["status"],
         }),
         audiences: &notify::AUDIENCES,
     }
@@ -961,20 +1125,46 @@ pub(crate) async fn create(
         reboot_deferral: req.reboot_deferral,
         starts_at,
     };
+    // Scripts, and versions no approval covers, run only once an approver
+    // or an administrator releases them: at once when the creator may (an
+    // administrator, through a session or a token that may approve),
+    // otherwise by a later decision.
+    let mut release = ReleaseDoc::of(&spec, &verdicts);
+    let mut released_by = None;
+    let mut status = "running";
+    if let Some(r) = &mut release {
+        if people::allowed(caller.role, caller.scopes.as_deref(), Access::Approve) {
+            r.decision = Some(ReleaseDecision {
+                verdict: ReleaseVerdict::Released,
+                by: caller.username.clone(),
+                at,
+                reason: Some("released by its creator as it was created".into()),
+            });
+            released_by = Some(
+                Why::new(&caller.username, "release-rollout")
+                    .because(Some(format!("released as it was created: {}", r.audited()))),
+            );
+        } else {
+            status = AWAITING_RELEASE;
+        }
+    }
     let doc = StateDoc {
         ring_started: vec![None; parsed.len()],
         ring_approved: vec![false; parsed.len()],
+        release,
         ..StateDoc::default()
     };
     let rollout = NewRollout {
         name: req.name.clone(),
         spec: serde_json::to_string(&spec).map_err(ApiError::internal)?,
         state: serde_json::to_string(&doc).map_err(ApiError::internal)?,
+        status: status.to_owned(),
+        release: released_by,
         hosts: new_hosts,
     };
     let why = Why::new(&caller.username, "create-rollout").because(Some(spec.reason.clone()));
     state.store.create_rollout(&rollout, &why, at).await?;
-    tracing::info!(rollout = %req.name, hosts = members.len(), "Rollout created.");
+    tracing::info!(rollout = %req.name, hosts = members.len(), %status, "Rollout created.");
     // The chain of communication is told the schedule and the reason
     // before the first job is handed out.
     if let Some(start) = starts_at {
@@ -1235,6 +1425,7 @@ async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
         halted: doc.halted.clone().or_else(|| doc.failure_halt.clone()),
         expires: Some(spec.expires_at),
         starts: spec.starts_at,
+        unreleased: doc.release.as_ref().and_then(ReleaseDoc::holds),
     };
     let plan = rollout::plan(&rollout::Input {
         rings: &rings,
@@ -1663,7 +1854,30 @@ fn show_head_json(l: &Loaded) -> Value {
         "starts_at": l.spec.starts_at,
         "halt": l.plan.halt.as_ref().map(rollout::Halt::describe),
         "complete": l.plan.complete,
+        "release": release_json(&l.spec, l.doc.release.as_ref()),
         "rings": rings,
+    })
+}
+
+/// What of a rollout needed a release and the decision, with the full text
+/// of each script: what the approver releases (null when nothing needed
+/// one).
+fn release_json(spec: &Spec, release: Option<&ReleaseDoc>) -> Value {
+    let Some(r) = release else {
+        return Value::Null;
+    };
+    let scripts: Vec<Value> = scripts(spec)
+        .into_iter()
+        .map(|(hook, text)| json!({"hook": hook, "text": text, "sha256": sha256_hex(text)}))
+        .collect();
+    json!({
+        "state": r.decision.as_ref().map_or(AWAITING_RELEASE, |d| d.verdict.as_str()),
+        "why": r.what(),
+        "scripts": scripts,
+        "uncovered": r.uncovered,
+        "by": r.decision.as_ref().map(|d| &d.by),
+        "at": r.decision.as_ref().map(|d| d.at),
+        "reason": r.decision.as_ref().and_then(|d| d.reason.as_ref()),
     })
 }
 
@@ -1869,6 +2083,20 @@ fn reason_of(action: &RolloutAction, what: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad_request(format!("{what} needs a reason")))
 }
 
+/// Refuses an action on a rollout that was never released: a rollback or a
+/// redeploy would move its status on past the release it still needs.
+fn released(l: &Loaded, name: &str) -> ApiResult<()> {
+    match l.record.status.as_str() {
+        AWAITING_RELEASE => Err(ApiError::conflict(format!(
+            "rollout {name} awaits release by an approver or administrator; nothing of it ran"
+        ))),
+        REFUSED => Err(ApiError::conflict(format!(
+            "rollout {name} was refused; nothing of it runs (create a new rollout)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `POST /api/v1/rollouts/{name}/halt`: no new host starts; jobs not yet
 /// delivered are withdrawn.
 pub(crate) async fn halt(
@@ -1937,6 +2165,7 @@ pub(crate) async fn rollback(
     let reason = reason_of(&action, "a rollback")?;
     let why = Why::new(&caller.username, "rollback-rollout").because(Some(reason.clone()));
     act(&state, &name, why, |l, doc| {
+        released(l, &name)?;
         if matches!(l.record.status.as_str(), "rolling_back" | "rolled_back") {
             return Err(ApiError::conflict(format!(
                 "rollout {name} is {} already",
@@ -1989,6 +2218,7 @@ pub(crate) async fn redeploy(
     let reason = reason_of(&action, "a redeploy")?;
     let why = Why::new(&caller.username, "redeploy-rollout").because(Some(reason));
     act(&state, &name, why, |l, doc| {
+        released(l, &name)?;
         if l.record.status == "rolling_back" {
             return Err(ApiError::conflict(format!(
                 "rollout {name} is still rolling back"
@@ -2041,6 +2271,108 @@ pub(crate) async fn approve(
         doc.ring_approved[i] = true;
         Ok(Decision::keep(l))
     })
+    .await
+}
+
+/// A person's decision on a rollout awaiting release, and the audit entry
+/// that records it (naming each script by its hash, and the versions).
+async fn decide_release(
+    state: &AppState,
+    name: &str,
+    caller: &crate::auth::Caller,
+    verdict: ReleaseVerdict,
+    reason: Option<String>,
+) -> ApiResult<Json<Value>> {
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 4000) {
+        return Err(ApiError::bad_request(
+            "a release's or refusal's reason is at most 4000 characters",
+        ));
+    }
+    let (_, _, stored) = stored_rollout(state, name).await?;
+    let what = stored
+        .release
+        .as_ref()
+        .map(ReleaseDoc::audited)
+        .unwrap_or_default();
+    let (action, verb) = match verdict {
+        ReleaseVerdict::Released => ("release-rollout", "releases"),
+        ReleaseVerdict::Refused => ("refuse-rollout", "refuses"),
+    };
+    let why = Why::new(&caller.username, action).because(Some(format!(
+        "{}{verb} {what}",
+        reason
+            .as_deref()
+            .map(|r| format!("{r}; "))
+            .unwrap_or_default()
+    )));
+    let by = caller.username.clone();
+    let at = now(state);
+    act(state, name, why, |l, doc| {
+        if l.record.status != AWAITING_RELEASE {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is {}: only a rollout awaiting release is released or refused",
+                l.record.status
+            )));
+        }
+        let release = doc.release.as_mut().ok_or_else(|| {
+            ApiError::internal(format!(
+                "rollout {name} awaits release but records nothing to release"
+            ))
+        })?;
+        release.decision = Some(ReleaseDecision {
+            verdict,
+            by,
+            at,
+            reason,
+        });
+        let status = match verdict {
+            ReleaseVerdict::Released => "running",
+            ReleaseVerdict::Refused => REFUSED,
+        };
+        Ok(Decision {
+            status: status.to_owned(),
+            ..Decision::keep(l)
+        })
+    })
+    .await
+}
+
+/// `POST /api/v1/rollouts/{name}/release`: an approver or administrator
+/// lets a rollout that awaits release run (its scripts and the versions no
+/// approval covers, as its answer shows them).
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let reason = action
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    decide_release(&state, &name, &caller, ReleaseVerdict::Released, reason).await
+}
+
+/// `POST /api/v1/rollouts/{name}/refuse`: an approver or administrator
+/// refuses a rollout that awaits release; it never runs.
+pub(crate) async fn refuse(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let reason = reason_of(&action, "a refusal")?;
+    decide_release(
+        &state,
+        &name,
+        &caller,
+        ReleaseVerdict::Refused,
+        Some(reason),
+    )
     .await
 }
 

@@ -30,7 +30,8 @@ pub struct RolloutRecord {
     pub generation: u64,
     /// The server's JSON of what the executor recorded.
     pub state: String,
-    /// `running`, `halted`, `complete`, `rolling_back`, `rolled_back`.
+    /// `awaiting_release`, `running`, `halted`, `complete`, `rolling_back`,
+    /// `rolled_back`, `refused`.
     pub status: String,
     /// When it was created.
     pub created_at: Timestamp,
@@ -60,6 +61,12 @@ pub struct NewRollout {
     pub spec: String,
     /// Its initial state (JSON).
     pub state: String,
+    /// Its initial status: `running`, or `awaiting_release` when a person
+    /// must release it before any of it runs.
+    pub status: String,
+    /// A release decided as it is created (its creator may release what it
+    /// runs as root), audited after the creation in the same transaction.
+    pub release: Option<Why>,
     /// Its hosts.
     pub hosts: Vec<NewRolloutHost>,
 }
@@ -330,13 +337,14 @@ impl RolloutStore for Store {
         }
         sqlx::query(
             "INSERT INTO rollouts (name, spec, generation, state, status, created_at, created_by, updated_at) \
-             VALUES ($1, $2, 1, $3, 'running', $4, $5, $4)",
+             VALUES ($1, $2, 1, $3, $6, $4, $5, $4)",
         )
         .bind(&rollout.name)
         .bind(&rollout.spec)
         .bind(&rollout.state)
         .bind(now.as_second())
         .bind(&why.actor)
+        .bind(&rollout.status)
         .execute(&mut *tx)
         .await?;
         // The hosts travel as one JSON array: [[host, ring, packages], ...].
@@ -381,6 +389,18 @@ impl RolloutStore for Store {
             Some(rollout.spec.clone()),
         );
         append(&mut tx, &event, now).await?;
+        if let Some(release) = &rollout.release {
+            let event = AuditEvent::of(
+                release,
+                format!("rollouts/{}", rollout.name),
+                None,
+                Some(format!(
+                    "{{\"generation\":1,\"status\":\"{}\",\"state\":{}}}",
+                    rollout.status, rollout.state
+                )),
+            );
+            append(&mut tx, &event, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -1869,6 +1869,8 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
         name: "openssl".into(),
         spec: r#"{"packages":["libssl3"]}"#.into(),
         state: r#"{"ring_started":[null,null]}"#.into(),
+        status: "running".into(),
+        release: None,
         hosts: ["h1", "h2", "h3", "gone"]
             .iter()
             .enumerate()
@@ -2043,6 +2045,31 @@ async fn a_rollout_hands_out_jobs_and_records_steps(store: Store) {
         .unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.event.action.as_str()).collect();
     assert_eq!(actions, ["create-rollout", "start-ring", "rollback"]);
+
+    // A rollout stored with its own status, and a release decided as it
+    // was created, audited after the creation in the same transaction.
+    let held = NewRollout {
+        name: "held".into(),
+        status: "awaiting_release".into(),
+        release: Some(Why::new("alice", "release-rollout")),
+        hosts: Vec::new(),
+        ..rollout
+    };
+    store.create_rollout(&held, &why, at(40)).await.unwrap();
+    let stored = store.rollout("held").await.unwrap().unwrap();
+    assert_eq!(stored.status, "awaiting_release");
+    let audit = store
+        .audit_entries(Some("rollouts/held"), 0, 10)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, ["create-rollout", "release-rollout"]);
+    assert!(audit[1]
+        .event
+        .after
+        .as_deref()
+        .unwrap()
+        .contains(r#""status":"awaiting_release","state":{"ring_started""#));
 }
 
 /// One number a query counts.

@@ -169,12 +169,16 @@ pub(crate) fn top_risks(exposure: &Value) -> Markup {
     }
 }
 
-/// The running rollouts with their progress bars, counted from each
-/// host's recorded progress (no plan is made for this).
+/// The running rollouts (and those awaiting release) with their progress
+/// bars, counted from each host's recorded progress (no plan is made for
+/// this).
 async fn running_rollouts(state: &AppState) -> Result<Markup, super::PageError> {
     let mut rows = Vec::new();
     for r in state.store.rollouts().await? {
-        if matches!(r.status.as_str(), "running" | "halted") {
+        if matches!(
+            r.status.as_str(),
+            "running" | "halted" | crate::rollouts::AWAITING_RELEASE
+        ) {
             let tally = crate::rollouts::Tally::of(&state.store.rollout_lines(&r.name).await?);
             rows.push((r, tally));
         }

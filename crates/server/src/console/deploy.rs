@@ -1,7 +1,7 @@
 //! Rollouts in the console: the list with the form that starts one, one
 //! rollout with its rings live, its hosts, its review and the actions
-//! people take on it (halt, resume, roll back, redeploy, approve a ring,
-//! notes, raise a baseline).
+//! people take on it (release or refuse, halt, resume, roll back, redeploy,
+//! approve a ring, notes, raise a baseline).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -197,7 +197,8 @@ pub(crate) async fn list(
             h2 id="new" { "Start a rollout" }
             p class="muted" {
                 "Versions are frozen when the rollout is created: every ring gets what the pilot tested. "
-                (approved) " update(s) are approved now; see " a href="/console/updates" { "Updates" } "."
+                (approved) " update(s) are approved now; see " a href="/console/updates" { "Updates" } ". "
+                "Started by someone who may not approve, a rollout with versions no approval covers waits until an approver or an administrator releases it."
             }
             form class="stack" method="post" action="/console/rollouts" aria-labelledby="new" {
                 div { label for="name" { "Name" } input id="name" name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="2026-12-patch-tuesday"; }
@@ -294,6 +295,11 @@ pub(crate) async fn create(
     let (_, Json(created)) =
         rollouts::create(State(state), Operator(caller), Ok(Json(request))).await?;
     let done = match created["starts_at"].as_str() {
+        _ if created["status"] == rollouts::AWAITING_RELEASE => format!(
+            "Rollout created; nothing of it runs until an approver or administrator releases it, \
+             since {}.",
+            created["release"]["why"].as_str().unwrap_or_default()
+        ),
         Some(at) => format!("Rollout created; the pilot ring starts at {at}."),
         None => "Rollout created; the pilot ring starts now.".to_owned(),
     };
@@ -385,6 +391,9 @@ pub(crate) async fn show(
         .filter_map(|g| g["name"].as_str().map(str::to_owned))
         .collect();
     let act = format!("{base}/act");
+    // Nothing of a rollout that was never released ran: there is nothing
+    // to roll back.
+    let unreleased = status == rollouts::AWAITING_RELEASE || status == rollouts::REFUSED;
     let content = html! {
         h1 { "Rollout " (name) }
         dl class="facts" {
@@ -401,6 +410,7 @@ pub(crate) async fn show(
             }
             dt { "Expires" } dd { (when(r["expires_at"].as_str())) }
         }
+        (release_section(&r, &act, viewer.may(Access::Approve)))
         @if viewer.may(Access::Operate) {
             div class="actions" {
                 @if status == "running" {
@@ -421,7 +431,7 @@ pub(crate) async fn show(
                         button type="submit" class="secondary" { "Redeploy (new generation)" }
                     }
                 }
-                @if status != "complete" || review["succeeded"].as_u64().unwrap_or(0) > 0 {
+                @if !unreleased && (status != "complete" || review["succeeded"].as_u64().unwrap_or(0) > 0) {
                     form class="inline" method="post" action=(act) data-confirm="Roll back every host where this rollout installed?" {
                         input type="hidden" name="action" value="rollback";
                         label for="rollback-reason" { "Reason" }
@@ -522,6 +532,72 @@ pub(crate) async fn show(
     ))
 }
 
+/// What of a rollout needs (or needed) an approver's release, with the
+/// full text of each script and the versions no approval covers; for those
+/// who may, the release and refusal forms beside them.
+fn release_section(r: &Value, act: &str, may_approve: bool) -> Markup {
+    let release = &r["release"];
+    if release.is_null() {
+        return html! {};
+    }
+    let state = release["state"].as_str().unwrap_or_default();
+    html! {
+        section class="release" aria-labelledby="release" {
+            h2 id="release" { "Release" }
+            @if state == rollouts::AWAITING_RELEASE {
+                p data-test="release-state" {
+                    strong class="warn" { "Awaits release." }
+                    " Nothing of it runs until an approver or administrator releases it, since "
+                    (text(&release["why"])) "."
+                }
+            } @else if state == "released" {
+                p data-test="release-state" {
+                    "Released by " (text(&release["by"])) " " (when(release["at"].as_str()))
+                    @if let Some(why) = release["reason"].as_str() { ": " (why) } "."
+                }
+            } @else {
+                p data-test="release-state" {
+                    strong class="bad" { "Refused" } " by " (text(&release["by"])) " "
+                    (when(release["at"].as_str()))
+                    @if let Some(why) = release["reason"].as_str() { ": " (why) }
+                    ". Nothing of it runs."
+                }
+            }
+            @for s in release["scripts"].as_array().into_iter().flatten() {
+                h3 { "Script " code { (text(&s["hook"])) } ", run as root on every host" }
+                pre class="script" { (text(&s["text"])) }
+                p class="muted" { "SHA-256 " code { (text(&s["sha256"])) } }
+            }
+            @let uncovered: Vec<&str> = release["uncovered"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            @if !uncovered.is_empty() {
+                p { "Versions no approval covers: "
+                    @for v in &uncovered { span class="tag" { (v) } }
+                }
+            }
+            @if state == rollouts::AWAITING_RELEASE {
+                @if may_approve {
+                    div class="actions" {
+                        form class="inline" method="post" action=(act) data-confirm="Release this rollout? Its scripts run as root and its versions install on every host it targets." {
+                            input type="hidden" name="action" value="release";
+                            label for="release-reason" { "Reason" }
+                            input id="release-reason" name="reason" placeholder="why it may run";
+                            button type="submit" { "Release" }
+                        }
+                        form class="inline" method="post" action=(act) {
+                            input type="hidden" name="action" value="refuse";
+                            label for="refuse-reason" { "Reason" }
+                            input id="refuse-reason" name="reason" required placeholder="why it may not";
+                            button type="submit" class="danger" { "Refuse" }
+                        }
+                    }
+                } @else {
+                    p class="muted" { "Only an approver or an administrator may release or refuse it." }
+                }
+            }
+        }
+    }
+}
+
 /// A text shown, or a dash where there is none (as `text` shows null).
 fn dash(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("\u{2014}")
@@ -552,7 +628,8 @@ pub(crate) async fn live(
                     // Nothing moves any more once it is complete or rolled
                     // back (a halted one may be resumed).
                     (r["status"] == "complete" && r["complete"] == true)
-                        || r["status"] == "rolled_back",
+                        || r["status"] == "rolled_back"
+                        || r["status"] == rollouts::REFUSED,
                 ),
                 Err(e) => (
                     html! { p class="error" { (e.message()) } }.into_string(),
@@ -624,6 +701,16 @@ pub(crate) async fn act(
             let _ = rollouts::approve(s, Approver(viewer.require(Access::Approve)?), p, parsed()?)
                 .await?;
             "Ring approved."
+        }
+        "release" => {
+            let _ = rollouts::release(s, Approver(viewer.require(Access::Approve)?), p, parsed()?)
+                .await?;
+            "Released: it starts as planned."
+        }
+        "refuse" => {
+            let _ = rollouts::refuse(s, Approver(viewer.require(Access::Approve)?), p, parsed()?)
+                .await?;
+            "Refused: nothing of it runs."
         }
         "note" => {
             let _ = rollouts::add_note(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
