@@ -761,7 +761,7 @@ pub(crate) async fn deferrals(
                         td { (d["rollout"].as_str().unwrap_or("every rollout")) }
                         td { (when(d["until"].as_str())) }
                         td { (text(&d["justification"])) }
-                        td { (text(&d["requested_by"])) " " (when(d["requested_at"].as_str())) }
+                        td { (text(&d["asked_by"])) " " (when(d["requested_at"].as_str())) }
                         td {
                             @if d["state"] == "pending" { span class="warn" { "pending" } }
                             @else { (text(&d["state"])) " by " (text(&d["decided_by"])) @if let Some(why) = d["decision"].as_str() { ": " (why) } }
