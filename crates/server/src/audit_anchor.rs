@@ -645,8 +645,8 @@ async fn to_webhook(url: &str, checkpoint: &Checkpoint) {
     }
 }
 
-/// Writes checkpoints while the server runs: the first at once, then
-/// whenever one is due (looked at every ten seconds).
+/// Writes checkpoints while the server runs, whenever one is due (looked
+/// at every ten seconds); `serve` writes one as it starts and as it stops.
 pub(crate) async fn run(state: crate::AppState) {
     let mut ticks = tokio::time::interval(Duration::from_secs(10));
     loop {

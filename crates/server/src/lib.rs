@@ -582,6 +582,10 @@ pub async fn serve_until(
         &options.data_dir,
         &options.audit_anchor,
     )?);
+    // The log as found at start is anchored before anything is added.
+    if let Err(e) = state.anchor.checkpoint(&state.store, now).await {
+        tracing::error!("{e:#}");
+    }
     let started = std::time::Instant::now();
     state.catalog.set(
         feeds::load(&store)

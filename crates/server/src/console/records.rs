@@ -71,6 +71,18 @@ pub(crate) async fn audit(
                     }
                     " Verified " (when(Some(&verified_at.to_string()))) "."
                 }
+                @let c = &verdict["checkpoints"];
+                @if c.is_object() {
+                    p data-test="audit-checkpoints" class="muted" {
+                        @match c["last"].as_object() {
+                            Some(last) => {
+                                (text(&c["verified"])) " signed checkpoints hold, the last at entry " (text(&last["seq"])) " on " (when(last["at"].as_str())) "."
+                            }
+                            None => { "No signed checkpoint of the log yet." }
+                        }
+                        " Checkpoint key " code { (text(&c["key"])) } "."
+                    }
+                }
             }
             None => {
                 p data-test="audit-verdict" role="status" class="muted" {
