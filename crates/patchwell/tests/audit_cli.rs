@@ -93,10 +93,8 @@ fn a_day_of_work(data: &Path) {
 
 #[test]
 fn an_offline_verify_holds_the_database_against_the_checkpoints() {
-    let data = DataDir(std::env::temp_dir().join(format!(
-        "patchwell-audit-cli-{}",
-        std::process::id()
-    )));
+    let data =
+        DataDir(std::env::temp_dir().join(format!("patchwell-audit-cli-{}", std::process::id())));
     a_day_of_work(&data.0);
     let dir = data.0.to_str().unwrap();
 

@@ -474,6 +474,21 @@ impl Anchor {
     /// The writer `options` describe, with the key in `data_dir`; the
     /// checkpoint file must be writable now.
     pub fn open(data_dir: &Path, options: &AnchorOptions) -> anyhow::Result<Self> {
+        if let Some(url) = &options.webhook {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("the audit checkpoint webhook {url:?}: {e}"))?;
+            if !["http", "https"].contains(&parsed.scheme()) {
+                anyhow::bail!("the audit checkpoint webhook {url:?}: not an http or https URL");
+            }
+        }
+        if let Some(socket) = &options.syslog {
+            if !socket.exists() {
+                tracing::warn!(
+                    socket = %socket.display(),
+                    "No syslog socket here: audit checkpoints are not sent to syslog until it appears."
+                );
+            }
+        }
         let key = CheckpointKey::load_or_create(data_dir)?;
         let file = options
             .file

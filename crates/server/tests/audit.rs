@@ -818,3 +818,34 @@ async fn checkpoints_go_to_syslog_and_a_webhook_too() {
         Some(serde_json::from_str::<Value>(&last).unwrap().to_string())
     );
 }
+
+#[tokio::test]
+async fn a_webhook_that_is_no_http_url_is_refused_at_start() {
+    let dir = TempDir::new("hook");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let options = AnchorOptions {
+        webhook: Some("ftp://example.org/checkpoints".into()),
+        ..AnchorOptions::default()
+    };
+    let err = server::audit_anchor::Anchor::open(&dir.0, &options)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "the audit checkpoint webhook \"ftp://example.org/checkpoints\": not an http or https URL"
+    );
+    // A checkpoint file that cannot be written is refused too, naming it.
+    let options = AnchorOptions {
+        file: Some(dir.0.join("missing-dir").join("c.jsonl")),
+        ..AnchorOptions::default()
+    };
+    let err = format!(
+        "{:#}",
+        server::audit_anchor::Anchor::open(&dir.0, &options).unwrap_err()
+    );
+    assert!(
+        err.starts_with("the audit checkpoint file ")
+            && err.contains("missing-dir/c.jsonl cannot be written"),
+        "{err}"
+    );
+}
