@@ -131,6 +131,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             feed_refresh: None,
             ..server::Config::default()
         },
+        audit_anchor: server::audit_anchor::AnchorOptions::default(),
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

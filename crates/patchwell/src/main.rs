@@ -273,6 +273,26 @@ struct ServerArgs {
     /// The sender of those mails.
     #[arg(long, value_name = "ADDRESS", default_value = "patchwell@localhost")]
     smtp_from: String,
+    /// The append-only file the audit log's signed checkpoints are written
+    /// to (default DATA_DIR/audit-checkpoints.jsonl). Put it where whoever
+    /// owns the database cannot rewrite it: another volume or host, or a
+    /// file made append-only (`chattr +a`).
+    #[arg(long, value_name = "FILE")]
+    audit_checkpoints: Option<PathBuf>,
+    /// Send each checkpoint to syslog too, through this socket (facility
+    /// auth, tag patchwell-audit).
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    audit_syslog: Option<PathBuf>,
+    /// POST each checkpoint to this URL too, as JSON.
+    #[arg(long, value_name = "URL")]
+    audit_webhook: Option<String>,
+    /// Write a checkpoint at least this often while the log grows, in
+    /// minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = 5)]
+    audit_checkpoint_minutes: u64,
+    /// And at least after this many new entries.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    audit_checkpoint_entries: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +410,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .then(|| std::time::Duration::from_secs(3600 * args.feed_refresh_hours)),
                     smtp,
                     ..server::Config::default()
+                },
+                audit_anchor: server::audit_anchor::AnchorOptions {
+                    file: args.audit_checkpoints,
+                    syslog: args.audit_syslog,
+                    webhook: args.audit_webhook,
+                    every: std::time::Duration::from_secs(
+                        60 * args.audit_checkpoint_minutes.max(1),
+                    ),
+                    every_entries: args.audit_checkpoint_entries.max(1),
                 },
             };
             runtime()?.block_on(server::serve(options))?;

@@ -2,7 +2,9 @@
 //! procedure, exemptions, approvals, baselines, policies and the other
 //! planning documents, settings, risk, and the audit log.
 //! `patchwell audit verify --data-dir DIR` (or `--database-url`) checks the
-//! chain in the database itself, without trusting a running server.
+//! chain in the database itself, without trusting a running server, against
+//! the signed checkpoints of its head (`--checkpoints FILE`, by default the
+//! data directory's).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -310,9 +312,11 @@ pub(crate) enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Check the hash chain; exit 1 and name the first entry altered or
-    /// missing. With --data-dir or --database-url it reads the database
-    /// directly rather than asking the server.
+    /// Check the hash chain and the signed checkpoints of its head; exit 1
+    /// and say what is wrong (the first entry altered or missing, a log
+    /// shorter or other than a checkpoint says, a checkpoint whose
+    /// signature does not verify). With --data-dir or --database-url it
+    /// reads the database directly rather than asking the server.
     Verify(VerifyArgs),
 }
 
@@ -324,6 +328,16 @@ pub(crate) struct VerifyArgs {
     /// A PostgreSQL URL.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// The checkpoints to hold the log against (with --data-dir or
+    /// --database-url): the server's checkpoint file, or lines collected
+    /// from syslog or a webhook. Default: DATA_DIR/audit-checkpoints.jsonl.
+    #[arg(long, value_name = "FILE")]
+    checkpoints: Option<PathBuf>,
+    /// The public key the checkpoints must be signed with (`ed25519:...`,
+    /// as `patchwell audit verify` shows it). Default: the key in
+    /// --data-dir.
+    #[arg(long, value_name = "KEY")]
+    checkpoint_key: Option<String>,
 }
 
 pub(crate) async fn users(
@@ -1071,6 +1085,50 @@ pub(crate) async fn risk(connection: Connection, limit: usize) -> anyhow::Result
     })
 }
 
+/// A verdict of `audit verify` for people: the verdict, then what the
+/// checkpoints say.
+fn audit_verdict_text(v: &Value) -> String {
+    let mut out = if v["intact"] == true {
+        format!(
+            "audit log intact: {} entries, head {}\n",
+            text(&v["entries"]),
+            text(&v["head"])
+        )
+    } else {
+        format!(
+            "audit log broken at entry {}: {}\n",
+            text(&v["first_bad_entry"]),
+            text(&v["problem"])
+        )
+    };
+    let c = &v["checkpoints"];
+    if !c.is_object() {
+        out.push_str(
+            "no checkpoints checked: the chain alone does not show a log rewritten or cut \
+             back by someone who can write the database\n",
+        );
+        return out;
+    }
+    match c["last"].as_object() {
+        Some(last) => out.push_str(&format!(
+            "{} checkpoints verified (key {}), the last at entry {} on {}\n",
+            text(&c["verified"]),
+            text(&c["key"]),
+            text(&last["seq"]),
+            text(&last["at"])
+        )),
+        None => out.push_str(&format!(
+            "no checkpoint verified (key {}; {})\n",
+            text(&c["key"]),
+            c["source"].as_str().unwrap_or("no checkpoint file")
+        )),
+    }
+    for p in c["problems"].as_array().into_iter().flatten() {
+        out.push_str(&format!("problem: {}\n", text(p)));
+    }
+    out
+}
+
 pub(crate) async fn audit(
     connection: Connection,
     command: AuditCommand,
@@ -1120,6 +1178,34 @@ pub(crate) async fn audit(
                 }
                 (dir, url) => {
                     let now = Timestamp::now();
+                    let key = match (&args.checkpoint_key, dir) {
+                        (Some(text), _) => Some(
+                            server::audit_anchor::parse_key(text).map_err(anyhow::Error::msg)?,
+                        ),
+                        (None, Some(dir)) => server::audit_anchor::CheckpointKey::public_in(dir)?,
+                        (None, None) => None,
+                    };
+                    let file = args.checkpoints.clone().or_else(|| {
+                        dir.as_ref()
+                            .map(|d| d.join(server::audit_anchor::CHECKPOINT_FILE))
+                            .filter(|f| f.exists())
+                    });
+                    let source = match &file {
+                        Some(f) => Some((
+                            f.display().to_string(),
+                            std::fs::read_to_string(f)
+                                .with_context(|| format!("reading {}", f.display()))?,
+                        )),
+                        None => None,
+                    };
+                    let key = match (key, &source) {
+                        (Some(key), _) => Some(key),
+                        (None, Some((f, _))) => anyhow::bail!(
+                            "{f} holds checkpoints, but no key to check them with: give \
+                             --checkpoint-key (`patchwell audit verify` shows the server's)"
+                        ),
+                        (None, None) => None,
+                    };
                     let store = match (dir, url) {
                         (Some(dir), _) => {
                             if !dir.join("patchwell.db").is_file() {
@@ -1131,25 +1217,21 @@ pub(crate) async fn audit(
                         (None, None) => unreachable!("matched above"),
                     }
                     .context("opening the database")?;
-                    let v = store::AuditStore::verify_audit(&store).await?;
+                    let verdict = match key {
+                        Some(key) => server::audit_anchor::verify(&store, source, &key, None).await,
+                        None => store::AuditStore::verify_audit(&store)
+                            .await
+                            .map(|v| server::verdict_json(&v))
+                            .map_err(anyhow::Error::from),
+                    };
                     store.close().await;
-                    (server::verdict_json(&v), connection.wants_json())
+                    (verdict?, connection.wants_json())
                 }
             };
             if json_out {
                 println!("{}", serde_json::to_string_pretty(&verdict)?);
-            } else if verdict["intact"] == true {
-                println!(
-                    "audit log intact: {} entries, head {}",
-                    text(&verdict["entries"]),
-                    text(&verdict["head"])
-                );
             } else {
-                println!(
-                    "audit log broken at entry {}: {}",
-                    text(&verdict["first_bad_entry"]),
-                    text(&verdict["problem"])
-                );
+                print!("{}", audit_verdict_text(&verdict));
             }
             Ok(if verdict["intact"] == true {
                 ExitCode::SUCCESS

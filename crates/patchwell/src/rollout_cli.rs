@@ -528,7 +528,7 @@ fn deferral_rows(v: &Value) -> Vec<Vec<String>> {
             text(d, "host"),
             text(d, "state"),
             text(d, "until"),
-            text(d, "requested_by"),
+            text(d, "asked_by"),
             text(d, "justification"),
         ]
     };

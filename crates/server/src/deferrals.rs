@@ -49,8 +49,16 @@ pub(crate) struct DeferralDoc {
     pub(crate) until: Timestamp,
     /// Why the updates would hurt the business now.
     pub(crate) justification: String,
-    /// Who asked: a user of the host, or a console user.
+    /// Who asked, as authenticated: `host:ID` for a request through the
+    /// agent, else the console or API user. Never a name the agent sent.
     pub(crate) requested_by: String,
+    /// The local user the host says asked (a request through the agent):
+    /// the host's word only, no identity anyone verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user_reported_by_host: Option<String>,
+    /// The user the help desk asked for (a request through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) on_behalf_of: Option<String>,
     /// When.
     pub(crate) requested_at: Timestamp,
     /// `pending`, `granted` or `refused`.
@@ -111,10 +119,21 @@ fn parse(name: &str, body: &str) -> ApiResult<DeferralDoc> {
         .map_err(|e| ApiError::internal(format!("stored deferral {name} is damaged: {e}")))
 }
 
+/// Who asked, for people: the authenticated asker, with the user the host
+/// reported or the help desk named, each said to be what it is.
+fn asked_by(d: &DeferralDoc) -> String {
+    match (&d.user_reported_by_host, &d.on_behalf_of) {
+        (Some(user), _) => format!("{user} on host {} according to the host", d.host),
+        (None, Some(user)) => format!("{} for {user}", d.requested_by),
+        (None, None) => d.requested_by.clone(),
+    }
+}
+
 fn view(name: &str, d: &DeferralDoc) -> Value {
     let mut v = serde_json::to_value(d).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("id".into(), json!(name));
+        o.insert("asked_by".into(), json!(asked_by(d)));
     }
     v
 }
@@ -158,7 +177,7 @@ pub(crate) async fn granted(
         let reason = format!(
             "{} (asked by {}, granted by {})",
             d.justification,
-            d.requested_by,
+            asked_by(&d),
             d.decided_by.as_deref().unwrap_or("?")
         );
         match out.get(&d.host) {
@@ -177,11 +196,22 @@ pub(crate) async fn granted(
     Ok(out)
 }
 
+/// Who asks: the authenticated caller, and the user they name.
+enum Asker {
+    /// A host, through its agent, naming one of its local users.
+    Host { user: Option<String> },
+    /// A person, perhaps for a user.
+    Person {
+        username: String,
+        for_user: Option<String>,
+    },
+}
+
 /// Checks and stores a request, and tells the patch team.
 async fn request(
     state: &AppState,
     host: &str,
-    requested_by: String,
+    asker: Asker,
     req: DeferralRequest,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let at = now(state);
@@ -230,12 +260,18 @@ async fn request(
         at.as_second(),
         crate::secrets::generate(3).map_err(ApiError::internal)?
     );
+    let (requested_by, user_reported_by_host, on_behalf_of) = match asker {
+        Asker::Host { user } => (format!("host:{host}"), user, None),
+        Asker::Person { username, for_user } => (username, None, for_user),
+    };
     let doc = DeferralDoc {
         host: host.to_owned(),
         rollout: req.rollout,
         until: req.until,
         justification,
         requested_by,
+        user_reported_by_host,
+        on_behalf_of,
         requested_at: at,
         state: "pending".into(),
         decided_by: None,
@@ -258,7 +294,7 @@ async fn request(
                 "{} asks to put the updates of {hostname} ({host}) off until {}{}.\n\n\
                  Justification: {}\n\nGrant or refuse it: patchwell deferrals grant {id} \
                  (or refuse {id} --reason ...).",
-                doc.requested_by,
+                asked_by(&doc),
                 doc.until,
                 doc.rollout
                     .as_deref()
@@ -291,14 +327,17 @@ pub(crate) async fn agent_request(
         .as_deref()
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .unwrap_or("a user");
-    if user.len() > 64 || user.chars().any(char::is_control) {
+        .map(str::to_owned);
+    if user
+        .as_deref()
+        .is_some_and(|u| u.len() > 64 || u.chars().any(char::is_control))
+    {
         return Err(ApiError::bad_request(
             "user: at most 64 printable characters",
         ));
     }
-    let requested_by = format!("{user} on host {}", host.id);
-    request(&state, &host.id.clone(), requested_by, req).await
+    // The host is who asks; the user it names is only its word.
+    request(&state, &host.id.clone(), Asker::Host { user }, req).await
 }
 
 /// `GET /api/v1/agent/deferrals`: this host's requests.
@@ -320,11 +359,25 @@ pub(crate) async fn person_request(
         .host
         .clone()
         .ok_or_else(|| ApiError::bad_request("host: which host's updates to defer"))?;
-    let by = match req.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(user) => format!("{} for {user}", caller.username),
-        None => caller.username.clone(),
+    let for_user = req
+        .user
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    if for_user
+        .as_deref()
+        .is_some_and(|u| u.len() > 64 || u.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "user: at most 64 printable characters",
+        ));
+    }
+    let asker = Asker::Person {
+        username: caller.username,
+        for_user,
     };
-    request(&state, &host, by, req).await
+    request(&state, &host, asker, req).await
 }
 
 /// `GET /api/v1/deferrals`
@@ -451,7 +504,7 @@ async fn decide(
                 doc.state,
                 doc.host,
                 doc.until,
-                doc.requested_by,
+                asked_by(&doc),
                 doc.decision
                     .as_deref()
                     .map(|r| format!(": {r}"))

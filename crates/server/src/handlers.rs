@@ -315,14 +315,17 @@ pub(crate) async fn create_token(
     let token = format!("pwe_{}", secrets::generate(32).map_err(ApiError::internal)?);
     state
         .store
-        .create_token(&NewToken {
-            id: id.clone(),
-            secret_hash: secrets::hash(&token),
-            created_at,
-            expires_at,
-            max_uses: request.max_uses,
-            target_group: request.group.clone(),
-        })
+        .create_token(
+            &NewToken {
+                id: id.clone(),
+                secret_hash: secrets::hash(&token),
+                created_at,
+                expires_at,
+                max_uses: request.max_uses,
+                target_group: request.group.clone(),
+            },
+            &Why::new(&caller.username, "create-token"),
+        )
         .await?;
     tracing::info!(token = %id, by = %caller.username, "Enrollment token created.");
     Ok((
@@ -343,7 +346,8 @@ pub(crate) async fn revoke_token(
     Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if !state.store.revoke_token(&id, now(&state)).await? {
+    let why = Why::new(&caller.username, "revoke-token");
+    if !state.store.revoke_token(&id, &why, now(&state)).await? {
         return Err(ApiError::not_found(format!(
             "enrollment token {id} not found"
         )));

@@ -27,10 +27,48 @@ impl std::fmt::Debug for JobKey {
     }
 }
 
-fn random_seed() -> anyhow::Result<[u8; 32]> {
+pub(crate) fn random_seed() -> anyhow::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
         .map_err(|e| anyhow::anyhow!("no randomness from the operating system: {e}"))?;
+    Ok(seed)
+}
+
+/// The secret seed of an ed25519 key kept in `path`
+/// (`ed25519-secret:<base64>`), or none when there is no such file; `what`
+/// names the key in messages.
+pub(crate) fn read_seed(path: &Path, what: &str) -> anyhow::Result<Option<[u8; 32]>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .strip_prefix(SECRET_PREFIX)
+            .and_then(|b| BASE64.decode(b).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "{}: not a {what} ({SECRET_PREFIX}<base64 of 32 bytes>)",
+                    path.display()
+                )
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The seed in `path`, made at first use (mode 0600) and logged as
+/// `created` ("Job signing key").
+pub(crate) fn load_or_create_seed(
+    path: &Path,
+    what: &str,
+    created: &str,
+) -> anyhow::Result<[u8; 32]> {
+    if let Some(seed) = read_seed(path, what)? {
+        return Ok(seed);
+    }
+    let seed = random_seed()?;
+    crate::write_private(path, &format!("{SECRET_PREFIX}{}\n", BASE64.encode(seed)))?;
+    tracing::info!(file = %path.display(), "{created} created.");
     Ok(seed)
 }
 
@@ -45,34 +83,10 @@ impl JobKey {
     /// The key in `dir`, made at first start (mode 0600). Several servers
     /// sharing one PostgreSQL must be given the same file.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join(JOB_KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let seed = text
-                    .trim()
-                    .strip_prefix(SECRET_PREFIX)
-                    .and_then(|b| BASE64.decode(b).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .with_context(|| {
-                        format!(
-                            "{}: not a job key ({SECRET_PREFIX}<base64 of 32 bytes>)",
-                            path.display()
-                        )
-                    })?;
-                Ok(JobKey {
-                    key: SigningKey::from_bytes(&seed),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let seed = random_seed()?;
-                crate::write_private(&path, &format!("{SECRET_PREFIX}{}\n", BASE64.encode(seed)))?;
-                tracing::info!(file = %path.display(), "Job signing key created.");
-                Ok(JobKey {
-                    key: SigningKey::from_bytes(&seed),
-                })
-            }
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        let seed = load_or_create_seed(&dir.join(JOB_KEY_FILE), "job key", "Job signing key")?;
+        Ok(JobKey {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// The public half, as agents keep it.

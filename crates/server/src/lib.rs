@@ -13,6 +13,7 @@
 //! restart: run one server, or expect that lag.
 
 pub mod api;
+pub mod audit_anchor;
 mod auth;
 mod browser;
 pub mod catalog;
@@ -37,6 +38,7 @@ mod ratelimit;
 pub mod report_mail;
 mod rollouts;
 mod secrets;
+mod sign_in_audit;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -126,6 +128,10 @@ pub struct AppState {
     pub posture: Arc<posture::PostureCache>,
     /// The audit chain's last verdict, for the console.
     pub audit_verdict: Arc<kept::Kept<serde_json::Value>>,
+    /// Failed sign-ins counted and not yet in the audit log.
+    pub sign_ins: Arc<sign_in_audit::SignInLog>,
+    /// The audit log's checkpoint writer.
+    pub anchor: Arc<audit_anchor::Anchor>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -147,6 +153,8 @@ impl AppState {
         // Tests get a key of their own; `serve` replaces it with the data
         // directory's.
         let job_key = Arc::new(jobkey::JobKey::ephemeral().expect("randomness"));
+        // Likewise a checkpoint key, and no checkpoints.
+        let anchor = Arc::new(audit_anchor::Anchor::none().expect("randomness"));
         let limiter = Arc::new(RateLimiter::new(config.host_requests_per_minute));
         AppState {
             store,
@@ -159,6 +167,8 @@ impl AppState {
             deploy: Arc::default(),
             posture: Arc::default(),
             audit_verdict: Arc::default(),
+            sign_ins: Arc::default(),
+            anchor,
         }
     }
 }
@@ -411,6 +421,8 @@ pub struct ServeOptions {
     pub transport: Transport,
     /// Behaviour.
     pub config: Config,
+    /// Where the audit log's signed checkpoints go.
+    pub audit_anchor: audit_anchor::AnchorOptions,
 }
 
 /// Fetches and imports every feed again, forever, `every` apart. A feed that
@@ -592,6 +604,14 @@ pub async fn serve_until(
     config.https = tls.is_some();
     let mut state = AppState::new(store.clone(), config);
     state.job_key = Arc::new(jobkey::JobKey::load_or_create(&options.data_dir)?);
+    state.anchor = Arc::new(audit_anchor::Anchor::open(
+        &options.data_dir,
+        &options.audit_anchor,
+    )?);
+    // The log as found at start is anchored before anything is added.
+    if let Err(e) = state.anchor.checkpoint(&state.store, now).await {
+        tracing::error!("{e:#}");
+    }
     let started = std::time::Instant::now();
     state.catalog.set(
         feeds::load(&store)
@@ -621,6 +641,8 @@ pub async fn serve_until(
     tokio::spawn(record_detections(state.clone()));
     tokio::spawn(posture::record_daily(state.clone()));
     tokio::spawn(people_api::verify_at_start(state.clone()));
+    tokio::spawn(audit_anchor::run(state.clone()));
+    tokio::spawn(sign_in_audit::run(state.clone()));
     tokio::spawn(report_mail::run(state.clone()));
     tokio::spawn(deployments::run(state.clone()));
     {
@@ -631,6 +653,7 @@ pub async fn serve_until(
         .with_context(|| format!("listening on {}", options.listen))?;
     std_listener.set_nonblocking(true)?;
     let address = std_listener.local_addr()?;
+    let last_state = state.clone();
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -658,6 +681,15 @@ pub async fn serve_until(
             .await
             .with_context(|| format!("serving HTTPS on {address}"))?;
         }
+    }
+    // What happened up to the stop is in the log, and anchored.
+    sign_in_audit::flush(&last_state).await;
+    if let Err(e) = last_state
+        .anchor
+        .checkpoint(&last_state.store, Timestamp::now())
+        .await
+    {
+        tracing::error!("{e:#}");
     }
     store.close().await;
     Ok(())

@@ -85,7 +85,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("put", "/api/v1/procedure", Auth::User(Access::Administer), "Publish a new version of the patch procedure."),
     ("post", "/api/v1/procedure/acknowledge", Auth::User(Access::Member), "Acknowledge the current version of the procedure."),
     ("get", "/api/v1/audit", Auth::User(Access::Read), "The audit log, oldest first: ?subject=prefix&after=seq&limit=."),
-    ("get", "/api/v1/audit/verify", Auth::User(Access::Read), "Check the audit log's hash chain; names the first entry altered or missing."),
+    ("get", "/api/v1/audit/verify", Auth::User(Access::Read), "Check the audit log's hash chain and hold it against the server's signed checkpoints of its head; names the first entry altered or missing, a log cut back or rewritten since a checkpoint, or a checkpoint whose signature does not verify."),
     ("get", "/api/v1/settings/{name}", Auth::User(Access::Read), "A setting (classification, sla, calendar), as stored and in effect."),
     ("put", "/api/v1/settings/{name}", Auth::User(Access::Administer), "Set the classification rules, the SLA deadlines and start, or the business-day calendar."),
     ("get", "/api/v1/baselines/{name}/compliance", Auth::User(Access::Read), "Each host of the baseline's group: below (what is missing), above (unapproved versions), exempt, or at."),

@@ -21,6 +21,7 @@ use store::{
 use crate::auth::{Administrator, Member, Reader, SESSION_COOKIE, SESSION_PREFIX};
 use crate::error::ApiError;
 use crate::handlers::{check_identifier, now, ApiResult, JsonBody};
+use crate::sign_in_audit::{self, Failure, Peer};
 use crate::{secrets, AppState};
 
 /// How long a session lasts.
@@ -96,6 +97,7 @@ pub(crate) struct SignIn {
 /// Signs in: a session token, also set as an HTTP-only cookie.
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
+    peer: Peer,
     body: JsonBody<SignIn>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let Json(request) = body?;
@@ -117,13 +119,16 @@ pub(crate) async fn sign_in(
         // Spend the same time as a real check, so timing does not tell
         // which user names exist.
         let _ = hash_password(request.password).await;
+        sign_in_audit::failed(&state, peer, &request.username, Failure::UnknownUser).await;
         return Err(refused());
     };
     if !password_matches(request.password, hash).await {
         tracing::warn!(user = %user.username, "Sign-in refused: wrong password.");
+        sign_in_audit::failed(&state, peer, &user.username, Failure::WrongPassword).await;
         return Err(refused());
     }
     if user.disabled_at.is_some() {
+        sign_in_audit::failed(&state, peer, &user.username, Failure::Disabled).await;
         return Err(ApiError::unauthorized(format!(
             "user {} is disabled",
             user.username
@@ -140,6 +145,7 @@ pub(crate) async fn sign_in(
         .store
         .create_session(&secrets::hash(&secret), &user.username, expires, at)
         .await?;
+    sign_in_audit::succeeded(&state, peer, &user.username).await?;
     let mut headers = HeaderMap::new();
     // Over HTTPS the cookie is `Secure`: a browser never sends it over
     // plain HTTP, where anyone on the path could read it.
@@ -654,40 +660,51 @@ pub(crate) async fn audit_log(
     ))
 }
 
-/// `GET /api/v1/audit/verify`
+/// `GET /api/v1/audit/verify`: the chain, against the checkpoints.
 pub(crate) async fn verify_audit(
     State(state): State<AppState>,
     _caller: Reader,
 ) -> ApiResult<Json<Value>> {
-    let head = state.store.audit_head().await?;
     let (_, verdict) = state
         .audit_verdict
-        .refresh(head, now(&state), || async {
-            Ok(verdict_json(&state.store.verify_audit().await?))
+        .refresh(verdict_key(&state).await?, now(&state), || async {
+            state
+                .anchor
+                .verify(&state.store)
+                .await
+                .map_err(ApiError::internal)
         })
         .await?;
     Ok(Json((*verdict).clone()))
 }
 
+/// What a kept verdict was worked out for: the log's head and the
+/// checkpoint file's length.
+async fn verdict_key(state: &AppState) -> ApiResult<u64> {
+    let head = state.store.audit_head().await?;
+    Ok(head.wrapping_mul(1_000_003) ^ state.anchor.file_len())
+}
+
 /// The audit chain's verdict for the console: the last one while no entry
-/// was added and it is younger than a minute, else verified again (in the
-/// background, the last one shown meanwhile, when verifying is slow).
-/// Gives when it was verified; none while the first verification since the
-/// server started ([`verify_at_start`]) is still going after `patience`.
+/// was added, no checkpoint written and it is younger than a minute, else
+/// verified again (in the background, the last one shown meanwhile, when
+/// verifying is slow). Gives when it was verified; none while the first
+/// verification since the server started ([`verify_at_start`]) is still
+/// going after `patience`.
 pub(crate) async fn kept_verdict(
     state: &AppState,
     patience: std::time::Duration,
 ) -> ApiResult<Option<(jiff::Timestamp, Value)>> {
-    let head = state.store.audit_head().await?;
+    let key = verdict_key(state).await?;
     let s = state.clone();
     let kept = state
         .audit_verdict
         .get_within(
-            head,
+            key,
             now(state),
             jiff::SignedDuration::from_secs(60),
             patience,
-            move || async move { Ok(verdict_json(&s.store.verify_audit().await?)) },
+            move || async move { s.anchor.verify(&s.store).await.map_err(ApiError::internal) },
         )
         .await?;
     Ok(kept.map(|(at, verdict)| (at, (*verdict).clone())))
@@ -702,7 +719,8 @@ pub(crate) async fn verify_at_start(state: AppState) {
     }
 }
 
-/// A verdict as JSON (also what `patchwell audit verify` prints).
+/// A chain's verdict as JSON; [`crate::audit_anchor::report`] adds the
+/// checkpoints' (what `patchwell audit verify` prints).
 pub fn verdict_json(v: &AuditVerdict) -> Value {
     match v {
         AuditVerdict::Intact { entries, head } => {

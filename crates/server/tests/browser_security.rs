@@ -34,6 +34,7 @@ impl Deployment {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: None,
             transport: server::Transport::GeneratedTls { names: vec![] },
+            audit_anchor: server::audit_anchor::AnchorOptions::default(),
             config: server::Config {
                 feed_refresh: None,
                 ..server::Config::default()

@@ -9,6 +9,14 @@
 //! it lets verification notice that the newest entries were removed.
 //! Entries are written by the store methods that make the change, inside
 //! their transaction, so a change and its record commit or fail together.
+//!
+//! The chain is not keyed: whoever can write the database can rewrite an
+//! entry and every hash after it, or cut the tail and move the head back,
+//! and the chain still verifies. What catches that is outside the
+//! database: the server writes signed checkpoints of the head elsewhere,
+//! and [`AuditStore::walk_audit`] gives the hashes to hold them against.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -93,6 +101,15 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+impl AuditEntry {
+    /// The hash this entry's contents and its `prev_hash` make: what `hash`
+    /// holds in an entry as written. Anyone can work it out; it proves
+    /// nothing alone (see the module's header).
+    pub fn computed_hash(&self) -> String {
+        entry_hash(self.seq, self.at.as_second(), &self.event, &self.prev_hash)
+    }
+}
+
 /// What verifying the chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditVerdict {
@@ -111,6 +128,17 @@ pub enum AuditVerdict {
         /// What is wrong with it.
         problem: String,
     },
+}
+
+/// A walk along the chain: what it found, and the hashes it was asked to
+/// keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainWalk {
+    /// The verdict, as [`AuditStore::verify_audit`] gives it.
+    pub verdict: AuditVerdict,
+    /// The hash of each entry asked for that the walk passed before it
+    /// ended or found a problem, by sequence number.
+    pub hashes: BTreeMap<u64, String>,
 }
 
 /// The hash of the first entry's predecessor.
@@ -212,6 +240,16 @@ pub trait AuditStore {
     ) -> Result<Vec<AuditEntry>>;
     /// Walks the whole chain and reports the first entry altered or missing.
     async fn verify_audit(&self) -> Result<AuditVerdict>;
+    /// Walks the chain as [`AuditStore::verify_audit`] does, but from the
+    /// entry `from` names (its sequence number and the hash it had when it
+    /// was last checked; the first entry when `None`), which must still be
+    /// there with that hash; and keeps the hash of each entry in `keep` it
+    /// passes, for comparison with hashes written down elsewhere.
+    async fn walk_audit(
+        &self,
+        from: Option<(u64, &str)>,
+        keep: &BTreeSet<u64>,
+    ) -> Result<ChainWalk>;
     /// The sequence number of the newest entry (0 when the log is empty),
     /// to read the log newest first.
     async fn audit_head(&self) -> Result<u64>;
@@ -271,6 +309,14 @@ impl AuditStore for Store {
     }
 
     async fn verify_audit(&self) -> Result<AuditVerdict> {
+        Ok(self.walk_audit(None, &BTreeSet::new()).await?.verdict)
+    }
+
+    async fn walk_audit(
+        &self,
+        from: Option<(u64, &str)>,
+        keep: &BTreeSet<u64>,
+    ) -> Result<ChainWalk> {
         // One read transaction, so entries appended meanwhile are not seen
         // half: the head and the entries are one snapshot.
         let mut tx = self.pool.begin().await?;
@@ -279,9 +325,50 @@ impl AuditStore for Store {
             .await?;
         let head_seq: i64 = head.try_get(0)?;
         let head_hash: String = head.try_get(1)?;
+        let mut walk = ChainWalk {
+            verdict: AuditVerdict::Intact {
+                entries: 0,
+                head: GENESIS.to_owned(),
+            },
+            hashes: BTreeMap::new(),
+        };
+        let broken = |walk: ChainWalk, seq: u64, problem: String| ChainWalk {
+            verdict: AuditVerdict::Broken { seq, problem },
+            ..walk
+        };
         let mut expected_seq: u64 = 1;
         let mut prev = GENESIS.to_owned();
         let mut after: i64 = 0;
+        if let Some((seq, hash)) = from {
+            // The walk goes on from an entry checked before: it must still
+            // be there as it was, or whatever follows proves nothing.
+            let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq = $1");
+            let row = sqlx::query(&sql)
+                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(broken(
+                    walk,
+                    seq,
+                    format!("entry {seq} is missing: the log ends at {head_seq}"),
+                ));
+            };
+            let entry = entry_from_row(&row)?;
+            if entry.hash != hash {
+                return Ok(broken(
+                    walk,
+                    seq,
+                    format!("entry {seq} was altered: its hash is not the one checked before"),
+                ));
+            }
+            if keep.contains(&seq) {
+                walk.hashes.insert(seq, entry.hash.clone());
+            }
+            expected_seq = seq + 1;
+            prev = entry.hash;
+            after = entry.seq as i64;
+        }
         loop {
             let sql =
                 format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000");
@@ -292,33 +379,39 @@ impl AuditStore for Store {
             for row in &rows {
                 let entry = entry_from_row(row)?;
                 if entry.seq != expected_seq {
-                    return Ok(AuditVerdict::Broken {
-                        seq: expected_seq,
-                        problem: format!(
+                    return Ok(broken(
+                        walk,
+                        expected_seq,
+                        format!(
                             "entry {expected_seq} is missing (the next one stored is {})",
                             entry.seq
                         ),
-                    });
+                    ));
                 }
                 if entry.prev_hash != prev {
-                    return Ok(AuditVerdict::Broken {
-                        seq: entry.seq.saturating_sub(1),
-                        problem: format!(
-                            "entry {} was altered: entry {} records a different hash for it",
-                            entry.seq.saturating_sub(1),
+                    let seq = entry.seq.saturating_sub(1);
+                    return Ok(broken(
+                        walk,
+                        seq,
+                        format!(
+                            "entry {seq} was altered: entry {} records a different hash for it",
                             entry.seq
                         ),
-                    });
+                    ));
                 }
                 let at = entry.at.as_second();
                 if entry_hash(entry.seq, at, &entry.event, &prev) != entry.hash {
-                    return Ok(AuditVerdict::Broken {
-                        seq: entry.seq,
-                        problem: format!(
+                    return Ok(broken(
+                        walk,
+                        entry.seq,
+                        format!(
                             "entry {} was altered: its contents do not match its hash",
                             entry.seq
                         ),
-                    });
+                    ));
+                }
+                if keep.contains(&entry.seq) {
+                    walk.hashes.insert(entry.seq, entry.hash.clone());
                 }
                 prev = entry.hash;
                 after = entry.seq as i64;
@@ -327,22 +420,25 @@ impl AuditStore for Store {
         }
         let entries = expected_seq - 1;
         if head_seq != entries as i64 {
-            return Ok(AuditVerdict::Broken {
-                seq: expected_seq,
-                problem: format!(
+            return Ok(broken(
+                walk,
+                expected_seq,
+                format!(
                     "entries {expected_seq} to {head_seq} are missing: the log ends at {entries} but {head_seq} were written"
                 ),
-            });
+            ));
         }
         if head_hash != prev {
-            return Ok(AuditVerdict::Broken {
-                seq: entries,
-                problem: format!("entry {entries} was altered: the head records a different hash"),
-            });
+            return Ok(broken(
+                walk,
+                entries,
+                format!("entry {entries} was altered: the head records a different hash"),
+            ));
         }
-        Ok(AuditVerdict::Intact {
+        walk.verdict = AuditVerdict::Intact {
             entries,
             head: prev,
-        })
+        };
+        Ok(walk)
     }
 }

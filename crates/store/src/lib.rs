@@ -33,7 +33,7 @@ use protocol::{
     AvailableUpdate, HostFacts, Inventory, InventoryDelta, Manager, Neighbour, Package,
 };
 
-pub use audit::{AuditEntry, AuditEvent, AuditStore, AuditVerdict, Why};
+pub use audit::{AuditEntry, AuditEvent, AuditStore, AuditVerdict, ChainWalk, Why};
 pub use people::{
     ApiTokenRecord, ApiTokenStore, NewApiToken, NewUser, PeopleStore, ProcedureVersion, UserChange,
     UserRecord,
@@ -328,14 +328,18 @@ pub trait GroupStore {
 
 /// Enrollment tokens, and enrollment itself.
 pub trait TokenStore {
-    /// Stores a new token.
-    async fn create_token(&self, token: &NewToken) -> Result<()>;
+    /// Stores a new token, recording who made it (its terms, never its
+    /// secret nor the secret's hash).
+    async fn create_token(&self, token: &NewToken, why: &Why) -> Result<()>;
     /// Every token, newest first.
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
-    /// Revokes a token; false when there is no such token.
-    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool>;
+    /// Revokes a token (recorded the first time); false when there is no
+    /// such token.
+    async fn revoke_token(&self, id: &str, why: &Why, now: Timestamp) -> Result<bool>;
     /// Enrolls a host with the token whose secret hashes to `secret_hash`:
-    /// checks and counts the use and creates the host, in one transaction.
+    /// checks and counts the use and creates the host, in one transaction,
+    /// recorded with the host (`host:ID`) as the actor: no person vouches
+    /// for what it says of itself.
     async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()>;
 }
 

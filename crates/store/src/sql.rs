@@ -1302,7 +1302,9 @@ fn group_from_row(r: &AnyRow) -> Result<crate::DynamicGroup> {
 }
 
 impl TokenStore for Store {
-    async fn create_token(&self, token: &NewToken) -> Result<()> {
+    async fn create_token(&self, token: &NewToken, why: &Why) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO enrollment_tokens (id, secret_hash, created_at, expires_at, max_uses, uses, target_group) \
              VALUES ($1, $2, $3, $4, $5, 0, $6)",
@@ -1313,8 +1315,22 @@ impl TokenStore for Store {
         .bind(token.expires_at.as_second())
         .bind(i64::from(token.max_uses))
         .bind(token.target_group.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let terms = serde_json::json!({
+            "id": token.id,
+            "expires_at": token.expires_at,
+            "max_uses": token.max_uses,
+            "group": token.target_group,
+        });
+        let event = AuditEvent::of(
+            why,
+            format!("enrollment-tokens/{}", token.id),
+            None,
+            Some(terms.to_string()),
+        );
+        append(&mut tx, &event, token.created_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1340,15 +1356,34 @@ impl TokenStore for Store {
             .collect()
     }
 
-    async fn revoke_token(&self, id: &str, now: Timestamp) -> Result<bool> {
+    async fn revoke_token(&self, id: &str, why: &Why, now: Timestamp) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM enrollment_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
         let done = sqlx::query(
-            "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+            "UPDATE enrollment_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
         .bind(now.as_second())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() > 0 {
+            let event = AuditEvent::of(
+                why,
+                format!("enrollment-tokens/{id}"),
+                Some(r#"{"revoked":false}"#.to_owned()),
+                Some(r#"{"revoked":true}"#.to_owned()),
+            );
+            append(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn enroll(&self, secret_hash: &[u8], host: &NewHost, now: Timestamp) -> Result<()> {
@@ -1395,9 +1430,22 @@ impl TokenStore for Store {
         .bind(now.as_second())
         .bind(&token_id)
         .bind(&host.hostname)
-        .bind(group)
+        .bind(group.clone())
         .execute(&mut *tx)
         .await?;
+        // The host name is only what the host says of itself.
+        let enrolled = serde_json::json!({
+            "token": token_id,
+            "group": group,
+            "hostname_reported_by_host": host.hostname,
+        });
+        let event = AuditEvent::of(
+            &Why::new(format!("host:{}", host.id), "enroll"),
+            format!("hosts/{}", host.id),
+            None,
+            Some(enrolled.to_string()),
+        );
+        append(&mut tx, &event, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -137,6 +137,7 @@ conformance!(
     plan_objects_are_stored_with_their_audit_entries,
     a_plan_object_is_replaced_only_from_the_body_it_was_decided_from,
     audit_verification_finds_the_first_altered_or_missing_entry,
+    a_walk_from_a_checked_entry_finds_a_shortened_or_recomputed_log,
     detections_keep_the_first_time,
     a_fixed_finding_moves_to_the_remediations_once,
     a_delta_is_checked_and_stored_by_its_own_packages,
@@ -551,6 +552,104 @@ async fn audit_verification_finds_the_first_altered_or_missing_entry(store: Stor
     assert_eq!(broken_at(&store).await, (2, "is missing"));
 }
 
+async fn a_walk_from_a_checked_entry_finds_a_shortened_or_recomputed_log(store: Store) {
+    let why = Why::new("alice", "approve");
+    for i in 1..=6 {
+        store
+            .put_plan_object("approvals", &format!("DSA-{i}"), "{}", &why, at(i))
+            .await
+            .unwrap();
+    }
+    let keep: std::collections::BTreeSet<u64> = [2, 4, 6, 9].into();
+    let walk = store.walk_audit(None, &keep).await.unwrap();
+    let AuditVerdict::Intact { entries: 6, head } = walk.verdict else {
+        panic!("a fresh log is intact: {walk:?}");
+    };
+    // Only the entries asked for that exist.
+    assert_eq!(walk.hashes.keys().copied().collect::<Vec<_>>(), [2, 4, 6]);
+    let (h4, h6) = (walk.hashes[&4].clone(), walk.hashes[&6].clone());
+    assert_eq!(h6, head);
+    // A walk from a checked entry goes on to the head.
+    let walk = store.walk_audit(Some((4, &h4)), &[5].into()).await.unwrap();
+    assert_eq!(
+        walk.verdict,
+        AuditVerdict::Intact {
+            entries: 6,
+            head: h6.clone()
+        }
+    );
+    assert_eq!(walk.hashes.len(), 1);
+    let pool = store.pool();
+
+    // The tail cut and the head moved back: the chain alone still verifies,
+    // but a walk from entry 6 finds it gone.
+    sqlx::query("DELETE FROM audit_log WHERE seq > 4")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 4, hash = $1 WHERE id = 1")
+        .bind(&h4)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { entries: 4, .. }
+    ));
+    match store
+        .walk_audit(Some((6, &h6)), &keep)
+        .await
+        .unwrap()
+        .verdict
+    {
+        AuditVerdict::Broken { seq: 6, problem } => {
+            assert!(problem.contains("the log ends at 4"), "{problem}")
+        }
+        other => panic!("a shortened log verified: {other:?}"),
+    }
+
+    // Entry 3 rewritten and every hash after it worked out again: the
+    // chain alone verifies, but entry 4's hash is no longer the one kept.
+    let mut entries = store.audit_entries(None, 0, 10).await.unwrap();
+    entries[2].event.reason = Some("nothing to see".into());
+    let mut prev = entries[1].hash.clone();
+    for e in &mut entries[2..] {
+        e.prev_hash = prev;
+        e.hash = e.computed_hash();
+        prev = e.hash.clone();
+        sqlx::query("UPDATE audit_log SET reason = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
+            .bind(e.event.reason.clone())
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .bind(e.seq as i64)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.verify_audit().await.unwrap(),
+        AuditVerdict::Intact { entries: 4, .. }
+    ));
+    let walk = store.walk_audit(None, &keep).await.unwrap();
+    assert_ne!(walk.hashes[&4], h4);
+    match store
+        .walk_audit(Some((4, &h4)), &keep)
+        .await
+        .unwrap()
+        .verdict
+    {
+        AuditVerdict::Broken { seq: 4, problem } => {
+            assert!(problem.contains("entry 4 was altered"), "{problem}")
+        }
+        other => panic!("a recomputed log verified: {other:?}"),
+    }
+}
+
 async fn broken_at(store: &Store) -> (u64, &'static str) {
     match store.verify_audit().await.unwrap() {
         AuditVerdict::Broken { seq, problem } => {
@@ -705,7 +804,10 @@ fn host(id: &str) -> NewHost {
 
 async fn enrolled(store: &Store, ids: &[&str]) {
     store
-        .create_token(&token("t-fixture", b"fixture-secret", 1000, 86_400))
+        .create_token(
+            &token("t-fixture", b"fixture-secret", 1000, 86_400),
+            &Why::new("op", "create-token"),
+        )
         .await
         .unwrap();
     for id in ids {
@@ -773,7 +875,10 @@ fn inventory(collected: i64, os_version: &str, packages: Vec<Package>) -> Invent
 
 async fn enrollment_checks_and_counts_token_uses(store: Store) {
     store
-        .create_token(&token("t1", b"secret-1", 2, 3600))
+        .create_token(
+            &token("t1", b"secret-1", 2, 3600),
+            &Why::new("op", "create-token"),
+        )
         .await
         .unwrap();
     store
@@ -798,15 +903,24 @@ async fn enrollment_checks_and_counts_token_uses(store: Store) {
     );
 
     store
-        .create_token(&token("t2", b"secret-2", 5, 3600))
+        .create_token(
+            &token("t2", b"secret-2", 5, 3600),
+            &Why::new("op", "create-token"),
+        )
         .await
         .unwrap();
     assert_eq!(
         refused(store.enroll(b"secret-2", &host("h3"), at(3600)).await),
         EnrollmentRefused::Expired
     );
-    assert!(store.revoke_token("t2", at(40)).await.unwrap());
-    assert!(!store.revoke_token("nope", at(40)).await.unwrap());
+    assert!(store
+        .revoke_token("t2", &Why::new("op", "revoke-token"), at(40))
+        .await
+        .unwrap());
+    assert!(!store
+        .revoke_token("nope", &Why::new("op", "revoke-token"), at(40))
+        .await
+        .unwrap());
     assert_eq!(
         refused(store.enroll(b"secret-2", &host("h3"), at(50)).await),
         EnrollmentRefused::Revoked
@@ -827,11 +941,62 @@ async fn enrollment_checks_and_counts_token_uses(store: Store) {
     );
     assert_eq!((h1.enrolled_at, h1.last_seen), (at(10), at(10)));
     assert!(store.host("h3").await.unwrap().is_none());
+
+    // A second revocation changes nothing and is not recorded again.
+    assert!(store
+        .revoke_token("t2", &Why::new("op", "revoke-token"), at(60))
+        .await
+        .unwrap());
+    // The tokens' creation and revocation and each enrollment are in the
+    // log; a refused enrollment is not. An enrollment's actor is the host
+    // itself, and the host name it gave is labelled as its own word.
+    let log = store.audit_entries(None, 0, 100).await.unwrap();
+    let summary: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e.event.actor.as_str(),
+                e.event.action.as_str(),
+                e.event.subject.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("op", "create-token", "enrollment-tokens/t1"),
+            ("host:h1", "enroll", "hosts/h1"),
+            ("host:h2", "enroll", "hosts/h2"),
+            ("op", "create-token", "enrollment-tokens/t2"),
+            ("op", "revoke-token", "enrollment-tokens/t2"),
+        ]
+    );
+    let created: serde_json::Value =
+        serde_json::from_str(log[0].event.after.as_deref().unwrap()).unwrap();
+    // Its terms, and nothing of its secret.
+    let mut keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["expires_at", "group", "id", "max_uses"]);
+    assert_eq!(created["max_uses"], 2);
+    assert_eq!(created["group"], "laptops");
+    let enrolled: serde_json::Value =
+        serde_json::from_str(log[1].event.after.as_deref().unwrap()).unwrap();
+    assert_eq!(enrolled["hostname_reported_by_host"], "h1.example");
+    assert_eq!(enrolled["token"], "t1");
+    assert_eq!(log[4].at, at(40));
 }
 
 async fn simultaneous_enrollments_cannot_overspend_a_token(store: Store) {
     store
-        .create_token(&token("t", b"race", 3, 3600))
+        .create_token(
+            &token("t", b"race", 3, 3600),
+            &Why::new("op", "create-token"),
+        )
         .await
         .unwrap();
     let attempts = (0..10).map(|i| {
@@ -1580,7 +1745,10 @@ async fn reopen_then_refuse_newer(
     url: String,
 ) {
     let first = open().await.expect("first open");
-    first.create_token(&token("t", b"s", 1, 10)).await.unwrap();
+    first
+        .create_token(&token("t", b"s", 1, 10), &Why::new("op", "create-token"))
+        .await
+        .unwrap();
     first.close().await;
     let second = open().await.expect("second open");
     assert_eq!(second.list_tokens().await.unwrap().len(), 1);

@@ -68,6 +68,18 @@ pub(crate) async fn audit(
                     }
                     " Verified " (when(Some(&verified_at.to_string()))) "."
                 }
+                @let c = &verdict["checkpoints"];
+                @if c.is_object() {
+                    p data-test="audit-checkpoints" class="muted" {
+                        @match c["last"].as_object() {
+                            Some(last) => {
+                                (text(&c["verified"])) " signed checkpoints hold, the last at entry " (text(&last["seq"])) " on " (when(last["at"].as_str())) "."
+                            }
+                            None => { "No signed checkpoint of the log yet." }
+                        }
+                        " Checkpoint key " code { (text(&c["key"])) } "."
+                    }
+                }
             }
             None => {
                 p data-test="audit-verdict" role="status" class="muted" {
@@ -748,7 +760,7 @@ pub(crate) async fn deferrals(
                         td { (d["rollout"].as_str().unwrap_or("every rollout")) }
                         td { (when(d["until"].as_str())) }
                         td { (text(&d["justification"])) }
-                        td { (text(&d["requested_by"])) " " (when(d["requested_at"].as_str())) }
+                        td { (text(&d["asked_by"])) " " (when(d["requested_at"].as_str())) }
                         td {
                             @if d["state"] == "pending" { span class="warn" { "pending" } }
                             @else { (text(&d["state"])) " by " (text(&d["decided_by"])) @if let Some(why) = d["decision"].as_str() { ": " (why) } }
