@@ -24,6 +24,7 @@ pub mod feeds;
 pub mod fleet;
 mod handlers;
 pub mod jobkey;
+mod keepalive;
 mod kept;
 pub mod notify;
 pub mod openapi;
@@ -338,6 +339,9 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+        // Outermost: an answer given before the body was read still leaves
+        // the connection usable, or says it will close.
+        .layer(axum::middleware::from_fn(keepalive::finish_request_body))
         .with_state(state)
 }
 
