@@ -48,6 +48,8 @@ const APT_PACKAGES: &[&str] = &[
     // Python's standard SMTP server (smtpd, Python 3.11), the mail relay
     // the notification tests send through.
     "python3",
+    // A virtual environment for schemathesis, which fuzzes the API.
+    "python3-venv",
     // Real Debian roots for the agent's tests.
     "mmdebstrap",
     "iproute2",
@@ -161,6 +163,7 @@ fn setup() -> Result<()> {
         bail!("apt-get update left no package lists in /var/lib/apt/lists");
     }
     ensure_browser_packages(&workspace_root())?;
+    ensure_schemathesis(&workspace_root())?;
     ensure_test_root(&workspace_root())?;
     eprintln!("xtask: set-up complete");
     Ok(())
@@ -195,11 +198,52 @@ fn ensure_browser_packages(workspace: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The target directory, where set-up keeps what the tests find.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
 /// Where the agent's tests find a real Debian root (the tests look here too).
 fn test_root(root: &Path) -> PathBuf {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    target.join("test-roots").join(TEST_RELEASE)
+    target_dir(root).join("test-roots").join(TEST_RELEASE)
+}
+
+/// Schemathesis, for the API's fuzzing test, in a virtual environment in
+/// the target directory (`pyenv/`), at the versions
+/// `xtask/schemathesis-requirements.txt` pins. Installed again only when
+/// those pins change.
+fn ensure_schemathesis(root: &Path) -> Result<()> {
+    let requirements = root.join("xtask/schemathesis-requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let venv = target_dir(root).join("pyenv");
+    let stamp = venv.join("patchwell-requirements.txt");
+    if venv.join("bin/st").exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|had| had == wanted)
+    {
+        return Ok(());
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv)
+            .with_context(|| format!("removing the outdated {}", venv.display()))?;
+    }
+    let venv_arg = venv.to_string_lossy().into_owned();
+    run(Command::new("python3").args(["-m", "venv", &venv_arg]))?;
+    let installed = run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--requirement",
+        &requirements.to_string_lossy(),
+    ]));
+    if let Err(e) = installed {
+        // A half-made environment would pass for a whole one next time.
+        let _ = std::fs::remove_dir_all(&venv);
+        return Err(e);
+    }
+    std::fs::write(&stamp, wanted)?;
+    eprintln!("xtask: schemathesis ready in {}", venv.display());
+    Ok(())
 }
 
 /// Builds, once, a real Debian root that is out of date the way a real host

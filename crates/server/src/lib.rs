@@ -26,6 +26,7 @@ pub mod feeds;
 pub mod fleet;
 mod handlers;
 pub mod jobkey;
+mod keepalive;
 mod kept;
 pub mod notify;
 pub mod openapi;
@@ -360,6 +361,9 @@ pub fn app(state: AppState) -> Router {
         // Refuses cross-origin changes and adds the security headers, to
         // every answer, errors included.
         .layer(guard)
+        // Outermost: an answer given before the body was read still leaves
+        // the connection usable, or says it will close.
+        .layer(axum::middleware::from_fn(keepalive::finish_request_body))
         .with_state(state)
 }
 
