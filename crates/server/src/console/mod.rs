@@ -557,6 +557,7 @@ pub(crate) struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    source: crate::ratelimit::Source,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -566,7 +567,7 @@ async fn login(
         username: form.username,
         password: form.password,
     };
-    match crate::people_api::sign_in(State(state), Ok(Json(request))).await {
+    match crate::people_api::sign_in(State(state), source, Ok(Json(request))).await {
         Ok((_, signed_in, _)) => {
             let mut response = Redirect::to(&next).into_response();
             if let Some(cookie) = signed_in.get(header::SET_COOKIE) {
