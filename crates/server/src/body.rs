@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -34,6 +34,13 @@ const BUDGET_WAIT: Duration = Duration::from_secs(5);
 /// Gzip is inflated this many bytes at a time, each taken from the budget
 /// first.
 const INFLATE_STEP: usize = 64 * 1024;
+
+/// How much more of a body over the limit is read and thrown away, over
+/// HTTP/1.1, before it is answered 413: a client still sending when the
+/// server closes the connection often never reads the answer. Beyond this
+/// (or the body's deadline) the connection is closed instead. HTTP/2 ends
+/// one stream and keeps the connection, so nothing is read there.
+const DRAIN: u64 = 16 << 20;
 
 /// The bytes that request bodies may hold at once, across requests.
 #[derive(Debug)]
@@ -130,8 +137,8 @@ enum Encoding {
     Gzip,
 }
 
-fn encoding(request: &Request) -> Result<Encoding, ApiError> {
-    let Some(value) = request.headers().get(header::CONTENT_ENCODING) else {
+fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(Encoding::Plain);
     };
     let text = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
@@ -172,8 +179,9 @@ impl Limits {
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the request body did not arrive within {} seconds",
-                self.timeout.as_secs()
+                "the request body did not arrive in time: a whole body must arrive \
+                 within {} s of its request",
+                self.timeout.as_secs_f64()
             ),
         )
     }
@@ -212,12 +220,24 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_wire as u64) {
+    let deadline = Instant::now() + limits.timeout;
+    let drains = request.version() < Version::HTTP_2;
+    let (mut parts, mut body) = request.into_parts();
+    if let Some(n) = declared.filter(|n| *n > limits.max_wire as u64) {
+        if drains && n <= DRAIN {
+            drain(body, deadline).await;
+        }
         return Err(limits.too_large());
     }
-    let encoding = encoding(&request)?;
-    let deadline = Instant::now() + limits.timeout;
-    let (mut parts, mut body) = request.into_parts();
+    let encoding = match encoding(&parts.headers) {
+        Ok(encoding) => encoding,
+        Err(e) => {
+            if drains {
+                drain(body, deadline).await;
+            }
+            return Err(e);
+        }
+    };
 
     let mut wire = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     loop {
@@ -235,6 +255,10 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
             continue;
         };
         if wire.len() + data.len() > limits.max_wire {
+            drop(wire);
+            if drains {
+                drain(body, deadline).await;
+            }
             return Err(limits.too_large());
         }
         share.take(data.len()).await?;
@@ -261,6 +285,20 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Ok(Request::from_parts(parts, Body::from(Bytes::from(bytes))))
+}
+
+/// Reads what is left of a refused body, keeping none of it, up to
+/// [`DRAIN`] bytes and the body's deadline.
+async fn drain(mut body: Body, deadline: Instant) {
+    let mut read = 0u64;
+    while read <= DRAIN {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Inflates a gzip body a step at a time, each step's bytes taken from the
