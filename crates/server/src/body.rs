@@ -5,11 +5,12 @@
 //! bytes: at most `max_wire_bytes` sent, at most `max_body_bytes` once
 //! gzip is undone, the whole body within `body_timeout`, and the bytes of
 //! all bodies held at once across requests within `body_budget_bytes`. A
-//! body's share of that budget is taken as its bytes arrive and as it is
-//! inflated, and given back when its answer is ready. So forty gzip bombs
-//! at once hold no more than the budget, and every way a body can be too
-//! large (a `Content-Length`, a chunked or HTTP/2 stream that goes on, a
-//! bomb) gets the same 413 answer.
+//! body's share of that budget is taken as its bytes arrive, and for gzip
+//! the most it may inflate to before it is inflated (what it did not need
+//! is given back at once); the rest is given back when its answer is
+//! ready. So forty gzip bombs at once hold no more than the budget, and
+//! every way a body can be too large (a `Content-Length`, a chunked or
+//! HTTP/2 stream that goes on, a bomb) gets the same 413 answer.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -31,15 +32,14 @@ use crate::AppState;
 /// answered 503.
 const BUDGET_WAIT: Duration = Duration::from_secs(5);
 
-/// Gzip is inflated this many bytes at a time, each taken from the budget
-/// first.
+/// Gzip is inflated this many bytes at a time.
 const INFLATE_STEP: usize = 64 * 1024;
 
-/// How much more of a body over the limit is read and thrown away, over
-/// HTTP/1.1, before it is answered 413: a client still sending when the
-/// server closes the connection often never reads the answer. Beyond this
-/// (or the body's deadline) the connection is closed instead. HTTP/2 ends
-/// one stream and keeps the connection, so nothing is read there.
+/// How much more of a refused body is read and thrown away before it is
+/// answered: a client still sending when the server ends the exchange
+/// often never reads the answer (HTTP/1.1 closes the connection under it,
+/// HTTP/2 resets its stream, which some clients report as the error).
+/// Beyond this, or the body's deadline, the exchange is ended at once.
 const DRAIN: u64 = 16 << 20;
 
 /// The bytes that request bodies may hold at once, across requests.
@@ -221,10 +221,9 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let deadline = Instant::now() + limits.timeout;
-    let drains = request.version() < Version::HTTP_2;
     let (mut parts, mut body) = request.into_parts();
     if let Some(n) = declared.filter(|n| *n > limits.max_wire as u64) {
-        if drains && n <= DRAIN {
+        if n <= DRAIN {
             drain(body, deadline).await;
         }
         return Err(limits.too_large());
@@ -232,9 +231,7 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
     let encoding = match encoding(&parts.headers) {
         Ok(encoding) => encoding,
         Err(e) => {
-            if drains {
-                drain(body, deadline).await;
-            }
+            drain(body, deadline).await;
             return Err(e);
         }
     };
@@ -256,9 +253,7 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
         };
         if wire.len() + data.len() > limits.max_wire {
             drop(wire);
-            if drains {
-                drain(body, deadline).await;
-            }
+            drain(body, deadline).await;
             return Err(limits.too_large());
         }
         share.take(data.len()).await?;
@@ -301,38 +296,40 @@ async fn drain(mut body: Body, deadline: Instant) {
     }
 }
 
-/// Inflates a gzip body a step at a time, each step's bytes taken from the
-/// budget before they are made.
+/// Inflates a gzip body a step at a time. The most it may inflate to is
+/// taken from the budget first, in one piece, and what it did not use is
+/// given back: a body that held part of the budget while it waited for
+/// more could wait on others doing the same, none of them finishing.
 async fn inflate(
     gzip: &[u8],
     limits: Limits,
     share: &mut Share,
     deadline: Instant,
 ) -> Result<Vec<u8>, ApiError> {
+    // One byte past the limit tells a body over it from one exactly at it.
+    let most = limits.max_body + 1;
+    share.take(most).await?;
     let mut decoder = flate2::read::GzDecoder::new(gzip);
     let mut out: Vec<u8> = Vec::new();
     loop {
         if Instant::now() >= deadline {
             return Err(limits.too_slow());
         }
-        // One byte past the limit tells a body over it from one exactly at it.
-        let room = (limits.max_body + 1).saturating_sub(out.len());
-        let step = INFLATE_STEP.min(room);
+        let start = out.len();
+        let step = INFLATE_STEP.min(most - start);
         if step == 0 {
             return Err(limits.too_large());
         }
-        share.take(step).await?;
-        let start = out.len();
         out.resize(start + step, 0);
         let n = decoder.read(&mut out[start..]).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid gzip: {e}"))
         })?;
         out.truncate(start + n);
-        share.give_back(step - n);
         if out.len() > limits.max_body {
             return Err(limits.too_large());
         }
         if n == 0 {
+            share.give_back(most - out.len());
             return Ok(out);
         }
         // Inflating is work on this thread; let other tasks run between steps.

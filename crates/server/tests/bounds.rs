@@ -344,7 +344,7 @@ const TOO_LARGE: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_gzip_bombs_at_once_are_refused_within_the_budget() {
     let s = serve(small_bodies(), false).await;
-    let bomb = gzip(&vec![b' '; 8 << 20]);
+    let bomb = gzip(&vec![b' '; 2 << 20]);
     assert!(bomb.len() < 64 << 10);
     let flood = (0..40).map(|i| {
         let client = s.client([127, 0, 0, 20 + i], Speaks::Http1);
@@ -420,7 +420,7 @@ async fn a_body_too_large_gets_the_same_answer_over_http2_and_chunked_http1() {
             client
                 .post(&url)
                 .header("content-encoding", "gzip")
-                .body(gzip(&vec![b' '; 8 << 20])),
+                .body(gzip(&vec![b' '; 2 << 20])),
         ];
         for (i, request) in sent.into_iter().enumerate() {
             let a = Answer::of(
@@ -459,6 +459,60 @@ async fn a_body_too_large_gets_the_same_answer_over_http2_and_chunked_http1() {
         )
         .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    }
+}
+
+/// Whether the machine's curl speaks HTTP/2; a test that needs it fails
+/// without it in CI and is skipped, saying so, elsewhere.
+fn curl_with_http2() -> bool {
+    let found = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("HTTP2"));
+    if !found {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "curl with HTTP/2 is missing and CI=true (cargo xtask setup installs it)"
+        );
+        eprintln!("skipping: no curl with HTTP/2 (cargo xtask setup installs it)");
+    }
+    found
+}
+
+/// curl gives up on a stream reset while it still sends, even after an
+/// answer: the server reads a body it refuses to its end (within bounds)
+/// before it answers, over HTTP/2 as over HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_reads_the_413_of_a_body_declared_too_large() {
+    if !curl_with_http2() {
+        return;
+    }
+    let s = serve(small_bodies(), true).await;
+    let body = s._dir.0.join("large.json");
+    std::fs::write(&body, vec![b' '; 100 << 10]).unwrap();
+    let ca = s._dir.0.join("tls/ca.pem");
+    for (version, chunked) in [("--http2", false), ("--http2", true), ("--http1.1", false)] {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-sS", "-i", version, "--cacert"])
+            .arg(&ca)
+            .args(["-H", "Content-Type: application/json"])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!("{}/api/v1/session", s.url));
+        if chunked {
+            curl.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let out = tokio::task::spawn_blocking(move || curl.output().unwrap())
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "curl {version} (chunked: {chunked}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(answer.starts_with("HTTP/") && answer.contains(" 413"), "{answer}");
+        assert!(answer.ends_with(&format!("{{\"error\":\"{TOO_LARGE}\"}}")), "{answer}");
     }
 }
 
