@@ -98,13 +98,11 @@ impl Share {
             return Ok(());
         }
         let n = u32::try_from(n).map_err(|_| too_busy())?;
-        let permit = tokio::time::timeout(
-            self.wait,
-            Arc::clone(&self.budget).acquire_many_owned(n),
-        )
-        .await
-        .map_err(|_| too_busy())?
-        .map_err(|_| too_busy())?;
+        let permit =
+            tokio::time::timeout(self.wait, Arc::clone(&self.budget).acquire_many_owned(n))
+                .await
+                .map_err(|_| too_busy())?
+                .map_err(|_| too_busy())?;
         match &mut self.held {
             Some(held) => held.merge(permit),
             None => self.held = Some(permit),

@@ -70,14 +70,22 @@ fn host(h: &HostFacts) -> ApiResult<()> {
     optional(|| "host.model".into(), h.model.as_deref(), TEXT)?;
     count("host.disks", &h.disks, DEVICES)?;
     for (i, d) in h.disks.iter().enumerate() {
-        text(|| format!("host.disks[{i}].mount_point"), &d.mount_point, PATH)?;
+        text(
+            || format!("host.disks[{i}].mount_point"),
+            &d.mount_point,
+            PATH,
+        )?;
         text(|| format!("host.disks[{i}].device"), &d.device, PATH)?;
         text(|| format!("host.disks[{i}].fs_type"), &d.fs_type, SHORT)?;
     }
     count("host.interfaces", &h.interfaces, DEVICES)?;
     for (i, n) in h.interfaces.iter().enumerate() {
         text(|| format!("host.interfaces[{i}].name"), &n.name, SHORT)?;
-        optional(|| format!("host.interfaces[{i}].mac"), n.mac.as_deref(), SHORT)?;
+        optional(
+            || format!("host.interfaces[{i}].mac"),
+            n.mac.as_deref(),
+            SHORT,
+        )?;
         count(
             &format!("host.interfaces[{i}].addresses"),
             &n.addresses,
@@ -134,7 +142,11 @@ fn updates(list: &[AvailableUpdate], max_packages: usize) -> ApiResult<()> {
         text(|| format!("updates[{i}].installed"), &u.installed, TEXT)?;
         text(|| format!("updates[{i}].candidate"), &u.candidate, TEXT)?;
         optional(|| format!("updates[{i}].suite"), u.suite.as_deref(), TEXT)?;
-        optional(|| format!("updates[{i}].codename"), u.codename.as_deref(), SHORT)?;
+        optional(
+            || format!("updates[{i}].codename"),
+            u.codename.as_deref(),
+            SHORT,
+        )?;
         optional(|| format!("updates[{i}].origin"), u.origin.as_deref(), TEXT)?;
     }
     Ok(())

@@ -258,9 +258,9 @@ impl Refusal {
     /// Seconds until trying again may succeed.
     pub(crate) fn wait(&self) -> u64 {
         match self {
-            Refusal::Source { wait, .. } | Refusal::Name { wait, .. } | Refusal::Server { wait } => {
-                *wait
-            }
+            Refusal::Source { wait, .. }
+            | Refusal::Name { wait, .. }
+            | Refusal::Server { wait } => *wait,
         }
     }
 }
@@ -453,7 +453,10 @@ mod tests {
             limiter.admit("admin", attacker, at(0)).unwrap();
         }
         let refused = limiter.admit("admin", attacker, at(0)).unwrap_err();
-        assert!(matches!(refused, Refusal::Name { wait: 60, .. }), "{refused}");
+        assert!(
+            matches!(refused, Refusal::Name { wait: 60, .. }),
+            "{refused}"
+        );
         // Other names from the attacker: until its source's budget is spent.
         for i in 0..5 {
             limiter.admit(&format!("u{i}"), attacker, at(0)).unwrap();
@@ -461,10 +464,7 @@ mod tests {
         let refused = limiter.admit("anyone", attacker, at(0)).unwrap_err();
         assert_eq!(refused.wait(), 6, "a token every 6 seconds");
         assert!(matches!(refused, Refusal::Source { .. }), "{refused}");
-        assert!(
-            refused.to_string().contains("from 192.0.2.66"),
-            "{refused}"
-        );
+        assert!(refused.to_string().contains("from 192.0.2.66"), "{refused}");
         // The admin, from elsewhere, is let in, and a success gives back
         // what it took.
         let attempt = limiter.admit("admin", source(1), at(0)).unwrap();

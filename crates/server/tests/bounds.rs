@@ -85,9 +85,14 @@ async fn serve(config: Config, https: bool) -> Served {
         (None, None, "http")
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve_app(state.clone(), listener, tls, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(server::serve_app(
+        state.clone(),
+        listener,
+        tls,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Served {
         url: format!("{scheme}://{address}"),
         address,
@@ -272,7 +277,9 @@ async fn a_sign_in_flood_slows_its_source_and_the_admin_still_gets_in() {
     // A flood of distinct names from another address is refused before
     // it is remembered: the tables stay small.
     for i in 0..300 {
-        let a = s.sign_in([127, 0, 0, 4], &format!("name{i}"), "guess").await;
+        let a = s
+            .sign_in([127, 0, 0, 4], &format!("name{i}"), "guess")
+            .await;
         let want = if i < 10 {
             StatusCode::UNAUTHORIZED
         } else {
@@ -287,7 +294,9 @@ async fn a_sign_in_flood_slows_its_source_and_the_admin_still_gets_in() {
     let a = s.sign_in([127, 0, 0, 5], &"a".repeat(65), "guess").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(a.error().starts_with("user name \"aaaa"), "{}", a.body);
-    assert!(a.error().ends_with("1 to 64 letters, digits, '-', '_', '.', '@'"));
+    assert!(a
+        .error()
+        .ends_with("1 to 64 letters, digits, '-', '_', '.', '@'"));
     let a = s.sign_in([127, 0, 0, 5], "admin", &"p".repeat(2000)).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert_eq!(
@@ -372,8 +381,8 @@ async fn forty_gzip_bombs_at_once_are_refused_within_the_budget() {
     // Every body's share came back, and a gzip body within the limits is
     // read as ever.
     assert_eq!(s.state.bodies.available(), s.state.bodies.total());
-    let body = serde_json::to_vec(&json!({"username": "admin", "password": s.admin_password}))
-        .unwrap();
+    let body =
+        serde_json::to_vec(&json!({"username": "admin", "password": s.admin_password})).unwrap();
     let response = s
         .client(ELSEWHERE, Speaks::Http1)
         .post(format!("{}/api/v1/session", s.url))
@@ -511,8 +520,14 @@ async fn curl_reads_the_413_of_a_body_declared_too_large() {
             "curl {version} (chunked: {chunked}): {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(answer.starts_with("HTTP/") && answer.contains(" 413"), "{answer}");
-        assert!(answer.ends_with(&format!("{{\"error\":\"{TOO_LARGE}\"}}")), "{answer}");
+        assert!(
+            answer.starts_with("HTTP/") && answer.contains(" 413"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with(&format!("{{\"error\":\"{TOO_LARGE}\"}}")),
+            "{answer}"
+        );
     }
 }
 
@@ -750,7 +765,10 @@ async fn inventories_and_attributes_over_their_limits_are_refused_whole() {
 
     let a = put(inventory(s.now(), packages(51))).await;
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.body);
-    assert_eq!(a.error(), "packages lists 51 entries; at most 50 are accepted");
+    assert_eq!(
+        a.error(),
+        "packages lists 51 entries; at most 50 are accepted"
+    );
     let mut long = inventory(s.now(), packages(3));
     long.packages[1].version = "1".repeat(300);
     let a = put(long).await;
@@ -801,7 +819,10 @@ async fn inventories_and_attributes_over_their_limits_are_refused_whole() {
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    assert_eq!(a.error(), "owner is 300 bytes long; at most 256 are accepted");
+    assert_eq!(
+        a.error(),
+        "owner is 300 bytes long; at most 256 are accepted"
+    );
     let tags: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
     let a = s
         .admin(reqwest::Method::PUT, &path, Some(json!({"tags": tags})))

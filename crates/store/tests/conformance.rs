@@ -2365,7 +2365,10 @@ async fn versions_no_host_holds_are_pruned_and_stored_again_when_sent_again(stor
     // five others.
     let big = image(300);
     let first = inventory(100, "12", big.clone());
-    store.store_inventory("a", &first, "d1", at(100)).await.unwrap();
+    store
+        .store_inventory("a", &first, "d1", at(100))
+        .await
+        .unwrap();
     store
         .store_inventory("b", &inventory(100, "12", image(10)), "d1", at(100))
         .await
