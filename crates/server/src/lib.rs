@@ -487,16 +487,24 @@ async fn record_detections(state: AppState) {
         }
     }
 }
-/// Deletes, every ten minutes, the package versions no host and no package
-/// set holds any more (an inventory replaced by a smaller one leaves them).
-async fn prune_package_versions(store: Store) {
+/// Frees, every ten minutes, what no host has any more (an inventory
+/// replaced by a smaller one leaves it): the package versions no host and
+/// no package set holds, in the database, and in memory the fleet's keys
+/// and offered titles.
+async fn free_unused(state: AppState) {
     let mut ticks = tokio::time::interval(Duration::from_secs(600));
     loop {
         ticks.tick().await;
-        match store::InventoryStore::prune_package_versions(&store).await {
+        match store::InventoryStore::prune_package_versions(&state.store).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(versions = n, "Unused package versions deleted."),
             Err(e) => tracing::warn!("deleting unused package versions: {e}"),
+        }
+        let fleet = Arc::clone(&state.fleet);
+        match tokio::task::spawn_blocking(move || fleet.compact()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "Unused fleet entries dropped."),
+            Err(e) => tracing::warn!("compacting the fleet: {e}"),
         }
     }
 }
@@ -641,7 +649,7 @@ pub async fn serve_until(
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });
     }
-    tokio::spawn(prune_package_versions(state.store.clone()));
+    tokio::spawn(free_unused(state.clone()));
     let std_listener = std::net::TcpListener::bind(options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
     let address = std_listener.local_addr()?;
