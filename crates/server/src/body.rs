@@ -308,7 +308,9 @@ async fn inflate(
     let most = limits.max_body + 1;
     share.take(most).await?;
     let mut decoder = flate2::read::GzDecoder::new(gzip);
-    let mut out: Vec<u8> = Vec::new();
+    // All of it at once, as taken from the budget: pages are only used as
+    // they are written, and the buffer is never copied to grow.
+    let mut out: Vec<u8> = Vec::with_capacity(most);
     loop {
         if Instant::now() >= deadline {
             return Err(limits.too_slow());
