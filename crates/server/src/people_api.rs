@@ -125,7 +125,9 @@ pub(crate) async fn sign_in(
         .sign_in
         .admit(&request.username, source, at)
         .map_err(|refusal| {
-            tracing::warn!(source = %source, "Sign-in refused: {refusal}.");
+            // Refusals can come by the thousand a second; each is not worth
+            // a line at the default level (the admitted failures are).
+            tracing::debug!(source = %source, "Sign-in refused: {refusal}.");
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.to_string())
                 .retry_after(refusal.wait())
         })?;
