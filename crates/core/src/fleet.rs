@@ -446,6 +446,81 @@ impl Fleet {
         hosts
     }
 
+    /// How many keys no host has any more (versions hosts moved off).
+    pub fn unused_keys(&self) -> usize {
+        self.keys.iter().filter(|k| k.hosts.is_empty()).count()
+    }
+
+    /// Drops the keys no host has any more, and the package names only
+    /// they used, so that the fleet holds what its hosts have now rather
+    /// than all they ever had. The keys left keep their order, so each
+    /// host's sorted keys stay sorted, and their verdicts. Returns how many
+    /// keys went.
+    pub fn compact(&mut self) -> usize {
+        const GONE: u32 = u32::MAX;
+        let unused = self.unused_keys();
+        if unused == 0 {
+            return 0;
+        }
+        let mut key_ids = vec![GONE; self.keys.len()];
+        let mut keys = Vec::with_capacity(self.keys.len() - unused);
+        for (old, key) in std::mem::take(&mut self.keys).into_iter().enumerate() {
+            if !key.hosts.is_empty() {
+                key_ids[old] = keys.len() as u32;
+                keys.push(key);
+            }
+        }
+        let mut used = vec![false; self.names.len()];
+        for key in &keys {
+            used[key.name as usize] = true;
+        }
+        let mut name_ids = vec![GONE; self.names.len()];
+        let mut names = Vec::with_capacity(self.names.len());
+        for (old, name) in std::mem::take(&mut self.names).into_iter().enumerate() {
+            if used[old] {
+                name_ids[old] = names.len() as u32;
+                names.push(name);
+            }
+        }
+        for key in &mut keys {
+            key.name = name_ids[key.name as usize];
+        }
+        self.name_ids = names
+            .iter()
+            .enumerate()
+            .map(|(id, name)| (name.clone(), id as u32))
+            .collect();
+        self.names = names;
+        self.keys_by_package = HashMap::new();
+        for (id, key) in keys.iter().enumerate() {
+            self.keys_by_package
+                .entry((key.place, key.kind, key.name))
+                .or_default()
+                .insert(key.version.clone(), id as u32);
+        }
+        self.keys_by_text = std::mem::take(&mut self.keys_by_text)
+            .into_iter()
+            .filter_map(|((place, kind, name), texts)| {
+                let name = name_ids[name as usize];
+                let texts: HashMap<Box<str>, u32> = texts
+                    .into_iter()
+                    .filter_map(|(text, id)| {
+                        let id = key_ids[id as usize];
+                        (id != GONE).then_some((text, id))
+                    })
+                    .collect();
+                (name != GONE && !texts.is_empty()).then_some(((place, kind, name), texts))
+            })
+            .collect();
+        for host in self.hosts.values_mut() {
+            for key in &mut host.keys {
+                *key = key_ids[*key as usize];
+            }
+        }
+        self.keys = keys;
+        unused
+    }
+
     /// Whether the fleet holds a host.
     pub fn contains(&self, host: HostId) -> bool {
         self.hosts.contains_key(&host)

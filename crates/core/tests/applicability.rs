@@ -432,6 +432,62 @@ fn a_delta_applied_to_the_fleet_equals_the_whole_inventory_replaced() {
 }
 
 #[test]
+fn a_compacted_fleet_forgets_what_no_host_has_and_answers_as_before() {
+    let mut index = Index::new();
+    index.insert(advisory("DSA-1", "Debian:12", "openssl", fixed("3.0.15-1")));
+    let mut fleet = Fleet::new(index);
+    // A host that listed a thousand packages once, and then a few.
+    let many: Vec<_> = (0..1000)
+        .map(|i| pkg(&format!("junk{i}"), "1.0-1", &format!("junk{i}"), "1.0-1"))
+        .collect();
+    fleet.set_host(1, &host("12", many));
+    let few = || {
+        host(
+            "12",
+            vec![
+                pkg("libssl3", "3.0.11-1", "openssl", "3.0.11-1"),
+                pkg("bash", "5.2.15-2+b2", "bash", "5.2.15-2"),
+            ],
+        )
+    };
+    fleet.set_host(1, &few());
+    fleet.set_host(2, &few());
+    assert_eq!(fleet.key_count(), 2004);
+    assert_eq!(fleet.unused_keys(), 2000);
+    assert_eq!(fleet.compact(), 2000);
+    assert_eq!((fleet.key_count(), fleet.unused_keys()), (4, 0));
+    assert_eq!(fleet.compact(), 0);
+
+    // The same answers, and deltas and new advisories work on.
+    assert_eq!(fleet.advisory_hosts(0), [1, 2]);
+    assert_eq!(fleet.host_advisories(2), [0]);
+    let upgraded = pkg("libssl3", "3.0.15-1", "openssl", "3.0.15-1");
+    let change = fleet
+        .update_host(2, &[few().packages[0].clone()], &[upgraded])
+        .unwrap();
+    assert_eq!(change.removed, [0]);
+    assert_eq!(fleet.advisory_hosts(0), [1]);
+    let hosts = fleet.add_advisory(advisory(
+        "DSA-2",
+        "Debian:12",
+        "bash",
+        fixed("5.2.15-2+deb12u1"),
+    ));
+    assert_eq!(hosts, [1, 2]);
+    // A version seen again after it was dropped is checked again.
+    assert_eq!(
+        fleet
+            .set_host(
+                3,
+                &host("12", vec![pkg("junk7", "1.0-1", "junk7", "1.0-1")])
+            )
+            .keys_checked,
+        2
+    );
+    assert_eq!(fleet.evaluate_all(), 3);
+}
+
+#[test]
 fn rpm_distributions_match_binary_packages_and_the_running_kernel() {
     let mut index = Index::new();
     let mut a = Advisory::new("RLSA-2024:0001", UpdateType::SecurityUpdate);

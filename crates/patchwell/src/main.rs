@@ -293,6 +293,38 @@ struct ServerArgs {
     /// And at least after this many new entries.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     audit_checkpoint_entries: u64,
+    /// The largest request body accepted as sent, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8)]
+    max_wire_mib: usize,
+    /// The largest request body accepted once gzip is undone, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    max_body_mib: usize,
+    /// What request bodies may hold in memory at once, across all
+    /// requests, in MiB; a body that finds it spent waits a few seconds,
+    /// then is answered 503.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    body_budget_mib: usize,
+    /// Seconds a request's whole body may take to arrive.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    body_timeout_secs: u64,
+    /// Seconds a new connection may take (TLS handshake included) to send
+    /// a whole request head.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    header_timeout_secs: u64,
+    /// Seconds a connection may stay open after an answer without sending
+    /// the next request's whole head.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// The most packages one host may have.
+    #[arg(long, value_name = "N", default_value_t = store::DEFAULT_MAX_PACKAGES)]
+    max_packages: usize,
+    /// Sign-in attempts a minute from one source address (successes do
+    /// not count).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    sign_in_per_minute: u32,
+    /// Sign-in attempts a minute for the whole server.
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    sign_in_global_per_minute: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +417,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            // Every field is set from the command line today; the default
+            // stands for any added later.
+            #[allow(clippy::needless_update)]
             let options = server::ServeOptions {
                 data_dir: args.data_dir,
                 listen: args.listen,
@@ -409,6 +444,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed_refresh: (args.feed_refresh_hours > 0)
                         .then(|| std::time::Duration::from_secs(3600 * args.feed_refresh_hours)),
                     smtp,
+                    max_wire_bytes: args.max_wire_mib << 20,
+                    max_body_bytes: args.max_body_mib << 20,
+                    body_budget_bytes: args.body_budget_mib << 20,
+                    body_timeout: std::time::Duration::from_secs(args.body_timeout_secs),
+                    header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+                    idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+                    max_packages: args.max_packages,
+                    sign_in_per_minute: args.sign_in_per_minute,
+                    sign_in_global_per_minute: args.sign_in_global_per_minute,
                     ..server::Config::default()
                 },
                 audit_anchor: server::audit_anchor::AnchorOptions {

@@ -208,14 +208,15 @@ impl FromRequestParts<AppState> for Host {
                 return Err(ApiError::unauthorized("unknown host or wrong credential"))
             }
         }
-        if !state.limiter.allow(id, (state.clock)()) {
+        if let Err(wait) = state.limiter.allow(id, (state.clock)()) {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "host {id} sends more than {} requests a minute",
                     state.config.host_requests_per_minute
                 ),
-            ));
+            )
+            .retry_after(wait));
         }
         Ok(Host { id: id.to_owned() })
     }

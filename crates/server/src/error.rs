@@ -10,6 +10,8 @@ use protocol::ErrorBody;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds after which trying again may succeed (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -18,7 +20,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again in `seconds`.
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -58,13 +67,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -75,6 +90,7 @@ impl From<store::Error> for ApiError {
             E::NotFound(what) => Self::not_found(format!("{what} not found")),
             E::Conflict(why) => Self::new(StatusCode::CONFLICT, why),
             E::Invalid(why) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, why),
+            E::TooLarge(why) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, why),
             E::Enrollment(why) => {
                 Self::new(StatusCode::FORBIDDEN, format!("enrollment refused: {why}"))
             }

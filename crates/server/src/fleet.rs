@@ -113,6 +113,34 @@ impl Offers {
         self.by_host.insert(host, kept);
     }
 
+    /// Drops the titles no host is offered any more; how many went.
+    fn compact(&mut self) -> usize {
+        let unused = self.titles.iter().filter(|o| o.hosts == 0).count();
+        if unused == 0 {
+            return 0;
+        }
+        let mut ids = vec![u32::MAX; self.titles.len()];
+        let mut titles = Vec::with_capacity(self.titles.len() - unused);
+        for (old, o) in std::mem::take(&mut self.titles).into_iter().enumerate() {
+            if o.hosts > 0 {
+                ids[old] = titles.len() as u32;
+                titles.push(o);
+            }
+        }
+        self.positions = titles
+            .iter()
+            .enumerate()
+            .map(|(t, o)| ((o.manager, o.name.clone(), o.candidate.clone()), t as u32))
+            .collect();
+        for offers in self.by_host.values_mut() {
+            for (t, _, _) in offers {
+                *t = ids[*t as usize];
+            }
+        }
+        self.titles = titles;
+        unused
+    }
+
     /// Every title offered to some host: security first, then by hosts,
     /// name and version.
     fn list(&self) -> Vec<store::OfferedUpdate> {
@@ -225,6 +253,24 @@ impl FleetHandle {
         state.generation += 1;
         state.fleet.remove_host(id);
         state.offers.set(id, &[]);
+    }
+
+    /// Drops what no host has any more (package version keys, offered
+    /// titles) once it is an eighth or more of what is held: hosts moved
+    /// off old versions, or one listed many packages and then few. Answers
+    /// stay as they were. Returns how many entries went.
+    pub fn compact(&self) -> usize {
+        let mut state = self.lock();
+        let mut gone = 0;
+        if state.fleet.unused_keys() * 8 >= state.fleet.key_count().max(1) {
+            gone += state.fleet.compact();
+        }
+        let titles = state.offers.titles.len();
+        let unused = state.offers.titles.iter().filter(|o| o.hosts == 0).count();
+        if unused * 8 >= titles.max(1) {
+            gone += state.offers.compact();
+        }
+        gone
     }
 
     /// Records the updates a host's package managers offer now.
@@ -433,6 +479,31 @@ mod tests {
         );
         fleet.set_offers("a", &[]);
         assert!(tally(&fleet).is_empty());
+        // What no host is offered any more is dropped; the rest is kept.
+        let many: Vec<AvailableUpdate> = (0..100)
+            .map(|i| offer(&format!("p{i}"), "all", "2", "bookworm"))
+            .collect();
+        fleet.set_offers("a", &many);
+        fleet.set_offers("b", &many[..1]);
+        fleet.set_offers("a", &many[50..51]);
+        assert_eq!(fleet.compact(), 100);
+        assert_eq!(fleet.lock().offers.titles.len(), 2);
+        assert_eq!(
+            tally(&fleet),
+            [
+                ("p0=2".into(), false, "bookworm".into(), 1),
+                ("p50=2".into(), false, "bookworm".into(), 1),
+            ]
+        );
+        fleet.set_offers("b", &many[50..51]);
+        fleet.set_offers("c", &many[7..8]);
+        assert_eq!(
+            tally(&fleet),
+            [
+                ("p50=2".into(), false, "bookworm".into(), 2),
+                ("p7=2".into(), false, "bookworm".into(), 1),
+            ]
+        );
         // Not answered from memory before the fleet is loaded.
         assert!(FleetHandle::default().offered_updates().is_none());
     }

@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::auth::{Host, Operator, Reader};
 use crate::error::ApiError;
-use crate::{secrets, AppState};
+use crate::{fields, secrets, AppState};
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 pub(crate) type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
@@ -99,10 +99,19 @@ pub(crate) async fn enroll(
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
     let Json(request) = body?;
     let hostname = request.hostname.trim();
-    if hostname.is_empty() || hostname.len() > 253 {
-        return Err(ApiError::bad_request(
-            "hostname must be 1 to 253 characters",
-        ));
+    if hostname.is_empty() || hostname.len() > fields::HOSTNAME {
+        return Err(ApiError::bad_request(format!(
+            "hostname must be 1 to {} bytes; this one is {}",
+            fields::HOSTNAME,
+            hostname.len()
+        )));
+    }
+    if request.token.len() > fields::TOKEN {
+        return Err(ApiError::bad_request(format!(
+            "the enrollment token is {} bytes long; at most {} are accepted",
+            request.token.len(),
+            fields::TOKEN
+        )));
     }
     let host_id = secrets::generate(16).map_err(ApiError::internal)?;
     let secret = secrets::generate(32).map_err(ApiError::internal)?;
@@ -175,6 +184,7 @@ pub(crate) async fn put_inventory(
 ) -> ApiResult<StatusCode> {
     let Json(inventory) = body?;
     check_schema(inventory.schema)?;
+    fields::inventory(&inventory, state.config.max_packages)?;
     let digest = inventory.digest();
     let len = inventory.packages.len();
     let changed = state
@@ -235,6 +245,7 @@ pub(crate) async fn patch_inventory(
 ) -> ApiResult<StatusCode> {
     let Json(delta) = body?;
     check_schema(delta.schema)?;
+    fields::delta(&delta, state.config.max_packages)?;
     let stored = state
         .store
         .store_inventory_delta(&host.id, &delta, now(&state))
@@ -552,6 +563,7 @@ pub(crate) async fn set_attributes(
     body: JsonBody<Attributes>,
 ) -> ApiResult<StatusCode> {
     let Json(a) = body?;
+    fields::attributes(&a)?;
     if let Some(c) = &a.criticality {
         if !["low", "medium", "high", "critical"].contains(&c.as_str()) {
             return Err(ApiError::bad_request(format!(

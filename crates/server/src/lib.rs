@@ -15,14 +15,17 @@
 pub mod api;
 pub mod audit_anchor;
 mod auth;
+mod body;
 mod browser;
 pub mod catalog;
 mod catalog_api;
+mod connections;
 mod console;
 mod deferrals;
 pub mod deployments;
 mod error;
 pub mod feeds;
+mod fields;
 pub mod fleet;
 mod handlers;
 pub mod jobkey;
@@ -53,13 +56,13 @@ use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use jiff::{SignedDuration, Timestamp};
 use store::Store;
-use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 
+pub use body::Budget;
+pub use connections::serve_app;
 pub use error::ApiError;
 pub use people_api::{ensure_first_admin, hash_password, verdict_json, FirstAdmin};
 pub use posture::PostureCache;
-pub use ratelimit::RateLimiter;
+pub use ratelimit::{RateLimiter, SignInLimiter};
 pub use rollouts::{Deploy, SharedDeploy};
 
 /// The server's clock: `Timestamp::now` in service, a controlled one in tests.
@@ -77,8 +80,29 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The largest request body accepted on the wire, in bytes.
     pub max_wire_bytes: usize,
+    /// The bytes that request bodies may hold in memory at once, across
+    /// all requests, counted after decompression; a body that finds them
+    /// spent waits a few seconds, then is answered 503. At least
+    /// `max_wire_bytes + max_body_bytes` is used.
+    pub body_budget_bytes: usize,
+    /// How long a request's whole body may take to arrive (408 after).
+    pub body_timeout: Duration,
+    /// How long a new connection may take to send a whole request head,
+    /// its TLS handshake included, before it is closed.
+    pub header_timeout: Duration,
+    /// How long a connection may stay open after an answer without
+    /// sending the next request's whole head.
+    pub idle_timeout: Duration,
+    /// The most packages one host's inventory may list (413 beyond).
+    pub max_packages: usize,
     /// Requests a minute one host may make.
     pub host_requests_per_minute: u32,
+    /// Sign-in attempts a minute from one source address, in bursts of as
+    /// many (429 beyond); a success does not count.
+    pub sign_in_per_minute: u32,
+    /// Sign-in attempts a minute for the whole server, in bursts of as
+    /// many: what bounds the CPU spent hashing passwords.
+    pub sign_in_global_per_minute: u32,
     /// How often every feed is fetched and imported again; `None` never
     /// (then only `patchwell feeds import` does).
     pub feed_refresh: Option<Duration>,
@@ -98,7 +122,14 @@ impl Default for Config {
             checkin_interval: Duration::from_secs(15 * 60),
             max_body_bytes: 32 << 20,
             max_wire_bytes: 8 << 20,
+            body_budget_bytes: 128 << 20,
+            body_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_packages: store::DEFAULT_MAX_PACKAGES,
             host_requests_per_minute: 60,
+            sign_in_per_minute: 10,
+            sign_in_global_per_minute: 300,
             feed_refresh: Some(Duration::from_secs(6 * 3600)),
             smtp: None,
             https: false,
@@ -117,6 +148,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Per-host request budgets.
     pub limiter: Arc<RateLimiter>,
+    /// Sign-in budgets.
+    pub sign_in: Arc<SignInLimiter>,
+    /// The bytes request bodies may hold at once.
+    pub bodies: Arc<Budget>,
     /// The advisory catalog in force.
     pub catalog: feeds::SharedCatalog,
     /// The fleet's applicability, kept current.
@@ -157,11 +192,22 @@ impl AppState {
         // Likewise a checkpoint key, and no checkpoints.
         let anchor = Arc::new(audit_anchor::Anchor::none().expect("randomness"));
         let limiter = Arc::new(RateLimiter::new(config.host_requests_per_minute));
+        let sign_in = Arc::new(SignInLimiter::new(
+            config.sign_in_per_minute,
+            config.sign_in_global_per_minute,
+        ));
+        let bodies = Arc::new(Budget::new(
+            config.body_budget_bytes,
+            config.max_wire_bytes,
+            config.max_body_bytes,
+        ));
         AppState {
-            store,
+            store: store.with_max_packages(config.max_packages),
             config: Arc::new(config),
             clock,
             limiter,
+            sign_in,
+            bodies,
             catalog: Arc::default(),
             fleet: Arc::default(),
             job_key,
@@ -177,7 +223,6 @@ impl AppState {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
-    let max_wire = state.config.max_wire_bytes;
     let guard = axum::middleware::from_fn_with_state(state.clone(), browser::guard);
     Router::new()
         .route("/api/openapi.json", get(openapi::document))
@@ -332,31 +377,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/reports/monthly", get(report_mail::monthly))
         .merge(console::routes())
-        // Limits the decompressed body, as the JSON extractor reads it...
+        // The body arrives whole and bounded (body.rs); the extractors
+        // take it as it is.
         .layer(DefaultBodyLimit::max(max_body))
-        // ...decompressing gzip bodies, which agents send...
-        .layer(RequestDecompressionLayer::new())
-        // ...and limits what arrives on the wire, before anything else.
-        .layer(RequestBodyLimitLayer::new(max_wire))
-        // A body over either limit is told so the way every error is, with
-        // the limits.
-        .layer(axum::middleware::map_response(
-            move |r: axum::response::Response| async move {
-                let json = r
-                    .headers()
-                    .get(axum::http::header::CONTENT_TYPE)
-                    .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-                if r.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || json {
-                    return r;
-                }
-                axum::response::IntoResponse::into_response(error::ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is too large: at most {max_wire} bytes may be sent, \
-                         and at most {max_body} once decompressed"
-                    ),
-                ))
-            },
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_whole,
         ))
         // Refuses cross-origin changes and adds the security headers, to
         // every answer, errors included.
@@ -489,6 +515,28 @@ async fn record_detections(state: AppState) {
         }
     }
 }
+/// Frees, every ten minutes, what no host has any more (an inventory
+/// replaced by a smaller one leaves it): the package versions no host and
+/// no package set holds, in the database, and in memory the fleet's keys
+/// and offered titles.
+async fn free_unused(state: AppState) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        ticks.tick().await;
+        match store::InventoryStore::prune_package_versions(&state.store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "Unused package versions deleted."),
+            Err(e) => tracing::warn!("deleting unused package versions: {e}"),
+        }
+        let fleet = Arc::clone(&state.fleet);
+        match tokio::task::spawn_blocking(move || fleet.compact()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "Unused fleet entries dropped."),
+            Err(e) => tracing::warn!("compacting the fleet: {e}"),
+        }
+    }
+}
+
 /// Opens the store the options name, with migrations run.
 pub async fn open_store(options: &ServeOptions, now: Timestamp) -> anyhow::Result<Store> {
     Ok(match &options.database_url {
@@ -653,39 +701,17 @@ pub async fn serve_until(
         let state = state.clone();
         tokio::spawn(async move { rollouts::start(&state).await });
     }
+    tokio::spawn(free_unused(state.clone()));
     let std_listener = std::net::TcpListener::bind(options.listen)
         .with_context(|| format!("listening on {}", options.listen))?;
-    std_listener.set_nonblocking(true)?;
     let address = std_listener.local_addr()?;
     let last_state = state.clone();
     match tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(std_listener)?;
-            tracing::info!(address = %address, "Patchwell server listening (plain HTTP).");
-            listening(address);
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(stop)
-                .await?;
-        }
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                stop.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            tracing::info!(address = %address, "Patchwell server listening (HTTPS).");
-            listening(address);
-            axum_server::from_tcp_rustls(
-                std_listener,
-                axum_server::tls_rustls::RustlsConfig::from_config(config),
-            )?
-            .handle(handle)
-            .serve(app(state).into_make_service())
-            .await
-            .with_context(|| format!("serving HTTPS on {address}"))?;
-        }
+        None => tracing::info!(address = %address, "Patchwell server listening (plain HTTP)."),
+        Some(_) => tracing::info!(address = %address, "Patchwell server listening (HTTPS)."),
     }
+    listening(address);
+    serve_app(state, std_listener, tls, stop).await?;
     // What happened up to the stop is in the log, and anchored.
     sign_in_audit::flush(&last_state).await;
     if let Err(e) = last_state

@@ -21,6 +21,7 @@ use store::{
 use crate::auth::{Administrator, Member, Reader, SESSION_COOKIE, SESSION_PREFIX};
 use crate::error::ApiError;
 use crate::handlers::{check_identifier, now, ApiResult, JsonBody};
+use crate::ratelimit::Source;
 use crate::sign_in_audit::{self, Failure, Peer};
 use crate::{secrets, AppState};
 
@@ -55,11 +56,25 @@ async fn password_matches(password: String, hash: String) -> bool {
     .unwrap_or(false)
 }
 
+/// The longest password accepted, in bytes: hashing takes time in
+/// proportion, and a sign-in checks the length before anything else.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
 fn check_password(password: &str) -> ApiResult<()> {
     if password.chars().count() < 12 {
         return Err(ApiError::bad_request(
             "a password needs at least 12 characters",
         ));
+    }
+    check_password_length(password)
+}
+
+fn check_password_length(password: &str) -> ApiResult<()> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the password is {} bytes long; at most {MAX_PASSWORD_BYTES} are accepted",
+            password.len()
+        )));
     }
     Ok(())
 }
@@ -94,27 +109,32 @@ pub(crate) struct SignIn {
     pub(crate) password: String,
 }
 
-/// Signs in: a session token, also set as an HTTP-only cookie.
+/// Signs in: a session token, also set as an HTTP-only cookie. The user
+/// name and password are checked for length before anything else, and the
+/// attempt must be within the sign-in budgets (see
+/// [`crate::ratelimit::SignInLimiter`] for the rule).
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     peer: Peer,
+    source: Source,
     body: JsonBody<SignIn>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let Json(request) = body?;
+    check_username(&request.username)?;
+    check_password_length(&request.password)?;
     let at = now(&state);
-    if !state
-        .limiter
-        .allow(&format!("sign-in:{}", request.username), at)
-    {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many sign-in attempts for {}: wait a minute",
-                request.username
-            ),
-        ));
-    }
+    let attempt = state
+        .sign_in
+        .admit(&request.username, source, at)
+        .map_err(|refusal| {
+            // Refusals can come by the thousand a second; each is not worth
+            // a line at the default level (the admitted failures are).
+            tracing::debug!(source = %source, "Sign-in refused: {refusal}.");
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, refusal.to_string())
+                .retry_after(refusal.wait())
+        })?;
     let refused = || ApiError::unauthorized("wrong user name or password");
+    let turn = state.sign_in.hashing_turn().await;
     let Some((user, hash)) = state.store.user(&request.username).await? else {
         // Spend the same time as a real check, so timing does not tell
         // which user names exist.
@@ -122,8 +142,10 @@ pub(crate) async fn sign_in(
         sign_in_audit::failed(&state, peer, &request.username, Failure::UnknownUser).await;
         return Err(refused());
     };
-    if !password_matches(request.password, hash).await {
-        tracing::warn!(user = %user.username, "Sign-in refused: wrong password.");
+    let matches = password_matches(request.password, hash).await;
+    drop(turn);
+    if !matches {
+        tracing::warn!(user = %user.username, source = %source, "Sign-in refused: wrong password.");
         sign_in_audit::failed(&state, peer, &user.username, Failure::WrongPassword).await;
         return Err(refused());
     }
@@ -134,6 +156,7 @@ pub(crate) async fn sign_in(
             user.username
         )));
     }
+    state.sign_in.succeeded(attempt, at);
     let secret = format!(
         "{SESSION_PREFIX}{}",
         secrets::generate(32).map_err(ApiError::internal)?

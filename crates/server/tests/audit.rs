@@ -225,7 +225,7 @@ async fn creating_and_revoking_enrollment_tokens_is_audited_without_the_secret()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ins_are_audited_and_a_burst_of_failures_is_one_entry_a_minute() {
     let s = spawn().await;
-    // Five wrong passwords for admin and a very long unknown name from one
+    // Five wrong passwords for admin and a long unknown name from one
     // address: the first failure is recorded at once, the rest counted.
     for _ in 0..5 {
         assert_eq!(
@@ -233,7 +233,13 @@ async fn sign_ins_are_audited_and_a_burst_of_failures_is_one_entry_a_minute() {
             StatusCode::UNAUTHORIZED
         );
     }
-    let long = "x".repeat(300);
+    // A name longer than any user's is refused before it is counted or
+    // kept anywhere; the longest a user may have is recorded whole.
+    assert_eq!(
+        s.sign_in(&"x".repeat(300), "whatever").await,
+        StatusCode::BAD_REQUEST
+    );
+    let long = "x".repeat(64);
     assert_eq!(s.sign_in(&long, "whatever").await, StatusCode::UNAUTHORIZED);
     let failed = s.entries("sign-in-failed").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -265,7 +271,6 @@ async fn sign_ins_are_audited_and_a_burst_of_failures_is_one_entry_a_minute() {
     assert_eq!(names[0]["presented_username"], "admin");
     assert_eq!(names[0]["count"], 4);
     assert_eq!(names[0]["failure"], "wrong password");
-    // The long name is kept cut to 64 characters.
     assert_eq!(names[1]["presented_username"], "x".repeat(64));
     assert_eq!(names[1]["failure"], "unknown user");
     let reason = c["reason"].as_str().unwrap();

@@ -83,7 +83,15 @@ pub enum Error {
     /// A value read back could not be understood (a damaged database).
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// The input is over a limit of the store (for example more packages
+    /// than one host may have); nothing was stored.
+    #[error("{0}")]
+    TooLarge(String),
 }
+
+/// The most packages one host's inventory may have, unless the store is
+/// told otherwise ([`Store::with_max_packages`]).
+pub const DEFAULT_MAX_PACKAGES: usize = 20_000;
 
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -505,6 +513,10 @@ pub trait InventoryStore {
     async fn unmanaged_devices(&self) -> Result<Vec<UnmanagedDevice>>;
     /// How many distinct package versions are stored, across all hosts.
     async fn package_version_count(&self) -> Result<u64>;
+    /// Deletes the package versions that no host and no package set holds
+    /// any more, and forgets them in memory; how many were deleted.
+    /// Inventories wait while it runs.
+    async fn prune_package_versions(&self) -> Result<u64>;
     /// A host's neighbour table as last reported.
     async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>>;
     /// The updates a host's package manager offered, as last reported.

@@ -29,39 +29,53 @@ pub(crate) type OwnRow = (bool, String, i64);
 /// dropped from here, and one created is added only once it is committed.
 #[derive(Debug, Default)]
 pub(crate) struct SetCache {
-    sets: Mutex<HashMap<i64, Arc<Rows>>>,
+    /// The sets, and how many rows they hold together.
+    sets: Mutex<(HashMap<i64, Arc<Rows>>, usize)>,
 }
 
-/// At most this many sets are kept in memory (a fleet has a few images).
+/// At most this many sets are kept in memory (a fleet has a few images),
+/// holding at most this many rows together (some 100 bytes each).
 const CACHED_SETS: usize = 64;
+const CACHED_ROWS: usize = 1_000_000;
 
 impl SetCache {
     fn get(&self, id: i64) -> Option<Arc<Rows>> {
-        self.sets.lock().ok()?.get(&id).cloned()
+        self.sets.lock().ok()?.0.get(&id).cloned()
     }
 
     pub(crate) fn put(&self, id: i64, rows: Arc<Rows>) {
-        if let Ok(mut sets) = self.sets.lock() {
-            if sets.len() >= CACHED_SETS {
+        if let Ok(mut cached) = self.sets.lock() {
+            let (sets, held) = &mut *cached;
+            if sets.len() >= CACHED_SETS || *held + rows.len() > CACHED_ROWS {
                 sets.clear();
+                *held = 0;
             }
-            sets.insert(id, rows);
+            *held += rows.len();
+            if let Some(old) = sets.insert(id, rows) {
+                *held -= old.len();
+            }
         }
     }
 
     fn forget(&self, id: i64) {
-        if let Ok(mut sets) = self.sets.lock() {
-            sets.remove(&id);
+        if let Ok(mut cached) = self.sets.lock() {
+            let (sets, held) = &mut *cached;
+            if let Some(old) = sets.remove(&id) {
+                *held -= old.len();
+            }
         }
     }
 }
 
-/// Package version ids by stored key. A version's row is never changed
-/// or deleted once committed, so an id read once stays true; ids are only
-/// remembered as read from committed rows.
+/// Package version ids by stored key. A version's row is never changed,
+/// so an id read once stays true until the row is deleted: only
+/// [`crate::InventoryStore::prune_package_versions`] deletes rows, with
+/// every writer of package rows held off, and it forgets them all here and
+/// moves the generation on. Ids are only remembered as read from committed
+/// rows, and only under the generation their writer began in.
 #[derive(Debug, Default)]
 pub(crate) struct VersionIds {
-    ids: Mutex<HashMap<String, i64>>,
+    ids: Mutex<(HashMap<String, i64>, u64)>,
 }
 
 /// At most this many version ids are kept in memory (some 100 bytes each).
@@ -80,7 +94,7 @@ impl VersionIds {
             return;
         };
         for &(key, p) in packages {
-            match known.get(key) {
+            match known.0.get(key) {
                 Some(&id) => {
                     ids.insert(key.to_owned(), id);
                 }
@@ -89,13 +103,31 @@ impl VersionIds {
         }
     }
 
-    /// Remembers ids read from committed rows.
-    pub(crate) fn remember(&self, found: &HashMap<String, i64>) {
+    /// The generation now: read by a writer when it begins, under the
+    /// writer's turn (SQLite) or lock (PostgreSQL).
+    pub(crate) fn generation(&self) -> u64 {
+        self.ids.lock().map_or(u64::MAX, |known| known.1)
+    }
+
+    /// Remembers ids read from committed rows by a writer that began in
+    /// `generation`; none if versions were deleted since.
+    pub(crate) fn remember(&self, generation: u64, found: &HashMap<String, i64>) {
         if let Ok(mut known) = self.ids.lock() {
-            if known.len() + found.len() > REMEMBERED_VERSIONS {
-                known.clear();
+            if known.1 != generation {
+                return;
             }
-            known.extend(found.iter().map(|(k, id)| (k.clone(), *id)));
+            if known.0.len() + found.len() > REMEMBERED_VERSIONS {
+                known.0 = HashMap::new();
+            }
+            known.0.extend(found.iter().map(|(k, id)| (k.clone(), *id)));
+        }
+    }
+
+    /// Forgets every id, for a new generation.
+    pub(crate) fn forget_all(&self) {
+        if let Ok(mut known) = self.ids.lock() {
+            known.0 = HashMap::new();
+            known.1 = known.1.wrapping_add(1);
         }
     }
 }
@@ -363,12 +395,13 @@ impl Store {
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         settled: Option<Settled>,
         learned: &HashMap<String, i64>,
+        generation: u64,
     ) -> Result<()> {
         if let Some(left) = settled.as_ref().and_then(|s| s.left) {
             self.drop_set_if_unused(&mut tx, left).await?;
         }
         tx.commit().await?;
-        self.version_ids.remember(learned);
+        self.version_ids.remember(generation, learned);
         if let Some((id, rows)) = settled.and_then(|s| s.created) {
             self.sets.put(id, rows);
         }

@@ -46,7 +46,14 @@ pub struct Store {
     active: std::sync::Arc<ActiveHosts>,
     /// Deltas waiting to be stored together (see [`crate::delta_group`]).
     pub(crate) deltas: std::sync::Arc<crate::delta_group::Waiting>,
+    /// The most packages one host may have.
+    max_packages: usize,
 }
+
+/// The PostgreSQL advisory lock that writers of package rows hold shared
+/// and [`crate::InventoryStore::prune_package_versions`] holds alone
+/// ("patchwel" in ASCII).
+const VERSIONS_LOCK: i64 = 0x7061_7463_6877_656c;
 
 /// Up to this many package versions unknown to the store's memory are
 /// inserted without looking for them first.
@@ -572,7 +579,39 @@ impl Store {
             version_ids: Default::default(),
             deltas: Default::default(),
             active: std::sync::Arc::new(ActiveHosts::new(backend == Backend::Sqlite)),
+            max_packages: crate::DEFAULT_MAX_PACKAGES,
         })
+    }
+
+    /// The same store, refusing an inventory or delta that would leave a
+    /// host with more than `max` packages.
+    pub fn with_max_packages(mut self, max: usize) -> Self {
+        self.max_packages = max;
+        self
+    }
+
+    /// Refuses `count` packages for one host when over the limit.
+    fn check_package_count(&self, count: usize, what: &str) -> Result<()> {
+        if count > self.max_packages {
+            return Err(Error::TooLarge(format!(
+                "{what} {count} packages; a host may have at most {}",
+                self.max_packages
+            )));
+        }
+        Ok(())
+    }
+
+    /// Holds off [`crate::InventoryStore::prune_package_versions`] until
+    /// `tx` ends, on PostgreSQL (on SQLite the writer's turn does), and
+    /// says which generation of remembered version ids `tx` runs in.
+    async fn hold_versions(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<u64> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(VERSIONS_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(self.version_ids.generation())
     }
 
     /// The connection pool, for tools and tests that need SQL the traits do
@@ -764,8 +803,10 @@ impl Store {
                 .filter(|(k, _)| !found.contains_key(*k))
                 .collect();
             // Committed before this transaction wrote any (on SQLite it
-            // holds the only write lock): safe to remember now.
-            self.version_ids.remember(&found);
+            // holds the only write lock), and no prune runs meanwhile:
+            // safe to remember now.
+            self.version_ids
+                .remember(self.version_ids.generation(), &found);
             ids.extend(found);
             missing
         };
@@ -1878,7 +1919,13 @@ impl Store {
             .collect();
         let mut known = HashMap::new();
         let mut unknown = Vec::new();
-        self.version_ids.lookup(&keyed, &mut known, &mut unknown);
+        match self.backend {
+            Backend::Sqlite => self.version_ids.lookup(&keyed, &mut known, &mut unknown),
+            // Another server on the same database may have deleted a version
+            // this one remembers: every version the delta brings is inserted
+            // where missing (they are few).
+            Backend::Postgres => unknown = keyed.clone(),
+        }
         let unknown_rows: Vec<&PackageRow<'_>> = unknown
             .iter()
             .filter_map(|(key, _)| input.rows.get(*key))
@@ -1915,8 +1962,12 @@ impl Store {
             &delete,
             &upsert,
         )?;
-        let rebase = usize::try_from(stored.set_size)
-            .map_or(true, |size| own > crate::package_sets::own_limit(size));
+        // The host may have up to its set's size and its own rows; past
+        // the limit, it is settled again, which counts them exactly.
+        let rebase = usize::try_from(stored.set_size).map_or(true, |size| {
+            own > crate::package_sets::own_limit(size)
+                || size.saturating_add(own) > self.max_packages
+        });
         Ok(DeltaPlan {
             batch,
             replaced,
@@ -1935,6 +1986,7 @@ impl Store {
     ) -> Result<crate::DeltaStored> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
+        let generation = self.hold_versions(&mut tx).await?;
         let (stored, before) = self
             .delta_base(&mut tx, input.host_id, input.touched)
             .await?;
@@ -1947,6 +1999,7 @@ impl Store {
             let (target, own) = self
                 .stored_rows(&mut tx, input.host_id, stored.package_set)
                 .await?;
+            self.check_package_count(target.len(), "the delta would leave the host with")?;
             let settled = self
                 .settle(
                     &mut tx,
@@ -1974,7 +2027,8 @@ impl Store {
             input.now,
         )
         .await?;
-        self.commit_settled(tx, settled, &HashMap::new()).await?;
+        self.commit_settled(tx, settled, &HashMap::new(), generation)
+            .await?;
         Ok(crate::DeltaStored {
             replaced: plan.replaced,
             os_changed: stored.os_changed(&input.delta.os),
@@ -1982,8 +2036,15 @@ impl Store {
     }
 }
 
-impl InventoryStore for Store {
-    async fn store_inventory(
+/// Whether `e` is a row naming a package version that is not stored: a
+/// version id remembered from before another server deleted it.
+fn names_a_deleted_version(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation())
+}
+
+impl Store {
+    /// [`InventoryStore::store_inventory`], once.
+    async fn store_inventory_once(
         &self,
         host_id: &str,
         inv: &Inventory,
@@ -2001,6 +2062,7 @@ impl InventoryStore for Store {
         };
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
+        let generation = self.hold_versions(&mut tx).await?;
         let (stored, own, same) = self.stored_head(&mut tx, host_id, sum).await?;
         stored.check_older(inv.collected_at)?;
         let os_changed = stored.os_changed(&inv.os);
@@ -2051,8 +2113,29 @@ impl InventoryStore for Store {
         };
         self.write_head(&mut tx, batch, host_id, &written, children, now)
             .await?;
-        self.commit_settled(tx, settled, &learned).await?;
+        self.commit_settled(tx, settled, &learned, generation)
+            .await?;
         Ok(os_changed || packages_changed)
+    }
+}
+
+impl InventoryStore for Store {
+    async fn store_inventory(
+        &self,
+        host_id: &str,
+        inv: &Inventory,
+        digest: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.check_package_count(inv.packages.len(), "the inventory lists")?;
+        match self.store_inventory_once(host_id, inv, digest, now).await {
+            Err(e) if names_a_deleted_version(&e) => {
+                tracing::info!(host = %host_id, "Package versions were deleted meanwhile; storing the inventory again.");
+                self.version_ids.forget_all();
+                self.store_inventory_once(host_id, inv, digest, now).await
+            }
+            stored => stored,
+        }
     }
 
     async fn store_inventory_delta(
@@ -2061,6 +2144,7 @@ impl InventoryStore for Store {
         delta: &InventoryDelta,
         now: Timestamp,
     ) -> Result<crate::DeltaStored> {
+        self.check_package_count(delta.packages_changed.len(), "the delta changes")?;
         if self.backend == Backend::Sqlite {
             if let Some(stored) = self.delta_in_group(host_id, delta, now).await? {
                 return Ok(stored);
@@ -2219,6 +2303,31 @@ impl InventoryStore for Store {
             .await?
             .try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn prune_package_versions(&self) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(VERSIONS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query(
+            "DELETE FROM package_versions \
+             WHERE NOT EXISTS (SELECT 1 FROM host_packages hp WHERE hp.package_id = package_versions.id) \
+               AND NOT EXISTS (SELECT 1 FROM package_set_rows sr WHERE sr.package_id = package_versions.id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            // While every writer is held off: none remembers a deleted id
+            // after this, and SQLite may give a deleted id to a new row.
+            self.version_ids.forget_all();
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     async fn neighbours(&self, host_id: &str) -> Result<Vec<Neighbour>> {

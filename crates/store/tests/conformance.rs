@@ -147,6 +147,8 @@ conformance!(
     a_host_that_drifts_from_its_image_moves_to_another_list,
     refused_deltas_leave_nothing_open_and_new_updates_are_stored,
     simultaneous_deltas_from_many_hosts_are_each_stored_or_refused_alone,
+    versions_no_host_holds_are_pruned_and_stored_again_when_sent_again,
+    a_host_may_have_at_most_its_limit_of_packages,
 );
 
 async fn simultaneous_inventories_from_many_hosts_all_succeed(store: Store) {
@@ -2550,4 +2552,100 @@ async fn simultaneous_deltas_from_many_hosts_are_each_stored_or_refused_alone(st
             "{id}"
         );
     }
+}
+
+async fn versions_no_host_holds_are_pruned_and_stored_again_when_sent_again(store: Store) {
+    enrolled(&store, &["a", "b"]).await;
+    // Host a lists 300 packages, b ten of the same; then a is left with
+    // five others.
+    let big = image(300);
+    let first = inventory(100, "12", big.clone());
+    store
+        .store_inventory("a", &first, "d1", at(100))
+        .await
+        .unwrap();
+    store
+        .store_inventory("b", &inventory(100, "12", image(10)), "d1", at(100))
+        .await
+        .unwrap();
+    let small: Vec<Package> = (0..5)
+        .map(|i| package(&format!("new{i}"), "2.0-1"))
+        .collect();
+    store
+        .store_inventory("a", &inventory(200, "12", small), "d2", at(200))
+        .await
+        .unwrap();
+    assert_eq!(store.package_version_count().await.unwrap(), 305);
+
+    // The 290 versions no host holds go; b's ten and a's five stay.
+    assert_eq!(store.prune_package_versions().await.unwrap(), 290);
+    assert_eq!(store.package_version_count().await.unwrap(), 15);
+    assert_eq!(store.prune_package_versions().await.unwrap(), 0);
+    assert_eq!(store.packages("b").await.unwrap(), as_stored(image(10)));
+
+    // Versions deleted and sent again are stored again, in a whole
+    // inventory and in a delta (which names versions by key).
+    let again = inventory(300, "12", big.clone());
+    store
+        .store_inventory("a", &again, &again.digest(), at(300))
+        .await
+        .unwrap();
+    assert_eq!(store.packages("a").await.unwrap(), as_stored(big.clone()));
+    let fewer = inventory(400, "12", big[..100].to_vec());
+    send_delta(&store, "a", &fewer, &again).await;
+    // 200 of the big list, and the five a had before.
+    assert_eq!(store.prune_package_versions().await.unwrap(), 205);
+    let mut back = big[..100].to_vec();
+    back.push(big[250].clone());
+    let back = inventory(500, "12", back);
+    send_delta(&store, "a", &back, &fewer).await;
+    assert_eq!(
+        store.packages("a").await.unwrap(),
+        as_stored(back.packages.clone())
+    );
+    assert_eq!(store.package_version_count().await.unwrap(), 101);
+}
+
+async fn a_host_may_have_at_most_its_limit_of_packages(store: Store) {
+    let store = store.with_max_packages(20);
+    enrolled(&store, &["a"]).await;
+    let over = inventory(100, "12", image(21));
+    match store.store_inventory("a", &over, "d0", at(100)).await {
+        Err(Error::TooLarge(why)) => assert_eq!(
+            why,
+            "the inventory lists 21 packages; a host may have at most 20"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.packages("a").await.unwrap().is_empty());
+    let full = inventory(100, "12", image(20));
+    store
+        .store_inventory("a", &full, &full.digest(), at(100))
+        .await
+        .unwrap();
+
+    // A delta that would leave 21 is refused whole; one that swaps a
+    // package for another is stored.
+    let mut more = image(20);
+    more.push(package("extra", "1.0-1"));
+    let more = inventory(200, "12", more);
+    match store
+        .store_inventory_delta("a", &more.delta_from(&full), at(200))
+        .await
+    {
+        Err(Error::TooLarge(why)) => assert_eq!(
+            why,
+            "the delta would leave the host with 21 packages; a host may have at most 20"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.packages("a").await.unwrap(), as_stored(image(20)));
+    let mut swapped = image(20);
+    swapped[0] = package("extra", "1.0-1");
+    let swapped = inventory(200, "12", swapped);
+    send_delta(&store, "a", &swapped, &full).await;
+    assert_eq!(
+        store.packages("a").await.unwrap(),
+        as_stored(swapped.packages.clone())
+    );
 }

@@ -548,6 +548,7 @@ pub(crate) struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     peer: crate::sign_in_audit::Peer,
+    source: crate::ratelimit::Source,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let next = safe_next(form.next.as_deref())?.to_owned();
@@ -555,7 +556,7 @@ async fn login(
         username: form.username,
         password: form.password,
     };
-    match crate::people_api::sign_in(State(state), peer, Ok(Json(request))).await {
+    match crate::people_api::sign_in(State(state), peer, source, Ok(Json(request))).await {
         Ok((_, signed_in, _)) => {
             let mut response = Redirect::to(&next).into_response();
             if let Some(cookie) = signed_in.get(header::SET_COOKIE) {
