@@ -298,9 +298,11 @@ impl std::fmt::Display for Refusal {
 /// limit on a name would let anyone lock its owner out. Wrong passwords
 /// for `admin` slow down the source that sends them, while the real admin
 /// signing in from elsewhere is let in. What an attacker with many
-/// addresses can do is spend the server's budget: then everyone waits a
-/// little (API tokens keep working), which is the price of keeping the
-/// CPU for the rest of the server.
+/// addresses can do is spend the server's budget; that budget does not
+/// apply to a source someone signed in from in the last 30 days (at most
+/// [`MAX_KNOWN_SOURCES`] are remembered), so the people who use the
+/// console still get in, each still within their source's own budget. Only
+/// a sign-in from a new address waits then (API tokens keep working).
 ///
 /// At most as many passwords as the machine has cores are checked at
 /// once: each check holds some 19 MiB for its duration.
@@ -309,8 +311,16 @@ pub struct SignInLimiter {
     sources: Mutex<Buckets<Source>>,
     names: Mutex<Buckets<(String, Source)>>,
     server: Mutex<Buckets<()>>,
+    /// Sources someone signed in from, and when last.
+    known: Mutex<HashMap<Source, Timestamp>>,
     hashing: Arc<Semaphore>,
 }
+
+/// Sources remembered for having signed in; the least recent go first.
+pub(crate) const MAX_KNOWN_SOURCES: usize = 10_000;
+
+/// How long a source that signed in is remembered.
+const KNOWN_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 30);
 
 /// An attempt let through: its tokens are taken until it succeeds.
 #[derive(Debug)]
@@ -328,6 +338,7 @@ impl SignInLimiter {
             sources: Mutex::new(Buckets::new(per_source, per_source, MAX_SOURCES)),
             names: Mutex::new(Buckets::new(NAME_BURST, NAME_PER_MINUTE, MAX_SOURCES)),
             server: Mutex::new(Buckets::new(global, global, 1)),
+            known: Mutex::new(HashMap::new()),
             hashing: Arc::new(Semaphore::new(cores)),
         }
     }
@@ -358,13 +369,19 @@ impl SignInLimiter {
                 })
             }
         }
-        match server.wait(&(), now) {
-            0 => {}
-            wait => return Err(Refusal::Server { wait }),
+        let known = source.0.is_some()
+            && lock(&self.known)
+                .get(&source)
+                .is_some_and(|last| now.duration_since(*last) < KNOWN_FOR);
+        if !known {
+            match server.wait(&(), now) {
+                0 => {}
+                wait => return Err(Refusal::Server { wait }),
+            }
+            server.take(&(), now);
         }
         sources.take(&source, now);
         names.take(&pair, now);
-        server.take(&(), now);
         Ok(Attempt {
             name: pair.0,
             source,
@@ -374,6 +391,18 @@ impl SignInLimiter {
     /// An attempt succeeded: its source and name get their tokens back.
     pub(crate) fn succeeded(&self, attempt: Attempt, now: Timestamp) {
         lock(&self.sources).give_back(&attempt.source, now);
+        if attempt.source.0.is_some() {
+            let mut known = lock(&self.known);
+            if known.len() >= MAX_KNOWN_SOURCES && !known.contains_key(&attempt.source) {
+                known.retain(|_, last| now.duration_since(*last) < KNOWN_FOR);
+                if known.len() >= MAX_KNOWN_SOURCES {
+                    if let Some(oldest) = known.iter().min_by_key(|(_, t)| **t).map(|(s, _)| *s) {
+                        known.remove(&oldest);
+                    }
+                }
+            }
+            known.insert(attempt.source, now);
+        }
         lock(&self.names).give_back(&(attempt.name, attempt.source), now);
     }
 
@@ -487,6 +516,30 @@ mod tests {
         assert!(limiter.tracked() <= 40, "{}", limiter.tracked());
         let refused = limiter.admit("x", source(250), at(0)).unwrap_err();
         assert!(matches!(refused, Refusal::Server { wait: 3 }), "{refused}");
+    }
+
+    #[test]
+    fn a_source_that_signed_in_before_is_not_held_by_the_servers_budget() {
+        let limiter = SignInLimiter::new(10, 20);
+        // The admin signs in from their usual address.
+        let attempt = limiter.admit("admin", source(1), at(0)).unwrap();
+        limiter.succeeded(attempt, at(0));
+        // Many addresses spend the server's budget.
+        for i in 0..200u32 {
+            let _ = limiter.admit("admin", source(10 + (i % 200) as u8), at(1));
+        }
+        let refused = limiter.admit("admin", source(250), at(1)).unwrap_err();
+        assert!(matches!(refused, Refusal::Server { .. }), "{refused}");
+        // The admin's address still gets in, within its own budget.
+        let attempt = limiter.admit("admin", source(1), at(2)).unwrap();
+        limiter.succeeded(attempt, at(2));
+        // Not for ever: a month later the address is new again.
+        for i in 0..200u32 {
+            let _ = limiter.admit("x", source(10 + (i % 200) as u8), at(3600 * 24 * 31));
+        }
+        assert!(limiter
+            .admit("admin", source(1), at(3600 * 24 * 31))
+            .is_err());
     }
 
     #[test]

@@ -362,7 +362,7 @@ impl ReleaseDoc {
         }
         if !self.uncovered.is_empty() {
             parts.push(format!(
-                "installs versions no approval covers ({})",
+                "installs versions no approval for every ring and group covers ({})",
                 self.uncovered.join(", ")
             ));
         }
@@ -852,11 +852,34 @@ async fn unapproved(
 /// The decisions on updates by title (`name=version`): true approved,
 /// false declined.
 pub(crate) async fn update_verdicts(state: &AppState) -> ApiResult<HashMap<String, bool>> {
+    Ok(approvals_by_title(state)
+        .await?
+        .into_iter()
+        .map(|(title, d)| (title, d.verdict == "approve"))
+        .collect())
+}
+
+async fn approvals_by_title(state: &AppState) -> ApiResult<Vec<(String, ApprovalDoc)>> {
     Ok(crate::plan_api::docs::<ApprovalDoc>(state)
         .await?
         .into_iter()
         .filter(|(o, _)| o.name.contains('='))
-        .map(|(o, d)| (o.name, d.verdict == "approve"))
+        .map(|(o, d)| (o.name, d))
+        .collect())
+}
+
+/// The titles an approval covers for a release: approved for every ring
+/// and every group. An approval scoped to some rings or groups does not
+/// let a rollout run the version everywhere on an operator's word (its
+/// creator names the rings); such a rollout waits for a release.
+async fn unscoped_approvals(state: &AppState) -> ApiResult<HashMap<String, bool>> {
+    Ok(approvals_by_title(state)
+        .await?
+        .into_iter()
+        .map(|(title, d)| {
+            let everywhere = d.rings.is_empty() && d.groups.is_empty();
+            (title, d.verdict == "approve" && everywhere)
+        })
         .collect())
 }
 
@@ -1129,7 +1152,7 @@ pub(crate) async fn create(
     // or an administrator releases them: at once when the creator may (an
     // administrator, through a session or a token that may approve),
     // otherwise by a later decision.
-    let mut release = ReleaseDoc::of(&spec, &verdicts);
+    let mut release = ReleaseDoc::of(&spec, &unscoped_approvals(&state).await?);
     let mut released_by = None;
     let mut status = "running";
     if let Some(r) = &mut release {
@@ -1212,6 +1235,14 @@ fn start_of(
         None if policy.is_some_and(|p| p.schedule.is_some()) => scheduled(),
         None | Some("") => Ok(None),
         Some(other) => match other.parse::<Timestamp>() {
+            // A rollout is planned at most a year ahead: its expiry and its
+            // jobs' are counted from its start.
+            Ok(t) if t > at + SignedDuration::from_hours(24 * 366) => {
+                Err(ApiError::bad_request(format!(
+                    "start {other:?}: at most a year from now ({})",
+                    at + SignedDuration::from_hours(24 * 366)
+                )))
+            }
             Ok(t) if t > at => Ok(Some(t)),
             Ok(t) => Err(ApiError::bad_request(format!(
                 "start {other:?}: {t} has passed; use now"

@@ -551,7 +551,7 @@ async fn an_operators_rollout_of_versions_no_approval_covers_waits_and_names_the
         assert_eq!(body["release"]["scripts"], json!([]));
         assert_eq!(
             body["release"]["why"],
-            format!("it installs versions no approval covers ({TITLE})")
+            format!("it installs versions no approval for every ring and group covers ({TITLE})")
         );
         assert_eq!(body["hosts"][0]["progress"], "not_started");
     }
@@ -596,6 +596,45 @@ async fn an_operators_rollout_of_versions_no_approval_covers_waits_and_names_the
         released["reason"],
         format!("releases versions no approval covers {TITLE}")
     );
+}
+
+/// An approval scoped to some rings or groups does not let an operator's
+/// rollout run the version everywhere: its creator names the rings (one
+/// ring called `pilot` holding every host would otherwise do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_for_some_rings_or_groups_does_not_release_a_rollout() {
+    let s = spawn().await;
+    let host = s.host("web-1").await;
+    let operator = s.user("oscar", "operator", None).await;
+    for (name, scope) in [
+        ("one-ring", json!({"rings": ["pilot"]})),
+        ("one-group", json!({"groups": ["lab"]})),
+    ] {
+        let mut approval = json!({"verdict": "approve", "comment": "lab only"});
+        approval
+            .as_object_mut()
+            .unwrap()
+            .extend(scope.as_object().unwrap().clone());
+        let (status, body) = s
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/approvals/{TITLE}"),
+                Some(approval),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = s
+            .create(
+                &operator,
+                json!({"name": name, "packages": [TITLE],
+                       "rings": [{"name": "pilot", "size": "rest"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["status"], "awaiting_release", "{name}: {body}");
+        assert_eq!(body["release"]["uncovered"], json!([TITLE]));
+    }
+    assert!(s.jobs(&host).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -876,4 +915,27 @@ async fn the_console_shows_what_waits_for_release_and_lets_an_approver_release_i
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
     let (_, body) = s.get("/api/v1/rollouts/r2").await;
     assert_eq!(body["status"], "refused");
+}
+
+/// A start at the calendar's far end is refused with the reason, not
+/// failed: the rollout's expiry is counted from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_beyond_a_year_is_refused() {
+    let s = spawn().await;
+    s.host("web-1").await;
+    s.approve(TITLE).await;
+    let operator = s.user("oscar", "operator", None).await;
+    let (status, body) = s
+        .create(
+            &operator,
+            json!({"name": "far", "updates": "approved", "start": "9999-12-30T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most a year"),
+        "{body}"
+    );
+    let (status, _) = s.get("/api/v1/rollouts/far").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
 }
