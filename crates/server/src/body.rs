@@ -201,6 +201,13 @@ pub(crate) async fn read_whole(
         max_body: state.config.max_body_bytes,
         timeout: state.config.body_timeout,
     };
+    let (parts, body) = request.into_parts();
+    if matches!(encoding(&parts.headers), Ok(Encoding::Gzip)) {
+        if let Err(e) = gzip_sender(&state, &parts).await {
+            return e.into_response();
+        }
+    }
+    let request = Request::from_parts(parts, body);
     let mut share = Share::new(&state.bodies);
     match read(request, limits, &mut share).await {
         Ok(request) => {
@@ -209,6 +216,39 @@ pub(crate) async fn read_whole(
             response
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Whoever sends a gzip body must be known first: a few kilobytes may
+/// inflate to the most a body may be, and an unknown sender must not make
+/// the server spend its budget on that. Agents (their host credential)
+/// and API clients (a token or session) send gzip; nobody else needs to.
+async fn gzip_sender(state: &AppState, parts: &axum::http::request::Parts) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::unauthorized(
+            "a gzip-encoded body is accepted only with a valid credential \
+             (Authorization: Bearer ...); send it uncompressed, or sign in first",
+        )
+    };
+    let Some(credential) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Err(refused());
+    };
+    if let Some((id, secret)) = credential.split_once('.') {
+        let known = store::HostStore::authenticate(&state.store, id, &crate::secrets::hash(secret))
+            .await?;
+        if matches!(known, store::HostAuth::Active) {
+            return Ok(());
+        }
+    }
+    match crate::auth::Caller::authenticate(parts, state).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(refused()),
     }
 }
 
