@@ -193,6 +193,13 @@ pub(crate) async fn read_whole(
     request: Request,
     next: Next,
 ) -> Response {
+    if request
+        .uri()
+        .path_and_query()
+        .is_some_and(|p| carries_nul(p.as_str().as_bytes(), true))
+    {
+        return nul_refused("the request's path or query").into_response();
+    }
     if http_body::Body::is_end_stream(request.body()) {
         return next.run(request).await;
     }
@@ -219,6 +226,29 @@ pub(crate) async fn read_whole(
     }
 }
 
+/// Whether text carries a NUL character: as a byte, as JSON's `\u0000`
+/// escape (not itself escaped), or percent-encoded where `percent` (a
+/// URI, a form). No field of the API may hold one, and PostgreSQL's text
+/// cannot: it is refused here once rather than failed in the database.
+fn carries_nul(bytes: &[u8], percent: bool) -> bool {
+    if bytes.contains(&0) {
+        return true;
+    }
+    if percent && bytes.windows(3).any(|w| w == b"%00") {
+        return true;
+    }
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"\\u0000")
+            && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
+fn nul_refused(what: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{what} holds a NUL character (\\u0000 or %00), which no field may hold"
+    ))
+}
+
 /// Whoever sends a gzip body must be known first: a few kilobytes may
 /// inflate to the most a body may be, and an unknown sender must not make
 /// the server spend its budget on that. Agents (their host credential)
@@ -240,8 +270,8 @@ async fn gzip_sender(state: &AppState, parts: &axum::http::request::Parts) -> Re
         return Err(refused());
     };
     if let Some((id, secret)) = credential.split_once('.') {
-        let known = store::HostStore::authenticate(&state.store, id, &crate::secrets::hash(secret))
-            .await?;
+        let known =
+            store::HostStore::authenticate(&state.store, id, &crate::secrets::hash(secret)).await?;
         if matches!(known, store::HostAuth::Active) {
             return Ok(());
         }
@@ -312,6 +342,13 @@ async fn read(request: Request, limits: Limits, share: &mut Share) -> Result<Req
             inflated
         }
     };
+    let form = parts.headers.get(header::CONTENT_TYPE).is_some_and(|t| {
+        t.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    if carries_nul(&bytes, form) {
+        return Err(nul_refused("the request body"));
+    }
     parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
@@ -381,6 +418,20 @@ async fn inflate(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn nul_characters_are_found_however_written() {
+        use super::carries_nul;
+        assert!(carries_nul(b"{\"a\": \"x\\u0000y\"}", false));
+        assert!(carries_nul(b"a\0b", false));
+        assert!(carries_nul(b"/api/v1/hosts/a%00b", true));
+        // An escaped backslash before `u0000` is text, not a NUL.
+        assert!(!carries_nul(b"{\"a\": \"C:\\\\u0000\"}", false));
+        assert!(carries_nul(b"{\"a\": \"\\\\\\u0000\"}", false));
+        // `%00` in JSON is text.
+        assert!(!carries_nul(b"{\"url\": \"http://x/%00\"}", false));
+        assert!(!carries_nul(b"{\"a\": \"\\u00e9\"}", false));
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

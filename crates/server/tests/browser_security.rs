@@ -374,5 +374,48 @@ async fn malformed_report_months_and_return_paths_are_refused_not_failed() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(resp.headers().get("set-cookie").is_none());
     assert!(resp.text().await.unwrap().contains("next"));
+
+    // A NUL character, which no field may hold (and PostgreSQL's text
+    // cannot), is refused wherever it comes: JSON, a form, a path.
+    let resp = http
+        .put(format!("{}/api/v1/groups/nul", d.url))
+        .bearer_auth(&d.token)
+        .header("content-type", "application/json")
+        .body(r#"{"query": "tag = a\u0000b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("NUL"), "{body}");
+    let groups: Value = http
+        .get(format!("{}/api/v1/groups", d.url))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !groups.to_string().contains("\"nul\""),
+        "nothing stored: {groups}"
+    );
+    let resp = http
+        .get(format!("{}/api/v1/hosts/a%00b", d.url))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = http
+        .post(format!("{}/console/login", d.url))
+        .header("origin", &d.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=ad%00min&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     d.stop().await;
 }
