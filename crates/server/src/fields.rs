@@ -200,9 +200,57 @@ pub(crate) fn attributes(a: &crate::api::Attributes) -> ApiResult<()> {
     count("tags", &a.tags, TAGS)
 }
 
+/// Checks what an agent reports of a job's steps: the changes of each
+/// install (they become the versions a rollback installs), at most as many
+/// as a host may have packages, each name and version within its length.
+pub(crate) fn steps(steps: &[protocol::job::StepReport], max_packages: usize) -> ApiResult<()> {
+    for (i, step) in steps.iter().enumerate() {
+        count(&format!("step {i}'s changes"), &step.changes, max_packages)?;
+        for (j, c) in step.changes.iter().enumerate() {
+            let at = || format!("step {i}, change {j}");
+            text(|| format!("{}: the package name", at()), &c.name, TEXT)?;
+            text(|| format!("{}: the architecture", at()), &c.arch, SHORT)?;
+            optional(
+                || format!("{}: the version before", at()),
+                c.from.as_deref(),
+                TEXT,
+            )?;
+            text(|| format!("{}: the version after", at()), &c.to, TEXT)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_step_reports_no_more_changes_than_a_host_has_packages() {
+        use protocol::job::{Change, Step, StepReport};
+        let change = |name: &str| Change {
+            name: name.into(),
+            arch: "amd64".into(),
+            from: Some("1.0".into()),
+            to: "1.1".into(),
+        };
+        let mut step = StepReport::new(Step::Installed, jiff::Timestamp::UNIX_EPOCH);
+        step.changes = vec![change("a"); 3];
+        assert!(steps(std::slice::from_ref(&step), 3).is_ok());
+        let e = steps(std::slice::from_ref(&step), 2).unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            e.message().starts_with("step 0's changes lists 3"),
+            "{}",
+            e.message()
+        );
+        step.changes = vec![change(&"x".repeat(300))];
+        let e = steps(&[step], 10).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "step 0, change 0: the package name is 300 bytes long; at most 256 are accepted"
+        );
+    }
 
     #[test]
     fn a_field_over_its_limit_is_named_with_its_size() {

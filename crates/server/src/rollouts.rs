@@ -2665,6 +2665,7 @@ pub(crate) async fn report_steps(
     if request.steps.is_empty() || request.steps.len() > 64 {
         return Err(ApiError::bad_request("send 1 to 64 steps at a time"));
     }
+    crate::fields::steps(&request.steps, state.config.max_packages)?;
     let clip = |s: &Option<String>, max: usize| {
         s.as_ref().map(|t| {
             if t.len() <= max {
