@@ -1094,6 +1094,8 @@ fn audit_verdict_text(v: &Value) -> String {
             text(&v["entries"]),
             text(&v["head"])
         )
+    } else if v["first_bad_entry"].is_null() {
+        format!("audit log not verified: {}\n", text(&v["problem"]))
     } else {
         format!(
             "audit log broken at entry {}: {}\n",
@@ -1185,12 +1187,18 @@ pub(crate) async fn audit(
                         (None, Some(dir)) => server::audit_anchor::CheckpointKey::public_in(dir)?,
                         (None, None) => None,
                     };
+                    // With a key to check them by, the data directory's
+                    // checkpoint file is expected: missing, it anchors
+                    // nothing, and the verdict says so.
                     let file = args.checkpoints.clone().or_else(|| {
                         dir.as_ref()
                             .map(|d| d.join(server::audit_anchor::CHECKPOINT_FILE))
-                            .filter(|f| f.exists())
+                            .filter(|f| f.exists() || key.is_some())
                     });
                     let source = match &file {
+                        Some(f) if !f.exists() && args.checkpoints.is_none() => {
+                            Some((f.display().to_string(), String::new()))
+                        }
                         Some(f) => Some((
                             f.display().to_string(),
                             std::fs::read_to_string(f)

@@ -146,13 +146,13 @@ fn an_offline_verify_holds_the_database_against_the_checkpoints() {
     let copy = data.0.join("copy.jsonl");
     std::fs::copy(data.0.join("audit-checkpoints.jsonl"), &copy).unwrap();
     std::fs::remove_file(data.0.join("audit-checkpoints.jsonl")).unwrap();
+    // Without its checkpoint file the log is not taken for whole: it is
+    // said to be anchored by nothing.
     let out = patchwell(&["audit", "verify", "--data-dir", dir]);
     let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "without its checkpoints the cut log looks whole: {said}"
-    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("audit log not verified"), "{said}");
+    assert!(said.contains("the log is not anchored"), "{said}");
     assert!(said.contains("no checkpoint verified"), "{said}");
     let out = patchwell(&[
         "audit",

@@ -351,6 +351,21 @@ pub fn judge(
             )),
         }
     }
+    // A file that holds no checkpoint of a log with entries anchors
+    // nothing: a server writes one at start and every few minutes, so an
+    // empty or missing file means its checkpoints were removed.
+    if entries > 0 && anchoring.verified == 0 && anchoring.problems.is_empty() {
+        if let Some(source) = &anchoring.source {
+            anchoring.problems.push((
+                None,
+                format!(
+                    "the log holds {entries} entries, but no checkpoint in {source} verifies \
+                     any of them: the log is not anchored (if checkpoints were written, they \
+                     were removed)"
+                ),
+            ));
+        }
+    }
     anchoring
 }
 
@@ -571,6 +586,18 @@ impl Anchor {
         if entries == 0 || written.last.as_ref().is_some_and(|c| c.seq == entries) {
             return Ok(None);
         }
+        if written.last.is_none() && entries > 1 {
+            if let Some(file) = &self.file {
+                tracing::warn!(
+                    file = %file.display(),
+                    entries,
+                    "A new series of audit checkpoints starts at entry {entries}: the file holds \
+                     none. Expected on a new server or a new file; otherwise its checkpoints \
+                     were removed, and the log before this entry is not anchored here (check the \
+                     copies in syslog or the webhook's)."
+                );
+            }
+        }
         let checkpoint = self.key.sign(entries, &head, now);
         if let Some(file) = &self.file {
             append_to(file, Some(&checkpoint.line()))
@@ -609,7 +636,10 @@ impl Anchor {
         let source = match &self.file {
             Some(file) => match std::fs::read_to_string(file) {
                 Ok(text) => Some((file.display().to_string(), text)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                // Removed since the server started: it anchors nothing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some((file.display().to_string(), String::new()))
+                }
                 Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
             },
             None => None,
