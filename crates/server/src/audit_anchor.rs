@@ -516,6 +516,14 @@ impl Anchor {
             )
         })?;
         let last = last_in(&file, &key.public())?;
+        if options.file.is_none() && options.syslog.is_none() && options.webhook.is_none() {
+            tracing::warn!(
+                file = %file.display(),
+                "Audit checkpoints are kept only in the data directory, which whoever owns the \
+                 database can rewrite too: point --audit-checkpoints at another volume or host, \
+                 or add --audit-syslog or --audit-webhook."
+            );
+        }
         tracing::info!(
             file = %file.display(),
             key = %key.public_text(),
