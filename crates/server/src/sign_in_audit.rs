@@ -2,7 +2,7 @@
 //! fail, without letting a flood of failures flood the log.
 //!
 //! A key design decision made here is how failures are collapsed. The
-//! first failure from a source address is recorded at once, with the user
+//! first failure from a source address (an IPv6 address's /64) is recorded at once, with the user
 //! name presented (cut to [`MAX_NAME_CHARS`], and labelled as presented: it
 //! is whatever the client typed) and why it failed. The failures that
 //! follow from that address within a minute are only counted, and written
@@ -41,8 +41,9 @@ pub(crate) const ANONYMOUS: &str = "(anonymous)";
 /// How long failures from one address are collapsed into one entry.
 const WINDOW: SignedDuration = SignedDuration::from_secs(60);
 
-/// How many addresses are followed at once.
-const MAX_SOURCES: usize = 1024;
+/// How many addresses are followed at once: so many first failures a
+/// minute are written one by one, however many addresses an attacker has.
+const MAX_SOURCES: usize = 64;
 
 /// How many names a collapsed entry counts one by one.
 const MAX_NAMES: usize = 5;
@@ -81,6 +82,16 @@ impl Peer {
     fn source(self) -> String {
         self.0
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string())
+    }
+
+    /// The source its failures are counted under: the address, or an IPv6
+    /// address's /64 (one machine commonly holds a whole /64), as the
+    /// sign-in limits count it.
+    fn network(self) -> String {
+        self.0.map_or_else(
+            || "unknown".to_owned(),
+            |ip| crate::ratelimit::Source::of(ip).to_string(),
+        )
     }
 }
 
@@ -311,7 +322,7 @@ async fn write(state: &AppState, events: &[AuditEvent], at: Timestamp) {
 /// collapsed). A failure to record is logged; it never changes the answer.
 pub(crate) async fn failed(state: &AppState, peer: Peer, presented: &str, failure: Failure) {
     let at = now(state);
-    let source = peer.source();
+    let source = peer.network();
     let mut events = state.sign_ins.take_due(at, false, None);
     events.extend(state.sign_ins.count(at, &source, presented, failure));
     write(state, &events, at).await;
@@ -326,8 +337,8 @@ pub(crate) async fn succeeded(
     username: &str,
 ) -> Result<(), ApiError> {
     let at = now(state);
+    let events = state.sign_ins.take_due(at, false, Some(&peer.network()));
     let source = peer.source();
-    let events = state.sign_ins.take_due(at, false, Some(&source));
     write(state, &events, at).await;
     let event = AuditEvent {
         actor: username.to_owned(),
