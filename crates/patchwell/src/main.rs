@@ -315,6 +315,12 @@ struct ServerArgs {
     /// the next request's whole head.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     idle_timeout_secs: u64,
+    /// Connections open at once, in all; more are closed as they come.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    max_connections: usize,
+    /// Connections open at once from one source address (an IPv6 /64).
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    max_connections_per_source: usize,
     /// The most packages one host may have.
     #[arg(long, value_name = "N", default_value_t = store::DEFAULT_MAX_PACKAGES)]
     max_packages: usize,
@@ -450,6 +456,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     body_timeout: std::time::Duration::from_secs(args.body_timeout_secs),
                     header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
                     idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+                    max_connections: args.max_connections,
+                    max_connections_per_source: args.max_connections_per_source,
                     max_packages: args.max_packages,
                     sign_in_per_minute: args.sign_in_per_minute,
                     sign_in_global_per_minute: args.sign_in_global_per_minute,

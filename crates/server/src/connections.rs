@@ -11,6 +11,7 @@
 //! connection, on HTTP/1.1 and HTTP/2 alike. A request in flight is bounded
 //! by the body's own deadline instead (see `body.rs`).
 
+use std::collections::HashMap;
 use std::future::{Future, Ready};
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
+use crate::ratelimit::Source;
 use crate::AppState;
 
 /// How long a connection may go without a request in flight.
@@ -117,6 +119,71 @@ pub(crate) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
     sleep: Pin<Box<Sleep>>,
+    _slot: Slot,
+}
+
+/// The connections open now, in all and per source, within their caps.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    max_total: usize,
+    max_per_source: usize,
+    open: Mutex<(usize, HashMap<Source, usize>)>,
+}
+
+/// One open connection's place; given back when the connection ends.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    slots: Arc<Slots>,
+    source: Source,
+}
+
+impl Slots {
+    pub(crate) fn new(max_total: usize, max_per_source: usize) -> Arc<Self> {
+        Arc::new(Slots {
+            max_total,
+            max_per_source,
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// A place for a connection from `source`, or why there is none.
+    pub(crate) fn take(self: &Arc<Self>, source: Source) -> Result<Slot, String> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.0 >= self.max_total {
+            return Err(format!("{} connections are open, the most allowed", open.0));
+        }
+        let from = open.1.get(&source).copied().unwrap_or(0);
+        if from >= self.max_per_source {
+            return Err(format!(
+                "{from} connections are open from {source}, the most one source may have"
+            ));
+        }
+        open.0 += 1;
+        *open.1.entry(source).or_insert(0) += 1;
+        Ok(Slot {
+            slots: Arc::clone(self),
+            source,
+        })
+    }
+
+    /// Connections open now.
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.source);
+            }
+        }
+    }
 }
 
 fn timed_out() -> io::Error {
@@ -250,10 +317,12 @@ impl std::fmt::Debug for Guarded {
     }
 }
 
-/// Puts each accepted socket and its service on one clock.
-#[derive(Debug, Clone, Copy)]
+/// Puts each accepted socket and its service on one clock, and closes a
+/// connection over the caps at once.
+#[derive(Debug, Clone)]
 pub(crate) struct Watchdog {
     timeouts: Timeouts,
+    slots: Arc<Slots>,
 }
 
 impl<S> axum_server::accept::Accept<TcpStream, S> for Watchdog {
@@ -262,6 +331,16 @@ impl<S> axum_server::accept::Accept<TcpStream, S> for Watchdog {
     type Future = Ready<io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let source = stream
+            .peer_addr()
+            .map_or(Source(None), |a| Source::of(a.ip()));
+        let slot = match self.slots.take(source) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!("Connection refused: {why}.");
+                return std::future::ready(Err(io::Error::other(why)));
+            }
+        };
         let activity = Arc::new(Activity::new(self.timeouts));
         let deadline = Instant::now() + self.timeouts.header;
         std::future::ready(Ok((
@@ -269,6 +348,7 @@ impl<S> axum_server::accept::Accept<TcpStream, S> for Watchdog {
                 inner: stream,
                 activity: Arc::clone(&activity),
                 sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                _slot: slot,
             },
             Tracked {
                 inner: service,
@@ -277,6 +357,9 @@ impl<S> axum_server::accept::Accept<TcpStream, S> for Watchdog {
         )))
     }
 }
+
+/// Streams open at once on one HTTP/2 connection.
+const MAX_STREAMS: u32 = 32;
 
 /// Serves `state`'s application on `listener` (HTTPS when `tls` is given,
 /// with HTTP/2 offered by ALPN) until `stop` completes, then lets the
@@ -294,7 +377,13 @@ pub async fn serve_app(
         header: state.config.header_timeout,
         idle: state.config.idle_timeout,
     };
-    let watchdog = Watchdog { timeouts };
+    let watchdog = Watchdog {
+        timeouts,
+        slots: Slots::new(
+            state.config.max_connections,
+            state.config.max_connections_per_source,
+        ),
+    };
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -302,7 +391,13 @@ pub async fn serve_app(
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp(listener)?.handle(handle);
+    let mut server = axum_server::from_tcp(listener)?.handle(handle);
+    // Streams one HTTP/2 connection may have open at once: each holds a
+    // request's body budget and keeps the connection's idle clock stopped.
+    server
+        .http_builder()
+        .http2()
+        .max_concurrent_streams(MAX_STREAMS);
     match tls {
         None => server
             .acceptor(watchdog)
@@ -321,5 +416,31 @@ pub async fn serve_app(
                 .await
                 .with_context(|| format!("serving HTTPS on {address}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_source_and_given_back() {
+        let slots = Slots::new(3, 2);
+        let a = Source::of([192, 0, 2, 1].into());
+        let b = Source::of([192, 0, 2, 2].into());
+        let first = slots.take(a).unwrap();
+        let _second = slots.take(a).unwrap();
+        let why = slots.take(a).unwrap_err();
+        assert!(why.contains("from 192.0.2.1"), "{why}");
+        let _third = slots.take(b).unwrap();
+        let why = slots.take(b).unwrap_err();
+        assert!(why.starts_with("3 connections are open"), "{why}");
+        assert_eq!(slots.open(), 3);
+        drop(first);
+        assert_eq!(slots.open(), 2);
+        assert!(
+            slots.take(a).is_ok(),
+            "a closed connection gives its place back"
+        );
     }
 }

@@ -93,6 +93,10 @@ pub struct Config {
     /// How long a connection may stay open after an answer without
     /// sending the next request's whole head.
     pub idle_timeout: Duration,
+    /// Connections open at once, in all; one more is closed as it comes.
+    pub max_connections: usize,
+    /// Connections open at once from one source address (an IPv6 /64).
+    pub max_connections_per_source: usize,
     /// The most packages one host's inventory may list (413 beyond).
     pub max_packages: usize,
     /// Requests a minute one host may make.
@@ -126,6 +130,8 @@ impl Default for Config {
             body_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
+            max_connections_per_source: 1_000,
             max_packages: store::DEFAULT_MAX_PACKAGES,
             host_requests_per_minute: 60,
             sign_in_per_minute: 10,

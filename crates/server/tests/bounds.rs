@@ -849,3 +849,36 @@ async fn inventories_and_attributes_over_their_limits_are_refused_whole() {
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(a.error(), "tags lists 65 entries; at most 64 are accepted");
 }
+
+/// Connections beyond a source's cap are closed as they come, without an
+/// answer; a connection that ends gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_one_source_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = serve(
+        Config {
+            max_connections_per_source: 2,
+            ..Config::default()
+        },
+        false,
+    )
+    .await;
+    let get = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let answer = |mut c: tokio::net::TcpStream| async move {
+        let _ = c.write_all(get).await;
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let first = tokio::net::TcpStream::connect(s.address).await.unwrap();
+    let second = tokio::net::TcpStream::connect(s.address).await.unwrap();
+    // The two are accepted (the server reads from them) before the third.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let third = tokio::net::TcpStream::connect(s.address).await.unwrap();
+    assert_eq!(answer(third).await, "", "the third is closed unanswered");
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let again = tokio::net::TcpStream::connect(s.address).await.unwrap();
+    assert!(answer(again).await.starts_with("HTTP/1.1 200"));
+    assert!(answer(second).await.starts_with("HTTP/1.1 200"));
+}
