@@ -74,8 +74,8 @@ impl Server {
     /// The server's memory now and at its peak, in MiB (`VmRSS`, `VmHWM`).
     #[allow(dead_code)]
     pub(crate) fn memory_mib(&self) -> (f64, f64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
