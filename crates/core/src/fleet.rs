@@ -107,6 +107,11 @@ impl Fleet {
         self.keys.len()
     }
 
+    /// The number of places (OS releases) the fleet keeps.
+    pub fn place_count(&self) -> usize {
+        self.places.len()
+    }
+
     fn place(&mut self, place: Place) -> u32 {
         if let Some(&id) = self.place_ids.get(&place) {
             return id;
@@ -451,8 +456,8 @@ impl Fleet {
         self.keys.iter().filter(|k| k.hosts.is_empty()).count()
     }
 
-    /// Drops the keys no host has any more, and the package names only
-    /// they used, so that the fleet holds what its hosts have now rather
+    /// Drops the keys no host has any more, and the package names and
+    /// places (OS releases) only they used, so that the fleet holds what its hosts have now rather
     /// than all they ever had. The keys left keep their order, so each
     /// host's sorted keys stay sorted, and their verdicts. Returns how many
     /// keys went.
@@ -470,6 +475,35 @@ impl Fleet {
                 keys.push(key);
             }
         }
+        // The places (OS releases) no host and no key is in any more go
+        // too: a host that moves to another release leaves its old one.
+        let mut place_used = vec![false; self.places.len()];
+        for key in &keys {
+            place_used[key.place as usize] = true;
+        }
+        for host in self.hosts.values() {
+            place_used[host.place as usize] = true;
+        }
+        let mut place_ids = vec![GONE; self.places.len()];
+        let mut places = Vec::with_capacity(self.places.len());
+        for (old, place) in std::mem::take(&mut self.places).into_iter().enumerate() {
+            if place_used[old] {
+                place_ids[old] = places.len() as u32;
+                places.push(place);
+            }
+        }
+        for key in &mut keys {
+            key.place = place_ids[key.place as usize];
+        }
+        for host in self.hosts.values_mut() {
+            host.place = place_ids[host.place as usize];
+        }
+        self.place_ids = places
+            .iter()
+            .enumerate()
+            .map(|(id, place)| (place.clone(), id as u32))
+            .collect();
+        self.places = places;
         let mut used = vec![false; self.names.len()];
         for key in &keys {
             used[key.name as usize] = true;
@@ -502,6 +536,7 @@ impl Fleet {
             .into_iter()
             .filter_map(|((place, kind, name), texts)| {
                 let name = name_ids[name as usize];
+                let place = place_ids[place as usize];
                 let texts: HashMap<Box<str>, u32> = texts
                     .into_iter()
                     .filter_map(|(text, id)| {
@@ -509,7 +544,8 @@ impl Fleet {
                         (id != GONE).then_some((text, id))
                     })
                     .collect();
-                (name != GONE && !texts.is_empty()).then_some(((place, kind, name), texts))
+                (name != GONE && place != GONE && !texts.is_empty())
+                    .then_some(((place, kind, name), texts))
             })
             .collect();
         for host in self.hosts.values_mut() {

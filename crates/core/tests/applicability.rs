@@ -457,6 +457,13 @@ fn a_compacted_fleet_forgets_what_no_host_has_and_answers_as_before() {
     assert_eq!(fleet.compact(), 2000);
     assert_eq!((fleet.key_count(), fleet.unused_keys()), (4, 0));
     assert_eq!(fleet.compact(), 0);
+    // A host that moves to another release leaves its old place behind,
+    // and compacting forgets it.
+    fleet.set_host(3, &host("11", vec![pkg("bash", "5.1-2", "bash", "5.1-2")]));
+    fleet.set_host(3, &host("13", vec![pkg("bash", "5.2-1", "bash", "5.2-1")]));
+    assert_eq!(fleet.place_count(), 3);
+    assert_eq!(fleet.compact(), 2);
+    assert_eq!(fleet.place_count(), 2);
 
     // The same answers, and deltas and new advisories work on.
     assert_eq!(fleet.advisory_hosts(0), [1, 2]);
