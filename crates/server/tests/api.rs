@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use protocol::{
-    Cpu, EnrollResponse, HeartbeatResponse, HostFacts, Interface, Inventory, Manager, Neighbour,
-    OsRelease, Package, PackageState, RebootStatus,
-};
+use protocol::{EnrollResponse, HeartbeatResponse, Inventory, Manager, Neighbour, Package};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::api::{CreatedToken, HostDetail, HostView};
 use server::{app, AppState, Config};
 
-const T0: i64 = 1_780_000_000;
+mod support;
+
+use support::{inventory, package, TempDir, T0};
 
 struct TestServer {
     url: String,
@@ -26,14 +25,6 @@ struct TestServer {
     /// The server's state, for what runs in the background in `serve`.
     state: AppState,
     _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 async fn spawn(config: Config) -> TestServer {
@@ -212,61 +203,6 @@ impl TestServer {
             serde_json::to_value(inv).unwrap(),
         )
         .await
-    }
-}
-
-fn package(name: &str, version: &str) -> Package {
-    Package {
-        manager: Manager::Dpkg,
-        name: name.into(),
-        version: version.into(),
-        arch: "amd64".into(),
-        source: None,
-        source_version: None,
-        state: PackageState::Installed,
-        held: false,
-    }
-}
-
-fn inventory(hostname: &str, collected_at: Timestamp, packages: Vec<Package>) -> Inventory {
-    Inventory {
-        schema: protocol::INVENTORY_SCHEMA,
-        collected_at,
-        host: HostFacts {
-            hostname: hostname.into(),
-            machine_id: None,
-            kernel: "6.1.0-18-amd64".into(),
-            arch: "amd64".into(),
-            cpu: Cpu {
-                model: "EPYC".into(),
-                count: 2,
-            },
-            model: None,
-            memory_bytes: 1 << 30,
-            disks: vec![],
-            interfaces: vec![Interface {
-                name: "eth0".into(),
-                mac: Some(format!("02:00:00:00:00:{:02x}", hostname.len())),
-                addresses: vec![],
-            }],
-            uptime_seconds: 5,
-            boot_time: Timestamp::from_second(T0 - 5).unwrap(),
-        },
-        os: OsRelease {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: vec![],
-        },
-        reboot: RebootStatus {
-            required: false,
-            packages: vec![],
-        },
-        packages,
-        updates: vec![],
-        neighbours: vec![],
-        warnings: vec![],
     }
 }
 

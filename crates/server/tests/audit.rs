@@ -16,26 +16,9 @@ use server::audit_anchor::{AnchorOptions, CheckpointKey, CHECKPOINT_FILE};
 use server::{app, AppState, Config};
 use store::{AuditStore, AuditVerdict};
 
-const T0: i64 = 1_780_000_000;
+mod support;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        static N: AtomicI64 = AtomicI64::new(0);
-        TempDir(std::env::temp_dir().join(format!(
-            "patchwell-audit-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
+use support::{TempDir, T0};
 
 /// A server on the router, with a clock the test moves, that knows each
 /// request's source address as `serve` does.
@@ -49,7 +32,7 @@ struct TestServer {
 }
 
 async fn spawn() -> TestServer {
-    let dir = TempDir::new("api");
+    let dir = TempDir::new("audit-api");
     let clock = Arc::new(AtomicI64::new(T0));
     let now = Timestamp::from_second(T0).unwrap();
     let store = store::Store::open_sqlite(&dir.0, now).await.unwrap();
@@ -558,7 +541,7 @@ async fn a_normal_day(data_dir: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_normal_log_verifies_against_its_checkpoints() {
-    let dir = TempDir::new("normal");
+    let dir = TempDir::new("audit-normal");
     let entries = a_normal_day(&dir.0).await;
     // Checkpoints were written at start and as it stopped, to a file only
     // the server's user reads, and each verifies with the data
@@ -602,7 +585,7 @@ async fn a_normal_log_verifies_against_its_checkpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_cut_back_behind_the_servers_back_fails_against_its_checkpoints() {
-    let dir = TempDir::new("cut");
+    let dir = TempDir::new("audit-cut");
     let entries = a_normal_day(&dir.0).await;
     let lines_before = checkpoint_lines(&dir.0).len();
 
@@ -653,7 +636,7 @@ async fn a_log_cut_back_behind_the_servers_back_fails_against_its_checkpoints() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_rewritten_with_every_hash_recomputed_fails_against_its_checkpoints() {
-    let dir = TempDir::new("rewrite");
+    let dir = TempDir::new("audit-rewrite");
     a_normal_day(&dir.0).await;
 
     // Entry 3's actor changed, and every hash after it worked out again.
@@ -710,7 +693,7 @@ async fn a_chain_rewritten_with_every_hash_recomputed_fails_against_its_checkpoi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_checkpoint_line_is_reported() {
-    let dir = TempDir::new("forged");
+    let dir = TempDir::new("audit-forged");
     a_normal_day(&dir.0).await;
     let file = dir.0.join(CHECKPOINT_FILE);
     let lines = checkpoint_lines(&dir.0);
@@ -763,7 +746,7 @@ async fn a_forged_checkpoint_line_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_go_to_syslog_and_a_webhook_too() {
-    let dir = TempDir::new("sinks");
+    let dir = TempDir::new("audit-sinks");
     std::fs::create_dir_all(&dir.0).unwrap();
     let socket = dir.0.join("log.sock");
     let syslog = tokio::net::UnixDatagram::bind(&socket).unwrap();
@@ -827,7 +810,7 @@ async fn checkpoints_go_to_syslog_and_a_webhook_too() {
 
 #[tokio::test]
 async fn a_webhook_that_is_no_http_url_is_refused_at_start() {
-    let dir = TempDir::new("hook");
+    let dir = TempDir::new("audit-hook");
     std::fs::create_dir_all(&dir.0).unwrap();
     let options = AnchorOptions {
         webhook: Some("ftp://example.org/checkpoints".into()),
@@ -861,7 +844,7 @@ async fn a_webhook_that_is_no_http_url_is_refused_at_start() {
 /// the same removal is said to leave the log unanchored: audit_cli.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_whose_checkpoint_file_was_removed_is_not_taken_for_whole() {
-    let dir = TempDir::new("unanchored");
+    let dir = TempDir::new("audit-unanchored");
     a_normal_day(&dir.0).await;
     let s = start(&dir.0, AnchorOptions::default()).await;
     std::fs::remove_file(dir.0.join(CHECKPOINT_FILE)).unwrap();

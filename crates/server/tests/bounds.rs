@@ -11,24 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use protocol::{
-    Cpu, EnrollResponse, HostFacts, Interface, Inventory, Manager, OsRelease, Package,
-    PackageState, RebootStatus,
-};
+use protocol::{EnrollResponse, Inventory, Package};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::{AppState, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const T0: i64 = 1_780_000_000;
+mod support;
 
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
+use support::{package, TempDir, T0};
 
 /// A server on a loopback port, as `serve` runs it, with the test's clock.
 struct Served {
@@ -657,59 +648,8 @@ async fn a_body_that_does_not_arrive_in_time_is_answered_408() {
     );
 }
 
-fn package(name: &str, version: &str) -> Package {
-    Package {
-        manager: Manager::Dpkg,
-        name: name.into(),
-        version: version.into(),
-        arch: "amd64".into(),
-        source: None,
-        source_version: None,
-        state: PackageState::Installed,
-        held: false,
-    }
-}
-
-fn inventory(collected_at: Timestamp, packages: Vec<Package>) -> Inventory {
-    Inventory {
-        schema: protocol::INVENTORY_SCHEMA,
-        collected_at,
-        host: HostFacts {
-            hostname: "alpha".into(),
-            machine_id: None,
-            kernel: "6.1.0-18-amd64".into(),
-            arch: "amd64".into(),
-            cpu: Cpu {
-                model: "EPYC".into(),
-                count: 2,
-            },
-            model: None,
-            memory_bytes: 1 << 30,
-            disks: vec![],
-            interfaces: vec![Interface {
-                name: "eth0".into(),
-                mac: Some("02:00:00:00:00:01".into()),
-                addresses: vec![],
-            }],
-            uptime_seconds: 5,
-            boot_time: Timestamp::from_second(T0 - 5).unwrap(),
-        },
-        os: OsRelease {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: vec![],
-        },
-        reboot: RebootStatus {
-            required: false,
-            packages: vec![],
-        },
-        packages,
-        updates: vec![],
-        neighbours: vec![],
-        warnings: vec![],
-    }
+fn inventory(collected_at: Timestamp, packages: Vec<Package>) -> protocol::Inventory {
+    support::inventory("alpha", collected_at, packages)
 }
 
 fn packages(n: usize) -> Vec<Package> {

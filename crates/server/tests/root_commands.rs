@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use protocol::{
-    Cpu, EnrollResponse, HeartbeatResponse, HostFacts, Interface, Inventory, Manager, OsRelease,
-    Package, PackageState, RebootStatus,
-};
+use protocol::{EnrollResponse, HeartbeatResponse, Inventory, Manager};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use server::api::CreatedToken;
 use server::{app, AppState, Config};
 
-const T0: i64 = 1_780_000_000;
+mod support;
+
+use support::{package, TempDir, T0};
 const FIXED: &str = "3.0.16-1~deb12u1";
 const TITLE: &str = "libssl3=3.0.16-1~deb12u1";
 const SCRIPT: &str = "systemctl stop billing\nrm -rf /var/cache/billing/*";
@@ -28,14 +27,6 @@ struct TestServer {
     http: reqwest::Client,
     state: AppState,
     _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 async fn spawn() -> TestServer {
@@ -216,68 +207,26 @@ impl TestServer {
 }
 
 fn offering(hostname: &str, at: Timestamp) -> Inventory {
-    let package = |name: &str, version: &str| Package {
-        manager: Manager::Dpkg,
-        name: name.into(),
-        version: version.into(),
-        arch: "amd64".into(),
-        source: None,
-        source_version: None,
-        state: PackageState::Installed,
-        held: false,
-    };
-    Inventory {
-        schema: protocol::INVENTORY_SCHEMA,
-        collected_at: at,
-        host: HostFacts {
-            hostname: hostname.into(),
-            machine_id: None,
-            kernel: "6.1.0-18-amd64".into(),
-            arch: "amd64".into(),
-            cpu: Cpu {
-                model: "EPYC".into(),
-                count: 2,
-            },
-            model: None,
-            memory_bytes: 1 << 30,
-            disks: vec![],
-            interfaces: vec![Interface {
-                name: "eth0".into(),
-                mac: Some(format!("02:00:00:00:00:{:02x}", hostname.len())),
-                addresses: vec![],
-            }],
-            uptime_seconds: 5,
-            boot_time: Timestamp::from_second(T0 - 5).unwrap(),
-        },
-        os: OsRelease {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            codename: Some("bookworm".into()),
-            pretty_name: None,
-            id_like: vec![],
-        },
-        reboot: RebootStatus {
-            required: false,
-            packages: vec![],
-        },
-        packages: vec![
+    let mut inventory = support::inventory(
+        hostname,
+        at,
+        vec![
             package("libssl3", "3.0.15-1~deb12u1"),
             package("bash", "5.2.15-2+b2"),
         ],
-        updates: vec![protocol::AvailableUpdate {
-            manager: Manager::Dpkg,
-            name: "libssl3".into(),
-            arch: "amd64".into(),
-            installed: "3.0.15-1~deb12u1".into(),
-            candidate: FIXED.into(),
-            suite: Some("stable-security".into()),
-            codename: Some("bookworm-security".into()),
-            origin: Some("Debian".into()),
-            security: true,
-        }],
-        neighbours: vec![],
-        warnings: vec![],
-    }
+    );
+    inventory.updates = vec![protocol::AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: "libssl3".into(),
+        arch: "amd64".into(),
+        installed: "3.0.15-1~deb12u1".into(),
+        candidate: FIXED.into(),
+        suite: Some("stable-security".into()),
+        codename: Some("bookworm-security".into()),
+        origin: Some("Debian".into()),
+        security: true,
+    }];
+    inventory
 }
 
 fn sha256_hex(text: &str) -> String {
