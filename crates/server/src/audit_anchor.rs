@@ -543,16 +543,6 @@ impl Anchor {
         })
     }
 
-    /// The public key checkpoints are signed with.
-    pub fn public_text(&self) -> String {
-        self.key.public_text()
-    }
-
-    /// The checkpoint file.
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-
     /// Something that changes when the checkpoint file does (its length),
     /// for results kept per inputs.
     pub(crate) fn file_len(&self) -> u64 {

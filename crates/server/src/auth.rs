@@ -5,14 +5,14 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use patchwell_core::people::{self, Access, Role};
 use store::{ApiTokenStore, HostAuth, HostStore, PeopleStore};
 
 use crate::error::ApiError;
 use crate::{secrets, AppState};
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized("no Authorization header: send `Authorization: Bearer <token>`")
     })?;
@@ -44,9 +44,8 @@ pub(crate) const SESSION_COOKIE: &str = "patchwell_session";
 /// A session secret starts so, an API token's does not.
 pub(crate) const SESSION_PREFIX: &str = "pws_";
 
-pub(crate) fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -78,7 +77,7 @@ async fn enabled_user(state: &AppState, username: &str) -> Result<Role, ApiError
 
 impl Caller {
     pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let secret = match session_cookie(parts) {
+        let secret = match session_cookie(&parts.headers) {
             Some(cookie) if parts.headers.get(header::AUTHORIZATION).is_none() => cookie,
             _ => bearer(parts)?,
         };
@@ -188,6 +187,11 @@ pub(crate) struct Host {
     pub(crate) id: String,
 }
 
+/// A host whose credential was found active earlier in the same request
+/// (before its body was read), so that [`Host`] need not ask the store again.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedHost(pub(crate) String);
+
 impl FromRequestParts<AppState> for Host {
     type Rejection = ApiError;
 
@@ -196,7 +200,17 @@ impl FromRequestParts<AppState> for Host {
         let (id, secret) = credential.split_once('.').ok_or_else(|| {
             ApiError::unauthorized("a host credential has the form <host id>.<secret>")
         })?;
-        match state.store.authenticate(id, &secrets::hash(secret)).await? {
+        // Checked already while this request's gzip body was let in.
+        let checked = parts
+            .extensions
+            .get::<CheckedHost>()
+            .is_some_and(|c| c.0 == id);
+        let known = if checked {
+            HostAuth::Active
+        } else {
+            state.store.authenticate(id, &secrets::hash(secret)).await?
+        };
+        match known {
             HostAuth::Active => {}
             HostAuth::Revoked => {
                 return Err(ApiError::new(

@@ -208,9 +208,9 @@ pub(crate) async fn read_whole(
         max_body: state.config.max_body_bytes,
         timeout: state.config.body_timeout,
     };
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     if matches!(encoding(&parts.headers), Ok(Encoding::Gzip)) {
-        if let Err(e) = gzip_sender(&state, &parts).await {
+        if let Err(e) = gzip_sender(&state, &mut parts).await {
             return e.into_response();
         }
     }
@@ -253,26 +253,25 @@ fn nul_refused(what: &str) -> ApiError {
 /// inflate to the most a body may be, and an unknown sender must not make
 /// the server spend its budget on that. Agents (their host credential)
 /// and API clients (a token or session) send gzip; nobody else needs to.
-async fn gzip_sender(state: &AppState, parts: &axum::http::request::Parts) -> Result<(), ApiError> {
+async fn gzip_sender(
+    state: &AppState,
+    parts: &mut axum::http::request::Parts,
+) -> Result<(), ApiError> {
     let refused = || {
         ApiError::unauthorized(
             "a gzip-encoded body is accepted only with a valid credential \
              (Authorization: Bearer ...); send it uncompressed, or sign in first",
         )
     };
-    let Some(credential) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
+    let Ok(credential) = crate::auth::bearer(parts) else {
         return Err(refused());
     };
     if let Some((id, secret)) = credential.split_once('.') {
         let known =
             store::HostStore::authenticate(&state.store, id, &crate::secrets::hash(secret)).await?;
         if matches!(known, store::HostAuth::Active) {
+            let host = crate::auth::CheckedHost(id.to_owned());
+            parts.extensions.insert(host);
             return Ok(());
         }
     }

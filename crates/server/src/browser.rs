@@ -83,16 +83,7 @@ fn guarded(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     }
     let console = uri.path() == "/console" || uri.path().starts_with("/console/");
     let cookie_only = headers.get(header::AUTHORIZATION).is_none()
-        && headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .any(|c| {
-                c.trim()
-                    .split_once('=')
-                    .is_some_and(|(name, _)| name == crate::auth::SESSION_COOKIE)
-            });
+        && crate::auth::session_cookie(headers).is_some();
     console || cookie_only
 }
 

@@ -1,9 +1,10 @@
 //! Keeping an HTTP/1.1 connection usable after an answer given before its
 //! request's body was read.
 //!
-//! Many answers come before a handler reads the body: a missing or wrong
-//! credential (401), an unknown route (404), a body declared too large
-//! (413). hyper cannot read the next request on that connection until the
+//! Handlers see every body read whole (`body.rs`), but a few answers still
+//! come before the body is read: a change refused as cross-origin
+//! (`browser.rs`), a gzip body from an unknown sender, a NUL in the path,
+//! a body declared far too large, a spent body budget. hyper cannot read the next request on that connection until the
 //! rest of the body has gone by, so when the body has not fully arrived by
 //! the time the answer is written, it closes the connection just after the
 //! answer. The answer itself went out saying nothing of it, so a client

@@ -21,7 +21,6 @@ use store::{
 use crate::auth::{Administrator, Member, Reader, SESSION_COOKIE, SESSION_PREFIX};
 use crate::error::ApiError;
 use crate::handlers::{check_identifier, now, ApiResult, JsonBody};
-use crate::ratelimit::Source;
 use crate::sign_in_audit::{self, Failure, Peer};
 use crate::{secrets, AppState};
 
@@ -116,13 +115,13 @@ pub(crate) struct SignIn {
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     peer: Peer,
-    source: Source,
     body: JsonBody<SignIn>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let Json(request) = body?;
     check_username(&request.username)?;
     check_password_length(&request.password)?;
     let at = now(&state);
+    let source = peer.limited_as();
     let attempt = state
         .sign_in
         .admit(&request.username, source, at)

@@ -10,13 +10,10 @@
 //! budgets above it let requests through.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -217,17 +214,6 @@ impl std::fmt::Display for Source {
             Some(IpAddr::V4(v4)) => write!(f, "{v4}"),
             None => f.write_str("an unknown address"),
         }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Source {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(Source(None), |ConnectInfo(peer)| Source::of(peer.ip())))
     }
 }
 

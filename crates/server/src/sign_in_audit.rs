@@ -84,14 +84,20 @@ impl Peer {
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string())
     }
 
+    /// The source the sign-in limits count it under.
+    pub(crate) fn limited_as(self) -> crate::ratelimit::Source {
+        self.0
+            .map_or(crate::ratelimit::Source(None), crate::ratelimit::Source::of)
+    }
+
     /// The source its failures are counted under: the address, or an IPv6
     /// address's /64 (one machine commonly holds a whole /64), as the
     /// sign-in limits count it.
     fn network(self) -> String {
-        self.0.map_or_else(
-            || "unknown".to_owned(),
-            |ip| crate::ratelimit::Source::of(ip).to_string(),
-        )
+        match self.0 {
+            Some(_) => self.limited_as().to_string(),
+            None => "unknown".to_owned(),
+        }
     }
 }
 

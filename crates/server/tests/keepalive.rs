@@ -183,6 +183,31 @@ async fn answers_given_before_the_body_was_read_keep_the_connection() {
             b"{}",
             404,
         ),
+        // A form posted from another origin: refused before its body is
+        // read, by the same-origin layer.
+        (
+            head(
+                "POST",
+                "/console/login",
+                None,
+                big.len(),
+                "Origin: https://evil.example\r\n",
+            ),
+            &big,
+            403,
+        ),
+        // A gzip body from a sender with no credential: refused unread.
+        (
+            head(
+                "PUT",
+                "/api/v1/agent/inventory",
+                None,
+                big.len(),
+                "Content-Encoding: gzip\r\n",
+            ),
+            &big,
+            401,
+        ),
         // A body that is not JSON, read and refused.
         (
             head("POST", "/api/v1/tokens", Some(&server.admin), 9, ""),

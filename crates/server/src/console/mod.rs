@@ -140,7 +140,7 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         // The console reads the session cookie only: an API token has no
         // business in a browser.
-        if crate::auth::session_cookie(parts).is_none() {
+        if crate::auth::session_cookie(&parts.headers).is_none() {
             return Err(to_login(parts));
         }
         match Caller::authenticate(parts, state).await {
@@ -548,7 +548,6 @@ pub(crate) struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     peer: crate::sign_in_audit::Peer,
-    source: crate::ratelimit::Source,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     let next = safe_next(form.next.as_deref())?.to_owned();
@@ -556,7 +555,7 @@ async fn login(
         username: form.username,
         password: form.password,
     };
-    match crate::people_api::sign_in(State(state), peer, source, Ok(Json(request))).await {
+    match crate::people_api::sign_in(State(state), peer, Ok(Json(request))).await {
         Ok((_, signed_in, _)) => {
             let mut response = Redirect::to(&next).into_response();
             if let Some(cookie) = signed_in.get(header::SET_COOKIE) {
