@@ -10,6 +10,8 @@ use jiff::Timestamp;
 pub enum Scope {
     /// One host, by id.
     Host(String),
+    /// Several hosts, by id.
+    Hosts(Vec<String>),
     /// Every host of a group (static group or dynamic group name).
     Group(String),
 }
@@ -89,6 +91,7 @@ impl Exemption {
     ) -> bool {
         let host = match &self.scope {
             Scope::Host(h) => h == host_id,
+            Scope::Hosts(ids) => ids.iter().any(|h| h == host_id),
             Scope::Group(g) => groups.contains(&g.as_str()),
         };
         host && match &self.target {

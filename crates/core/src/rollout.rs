@@ -997,7 +997,7 @@ impl RingState {
     pub fn describe(&self) -> String {
         match self {
             RingState::Waiting(w) => format!("waiting: {}", wait_text(w)),
-            RingState::Running { started: Some(t) } => format!("running since {t}"),
+            RingState::Running { started: Some(t) } => format!("running since {}", human(t)),
             RingState::Running { started: None } => "starting now".into(),
             RingState::Passed { .. } => "passed".into(),
         }
@@ -1013,12 +1013,12 @@ impl Action {
             } => "start".to_owned(),
             Action::Start {
                 offline_since: Some(t),
-            } => format!("start at its next check-in (offline since {t})"),
+            } => format!("start at its next check-in (offline since {})", human(t)),
             Action::WaitingForRing { ring, wait } => {
                 format!("its ring {ring} has not started: {}", wait_text(wait))
             }
             Action::OutsideWindow { opens: Some(t) } => {
-                format!("outside its maintenance window, which opens at {t}")
+                format!("outside its maintenance window, which opens at {}", human(t))
             }
             Action::OutsideWindow { opens: None } => {
                 "outside its maintenance window, which never opens".into()
@@ -1035,17 +1035,24 @@ impl Action {
             } => format!(
                 "queued: {in_progress} hosts of group {g} in progress, its budget is {limit}"
             ),
-            Action::Deferred { until, reason } => format!("deferred until {until}: {reason}"),
+            Action::Deferred { until, reason } => format!("deferred until {}: {reason}", human(until)),
             Action::Exempt { reason } => format!("exempt: {reason}"),
             Action::Handed {
                 since,
                 offline_since: None,
-            } => format!("job handed out at {since}, not yet fetched by the host"),
+            } => format!(
+                "job handed out at {}, not yet fetched by the host",
+                human(since)
+            ),
             Action::Handed {
                 since,
                 offline_since: Some(seen),
-            } => format!("job handed out at {since}, waiting for the host: offline since {seen}"),
-            Action::InProgress { since } => format!("in progress since {since}"),
+            } => format!(
+                "job handed out at {}, waiting for the host: offline since {}",
+                human(since),
+                human(seen)
+            ),
+            Action::InProgress { since } => format!("in progress since {}", human(since)),
             Action::Succeeded => "succeeded".into(),
             Action::Failed { why } => format!("failed: {why}"),
             Action::RolledBack => "rolled back".into(),
@@ -1110,7 +1117,10 @@ fn wait_text(w: &RingWait) -> String {
             ring,
             days,
             until: Some(t),
-        } => format!("{days} business days after ring {ring} started, until {t}"),
+        } => format!(
+            "{days} business days after ring {ring} started, until {}",
+            human(t)
+        ),
         RingWait::BusinessDays {
             ring,
             days,
@@ -1118,10 +1128,16 @@ fn wait_text(w: &RingWait) -> String {
         } => format!("{days} business days after ring {ring} started, past the calendar's end"),
         RingWait::Approval => "a person must approve its start".into(),
         RingWait::Halted => "the rollout is halted".into(),
-        RingWait::Scheduled { at } => format!("the rollout is scheduled to start at {at}"),
+        RingWait::Scheduled { at } => format!("the rollout is scheduled to start at {}", human(at)),
         RingWait::NotApproved { reason } => reason.clone(),
         RingWait::Unreleased { reason } => format!("not released: {reason}"),
     }
+}
+
+/// A time as people read it: to the minute, in UTC (`2026-12-07 14:03
+/// UTC`).
+pub fn human(t: &Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 #[cfg(test)]

@@ -51,8 +51,9 @@ pub(crate) enum UsersCommand {
     Add {
         /// The sign-in name.
         name: String,
-        /// admin, approver, operator or auditor.
-        #[arg(long)]
+        /// admin, approver, operator or auditor (the default: it reads and
+        /// changes nothing).
+        #[arg(long, default_value = "auditor")]
         role: String,
         /// Their email address.
         #[arg(long)]

@@ -1,8 +1,12 @@
 //! The console in a real browser: `patchwell demo` on a loopback port,
-//! then `browser/console.test.mjs` (playwright-core driving Debian's
-//! chromium, headless) through sign-in, the dashboard, an approval, a
-//! rollout watched to the end, a halt and the monthly report. Screenshots
-//! of every page are kept in `target/browser-artifacts`.
+//! then a script of `browser/` (playwright-core driving Debian's chromium,
+//! headless): `console.test.mjs` through sign-in, the dashboard, an
+//! approval, a rollout watched to the end, a halt and the monthly report;
+//! `rollout.test.mjs` through a rollout halted, resumed, rolled back and
+//! one held at its gate; `planning.test.mjs` through the forms of
+//! exemptions, baselines and policies. Each runs against a demo of its
+//! own. Screenshots of every page are kept in
+//! `target/browser-artifacts/NAME` (`console`, `rollout`, `planning`).
 //!
 //! Needs `cargo xtask setup` (chromium, node, and `npm ci` in `browser/`).
 //! Outside CI a machine without them skips with a message; with
@@ -40,8 +44,25 @@ impl Drop for Demo {
 
 #[test]
 fn the_console_in_chromium_through_the_whole_cycle() {
+    run_in_chromium("console.test.mjs");
+}
+
+#[test]
+fn the_rollout_page_in_chromium_after_halt_resume_rollback_and_a_held_gate() {
+    run_in_chromium("rollout.test.mjs");
+}
+
+#[test]
+fn planning_objects_in_chromium_through_their_forms() {
+    run_in_chromium("planning.test.mjs");
+}
+
+/// Runs `browser/SCRIPT` against a demo of its own, started here and
+/// stopped when it ends.
+fn run_in_chromium(script: &str) {
     let root = workspace();
-    let script = root.join("browser/console.test.mjs");
+    let name = script.trim_end_matches(".test.mjs");
+    let script = root.join("browser").join(script);
     let missing: Vec<&str> = [
         ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
         (
@@ -90,7 +111,7 @@ fn the_console_in_chromium_through_the_whole_cycle() {
     let ["console:", url, "user:", user, "password:", password] = fields[..] else {
         panic!("the demo printed {line:?}, not `console: URL user: NAME password: PW`");
     };
-    let artifacts = root.join("target/browser-artifacts");
+    let artifacts = root.join("target/browser-artifacts").join(name);
     let _ = std::fs::remove_dir_all(&artifacts);
     let status = Command::new("node")
         .arg(&script)

@@ -365,6 +365,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/rollouts/{name}/approve", post(rollouts::approve))
         .route("/api/v1/rollouts/{name}/release", post(rollouts::release))
         .route("/api/v1/rollouts/{name}/refuse", post(rollouts::refuse))
+        .route("/api/v1/rollouts/{name}/gate", post(rollouts::lower_gate))
         .merge(plan_routes::<plan_docs::PolicyDoc, auth::Administrator>())
         .merge(plan_routes::<plan_docs::BaselineDoc, auth::Approver>())
         .merge(plan_routes::<plan_docs::ExemptionDoc, auth::Approver>())
@@ -382,7 +383,7 @@ pub fn app(state: AppState) -> Router {
             post(report_mail::send_now),
         )
         .route("/api/v1/reports/monthly", get(report_mail::monthly))
-        .merge(console::routes())
+        .merge(console::routes(state.clone()))
         // The body arrives whole and bounded (body.rs); the extractors
         // take it as it is.
         .layer(DefaultBodyLimit::max(max_body))

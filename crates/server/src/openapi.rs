@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str, Auth, &str)] = &[
     ("post", "/api/v1/rollouts/{name}/approve", Auth::User(Access::Approve), "Approve a ring's start ({\"ring\": ...})."),
     ("post", "/api/v1/rollouts/{name}/release", Auth::User(Access::Approve), "Release a rollout that awaits release (an operator's rollout with scripts, or with versions no approval covers): it starts as planned; audited with each script's SHA-256 and the versions ({\"reason\"}, optional)."),
     ("post", "/api/v1/rollouts/{name}/refuse", Auth::User(Access::Approve), "Refuse a rollout that awaits release: it never runs; audited ({\"reason\"}, required)."),
+    ("post", "/api/v1/rollouts/{name}/gate", Auth::User(Access::Operate), "Lower a started ring's success gate ({\"ring\", \"gate_success_percent\", \"reason\"}, all required); 0% lets the next ring start whatever its result; audited."),
     ("get", "/api/v1/tokens", Auth::User(Access::Read), "List enrollment tokens."),
     ("post", "/api/v1/tokens", Auth::User(Access::Operate), "Create an enrollment token (expiry, number of uses, target group)."),
     ("delete", "/api/v1/tokens/{id}", Auth::User(Access::Operate), "Revoke an enrollment token."),

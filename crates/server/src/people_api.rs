@@ -298,12 +298,20 @@ pub(crate) async fn list_users(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUser {
     username: String,
+    /// Default: auditor, the least privilege (reads, changes nothing).
+    #[serde(default = "least_privilege")]
     role: String,
     #[serde(default)]
     email: Option<String>,
     /// None: the server makes one and shows it this once.
     #[serde(default)]
     password: Option<String>,
+}
+
+/// The role a new user gets when none is given: the one that may change
+/// nothing.
+fn least_privilege() -> String {
+    Role::Auditor.as_str().to_owned()
 }
 
 /// Creates a user.

@@ -154,6 +154,10 @@ where
     check_key(D::WHAT, &name)?;
     let Json(mut doc) = body?;
     let at = now(&state);
+    if let Some((named, query)) = doc.hosts_to_resolve() {
+        let hosts = resolve_hosts(&state, &format!("{} {name}", D::WHAT), &named, query.as_deref()).await?;
+        doc.set_resolved_hosts(hosts);
+    }
     doc.check(&name, &caller.username, at).map_err(invalid)?;
     if let Some(host) = doc.host() {
         if state.store.host(host).await?.is_none() {
@@ -183,6 +187,95 @@ where
     );
     v["replaced"] = json!(before.is_some());
     Ok(Json(v))
+}
+
+/// The most hosts one document may name or select; more is what a group
+/// is for.
+const MAX_NAMED_HOSTS: usize = 10_000;
+
+/// The hosts (not revoked) a document names by id or host name, and those
+/// `query` selects now, in that order, each once, as (id, host name). An
+/// unknown name, a name several hosts share, a query that does not parse
+/// or selects nothing is an error naming it.
+pub(crate) async fn resolve_hosts(
+    state: &AppState,
+    what: &str,
+    named: &[String],
+    query: Option<&str>,
+) -> ApiResult<Vec<(String, String)>> {
+    use crate::console::clip;
+    if named.len() > MAX_NAMED_HOSTS {
+        return Err(invalid(format!(
+            "{what}: {} hosts named; at most {MAX_NAMED_HOSTS} (use a group)",
+            named.len()
+        )));
+    }
+    let at = now(state);
+    let stale_after = state.config.stale_after;
+    let all = state
+        .store
+        .list_hosts(&store::HostFilter::default(), at, stale_after)
+        .await?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut push = |id: &str, hostname: &str| {
+        if !out.iter().any(|(i, _)| i == id) {
+            out.push((id.to_owned(), hostname.to_owned()));
+        }
+    };
+    for n in named.iter().map(|n| n.trim()) {
+        if let Some(h) = all.iter().find(|h| h.id == n) {
+            push(&h.id, &h.hostname);
+            continue;
+        }
+        let by_name: Vec<_> = all.iter().filter(|h| h.hostname == n).collect();
+        match by_name.as_slice() {
+            [h] => push(&h.id, &h.hostname),
+            [] => {
+                return Err(invalid(format!(
+                    "{what}: no host {:?} (neither a host's name nor its id)",
+                    clip(n)
+                )))
+            }
+            several => {
+                return Err(invalid(format!(
+                    "{what}: {} hosts are named {:?}; give one of their ids: {}",
+                    several.len(),
+                    clip(n),
+                    several
+                        .iter()
+                        .take(5)
+                        .map(|h| h.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+    }
+    if let Some(q) = query {
+        let parsed = patchwell_core::query::Query::parse(q)
+            .map_err(|e| invalid(format!("{what}: the query {:?}: {e}", clip(q))))?;
+        let selected: Vec<_> = all
+            .iter()
+            .filter(|h| crate::handlers::selected(&parsed, h, at, stale_after))
+            .collect();
+        if selected.is_empty() {
+            return Err(invalid(format!(
+                "{what}: the query {:?} selects no host",
+                clip(q)
+            )));
+        }
+        if selected.len() > MAX_NAMED_HOSTS {
+            return Err(invalid(format!(
+                "{what}: the query {:?} selects {} hosts; at most {MAX_NAMED_HOSTS} (use a group)",
+                clip(q),
+                selected.len()
+            )));
+        }
+        for h in selected {
+            push(&h.id, &h.hostname);
+        }
+    }
+    Ok(out)
 }
 
 /// `DELETE /api/v1/{kind}/{name}`

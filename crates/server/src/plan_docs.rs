@@ -43,6 +43,14 @@ pub(crate) trait Doc: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn host(&self) -> Option<&str> {
         None
     }
+    /// The hosts the document names (by id or host name) and the host
+    /// query it selects more with, which the server resolves into hosts
+    /// before checking it (`None`: it names no hosts this way).
+    fn hosts_to_resolve(&self) -> Option<(Vec<String>, Option<String>)> {
+        None
+    }
+    /// The hosts resolved from [`Doc::hosts_to_resolve`]: id and host name.
+    fn set_resolved_hosts(&mut self, _hosts: Vec<(String, String)>) {}
     /// Facts derived at `now` to show beside the stored document.
     fn derived(&self, _now: Timestamp) -> Value {
         Value::Null
@@ -327,9 +335,22 @@ impl Doc for BaselineDoc {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExemptionDoc {
-    /// One host, by id...
-    #[serde(default)]
+    /// One host, by id or host name...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) host: Option<String>,
+    /// ...or several, by id or host name, and those `query` selects. The
+    /// server resolves them once, when the exemption is stored, and keeps
+    /// the ids here: an exemption excuses the hosts its approver saw, and a
+    /// host that matches the query later is not excused by it (a group is
+    /// what follows its members).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) hosts: Vec<String>,
+    /// The host query the hosts were chosen with, kept as a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) query: Option<String>,
+    /// The hosts' names when it was stored (set by the server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) host_names: Vec<String>,
     /// ...or a group.
     #[serde(default)]
     pub(crate) group: Option<String>,
@@ -357,12 +378,15 @@ pub(crate) struct ExemptionDoc {
 impl ExemptionDoc {
     /// The exemption, parsed.
     pub(crate) fn to_exemption(&self, name: &str) -> Result<Exemption, String> {
-        let scope = match (&self.host, &self.group) {
-            (Some(h), None) => Scope::Host(h.clone()),
-            (None, Some(g)) => Scope::Group(g.clone()),
+        let mut ids: Vec<String> = self.host.iter().chain(&self.hosts).cloned().collect();
+        ids.dedup();
+        let scope = match (ids.len(), &self.group) {
+            (0, Some(g)) => Scope::Group(g.clone()),
+            (1, None) => Scope::Host(ids.remove(0)),
+            (n, None) if n > 1 => Scope::Hosts(ids),
             _ => {
                 return Err(format!(
-                    "exemption {name}: give a host or a group, not both"
+                    "exemption {name}: give hosts (by name or id, or a query) or a group, not both"
                 ))
             }
         };
@@ -417,8 +441,25 @@ impl Doc for ExemptionDoc {
         "exempt".into()
     }
 
-    fn host(&self) -> Option<&str> {
-        self.host.as_deref()
+    fn hosts_to_resolve(&self) -> Option<(Vec<String>, Option<String>)> {
+        let named: Vec<String> = self.host.iter().chain(&self.hosts).cloned().collect();
+        let query = self
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+        (!named.is_empty() || query.is_some()).then_some((named, query))
+    }
+
+    fn set_resolved_hosts(&mut self, hosts: Vec<(String, String)>) {
+        self.host = None;
+        self.query = self
+            .query
+            .take()
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty());
+        (self.hosts, self.host_names) = hosts.into_iter().unzip();
     }
 
     fn derived(&self, now: Timestamp) -> Value {

@@ -257,6 +257,10 @@ pub(crate) struct StateDoc {
     /// nothing did, or it was stored before releases were asked for).
     #[serde(default)]
     release: Option<ReleaseDoc>,
+    /// Success gates a person lowered since the rollout was created, by
+    /// ring name (percent of its hosts); the spec keeps what was frozen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    gates: BTreeMap<String, u32>,
 }
 
 /// A rollout waiting for an approver or administrator to release it.
@@ -484,6 +488,9 @@ pub(crate) struct RolloutAction {
     /// A note for the review.
     #[serde(default)]
     note: Option<String>,
+    /// A ring's new success gate, percent of its hosts.
+    #[serde(default)]
+    gate_success_percent: Option<u32>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1331,12 +1338,22 @@ async fn stored_rollout(
 
 async fn load_and_plan(state: &AppState, name: &str) -> ApiResult<Loaded> {
     let (record, spec, doc) = stored_rollout(state, name).await?;
-    let rings: Vec<Ring> = spec
+    let mut rings: Vec<Ring> = spec
         .rings
         .iter()
         .map(RingSpec::to_ring)
         .collect::<Result<_, _>>()
         .map_err(ApiError::internal)?;
+    for ring in &mut rings {
+        if let Some(&p) = doc.gates.get(&ring.name) {
+            ring.gate_success_percent = p;
+            // A gate lowered to nothing lets the next ring start whatever
+            // this one's result.
+            if p == 0 {
+                ring.gate_min_hosts = 0;
+            }
+        }
+    }
     // Lines only: the packages are read when an exemption needs them.
     let hosts = state.store.rollout_lines(name).await?;
     let at = now(state);
@@ -1845,21 +1862,22 @@ fn show_json(l: &Loaded) -> Value {
 
 /// The rollout as shown, but for its hosts.
 fn show_head_json(l: &Loaded) -> Value {
+    let halt = l.plan.halt.as_ref().map(rollout::Halt::describe);
     let rings: Vec<Value> = l
         .plan
         .rings
         .iter()
         .zip(&l.rings)
-        .map(|(r, spec)| {
+        .enumerate()
+        .map(|(i, (r, spec))| {
             let c = r.counts;
+            let (state, reason) = ring_shown(&l.record.status, halt.as_deref(), r);
             json!({
                 "name": r.name,
-                "state": match r.state {
-                    rollout::RingState::Waiting(_) => "waiting",
-                    rollout::RingState::Running { .. } => "running",
-                    rollout::RingState::Passed { .. } => "passed",
-                },
-                "reason": r.state.describe(),
+                "state": state,
+                "reason": reason,
+                "gate": gate_shown(l, i),
+                "gate_success_percent": spec.gate_success_percent,
                 "hosts": c.hosts,
                 "succeeded": c.succeeded,
                 "failed": c.failed,
@@ -1883,11 +1901,155 @@ fn show_head_json(l: &Loaded) -> Value {
         "packages": l.spec.packages,
         "expires_at": l.spec.expires_at,
         "starts_at": l.spec.starts_at,
-        "halt": l.plan.halt.as_ref().map(rollout::Halt::describe),
+        "halt": halt,
+        // Who stopped it: a person (a halt or a rollback) or the failure
+        // threshold, by itself.
+        "halted_by": match (&l.doc.halted, &l.plan.halt) {
+            (Some(_), _) => Some("person"),
+            (None, Some(_)) => Some("failures"),
+            _ => None,
+        },
         "complete": l.plan.complete,
         "release": release_json(&l.spec, l.doc.release.as_ref()),
         "rings": rings,
     })
+}
+
+/// Where a ring stands as shown (its state's name and the reason people
+/// read): the plan's, read against the rollout's status, so that a ring of
+/// a halted or rolled-back rollout never reads as running.
+fn ring_shown(status: &str, halt: Option<&str>, r: &rollout::RingPlan) -> (&'static str, String) {
+    use rollout::RingState;
+    let started = match r.state {
+        RingState::Running { started } | RingState::Passed { started } => Some(started),
+        RingState::Waiting(_) => None,
+    };
+    let since = |started: Option<Timestamp>| {
+        started.map_or(String::new(), |t| {
+            format!(" (started {})", rollout::human(&t))
+        })
+    };
+    let why = halt.unwrap_or("no reason given");
+    match (status, started) {
+        ("rolling_back" | "rolled_back", None) => (
+            "not_started",
+            "never started: the rollout was rolled back".into(),
+        ),
+        ("rolling_back", Some(t)) => (
+            "rolling_back",
+            format!("rolling back{}: {why}", since(t)),
+        ),
+        ("rolled_back", Some(t)) => ("rolled_back", format!("rolled back{}: {why}", since(t))),
+        ("halted", Some(t)) if matches!(r.state, RingState::Running { .. }) => {
+            ("halted", format!("halted{}: {why}", since(t)))
+        }
+        (REFUSED, None) => ("not_started", "never starts: the rollout was refused".into()),
+        _ => (
+            match r.state {
+                RingState::Waiting(_) => "waiting",
+                RingState::Running { .. } => "running",
+                RingState::Passed { .. } => "passed",
+            },
+            r.state.describe(),
+        ),
+    }
+}
+
+/// For a ring waiting for the previous ring's success gate: what the gate
+/// lacks and what could still bring it (hosts installing, offline, outside
+/// their window or queued), whether it can pass by itself, and the actions
+/// that would move it. `None` for any other ring.
+fn gate_shown(l: &Loaded, i: usize) -> Option<Value> {
+    use rollout::{Action, RingState, RingWait};
+    let r = l.plan.rings.get(i)?;
+    let RingState::Waiting(RingWait::Gate {
+        ring,
+        succeeded,
+        needed,
+        unhealthy,
+    }) = &r.state
+    else {
+        return None;
+    };
+    let prev = i.checked_sub(1)?;
+    // Only a started ring's gate is worth explaining.
+    if matches!(l.plan.rings[prev].state, RingState::Waiting(_)) {
+        return None;
+    }
+    let (mut installing, mut offline, mut later, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    let mut offline_since: Option<Timestamp> = None;
+    for h in l.plan.hosts.iter().filter(|h| h.ring == prev) {
+        match &h.action {
+            Action::Start {
+                offline_since: Some(t),
+            }
+            | Action::Handed {
+                offline_since: Some(t),
+                ..
+            } => {
+                offline += 1;
+                offline_since = Some(offline_since.map_or(*t, |o| o.min(*t)));
+            }
+            Action::Start { .. } | Action::Handed { .. } | Action::InProgress { .. } => {
+                installing += 1
+            }
+            Action::OutsideWindow { .. } | Action::Queued { .. } => later += 1,
+            Action::Failed { .. } | Action::RolledBack => failed += 1,
+            _ => {}
+        }
+    }
+    let lacking = needed.saturating_sub(*succeeded);
+    let gate_healthy = l.rings.get(prev).is_some_and(|r| r.gate_healthy);
+    let stuck = succeeded + installing + offline + later < *needed || (gate_healthy && *unhealthy > 0);
+    let percent = l.rings.get(prev).map_or(0, |r| r.gate_success_percent);
+    let mut actions = Vec::new();
+    if installing > 0 {
+        actions.push(format!("wait: {installing} of its hosts are installing now"));
+    }
+    if offline > 0 {
+        actions.push(format!(
+            "wait for the {offline} offline hosts: each picks its job up when it next checks in{}",
+            offline_since.map_or(String::new(), |t| format!(
+                " (the longest offline since {})",
+                rollout::human(&t)
+            ))
+        ));
+    }
+    if later > 0 {
+        actions.push(format!(
+            "wait: {later} of its hosts start when their maintenance window opens or the \
+             disruption budget frees"
+        ));
+    }
+    if failed > 0 {
+        actions.push(format!(
+            "redeploy: the {failed} hosts that failed or were rolled back start again"
+        ));
+    }
+    if percent > 0 {
+        actions.push(format!(
+            "lower the gate: now {percent}% of ring {ring}'s hosts must succeed"
+        ));
+    }
+    actions.push(format!(
+        "add hosts: a ring's hosts are fixed when its rollout is created, so a new rollout \
+         whose ring {ring} takes more hosts has more successes to count"
+    ));
+    Some(json!({
+        "ring": ring,
+        "needed": needed,
+        "succeeded": succeeded,
+        "lacking": lacking,
+        "installing": installing,
+        "offline": offline,
+        "offline_since": offline_since,
+        "later": later,
+        "failed": failed,
+        "unhealthy": unhealthy,
+        "percent": percent,
+        "stuck": stuck,
+        "actions": actions,
+    }))
 }
 
 /// What of a rollout needed a release and the decision, with the full text
@@ -2305,6 +2467,51 @@ pub(crate) async fn approve(
     .await
 }
 
+/// `POST /api/v1/rollouts/{name}/gate`: a person lowers a started ring's
+/// success gate (`{"ring", "gate_success_percent", "reason"}`), so the next
+/// ring may start with fewer of its hosts succeeded. Only lower: raising a
+/// gate the next ring may already have passed would mean nothing.
+pub(crate) async fn lower_gate(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    Path(name): Path<String>,
+    body: JsonBody<RolloutAction>,
+) -> ApiResult<Json<Value>> {
+    let Json(action) = body?;
+    let ring = action
+        .ring
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("name the ring whose gate to lower"))?;
+    let percent = action.gate_success_percent.ok_or_else(|| {
+        ApiError::bad_request("gate_success_percent: give the new gate, 0 to 100")
+    })?;
+    let reason = reason_of(&action, "lowering a gate")?;
+    let why = Why::new(&caller.username, "lower-gate").because(Some(format!(
+        "ring {ring}: {percent}% of its hosts must succeed; {reason}"
+    )));
+    act(&state, &name, why, |l, doc| {
+        released(l, &name)?;
+        if !matches!(l.record.status.as_str(), "running" | "halted") {
+            return Err(ApiError::conflict(format!(
+                "rollout {name} is {}: only a running or halted rollout's gates change",
+                l.record.status
+            )));
+        }
+        let r = l.rings.iter().find(|r| r.name == ring).ok_or_else(|| {
+            ApiError::bad_request(format!("rollout {name} has no ring {ring}"))
+        })?;
+        if percent >= r.gate_success_percent {
+            return Err(ApiError::bad_request(format!(
+                "gate_success_percent {percent}: ring {ring}'s gate is {}% already; give less",
+                r.gate_success_percent
+            )));
+        }
+        doc.gates.insert(ring.clone(), percent);
+        Ok(Decision::keep(l))
+    })
+    .await
+}
+
 /// A person's decision on a rollout awaiting release, and the audit entry
 /// that records it (naming each script by its hash, and the versions).
 async fn decide_release(
@@ -2542,6 +2749,14 @@ pub(crate) async fn shown_and_reviewed(
     let l = load_and_plan(state, name).await?;
     let hosts = shown_hosts(&l).into_iter().map(|(h, _)| h).collect();
     Ok((show_head_json(&l), review_json(&Recorded::from(&l)), hosts))
+}
+
+/// The rollout as shown without its hosts, and its review, from one plan:
+/// what the live part of the console's rollout page shows, so that the
+/// progress and the review's figures never disagree.
+pub(crate) async fn shown_head_and_reviewed(state: &AppState, name: &str) -> ApiResult<(Value, Value)> {
+    let l = load_and_plan(state, name).await?;
+    Ok((show_head_json(&l), review_json(&Recorded::from(&l))))
 }
 
 fn review_json(l: &Recorded<'_>) -> Value {

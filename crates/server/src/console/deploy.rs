@@ -213,6 +213,8 @@ pub(crate) async fn list(
                 div { label for="pilot" { "Pilot ring size" } input id="pilot" name="pilot" value="5%"; }
                 div { label for="wait" { "Business days between pilot and the rest" } input id="wait" name="wait" type="number" min="0" max="30" value="2"; }
                 div { label for="budget" { "Disruption budget (hosts or %, at once)" } input id="budget" name="budget" placeholder="unlimited"; }
+                div { label for="gate" { "Pilot's success gate (% of its hosts that must succeed first)" } input id="gate" name="gate" type="number" min="0" max="100" value="95"; }
+                div { label for="halt" { "Halt when a ring's failures pass (% of its hosts)" } input id="halt" name="halt" type="number" min="0" max="100" value="10"; }
                 div { label for="policy" { "Policy (its maintenance windows and schedule)" }
                     select id="policy" name="policy" {
                         option value="" selected { "None: any time" }
@@ -247,6 +249,10 @@ pub(crate) struct NewRollout {
     #[serde(default)]
     budget: String,
     #[serde(default)]
+    gate: String,
+    #[serde(default)]
+    halt: String,
+    #[serde(default)]
     policy: String,
     #[serde(default)]
     start: String,
@@ -261,20 +267,36 @@ pub(crate) async fn create(
     let wait: i64 = match form.wait.trim() {
         "" => 2,
         w => w.parse().map_err(|_| {
-            ApiError::bad_request(format!("business days {w:?}: give a whole number"))
+            ApiError::bad_request(format!(
+                "business days {:?}: give a whole number",
+                super::clip(w)
+            ))
         })?,
     };
     let pilot = match form.pilot.trim() {
         "" => "5%",
         p => p,
     };
+    let percent = |what: &str, text: &str, default: u32| -> Result<u32, ApiError> {
+        match text.trim() {
+            "" => Ok(default),
+            t => t.parse::<u32>().ok().filter(|p| *p <= 100).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{what} {:?}: give a whole percentage, 0 to 100",
+                    super::clip(t)
+                ))
+            }),
+        }
+    };
+    let gate = percent("the pilot's success gate", &form.gate, 95)?;
+    let halt = percent("the halt on failures", &form.halt, 10)?;
     let mut request = json!({
         "name": form.name.trim(),
         "reason": form.reason,
         "updates": form.updates,
         "rings": [
-            {"name": "pilot", "size": pilot},
-            {"name": "broad", "size": "rest", "wait_business_days": wait},
+            {"name": "pilot", "size": pilot, "gate_success_percent": gate, "halt_failure_percent": halt},
+            {"name": "broad", "size": "rest", "wait_business_days": wait, "halt_failure_percent": halt},
         ],
     });
     if !form.hosts.trim().is_empty() {
@@ -300,7 +322,11 @@ pub(crate) async fn create(
              since {}.",
             created["release"]["why"].as_str().unwrap_or_default()
         ),
-        Some(at) => format!("Rollout created; the pilot ring starts at {at}."),
+        Some(at) => format!(
+            "Rollout created; the pilot ring starts at {}.",
+            at.parse::<jiff::Timestamp>()
+                .map_or_else(|_| at.to_owned(), |t| patchwell_core::rollout::human(&t))
+        ),
         None => "Rollout created; the pilot ring starts now.".to_owned(),
     };
     Ok(Redirect::to(&format!(
@@ -314,37 +340,78 @@ pub(crate) async fn create(
 // ---------------------------------------------------------------------------
 // One rollout.
 
-/// The part of a rollout's page that changes while it runs.
-fn progress(r: &Value) -> Markup {
+/// The part of a rollout's page that changes while it runs: its status,
+/// its rings (and what a ring stuck at its gate lacks), and the review's
+/// figures, all from one plan, so no two figures on the page disagree.
+fn progress(r: &Value, review: &Value) -> Markup {
     let (hosts, ok, failed, running, back, exempt) = totals(r);
+    let halted_by_itself = r["halted_by"] == "failures";
     html! {
-        p {
-            "Status: " strong data-test="status" { (text(&r["status"])) }
-            @if let Some(h) = r["halt"].as_str() { " · " span class="bad" { (h) } }
-            @if r["complete"] == true { " · every host is done" }
-        }
-        (bar(hosts, (ok, failed, running, back), Some(exempt)))
-        p class="muted" { (ok) " succeeded, " (failed) " failed, " (running) " in progress, " (back) " rolled back, " (exempt) " exempt, of " (hosts) " hosts" }
-        table {
-            thead { tr {
-                th scope="col" { "Ring" } th scope="col" { "State" } th scope="col" { "Why" }
-                th scope="col" class="num" { "Hosts" } th scope="col" class="num" { "Succeeded" }
-                th scope="col" class="num" { "Failed" } th scope="col" class="num" { "In progress" }
-                th scope="col" class="num" { "Deferred" } th scope="col" class="num" { "Exempt" }
-            } }
-            tbody { @for ring in r["rings"].as_array().into_iter().flatten() {
-                tr {
-                    th scope="row" { (text(&ring["name"])) }
-                    td { (text(&ring["state"])) }
-                    td { (text(&ring["reason"])) }
-                    td class="num" { (text(&ring["hosts"])) }
-                    td class="num" { (text(&ring["succeeded"])) }
-                    td class="num" { (text(&ring["failed"])) }
-                    td class="num" { (text(&ring["in_progress"])) }
-                    td class="num" { (text(&ring["deferred"])) }
-                    td class="num" { (text(&ring["exempt"])) }
+        section aria-labelledby="progress" {
+            h2 id="progress" { "Progress" }
+            p {
+                "Status: " strong data-test="status" { (text(&r["status"])) }
+                @if let Some(h) = r["halt"].as_str() {
+                    " · " span class="bad" data-test="halt" {
+                        @if halted_by_itself { "halted by itself: " } (h)
+                    }
                 }
-            } }
+                @if r["complete"] == true { " · every host is done" }
+            }
+            (bar(hosts, (ok, failed, running, back), Some(exempt)))
+            p class="muted" { (ok) " succeeded, " (failed) " failed, " (running) " in progress, " (back) " rolled back, " (exempt) " exempt, of " (hosts) " hosts" }
+            table {
+                thead { tr {
+                    th scope="col" { "Ring" } th scope="col" { "State" } th scope="col" { "Why" }
+                    th scope="col" class="num" { "Hosts" } th scope="col" class="num" { "Succeeded" }
+                    th scope="col" class="num" { "Failed" } th scope="col" class="num" { "In progress" }
+                    th scope="col" class="num" { "Deferred" } th scope="col" class="num" { "Exempt" }
+                } }
+                tbody { @for ring in r["rings"].as_array().into_iter().flatten() {
+                    tr data-ring=(text(&ring["name"])) {
+                        th scope="row" { (text(&ring["name"])) }
+                        td data-test="ring-state" { (text(&ring["state"])) }
+                        td data-test="ring-reason" { (text(&ring["reason"])) }
+                        td class="num" { (text(&ring["hosts"])) }
+                        td class="num" { (text(&ring["succeeded"])) }
+                        td class="num" { (text(&ring["failed"])) }
+                        td class="num" { (text(&ring["in_progress"])) }
+                        td class="num" { (text(&ring["deferred"])) }
+                        td class="num" { (text(&ring["exempt"])) }
+                    }
+                } }
+            }
+            @for ring in r["rings"].as_array().into_iter().flatten() {
+                @let g = &ring["gate"];
+                @if g.is_object() {
+                    div class="gate" data-test="gate" {
+                        p {
+                            strong { "Ring " (text(&ring["name"])) " waits for ring " (text(&g["ring"])) "'s gate: " }
+                            "it lacks " (text(&g["lacking"])) " of the " (text(&g["needed"])) " successes it needs ("
+                            (text(&g["succeeded"])) " so far). Of ring " (text(&g["ring"])) "'s hosts, "
+                            (text(&g["installing"])) " are installing, " (text(&g["offline"])) " offline, "
+                            (text(&g["later"])) " wait for a window or the budget and " (text(&g["failed"])) " failed or were rolled back"
+                            @if g["unhealthy"].as_u64().unwrap_or(0) > 0 { "; the health check failed on " (text(&g["unhealthy"])) } "."
+                            @if g["stuck"] == true { " " strong class="warn" { "It cannot pass by itself." } }
+                        }
+                        p { "What would move it:" }
+                        ul { @for a in g["actions"].as_array().into_iter().flatten() { li { (text(a)) } } }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="review" {
+            h2 id="review" { "Post-implementation review" }
+            dl class="facts" data-test="review" {
+                dt { "Targets" } dd { (text(&review["targets"])) }
+                dt { "Succeeded" } dd { (text(&review["succeeded"])) }
+                dt { "Failed" } dd { (text(&review["failed"])) }
+                dt { "Rolled back" } dd { (text(&review["rolled_back"])) }
+                dt { "In progress" } dd { (text(&review["in_progress"])) }
+                dt { "Time to 50%" } dd { (seconds(&review["seconds_to_50_percent"])) }
+                dt { "Time to 95%" } dd { (seconds(&review["seconds_to_95_percent"])) }
+                dt { "Deadline met" } dd { (text(&review["deadline_met"])) }
+            }
         }
     }
 }
@@ -358,6 +425,21 @@ pub(crate) async fn show(
     // The page and its review from one plan, as the API's show and review
     // give them.
     let (r, review, mut hosts) = rollouts::shown_and_reviewed(&state, &name).await?;
+    let gate_rings: Vec<(String, u64)> = r["rings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| {
+            let prev = &g["gate"];
+            Some((prev["ring"].as_str()?.to_owned(), prev["percent"].as_u64()?))
+        })
+        .filter(|(_, p)| *p > 0)
+        .collect();
+    let stuck_failed = r["rings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|g| g["gate"]["failed"].as_u64().unwrap_or(0) > 0);
     let every = hosts.len();
     let mut by_progress: BTreeMap<&str, usize> = BTreeMap::new();
     for h in &hosts {
@@ -421,17 +503,34 @@ pub(crate) async fn show(
                         button type="submit" class="danger" { "Halt" }
                     }
                 }
-                @if status == "halted" {
+                @if status == "halted" && r["halted_by"] == "person" {
                     form class="inline" method="post" action=(act) {
                         input type="hidden" name="action" value="resume";
                         button type="submit" { "Resume" }
                     }
+                }
+                @if status == "halted" || (status == "running" && stuck_failed) {
                     form class="inline" method="post" action=(act) {
                         input type="hidden" name="action" value="redeploy";
+                        label for="redeploy-reason" { "Reason" }
+                        input id="redeploy-reason" name="reason" required placeholder="why retry";
                         button type="submit" class="secondary" { "Redeploy (new generation)" }
                     }
                 }
-                @if !unreleased && (status != "complete" || review["succeeded"].as_u64().unwrap_or(0) > 0) {
+                @if status == "running" || status == "halted" {
+                    @for (ring, percent) in &gate_rings {
+                        form class="inline" method="post" action=(act) data-confirm=(format!("Lower ring {ring}'s success gate? The next ring starts with fewer of its hosts succeeded.")) {
+                            input type="hidden" name="action" value="gate";
+                            input type="hidden" name="ring" value=(ring);
+                            label for=(format!("gate-{ring}")) { "Gate of ring " (ring) " (%, now " (percent) ")" }
+                            input id=(format!("gate-{ring}")) name="gate_success_percent" type="number" min="0" max=(percent.saturating_sub(1)) required;
+                            label for=(format!("gate-reason-{ring}")) { "Reason" }
+                            input id=(format!("gate-reason-{ring}")) name="reason" required placeholder="why lower it";
+                            button type="submit" { "Lower the gate" }
+                        }
+                    }
+                }
+                @if !unreleased && status != "rolling_back" && status != "rolled_back" && (status != "complete" || review["succeeded"].as_u64().unwrap_or(0) > 0) {
                     form class="inline" method="post" action=(act) data-confirm="Roll back every host where this rollout installed?" {
                         input type="hidden" name="action" value="rollback";
                         label for="rollback-reason" { "Reason" }
@@ -450,25 +549,11 @@ pub(crate) async fn show(
                 }
             }
         }
-        section aria-labelledby="progress" {
-            h2 id="progress" { "Progress" }
-            div data-live=(format!("{base}/live")) { (progress(&r)) }
-        }
-        section aria-labelledby="review" {
-            h2 id="review" { "Post-implementation review" }
-            dl class="facts" {
-                dt { "Targets" } dd { (text(&review["targets"])) }
-                dt { "Succeeded" } dd { (text(&review["succeeded"])) }
-                dt { "Failed" } dd { (text(&review["failed"])) }
-                dt { "Rolled back" } dd { (text(&review["rolled_back"])) }
-                dt { "Time to 50%" } dd { (seconds(&review["seconds_to_50_percent"])) }
-                dt { "Time to 95%" } dd { (seconds(&review["seconds_to_95_percent"])) }
-                dt { "Deadline met" } dd { (text(&review["deadline_met"])) }
-                dt { "Notes" } dd {
-                    @for n in review["notes"].as_array().into_iter().flatten() {
-                        div { (text(&n["text"])) " — " (text(&n["by"])) " " (when(n["at"].as_str())) }
-                    }
-                }
+        div data-live=(format!("{base}/live")) { (progress(&r, &review)) }
+        section aria-labelledby="notes" {
+            h3 id="notes" { "Notes" }
+            @for n in review["notes"].as_array().into_iter().flatten() {
+                p { (text(&n["text"])) " — " (text(&n["by"])) " " (when(n["at"].as_str())) }
             }
             @if viewer.may(Access::Operate) {
                 form class="actions" method="post" action=(act) {
@@ -622,9 +707,9 @@ pub(crate) async fn live(
     fragments(Duration::from_secs(1), move || {
         let (state, name) = (state.clone(), name.clone());
         async move {
-            match rollouts::shown_head(&state, &name).await {
-                Ok(r) => (
-                    progress(&r).into_string(),
+            match rollouts::shown_head_and_reviewed(&state, &name).await {
+                Ok((r, review)) => (
+                    progress(&r, &review).into_string(),
                     // Nothing moves any more once it is complete or rolled
                     // back (a halted one may be resumed).
                     (r["status"] == "complete" && r["complete"] == true)
@@ -651,6 +736,8 @@ pub(crate) struct ActForm {
     note: Option<String>,
     #[serde(default)]
     baseline: Option<String>,
+    #[serde(default)]
+    gate_success_percent: Option<String>,
 }
 
 pub(crate) async fn act(
@@ -669,6 +756,16 @@ pub(crate) async fn act(
             action[k] = json!(v);
         }
     }
+    if form.action == "gate" {
+        let percent = form.gate_success_percent.as_deref().unwrap_or("").trim();
+        let percent: u32 = percent.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "the gate {:?}: give a whole percentage, 0 to 100",
+                super::clip(percent)
+            ))
+        })?;
+        action["gate_success_percent"] = json!(percent);
+    }
     let parsed = || -> Result<_, PageError> {
         Ok(Ok(Json(
             serde_json::from_value(action.clone())
@@ -676,16 +773,39 @@ pub(crate) async fn act(
         )))
     };
     let (s, p) = (State(state.clone()), Path(name.clone()));
-    let done = match form.action.as_str() {
+    let resumed_but: String;
+    let done: &str = match form.action.as_str() {
         "halt" => {
             let _ =
                 rollouts::halt(s, Operator(viewer.require(Access::Operate)?), p, parsed()?).await?;
             "Halted: no new host starts."
         }
         "resume" => {
-            let _ = rollouts::resume(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
-                .await?;
-            "Resumed."
+            let Json(after) =
+                rollouts::resume(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                    .await?;
+            // The executor's pass right after may halt it again at once,
+            // when its failures are still over a ring's threshold.
+            if after["status"] == "halted" {
+                resumed_but = format!(
+                    "Resumed, but it halted again at once by itself: {}. Redeploy it to retry \
+                     the failed hosts, or roll it back.",
+                    after["halt"].as_str().unwrap_or("a ring's failures are over its threshold")
+                );
+                &resumed_but
+            } else {
+                "Resumed."
+            }
+        }
+        "gate" => {
+            let _ = rollouts::lower_gate(
+                s,
+                Operator(viewer.require(Access::Operate)?),
+                p,
+                parsed()?,
+            )
+            .await?;
+            "Gate lowered."
         }
         "rollback" => {
             let _ = rollouts::rollback(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
@@ -732,7 +852,11 @@ pub(crate) async fn act(
             "Baseline raised to this rollout's result."
         }
         other => {
-            return Err(ApiError::bad_request(format!("unknown action {other:?}")).into());
+            return Err(ApiError::bad_request(format!(
+                "unknown action {:?}",
+                super::clip(other)
+            ))
+            .into());
         }
     };
     Ok(Redirect::to(&format!(

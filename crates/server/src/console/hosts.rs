@@ -175,7 +175,7 @@ pub(crate) async fn show(
                         th scope="col" { "Installed → fixed" } th scope="col" { "Class" }
                         th scope="col" { "Deadline" } th scope="col" { "Why it applies" }
                     } }
-                    tbody { @for f in &list {
+                    tbody { @for f in l.window(&list) {
                         @let advisory = f["advisory"].as_str();
                         tr {
                             td {
@@ -195,6 +195,7 @@ pub(crate) async fn show(
                         }
                     } }
                 }
+                (l.pager(&format!("/console/hosts/{}", encode(&id)), list.len()))
             }
         }
         section aria-labelledby="history" {

@@ -34,8 +34,13 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The console's routes.
-pub(crate) fn routes() -> Router<AppState> {
+/// The console's routes, a refused form answered with its page again.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    pages().route_layer(axum::middleware::from_fn_with_state(state, refill_forms))
+}
+
+/// The console's routes as they are.
+fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/console/assets/console.css", get(css))
@@ -184,16 +189,31 @@ impl From<store::Error> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
+        let reason = status.canonical_reason().unwrap_or("Error");
         let body = bare(
-            status.canonical_reason().unwrap_or("Error"),
+            reason,
             html! {
-                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
-                p role="alert" class="error" { (self.0.message()) }
+                nav aria-label="Main" {
+                    ul class="error-nav" {
+                        @for (path, label) in NAV { li { a href=(path) { (label) } } }
+                    }
+                }
+                h1 { (status.as_u16()) " " (reason) }
+                p role="alert" class="error" { (clip_long(self.0.message())) }
                 p { a href="/console" { "Back to the dashboard" } }
             },
         );
-        (status, Html(body.into_string())).into_response()
+        let mut response = (status, Html(body.into_string())).into_response();
+        response
+            .extensions_mut()
+            .insert(Refusal(self.0.message().to_owned()));
+        response
     }
+}
+
+/// A message cut at a bound, whatever it repeats.
+fn clip_long(message: &str) -> String {
+    clipped(message, &[])
 }
 
 pub(crate) type PageResult = Result<Html<String>, PageError>;
@@ -300,7 +320,7 @@ pub(crate) fn page(
 pub(crate) fn when(t: Option<&str>) -> Markup {
     match t.and_then(|t| t.parse::<Timestamp>().ok()) {
         Some(ts) => html! {
-            time datetime=(ts.to_string()) { (ts.strftime("%Y-%m-%d %H:%M UTC")) }
+            time datetime=(ts.to_string()) { (patchwell_core::rollout::human(&ts)) }
         },
         None => html! { "—" },
     }
@@ -327,6 +347,366 @@ pub(crate) fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// A form the server refused: the same page again, the form as typed.
+
+/// The message of a refused form, carried from [`PageError`] to
+/// [`refill_forms`] on the answer.
+#[derive(Debug, Clone)]
+struct Refusal(String);
+
+/// How much of a value people typed an error message repeats.
+const CLIP: usize = 80;
+
+/// A value as an error message repeats it: whole when short, else its
+/// first 80 characters and an ellipsis.
+pub(crate) fn clip(s: &str) -> String {
+    if s.chars().count() > CLIP {
+        format!("{}…", s.chars().take(CLIP).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// [`clipped`], for a handler that shows its form again itself.
+pub(crate) fn clip_message(message: &str, fields: &[(String, String)]) -> String {
+    clipped(message, fields)
+}
+
+/// A message with every long value that was typed cut short where it
+/// repeats them (as typed, or quoted as Rust's `{:?}` quotes).
+fn clipped(message: &str, fields: &[(String, String)]) -> String {
+    let mut out = message.to_owned();
+    for (_, v) in fields {
+        if v.chars().count() > CLIP {
+            let quoted = format!("{v:?}");
+            out = out
+                .replace(&quoted, &format!("{:?}", clip(v)))
+                .replace(v.as_str(), &clip(v));
+        }
+    }
+    // Whatever else is long (a value the handler changed first) is cut at
+    // a bound too.
+    if out.chars().count() > 4 * CLIP {
+        out = format!("{}…", out.chars().take(4 * CLIP).collect::<String>());
+    }
+    out
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body, in order.
+fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => {
+                    let hex = std::str::from_utf8(&s[i + 1..i + 3]).ok();
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut kv = pair.splitn(2, |&b| b == b'=');
+            let k = decode(kv.next().unwrap_or_default());
+            let v = decode(kv.next().unwrap_or_default());
+            (k, v)
+        })
+        .collect()
+}
+
+/// The page a console form is on: where the browser says it came from (a
+/// console page of this server), else the page the post's path belongs to.
+fn page_of_form(post: &str, referer: Option<&str>) -> String {
+    if let Some(r) = referer {
+        // `https://host/console/...`: the path and query after the host.
+        let path = r.split_once("://").map_or(r, |(_, rest)| {
+            rest.find('/').map_or("", |i| &rest[i..])
+        });
+        if path.starts_with("/console") && !path.starts_with("/console/login") {
+            return path.to_owned();
+        }
+    }
+    let segments: Vec<&str> = post.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["console", "rollouts", name, "act"] => format!("/console/rollouts/{name}"),
+        ["console", "users", ..] => "/console/users".into(),
+        ["console", "plans", kind, ..] => format!("/console/plans/{kind}"),
+        ["console", "deferrals", ..] => "/console/deferrals".into(),
+        ["console", "procedure", ..] => "/console/procedure".into(),
+        ["console", "reports", ..] => "/console/reports".into(),
+        ["console", "approvals"] => "/console/updates".into(),
+        _ => post.to_owned(),
+    }
+}
+
+/// A layer over the console's routes: a form post the server refuses
+/// (any 4xx answer from a handler that did not show the form again itself)
+/// is answered with the page the form is on, the message on that form and
+/// its fields as they were typed, with the refusal's status. One place, so
+/// no form can forget it.
+pub(crate) async fn refill_forms(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let posted_to = request.uri().path().to_owned();
+    if request.method() != axum::http::Method::POST
+        || posted_to.starts_with("/console/login")
+        || posted_to == "/console/logout"
+    {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    // body.rs read it whole already, under its limits.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return PageError(ApiError::bad_request("the form's body could not be read")).into_response();
+    };
+    let fields = form_fields(&bytes);
+    let cookie = parts.headers.get(header::COOKIE).cloned();
+    let referer = parts
+        .headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    let status = response.status();
+    if !status.is_client_error() || status == StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let message = match response.extensions().get::<Refusal>() {
+        Some(Refusal(m)) => m.clone(),
+        None => {
+            let html = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/html"));
+            if html {
+                // The handler showed the form again itself.
+                return response;
+            }
+            // A form the extractor refused (a field missing or malformed).
+            let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
+                .await
+                .unwrap_or_default();
+            format!("the form was refused: {}", String::from_utf8_lossy(&body).trim())
+        }
+    };
+    let message = clipped(&message, &fields);
+    let page_path = page_of_form(&posted_to, referer.as_deref());
+    let mut get = axum::extract::Request::builder()
+        .method(axum::http::Method::GET)
+        .uri(&page_path);
+    if let Some(c) = cookie {
+        get = get.header(header::COOKIE, c);
+    }
+    let Ok(get) = get.body(axum::body::Body::empty()) else {
+        return refused_page(status, &message);
+    };
+    let mut router = pages().with_state(state);
+    let shown = match tower_service::Service::call(&mut router, get).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    if !shown.status().is_success() {
+        return refused_page(status, &message);
+    }
+    let Ok(html) = axum::body::to_bytes(shown.into_body(), 64 * 1024 * 1024).await else {
+        return refused_page(status, &message);
+    };
+    let html = String::from_utf8_lossy(&html);
+    let out = refill(&html, &posted_to, &fields, &message).unwrap_or_else(|| {
+        // No form of that page matches: the message above the content.
+        html.replacen(
+            "tabindex=\"-1\">",
+            &format!("tabindex=\"-1\">{}", alert(&message)),
+            1,
+        )
+    });
+    (status, Html(out)).into_response()
+}
+
+fn alert(message: &str) -> String {
+    html! { p class="error" role="alert" data-test="form-error" { (message) } }.into_string()
+}
+
+/// The refusal alone, on a page with the navigation, when the form's page
+/// cannot be shown.
+fn refused_page(status: StatusCode, message: &str) -> Response {
+    PageError(ApiError::new(status, message.to_owned())).into_response()
+}
+
+/// The value of attribute `name` in one tag's text, as written (escaped).
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')? + start;
+    Some(&tag[start..end])
+}
+
+fn escaped(s: &str) -> String {
+    html! { (s) }.into_string()
+}
+
+/// The page's HTML with the form that posted to `action` (the one whose
+/// hidden fields match what was posted and that has most of its fields)
+/// filled in as typed, and the message at its top; `None` when no form of
+/// the page posts there.
+fn refill(page: &str, action: &str, fields: &[(String, String)], message: &str) -> Option<String> {
+    let action = escaped(action);
+    let posted = |name: &str| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| escaped(v))
+            .collect()
+    };
+    // Each form: where its opening tag ends and where it closes.
+    let mut best: Option<(usize, usize, usize)> = None;
+    let mut at = 0;
+    while let Some(i) = page[at..].find("<form") {
+        let start = at + i;
+        let open_end = start + page[start..].find('>')? + 1;
+        let close = open_end + page[open_end..].find("</form>")?;
+        at = close;
+        if attr(&page[start..open_end], "action") != Some(action.as_str()) {
+            continue;
+        }
+        let inner = &page[open_end..close];
+        let mut score = 0;
+        let mut fits = true;
+        for tag in controls(inner) {
+            let Some(name) = attr(tag, "name") else {
+                continue;
+            };
+            let given = posted(name);
+            if attr(tag, "type") == Some("hidden") {
+                if let Some(v) = given.first() {
+                    fits &= attr(tag, "value") == Some(v.as_str());
+                }
+            } else if !given.is_empty() {
+                score += 1;
+            }
+        }
+        if fits && best.is_none_or(|(s, _, _)| score > s) {
+            best = Some((score, open_end, close));
+        }
+    }
+    let (_, open_end, close) = best?;
+    let mut filled = String::with_capacity(page.len() + message.len() + 256);
+    filled.push_str(&page[..open_end]);
+    filled.push_str(&alert(message));
+    let inner = &page[open_end..close];
+    let mut rest = inner;
+    while let Some(i) = next_control(rest) {
+        filled.push_str(&rest[..i]);
+        let tag_end = i + rest[i..].find('>').map_or(rest.len() - i, |e| e + 1);
+        let tag = &rest[i..tag_end];
+        let name = attr(tag, "name").unwrap_or_default();
+        let given = posted(name);
+        let kind = attr(tag, "type").unwrap_or("text");
+        if name.is_empty()
+            || (given.is_empty() && !tag.starts_with("<select"))
+            || kind == "hidden"
+            || kind == "password"
+        {
+            filled.push_str(tag);
+            rest = &rest[tag_end..];
+            continue;
+        }
+        if tag.starts_with("<input") {
+            if kind == "checkbox" || kind == "radio" {
+                let on = attr(tag, "value").is_some_and(|v| given.iter().any(|g| g == v));
+                let bare = tag.replace(" checked", "");
+                filled.push_str(&if on { bare.replacen("<input", "<input checked", 1) } else { bare });
+            } else {
+                filled.push_str(&with_value(tag, &given[0]));
+            }
+            rest = &rest[tag_end..];
+        } else if tag.starts_with("<textarea") {
+            filled.push_str(tag);
+            filled.push_str(&given[0]);
+            let after = &rest[tag_end..];
+            rest = after.find("</textarea>").map_or(after, |e| &after[e..]);
+        } else {
+            // A select: the options typed are selected, no other.
+            filled.push_str(tag);
+            let after = &rest[tag_end..];
+            let end = after.find("</select>").unwrap_or(after.len());
+            let mut options = after[..end].replace(" selected", "");
+            if !given.is_empty() {
+                for g in &given {
+                    options = options.replacen(
+                        &format!("<option value=\"{g}\""),
+                        &format!("<option value=\"{g}\" selected"),
+                        1,
+                    );
+                }
+            } else {
+                options = after[..end].to_owned();
+            }
+            filled.push_str(&options);
+            rest = &after[end..];
+        }
+    }
+    filled.push_str(rest);
+    filled.push_str(&page[close..]);
+    Some(filled)
+}
+
+/// The opening tags of a form's fields.
+fn controls(inner: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = inner;
+    while let Some(i) = next_control(rest) {
+        let end = i + rest[i..].find('>').map_or(rest.len() - i, |e| e + 1);
+        out.push(&rest[i..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn next_control(s: &str) -> Option<usize> {
+    ["<input", "<textarea", "<select"]
+        .iter()
+        .filter_map(|t| s.find(t))
+        .min()
+}
+
+/// An input's tag with its value replaced.
+fn with_value(tag: &str, value: &str) -> String {
+    match tag.find(" value=\"") {
+        Some(i) => {
+            let start = i + " value=\"".len();
+            let end = tag[start..].find('"').map_or(tag.len(), |e| start + e);
+            format!("{}{}{}", &tag[..start], value, &tag[end..])
+        }
+        None => {
+            let close = if tag.ends_with("/>") { tag.len() - 2 } else { tag.len() - 1 };
+            format!("{} value=\"{value}\"{}", &tag[..close], &tag[close..])
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -176,7 +176,7 @@ async fn users_page(
                             button type="submit" { "Set role" }
                         }
                         " "
-                        form class="inline" method="post" action=(format!("/console/users/{}", encode(&name))) {
+                        form class="inline" method="post" action=(format!("/console/users/{}", encode(&name))) data-confirm=[enabled.then(|| format!("Disable {name}? They can no longer sign in, and their sessions and API tokens stop working."))] {
                             input type="hidden" name="disabled" value=(if enabled { "true" } else { "false" });
                             label for=(format!("reason-{name}")) class="visually-hidden" { "Why (for the audit log)" }
                             input id=(format!("reason-{name}")) name="reason" size="18" placeholder="why";
@@ -191,7 +191,8 @@ async fn users_page(
             form class="filters" method="post" action="/console/users" {
                 div { label for="username" { "User name" } input id="username" name="username" required value=(typed.map_or("", |f| f.username.as_str())); }
                 div { label for="role" { "Role" } select id="role" name="role" {
-                    @for r in roles { option value=(r) selected[typed.is_some_and(|f| f.role == r)] { (r) } }
+                    // The least privilege unless the admin chooses more.
+                    @for r in roles { option value=(r) selected[typed.map_or(r == "auditor", |f| f.role == r)] { (r) } }
                 } }
                 div { label for="email" { "Email (optional)" } input id="email" name="email" type="email" value=(typed.and_then(|f| f.email.as_deref()).unwrap_or("")); }
                 button type="submit" { "Add" }
@@ -380,7 +381,10 @@ fn fields(v: &Value) -> Markup {
 
 fn short(v: &Value) -> String {
     let s = match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => match s.parse::<jiff::Timestamp>() {
+            Ok(t) => patchwell_core::rollout::human(&t),
+            Err(_) => s.clone(),
+        },
         other => other.to_string(),
     };
     if s.chars().count() > 160 {
@@ -528,14 +532,16 @@ pub(crate) async fn plans(
 ) -> PageResult {
     let kind = kind_of(&kind)?;
     let rows = listed(&state, &viewer, kind).await?;
-    let draft = edit.edit.as_deref().and_then(|name| {
-        rows.iter().find(|o| o["name"] == name).map(|o| Draft {
-            name: name.to_owned(),
-            document: document_of(o),
-            problem: None,
-        })
+    let editing = edit
+        .edit
+        .as_deref()
+        .and_then(|name| rows.iter().find(|o| o["name"] == name));
+    let draft = editing.map(|o| Draft {
+        name: text(&o["name"]),
+        document: document_of(o),
+        problem: None,
     });
-    Ok(plans_page(&viewer, kind, &l, &rows, draft))
+    Ok(plans_page(&viewer, kind, &l, &rows, draft, editing))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -567,6 +573,7 @@ fn plans_page(
     l: &Listing,
     rows: &[Value],
     draft: Option<Draft>,
+    editing_object: Option<&Value>,
 ) -> axum::response::Html<String> {
     let may = viewer.may(kind.access);
     let editing = draft.as_ref().is_some_and(|d| d.problem.is_none());
@@ -579,6 +586,19 @@ fn plans_page(
         problem: None,
     });
     let base = format!("/console/plans/{}", kind.key);
+    let json_form = html! {
+        form class="editor" method="post" action=(base) {
+            div {
+                label for="name" { "Name" }
+                input id="name" name="name" required value=(draft.name);
+            }
+            div {
+                label for="document" { "Document (JSON)" }
+                textarea id="document" name="document" rows="10" cols="90" spellcheck="false" { (draft.document) }
+            }
+            button type="submit" { "Save" }
+        }
+    };
     let content = html! {
         h1 { (kind.title) }
         nav class="actions" aria-label="Planning objects" {
@@ -607,7 +627,7 @@ fn plans_page(
                             }
                         @if may {
                             a href=(format!("{base}?edit={}#editor", encode(&name))) { "Edit" } " "
-                            form class="inline" method="post" action=(format!("{base}/{}/delete", encode(&name))) {
+                            form class="inline" method="post" action=(format!("{base}/{}/delete", encode(&name))) data-confirm=(format!("Delete {name}? This cannot be undone (the audit log keeps what it said).")) {
                                 button type="submit" aria-label=(format!("Delete {name}")) { "Delete" }
                             }
                         }
@@ -619,16 +639,14 @@ fn plans_page(
         }
         @if may {
             h2 id="editor" { @if editing { "Change " (draft.name) } @else { "Define or replace one" } }
-            form class="editor" method="post" action=(base) {
-                div {
-                    label for="name" { "Name" }
-                    input id="name" name="name" required value=(draft.name);
+            @if let Some(fields) = fields_of(kind.key) {
+                (fields_form(&base, fields, if editing { &draft.name } else { "" }, editing_object.filter(|_| editing)))
+                details open[draft.problem.is_some()] {
+                    summary { "Advanced: the document as JSON" }
+                    (json_form)
                 }
-                div {
-                    label for="document" { "Document (JSON)" }
-                    textarea id="document" name="document" rows="10" cols="90" spellcheck="false" { (draft.document) }
-                }
-                button type="submit" { "Save" }
+            } @else {
+                (json_form)
             }
             p class="muted" { "Checked by the server before it is stored; every change is in the audit log. The same as "
                 code { (format!("PUT /api/v1/{}/NAME", kind.key)) } "." }
@@ -639,11 +657,6 @@ fn plans_page(
     page(viewer, kind.title, l.done.as_deref(), content)
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct SaveForm {
-    name: String,
-    document: String,
-}
 
 /// `POST /console/plans/{kind}`: defines or replaces one; a document the
 /// server refuses is shown again with why.
@@ -651,12 +664,25 @@ pub(crate) async fn save_plan(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(kind): Path<String>,
-    Form(form): Form<SaveForm>,
+    Form(posted): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let kind = kind_of(&kind)?;
     let caller = viewer.require(kind.access)?;
-    let name = form.name.trim().to_owned();
-    let stored = match serde_json::from_str::<Value>(&form.document) {
+    let get = |key: &str| {
+        posted
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let name = get("name").trim().to_owned();
+    // The form with fields: what it describes is stored as its JSON would
+    // be; a refusal comes back on that form, as typed.
+    let by_fields = get("form") == "fields";
+    let document = match fields_of(kind.key).filter(|_| by_fields) {
+        Some(fields) => document_from_fields(fields, &posted)?.to_string(),
+        None => get("document").to_owned(),
+    };
+    let stored = match serde_json::from_str::<Value>(&document) {
         Err(e) => Err(ApiError::bad_request(format!(
             "the document is not JSON: {e}"
         ))),
@@ -679,14 +705,14 @@ pub(crate) async fn save_plan(
             encode(&format!("{name} saved."))
         ))
         .into_response()),
-        Err(e) if e.status().is_client_error() => {
+        Err(e) if e.status().is_client_error() && !by_fields => {
             let rows = listed(&state, &viewer, kind).await?;
             let draft = Draft {
                 name,
-                document: form.document,
-                problem: Some(e.message().to_owned()),
+                document,
+                problem: Some(super::clip_message(e.message(), &posted)),
             };
-            let page = plans_page(&viewer, kind, &Listing::default(), &rows, Some(draft));
+            let page = plans_page(&viewer, kind, &Listing::default(), &rows, Some(draft), None);
             Ok((e.status(), page).into_response())
         }
         Err(e) => Err(e.into()),
@@ -946,4 +972,348 @@ pub(crate) async fn baseline(
         l.done.as_deref(),
         content,
     ))
+}
+
+// ---------------------------------------------------------------------------
+// Planning objects as forms with fields; the JSON stays as the advanced view.
+
+/// How a field of a planning object's form is typed and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    /// One line of text.
+    Text,
+    /// Several lines of text.
+    Long,
+    /// A list: items separated by commas, spaces or lines.
+    List,
+    /// A day (`2027-03-31`): the document's time is the end of that day, UTC.
+    Day,
+    /// Yes or no.
+    Flag,
+    /// One of these.
+    Choice(&'static [&'static str]),
+    /// A whole number.
+    Number,
+    /// Lines of `package version`.
+    PackageVersions,
+    /// Lines of `RULE for N hours` (`every sat at 01:00 for 4 hours`).
+    Windows,
+}
+
+/// One field of a planning object's form: its key in the document, its
+/// label, how it is typed, and whether it is required.
+struct Field {
+    key: &'static str,
+    label: &'static str,
+    kind: FieldKind,
+    required: bool,
+}
+
+const fn field(key: &'static str, label: &'static str, kind: FieldKind) -> Field {
+    Field {
+        key,
+        label,
+        kind,
+        required: false,
+    }
+}
+
+const fn required(key: &'static str, label: &'static str, kind: FieldKind) -> Field {
+    Field {
+        key,
+        label,
+        kind,
+        required: true,
+    }
+}
+
+const EXEMPTION_FIELDS: &[Field] = &[
+    field(
+        "hosts",
+        "Hosts, by name or id (separated by commas or spaces)",
+        FieldKind::List,
+    ),
+    field(
+        "query",
+        "And the hosts a query selects now (resolved once, when saved)",
+        FieldKind::Text,
+    ),
+    field(
+        "group",
+        "Or a group (its members as they change), instead of hosts",
+        FieldKind::Text,
+    ),
+    field("advisory", "Advisory", FieldKind::Text),
+    field(
+        "package",
+        "Or every update of a package, instead of an advisory",
+        FieldKind::Text,
+    ),
+    required("reason", "Reason", FieldKind::Long),
+    field("control", "Compensating control", FieldKind::Text),
+    required(
+        "expires",
+        "Expires (at the end of this day, UTC)",
+        FieldKind::Day,
+    ),
+];
+
+const BASELINE_FIELDS: &[Field] = &[
+    required("group", "Group of its hosts", FieldKind::Text),
+    field(
+        "versions",
+        "How versions compare",
+        FieldKind::Choice(&["deb", "rpm", "apk"]),
+    ),
+    field(
+        "minimum",
+        "Minimum versions (one \"package version\" a line)",
+        FieldKind::PackageVersions,
+    ),
+    field(
+        "fixed",
+        "Advisories that must be fixed (separated by commas or spaces)",
+        FieldKind::List,
+    ),
+];
+
+const POLICY_FIELDS: &[Field] = &[
+    required("hosts", "Hosts (a query)", FieldKind::Text),
+    field(
+        "classes",
+        "Classes deployed (critical, high, medium, low; empty: all)",
+        FieldKind::List,
+    ),
+    field(
+        "packages",
+        "Packages deployed (empty: all)",
+        FieldKind::List,
+    ),
+    field("security_only", "Security updates only", FieldKind::Flag),
+    field(
+        "approval_rules",
+        "Automatic approval rules (names)",
+        FieldKind::List,
+    ),
+    field(
+        "schedule",
+        "Schedule (second tuesday of every month at 22:00)",
+        FieldKind::Text,
+    ),
+    field(
+        "auto_deploy",
+        "Start a rollout of the approved updates at each scheduled time",
+        FieldKind::Flag,
+    ),
+    field(
+        "windows",
+        "Maintenance windows (one \"every sat at 01:00 for 4 hours\" a line; none: any time)",
+        FieldKind::Windows,
+    ),
+    field("timezone", "Time zone (default UTC)", FieldKind::Text),
+    field(
+        "reboot",
+        "Reboot",
+        FieldKind::Choice(&["if-required", "never", "always"]),
+    ),
+    field(
+        "reboot_max_deferral_hours",
+        "Hours a user may defer a reboot (default 24)",
+        FieldKind::Number,
+    ),
+];
+
+/// The fields of a kind's form, for the kinds that have one.
+fn fields_of(kind: &str) -> Option<&'static [Field]> {
+    match kind {
+        "exemptions" => Some(EXEMPTION_FIELDS),
+        "baselines" => Some(BASELINE_FIELDS),
+        "policies" => Some(POLICY_FIELDS),
+        _ => None,
+    }
+}
+
+fn items(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The document a fields form describes; a value that cannot be read is
+/// an error naming the field.
+fn document_from_fields(fields: &[Field], posted: &[(String, String)]) -> Result<Value, ApiError> {
+    let value = |key: &str| {
+        posted
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+            .trim()
+    };
+    let mut doc = serde_json::Map::new();
+    for f in fields {
+        let v = value(f.key);
+        if v.is_empty() && f.kind != FieldKind::Flag {
+            if f.required {
+                return Err(ApiError::bad_request(format!("{}: required", f.label)));
+            }
+            continue;
+        }
+        let json = match f.kind {
+            FieldKind::Text | FieldKind::Long | FieldKind::Choice(_) => Value::String(v.to_owned()),
+            FieldKind::List => serde_json::json!(items(v)),
+            FieldKind::Flag => Value::Bool(!v.is_empty()),
+            FieldKind::Number => serde_json::json!(v.parse::<u32>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{}: {:?} is not a whole number",
+                    f.label,
+                    super::clip(v)
+                ))
+            })?),
+            FieldKind::Day => {
+                let day: jiff::civil::Date = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{}: {:?} is not a day (2027-03-31)",
+                        f.label,
+                        super::clip(v)
+                    ))
+                })?;
+                let end = day
+                    .tomorrow()
+                    .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+                    .map_err(|e| ApiError::bad_request(format!("{}: {e}", f.label)))?;
+                Value::String(end.timestamp().to_string())
+            }
+            FieldKind::PackageVersions => {
+                let mut out = Vec::new();
+                for line in v.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let mut words = line.split_whitespace();
+                    match (words.next(), words.next(), words.next()) {
+                        (Some(p), Some(ver), None) => {
+                            out.push(serde_json::json!({"package": p, "version": ver}))
+                        }
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "{}: {:?}: write a package and its version",
+                                f.label,
+                                super::clip(line)
+                            )))
+                        }
+                    }
+                }
+                Value::Array(out)
+            }
+            FieldKind::Windows => {
+                let mut out = Vec::new();
+                for line in v.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let parsed = line.rsplit_once(" for ").and_then(|(rule, hours)| {
+                        let hours = hours.trim().trim_end_matches("hours").trim_end_matches("hour");
+                        Some((rule.trim(), hours.trim().parse::<u32>().ok()?))
+                    });
+                    match parsed {
+                        Some((rule, hours)) => {
+                            out.push(serde_json::json!({"opens": rule, "hours": hours}))
+                        }
+                        None => {
+                            return Err(ApiError::bad_request(format!(
+                                "{}: {:?}: write when it opens and for how long \
+                                 (every sat at 01:00 for 4 hours)",
+                                f.label,
+                                super::clip(line)
+                            )))
+                        }
+                    }
+                }
+                Value::Array(out)
+            }
+        };
+        doc.insert(f.key.to_owned(), json);
+    }
+    Ok(Value::Object(doc))
+}
+
+/// A stored object's value for one field of its form.
+fn field_value(f: &Field, o: &Value) -> String {
+    // An exemption's hosts show by name: that is how people name them.
+    let v = if f.key == "hosts" && o["host_names"].is_array() {
+        &o["host_names"]
+    } else {
+        &o[f.key]
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect()
+    };
+    match f.kind {
+        _ if v.is_null() => String::new(),
+        FieldKind::List => list(v).join(", "),
+        FieldKind::Flag => if v == &Value::Bool(true) { "on".into() } else { String::new() },
+        FieldKind::Day => v
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| {
+                (t - jiff::SignedDuration::from_nanos(1))
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string()
+            })
+            .unwrap_or_default(),
+        FieldKind::PackageVersions => v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{} {}", text(&p["package"]), text(&p["version"])))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        FieldKind::Windows => v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| format!("{} for {} hours", text(&w["opens"]), text(&w["hours"])))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => text(v),
+    }
+}
+
+/// The fields form of a kind, filled from `object` when one is edited.
+fn fields_form(base: &str, fields: &[Field], name: &str, object: Option<&Value>) -> Markup {
+    let value = |f: &Field| object.map(|o| field_value(f, o)).unwrap_or_default();
+    html! {
+        form class="stack" method="post" action=(base) aria-labelledby="editor" {
+            input type="hidden" name="form" value="fields";
+            div { label for="f-name" { "Name" } input id="f-name" name="name" required value=(name); }
+            @for f in fields {
+                @let id = format!("f-{}", f.key);
+                @let v = value(f);
+                @match f.kind {
+                    FieldKind::Long | FieldKind::PackageVersions | FieldKind::Windows => {
+                        div class="wide" { label for=(id) { (f.label) } textarea id=(id) name=(f.key) rows="3" required[f.required] { (v) } }
+                    }
+                    FieldKind::Flag => {
+                        div { label for=(id) { input id=(id) name=(f.key) type="checkbox" value="on" checked[!v.is_empty()]; " " (f.label) } }
+                    }
+                    FieldKind::Choice(options) => {
+                        div { label for=(id) { (f.label) } select id=(id) name=(f.key) {
+                            @for o in options { option value=(o) selected[v == *o] { (o) } }
+                        } }
+                    }
+                    FieldKind::Day => {
+                        div { label for=(id) { (f.label) } input id=(id) name=(f.key) type="date" required[f.required] value=(v); }
+                    }
+                    FieldKind::Number => {
+                        div { label for=(id) { (f.label) } input id=(id) name=(f.key) type="number" min="0" value=(v); }
+                    }
+                    _ => {
+                        div { label for=(id) { (f.label) } input id=(id) name=(f.key) required[f.required] value=(v); }
+                    }
+                }
+            }
+            div { button type="submit" { "Save" } }
+        }
+    }
 }

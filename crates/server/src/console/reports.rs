@@ -427,6 +427,7 @@ pub(crate) async fn index(
         .await,
     )?;
     let may_mail = viewer.may(patchwell_core::people::Access::Administer);
+    let relay = state.config.smtp.is_some();
     let content = html! {
         h1 { "Reports" }
         h2 { "Monthly executive compliance report" }
@@ -443,6 +444,12 @@ pub(crate) async fn index(
         @if schedules.is_empty() {
             p class="muted" { "No report is mailed on a schedule yet." }
         } @else {
+            @if !relay {
+                p class="warn" data-test="no-relay" {
+                    "No mail relay is configured (the server's --smtp-url), so nothing is mailed, on schedule or by \"Mail now\". "
+                    "Download the report above meanwhile."
+                }
+            }
             table {
                 thead { tr { th scope="col" { "Schedule" } th scope="col" { "When" } th scope="col" { "Month reported" }
                     th scope="col" { "Audiences" } th scope="col" { "Files" } th scope="col" { "Next mailing" }
@@ -457,8 +464,12 @@ pub(crate) async fn index(
                         td { (sc["formats"].as_array().map(|a| a.iter().map(text).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
                         td { (when(sc["now"]["next_mailing"].as_str())) }
                         @if may_mail { td {
-                            form class="inline" method="post" action=(format!("/console/reports/schedules/{}/send", encode(&name))) {
-                                button type="submit" aria-label=(format!("Mail {name} now")) { "Mail now" }
+                            @if relay {
+                                form class="inline" method="post" action=(format!("/console/reports/schedules/{}/send", encode(&name))) {
+                                    button type="submit" aria-label=(format!("Mail {name} now")) { "Mail now" }
+                                }
+                            } @else {
+                                button type="button" disabled aria-label=(format!("Mail {name} now: no mail relay is configured")) title="No mail relay is configured" { "Mail now" }
                             }
                         } }
                     }
