@@ -1404,7 +1404,7 @@ mod tests {
         );
         assert_eq!(
             before.hosts[0].action.describe(),
-            "its ring pilot has not started: the rollout is scheduled to start at 2026-12-08T22:00:00Z"
+            "its ring pilot has not started: the rollout is scheduled to start at 2026-12-08 22:00 UTC"
         );
         let after = make(
             &targets,
@@ -1610,8 +1610,8 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
   z-critical [pilot] start
   a-low [pilot] start
   b-exempt [pilot] exempt: lab instrument, vendor certifies updates
-  c-closed [pilot] outside its maintenance window, which opens at 2026-12-05T00:00:00Z
-  d-running [pilot] in progress since 2026-12-04T09:30:00Z
+  c-closed [pilot] outside its maintenance window, which opens at 2026-12-05 00:00 UTC
+  d-running [pilot] in progress since 2026-12-04 09:30 UTC
   e-offline [pilot] queued: 3 hosts in progress, the budget is 3
   f-later [pilot] queued: 3 hosts in progress, the budget is 3
   broad-1 [broad] its ring broad has not started: ring pilot has 0 of the 6 successes it needs
@@ -1645,7 +1645,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
         let offline = p.hosts.iter().find(|h| h.id == "e-offline").unwrap();
         assert_eq!(
             offline.action.describe(),
-            "job handed out at 2026-12-04T10:00:00Z, waiting for the host: offline since 2026-11-20T08:00:00Z"
+            "job handed out at 2026-12-04 10:00 UTC, waiting for the host: offline since 2026-11-20 08:00 UTC"
         );
         assert_eq!(p.rings[0].counts.in_progress, 2);
         targets[4].progress = Progress::NotStarted;
@@ -1797,7 +1797,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
         );
         assert_eq!(
             p.hosts[1].action.describe(),
-            "deferred until 2026-12-11T00:00:00Z: quarter-end close (granted by carol)"
+            "deferred until 2026-12-11 00:00 UTC: quarter-end close (granted by carol)"
         );
         assert_eq!(p.rings[0].counts.deferred, 1);
         assert!(!p.complete, "a deferred host is still to do");
@@ -1849,7 +1849,7 @@ ring broad: 1 hosts, 0 succeeded, 0 failed, 0 in progress, 0 exempt; waiting: ri
         assert_eq!(
             actions,
             [
-                "in progress since 2026-12-04T09:30:00Z",
+                "in progress since 2026-12-04 09:30 UTC",
                 "start",
                 "queued: 2 hosts of group finance in progress, its budget is 2",
                 "queued: 2 hosts of group finance in progress, its budget is 2",

@@ -2991,7 +2991,7 @@ async fn a_rollout_under_a_scheduled_policy_starts_at_the_policy_s_next_time() {
     assert_eq!(body["starts_at"], "2026-06-09T22:00:00Z");
     assert_eq!(
         body["rings"][0]["reason"],
-        "waiting: the rollout is scheduled to start at 2026-06-09T22:00:00Z"
+        "waiting: the rollout is scheduled to start at 2026-06-09 22:00 UTC"
     );
     assert!(s.jobs(&host).await.is_empty(), "nothing before its time");
     // At its time the executor starts the first ring by itself.

@@ -213,8 +213,8 @@ pub(crate) async fn list(
                 div { label for="pilot" { "Pilot ring size" } input id="pilot" name="pilot" value="5%"; }
                 div { label for="wait" { "Business days between pilot and the rest" } input id="wait" name="wait" type="number" min="0" max="30" value="2"; }
                 div { label for="budget" { "Disruption budget (hosts or %, at once)" } input id="budget" name="budget" placeholder="unlimited"; }
-                div { label for="gate" { "Pilot's success gate (% of its hosts that must succeed first)" } input id="gate" name="gate" type="number" min="0" max="100" value="95"; }
-                div { label for="halt" { "Halt when a ring's failures pass (% of its hosts)" } input id="halt" name="halt" type="number" min="0" max="100" value="10"; }
+                div { label for="gate" { "Pilot's success gate (% of its hosts that must succeed first)" } input id="gate" name="gate" type="number" min="1" max="100" value="95"; }
+                div { label for="halt" { "Halt when a ring's failures pass (% of its hosts)" } input id="halt" name="halt" type="number" min="1" max="100" value="10"; }
                 div { label for="policy" { "Policy (its maintenance windows and schedule)" }
                     select id="policy" name="policy" {
                         option value="" selected { "None: any time" }

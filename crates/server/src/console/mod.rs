@@ -438,7 +438,10 @@ fn page_of_form(post: &str, referer: Option<&str>) -> String {
         let path = r.split_once("://").map_or(r, |(_, rest)| {
             rest.find('/').map_or("", |i| &rest[i..])
         });
-        if path.starts_with("/console") && !path.starts_with("/console/login") {
+        // A page shown again after a refusal has the post's own address,
+        // which is no page to show.
+        let same = path.split('?').next() == Some(post);
+        if path.starts_with("/console") && !path.starts_with("/console/login") && !same {
             return path.to_owned();
         }
     }
@@ -466,7 +469,7 @@ pub(crate) async fn refill_forms(
     next: axum::middleware::Next,
 ) -> Response {
     let posted_to = request.uri().path().to_owned();
-    if request.method() != axum::http::Method::POST
+    if *request.method() != axum::http::Method::POST
         || posted_to.starts_with("/console/login")
         || posted_to == "/console/logout"
     {
@@ -626,8 +629,10 @@ fn refill(page: &str, action: &str, fields: &[(String, String)], message: &str) 
         let name = attr(tag, "name").unwrap_or_default();
         let given = posted(name);
         let kind = attr(tag, "type").unwrap_or("text");
+        // An unticked box posts nothing, yet is a value typed.
+        let ticks = kind == "checkbox" || kind == "radio";
         if name.is_empty()
-            || (given.is_empty() && !tag.starts_with("<select"))
+            || (given.is_empty() && !tag.starts_with("<select") && !ticks)
             || kind == "hidden"
             || kind == "password"
         {
@@ -636,17 +641,19 @@ fn refill(page: &str, action: &str, fields: &[(String, String)], message: &str) 
             continue;
         }
         if tag.starts_with("<input") {
-            if kind == "checkbox" || kind == "radio" {
+            if ticks {
                 let on = attr(tag, "value").is_some_and(|v| given.iter().any(|g| g == v));
                 let bare = tag.replace(" checked", "");
                 filled.push_str(&if on { bare.replacen("<input", "<input checked", 1) } else { bare });
+            } else if let Some(v) = given.first() {
+                filled.push_str(&with_value(tag, v));
             } else {
-                filled.push_str(&with_value(tag, &given[0]));
+                filled.push_str(tag);
             }
             rest = &rest[tag_end..];
-        } else if tag.starts_with("<textarea") {
+        } else if let (true, Some(v)) = (tag.starts_with("<textarea"), given.first()) {
             filled.push_str(tag);
-            filled.push_str(&given[0]);
+            filled.push_str(v);
             let after = &rest[tag_end..];
             rest = after.find("</textarea>").map_or(after, |e| &after[e..]);
         } else {
@@ -973,6 +980,61 @@ async fn logout(State(state): State<AppState>, viewer: Viewer) -> Response {
 #[cfg(test)]
 mod tests {
     use super::Listing;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// The form that posted is the one whose hidden fields match: it gets
+    /// the message and every field as typed; the other forms stay as they
+    /// were.
+    #[test]
+    fn a_refused_form_is_filled_as_typed() {
+        let page = concat!(
+            r#"<main><form method="post" action="/a"><input type="hidden" name="action" value="halt">"#,
+            r#"<input id="r1" name="reason" required></form>"#,
+            r#"<form method="post" action="/a"><input type="hidden" name="action" value="note">"#,
+            r#"<input id="n" name="note" value="old"><select name="kind"><option value="x" selected>x</option>"#,
+            r#"<option value="y">y</option></select><textarea name="t">before</textarea>"#,
+            r#"<input type="checkbox" name="c" value="on" checked></form></main>"#
+        );
+        let typed = pairs(&[
+            ("action", "note"),
+            ("note", "a <b> \"quoted\""),
+            ("kind", "y"),
+            ("t", "after"),
+        ]);
+        let out = super::refill(page, "/a", &typed, "too long").unwrap();
+        let second = &out[out.rfind("<form").unwrap()..];
+        assert!(second.contains(r#"role="alert" data-test="form-error">too long</p>"#), "{out}");
+        assert!(second.contains(r#"value="a &lt;b&gt; &quot;quoted&quot;""#), "{out}");
+        assert!(second.contains(r#"<option value="x">x</option><option value="y" selected>"#), "{out}");
+        assert!(second.contains(">after</textarea>"), "{out}");
+        assert!(!second.contains("checked"), "an unticked box posts nothing: {out}");
+        let first = &out[..out.rfind("<form").unwrap()];
+        assert!(!first.contains("alert"), "{out}");
+        assert!(super::refill(page, "/b", &typed, "m").is_none());
+    }
+
+    #[test]
+    fn long_typed_values_are_cut_in_messages() {
+        let long = "y".repeat(300);
+        let message = format!("name {long:?}: too long; {long}");
+        let fields = pairs(&[("name", &long)]);
+        let cut = super::clipped(&message, &fields);
+        let short = format!("{}…", "y".repeat(80));
+        assert_eq!(cut, format!("name {short:?}: too long; {short}"));
+        assert_eq!(super::clip("short"), "short");
+        assert_eq!(super::page_of_form("/console/rollouts/r/act", None), "/console/rollouts/r");
+        assert_eq!(
+            super::page_of_form("/console/rollouts/r/act", Some("https://h:8/console/rollouts/r/act")),
+            "/console/rollouts/r"
+        );
+        assert_eq!(
+            super::page_of_form("/console/approvals", Some("https://h/console/updates?only=pending")),
+            "/console/updates?only=pending"
+        );
+    }
 
     /// A list that sorts newest first by default says so in its header,
     /// and the header's link turns it around.

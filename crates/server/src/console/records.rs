@@ -640,7 +640,7 @@ fn plans_page(
         @if may {
             h2 id="editor" { @if editing { "Change " (draft.name) } @else { "Define or replace one" } }
             @if let Some(fields) = fields_of(kind.key) {
-                (fields_form(&base, fields, if editing { &draft.name } else { "" }, editing_object.filter(|_| editing)))
+                (fields_form(&base, fields, if editing { draft.name.as_str() } else { "" }, editing_object.filter(|_| editing)))
                 details open[draft.problem.is_some()] {
                     summary { "Advanced: the document as JSON" }
                     (json_form)
