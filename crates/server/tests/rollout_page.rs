@@ -204,6 +204,19 @@ impl TestServer {
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
 
+    /// Reports that a host received its job.
+    async fn received(&self, host: &EnrollResponse, job: &protocol::job::Job) {
+        let (status, body) = self
+            .agent(
+                reqwest::Method::POST,
+                &format!("/api/v1/agent/jobs/{}/steps", job.id),
+                host,
+                json!({"steps": [{"step": "received", "at": self.now()}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+
     /// Polls a rollout until `done` says so (the executor runs each second).
     async fn rollout_until(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
         for _ in 0..150 {
@@ -364,7 +377,11 @@ async fn after_a_rollback_no_ring_reads_running_and_the_review_is_the_progress()
     let job = s.jobs(first).await.remove(0);
     s.finish(first, &job, true).await;
     let r = s
-        .rollout_until("r", |r| ring(r, "broad")["state"] == "running")
+        .rollout_until("r", |r| {
+            ring(r, "broad")["reason"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("running since"))
+        })
         .await;
     // A time a ring's reason names reads to the minute.
     let reason = ring(&r, "broad")["reason"].as_str().unwrap().to_owned();
@@ -442,6 +459,11 @@ async fn a_resumed_rollout_halted_again_by_its_failures_says_why() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let jobs = [s.jobs(&hosts[0]).await.remove(0), s.jobs(&hosts[1]).await.remove(0)];
+    // Both hosts received their jobs before the halt: a halt withdraws
+    // only what no host has begun.
+    for (h, job) in hosts.iter().zip(&jobs) {
+        s.received(h, job).await;
+    }
     let b = s.console().await;
     let (status, _) = b
         .post(
