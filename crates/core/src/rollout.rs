@@ -1018,7 +1018,10 @@ impl Action {
                 format!("its ring {ring} has not started: {}", wait_text(wait))
             }
             Action::OutsideWindow { opens: Some(t) } => {
-                format!("outside its maintenance window, which opens at {}", human(t))
+                format!(
+                    "outside its maintenance window, which opens at {}",
+                    human(t)
+                )
             }
             Action::OutsideWindow { opens: None } => {
                 "outside its maintenance window, which never opens".into()
@@ -1035,7 +1038,9 @@ impl Action {
             } => format!(
                 "queued: {in_progress} hosts of group {g} in progress, its budget is {limit}"
             ),
-            Action::Deferred { until, reason } => format!("deferred until {}: {reason}", human(until)),
+            Action::Deferred { until, reason } => {
+                format!("deferred until {}: {reason}", human(until))
+            }
             Action::Exempt { reason } => format!("exempt: {reason}"),
             Action::Handed {
                 since,

@@ -155,7 +155,13 @@ where
     let Json(mut doc) = body?;
     let at = now(&state);
     if let Some((named, query)) = doc.hosts_to_resolve() {
-        let hosts = resolve_hosts(&state, &format!("{} {name}", D::WHAT), &named, query.as_deref()).await?;
+        let hosts = resolve_hosts(
+            &state,
+            &format!("{} {name}", D::WHAT),
+            &named,
+            query.as_deref(),
+        )
+        .await?;
         doc.set_resolved_hosts(hosts);
     }
     doc.check(&name, &caller.username, at).map_err(invalid)?;

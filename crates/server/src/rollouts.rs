@@ -1935,15 +1935,15 @@ fn ring_shown(status: &str, halt: Option<&str>, r: &rollout::RingPlan) -> (&'sta
             "not_started",
             "never started: the rollout was rolled back".into(),
         ),
-        ("rolling_back", Some(t)) => (
-            "rolling_back",
-            format!("rolling back{}: {why}", since(t)),
-        ),
+        ("rolling_back", Some(t)) => ("rolling_back", format!("rolling back{}: {why}", since(t))),
         ("rolled_back", Some(t)) => ("rolled_back", format!("rolled back{}: {why}", since(t))),
         ("halted", Some(t)) if matches!(r.state, RingState::Running { .. }) => {
             ("halted", format!("halted{}: {why}", since(t)))
         }
-        (REFUSED, None) => ("not_started", "never starts: the rollout was refused".into()),
+        (REFUSED, None) => (
+            "not_started",
+            "never starts: the rollout was refused".into(),
+        ),
         _ => (
             match r.state {
                 RingState::Waiting(_) => "waiting",
@@ -2000,11 +2000,14 @@ fn gate_shown(l: &Loaded, i: usize) -> Option<Value> {
     }
     let lacking = needed.saturating_sub(*succeeded);
     let gate_healthy = l.rings.get(prev).is_some_and(|r| r.gate_healthy);
-    let stuck = succeeded + installing + offline + later < *needed || (gate_healthy && *unhealthy > 0);
+    let stuck =
+        succeeded + installing + offline + later < *needed || (gate_healthy && *unhealthy > 0);
     let percent = l.rings.get(prev).map_or(0, |r| r.gate_success_percent);
     let mut actions = Vec::new();
     if installing > 0 {
-        actions.push(format!("wait: {installing} of its hosts are installing now"));
+        actions.push(format!(
+            "wait: {installing} of its hosts are installing now"
+        ));
     }
     if offline > 0 {
         actions.push(format!(
@@ -2497,9 +2500,10 @@ pub(crate) async fn lower_gate(
                 l.record.status
             )));
         }
-        let r = l.rings.iter().find(|r| r.name == ring).ok_or_else(|| {
-            ApiError::bad_request(format!("rollout {name} has no ring {ring}"))
-        })?;
+        let r =
+            l.rings.iter().find(|r| r.name == ring).ok_or_else(|| {
+                ApiError::bad_request(format!("rollout {name} has no ring {ring}"))
+            })?;
         if percent >= r.gate_success_percent {
             return Err(ApiError::bad_request(format!(
                 "gate_success_percent {percent}: ring {ring}'s gate is {}% already; give less",
@@ -2754,7 +2758,10 @@ pub(crate) async fn shown_and_reviewed(
 /// The rollout as shown without its hosts, and its review, from one plan:
 /// what the live part of the console's rollout page shows, so that the
 /// progress and the review's figures never disagree.
-pub(crate) async fn shown_head_and_reviewed(state: &AppState, name: &str) -> ApiResult<(Value, Value)> {
+pub(crate) async fn shown_head_and_reviewed(
+    state: &AppState,
+    name: &str,
+) -> ApiResult<(Value, Value)> {
     let l = load_and_plan(state, name).await?;
     Ok((show_head_json(&l), review_json(&Recorded::from(&l))))
 }

@@ -118,9 +118,7 @@ impl TestServer {
 
     /// A host enrolled, its inventory offering a newer libssl3.
     async fn host(&self, hostname: &str) -> EnrollResponse {
-        let (status, body) = self
-            .post("/api/v1/tokens", json!({"max_uses": 1}))
-            .await;
+        let (status, body) = self.post("/api/v1/tokens", json!({"max_uses": 1})).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let token = serde_json::from_value::<CreatedToken>(body).unwrap().token;
         let resp = self
@@ -260,11 +258,7 @@ impl TestServer {
 
 /// A Debian 12 host with libssl3 3.0.15 installed and 3.0.16 offered.
 fn offering(hostname: &str, at: Timestamp) -> Inventory {
-    let mut inv = inventory(
-        hostname,
-        at,
-        vec![package("libssl3", "3.0.15-1~deb12u1")],
-    );
+    let mut inv = inventory(hostname, at, vec![package("libssl3", "3.0.15-1~deb12u1")]);
     inv.updates = vec![protocol::AvailableUpdate {
         manager: Manager::Dpkg,
         name: "libssl3".into(),
@@ -416,7 +410,9 @@ async fn after_a_rollback_no_ring_reads_running_and_the_review_is_the_progress()
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
-    let r = s.rollout_until("r", |r| r["status"] == "rolling_back").await;
+    let r = s
+        .rollout_until("r", |r| r["status"] == "rolling_back")
+        .await;
     for g in r["rings"].as_array().unwrap() {
         assert_eq!(g["state"], "rolling_back", "{g}");
         assert!(
@@ -439,7 +435,10 @@ async fn after_a_rollback_no_ring_reads_running_and_the_review_is_the_progress()
     assert!(page.contains("rolled back (started "), "{page}");
     assert_eq!(figure(&page, "Rolled back"), "2", "{page}");
     assert_eq!(figure(&page, "Succeeded"), "0", "{page}");
-    assert!(page.contains("0 succeeded, 0 failed, 0 in progress, 2 rolled back"), "{page}");
+    assert!(
+        page.contains("0 succeeded, 0 failed, 0 in progress, 2 rolled back"),
+        "{page}"
+    );
     assert!(
         !page.contains(r#"value="rollback""#),
         "nothing is left to roll back: {page}"
@@ -458,7 +457,10 @@ async fn a_resumed_rollout_halted_again_by_its_failures_says_why() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let jobs = [s.jobs(&hosts[0]).await.remove(0), s.jobs(&hosts[1]).await.remove(0)];
+    let jobs = [
+        s.jobs(&hosts[0]).await.remove(0),
+        s.jobs(&hosts[1]).await.remove(0),
+    ];
     // Both hosts received their jobs before the halt: a halt withdraws
     // only what no host has begun.
     for (h, job) in hosts.iter().zip(&jobs) {
@@ -477,7 +479,9 @@ async fn a_resumed_rollout_halted_again_by_its_failures_says_why() {
     s.finish(&hosts[0], &jobs[0], false).await;
     s.finish(&hosts[1], &jobs[1], true).await;
     let r = s
-        .rollout_until("r", |r| rings_total(r, "failed") == 1 && rings_total(r, "succeeded") == 1)
+        .rollout_until("r", |r| {
+            rings_total(r, "failed") == 1 && rings_total(r, "succeeded") == 1
+        })
         .await;
     assert_eq!(r["status"], "halted");
     assert_eq!(r["halted_by"], "person");
@@ -508,7 +512,10 @@ async fn a_resumed_rollout_halted_again_by_its_failures_says_why() {
     assert_eq!(r["status"], "halted");
     assert_eq!(r["halted_by"], "failures");
     let (_, page) = b.get("/console/rollouts/r").await;
-    assert!(page.contains("halted by itself: 1 of 2 hosts failed"), "{page}");
+    assert!(
+        page.contains("halted by itself: 1 of 2 hosts failed"),
+        "{page}"
+    );
     assert!(
         !page.contains(r#"value="resume""#),
         "a halt by failures is not resumed, it is redeployed: {page}"
@@ -567,7 +574,8 @@ async fn a_ring_held_at_its_gate_says_what_it_lacks_and_lowering_the_gate_moves_
     assert_eq!(pilots.len(), 2, "{body:#}");
     let job = s.jobs(pilots[0]).await.remove(0);
     s.finish(pilots[0], &job, false).await;
-    s.rollout_until("g", |r| ring(r, "pilot")["failed"] == 1).await;
+    s.rollout_until("g", |r| ring(r, "pilot")["failed"] == 1)
+        .await;
     // An hour on, the other pilot host has not checked in: it is offline.
     s.advance(3600);
     let r = s
@@ -575,7 +583,11 @@ async fn a_ring_held_at_its_gate_says_what_it_lacks_and_lowering_the_gate_moves_
         .await;
     let gate = &ring(&r, "broad")["gate"];
     assert_eq!(
-        (gate["needed"].as_u64(), gate["succeeded"].as_u64(), gate["lacking"].as_u64()),
+        (
+            gate["needed"].as_u64(),
+            gate["succeeded"].as_u64(),
+            gate["lacking"].as_u64()
+        ),
         (Some(2), Some(0), Some(2)),
         "{gate}"
     );
@@ -587,7 +599,12 @@ async fn a_ring_held_at_its_gate_says_what_it_lacks_and_lowering_the_gate_moves_
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    for wanted in ["wait for the 1 offline hosts", "redeploy", "lower the gate", "add hosts"] {
+    for wanted in [
+        "wait for the 1 offline hosts",
+        "redeploy",
+        "lower the gate",
+        "add hosts",
+    ] {
         assert!(
             actions.iter().any(|a| a.starts_with(wanted)),
             "{wanted}: {actions:?}"
@@ -618,8 +635,14 @@ async fn a_ring_held_at_its_gate_says_what_it_lacks_and_lowering_the_gate_moves_
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
     assert!(page.contains("ring pilot's gate is 95% already"), "{page}");
-    assert!(page.contains(r#"name="gate_success_percent" type="number""#), "{page}");
-    assert!(page.contains(r#"value="99""#), "the value typed is kept: {page}");
+    assert!(
+        page.contains(r#"name="gate_success_percent" type="number""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"value="99""#),
+        "the value typed is kept: {page}"
+    );
     assert!(page.contains(r#"nav aria-label="Main""#), "{page}");
 
     // Lowered to nothing, the next ring starts.
@@ -675,7 +698,10 @@ async fn a_refused_form_comes_back_on_its_page_as_typed_with_a_short_message() {
     let alert = &page[alert_at..][..page[alert_at..].find("</p>").unwrap()];
     assert!(alert.contains("business days"), "{alert}");
     assert!(alert.contains(&format!("{}…", "x".repeat(80))), "{alert}");
-    assert!(!alert.contains(&"x".repeat(81)), "the long value is cut: {alert}");
+    assert!(
+        !alert.contains(&"x".repeat(81)),
+        "the long value is cut: {alert}"
+    );
     // The fields as typed.
     assert!(page.contains(r#"value="monthly""#), "{page}");
     assert!(page.contains(r#"value="tag = web""#), "{page}");
@@ -726,7 +752,10 @@ async fn an_exemption_names_its_hosts_by_name_or_query_through_its_form() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("no host \"mail-9\""),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no host \"mail-9\""),
         "{body}"
     );
     // A query is resolved once, and kept as the record of how.
@@ -751,7 +780,10 @@ async fn an_exemption_names_its_hosts_by_name_or_query_through_its_form() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("selects no host"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("selects no host"),
+        "{body}"
+    );
 
     // Through the console's form with fields: by host name, a day.
     let b = s.console().await;
@@ -773,7 +805,11 @@ async fn an_exemption_names_its_hosts_by_name_or_query_through_its_form() {
         ("expires", "2026-12-31"),
     ];
     let (status, to) = b
-        .post("/console/plans/exemptions", "/console/plans/exemptions", &form)
+        .post(
+            "/console/plans/exemptions",
+            "/console/plans/exemptions",
+            &form,
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
     let (_, stored) = s.get("/api/v1/exemptions/kiosk").await;
@@ -788,7 +824,11 @@ async fn an_exemption_names_its_hosts_by_name_or_query_through_its_form() {
     let mut bad = form;
     bad[2] = ("hosts", "db-1 mail-9");
     let (status, page) = b
-        .post("/console/plans/exemptions", "/console/plans/exemptions", &bad)
+        .post(
+            "/console/plans/exemptions",
+            "/console/plans/exemptions",
+            &bad,
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert!(page.contains("no host &quot;mail-9&quot;"), "{page}");
@@ -799,24 +839,28 @@ async fn an_exemption_names_its_hosts_by_name_or_query_through_its_form() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_user_gets_the_least_privilege_and_timestamps_read_to_the_minute() {
     let s = spawn().await;
-    let (status, body) = s
-        .post("/api/v1/users", json!({"username": "carol"}))
-        .await;
+    let (status, body) = s.post("/api/v1/users", json!({"username": "carol"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["role"], "auditor");
     let b = s.console().await;
     let (_, page) = b.get("/console/users").await;
-    let add = &page[page.find(r#"<select id="role" name="role">"#).expect("the add form")..];
+    let add = &page[page
+        .find(r#"<select id="role" name="role">"#)
+        .expect("the add form")..];
     let add = &add[..add.find("</select>").unwrap()];
     assert!(
-        add.contains(r#"<option value="auditor" selected>"#) && add.matches(" selected").count() == 1,
+        add.contains(r#"<option value="auditor" selected>"#)
+            && add.matches(" selected").count() == 1,
         "the form starts at the least privilege: {add}"
     );
     assert!(page.contains("data-confirm=\"Disable carol?"), "{page}");
     // Every time on the page reads to the minute, the exact one beside.
     for shown in page.split("<time ").skip(1) {
         let text = &shown[shown.find('>').unwrap() + 1..shown.find("</time>").unwrap()];
-        assert!(text.ends_with(" UTC") && text.len() == "2026-12-07 14:03 UTC".len(), "{text}");
+        assert!(
+            text.ends_with(" UTC") && text.len() == "2026-12-07 14:03 UTC".len(),
+            "{text}"
+        );
     }
     // Mail now, with no relay, says so before anyone clicks.
     let (status, body) = s

@@ -574,6 +574,9 @@ pub(crate) async fn show(
         }
         section aria-labelledby="hosts" {
             h2 id="hosts" { "Hosts" }
+            p class="muted" data-test="hosts-as-of" {
+                "As the page was loaded (" (when(Some(&crate::handlers::now(&state).to_string()))) "); the progress and the review above are live. Reload for each host's latest."
+            }
             form class="filters" method="get" action=(base) {
                 div {
                     label for="only" { "Progress" }
@@ -790,7 +793,9 @@ pub(crate) async fn act(
                 resumed_but = format!(
                     "Resumed, but it halted again at once by itself: {}. Redeploy it to retry \
                      the failed hosts, or roll it back.",
-                    after["halt"].as_str().unwrap_or("a ring's failures are over its threshold")
+                    after["halt"]
+                        .as_str()
+                        .unwrap_or("a ring's failures are over its threshold")
                 );
                 &resumed_but
             } else {
@@ -798,13 +803,9 @@ pub(crate) async fn act(
             }
         }
         "gate" => {
-            let _ = rollouts::lower_gate(
-                s,
-                Operator(viewer.require(Access::Operate)?),
-                p,
-                parsed()?,
-            )
-            .await?;
+            let _ =
+                rollouts::lower_gate(s, Operator(viewer.require(Access::Operate)?), p, parsed()?)
+                    .await?;
             "Gate lowered."
         }
         "rollback" => {
@@ -852,11 +853,9 @@ pub(crate) async fn act(
             "Baseline raised to this rollout's result."
         }
         other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown action {:?}",
-                super::clip(other)
-            ))
-            .into());
+            return Err(
+                ApiError::bad_request(format!("unknown action {:?}", super::clip(other))).into(),
+            );
         }
     };
     Ok(Redirect::to(&format!(

@@ -435,9 +435,9 @@ fn form_fields(body: &[u8]) -> Vec<(String, String)> {
 fn page_of_form(post: &str, referer: Option<&str>) -> String {
     if let Some(r) = referer {
         // `https://host/console/...`: the path and query after the host.
-        let path = r.split_once("://").map_or(r, |(_, rest)| {
-            rest.find('/').map_or("", |i| &rest[i..])
-        });
+        let path = r
+            .split_once("://")
+            .map_or(r, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
         // A page shown again after a refusal has the post's own address,
         // which is no page to show.
         let same = path.split('?').next() == Some(post);
@@ -478,7 +478,8 @@ pub(crate) async fn refill_forms(
     let (parts, body) = request.into_parts();
     // body.rs read it whole already, under its limits.
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return PageError(ApiError::bad_request("the form's body could not be read")).into_response();
+        return PageError(ApiError::bad_request("the form's body could not be read"))
+            .into_response();
     };
     let fields = form_fields(&bytes);
     let cookie = parts.headers.get(header::COOKIE).cloned();
@@ -513,7 +514,10 @@ pub(crate) async fn refill_forms(
             let body = axum::body::to_bytes(response.into_body(), 16 * 1024)
                 .await
                 .unwrap_or_default();
-            format!("the form was refused: {}", String::from_utf8_lossy(&body).trim())
+            format!(
+                "the form was refused: {}",
+                String::from_utf8_lossy(&body).trim()
+            )
         }
     };
     let message = clipped(&message, &fields);
@@ -644,7 +648,11 @@ fn refill(page: &str, action: &str, fields: &[(String, String)], message: &str) 
             if ticks {
                 let on = attr(tag, "value").is_some_and(|v| given.iter().any(|g| g == v));
                 let bare = tag.replace(" checked", "");
-                filled.push_str(&if on { bare.replacen("<input", "<input checked", 1) } else { bare });
+                filled.push_str(&if on {
+                    bare.replacen("<input", "<input checked", 1)
+                } else {
+                    bare
+                });
             } else if let Some(v) = given.first() {
                 filled.push_str(&with_value(tag, v));
             } else {
@@ -710,7 +718,11 @@ fn with_value(tag: &str, value: &str) -> String {
             format!("{}{}{}", &tag[..start], value, &tag[end..])
         }
         None => {
-            let close = if tag.ends_with("/>") { tag.len() - 2 } else { tag.len() - 1 };
+            let close = if tag.ends_with("/>") {
+                tag.len() - 2
+            } else {
+                tag.len() - 1
+            };
             format!("{} value=\"{value}\"{}", &tag[..close], &tag[close..])
         }
     }
@@ -982,7 +994,9 @@ mod tests {
     use super::Listing;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     /// The form that posted is the one whose hidden fields match: it gets
@@ -1006,11 +1020,23 @@ mod tests {
         ]);
         let out = super::refill(page, "/a", &typed, "too long").unwrap();
         let second = &out[out.rfind("<form").unwrap()..];
-        assert!(second.contains(r#"role="alert" data-test="form-error">too long</p>"#), "{out}");
-        assert!(second.contains(r#"value="a &lt;b&gt; &quot;quoted&quot;""#), "{out}");
-        assert!(second.contains(r#"<option value="x">x</option><option value="y" selected>"#), "{out}");
+        assert!(
+            second.contains(r#"role="alert" data-test="form-error">too long</p>"#),
+            "{out}"
+        );
+        assert!(
+            second.contains(r#"value="a &lt;b&gt; &quot;quoted&quot;""#),
+            "{out}"
+        );
+        assert!(
+            second.contains(r#"<option value="x">x</option><option value="y" selected>"#),
+            "{out}"
+        );
         assert!(second.contains(">after</textarea>"), "{out}");
-        assert!(!second.contains("checked"), "an unticked box posts nothing: {out}");
+        assert!(
+            !second.contains("checked"),
+            "an unticked box posts nothing: {out}"
+        );
         let first = &out[..out.rfind("<form").unwrap()];
         assert!(!first.contains("alert"), "{out}");
         assert!(super::refill(page, "/b", &typed, "m").is_none());
@@ -1025,13 +1051,22 @@ mod tests {
         let short = format!("{}…", "y".repeat(80));
         assert_eq!(cut, format!("name {short:?}: too long; {short}"));
         assert_eq!(super::clip("short"), "short");
-        assert_eq!(super::page_of_form("/console/rollouts/r/act", None), "/console/rollouts/r");
         assert_eq!(
-            super::page_of_form("/console/rollouts/r/act", Some("https://h:8/console/rollouts/r/act")),
+            super::page_of_form("/console/rollouts/r/act", None),
             "/console/rollouts/r"
         );
         assert_eq!(
-            super::page_of_form("/console/approvals", Some("https://h/console/updates?only=pending")),
+            super::page_of_form(
+                "/console/rollouts/r/act",
+                Some("https://h:8/console/rollouts/r/act")
+            ),
+            "/console/rollouts/r"
+        );
+        assert_eq!(
+            super::page_of_form(
+                "/console/approvals",
+                Some("https://h/console/updates?only=pending")
+            ),
             "/console/updates?only=pending"
         );
     }

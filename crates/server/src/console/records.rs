@@ -370,8 +370,10 @@ fn fields(v: &Value) -> Markup {
     const SHOWN_APART: [&str; 4] = ["name", "created_at", "updated_at", "updated_by"];
     html! {
         @if let Some(map) = v.as_object() {
+            // Hosts named by name show by name; their ids are in the JSON.
+            @let by_name = map.get("host_names").is_some_and(Value::is_array);
             @for (k, x) in map {
-                @if !SHOWN_APART.contains(&k.as_str()) && !x.is_null() && x != &Value::Array(Vec::new()) {
+                @if !(SHOWN_APART.contains(&k.as_str()) || x.is_null() || x == &Value::Array(Vec::new()) || (by_name && k == "hosts")) {
                     span class="field" { strong { (k) ": " } (short(x)) } " "
                 }
             }
@@ -381,6 +383,9 @@ fn fields(v: &Value) -> Markup {
 
 fn short(v: &Value) -> String {
     let s = match v {
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().map(text).collect::<Vec<_>>().join(", ")
+        }
         Value::String(s) => match s.parse::<jiff::Timestamp>() {
             Ok(t) => patchwell_core::rollout::human(&t),
             Err(_) => s.clone(),
@@ -656,7 +661,6 @@ fn plans_page(
     };
     page(viewer, kind.title, l.done.as_deref(), content)
 }
-
 
 /// `POST /console/plans/{kind}`: defines or replaces one; a document the
 /// server refuses is shown again with why.
@@ -1208,7 +1212,10 @@ fn document_from_fields(fields: &[Field], posted: &[(String, String)]) -> Result
                 let mut out = Vec::new();
                 for line in v.lines().map(str::trim).filter(|l| !l.is_empty()) {
                     let parsed = line.rsplit_once(" for ").and_then(|(rule, hours)| {
-                        let hours = hours.trim().trim_end_matches("hours").trim_end_matches("hour");
+                        let hours = hours
+                            .trim()
+                            .trim_end_matches("hours")
+                            .trim_end_matches("hour");
                         Some((rule.trim(), hours.trim().parse::<u32>().ok()?))
                     });
                     match parsed {
@@ -1241,17 +1248,18 @@ fn field_value(f: &Field, o: &Value) -> String {
     } else {
         &o[f.key]
     };
-    let list = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect()
-    };
+    let list =
+        |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().map(text).collect() };
     match f.kind {
         _ if v.is_null() => String::new(),
         FieldKind::List => list(v).join(", "),
-        FieldKind::Flag => if v == &Value::Bool(true) { "on".into() } else { String::new() },
+        FieldKind::Flag => {
+            if v == &Value::Bool(true) {
+                "on".into()
+            } else {
+                String::new()
+            }
+        }
         FieldKind::Day => v
             .as_str()
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
