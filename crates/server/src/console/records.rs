@@ -252,7 +252,16 @@ pub(crate) async fn add_user(
                 &state,
                 &viewer,
                 None,
-                Some(Said::Problem(e.message().to_owned(), &form)),
+                Some(Said::Problem(
+                    super::clip_message(
+                        e.message(),
+                        &[
+                            ("username".to_owned(), form.username.clone()),
+                            ("email".to_owned(), form.email.clone().unwrap_or_default()),
+                        ],
+                    ),
+                    &form,
+                )),
             )
             .await?;
             Ok((status, page).into_response())
