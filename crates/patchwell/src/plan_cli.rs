@@ -200,10 +200,18 @@ pub(crate) enum ExemptionsCommand {
     Add {
         /// Its name.
         name: String,
-        /// One host...
-        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
-        host: Option<String>,
-        /// ...or a group.
+        /// Hosts, by name or id (repeatable)...
+        #[arg(
+            long,
+            conflicts_with = "group",
+            required_unless_present_any = ["group", "query"]
+        )]
+        host: Vec<String>,
+        /// ...and those a host query selects now (resolved once, when it is
+        /// stored)...
+        #[arg(long, conflicts_with = "group")]
+        query: Option<String>,
+        /// ...or a group (its members as they change).
         #[arg(long)]
         group: Option<String>,
         /// One advisory...
@@ -829,10 +837,18 @@ pub(crate) async fn exemptions(
                     .into_iter()
                     .flatten()
                     .map(|e| {
-                        let hosts = e["host"]
-                            .as_str()
-                            .map(|h| format!("host {h}"))
-                            .unwrap_or_else(|| format!("group {}", text(&e["group"])));
+                        // Hosts by name (ids of those stored before names were kept).
+                        let named = ["host_names", "hosts"]
+                            .iter()
+                            .map(|k| &e[*k])
+                            .find(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "));
+                        let hosts = match (named, e["host"].as_str()) {
+                            (Some(n), _) => format!("hosts {n}"),
+                            (None, Some(h)) => format!("host {h}"),
+                            (None, None) => format!("group {}", text(&e["group"])),
+                        };
                         let target = e["advisory"]
                             .as_str()
                             .map(str::to_owned)
@@ -859,6 +875,7 @@ pub(crate) async fn exemptions(
         ExemptionsCommand::Add {
             name,
             host,
+            query,
             group,
             advisory,
             package,
@@ -869,10 +886,16 @@ pub(crate) async fn exemptions(
             let expires = Timestamp::now()
                 .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
                 .context("--days is too far away")?;
-            let body = json!({
-                "host": host, "group": group, "advisory": advisory, "package": package,
+            let mut body = json!({
+                "group": group, "advisory": advisory, "package": package,
                 "reason": reason, "control": control, "expires": expires,
             });
+            if !host.is_empty() {
+                body["hosts"] = json!(host);
+            }
+            if let Some(q) = query {
+                body["query"] = json!(q);
+            }
             let e = client
                 .call(Method::PUT, &api_path(&["exemptions", &name]), Some(body))
                 .await?;
