@@ -1930,13 +1930,15 @@ fn ring_shown(status: &str, halt: Option<&str>, r: &rollout::RingPlan) -> (&'sta
         })
     };
     let why = halt.unwrap_or("no reason given");
+    // A rollback's halt reads "rolled back: REASON".
+    let back = why.strip_prefix("rolled back: ").unwrap_or(why);
     match (status, started) {
         ("rolling_back" | "rolled_back", None) => (
             "not_started",
             "never started: the rollout was rolled back".into(),
         ),
-        ("rolling_back", Some(t)) => ("rolling_back", format!("rolling back{}: {why}", since(t))),
-        ("rolled_back", Some(t)) => ("rolled_back", format!("rolled back{}: {why}", since(t))),
+        ("rolling_back", Some(t)) => ("rolling_back", format!("rolling back{}: {back}", since(t))),
+        ("rolled_back", Some(t)) => ("rolled_back", format!("rolled back{}: {back}", since(t))),
         ("halted", Some(t)) if matches!(r.state, RingState::Running { .. }) => {
             ("halted", format!("halted{}: {why}", since(t)))
         }

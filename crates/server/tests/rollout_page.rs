@@ -428,7 +428,11 @@ async fn after_a_rollback_no_ring_reads_running_and_the_review_is_the_progress()
     let r = s.rollout_until("r", |r| r["status"] == "rolled_back").await;
     for g in r["rings"].as_array().unwrap() {
         assert_eq!(g["state"], "rolled_back", "{g}");
-        assert!(!g["reason"].as_str().unwrap().contains("running"), "{g}");
+        let reason = g["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("rolled back (started ") && reason.ends_with(" UTC): the app broke"),
+            "{g}"
+        );
     }
     let (_, page) = b.get("/console/rollouts/r").await;
     assert!(!page.contains("running since"), "{page}");
