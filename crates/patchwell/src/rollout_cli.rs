@@ -1,5 +1,5 @@
 //! `patchwell rollouts`: create, release or refuse, watch, halt, resume,
-//! roll back, redeploy and review rollouts over the API.
+//! lower a gate, roll back, redeploy and review rollouts over the API.
 
 use std::process::ExitCode;
 
@@ -113,6 +113,21 @@ pub(crate) enum RolloutsCommand {
     Rollback {
         /// The rollout.
         name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lower a started ring's success gate, so the next ring may start
+    /// with fewer of its hosts succeeded (0: whatever its result).
+    Gate {
+        /// The rollout.
+        name: String,
+        /// The ring whose gate to lower.
+        #[arg(long)]
+        ring: String,
+        /// The share of its hosts that must succeed now, 0 to 100.
+        #[arg(long)]
+        percent: u32,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -374,6 +389,20 @@ pub(crate) async fn rollouts(
                     Method::POST,
                     &action(&name, "rollback"),
                     Some(json!({"reason": reason})),
+                )
+                .await?
+        }
+        RolloutsCommand::Gate {
+            name,
+            ring,
+            percent,
+            reason,
+        } => {
+            client
+                .call(
+                    Method::POST,
+                    &action(&name, "gate"),
+                    Some(json!({"ring": ring, "gate_success_percent": percent, "reason": reason})),
                 )
                 .await?
         }
