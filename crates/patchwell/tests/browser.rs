@@ -1,8 +1,11 @@
 //! The console in a real browser: `patchwell demo` on a loopback port,
-//! then `browser/console.test.mjs` (playwright-core driving Debian's
-//! chromium, headless) through sign-in, the dashboard, an approval, a
-//! rollout watched to the end, a halt and the monthly report. Screenshots
-//! of every page are kept in `target/browser-artifacts`.
+//! then a script in `browser/` (playwright-core driving Debian's chromium,
+//! headless): `console.test.mjs` through sign-in, the dashboard, an
+//! approval, a rollout watched to the end, a halt and the monthly report;
+//! `approvals.test.mjs` through approval by advisory and bulk approval
+//! with a comment, then a rollout of what was approved. Screenshots of
+//! every page are kept in `target/browser-artifacts/SCRIPT`. One demo runs
+//! at a time.
 //!
 //! Needs `cargo xtask setup` (chromium, node, and `npm ci` in `browser/`).
 //! Outside CI a machine without them skips with a message; with
@@ -40,8 +43,22 @@ impl Drop for Demo {
 
 #[test]
 fn the_console_in_chromium_through_the_whole_cycle() {
+    run_against_the_demo("console.test.mjs");
+}
+
+#[test]
+fn approving_by_advisory_and_in_bulk_in_chromium() {
+    run_against_the_demo("approvals.test.mjs");
+}
+
+/// Runs `browser/SCRIPT` against a fresh demo, one demo at a time.
+fn run_against_the_demo(script_name: &str) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = workspace();
-    let script = root.join("browser/console.test.mjs");
+    let script = root.join("browser").join(script_name);
     let missing: Vec<&str> = [
         ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
         (
@@ -90,7 +107,9 @@ fn the_console_in_chromium_through_the_whole_cycle() {
     let ["console:", url, "user:", user, "password:", password] = fields[..] else {
         panic!("the demo printed {line:?}, not `console: URL user: NAME password: PW`");
     };
-    let artifacts = root.join("target/browser-artifacts");
+    let artifacts = root
+        .join("target/browser-artifacts")
+        .join(script_name.trim_end_matches(".test.mjs"));
     let _ = std::fs::remove_dir_all(&artifacts);
     let status = Command::new("node")
         .arg(&script)
@@ -102,7 +121,7 @@ fn the_console_in_chromium_through_the_whole_cycle() {
     drop(demo);
     assert!(
         status.success(),
-        "the browser test failed; screenshots are in {}",
+        "the browser test {script_name} failed; screenshots are in {}",
         artifacts.display()
     );
 }

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod audit_anchor;
+mod approvals;
 mod auth;
 mod body;
 mod browser;
@@ -328,6 +329,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/baselines/{name}/raise",
             post(plan_api::raise_baseline),
         )
+        .route("/api/v1/approvals/bulk", post(approvals::bulk))
         .route(
             "/api/v1/approvals/{title}/eligibility",
             get(plan_api::eligibility),

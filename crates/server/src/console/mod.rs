@@ -50,6 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/advisories/{id}", get(advisories::show))
         .route("/console/updates", get(advisories::updates))
         .route("/console/approvals", post(advisories::decide))
+        .route("/console/approvals/bulk", post(advisories::decide_bulk))
         .route("/console/rollouts", get(deploy::list).post(deploy::create))
         .route("/console/rollouts/{name}", get(deploy::show))
         .route("/console/rollouts/{name}/live", get(deploy::live))
