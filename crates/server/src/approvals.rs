@@ -132,6 +132,8 @@ impl Decisions {
 /// they were checked against.
 pub(crate) struct Offers {
     facts: HashMap<(Manager, String, String), UpdateFacts>,
+    /// The suite the updates list names for each offered update.
+    suites: HashMap<(Manager, String, String), String>,
     catalog: Arc<Catalog>,
     fleet: Arc<crate::fleet::FleetHandle>,
 }
@@ -145,20 +147,25 @@ impl Offers {
             .fleet
             .update_facts(&catalog.index)
             .unwrap_or_default();
+        let suites = state
+            .fleet
+            .offered_updates()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| ((u.manager, u.name, u.candidate), u.suites))
+            .collect();
         Offers {
             facts,
+            suites,
             catalog,
             fleet: Arc::clone(&state.fleet),
         }
     }
 
-    /// The index the advisories were found in.
-    pub(crate) fn index(&self) -> &Index {
-        &self.catalog.index
-    }
-
     /// What reaches `name` at `version` of `manager`; `security_suite` is
-    /// the security suite offering it, if one does.
+    /// the security suite offering it, if one does (the one the updates
+    /// list names is used when it names one, so that a security update's
+    /// id is the same wherever it is decided).
     pub(crate) fn reach(
         &self,
         manager: Manager,
@@ -166,9 +173,15 @@ impl Offers {
         version: &str,
         security_suite: Option<&str>,
     ) -> Reach {
-        let facts = self
-            .facts
-            .get(&(manager, name.to_owned(), version.to_owned()));
+        let key = (manager, name.to_owned(), version.to_owned());
+        let facts = self.facts.get(&key);
+        let security_suite = security_suite.map(|given| {
+            self.suites
+                .get(&key)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or(given)
+        });
         let mut advisories: Vec<String> = facts
             .map(|f| {
                 f.advisories

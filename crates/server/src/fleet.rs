@@ -628,4 +628,58 @@ mod tests {
         // Not answered from memory before the fleet is loaded.
         assert!(FleetHandle::default().offered_updates().is_none());
     }
+
+    #[test]
+    fn each_offer_knows_its_source_and_the_advisories_it_fixes_on_some_host() {
+        use patchwell_core::advisory::{Advisory, Affected, Ecosystem, Event, PackageKind, UpdateType};
+        let mut index = Index::new();
+        let mut a = Advisory::new("DSA-1", UpdateType::SecurityUpdate);
+        a.affected.push(Affected {
+            ecosystem: Ecosystem::parse("Debian:12").unwrap(),
+            package: "openssl".into(),
+            kind: PackageKind::Source,
+            ranges: vec![vec![Event::Introduced("0".into()), Event::Fixed("3.0.16".into())]],
+            versions: vec![],
+            binaries: vec![],
+        });
+        let dsa = index.insert(a);
+        let fleet = FleetHandle::default();
+        fleet.lock().loaded = true;
+        let view = |installed: &str| HostView {
+            os_id: "debian".into(),
+            os_version: Some("12".into()),
+            scheme: versions::Ecosystem::Deb,
+            kernel_release: "6.1.0-18-amd64".into(),
+            packages: vec![InstalledPackage {
+                name: "libssl3".into(),
+                version: installed.into(),
+                arch: "amd64".into(),
+                source: "openssl".into(),
+                source_version: installed.into(),
+                installed: true,
+            }],
+            updates: vec![],
+        };
+        let offers = |installed: &str| {
+            let mut o = offer("libssl3", "amd64", "3.0.17", "bookworm-security");
+            o.installed = installed.into();
+            vec![o]
+        };
+        // One host already past the advisory's fix, one below it: the
+        // update fixes it on the second, so it fixes it.
+        fleet.set_host("a", &view("3.0.16"));
+        fleet.set_offers("a", &offers("3.0.16"));
+        let key = (Manager::Dpkg, "libssl3".to_owned(), "3.0.17".to_owned());
+        let facts = fleet.update_facts(&index).unwrap();
+        assert_eq!(facts[&key].source.as_deref(), Some("openssl"));
+        assert!(facts[&key].advisories.is_empty());
+        fleet.set_host("b", &view("3.0.15"));
+        fleet.set_offers("b", &offers("3.0.15"));
+        assert_eq!(fleet.update_facts(&index).unwrap()[&key].advisories, [dsa]);
+        assert_eq!(fleet.source_of(Manager::Dpkg, "libssl3"), "openssl");
+        assert_eq!(fleet.source_of(Manager::Dpkg, "bash"), "bash");
+        // Host b moves on: only a is offered it, past the fix.
+        fleet.set_offers("b", &[]);
+        assert!(fleet.update_facts(&index).unwrap()[&key].advisories.is_empty());
+    }
 }

@@ -825,10 +825,16 @@ pub(crate) async fn eligibility(
                 .map(|d| d.to_approval(&title))
                 .transpose()
                 .map_err(ApiError::internal)?;
-            let by = if manual.is_some() {
-                json!({"title": title, "rank": "own"})
-            } else {
-                Value::Null
+            let rank = match approval::Title::parse(&title) {
+                Ok(approval::Title::Source {
+                    version: Some(_), ..
+                }) => approval::Rank::SourceVersion,
+                Ok(approval::Title::Source { .. }) => approval::Rank::Source,
+                _ => approval::Rank::Advisory,
+            };
+            let by = match &manual {
+                Some(a) => json!({"title": title, "rank": rank.as_str(), "by": a.by, "comment": a.comment}),
+                None => Value::Null,
             };
             (manual, by)
         }

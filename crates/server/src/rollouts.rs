@@ -850,7 +850,11 @@ async fn unapproved(
                 if let Some(declined) = d.decline() {
                     why.push(format!(
                         "{title} was declined by {}{}",
-                        if declined.by.is_empty() { "a person" } else { &declined.by },
+                        if declined.by.is_empty() {
+                            "a person"
+                        } else {
+                            declined.by.as_str()
+                        },
                         through(declined)
                     ));
                 } else if !d.approves_ring(&ring.name) {
