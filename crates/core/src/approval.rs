@@ -105,9 +105,8 @@ impl Title {
                 .or_else(|| t.split_once(char::is_whitespace))
                 .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         };
-        let bad_version = |v: &str| {
-            format!("title {text:?}: version {v:?} is not a package version")
-        };
+        let bad_version =
+            |v: &str| format!("title {text:?}: version {v:?} is not a package version");
         if let Some(rest) = text.strip_prefix(SOURCE_PREFIX) {
             let (name, version) = match split(rest) {
                 Some((n, v)) => (n, Some(v)),
@@ -249,7 +248,9 @@ impl<'a> Decided<'a> {
     pub fn approves_ring(&self, ring: &str) -> bool {
         self.approved()
             && self.approvals.iter().any(|a| match &a.verdict {
-                Verdict::Approve { rings, .. } => rings.is_empty() || rings.iter().any(|r| r == ring),
+                Verdict::Approve { rings, .. } => {
+                    rings.is_empty() || rings.iter().any(|r| r == ring)
+                }
                 Verdict::Decline => false,
             })
     }
@@ -685,7 +686,10 @@ mod tests {
     #[test]
     fn titles_name_an_update_a_source_or_an_advisory() {
         let p = |t| Title::parse(t).map(|t| t.canonical());
-        assert_eq!(p("openssh-server=1:9.2p1-2+deb12u3").unwrap(), "openssh-server=1:9.2p1-2+deb12u3");
+        assert_eq!(
+            p("openssh-server=1:9.2p1-2+deb12u3").unwrap(),
+            "openssh-server=1:9.2p1-2+deb12u3"
+        );
         assert_eq!(p(" dpkg 1.21.22 ").unwrap(), "dpkg=1.21.22");
         assert_eq!(p("source:openssh").unwrap(), "source:openssh");
         assert_eq!(p("source:dpkg 1.21.22").unwrap(), "source:dpkg=1.21.22");
@@ -714,25 +718,61 @@ mod tests {
             person("CVE-2", Verdict::Decline),
             person("source:dpkg", everywhere()),
             person("dpkg-dev=1.21.22", Verdict::Decline),
-            person("source:glibc=2.36-9+deb12u7", Verdict::Approve { rings: vec!["pilot".into()], groups: vec![] }),
+            person(
+                "source:glibc=2.36-9+deb12u7",
+                Verdict::Approve {
+                    rings: vec!["pilot".into()],
+                    groups: vec![],
+                },
+            ),
         ];
         let lookup = |t: &str| decisions.iter().find(|a| a.title == t);
-        let update = |name, version, source, advisories| Update { name, version, source, advisories };
+        let update = |name, version, source, advisories| Update {
+            name,
+            version,
+            source,
+            advisories,
+        };
         // The source's decision reaches each binary; the binary's own wins.
-        let d = decide(&update("libdpkg-perl", "1.21.22", Some("dpkg"), &["DSA-1", "CVE-2"]), lookup).unwrap();
-        assert_eq!((d.rank, d.approved(), d.decided_by().title.as_str()), (Rank::Source, true, "source:dpkg"));
+        let d = decide(
+            &update("libdpkg-perl", "1.21.22", Some("dpkg"), &["DSA-1", "CVE-2"]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.rank, d.approved(), d.decided_by().title.as_str()),
+            (Rank::Source, true, "source:dpkg")
+        );
         let d = decide(&update("dpkg-dev", "1.21.22", Some("dpkg"), &[]), lookup).unwrap();
         assert_eq!((d.rank, d.approved()), (Rank::Package, false));
         // Two advisories, one approved and one declined: declined.
-        let d = decide(&update("libssl3", "3.0.17", Some("openssl"), &["DSA-1", "CVE-2"]), lookup).unwrap();
-        assert_eq!((d.rank, d.approved(), d.decided_by().title.as_str()), (Rank::Advisory, false, "CVE-2"));
-        let d = decide(&update("libssl3", "3.0.17", Some("openssl"), &["DSA-1"]), lookup).unwrap();
+        let d = decide(
+            &update("libssl3", "3.0.17", Some("openssl"), &["DSA-1", "CVE-2"]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.rank, d.approved(), d.decided_by().title.as_str()),
+            (Rank::Advisory, false, "CVE-2")
+        );
+        let d = decide(
+            &update("libssl3", "3.0.17", Some("openssl"), &["DSA-1"]),
+            lookup,
+        )
+        .unwrap();
         assert!(d.approved() && d.approves_everywhere() && d.approves_ring("broad"));
         // A binary-only rebuild is reached by its source's version.
-        let d = decide(&update("libc6", "2.36-9+deb12u7+b1", Some("glibc"), &[]), lookup).unwrap();
+        let d = decide(
+            &update("libc6", "2.36-9+deb12u7+b1", Some("glibc"), &[]),
+            lookup,
+        )
+        .unwrap();
         assert_eq!(d.rank, Rank::SourceVersion);
         assert!(d.approves_ring("pilot") && !d.approves_ring("broad") && !d.approves_everywhere());
-        assert_eq!(d.for_target("pilot", None).title, "source:glibc=2.36-9+deb12u7");
+        assert_eq!(
+            d.for_target("pilot", None).title,
+            "source:glibc=2.36-9+deb12u7"
+        );
         // Nothing reaches it.
         assert!(decide(&update("bash", "5.2", Some("bash"), &["DSA-9"]), lookup).is_none());
     }

@@ -923,7 +923,8 @@ async fn decide(
         "declined"
     };
     if let [title] = titles.as_slice() {
-        let body = json!({"verdict": verdict, "rings": rings, "groups": groups, "comment": comment});
+        let body =
+            json!({"verdict": verdict, "rings": rings, "groups": groups, "comment": comment});
         let a = client
             .call(Method::PUT, &api_path(&["approvals", title]), Some(body))
             .await?;
@@ -936,7 +937,12 @@ async fn decide(
         .call(Method::POST, "/api/v1/approvals/bulk", Some(body))
         .await?;
     print_value(client, a, |a| {
-        let titles: Vec<String> = a["titles"].as_array().into_iter().flatten().map(text).collect();
+        let titles: Vec<String> = a["titles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
         format!("{} {done} by {}\n", titles.join(", "), text(&a["by"]))
     })
 }
@@ -1004,11 +1010,9 @@ pub(crate) async fn approvals(
                             Some(verdict) if d["title"] == u["title"] => {
                                 format!("{verdict} by {}", text(&d["by"]))
                             }
-                            Some(verdict) => format!(
-                                "{verdict} by {} ({})",
-                                text(&d["by"]),
-                                text(&d["title"])
-                            ),
+                            Some(verdict) => {
+                                format!("{verdict} by {} ({})", text(&d["by"]), text(&d["title"]))
+                            }
                             None => "waiting".into(),
                         };
                         vec![
@@ -1022,7 +1026,14 @@ pub(crate) async fn approvals(
                     })
                     .collect();
                 table(
-                    &["SOURCE", "UPDATE", "SECURITY", "ADVISORIES", "HOSTS", "DECISION"],
+                    &[
+                        "SOURCE",
+                        "UPDATE",
+                        "SECURITY",
+                        "ADVISORIES",
+                        "HOSTS",
+                        "DECISION",
+                    ],
                     rows,
                 )
             })

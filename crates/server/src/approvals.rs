@@ -143,10 +143,7 @@ impl Offers {
     /// loaded: then only titles of their own reach them).
     pub(crate) fn load(state: &AppState) -> Offers {
         let catalog = state.catalog.get();
-        let facts = state
-            .fleet
-            .update_facts(&catalog.index)
-            .unwrap_or_default();
+        let facts = state.fleet.update_facts(&catalog.index).unwrap_or_default();
         let suites = state
             .fleet
             .offered_updates()
@@ -301,7 +298,10 @@ pub(crate) fn check_titles(state: &AppState, titles: &[String]) -> Result<Vec<St
         } else {
             String::new()
         };
-        return Err(format!("{}{more}; nothing was decided", problems.join("; ")));
+        return Err(format!(
+            "{}{more}; nothing was decided",
+            problems.join("; ")
+        ));
     }
     Ok(out)
 }
@@ -338,12 +338,8 @@ pub(crate) async fn bulk(
 /// form both call.
 pub(crate) async fn decide_bulk(state: &AppState, by: &str, req: Bulk) -> ApiResult<Value> {
     let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let verdict = stored_verdict(&req.verdict).ok_or_else(|| {
-        invalid(format!(
-            "verdict {:?}: use approve or decline",
-            req.verdict
-        ))
-    })?;
+    let verdict = stored_verdict(&req.verdict)
+        .ok_or_else(|| invalid(format!("verdict {:?}: use approve or decline", req.verdict)))?;
     let comment = req
         .comment
         .map(|c| c.trim().to_owned())

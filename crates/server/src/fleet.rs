@@ -631,14 +631,19 @@ mod tests {
 
     #[test]
     fn each_offer_knows_its_source_and_the_advisories_it_fixes_on_some_host() {
-        use patchwell_core::advisory::{Advisory, Affected, Ecosystem, Event, PackageKind, UpdateType};
+        use patchwell_core::advisory::{
+            Advisory, Affected, Ecosystem, Event, PackageKind, UpdateType,
+        };
         let mut index = Index::new();
         let mut a = Advisory::new("DSA-1", UpdateType::SecurityUpdate);
         a.affected.push(Affected {
             ecosystem: Ecosystem::parse("Debian:12").unwrap(),
             package: "openssl".into(),
             kind: PackageKind::Source,
-            ranges: vec![vec![Event::Introduced("0".into()), Event::Fixed("3.0.16".into())]],
+            ranges: vec![vec![
+                Event::Introduced("0".into()),
+                Event::Fixed("3.0.16".into()),
+            ]],
             versions: vec![],
             binaries: vec![],
         });
@@ -680,6 +685,8 @@ mod tests {
         assert_eq!(fleet.source_of(Manager::Dpkg, "bash"), "bash");
         // Host b moves on: only a is offered it, past the fix.
         fleet.set_offers("b", &[]);
-        assert!(fleet.update_facts(&index).unwrap()[&key].advisories.is_empty());
+        assert!(fleet.update_facts(&index).unwrap()[&key]
+            .advisories
+            .is_empty());
     }
 }

@@ -13,8 +13,8 @@
 //! restart: run one server, or expect that lag.
 
 pub mod api;
-pub mod audit_anchor;
 mod approvals;
+pub mod audit_anchor;
 mod auth;
 mod body;
 mod browser;

@@ -30,8 +30,8 @@ use crate::handlers::{
     check_identifier, now, parse_query, selected, stored_host, ApiResult, JsonBody,
 };
 use crate::plan_docs::{
-    check_setting, ApprovalDoc, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc,
-    ExemptionDoc, OwnerDoc, PolicyDoc, SlaDoc,
+    check_setting, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc, ExemptionDoc,
+    OwnerDoc, PolicyDoc, SlaDoc,
 };
 use crate::AppState;
 
@@ -833,7 +833,9 @@ pub(crate) async fn eligibility(
                 _ => approval::Rank::Advisory,
             };
             let by = match &manual {
-                Some(a) => json!({"title": title, "rank": rank.as_str(), "by": a.by, "comment": a.comment}),
+                Some(a) => {
+                    json!({"title": title, "rank": rank.as_str(), "by": a.by, "comment": a.comment})
+                }
                 None => Value::Null,
             };
             (manual, by)

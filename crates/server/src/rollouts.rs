@@ -918,8 +918,7 @@ pub(crate) async fn create(
     // rollout; with `approved`, only approved ones do.
     let decisions = crate::approvals::Decisions::load(&state).await?;
     let offers = crate::approvals::Offers::load(&state);
-    let mut reaches: HashMap<(Manager, String, String), crate::approvals::Reach> =
-        HashMap::new();
+    let mut reaches: HashMap<(Manager, String, String), crate::approvals::Reach> = HashMap::new();
     let rings: Vec<RingSpec> = req
         .rings
         .clone()

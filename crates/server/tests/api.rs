@@ -4621,8 +4621,8 @@ fn host_of_two_sources(hostname: &str, at: Timestamp) -> Inventory {
             package("tzdata", "2024a-0+deb12u1"),
         ],
     );
-    let offer = |name: &str, installed: &str, candidate: &str, suite: &str| {
-        protocol::AvailableUpdate {
+    let offer =
+        |name: &str, installed: &str, candidate: &str, suite: &str| protocol::AvailableUpdate {
             manager: Manager::Dpkg,
             name: name.into(),
             arch: "amd64".into(),
@@ -4632,15 +4632,29 @@ fn host_of_two_sources(hostname: &str, at: Timestamp) -> Inventory {
             codename: None,
             origin: Some("Debian".into()),
             security: suite.ends_with("-security"),
-        }
-    };
+        };
     inv.updates = vec![
-        offer("libssl3", "3.0.15-1~deb12u1", "3.0.16-1~deb12u1", "stable-security"),
-        offer("openssl", "3.0.15-1~deb12u1", "3.0.16-1~deb12u1", "stable-security"),
+        offer(
+            "libssl3",
+            "3.0.15-1~deb12u1",
+            "3.0.16-1~deb12u1",
+            "stable-security",
+        ),
+        offer(
+            "openssl",
+            "3.0.15-1~deb12u1",
+            "3.0.16-1~deb12u1",
+            "stable-security",
+        ),
         offer("dpkg", "1.21.22", "1.21.23", "stable"),
         offer("dpkg-dev", "1.21.22", "1.21.23", "stable"),
         offer("libdpkg-perl", "1.21.22", "1.21.23", "stable"),
-        offer("tzdata", "2024a-0+deb12u1", "2025b-0+deb12u1", "stable-updates"),
+        offer(
+            "tzdata",
+            "2024a-0+deb12u1",
+            "2025b-0+deb12u1",
+            "stable-updates",
+        ),
     ];
     inv
 }
@@ -4689,7 +4703,10 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         (&json!("dpkg"), &json!(true), &json!(["DSA-9002-1"]))
     );
     let tz = &u["tzdata=2025b-0+deb12u1"];
-    assert_eq!((&tz["security"], &tz["advisories"]), (&json!(false), &json!([])));
+    assert_eq!(
+        (&tz["security"], &tz["advisories"]),
+        (&json!(false), &json!([]))
+    );
     assert!(u.values().all(|x| x["decision"].is_null()), "{u:?}");
 
     // A bulk decision with bad titles is refused whole, each one named.
@@ -4697,8 +4714,10 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         .admin(
             reqwest::Method::POST,
             "/api/v1/approvals/bulk",
-            Some(json!({"titles": ["DSA-9001-1", "DSA-404-1", "source:", "tzdata=2025b-0+deb12u1"],
-                        "verdict": "approve", "comment": "lab"})),
+            Some(
+                json!({"titles": ["DSA-9001-1", "DSA-404-1", "source:", "tzdata=2025b-0+deb12u1"],
+                        "verdict": "approve", "comment": "lab"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -4712,8 +4731,14 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
     let (_, stored) = s.get("/api/v1/approvals").await;
     assert_eq!(stored, json!([]), "nothing stored");
     for (body, says) in [
-        (json!({"titles": [], "verdict": "approve"}), "name at least one"),
-        (json!({"titles": ["DSA-9001-1"], "verdict": "maybe"}), "use approve or decline"),
+        (
+            json!({"titles": [], "verdict": "approve"}),
+            "name at least one",
+        ),
+        (
+            json!({"titles": ["DSA-9001-1"], "verdict": "maybe"}),
+            "use approve or decline",
+        ),
         (
             json!({"titles": vec!["x=1"; 501], "verdict": "approve"}),
             "at most 500",
@@ -4733,8 +4758,10 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
             Some(&approver),
             reqwest::Method::POST,
             "/api/v1/approvals/bulk",
-            Some(json!({"titles": ["CVE-2026-0001", "source:dpkg", "CVE-2026-0001"],
-                        "verdict": "approved", "comment": "tested in the lab"})),
+            Some(
+                json!({"titles": ["CVE-2026-0001", "source:dpkg", "CVE-2026-0001"],
+                        "verdict": "approved", "comment": "tested in the lab"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -4767,7 +4794,10 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         .iter()
         .map(|e| e["subject"].as_str().unwrap())
         .collect();
-    assert_eq!(subjects, ["approvals/CVE-2026-0001", "approvals/source:dpkg"]);
+    assert_eq!(
+        subjects,
+        ["approvals/CVE-2026-0001", "approvals/source:dpkg"]
+    );
     assert!(log
         .as_array()
         .unwrap()
@@ -4802,7 +4832,11 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         "DSA-9001-1"
     );
     let (status, _) = s
-        .admin(reqwest::Method::DELETE, "/api/v1/approvals/DSA-9001-1", None)
+        .admin(
+            reqwest::Method::DELETE,
+            "/api/v1/approvals/DSA-9001-1",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // A malformed title is refused by the single decision too.
@@ -4821,8 +4855,10 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         .admin(
             reqwest::Method::POST,
             "/api/v1/rollouts",
-            Some(json!({"name": "r1", "reason": "monthly", "updates": "approved",
-                        "rings": [{"name": "all", "size": "rest"}]})),
+            Some(
+                json!({"name": "r1", "reason": "monthly", "updates": "approved",
+                        "rings": [{"name": "all", "size": "rest"}]}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -4850,9 +4886,11 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         .admin(
             reqwest::Method::POST,
             "/api/v1/rollouts",
-            Some(json!({"name": "r2", "reason": "monthly", "updates": "approved",
+            Some(
+                json!({"name": "r2", "reason": "monthly", "updates": "approved",
                         "packages": ["libssl3"],
-                        "rings": [{"name": "all", "size": "rest", "manual_approval": true}]})),
+                        "rings": [{"name": "all", "size": "rest", "manual_approval": true}]}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

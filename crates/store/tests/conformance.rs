@@ -466,7 +466,13 @@ async fn plan_objects_are_stored_with_their_audit_entries(store: Store) {
 async fn several_plan_objects_are_stored_at_once_each_audited(store: Store) {
     let why = Why::new("alice", "approve").because(Some("lab".into()));
     store
-        .put_plan_object("approvals", "DSA-1", r#"{"verdict":"decline"}"#, &why, at(1))
+        .put_plan_object(
+            "approvals",
+            "DSA-1",
+            r#"{"verdict":"decline"}"#,
+            &why,
+            at(1),
+        )
         .await
         .unwrap();
     let replaced = store
