@@ -4921,3 +4921,112 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
 fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updates_page_groups_binaries_by_source_and_decides_several_with_one_comment() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("web1").await;
+    let inv = host_of_two_sources("web1", s.now());
+    assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    let mut b = Browser::new(&s);
+    b.sign_in("admin", &s.admin_password).await;
+
+    // dpkg's three binaries under their source, each with a checkbox, and
+    // one for the source package itself.
+    let (status, page) = b.get("/console/updates").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let dpkg = page
+        .find(r#"<tbody data-source="dpkg">"#)
+        .expect("dpkg's group");
+    let group = &page[dpkg..dpkg + page[dpkg..].find("</tbody>").unwrap()];
+    for title in [
+        "source:dpkg",
+        "dpkg=1.21.23",
+        "dpkg-dev=1.21.23",
+        "libdpkg-perl=1.21.23",
+    ] {
+        assert!(
+            group.contains(&format!(r#"name="title" value="{title}""#)),
+            "{title} in {group}"
+        );
+    }
+    assert!(group.contains("(3 binaries)"), "{group}");
+
+    // Nothing selected: the form says so, with the comment kept.
+    let (status, page) = b
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("comment", "tried on the lab machines"),
+                ("verdict", "approve"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains(r#"role="alert""#) && page.contains("name at least one"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"value="tried on the lab machines""#),
+        "{page}"
+    );
+    let (_, stored) = s.get("/api/v1/approvals").await;
+    assert_eq!(stored, json!([]));
+
+    // A source and one more update, with one comment.
+    let (status, to) = b
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("title", "source:dpkg"),
+                ("title", "tzdata=2025b-0+deb12u1"),
+                ("comment", "tried on the lab machines"),
+                ("verdict", "approve"),
+                ("back", "/console/updates"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(to.contains("done=2%20titles%20approved."), "{to}");
+    let u = updates_by_title(&s).await;
+    for title in [
+        "dpkg=1.21.23",
+        "dpkg-dev=1.21.23",
+        "libdpkg-perl=1.21.23",
+        "tzdata=2025b-0+deb12u1",
+    ] {
+        assert_eq!(u[title]["decision"], "approved", "{title}");
+        assert_eq!(
+            u[title]["decided_by"]["comment"],
+            "tried on the lab machines"
+        );
+    }
+    assert!(u["libssl3=3.0.16-1~deb12u1"]["decision"].is_null());
+    let (_, page) = b.get("/console/updates?only=approved&q=dpkg-dev").await;
+    assert!(
+        page.contains(r#"data-test="decision">approved</strong>"#)
+            && page.contains("source:dpkg")
+            && page.contains("tried on the lab machines"),
+        "{page}"
+    );
+    // An auditor sees no checkboxes and may not decide.
+    s.user("audrey", "auditor").await;
+    let mut auditor = Browser::new(&s);
+    auditor.sign_in("audrey", "correct horse battery").await;
+    let (_, page) = auditor.get("/console/updates").await;
+    assert!(!page.contains(r#"type="checkbox""#), "{page}");
+    let (status, _) = auditor
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("title", "libssl3=3.0.16-1~deb12u1"),
+                ("verdict", "decline"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
