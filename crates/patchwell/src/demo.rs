@@ -1012,7 +1012,6 @@ async fn start_pilot(api: &Client) -> anyhow::Result<()> {
             .into_iter()
             .flatten()
             .filter_map(|a| a.as_str())
-            .filter(|a| a.matches(':').count() < 2)
             .collect();
         if advisories.is_empty() {
             titles.extend(u["title"].as_str().map(str::to_owned));

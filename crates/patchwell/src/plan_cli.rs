@@ -1003,6 +1003,7 @@ pub(crate) async fn approvals(
                             .as_array()
                             .into_iter()
                             .flatten()
+                            .chain(Some(&u["update_id"]).filter(|id| id.is_string()))
                             .map(text)
                             .collect();
                         let d = &u["decided_by"];

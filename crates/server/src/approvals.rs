@@ -199,6 +199,11 @@ impl Offers {
         Reach { source, advisories }
     }
 
+    /// Whether the catalog has an advisory of this id.
+    pub(crate) fn in_catalog(&self, id: &str) -> bool {
+        self.catalog.index.get(id).is_some()
+    }
+
     /// Whether an update is a security update: offered from a security
     /// suite, or fixing an advisory that is a security update.
     pub(crate) fn is_security(&self, from_security_suite: bool, reach: &Reach) -> bool {

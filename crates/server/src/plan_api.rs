@@ -944,7 +944,10 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
                 "source": reach.source,
                 "security": security,
                 "suite": (!u.suites.is_empty()).then_some(u.suites),
-                "advisories": reach.advisories,
+                // The catalog's advisories it fixes; a security update no
+                // advisory explains has an id of its own instead.
+                "advisories": reach.advisories.iter().filter(|a| offers.in_catalog(a)).collect::<Vec<_>>(),
+                "update_id": reach.advisories.iter().find(|a| !offers.in_catalog(a)),
                 "hosts": u.hosts,
                 "decision": decision,
                 "decided_by": decided_by,

@@ -4959,6 +4959,7 @@ async fn the_updates_page_groups_binaries_by_source_and_decides_several_with_one
             &[
                 ("comment", "tried on the lab machines"),
                 ("verdict", "approve"),
+                ("back", "/console/updates?only=pending"),
             ],
             None,
         )
@@ -4969,8 +4970,9 @@ async fn the_updates_page_groups_binaries_by_source_and_decides_several_with_one
         "{page}"
     );
     assert!(
-        page.contains(r#"value="tried on the lab machines""#),
-        "{page}"
+        page.contains(r#"value="tried on the lab machines""#)
+            && page.contains(r#"<option value="pending" selected>"#),
+        "the form as it was, on the page it was on: {page}"
     );
     let (_, stored) = s.get("/api/v1/approvals").await;
     assert_eq!(stored, json!([]));

@@ -442,12 +442,13 @@ async fn updates_page(
                             @if approver { td { (check(&title, format!("Select {title}"))) } }
                             td { (text(&u["name"])) " " span class="muted" { (text(&u["candidate"])) } }
                             td { @if u["security"] == true { span class="bad" { "security" } } " " span class="muted" { (text(&u["suite"])) } }
-                            td { @for a in u["advisories"].as_array().into_iter().flatten() {
-                                @let id = text(a);
-                                @if id.matches(':').count() >= 2 { span class="tag" { (id) } }
-                                @else { a class="tag" href=(format!("/console/advisories/{}", encode(&id))) { (id) } }
-                                " "
-                            } }
+                            td {
+                                @for a in u["advisories"].as_array().into_iter().flatten() {
+                                    @let id = text(a);
+                                    a class="tag" href=(format!("/console/advisories/{}", encode(&id))) { (id) } " "
+                                }
+                                @if let Some(id) = u["update_id"].as_str() { span class="tag" title="a security update no advisory in the catalog explains" { (id) } }
+                            }
                             td class="num" { (text(&u["hosts"])) }
                             td { (decision_cell(u)) }
                         }
@@ -510,7 +511,12 @@ pub(crate) async fn decide_bulk(
                 comment,
                 problem: e.message().to_owned(),
             };
-            let l = Listing::default();
+            // The page the form was on (its filter and page), again.
+            let l = field("back")
+                .and_then(|b| b.parse::<axum::http::Uri>().ok())
+                .and_then(|u| Query::<Listing>::try_from_uri(&u).ok())
+                .map(|Query(l)| l)
+                .unwrap_or_default();
             let page = updates_page(&state, &viewer, &l, Some(&input)).await?;
             Ok((e.status(), page).into_response())
         }
