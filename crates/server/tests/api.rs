@@ -4786,6 +4786,13 @@ async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reache
         assert_eq!(u[title]["decided_by"]["title"], "source:dpkg");
     }
     assert!(u["tzdata=2025b-0+deb12u1"]["decision"].is_null());
+    // Eligibility decides an update's title the same way.
+    let (status, e) = s
+        .get("/api/v1/approvals/libdpkg-perl=1.21.23/eligibility?ring=broad&class=high")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["decision"]["state"], "approved", "{e}");
+    assert_eq!(e["decided_by"]["title"], "source:dpkg", "{e}");
     // One audit entry per title, each with the comment.
     let (_, log) = s.get("/api/v1/audit?subject=approvals/").await;
     let subjects: Vec<&str> = log
