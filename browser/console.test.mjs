@@ -147,14 +147,15 @@ try {
   const title = await row.getAttribute("data-title");
   expect(title, "an update waiting for a decision");
   await shot("updates-pending");
-  await row.getByRole("button", { name: `Approve ${title}` }).click();
+  await row.getByLabel(`Select ${title}`, { exact: true }).check();
+  await page.getByRole("button", { name: "Approve selected" }).click();
   expect(
-    (await page.getByRole("status").textContent()).includes(`${title} approved.`),
+    (await page.getByRole("status").textContent()).includes("1 title approved."),
     `the notice that ${title} was approved`,
   );
-  await page.goto(`${origin}/console/updates?only=approve&q=${encodeURIComponent(title.split("=")[0])}`);
+  await page.goto(`${origin}/console/updates?only=approved&q=${encodeURIComponent(title.split("=")[0])}`);
   expect(
-    (await page.locator(`tr[data-title="${title}"] td`).nth(4).textContent()) === "approve",
+    (await page.locator(`tr[data-title="${title}"] [data-test="decision"]`).textContent()) === "approved",
     `${title} listed as approved`,
   );
   await shot("updates-approved");

@@ -622,6 +622,60 @@ impl Index {
         })
     }
 
+    /// The advisories (by position) that an update of `package` to
+    /// `candidate` fixes on a host of `ecosystem` (its OSV name, if it has
+    /// one) whose versions follow `scheme`: those that affect the installed
+    /// version, by the source package, the binary package or the vendor's
+    /// entries, and have a fix at or below the candidate. The candidate is
+    /// compared as the source's version too, as [`Offer`]s are.
+    pub fn fixed_by(
+        &self,
+        ecosystem: Option<&str>,
+        scheme: versions::Ecosystem,
+        package: &InstalledPackage,
+        candidate: &str,
+    ) -> Vec<u32> {
+        let Ok(candidate_key) = versions::sort_key(scheme, candidate) else {
+            return Vec::new();
+        };
+        let mut hits: Vec<Hit> = Vec::new();
+        if let Some(eco) = ecosystem {
+            if let Ok(key) = versions::sort_key(scheme, &package.source_version) {
+                self.check(eco, PackageKind::Source, &package.source, &key, |h| {
+                    hits.push(h)
+                });
+            }
+        }
+        if let Ok(key) = versions::sort_key(scheme, &package.version) {
+            if let Some(eco) = ecosystem {
+                self.check(eco, PackageKind::Binary, &package.name, &key, |h| {
+                    hits.push(h)
+                });
+            }
+            let vendor = Ecosystem::vendor(scheme);
+            self.check(
+                vendor.name(),
+                PackageKind::Binary,
+                &package.name,
+                &key,
+                |h| hits.push(h),
+            );
+        }
+        let mut out: Vec<u32> = hits
+            .iter()
+            .filter(|h| {
+                h.fixed
+                    .and_then(|at| self.event_text(h, at))
+                    .and_then(|fixed| versions::sort_key(scheme, fixed).ok())
+                    .is_some_and(|fixed| fixed <= candidate_key)
+            })
+            .map(|h| h.advisory)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The advisories whose fix for a package covers this advisory's: for
     /// every package it affects, a later advisory fixes the same package in
     /// the same ecosystem at the same or a higher version.

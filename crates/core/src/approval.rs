@@ -3,6 +3,16 @@
 //! updates: the pilot ring at once, everyone five business days after the
 //! pilot started"). [`eligibility`] says, for one update and one ring, whether
 //! it may be deployed now, and if not, until when or why not.
+//!
+//! A title names what a decision covers ([`Title`]): one binary update
+//! (`openssh-server=1:9.2p1-2+deb12u3`), every binary update built from a
+//! source package (`source:openssh`, or `source:openssh=1:9.2p1-2+deb12u3`
+//! for one version of it), or every update that fixes an advisory
+//! (`DSA-5724-1`, one of its aliases such as a CVE, or a security suite's
+//! update id). [`decide`] finds the decision in force on one update: the
+//! most specific title that has one wins (the update itself, then its
+//! source at that version, then its source, then the advisories it fixes);
+//! among decisions of equal rank a decline wins, and approvals add up.
 
 use std::collections::BTreeSet;
 
@@ -39,6 +49,281 @@ pub struct Approval {
     pub by: String,
     /// Their comment.
     pub comment: Option<String>,
+}
+
+/// What a title names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Title {
+    /// One binary package at one version (`name=version`).
+    Package {
+        /// The binary package.
+        name: String,
+        /// Its version.
+        version: String,
+    },
+    /// Every binary package built from a source package, at one version of
+    /// it or at any.
+    Source {
+        /// The source package.
+        name: String,
+        /// The version (`None`: any).
+        version: Option<String>,
+    },
+    /// Every update that fixes an advisory (its id or an alias).
+    Advisory(String),
+}
+
+/// The prefix of a source package's title.
+pub const SOURCE_PREFIX: &str = "source:";
+
+/// The characters a package name may have (Debian's, rpm's and apk's).
+fn package_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._~@".contains(c))
+}
+
+fn version_ok(version: &str) -> bool {
+    !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._~:^".contains(c))
+}
+
+impl Title {
+    /// Reads a title: `name=version` (or `name version`), `source:name`,
+    /// `source:name=version` (or `source:name version`), or an advisory id.
+    /// The error names the title and what is wrong with it.
+    pub fn parse(text: &str) -> Result<Title, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("an empty title: give an advisory id, source:NAME or NAME=VERSION".into());
+        }
+        let split = |t: &str| -> Option<(String, String)> {
+            t.split_once('=')
+                .or_else(|| t.split_once(char::is_whitespace))
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        };
+        let bad_version =
+            |v: &str| format!("title {text:?}: version {v:?} is not a package version");
+        if let Some(rest) = text.strip_prefix(SOURCE_PREFIX) {
+            let (name, version) = match split(rest) {
+                Some((n, v)) => (n, Some(v)),
+                None => (rest.to_owned(), None),
+            };
+            if !package_name_ok(&name) {
+                return Err(format!(
+                    "title {text:?}: {name:?} is not a source package name"
+                ));
+            }
+            if let Some(v) = &version {
+                if !version_ok(v) {
+                    return Err(bad_version(v));
+                }
+            }
+            return Ok(Title::Source { name, version });
+        }
+        if let Some((name, version)) = split(text) {
+            if !package_name_ok(&name) {
+                return Err(format!("title {text:?}: {name:?} is not a package name"));
+            }
+            if !version_ok(&version) {
+                return Err(bad_version(&version));
+            }
+            return Ok(Title::Package { name, version });
+        }
+        let fine = text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:+~".contains(c));
+        if !fine {
+            return Err(format!(
+                "title {text:?}: not an advisory id, source:NAME or NAME=VERSION"
+            ));
+        }
+        Ok(Title::Advisory(text.to_owned()))
+    }
+
+    /// The title as it is stored: `name=version`, `source:name`,
+    /// `source:name=version` or the advisory id.
+    pub fn canonical(&self) -> String {
+        match self {
+            Title::Package { name, version } => format!("{name}={version}"),
+            Title::Source {
+                name,
+                version: None,
+            } => format!("{SOURCE_PREFIX}{name}"),
+            Title::Source {
+                name,
+                version: Some(v),
+            } => format!("{SOURCE_PREFIX}{name}={v}"),
+            Title::Advisory(id) => id.clone(),
+        }
+    }
+}
+
+/// One update, as decisions see it: what titles can reach it.
+#[derive(Debug, Clone)]
+pub struct Update<'a> {
+    /// The binary package.
+    pub name: &'a str,
+    /// The version offered.
+    pub version: &'a str,
+    /// The source package it is built from, when known.
+    pub source: Option<&'a str>,
+    /// The advisories it fixes, by id and by alias.
+    pub advisories: &'a [&'a str],
+}
+
+/// How specific the title that decided an update is, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rank {
+    /// The update itself (`name=version`).
+    Package,
+    /// Its source package at the version offered.
+    SourceVersion,
+    /// Its source package at any version.
+    Source,
+    /// An advisory it fixes.
+    Advisory,
+}
+
+impl Rank {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rank::Package => "package",
+            Rank::SourceVersion => "source-version",
+            Rank::Source => "source",
+            Rank::Advisory => "advisory",
+        }
+    }
+}
+
+/// The decision in force on one update: the decisions of the most
+/// specific rank that has any.
+#[derive(Debug, Clone)]
+pub struct Decided<'a> {
+    /// Their rank.
+    pub rank: Rank,
+    /// The decisions (several only for advisories or a binNMU's source).
+    pub approvals: Vec<&'a Approval>,
+}
+
+impl<'a> Decided<'a> {
+    /// A decline among them, which wins.
+    pub fn decline(&self) -> Option<&'a Approval> {
+        self.approvals
+            .iter()
+            .copied()
+            .find(|a| a.verdict == Verdict::Decline)
+    }
+
+    /// Whether it is approved (for some ring or group) rather than declined.
+    pub fn approved(&self) -> bool {
+        self.decline().is_none()
+    }
+
+    /// The title whose decision is in force: the decline, else the first
+    /// approval.
+    pub fn decided_by(&self) -> &'a Approval {
+        self.decline().unwrap_or(self.approvals[0])
+    }
+
+    /// The decision that holds for a ring and group: the decline, else an
+    /// approval covering them, else the first approval (which does not).
+    pub fn for_target(&self, ring: &str, group: Option<&str>) -> &'a Approval {
+        if let Some(d) = self.decline() {
+            return d;
+        }
+        self.approvals
+            .iter()
+            .copied()
+            .find(|a| a.covers(ring, group))
+            .unwrap_or(self.approvals[0])
+    }
+
+    /// Whether it is approved for a ring (of any group).
+    pub fn approves_ring(&self, ring: &str) -> bool {
+        self.approved()
+            && self.approvals.iter().any(|a| match &a.verdict {
+                Verdict::Approve { rings, .. } => {
+                    rings.is_empty() || rings.iter().any(|r| r == ring)
+                }
+                Verdict::Decline => false,
+            })
+    }
+
+    /// Whether it is approved for every ring and every group.
+    pub fn approves_everywhere(&self) -> bool {
+        self.approved()
+            && self.approvals.iter().any(|a| {
+                matches!(&a.verdict, Verdict::Approve { rings, groups } if rings.is_empty() && groups.is_empty())
+            })
+    }
+}
+
+impl Approval {
+    /// Whether it approves an update for `ring`, on a host in `group`.
+    pub fn covers(&self, ring: &str, group: Option<&str>) -> bool {
+        match &self.verdict {
+            Verdict::Decline => false,
+            Verdict::Approve { rings, groups } => {
+                (rings.is_empty() || rings.iter().any(|r| r == ring))
+                    && (groups.is_empty() || group.is_some_and(|g| groups.iter().any(|x| x == g)))
+            }
+        }
+    }
+}
+
+/// A version without a binary-only rebuild's suffix (`1.2-3+b1` is built
+/// from source `1.2-3`).
+fn without_bin_nmu(version: &str) -> Option<&str> {
+    let (base, n) = version.rsplit_once("+b")?;
+    (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit())).then_some(base)
+}
+
+/// The decision in force on `update`, looking decisions up by title with
+/// `lookup`: the update's own, else its source's at the version offered,
+/// else its source's, else those of the advisories it fixes. Among the
+/// decisions of one rank a decline wins; `None` when no title has one.
+pub fn decide<'a>(
+    update: &Update<'_>,
+    lookup: impl Fn(&str) -> Option<&'a Approval>,
+) -> Option<Decided<'a>> {
+    let found = |rank: Rank, titles: &mut dyn Iterator<Item = String>| {
+        let mut approvals: Vec<&'a Approval> = Vec::new();
+        for t in titles {
+            if let Some(a) = lookup(&t) {
+                if !approvals.iter().any(|b| std::ptr::eq(*b, a)) {
+                    approvals.push(a);
+                }
+            }
+        }
+        (!approvals.is_empty()).then_some(Decided { rank, approvals })
+    };
+    let own = format!("{}={}", update.name, update.version);
+    if let Some(d) = found(Rank::Package, &mut std::iter::once(own)) {
+        return Some(d);
+    }
+    if let Some(source) = update.source {
+        let mut versions = vec![format!("{SOURCE_PREFIX}{source}={}", update.version)];
+        if let Some(base) = without_bin_nmu(update.version) {
+            versions.push(format!("{SOURCE_PREFIX}{source}={base}"));
+        }
+        if let Some(d) = found(Rank::SourceVersion, &mut versions.into_iter()) {
+            return Some(d);
+        }
+        let any = format!("{SOURCE_PREFIX}{source}");
+        if let Some(d) = found(Rank::Source, &mut std::iter::once(any)) {
+            return Some(d);
+        }
+    }
+    found(
+        Rank::Advisory,
+        &mut update.advisories.iter().map(|a| (*a).to_owned()),
+    )
 }
 
 /// When a rule's approval takes effect.
@@ -380,6 +665,116 @@ mod tests {
         );
         assert_eq!(e("broad", Some("laptops")), Eligibility::NotApproved);
         assert_eq!(e("pilot", Some("servers")), Eligibility::NotApproved);
+    }
+
+    fn person(title: &str, verdict: Verdict) -> Approval {
+        Approval {
+            title: title.into(),
+            verdict,
+            by: "alice".into(),
+            comment: None,
+        }
+    }
+
+    fn everywhere() -> Verdict {
+        Verdict::Approve {
+            rings: vec![],
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn titles_name_an_update_a_source_or_an_advisory() {
+        let p = |t| Title::parse(t).map(|t| t.canonical());
+        assert_eq!(
+            p("openssh-server=1:9.2p1-2+deb12u3").unwrap(),
+            "openssh-server=1:9.2p1-2+deb12u3"
+        );
+        assert_eq!(p(" dpkg 1.21.22 ").unwrap(), "dpkg=1.21.22");
+        assert_eq!(p("source:openssh").unwrap(), "source:openssh");
+        assert_eq!(p("source:dpkg 1.21.22").unwrap(), "source:dpkg=1.21.22");
+        assert_eq!(p("DSA-5724-1").unwrap(), "DSA-5724-1");
+        assert_eq!(
+            p("bookworm-security:libssl3:3.0.17-1~deb12u2").unwrap(),
+            "bookworm-security:libssl3:3.0.17-1~deb12u2"
+        );
+        for (bad, says) in [
+            ("", "an empty title"),
+            ("source:", "is not a source package name"),
+            ("dpkg=", "version \"\" is not a package version"),
+            ("dpkg=1 2", "is not a package version"),
+            ("DSA 5724/1", "is not a package version"),
+            ("<script>", "not an advisory id"),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_most_specific_decision_wins_and_a_decline_wins_among_equals() {
+        let decisions = [
+            person("DSA-1", everywhere()),
+            person("CVE-2", Verdict::Decline),
+            person("source:dpkg", everywhere()),
+            person("dpkg-dev=1.21.22", Verdict::Decline),
+            person(
+                "source:glibc=2.36-9+deb12u7",
+                Verdict::Approve {
+                    rings: vec!["pilot".into()],
+                    groups: vec![],
+                },
+            ),
+        ];
+        let lookup = |t: &str| decisions.iter().find(|a| a.title == t);
+        let update = |name, version, source, advisories| Update {
+            name,
+            version,
+            source,
+            advisories,
+        };
+        // The source's decision reaches each binary; the binary's own wins.
+        let d = decide(
+            &update("libdpkg-perl", "1.21.22", Some("dpkg"), &["DSA-1", "CVE-2"]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.rank, d.approved(), d.decided_by().title.as_str()),
+            (Rank::Source, true, "source:dpkg")
+        );
+        let d = decide(&update("dpkg-dev", "1.21.22", Some("dpkg"), &[]), lookup).unwrap();
+        assert_eq!((d.rank, d.approved()), (Rank::Package, false));
+        // Two advisories, one approved and one declined: declined.
+        let d = decide(
+            &update("libssl3", "3.0.17", Some("openssl"), &["DSA-1", "CVE-2"]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.rank, d.approved(), d.decided_by().title.as_str()),
+            (Rank::Advisory, false, "CVE-2")
+        );
+        let d = decide(
+            &update("libssl3", "3.0.17", Some("openssl"), &["DSA-1"]),
+            lookup,
+        )
+        .unwrap();
+        assert!(d.approved() && d.approves_everywhere() && d.approves_ring("broad"));
+        // A binary-only rebuild is reached by its source's version.
+        let d = decide(
+            &update("libc6", "2.36-9+deb12u7+b1", Some("glibc"), &[]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(d.rank, Rank::SourceVersion);
+        assert!(d.approves_ring("pilot") && !d.approves_ring("broad") && !d.approves_everywhere());
+        assert_eq!(
+            d.for_target("pilot", None).title,
+            "source:glibc=2.36-9+deb12u7"
+        );
+        // Nothing reaches it.
+        assert!(decide(&update("bash", "5.2", Some("bash"), &["DSA-9"]), lookup).is_none());
     }
 
     #[test]

@@ -640,3 +640,29 @@ fn the_fleet_counts_only_the_running_kernel_and_follows_a_replaced_advisory() {
     assert!(fleet.host_advisories(1).is_empty());
     assert!(fleet.advisory_hosts(1).is_empty());
 }
+
+#[test]
+fn an_update_fixes_the_advisories_of_its_installed_version_whose_fix_it_reaches() {
+    let mut index = Index::new();
+    let old = index.insert(advisory("DSA-1", "Debian:12", "dpkg", fixed("1.21.20")));
+    let now = index.insert(advisory("DSA-2", "Debian:12", "dpkg", fixed("1.21.22")));
+    index.insert(advisory("DSA-3", "Debian:12", "dpkg", fixed("1.21.30")));
+    index.insert(advisory("DSA-4", "Debian:11", "dpkg", fixed("1.21.22")));
+    let dev = pkg("dpkg-dev", "1.21.19", "dpkg", "1.21.19");
+    let scheme = versions::Ecosystem::Deb;
+    // DSA-3's fix is beyond the candidate, DSA-4 is another release's.
+    assert_eq!(
+        index.fixed_by(Some("Debian:12"), scheme, &dev, "1.21.22"),
+        [old, now]
+    );
+    // Installed past DSA-1's fix already: only DSA-2.
+    let newer = pkg("libdpkg-perl", "1.21.21", "dpkg", "1.21.21");
+    assert_eq!(
+        index.fixed_by(Some("Debian:12"), scheme, &newer, "1.21.22"),
+        [now]
+    );
+    assert!(index.fixed_by(None, scheme, &newer, "1.21.22").is_empty());
+    assert!(index
+        .fixed_by(Some("Debian:12"), scheme, &newer, "not a version!")
+        .is_empty());
+}

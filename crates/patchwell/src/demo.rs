@@ -992,7 +992,8 @@ async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------
 // The pilot.
 
-/// Approves the security updates the fleet is offered and starts a rollout
+/// Approves the security updates the fleet is offered (by the advisories
+/// they fix) and starts a rollout
 /// of them to the simulated hosts: the pilot runs now, the rest waits two
 /// business days.
 async fn start_pilot(api: &Client) -> anyhow::Result<()> {
@@ -1001,12 +1002,34 @@ async fn start_pilot(api: &Client) -> anyhow::Result<()> {
         eprintln!("demo: the simulated fleet is offered no security update; no rollout started");
         return Ok(());
     }
+    // Approved as admins think: by the advisories they fix (one advisory
+    // approves every binary that fixes it, on every release), and by
+    // title the security updates no advisory explains; in bulk.
+    let mut titles: Vec<String> = Vec::new();
     for u in &security {
-        let title = u["title"].as_str().unwrap_or_default();
+        let advisories: Vec<&str> = u["advisories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .collect();
+        if advisories.is_empty() {
+            titles.extend(u["title"].as_str().map(str::to_owned));
+        } else {
+            titles.extend(advisories.into_iter().map(str::to_owned));
+        }
+    }
+    titles.sort();
+    titles.dedup();
+    for chunk in titles.chunks(500) {
         api.call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/approvals/{title}"),
-            Some(json!({"verdict": "approve", "comment": "security update, approved by the demo"})),
+            reqwest::Method::POST,
+            "/api/v1/approvals/bulk",
+            Some(json!({
+                "titles": chunk,
+                "verdict": "approve",
+                "comment": "security advisories, approved by the demo",
+            })),
         )
         .await?;
     }

@@ -241,10 +241,21 @@ pub(crate) enum ExemptionsCommand {
 pub(crate) enum ApprovalsCommand {
     /// List decisions.
     List,
-    /// Approve an update by title (an advisory id or package=version).
+    /// The updates the fleet is offered, grouped by source package, with
+    /// the advisories each fixes and the decision in force.
+    Updates {
+        /// Only those waiting for a decision.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Approve by title: an advisory id or alias (every update that fixes
+    /// it), source:NAME or source:NAME=VERSION (every binary built from
+    /// it), or NAME=VERSION (one update). Several titles are one decision,
+    /// stored all or none.
     Approve {
-        /// The title.
-        title: String,
+        /// The titles.
+        #[arg(required = true)]
+        titles: Vec<String>,
         /// Rings it is approved for (repeat; none: all).
         #[arg(long = "ring")]
         rings: Vec<String>,
@@ -255,10 +266,12 @@ pub(crate) enum ApprovalsCommand {
         #[arg(long)]
         comment: Option<String>,
     },
-    /// Decline an update by title.
+    /// Decline by title (as approve reads them); several titles are one
+    /// decision, stored all or none.
     Decline {
-        /// The title.
-        title: String,
+        /// The titles.
+        #[arg(required = true)]
+        titles: Vec<String>,
         /// Why.
         #[arg(long)]
         comment: String,
@@ -918,6 +931,46 @@ pub(crate) async fn exemptions(
     }
 }
 
+/// One decision on one title (`PUT`) or on several (`POST .../bulk`, all
+/// or none).
+async fn decide(
+    client: &Client,
+    titles: Vec<String>,
+    verdict: &str,
+    rings: Vec<String>,
+    groups: Vec<String>,
+    comment: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let done = if verdict == "approve" {
+        "approved"
+    } else {
+        "declined"
+    };
+    if let [title] = titles.as_slice() {
+        let body =
+            json!({"verdict": verdict, "rings": rings, "groups": groups, "comment": comment});
+        let a = client
+            .call(Method::PUT, &api_path(&["approvals", title]), Some(body))
+            .await?;
+        return print_value(client, a, |a| {
+            format!("{title} {done} by {}\n", text(&a["by"]))
+        });
+    }
+    let body = json!({"titles": titles, "verdict": verdict, "rings": rings, "groups": groups, "comment": comment});
+    let a = client
+        .call(Method::POST, "/api/v1/approvals/bulk", Some(body))
+        .await?;
+    print_value(client, a, |a| {
+        let titles: Vec<String> = a["titles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        format!("{} {done} by {}\n", titles.join(", "), text(&a["by"]))
+    })
+}
+
 pub(crate) async fn approvals(
     connection: Connection,
     command: ApprovalsCommand,
@@ -957,29 +1010,67 @@ pub(crate) async fn approvals(
                 )
             })
         }
+        ApprovalsCommand::Updates { pending } => {
+            let list = client.call(Method::GET, "/api/v1/updates", None).await?;
+            print_value(&client, list, |v| {
+                let mut rows: Vec<&Value> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|u| !pending || u["decision"].is_null())
+                    .collect();
+                rows.sort_by_key(|u| (text(&u["source"]), text(&u["title"])));
+                let rows = rows
+                    .into_iter()
+                    .map(|u| {
+                        let advisories: Vec<String> = u["advisories"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .chain(Some(&u["update_id"]).filter(|id| id.is_string()))
+                            .map(text)
+                            .collect();
+                        let d = &u["decided_by"];
+                        let decision = match u["decision"].as_str() {
+                            Some(verdict) if d["title"] == u["title"] => {
+                                format!("{verdict} by {}", text(&d["by"]))
+                            }
+                            Some(verdict) => {
+                                format!("{verdict} by {} ({})", text(&d["by"]), text(&d["title"]))
+                            }
+                            None => "waiting".into(),
+                        };
+                        vec![
+                            text(&u["source"]),
+                            text(&u["title"]),
+                            if u["security"] == true { "yes" } else { "no" }.into(),
+                            advisories.join(","),
+                            text(&u["hosts"]),
+                            decision,
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "SOURCE",
+                        "UPDATE",
+                        "SECURITY",
+                        "ADVISORIES",
+                        "HOSTS",
+                        "DECISION",
+                    ],
+                    rows,
+                )
+            })
+        }
         ApprovalsCommand::Approve {
-            title,
+            titles,
             rings,
             groups,
             comment,
-        } => {
-            let body =
-                json!({"verdict": "approve", "rings": rings, "groups": groups, "comment": comment});
-            let a = client
-                .call(Method::PUT, &api_path(&["approvals", &title]), Some(body))
-                .await?;
-            print_value(&client, a, |a| {
-                format!("{title} approved by {}\n", text(&a["by"]))
-            })
-        }
-        ApprovalsCommand::Decline { title, comment } => {
-            let body = json!({"verdict": "decline", "comment": comment});
-            let a = client
-                .call(Method::PUT, &api_path(&["approvals", &title]), Some(body))
-                .await?;
-            print_value(&client, a, |a| {
-                format!("{title} declined by {}\n", text(&a["by"]))
-            })
+        } => decide(&client, titles, "approve", rings, groups, comment).await,
+        ApprovalsCommand::Decline { titles, comment } => {
+            decide(&client, titles, "decline", vec![], vec![], Some(comment)).await
         }
         ApprovalsCommand::Decide {
             name,

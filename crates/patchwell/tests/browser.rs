@@ -4,9 +4,12 @@
 //! approval, a rollout watched to the end, a halt and the monthly report;
 //! `rollout.test.mjs` through a rollout halted, resumed, rolled back and
 //! one held at its gate; `planning.test.mjs` through the forms of
-//! exemptions, baselines and policies. Each runs against a demo of its
-//! own. Screenshots of every page are kept in
-//! `target/browser-artifacts/NAME` (`console`, `rollout`, `planning`).
+//! exemptions, baselines and policies; `approvals.test.mjs` through
+//! approval by advisory and bulk approval with a comment, then a rollout
+//! of what was approved. Each runs against a demo of its own, one demo at
+//! a time. Screenshots of every page are kept in
+//! `target/browser-artifacts/NAME` (`console`, `rollout`, `planning`,
+//! `approvals`).
 //!
 //! Needs `cargo xtask setup` (chromium, node, and `npm ci` in `browser/`).
 //! Outside CI a machine without them skips with a message; with
@@ -57,9 +60,18 @@ fn planning_objects_in_chromium_through_their_forms() {
     run_in_chromium("planning.test.mjs");
 }
 
+#[test]
+fn approving_by_advisory_and_in_bulk_in_chromium() {
+    run_in_chromium("approvals.test.mjs");
+}
+
 /// Runs `browser/SCRIPT` against a demo of its own, started here and
-/// stopped when it ends.
+/// stopped when it ends; one demo at a time.
 fn run_in_chromium(script: &str) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let root = workspace();
     let name = script.trim_end_matches(".test.mjs");
     let script = root.join("browser").join(script);
@@ -123,7 +135,7 @@ fn run_in_chromium(script: &str) {
     drop(demo);
     assert!(
         status.success(),
-        "the browser test failed; screenshots are in {}",
+        "the browser test {script_name} failed; screenshots are in {}",
         artifacts.display()
     );
 }

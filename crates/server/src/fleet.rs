@@ -27,6 +27,14 @@ struct State {
     /// Each host's main package manager, whose packages the fleet holds.
     managers: HashMap<u32, protocol::Manager>,
     loaded: bool,
+    /// Each host's OSV ecosystem (`Debian:12`), when it has one.
+    ecosystems: HashMap<u32, String>,
+    /// The source package of each binary package the fleet has seen whose
+    /// source has another name, per package manager (by `Manager as
+    /// usize`): what groups an update under its source, and what a
+    /// source's decision reaches. One entry per package name, however many
+    /// hosts have it; a binary with no entry is its own source.
+    sources: [HashMap<String, String>; 3],
     /// Counts changes, so a reader can tell whether anything moved since
     /// it last looked.
     generation: u64,
@@ -37,8 +45,9 @@ struct State {
 #[derive(Debug, Default)]
 struct Offers {
     /// Each host's offers: the title (its position in `titles`), whether
-    /// from a security suite, and the suite; each title once.
-    by_host: HashMap<u32, Vec<(u32, bool, String)>>,
+    /// from a security suite, the suite, and the version it replaces on the
+    /// host's ecosystem; each title once.
+    by_host: HashMap<u32, Vec<(u32, bool, String, Variant)>>,
     titles: Vec<Offered>,
     positions: HashMap<(protocol::Manager, String, String), u32>,
 }
@@ -55,12 +64,29 @@ struct Offered {
     security: u64,
     /// The suites offering it, with how many hosts each.
     suites: BTreeMap<String, u64>,
+    /// The versions it replaces, per ecosystem, with how many hosts each:
+    /// what decides the advisories it fixes.
+    replaces: BTreeMap<Variant, u64>,
+}
+
+/// A host's OSV ecosystem (empty: none) and the version an update replaces.
+type Variant = (String, String);
+
+/// What decides which decisions reach an offered update.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateFacts {
+    /// The source package its binary is built from, when known.
+    pub source: Option<String>,
+    /// The advisories (positions in the index) it fixes on some host
+    /// offered it.
+    pub advisories: Vec<u32>,
 }
 
 impl Offers {
-    /// Sets what a host is offered now (nothing, to forget it).
-    fn set(&mut self, host: u32, updates: &[protocol::AvailableUpdate]) {
-        for (t, security, suite) in self.by_host.remove(&host).unwrap_or_default() {
+    /// Sets what a host (of OSV ecosystem `ecosystem`, empty when none) is
+    /// offered now (nothing, to forget it).
+    fn set(&mut self, host: u32, ecosystem: &str, updates: &[protocol::AvailableUpdate]) {
+        for (t, security, suite, variant) in self.by_host.remove(&host).unwrap_or_default() {
             let o = &mut self.titles[t as usize];
             o.hosts -= 1;
             o.security -= u64::from(security);
@@ -70,13 +96,19 @@ impl Offers {
                     o.suites.remove(&suite);
                 }
             }
+            if let Some(n) = o.replaces.get_mut(&variant) {
+                *n -= 1;
+                if *n == 0 {
+                    o.replaces.remove(&variant);
+                }
+            }
         }
         if updates.is_empty() {
             return;
         }
         // A title offered for two architectures counts the host once, as
         // security when either is, with the greater suite.
-        let mut mine: BTreeMap<u32, (bool, String)> = BTreeMap::new();
+        let mut mine: BTreeMap<u32, (bool, String, String)> = BTreeMap::new();
         for u in updates {
             let key = (u.manager, u.name.clone(), u.candidate.clone());
             let t = match self.positions.get(&key) {
@@ -90,25 +122,30 @@ impl Offers {
                         hosts: 0,
                         security: 0,
                         suites: BTreeMap::new(),
+                        replaces: BTreeMap::new(),
                     });
                     self.positions.insert(key, t);
                     t
                 }
             };
             let suite = u.suite.clone().unwrap_or_default();
-            let entry = mine.entry(t).or_insert((false, String::new()));
+            let entry = mine
+                .entry(t)
+                .or_insert((false, String::new(), u.installed.clone()));
             entry.0 |= u.security;
             if suite > entry.1 {
                 entry.1 = suite;
             }
         }
         let mut kept = Vec::with_capacity(mine.len());
-        for (t, (security, suite)) in mine {
+        for (t, (security, suite, installed)) in mine {
             let o = &mut self.titles[t as usize];
             o.hosts += 1;
             o.security += u64::from(security);
             *o.suites.entry(suite.clone()).or_default() += 1;
-            kept.push((t, security, suite));
+            let variant = (ecosystem.to_owned(), installed);
+            *o.replaces.entry(variant.clone()).or_default() += 1;
+            kept.push((t, security, suite, variant));
         }
         self.by_host.insert(host, kept);
     }
@@ -133,7 +170,7 @@ impl Offers {
             .map(|(t, o)| ((o.manager, o.name.clone(), o.candidate.clone()), t as u32))
             .collect();
         for offers in self.by_host.values_mut() {
-            for (t, _, _) in offers {
+            for (t, _, _, _) in offers {
                 *t = ids[*t as usize];
             }
         }
@@ -209,7 +246,7 @@ impl FleetHandle {
         }
         set_locked(&mut state, host, view);
         let id = intern(&mut state, host);
-        state.offers.set(id, updates);
+        set_offers_locked(&mut state, id, updates);
     }
 
     /// Records what a host has now.
@@ -241,6 +278,7 @@ impl FleetHandle {
                 .collect()
         };
         let (removed, added) = (of_main(replaced), of_main(brought));
+        learn_sources(&mut state, manager, &added);
         state.generation += 1;
         state.fleet.update_host(id, &removed, &added).is_some()
     }
@@ -252,7 +290,7 @@ impl FleetHandle {
         let id = intern(&mut state, host);
         state.generation += 1;
         state.fleet.remove_host(id);
-        state.offers.set(id, &[]);
+        state.offers.set(id, "", &[]);
     }
 
     /// Drops what no host has any more (package version keys, offered
@@ -278,7 +316,66 @@ impl FleetHandle {
         let mut state = self.lock();
         let id = intern(&mut state, host);
         state.generation += 1;
-        state.offers.set(id, updates);
+        set_offers_locked(&mut state, id, updates);
+    }
+
+    /// The source package of a binary package (itself when the fleet
+    /// knows no other).
+    pub fn source_of(&self, manager: protocol::Manager, name: &str) -> String {
+        self.lock().sources[manager as usize]
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    }
+
+    /// What decides which decisions reach each offered update, by
+    /// (manager, name, version): its source package, and the advisories of
+    /// `index` it fixes on the hosts offered it (counted by the version each
+    /// replaces, so each distinct one is checked once). An advisory the
+    /// update fixes on one host is one it fixes. `None` until the fleet is
+    /// loaded.
+    pub fn update_facts(
+        &self,
+        index: &Index,
+    ) -> Option<HashMap<(protocol::Manager, String, String), UpdateFacts>> {
+        let state = self.lock();
+        if !state.loaded {
+            return None;
+        }
+        let mut out = HashMap::new();
+        for o in state.offers.titles.iter().filter(|o| o.hosts > 0) {
+            let source = state.sources[o.manager as usize]
+                .get(&o.name)
+                .cloned()
+                .unwrap_or_else(|| o.name.clone());
+            let scheme = crate::catalog::scheme_of(o.manager);
+            let mut advisories = Vec::new();
+            for (ecosystem, installed) in o.replaces.keys() {
+                let package = InstalledPackage {
+                    name: o.name.clone(),
+                    version: installed.clone(),
+                    arch: String::new(),
+                    source: source.clone(),
+                    // The source's version of the installed binary is not
+                    // among the offer's facts; offers compare the binary's
+                    // version with a source's fix, and so does this.
+                    source_version: installed.clone(),
+                    installed: true,
+                };
+                let eco = (!ecosystem.is_empty()).then_some(ecosystem.as_str());
+                advisories.extend(index.fixed_by(eco, scheme, &package, &o.candidate));
+            }
+            advisories.sort_unstable();
+            advisories.dedup();
+            out.insert(
+                (o.manager, o.name.clone(), o.candidate.clone()),
+                UpdateFacts {
+                    source: Some(source),
+                    advisories,
+                },
+            );
+        }
+        Some(out)
     }
 
     /// Every update offered to some host, tallied: security first, then by
@@ -369,10 +466,34 @@ fn intern(state: &mut State, host: &str) -> u32 {
 fn set_locked(state: &mut State, host: &str, view: &HostView) {
     let id = intern(state, host);
     state.generation += 1;
-    state
-        .managers
-        .insert(id, crate::catalog::manager_of(view.scheme));
+    let manager = crate::catalog::manager_of(view.scheme);
+    state.managers.insert(id, manager);
+    match view.ecosystem() {
+        Some(e) => state.ecosystems.insert(id, e.name().to_owned()),
+        None => state.ecosystems.remove(&id),
+    };
+    learn_sources(state, manager, &view.packages);
     state.fleet.set_host(id, view);
+}
+
+/// Records what a host is offered, with the host's ecosystem.
+fn set_offers_locked(state: &mut State, id: u32, updates: &[protocol::AvailableUpdate]) {
+    let ecosystem = state.ecosystems.get(&id).cloned().unwrap_or_default();
+    state.offers.set(id, &ecosystem, updates);
+}
+
+/// Remembers the source package of each binary package seen.
+fn learn_sources(state: &mut State, manager: protocol::Manager, packages: &[InstalledPackage]) {
+    let sources = &mut state.sources[manager as usize];
+    for p in packages {
+        if p.source == p.name {
+            if sources.contains_key(&p.name) {
+                sources.remove(&p.name);
+            }
+        } else if sources.get(&p.name) != Some(&p.source) {
+            sources.insert(p.name.clone(), p.source.clone());
+        }
+    }
 }
 
 /// Loads every stored host into the fleet, then checks it against the
@@ -506,5 +627,66 @@ mod tests {
         );
         // Not answered from memory before the fleet is loaded.
         assert!(FleetHandle::default().offered_updates().is_none());
+    }
+
+    #[test]
+    fn each_offer_knows_its_source_and_the_advisories_it_fixes_on_some_host() {
+        use patchwell_core::advisory::{
+            Advisory, Affected, Ecosystem, Event, PackageKind, UpdateType,
+        };
+        let mut index = Index::new();
+        let mut a = Advisory::new("DSA-1", UpdateType::SecurityUpdate);
+        a.affected.push(Affected {
+            ecosystem: Ecosystem::parse("Debian:12").unwrap(),
+            package: "openssl".into(),
+            kind: PackageKind::Source,
+            ranges: vec![vec![
+                Event::Introduced("0".into()),
+                Event::Fixed("3.0.16".into()),
+            ]],
+            versions: vec![],
+            binaries: vec![],
+        });
+        let dsa = index.insert(a);
+        let fleet = FleetHandle::default();
+        fleet.lock().loaded = true;
+        let view = |installed: &str| HostView {
+            os_id: "debian".into(),
+            os_version: Some("12".into()),
+            scheme: versions::Ecosystem::Deb,
+            kernel_release: "6.1.0-18-amd64".into(),
+            packages: vec![InstalledPackage {
+                name: "libssl3".into(),
+                version: installed.into(),
+                arch: "amd64".into(),
+                source: "openssl".into(),
+                source_version: installed.into(),
+                installed: true,
+            }],
+            updates: vec![],
+        };
+        let offers = |installed: &str| {
+            let mut o = offer("libssl3", "amd64", "3.0.17", "bookworm-security");
+            o.installed = installed.into();
+            vec![o]
+        };
+        // One host already past the advisory's fix, one below it: the
+        // update fixes it on the second, so it fixes it.
+        fleet.set_host("a", &view("3.0.16"));
+        fleet.set_offers("a", &offers("3.0.16"));
+        let key = (Manager::Dpkg, "libssl3".to_owned(), "3.0.17".to_owned());
+        let facts = fleet.update_facts(&index).unwrap();
+        assert_eq!(facts[&key].source.as_deref(), Some("openssl"));
+        assert!(facts[&key].advisories.is_empty());
+        fleet.set_host("b", &view("3.0.15"));
+        fleet.set_offers("b", &offers("3.0.15"));
+        assert_eq!(fleet.update_facts(&index).unwrap()[&key].advisories, [dsa]);
+        assert_eq!(fleet.source_of(Manager::Dpkg, "libssl3"), "openssl");
+        assert_eq!(fleet.source_of(Manager::Dpkg, "bash"), "bash");
+        // Host b moves on: only a is offered it, past the fix.
+        fleet.set_offers("b", &[]);
+        assert!(fleet.update_facts(&index).unwrap()[&key]
+            .advisories
+            .is_empty());
     }
 }

@@ -13,6 +13,7 @@
 //! restart: run one server, or expect that lag.
 
 pub mod api;
+mod approvals;
 pub mod audit_anchor;
 mod auth;
 mod body;
@@ -328,6 +329,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/baselines/{name}/raise",
             post(plan_api::raise_baseline),
         )
+        .route("/api/v1/approvals/bulk", post(approvals::bulk))
         .route(
             "/api/v1/approvals/{title}/eligibility",
             get(plan_api::eligibility),

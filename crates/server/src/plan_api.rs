@@ -30,8 +30,8 @@ use crate::handlers::{
     check_identifier, now, parse_query, selected, stored_host, ApiResult, JsonBody,
 };
 use crate::plan_docs::{
-    check_setting, ApprovalDoc, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc,
-    ExemptionDoc, OwnerDoc, PolicyDoc, SlaDoc,
+    check_setting, ApprovalRuleDoc, BaselineDoc, CalendarDoc, ClassificationDoc, Doc, ExemptionDoc,
+    OwnerDoc, PolicyDoc, SlaDoc,
 };
 use crate::AppState;
 
@@ -893,15 +893,53 @@ pub(crate) async fn eligibility(
         let (_, p) = stored_doc::<PolicyDoc>(&state, policy).await?;
         rules.retain(|r| p.approval_rules.contains(&r.name));
     }
-    let manual = match state.store.plan_object(ApprovalDoc::KIND, &title).await? {
-        Some(o) => Some(
-            parse_doc::<ApprovalDoc>(&o)?
-                .to_approval(&title)
-                .map_err(ApiError::internal)?,
-        ),
-        None => None,
-    };
     let ring = q.ring.unwrap_or_else(|| "pilot".into());
+    // An update's title is decided as rollouts decide it: by its own
+    // decision, its source's, or an advisory's it fixes; any other title by
+    // its own decision.
+    let decisions = crate::approvals::Decisions::load(&state).await?;
+    let (manual, decided_by) = match approval::Title::parse(&title) {
+        Ok(approval::Title::Package { name, version }) => {
+            let offers = crate::approvals::Offers::load(&state);
+            let reach = offers.reach(protocol::Manager::Dpkg, &name, &version, None);
+            let reach = if reach.advisories.is_empty() {
+                [protocol::Manager::Rpm, protocol::Manager::Apk]
+                    .into_iter()
+                    .map(|m| offers.reach(m, &name, &version, None))
+                    .find(|r| !r.advisories.is_empty())
+                    .unwrap_or(reach)
+            } else {
+                reach
+            };
+            let d = decisions.decide(&name, &version, &reach);
+            let manual = d
+                .as_ref()
+                .map(|d| d.for_target(&ring, q.group.as_deref()).clone());
+            let by = decisions.json(d.as_ref()).1;
+            (manual, by)
+        }
+        _ => {
+            let manual = decisions
+                .doc(&title)
+                .map(|d| d.to_approval(&title))
+                .transpose()
+                .map_err(ApiError::internal)?;
+            let rank = match approval::Title::parse(&title) {
+                Ok(approval::Title::Source {
+                    version: Some(_), ..
+                }) => approval::Rank::SourceVersion,
+                Ok(approval::Title::Source { .. }) => approval::Rank::Source,
+                _ => approval::Rank::Advisory,
+            };
+            let by = match &manual {
+                Some(a) => {
+                    json!({"title": title, "rank": rank.as_str(), "by": a.by, "comment": a.comment})
+                }
+                None => Value::Null,
+            };
+            (manual, by)
+        }
+    };
     // Rollouts come with the deploy phase; until then no ring has started.
     let not_started = |_: &str| None;
     let e = approval::eligibility(
@@ -940,6 +978,7 @@ pub(crate) async fn eligibility(
         "class_rule": rule,
         "released": released,
         "decision": verdict,
+        "decided_by": decided_by,
     })))
 }
 
@@ -962,8 +1001,9 @@ pub(crate) struct RiskQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/updates`: every update the fleet is offered, with the
-/// decision on its title (`name=version`): approve, decline or none yet.
+/// `GET /api/v1/updates`: every update the fleet is offered, with its
+/// source package, the advisories it fixes and the decision in force
+/// (approved, declined or none yet), and which title decided it.
 pub(crate) async fn offered_updates(
     State(state): State<AppState>,
     _caller: Reader,
@@ -974,7 +1014,8 @@ pub(crate) async fn offered_updates(
 /// The updates offered to the fleet now, each with its decision (what
 /// `GET /api/v1/updates` answers, and what reports keep).
 pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
-    let verdicts = crate::rollouts::update_verdicts(state).await?;
+    let decisions = crate::approvals::Decisions::load(state).await?;
+    let offers = crate::approvals::Offers::load(state);
     // Tallied in memory once the fleet is loaded; summed by the store
     // before then.
     let offered = match state.fleet.offered_updates() {
@@ -985,20 +1026,30 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
         .into_iter()
         .map(|u| {
             let title = format!("{}={}", u.name, u.candidate);
-            let decision = match verdicts.get(&title) {
-                Some(true) => Some("approve"),
-                Some(false) => Some("decline"),
-                None => None,
-            };
+            let reach = offers.reach(
+                u.manager,
+                &u.name,
+                &u.candidate,
+                u.security.then_some(u.suites.as_str()),
+            );
+            let security = offers.is_security(u.security, &reach);
+            let (decision, decided_by) =
+                decisions.json(decisions.decide(&u.name, &u.candidate, &reach).as_ref());
             json!({
                 "title": title,
                 "manager": u.manager.as_str(),
                 "name": u.name,
                 "candidate": u.candidate,
-                "security": u.security,
+                "source": reach.source,
+                "security": security,
                 "suite": (!u.suites.is_empty()).then_some(u.suites),
+                // The catalog's advisories it fixes; a security update no
+                // advisory explains has an id of its own instead.
+                "advisories": reach.advisories.iter().filter(|a| offers.in_catalog(a)).collect::<Vec<_>>(),
+                "update_id": reach.advisories.iter().find(|a| !offers.in_catalog(a)),
                 "hosts": u.hosts,
                 "decision": decision,
+                "decided_by": decided_by,
             })
         })
         .collect();

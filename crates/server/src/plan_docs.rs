@@ -472,12 +472,14 @@ impl Doc for ExemptionDoc {
 
 // --------------------------------------------------------------- approvals
 
-/// `PUT /api/v1/approvals/{title}`: a decision on an update, by its title
-/// (an advisory id, or `package=version`).
+/// `PUT /api/v1/approvals/{title}`: a decision on updates, by title: one
+/// update (`package=version`), a source package's (`source:name`,
+/// `source:name=version`), or every update that fixes an advisory (its id
+/// or alias). `crate::approvals` says which decision reaches an update.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApprovalDoc {
-    /// `approve` or `decline`.
+    /// `approve` or `decline` (`approved`, `declined` are read too).
     pub(crate) verdict: String,
     /// The rings it is approved for (empty: all).
     #[serde(default)]
@@ -499,7 +501,7 @@ pub(crate) struct ApprovalDoc {
 impl ApprovalDoc {
     /// The approval, parsed.
     pub(crate) fn to_approval(&self, title: &str) -> Result<approval::Approval, String> {
-        let verdict = match self.verdict.as_str() {
+        let verdict = match crate::approvals::stored_verdict(&self.verdict).unwrap_or("") {
             "approve" => Verdict::Approve {
                 rings: self.rings.clone(),
                 groups: self.groups.clone(),
@@ -510,7 +512,12 @@ impl ApprovalDoc {
                     "{title}: a decline applies everywhere: give no rings or groups"
                 ))
             }
-            other => return Err(format!("verdict {other:?}: use approve or decline")),
+            _ => {
+                return Err(format!(
+                    "verdict {:?}: use approve or decline",
+                    self.verdict
+                ))
+            }
         };
         Ok(approval::Approval {
             title: title.to_owned(),
@@ -526,9 +533,20 @@ impl Doc for ApprovalDoc {
     const WHAT: &'static str = "approval";
 
     fn check(&mut self, name: &str, caller: &str, now: Timestamp) -> Result<(), String> {
+        let title = approval::Title::parse(name)?;
+        if title.canonical() != name {
+            return Err(format!(
+                "title {name:?}: write it as {:?}",
+                title.canonical()
+            ));
+        }
         self.by = Some(caller.to_owned());
         self.at = Some(now);
-        self.to_approval(name).map(|_| ())
+        self.to_approval(name)?;
+        if let Some(v) = crate::approvals::stored_verdict(&self.verdict) {
+            self.verdict = v.to_owned();
+        }
+        Ok(())
     }
 
     fn reason(&self) -> Option<String> {

@@ -44,7 +44,7 @@ use crate::error::ApiError;
 use crate::handlers::{check_name, now, parse_query, selected, ApiResult, JsonBody};
 use crate::notify::{self, Notice};
 use crate::plan_api::Planning;
-use crate::plan_docs::{ApprovalDoc, Doc, PolicyDoc};
+use crate::plan_docs::{Doc, PolicyDoc};
 use crate::AppState;
 
 /// One ring as a rollout's spec writes it.
@@ -166,6 +166,10 @@ pub(crate) struct Frozen {
     pub(crate) manager: Manager,
     pub(crate) name: String,
     pub(crate) version: String,
+    /// Its source package and the advisories it fixes, as they were when
+    /// it was frozen: what a decision by source or by advisory reaches.
+    #[serde(flatten)]
+    pub(crate) reach: crate::approvals::Reach,
 }
 
 /// What a rollout installs and how: written once, at creation.
@@ -335,14 +339,18 @@ fn sha256_hex(text: &str) -> String {
 
 impl ReleaseDoc {
     /// What of a new rollout needs a release, given the decisions on
-    /// updates by title; `None` when nothing does (no script, and every
-    /// version approved).
-    fn of(spec: &Spec, verdicts: &HashMap<String, bool>) -> Option<ReleaseDoc> {
+    /// updates; `None` when nothing does (no script, and every version
+    /// approved for every ring and group).
+    fn of(spec: &Spec, decisions: &crate::approvals::Decisions) -> Option<ReleaseDoc> {
         let mut uncovered: Vec<String> = spec
             .packages
             .iter()
+            .filter(|f| {
+                !decisions
+                    .decide(&f.name, &f.version, &f.reach)
+                    .is_some_and(|d| d.approves_everywhere())
+            })
             .map(|f| format!("{}={}", f.name, f.version))
-            .filter(|title| verdicts.get(title) != Some(&true))
             .collect();
         uncovered.sort();
         uncovered.dedup();
@@ -821,26 +829,59 @@ async fn unapproved(
     if spec.updates != "approved" {
         return Ok(Vec::new());
     }
-    let decisions: HashMap<String, ApprovalDoc> = crate::plan_api::docs::<ApprovalDoc>(state)
-        .await?
-        .into_iter()
-        .map(|(o, d)| (o.name, d))
+    let decisions = crate::approvals::Decisions::load(state).await?;
+    let decided: Vec<(String, Option<patchwell_core::approval::Decided<'_>>)> = spec
+        .packages
+        .iter()
+        .map(|f| {
+            (
+                format!("{}={}", f.name, f.version),
+                decisions.decide(&f.name, &f.version, &f.reach),
+            )
+        })
         .collect();
     Ok(rings
         .iter()
         .map(|ring| {
             let mut why: Vec<String> = Vec::new();
-            for f in &spec.packages {
-                let title = format!("{}={}", f.name, f.version);
-                match decisions.get(&title) {
-                    Some(d) if d.verdict == "decline" => why.push(format!(
-                        "{title} was declined by {}",
-                        d.by.as_deref().unwrap_or("a person")
-                    )),
-                    Some(d) if !d.rings.is_empty() && !d.rings.contains(&ring.name) => why.push(
-                        format!("{title} is approved for ring {} only", d.rings.join(", ")),
-                    ),
-                    _ => {}
+            for (title, d) in &decided {
+                let Some(d) = d else { continue };
+                // Through whose title, when not the update's own.
+                let through = |a: &patchwell_core::approval::Approval| {
+                    if a.title == *title {
+                        String::new()
+                    } else {
+                        format!(" (through {})", a.title)
+                    }
+                };
+                if let Some(declined) = d.decline() {
+                    why.push(format!(
+                        "{title} was declined by {}{}",
+                        if declined.by.is_empty() {
+                            "a person"
+                        } else {
+                            declined.by.as_str()
+                        },
+                        through(declined)
+                    ));
+                } else if !d.approves_ring(&ring.name) {
+                    let mut approved_for: Vec<&str> = d
+                        .approvals
+                        .iter()
+                        .flat_map(|a| match &a.verdict {
+                            patchwell_core::approval::Verdict::Approve { rings, .. } => {
+                                rings.iter().map(String::as_str).collect()
+                            }
+                            patchwell_core::approval::Verdict::Decline => Vec::new(),
+                        })
+                        .collect();
+                    approved_for.sort_unstable();
+                    approved_for.dedup();
+                    why.push(format!(
+                        "{title} is approved for ring {} only{}",
+                        approved_for.join(", "),
+                        through(d.decided_by())
+                    ));
                 }
             }
             match why.len() {
@@ -852,40 +893,6 @@ async fn unapproved(
                     why.join("; ")
                 )),
             }
-        })
-        .collect())
-}
-
-/// The decisions on updates by title (`name=version`): true approved,
-/// false declined.
-pub(crate) async fn update_verdicts(state: &AppState) -> ApiResult<HashMap<String, bool>> {
-    Ok(approvals_by_title(state)
-        .await?
-        .into_iter()
-        .map(|(title, d)| (title, d.verdict == "approve"))
-        .collect())
-}
-
-async fn approvals_by_title(state: &AppState) -> ApiResult<Vec<(String, ApprovalDoc)>> {
-    Ok(crate::plan_api::docs::<ApprovalDoc>(state)
-        .await?
-        .into_iter()
-        .filter(|(o, _)| o.name.contains('='))
-        .map(|(o, d)| (o.name, d))
-        .collect())
-}
-
-/// The titles an approval covers for a release: approved for every ring
-/// and every group. An approval scoped to some rings or groups does not
-/// let a rollout run the version everywhere on an operator's word (its
-/// creator names the rings); such a rollout waits for a release.
-async fn unscoped_approvals(state: &AppState) -> ApiResult<HashMap<String, bool>> {
-    Ok(approvals_by_title(state)
-        .await?
-        .into_iter()
-        .map(|(title, d)| {
-            let everywhere = d.rings.is_empty() && d.groups.is_empty();
-            (title, d.verdict == "approve" && everywhere)
         })
         .collect())
 }
@@ -913,9 +920,12 @@ pub(crate) async fn create(
             )))
         }
     };
-    // Decisions by title (`name=version`): a declined update never enters
-    // a rollout; with `approved`, only approved ones do.
-    let verdicts = update_verdicts(&state).await?;
+    // The decision in force on each offered update (its own, its source's,
+    // or an advisory's it fixes): a declined update never enters a
+    // rollout; with `approved`, only approved ones do.
+    let decisions = crate::approvals::Decisions::load(&state).await?;
+    let offers = crate::approvals::Offers::load(&state);
+    let mut reaches: HashMap<(Manager, String, String), crate::approvals::Reach> = HashMap::new();
     let rings: Vec<RingSpec> = req
         .rings
         .clone()
@@ -1019,11 +1029,21 @@ pub(crate) async fn create(
     if wanted.is_empty() || wanted.values().any(Option::is_none) {
         for h in &hosts {
             for u in state.store.updates(&h.id).await? {
-                if security_only && !u.security {
+                let key = (u.manager, u.name.clone(), u.candidate.clone());
+                let reach = reaches.entry(key).or_insert_with(|| {
+                    let suite = u.suite.as_deref().or(u.codename.as_deref());
+                    offers.reach(
+                        u.manager,
+                        &u.name,
+                        &u.candidate,
+                        suite.filter(|_| u.security),
+                    )
+                });
+                if security_only && !offers.is_security(u.security, reach) {
                     continue;
                 }
-                match verdicts.get(&format!("{}={}", u.name, u.candidate)) {
-                    Some(false) => continue,
+                match decisions.decide(&u.name, &u.candidate, reach) {
+                    Some(d) if !d.approved() => continue,
                     None if approved_only => continue,
                     _ => {}
                 }
@@ -1069,6 +1089,10 @@ pub(crate) async fn create(
             manager: *m,
             name: n.clone(),
             version: v.clone(),
+            reach: reaches
+                .get(&(*m, n.clone(), v.clone()))
+                .cloned()
+                .unwrap_or_else(|| offers.reach(*m, n, v, None)),
         })
         .collect();
     packages.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1159,7 +1183,7 @@ pub(crate) async fn create(
     // or an administrator releases them: at once when the creator may (an
     // administrator, through a session or a token that may approve),
     // otherwise by a later decision.
-    let mut release = ReleaseDoc::of(&spec, &unscoped_approvals(&state).await?);
+    let mut release = ReleaseDoc::of(&spec, &decisions);
     let mut released_by = None;
     let mut status = "running";
     if let Some(r) = &mut release {

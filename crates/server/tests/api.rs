@@ -3812,7 +3812,7 @@ async fn the_console_signs_in_shows_the_fleet_and_acts_through_its_forms() {
     assert!(to.starts_with("/console/updates?done="), "{to}");
     let (_, updates) = s.get("/api/v1/updates").await;
     assert_eq!(updates[0]["title"], title);
-    assert_eq!(updates[0]["decision"], "approve");
+    assert_eq!(updates[0]["decision"], "approved");
     assert_eq!(updates[0]["hosts"], 2);
 
     // A rollout of approved updates, started from the form; then halted.
@@ -3914,7 +3914,7 @@ async fn the_console_signs_in_shows_the_fleet_and_acts_through_its_forms() {
         "{page}"
     );
     let (_, updates) = s.get("/api/v1/updates").await;
-    assert_eq!(updates[0]["decision"], "approve", "nothing changed");
+    assert_eq!(updates[0]["decision"], "approved", "nothing changed");
 
     // Signing out ends the session.
     let (status, _) = b.post("/console/logout", &[], None).await;
@@ -4585,4 +4585,457 @@ async fn the_console_adds_users_changes_their_roles_and_decides_deferrals() {
     assert_eq!(refused["decision"], "the fix closes a known-exploited hole");
     let (_, page) = b.get("/console/deferrals").await;
     assert!(!page.contains(">pending</span>"), "{page}");
+}
+
+/// Two advisories for Debian 12, by source package: openssl's (with a CVE
+/// alias) and dpkg's.
+const APPROVAL_ADVISORIES: &str = r#"[
+  {"id": "DSA-9001-1", "aliases": ["CVE-2026-0001"], "summary": "openssl - security update",
+   "published": "2026-05-01T00:00:00Z",
+   "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"},
+     "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.16-1~deb12u1"}]}]}]},
+  {"id": "DSA-9002-1", "aliases": ["CVE-2026-0002"], "summary": "dpkg - security update",
+   "published": "2026-05-02T00:00:00Z",
+   "affected": [{"package": {"ecosystem": "Debian:12", "name": "dpkg"},
+     "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.21.23"}]}]}]}
+]"#;
+
+/// A Debian 12 host with openssl's and dpkg's binaries (each named with
+/// its source), offered the versions that fix both advisories, and tzdata
+/// from the stable updates.
+fn host_of_two_sources(hostname: &str, at: Timestamp) -> Inventory {
+    let from = |name: &str, version: &str, source: &str| {
+        let mut p = package(name, version);
+        p.source = Some(source.into());
+        p
+    };
+    let mut inv = inventory(
+        hostname,
+        at,
+        vec![
+            from("libssl3", "3.0.15-1~deb12u1", "openssl"),
+            from("openssl", "3.0.15-1~deb12u1", "openssl"),
+            package("dpkg", "1.21.22"),
+            from("dpkg-dev", "1.21.22", "dpkg"),
+            from("libdpkg-perl", "1.21.22", "dpkg"),
+            package("tzdata", "2024a-0+deb12u1"),
+        ],
+    );
+    let offer =
+        |name: &str, installed: &str, candidate: &str, suite: &str| protocol::AvailableUpdate {
+            manager: Manager::Dpkg,
+            name: name.into(),
+            arch: "amd64".into(),
+            installed: installed.into(),
+            candidate: candidate.into(),
+            suite: Some(suite.into()),
+            codename: None,
+            origin: Some("Debian".into()),
+            security: suite.ends_with("-security"),
+        };
+    inv.updates = vec![
+        offer(
+            "libssl3",
+            "3.0.15-1~deb12u1",
+            "3.0.16-1~deb12u1",
+            "stable-security",
+        ),
+        offer(
+            "openssl",
+            "3.0.15-1~deb12u1",
+            "3.0.16-1~deb12u1",
+            "stable-security",
+        ),
+        offer("dpkg", "1.21.22", "1.21.23", "stable"),
+        offer("dpkg-dev", "1.21.22", "1.21.23", "stable"),
+        offer("libdpkg-perl", "1.21.22", "1.21.23", "stable"),
+        offer(
+            "tzdata",
+            "2024a-0+deb12u1",
+            "2025b-0+deb12u1",
+            "stable-updates",
+        ),
+    ];
+    inv
+}
+
+/// Each offered update by title.
+async fn updates_by_title(s: &TestServer) -> std::collections::HashMap<String, Value> {
+    let (status, updates) = s.get("/api/v1/updates").await;
+    assert_eq!(status, StatusCode::OK, "{updates}");
+    updates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["title"].as_str().unwrap().to_owned(), u.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_an_advisory_or_a_source_decides_every_binary_update_it_reaches() {
+    let s = spawn(Config::default()).await;
+    let dir = scratch("approvals");
+    let path = dir.0.join("advisories.json");
+    std::fs::write(&path, APPROVAL_ADVISORIES).unwrap();
+    let pin = format!("sha256:{}", sha256_hex(APPROVAL_ADVISORIES.as_bytes()));
+    let (status, body) = s
+        .put_feed("debian", "osv", &path.display().to_string(), &pin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for name in ["web1", "web2"] {
+        let host = s.enrolled(name).await;
+        let inv = host_of_two_sources(name, s.now());
+        assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    }
+
+    // Each binary under its source, with the advisories it fixes; dpkg's
+    // updates are security updates because they fix one, though no
+    // security suite offers them.
+    let u = updates_by_title(&s).await;
+    assert_eq!(u.len(), 6, "{u:?}");
+    let libssl = &u["libssl3=3.0.16-1~deb12u1"];
+    assert_eq!(libssl["source"], "openssl");
+    assert_eq!(libssl["advisories"], json!(["DSA-9001-1"]));
+    assert_eq!(libssl["hosts"], 2);
+    let dev = &u["dpkg-dev=1.21.23"];
+    assert_eq!(
+        (&dev["source"], &dev["security"], &dev["advisories"]),
+        (&json!("dpkg"), &json!(true), &json!(["DSA-9002-1"]))
+    );
+    let tz = &u["tzdata=2025b-0+deb12u1"];
+    assert_eq!(
+        (&tz["security"], &tz["advisories"]),
+        (&json!(false), &json!([]))
+    );
+    assert!(u.values().all(|x| x["decision"].is_null()), "{u:?}");
+
+    // A bulk decision with bad titles is refused whole, each one named.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/approvals/bulk",
+            Some(
+                json!({"titles": ["DSA-9001-1", "DSA-404-1", "source:", "tzdata=2025b-0+deb12u1"],
+                        "verdict": "approve", "comment": "lab"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"DSA-404-1\": no advisory in the catalog")
+            && error.contains("\"source:\"")
+            && error.contains("nothing was decided"),
+        "{error}"
+    );
+    let (_, stored) = s.get("/api/v1/approvals").await;
+    assert_eq!(stored, json!([]), "nothing stored");
+    for (body, says) in [
+        (
+            json!({"titles": [], "verdict": "approve"}),
+            "name at least one",
+        ),
+        (
+            json!({"titles": ["DSA-9001-1"], "verdict": "maybe"}),
+            "use approve or decline",
+        ),
+        (
+            json!({"titles": vec!["x=1"; 501], "verdict": "approve"}),
+            "at most 500",
+        ),
+    ] {
+        let (status, answer) = s
+            .admin(reqwest::Method::POST, "/api/v1/approvals/bulk", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+
+    // By an advisory's alias and by a source package, in one decision.
+    let approver = s.user("alice", "approver").await;
+    let (status, body) = s
+        .call(
+            Some(&approver),
+            reqwest::Method::POST,
+            "/api/v1/approvals/bulk",
+            Some(
+                json!({"titles": ["CVE-2026-0001", "source:dpkg", "CVE-2026-0001"],
+                        "verdict": "approved", "comment": "tested in the lab"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["titles"], json!(["CVE-2026-0001", "source:dpkg"]));
+    assert_eq!(body["verdict"], "approved");
+    let u = updates_by_title(&s).await;
+    for title in ["libssl3=3.0.16-1~deb12u1", "openssl=3.0.16-1~deb12u1"] {
+        assert_eq!(u[title]["decision"], "approved", "{title}");
+        let by = &u[title]["decided_by"];
+        assert_eq!(
+            (&by["title"], &by["rank"], &by["by"], &by["comment"]),
+            (
+                &json!("CVE-2026-0001"),
+                &json!("advisory"),
+                &json!("alice"),
+                &json!("tested in the lab")
+            )
+        );
+    }
+    for title in ["dpkg=1.21.23", "dpkg-dev=1.21.23", "libdpkg-perl=1.21.23"] {
+        assert_eq!(u[title]["decision"], "approved", "{title}");
+        assert_eq!(u[title]["decided_by"]["title"], "source:dpkg");
+    }
+    assert!(u["tzdata=2025b-0+deb12u1"]["decision"].is_null());
+    // Eligibility decides an update's title the same way.
+    let (status, e) = s
+        .get("/api/v1/approvals/libdpkg-perl=1.21.23/eligibility?ring=broad&class=high")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{e}");
+    assert_eq!(e["decision"]["state"], "approved", "{e}");
+    assert_eq!(e["decided_by"]["title"], "source:dpkg", "{e}");
+    // One audit entry per title, each with the comment.
+    let (_, log) = s.get("/api/v1/audit?subject=approvals/").await;
+    let subjects: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["approvals/CVE-2026-0001", "approvals/source:dpkg"]
+    );
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["reason"] == "tested in the lab" && e["action"] == "approve"));
+
+    // An update's own decision wins over its source's.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/dpkg-dev=1.21.23",
+            Some(json!({"verdict": "decline", "comment": "breaks our packaging jobs"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Among advisories, a decline wins over an approval.
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/DSA-9001-1",
+            Some(json!({"verdict": "decline", "comment": "wait for the point release"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let u = updates_by_title(&s).await;
+    assert_eq!(u["dpkg-dev=1.21.23"]["decision"], "declined");
+    assert_eq!(u["dpkg-dev=1.21.23"]["decided_by"]["rank"], "package");
+    assert_eq!(u["libdpkg-perl=1.21.23"]["decision"], "approved");
+    assert_eq!(u["libssl3=3.0.16-1~deb12u1"]["decision"], "declined");
+    assert_eq!(
+        u["libssl3=3.0.16-1~deb12u1"]["decided_by"]["title"],
+        "DSA-9001-1"
+    );
+    let (status, _) = s
+        .admin(
+            reqwest::Method::DELETE,
+            "/api/v1/approvals/DSA-9001-1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A malformed title is refused by the single decision too.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/source:",
+            Some(json!({"verdict": "approve"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // A rollout of approved updates takes what the advisory and the source
+    // approved, not the declined binary nor the undecided one.
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r1", "reason": "monthly", "updates": "approved",
+                        "rings": [{"name": "all", "size": "rest"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut frozen: Vec<String> = body["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}={}", text(&p["name"]), text(&p["version"])))
+        .collect();
+    frozen.sort();
+    assert_eq!(
+        frozen,
+        [
+            "dpkg=1.21.23",
+            "libdpkg-perl=1.21.23",
+            "libssl3=3.0.16-1~deb12u1",
+            "openssl=3.0.16-1~deb12u1"
+        ]
+    );
+    assert_eq!(body["status"], "running", "{body}");
+    assert!(body["release"].is_null(), "every version approved: {body}");
+    // Declining the source after a rollout was made holds what has not
+    // started (here a ring waiting for a person to approve its start).
+    let (status, body) = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/rollouts",
+            Some(
+                json!({"name": "r2", "reason": "monthly", "updates": "approved",
+                        "packages": ["libssl3"],
+                        "rings": [{"name": "all", "size": "rest", "manual_approval": true}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["packages"][0]["source"], "openssl", "{body}");
+    assert_eq!(body["packages"][0]["advisories"], json!(["DSA-9001-1"]));
+    let (status, _) = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/v1/approvals/source:openssl",
+            Some(json!({"verdict": "decline", "comment": "regression upstream"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body = s
+        .rollout_until("r2", |b| {
+            b["rings"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("declined"))
+        })
+        .await;
+    assert_eq!(
+        body["rings"][0]["reason"],
+        "waiting: libssl3=3.0.16-1~deb12u1 was declined by admin (through source:openssl)",
+        "{body}"
+    );
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_updates_page_groups_binaries_by_source_and_decides_several_with_one_comment() {
+    let s = spawn(Config::default()).await;
+    let host = s.enrolled("web1").await;
+    let inv = host_of_two_sources("web1", s.now());
+    assert!(s.put_inventory(&host.credential, &inv).await.0.is_success());
+    let mut b = Browser::new(&s);
+    b.sign_in("admin", &s.admin_password).await;
+
+    // dpkg's three binaries under their source, each with a checkbox, and
+    // one for the source package itself.
+    let (status, page) = b.get("/console/updates").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let dpkg = page
+        .find(r#"<tbody data-source="dpkg">"#)
+        .expect("dpkg's group");
+    let group = &page[dpkg..dpkg + page[dpkg..].find("</tbody>").unwrap()];
+    for title in [
+        "source:dpkg",
+        "dpkg=1.21.23",
+        "dpkg-dev=1.21.23",
+        "libdpkg-perl=1.21.23",
+    ] {
+        assert!(
+            group.contains(&format!(r#"name="title" value="{title}""#)),
+            "{title} in {group}"
+        );
+    }
+    assert!(group.contains("(3 binaries)"), "{group}");
+
+    // Nothing selected: the form says so, with the comment kept.
+    let (status, page) = b
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("comment", "tried on the lab machines"),
+                ("verdict", "approve"),
+                ("back", "/console/updates?only=pending"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains(r#"role="alert""#) && page.contains("name at least one"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"value="tried on the lab machines""#)
+            && page.contains(r#"<option value="pending" selected>"#),
+        "the form as it was, on the page it was on: {page}"
+    );
+    let (_, stored) = s.get("/api/v1/approvals").await;
+    assert_eq!(stored, json!([]));
+
+    // A source and one more update, with one comment.
+    let (status, to) = b
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("title", "source:dpkg"),
+                ("title", "tzdata=2025b-0+deb12u1"),
+                ("comment", "tried on the lab machines"),
+                ("verdict", "approve"),
+                ("back", "/console/updates"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    assert!(to.contains("done=2%20titles%20approved."), "{to}");
+    let u = updates_by_title(&s).await;
+    for title in [
+        "dpkg=1.21.23",
+        "dpkg-dev=1.21.23",
+        "libdpkg-perl=1.21.23",
+        "tzdata=2025b-0+deb12u1",
+    ] {
+        assert_eq!(u[title]["decision"], "approved", "{title}");
+        assert_eq!(
+            u[title]["decided_by"]["comment"],
+            "tried on the lab machines"
+        );
+    }
+    assert!(u["libssl3=3.0.16-1~deb12u1"]["decision"].is_null());
+    let (_, page) = b.get("/console/updates?only=approved&q=dpkg-dev").await;
+    assert!(
+        page.contains(r#"data-test="decision">approved</strong>"#)
+            && page.contains("source:dpkg")
+            && page.contains("tried on the lab machines"),
+        "{page}"
+    );
+    // An auditor sees no checkboxes and may not decide.
+    s.user("audrey", "auditor").await;
+    let mut auditor = Browser::new(&s);
+    auditor.sign_in("audrey", "correct horse battery").await;
+    let (_, page) = auditor.get("/console/updates").await;
+    assert!(!page.contains(r#"type="checkbox""#), "{page}");
+    let (status, _) = auditor
+        .post(
+            "/console/approvals/bulk",
+            &[
+                ("title", "libssl3=3.0.16-1~deb12u1"),
+                ("verdict", "decline"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -47,6 +47,15 @@ pub trait PlanStore {
         why: &Why,
         now: Timestamp,
     ) -> Result<Option<PlanObject>>;
+    /// Creates or replaces several objects of a kind, each `(name, body,
+    /// why)` with its own audit entry, all in one transaction: all are
+    /// stored or none. Returns, per object, the one it replaced.
+    async fn put_plan_objects(
+        &self,
+        kind: &str,
+        objects: &[(&str, &str, Why)],
+        now: Timestamp,
+    ) -> Result<Vec<Option<PlanObject>>>;
     /// Replaces an object only if it still has the body `expected` (the
     /// body the caller decided from), recording the change; refuses with
     /// [`crate::Error::Conflict`] when it changed or is gone meanwhile.
@@ -203,6 +212,25 @@ impl PlanStore for Store {
         upsert_audited(&mut tx, (kind, name, body), prior, why, now).await?;
         tx.commit().await?;
         Ok(before)
+    }
+
+    async fn put_plan_objects(
+        &self,
+        kind: &str,
+        objects: &[(&str, &str, Why)],
+        now: Timestamp,
+    ) -> Result<Vec<Option<PlanObject>>> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let mut replaced = Vec::with_capacity(objects.len());
+        for (name, body, why) in objects {
+            let before = self.locked_object(&mut tx, kind, name).await?;
+            let prior = before.as_ref().map(|b| b.body.clone());
+            upsert_audited(&mut tx, (kind, name, body), prior, why, now).await?;
+            replaced.push(before);
+        }
+        tx.commit().await?;
+        Ok(replaced)
     }
 
     async fn replace_plan_object(

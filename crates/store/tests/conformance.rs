@@ -136,6 +136,7 @@ conformance!(
     users_sessions_and_the_procedure,
     plan_objects_are_stored_with_their_audit_entries,
     a_plan_object_is_replaced_only_from_the_body_it_was_decided_from,
+    several_plan_objects_are_stored_at_once_each_audited,
     audit_verification_finds_the_first_altered_or_missing_entry,
     a_walk_from_a_checked_entry_finds_a_shortened_or_recomputed_log,
     detections_keep_the_first_time,
@@ -460,6 +461,58 @@ async fn plan_objects_are_stored_with_their_audit_entries(store: Store) {
     );
     assert_eq!(log[1].prev_hash, log[0].hash);
     assert_eq!(store.audit_entries(None, 2, 10).await.unwrap().len(), 1);
+}
+
+async fn several_plan_objects_are_stored_at_once_each_audited(store: Store) {
+    let why = Why::new("alice", "approve").because(Some("lab".into()));
+    store
+        .put_plan_object(
+            "approvals",
+            "DSA-1",
+            r#"{"verdict":"decline"}"#,
+            &why,
+            at(1),
+        )
+        .await
+        .unwrap();
+    let replaced = store
+        .put_plan_objects(
+            "approvals",
+            &[
+                ("DSA-1", r#"{"verdict":"approve"}"#, why.clone()),
+                ("source:dpkg", r#"{"verdict":"approve"}"#, why.clone()),
+            ],
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.len(), 2);
+    assert_eq!(
+        replaced[0].as_ref().map(|o| o.body.as_str()),
+        Some(r#"{"verdict":"decline"}"#)
+    );
+    assert!(replaced[1].is_none());
+    let names: Vec<String> = store
+        .plan_objects("approvals")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["DSA-1", "source:dpkg"]);
+    let log = store.audit_entries(None, 0, 10).await.unwrap();
+    let subjects: Vec<(&str, Option<&str>)> = log
+        .iter()
+        .map(|e| (e.event.subject.as_str(), e.event.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            ("approvals/DSA-1", Some("lab")),
+            ("approvals/DSA-1", Some("lab")),
+            ("approvals/source:dpkg", Some("lab")),
+        ]
+    );
 }
 
 async fn a_plan_object_is_replaced_only_from_the_body_it_was_decided_from(store: Store) {

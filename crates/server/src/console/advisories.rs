@@ -1,6 +1,7 @@
 //! Advisories and updates in the console: search the catalog, see which
 //! hosts an advisory reaches and why, and approve or decline by title (an
-//! advisory id, or an update's `name=version`).
+//! advisory id, which reaches every update that fixes it, a source package,
+//! or an update's `name=version`), one at a time or many at once.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -149,6 +150,30 @@ pub(crate) async fn show(
     let host_count = v["host_count"].as_u64().unwrap_or(0) as usize;
     let s = &v["summary"];
     let decided = decision(&state, &id).await?;
+    // The offered updates that fix it (by id or by alias).
+    let aliases: Vec<String> = std::iter::once(id.clone())
+        .chain(
+            s["aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned)),
+        )
+        .collect();
+    let offered = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
+    let fixing: Vec<Value> = offered
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| {
+            u["advisories"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a.as_str().is_some_and(|a| aliases.iter().any(|x| x == a)))
+        })
+        .cloned()
+        .collect();
     let hosts: Vec<Value> = v["hosts"].as_array().cloned().unwrap_or_default();
     let base = format!("/console/advisories/{}", encode(&id));
     let content = html! {
@@ -172,7 +197,7 @@ pub(crate) async fn show(
             } }
             dt { "Decision" } dd data-test="decision" {
                 @match &decided {
-                    Some(d) => { strong { (d.verdict) } " by " (d.by.as_deref().unwrap_or("?")) " " (when(d.at.map(|t| t.to_string()).as_deref())) @if let Some(c) = &d.comment { " — " (c) } }
+                    Some(d) => { strong { (if d.verdict == "approve" { "approved" } else { "declined" }) } " by " (d.by.as_deref().unwrap_or("?")) " " (when(d.at.map(|t| t.to_string()).as_deref())) @if let Some(c) = &d.comment { " — " (c) } }
                     None => { "none yet" }
                 }
             }
@@ -196,6 +221,19 @@ pub(crate) async fn show(
             } }
         }
         (l.pager(&base, host_count))
+        h2 { "Updates that fix it (" (fixing.len()) ")" }
+        p class="muted" { "A decision on the advisory is the decision on each of these, unless the update or its source package has one of its own." }
+        table data-test="fixing" {
+            thead { tr { th scope="col" { "Update" } th scope="col" { "Source" } th scope="col" { "Hosts" } th scope="col" { "Decision" } } }
+            tbody { @for u in &fixing {
+                tr data-title=(text(&u["title"])) {
+                    td { (text(&u["name"])) " " span class="muted" { (text(&u["candidate"])) } }
+                    td { (text(&u["source"])) }
+                    td class="num" { (text(&u["hosts"])) }
+                    td { (decision_cell(u)) }
+                }
+            } }
+        }
     };
     Ok(page(
         &viewer,
@@ -210,12 +248,56 @@ pub(crate) async fn updates(
     viewer: Viewer,
     Query(l): Query<Listing>,
 ) -> PageResult {
+    updates_page(&state, &viewer, &l, None).await
+}
+
+/// What the bulk form sent, kept to show it again with what was wrong.
+#[derive(Debug, Default)]
+pub(crate) struct BulkInput {
+    titles: Vec<String>,
+    comment: String,
+    problem: String,
+}
+
+/// The updates of one source package on the page.
+struct SourceGroup {
+    source: String,
+    rows: Vec<Value>,
+    security: bool,
+    hosts: u64,
+}
+
+/// A decision as the updates page shows it: the verdict, who, through
+/// which title when not the update's own, and the comment.
+fn decision_cell(u: &Value) -> Markup {
+    let d = &u["decided_by"];
+    html! {
+        @if let Some(verdict) = u["decision"].as_str() {
+            strong class=(if verdict == "approved" { "good" } else { "bad" }) data-test="decision" { (verdict) }
+            " by " (text(&d["by"]))
+            @if d["title"] != u["title"] { " (" span class="muted" { (d["rank"].as_str().unwrap_or_default()) " " } (text(&d["title"])) ")" }
+            @if let Some(rings) = d["rings"].as_array().filter(|r| !r.is_empty()) {
+                " for ring " (rings.iter().map(text).collect::<Vec<_>>().join(", "))
+            }
+            @if let Some(c) = d["comment"].as_str() { br; span class="comment" data-test="comment" { "“" (c) "”" } }
+        } @else {
+            span class="muted" { "waiting" }
+        }
+    }
+}
+
+async fn updates_page(
+    state: &AppState,
+    viewer: &Viewer,
+    l: &Listing,
+    input: Option<&BulkInput>,
+) -> PageResult {
     let all = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let mut rows: Vec<Value> = all.as_array().cloned().unwrap_or_default();
     match l.only.as_deref() {
         Some("pending") => rows.retain(|u| u["decision"].is_null()),
-        Some("approve") => rows.retain(|u| u["decision"] == "approve"),
-        Some("decline") => rows.retain(|u| u["decision"] == "decline"),
+        Some("approved" | "approve") => rows.retain(|u| u["decision"] == "approved"),
+        Some("declined" | "decline") => rows.retain(|u| u["decision"] == "declined"),
         Some("security") => rows.retain(|u| u["security"] == true),
         _ => {}
     }
@@ -226,22 +308,59 @@ pub(crate) async fn updates(
             .map(str::to_lowercase)
             .collect();
     rows.retain(|u| {
-        words
-            .iter()
-            .all(|w| text(&u["title"]).to_lowercase().contains(w))
+        let haystack = format!(
+            "{} {} {}",
+            text(&u["title"]),
+            text(&u["source"]),
+            u["advisories"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default()
+        )
+        .to_lowercase();
+        words.iter().all(|w| haystack.contains(w))
     });
+    // Binaries grouped under their source package.
+    let mut groups: Vec<SourceGroup> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for u in rows {
+        let source = u["source"]
+            .as_str()
+            .map_or_else(|| text(&u["name"]), str::to_owned);
+        let i = *at.entry(source.clone()).or_insert_with(|| {
+            groups.push(SourceGroup {
+                source: source.clone(),
+                rows: Vec::new(),
+                security: false,
+                hosts: 0,
+            });
+            groups.len() - 1
+        });
+        let g = &mut groups[i];
+        g.security |= u["security"] == true;
+        g.hosts = g.hosts.max(u["hosts"].as_u64().unwrap_or(0));
+        g.rows.push(u);
+    }
     let desc = l.descending();
     match l.sort_or("security") {
-        "name" => order(&mut rows, desc, |u| text(&u["title"])),
-        "hosts" => order(&mut rows, desc, |u| u["hosts"].as_u64()),
-        "decision" => order(&mut rows, desc, |u| text(&u["decision"])),
-        // The store's order: security first, then by hosts.
+        "name" => order(&mut groups, desc, |g| g.source.clone()),
+        "hosts" => order(&mut groups, desc, |g| (g.hosts, g.source.clone())),
+        "decision" => order(&mut groups, desc, |g| {
+            (text(&g.rows[0]["decision"]), g.source.clone())
+        }),
+        // Security first, then by hosts, then by name.
         _ => {
+            groups.sort_by(|a, b| {
+                (b.security, b.hosts)
+                    .cmp(&(a.security, a.hosts))
+                    .then_with(|| a.source.cmp(&b.source))
+            });
             if desc {
-                rows.reverse();
+                groups.reverse();
             }
         }
     }
+    let update_count: usize = groups.iter().map(|g| g.rows.len()).sum();
     let base = "/console/updates";
     // Back to this page after a decision, without the search or sorting.
     let back = Listing {
@@ -250,52 +369,159 @@ pub(crate) async fn updates(
     }
     .link(base, l.page(), None, None);
     let approver = viewer.may(Access::Approve);
+    let kept: std::collections::HashSet<&str> = input
+        .map(|i| i.titles.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let check = |title: &str, label: String| {
+        html! {
+            input type="checkbox" form="bulk" name="title" value=(title) checked[kept.contains(title)] aria-label=(label);
+        }
+    };
     let content = html! {
         h1 { "Updates" }
         p class="muted" {
-            "What the fleet's own package managers offer, one row per package and version. "
-            "Approve or decline by title; a rollout of approved updates takes only the approved ones, and a declined update never enters a rollout."
+            "What the fleet's own package managers offer, grouped by source package. "
+            "Select updates or whole source packages and approve or decline them at once, with one comment; "
+            "approving an advisory (on its page) approves every update that fixes it. "
+            "An update's own decision wins over its source package's, which wins over an advisory's; "
+            "among equals a decline wins. A rollout of approved updates takes only the approved ones, and a declined update never enters a rollout."
         }
         form class="filters" method="get" action=(base) role="search" {
             div {
-                label for="q" { "Package" }
+                label for="q" { "Package, source or advisory" }
                 input id="q" name="q" value=(l.q.as_deref().unwrap_or_default());
             }
             div {
                 label for="only" { "Show" }
                 select id="only" name="only" {
                     option value="" { "every update" }
-                    @for (v, label) in [("pending", "waiting for a decision"), ("approve", "approved"), ("decline", "declined"), ("security", "security updates")] {
+                    @for (v, label) in [("pending", "waiting for a decision"), ("approved", "approved"), ("declined", "declined"), ("security", "security updates")] {
                         option value=(v) selected[l.only.as_deref() == Some(v)] { (label) }
                     }
                 }
             }
             button type="submit" { "Show" }
         }
-        table {
+        p class="muted" { (update_count) " updates of " (groups.len()) " source packages." }
+        @if approver {
+            form id="bulk" class="actions" method="post" action="/console/approvals/bulk" {
+                @if let Some(i) = input {
+                    p class="error" role="alert" id="bulk-problem" { (i.problem) }
+                }
+                input type="hidden" name="back" value=(back);
+                div {
+                    label for="bulk-comment" { "Comment for the selected" }
+                    input id="bulk-comment" name="comment" size="50" maxlength="2000" value=(input.map(|i| i.comment.as_str()).unwrap_or_default());
+                }
+                button type="submit" name="verdict" value="approve" { "Approve selected" }
+                button type="submit" class="secondary" name="verdict" value="decline" { "Decline selected" }
+            }
+        }
+        table class="updates" {
             thead { tr {
+                @if approver { th scope="col" { span class="visually-hidden" { "Select" } } }
                 (l.header(base, "name", "Update", "security"))
                 (l.header(base, "security", "Security", "security"))
-                th scope="col" { "Suite" }
+                th scope="col" { "Advisories" }
                 (l.header(base, "hosts", "Hosts", "security"))
                 (l.header(base, "decision", "Decision", "security"))
-                @if approver { th scope="col" { "Decide" } }
             } }
-            tbody { @for u in l.window(&rows) {
-                @let title = text(&u["title"]);
-                tr data-title=(title) {
-                    td { (title) }
-                    td { @if u["security"] == true { span class="bad" { "security" } } }
-                    td { (text(&u["suite"])) }
-                    td class="num" { (text(&u["hosts"])) }
-                    td { (text(&u["decision"])) }
-                    @if approver { td { (decide_form(&title, &back, true)) } }
+            @for g in l.window(&groups) {
+                @let source_title = format!("{}{}", patchwell_core::approval::SOURCE_PREFIX, g.source);
+                tbody data-source=(g.source) {
+                    tr class="source" {
+                        @if approver { td { (check(&source_title, format!("Select source package {} (every binary, every version)", g.source))) } }
+                        th scope="rowgroup" colspan="5" {
+                            "source " (g.source) " "
+                            span class="muted" { "(" (g.rows.len()) " " (if g.rows.len() == 1 { "binary" } else { "binaries" }) ")" }
+                        }
+                    }
+                    @for u in &g.rows {
+                        @let title = text(&u["title"]);
+                        tr data-title=(title) {
+                            @if approver { td { (check(&title, format!("Select {title}"))) } }
+                            td { (text(&u["name"])) " " span class="muted" { (text(&u["candidate"])) } }
+                            td { @if u["security"] == true { span class="bad" { "security" } } " " span class="muted" { (text(&u["suite"])) } }
+                            td {
+                                @for a in u["advisories"].as_array().into_iter().flatten() {
+                                    @let id = text(a);
+                                    a class="tag" href=(format!("/console/advisories/{}", encode(&id))) { (id) } " "
+                                }
+                                @if let Some(id) = u["update_id"].as_str() { span class="tag" title="a security update no advisory in the catalog explains" { (id) } }
+                            }
+                            td class="num" { (text(&u["hosts"])) }
+                            td { (decision_cell(u)) }
+                        }
+                    }
                 }
-            } }
+            }
         }
-        (l.pager(base, rows.len()))
+        (l.pager(base, groups.len()))
     };
-    Ok(page(&viewer, "Updates", l.done.as_deref(), content))
+    Ok(page(viewer, "Updates", l.done.as_deref(), content))
+}
+
+/// `POST /console/approvals/bulk`: the selected titles approved or
+/// declined with one comment, through the API's handler. A problem comes
+/// back on the form, with what was selected and written.
+pub(crate) async fn decide_bulk(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let caller = viewer.require(Access::Approve)?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let titles: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "title")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let comment = field("comment").unwrap_or_default();
+    let verdict = field("verdict").unwrap_or_default();
+    let request = crate::approvals::Bulk {
+        titles: titles.clone(),
+        verdict: verdict.clone(),
+        comment: Some(comment.clone()),
+        rings: Vec::new(),
+        groups: Vec::new(),
+    };
+    match crate::approvals::bulk(State(state.clone()), Approver(caller), Ok(Json(request))).await {
+        Ok(Json(done)) => {
+            let back = match field("back") {
+                Some(b) if b.starts_with("/console") => b,
+                _ => "/console/updates".to_owned(),
+            };
+            let n = done["titles"].as_array().map_or(0, Vec::len);
+            let sep = if back.contains('?') { '&' } else { '?' };
+            let said = format!(
+                "{n} {} {}.",
+                if n == 1 { "title" } else { "titles" },
+                text(&done["verdict"])
+            );
+            Ok(Redirect::to(&format!("{back}{sep}done={}", encode(&said))).into_response())
+        }
+        Err(e) if e.status().is_client_error() => {
+            let input = BulkInput {
+                titles,
+                comment,
+                problem: e.message().to_owned(),
+            };
+            // The page the form was on (its filter and page), again.
+            let l = field("back")
+                .and_then(|b| b.parse::<axum::http::Uri>().ok())
+                .and_then(|u| Query::<Listing>::try_from_uri(&u).ok())
+                .map(|Query(l)| l)
+                .unwrap_or_default();
+            let page = updates_page(&state, &viewer, &l, Some(&input)).await?;
+            Ok((e.status(), page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -155,7 +155,7 @@ pub(crate) async fn list(
         body(crate::plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let approved = updates
         .as_array()
-        .map(|a| a.iter().filter(|u| u["decision"] == "approve").count())
+        .map(|a| a.iter().filter(|u| u["decision"] == "approved").count())
         .unwrap_or(0);
     let policies: Vec<String> = store::PlanStore::plan_objects(
         &state.store,

@@ -55,6 +55,7 @@ fn pages() -> Router<AppState> {
         .route("/console/advisories/{id}", get(advisories::show))
         .route("/console/updates", get(advisories::updates))
         .route("/console/approvals", post(advisories::decide))
+        .route("/console/approvals/bulk", post(advisories::decide_bulk))
         .route("/console/rollouts", get(deploy::list).post(deploy::create))
         .route("/console/rollouts/{name}", get(deploy::show))
         .route("/console/rollouts/{name}/live", get(deploy::live))
