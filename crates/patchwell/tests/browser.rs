@@ -135,7 +135,7 @@ fn run_in_chromium(script: &str) {
     drop(demo);
     assert!(
         status.success(),
-        "the browser test {script_name} failed; screenshots are in {}",
+        "the browser test {name} failed; screenshots are in {}",
         artifacts.display()
     );
 }
