@@ -21,7 +21,7 @@ pub(crate) enum FeedsCommand {
     Add {
         /// Its name.
         name: String,
-        /// osv, debian-tracker, alpine-secdb, kev, epss, endoflife, vendor or apt.
+        /// osv, debian-tracker, debian-tracker-json, alpine-secdb, kev, epss, endoflife, vendor or apt.
         #[arg(long)]
         kind: String,
         /// A file or directory on the server, or an http(s) URL.
@@ -311,10 +311,13 @@ fn text(v: &Value) -> String {
 
 /// Findings as a table, one a line.
 pub(crate) fn findings_table(findings: &[Value]) -> String {
+    // Classes are the server's (scan has none): shown when given, with
+    // the steps that decided them.
+    let classes = findings.iter().any(|f| f["class"].is_string());
     let rows = findings
         .iter()
         .map(|f| {
-            vec![
+            let mut row = vec![
                 text(&f["package"]),
                 text(&f["installed"]),
                 text(&f["fixed"]),
@@ -325,31 +328,66 @@ pub(crate) fn findings_table(findings: &[Value]) -> String {
                 } else {
                     String::new()
                 },
+            ];
+            if classes {
+                row.push(text(&f["class_rule"]));
+            }
+            row
+        })
+        .collect();
+    let mut header = vec![
+        "PACKAGE",
+        "INSTALLED",
+        "FIXED",
+        "ADVISORY",
+        "SEVERITY",
+        "KEV",
+    ];
+    if classes {
+        header.push("CLASS (HOW DECIDED)");
+    }
+    table(&header, rows)
+}
+
+/// A host's available updates (not findings), for people.
+pub(crate) fn available_table(updates: &[Value]) -> String {
+    let rows = updates
+        .iter()
+        .map(|u| {
+            vec![
+                text(&u["package"]),
+                text(&u["installed"]),
+                text(&u["candidate"]),
+                text(&u["suite"]),
             ]
         })
         .collect();
-    table(
-        &[
-            "PACKAGE",
-            "INSTALLED",
-            "FIXED",
-            "ADVISORY",
-            "SEVERITY",
-            "KEV",
-        ],
-        rows,
-    )
+    table(&["PACKAGE", "INSTALLED", "AVAILABLE", "SUITE"], rows)
 }
 
-/// A host's findings, for people.
+/// A host's findings, for people: its security findings, then apart its
+/// available updates, which are not findings.
 pub(crate) fn findings_text(found: &Value) -> String {
     let findings = found["findings"].as_array().cloned().unwrap_or_default();
-    let mut out = findings_table(&findings);
-    out += &format!(
-        "{} findings on {} ({})\n",
-        findings.len(),
+    let updates = found["available_updates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = format!(
+        "Security findings on {} ({}): {}\n",
         text(&found["hostname"]),
-        text(&found["ecosystem"])
+        text(&found["ecosystem"]),
+        findings.len()
     );
+    if !findings.is_empty() {
+        out += &findings_table(&findings);
+    }
+    out += &format!(
+        "Available updates, not findings (ordinary suites; not counted against compliance): {}\n",
+        updates.len()
+    );
+    if !updates.is_empty() {
+        out += &available_table(&updates);
+    }
     out
 }

@@ -264,6 +264,7 @@ pub(crate) fn run(args: ScanArgs) -> ExitCode {
     let today = jiff::Zoned::now().date();
     let report = index.evaluate(&view, today);
     let findings = server::catalog::report_json(&index, &report);
+    let available = server::catalog::available_updates_json(&report, &view).len();
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -273,7 +274,12 @@ pub(crate) fn run(args: ScanArgs) -> ExitCode {
         Format::Json => serde_json::to_writer_pretty(&mut out, &findings)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out)),
-        Format::Table => write_table(&mut out, &view, &findings),
+        Format::Table => write_table(&mut out, &view, &findings).and_then(|()| {
+            writeln!(
+                out,
+                "{available} available updates from ordinary suites: not findings, not counted"
+            )
+        }),
     }
     .and_then(|()| out.flush());
     if let Err(e) = written {

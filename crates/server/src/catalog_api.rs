@@ -188,6 +188,7 @@ fn advisory_summary(index: &Index, a: &patchwell_core::advisory::Advisory) -> Va
         "kev_date_added": kev.map(|k| k.date_added.to_string()),
         "epss": index.epss(a).map(|e| e.score),
         "update_type": a.update_type.as_str(),
+        "security": a.is_security(),
         "published": a.published.map(|t| t.to_string()),
         "withdrawn": a.withdrawn.map(|t| t.to_string()),
         "packages": a.affected.iter().map(|af| format!("{} {}", af.ecosystem, af.package)).collect::<Vec<_>>(),
@@ -420,9 +421,11 @@ async fn stored_view(
     ))
 }
 
-/// `GET /api/v1/hosts/{id}/findings`: every advisory that applies to a
-/// host, the security updates its package manager offers, and its OS
-/// release's lifecycle, each with the reason.
+/// `GET /api/v1/hosts/{id}/findings`: every security advisory that applies
+/// to a host, the security updates its package manager offers, and its OS
+/// release's lifecycle, each with the reason (`findings`); and apart, its
+/// available updates: newer versions from ordinary suites, not findings
+/// (`available_updates`).
 pub(crate) async fn host_findings(
     State(state): State<AppState>,
     _caller: Reader,
@@ -434,6 +437,7 @@ pub(crate) async fn host_findings(
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let report = catalog.index.evaluate(&view, today);
     let mut findings = report_json(&catalog.index, &report);
+    let available_updates = crate::catalog::available_updates_json(&report, &view);
     // First detections: those of this host that the periodic sweep has not
     // recorded yet are recorded now, so a clock never starts later than the
     // first look. Most reads find them all recorded and write nothing.
@@ -458,6 +462,7 @@ pub(crate) async fn host_findings(
         "ecosystem": report.ecosystem.as_ref().map(|e| e.name().to_owned()),
         "groups": groups,
         "findings": findings,
+        "available_updates": available_updates,
     })))
 }
 

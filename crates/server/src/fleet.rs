@@ -212,27 +212,25 @@ impl FleetHandle {
         state.offers.set(id, updates);
     }
 
-    /// Records what a host has now.
-    pub fn set_host(&self, host: &str, view: &HostView) {
-        set_locked(&mut self.lock(), host, view);
+    /// Records what a host has now; true when an advisory that applied to
+    /// it no longer does (a fix was installed).
+    pub fn set_host(&self, host: &str, view: &HostView) -> bool {
+        set_locked(&mut self.lock(), host, view)
     }
 
     /// Applies a delta to a host the fleet holds: the packages it replaced
     /// (as they were) and those it brought, of any package manager; only
-    /// those of the host's main one count. False when it holds no such host.
+    /// those of the host's main one count. None when it holds no such
+    /// host; else whether an advisory that applied to it no longer does.
     pub fn update_host(
         &self,
         host: &str,
         replaced: &[protocol::Package],
         brought: &[protocol::Package],
-    ) -> bool {
+    ) -> Option<bool> {
         let mut state = self.lock();
-        let Some(&id) = state.ids.get(host) else {
-            return false;
-        };
-        let Some(&manager) = state.managers.get(&id) else {
-            return false;
-        };
+        let &id = state.ids.get(host)?;
+        let &manager = state.managers.get(&id)?;
         let of_main = |packages: &[protocol::Package]| -> Vec<InstalledPackage> {
             packages
                 .iter()
@@ -242,7 +240,10 @@ impl FleetHandle {
         };
         let (removed, added) = (of_main(replaced), of_main(brought));
         state.generation += 1;
-        state.fleet.update_host(id, &removed, &added).is_some()
+        state
+            .fleet
+            .update_host(id, &removed, &added)
+            .map(|change| !change.removed.is_empty())
     }
 
     /// Forgets a host (revoked). Its id stays known, so the loader does not
@@ -366,13 +367,13 @@ fn intern(state: &mut State, host: &str) -> u32 {
     id
 }
 
-fn set_locked(state: &mut State, host: &str, view: &HostView) {
+fn set_locked(state: &mut State, host: &str, view: &HostView) -> bool {
     let id = intern(state, host);
     state.generation += 1;
     state
         .managers
         .insert(id, crate::catalog::manager_of(view.scheme));
-    state.fleet.set_host(id, view);
+    !state.fleet.set_host(id, view).removed.is_empty()
 }
 
 /// Loads every stored host into the fleet, then checks it against the

@@ -193,15 +193,18 @@ pub(crate) async fn put_inventory(
         .await?;
     // An unchanged inventory leaves the fleet alone, unless the fleet lacks
     // the host (it is still loading, or failed to).
-    if changed || !state.fleet.holds(&host.id) {
-        set_fleet_host(&state, &host.id, inventory).await;
+    if (changed || !state.fleet.holds(&host.id))
+        && set_fleet_host(&state, &host.id, inventory).await
+    {
+        crate::posture::record_fixes(&state, &host.id).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sets a stored host in the fleet's applicability by its whole inventory.
-async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
+/// Sets a stored host in the fleet's applicability by its whole inventory;
+/// true when an advisory that applied to it no longer does.
+async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) -> bool {
     on_fleet(state, host, move |fleet, host| {
         let view = crate::catalog::host_view(
             &inventory.os,
@@ -209,10 +212,12 @@ async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
             &inventory.packages,
             &inventory.updates,
         );
-        fleet.set_host(host, &view);
+        let fixed = fleet.set_host(host, &view);
         fleet.set_offers(host, &inventory.updates);
+        fixed
     })
-    .await;
+    .await
+    .unwrap_or(false)
 }
 
 /// Runs `work` on the fleet on a blocking thread: the fleet's lock may be
@@ -252,22 +257,32 @@ pub(crate) async fn patch_inventory(
         .await?;
     // The fleet moves by the delta's packages alone, unless the host moved
     // to another release or the fleet lacks it: then it is set whole.
-    let moved = !stored.os_changed && {
+    let moved = if stored.os_changed {
+        None
+    } else {
         let brought = delta.packages_changed.clone();
         let offers = delta.updates.clone();
         on_fleet(&state, &host.id, move |fleet, host| {
             let moved = fleet.update_host(host, &stored.replaced, &brought);
-            if moved {
+            if moved.is_some() {
                 fleet.set_offers(host, &offers);
             }
             moved
         })
         .await
-        .unwrap_or(false)
+        .flatten()
     };
-    if !moved {
-        let packages = state.store.packages(&host.id).await?;
-        set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await;
+    let fixed = match moved {
+        Some(fixed) => fixed,
+        None => {
+            let packages = state.store.packages(&host.id).await?;
+            set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await
+        }
+    };
+    // A fix is recorded as the inventory that shows it is stored, so that
+    // the dashboard, reports and remediation counts move now.
+    if fixed {
+        crate::posture::record_fixes(&state, &host.id).await;
     }
     tracing::info!(
         host = %host.id,

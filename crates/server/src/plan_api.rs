@@ -233,6 +233,7 @@ pub(crate) async fn show_setting(
                 "epss_raise_at": r.epss_raise_at,
                 "raise_for_critical_hosts": r.raise_for_critical_hosts,
                 "raise_for_internet_facing": r.raise_for_internet_facing,
+                "raise_for_high_risk_owners": r.raise_for_high_risk_owners,
             })
         }
         "sla" => {
@@ -394,12 +395,14 @@ impl Planning {
         let groups = self.groups_of(state, h);
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let (criticality, exposure) = self.host_signals(h);
+        let owner_high_risk = self.owner_high_risk(h);
         let mut out = Vec::new();
         for a in advisories {
             let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
             let mut s = advisory_signals(index, a);
             s.host_criticality = criticality;
             s.exposure = exposure;
+            s.owner_high_risk = owner_high_risk;
             let covering: Vec<&Exemption> = self
                 .exemptions
                 .iter()
@@ -423,6 +426,14 @@ impl Planning {
             });
         }
         out
+    }
+
+    /// Whether the host's owner is marked high risk.
+    pub(crate) fn owner_high_risk(&self, h: &HostRecord) -> bool {
+        h.attributes
+            .owner
+            .as_ref()
+            .is_some_and(|o| self.high_risk_owners.contains(o))
     }
 
     pub(crate) fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
@@ -451,7 +462,12 @@ pub(crate) struct FleetFinding<'a> {
 }
 
 /// The signals of a finding as `catalog::finding_json` wrote it.
-fn signals_of(f: &Value, criticality: Option<Class>, exposure: Exposure) -> Signals {
+fn signals_of(
+    f: &Value,
+    criticality: Option<Class>,
+    exposure: Exposure,
+    owner_high_risk: bool,
+) -> Signals {
     Signals {
         severity: f["severity"].as_str().and_then(Severity::parse),
         cvss: f["cvss"]["score"].as_f64(),
@@ -460,6 +476,7 @@ fn signals_of(f: &Value, criticality: Option<Class>, exposure: Exposure) -> Sign
         epss: f["epss"].as_f64(),
         host_criticality: criticality,
         exposure,
+        owner_high_risk,
     }
 }
 
@@ -475,11 +492,15 @@ pub(crate) fn assess_findings(
     now: Timestamp,
 ) {
     let (criticality, exposure) = planning.host_signals(host);
+    let owner_high_risk = planning.owner_high_risk(host);
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     for f in findings.iter_mut() {
-        let decision = planning
-            .rules
-            .classify(&signals_of(f, criticality, exposure));
+        let decision = planning.rules.classify(&signals_of(
+            f,
+            criticality,
+            exposure,
+            owner_high_risk,
+        ));
         let advisory = f["advisory"].as_str().unwrap_or_default().to_owned();
         let packages: Vec<&str> = [&f["package"], &f["source"]]
             .iter()
@@ -517,6 +538,7 @@ pub(crate) fn assess_findings(
         );
         f["class"] = json!(decision.class.as_str());
         f["class_rule"] = json!(decision.rule);
+        f["class_default"] = json!(decision.default);
         f["first_detected"] = json!(first);
         f["sla"] = json!({
             "started": clock.started,
@@ -554,13 +576,78 @@ pub(crate) async fn baseline_compliance(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (_, doc) = stored_doc::<BaselineDoc>(&state, &name).await?;
-    let baseline = doc.to_baseline(&name);
     let planning = Planning::load(&state).await?;
     let at = now(&state);
     let hosts = state
         .store
         .list_hosts(&HostFilter::default(), at, state.config.stale_after)
         .await?;
+    let verdicts = baseline_verdicts(&state, &planning, &name, &doc, hosts, at).await?;
+    let mut rows = Vec::new();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    for (h, c) in verdicts {
+        *counts.entry(c.status.as_str()).or_default() += 1;
+        rows.push(json!({
+            "host": h.id,
+            "hostname": h.hostname,
+            "status": c.status.as_str(),
+            "missing": c.missing.iter().map(|m| json!({
+                "requirement": match &m.requirement {
+                    Requirement::AtLeast { package, version } => format!("{package} >= {version}"),
+                    Requirement::Fixed { advisory } => format!("{advisory} fixed"),
+                },
+                "has": m.has,
+                "exempt_by": m.exempt_by,
+            })).collect::<Vec<_>>(),
+            "unapproved": c.unapproved.iter().map(|u| json!({
+                "package": u.package,
+                "installed": u.installed,
+                "highest_approved": u.approved,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(json!({
+        "baseline": name,
+        "group": doc.group,
+        "hosts": rows.len(),
+        "below": counts.get("below").copied().unwrap_or(0),
+        "above": counts.get("above").copied().unwrap_or(0),
+        "exempt": counts.get("exempt").copied().unwrap_or(0),
+        "at": counts.get("at").copied().unwrap_or(0),
+        "compliance": rows,
+    })))
+}
+
+/// The hosts below any baseline: each with the baselines it is below.
+pub(crate) async fn below_baselines(
+    state: &AppState,
+    planning: &Planning,
+    hosts: &[HostRecord],
+    at: Timestamp,
+) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut below: HashMap<String, Vec<String>> = HashMap::new();
+    for (o, doc) in docs::<BaselineDoc>(state).await? {
+        let verdicts =
+            baseline_verdicts(state, planning, &o.name, &doc, hosts.to_vec(), at).await?;
+        for (h, c) in verdicts {
+            if c.status == patchwell_core::baseline::Status::Below {
+                below.entry(h.id).or_default().push(o.name.clone());
+            }
+        }
+    }
+    Ok(below)
+}
+
+/// A baseline's verdict on every host of its group among `hosts`.
+async fn baseline_verdicts(
+    state: &AppState,
+    planning: &Planning,
+    name: &str,
+    doc: &BaselineDoc,
+    hosts: Vec<HostRecord>,
+    at: Timestamp,
+) -> ApiResult<Vec<(HostRecord, patchwell_core::baseline::Compliance)>> {
+    let baseline = doc.to_baseline(name);
     // The group's hosts. Of their packages only those that can break the
     // baseline are read: the hosts below each minimum version, found by the
     // store's index, then those hosts' rows of the named packages (and
@@ -570,7 +657,7 @@ pub(crate) async fn baseline_compliance(
     let members: Vec<(HostRecord, Vec<String>)> = hosts
         .into_iter()
         .filter_map(|h| {
-            let groups = planning.groups_of(&state, &h);
+            let groups = planning.groups_of(state, &h);
             groups.contains(&doc.group).then_some((h, groups))
         })
         .collect();
@@ -617,14 +704,13 @@ pub(crate) async fn baseline_compliance(
         .requirements
         .iter()
         .any(|r| matches!(r, Requirement::Fixed { .. }));
-    let mut rows = Vec::new();
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut out = Vec::new();
     for (h, groups) in members {
         let packages = packages_by_host.remove(&h.id).unwrap_or_default();
         let scheme = scheme_of(manager);
         let installed = installed(&packages);
         let open = if fixed_required {
-            open_advisories(&state, &h.id)
+            open_advisories(state, &h.id)
         } else {
             Vec::new()
         };
@@ -641,36 +727,9 @@ pub(crate) async fn baseline_compliance(
             &planning.exemptions,
             at,
         );
-        *counts.entry(c.status.as_str()).or_default() += 1;
-        rows.push(json!({
-            "host": h.id,
-            "hostname": h.hostname,
-            "status": c.status.as_str(),
-            "missing": c.missing.iter().map(|m| json!({
-                "requirement": match &m.requirement {
-                    Requirement::AtLeast { package, version } => format!("{package} >= {version}"),
-                    Requirement::Fixed { advisory } => format!("{advisory} fixed"),
-                },
-                "has": m.has,
-                "exempt_by": m.exempt_by,
-            })).collect::<Vec<_>>(),
-            "unapproved": c.unapproved.iter().map(|u| json!({
-                "package": u.package,
-                "installed": u.installed,
-                "highest_approved": u.approved,
-            })).collect::<Vec<_>>(),
-        }));
+        out.push((h, c));
     }
-    Ok(Json(json!({
-        "baseline": name,
-        "group": doc.group,
-        "hosts": rows.len(),
-        "below": counts.get("below").copied().unwrap_or(0),
-        "above": counts.get("above").copied().unwrap_or(0),
-        "exempt": counts.get("exempt").copied().unwrap_or(0),
-        "at": counts.get("at").copied().unwrap_or(0),
-        "compliance": rows,
-    })))
+    Ok(out)
 }
 
 /// `POST /api/v1/baselines/{name}/raise`
@@ -855,6 +914,7 @@ pub(crate) fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advi
         epss: index.epss(a).map(|e| e.score),
         host_criticality: None,
         exposure: Exposure::Internal,
+        owner_high_risk: false,
     }
 }
 
