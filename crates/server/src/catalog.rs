@@ -118,6 +118,7 @@ pub fn finding_json(index: &Index, f: &Finding<'_>) -> Value {
         "fixed": f.fixed,
         "last_affected": f.last_affected,
         "severity": Index::severity(f.advisory).map(|s| s.as_str()),
+        "vendor_severity": f.advisory.severity.map(|s| s.as_str()),
         "cvss": f.advisory.cvss.as_ref().map(|c| json!({ "vector": c.vector, "score": c.score })),
         "kev": kev.is_some(),
         "kev_date_added": kev.map(|k| k.date_added.to_string()),

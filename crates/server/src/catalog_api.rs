@@ -277,10 +277,13 @@ pub(crate) async fn show_advisory(
     let advisory = index
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("advisory {id} not found")))?;
-    // The hosts it reaches: from the fleet in memory once it is loaded,
-    // until then through the store's index on source packages.
+    // The hosts it reaches: from the fleet in memory once it is loaded
+    // (which holds security advisories only), else through the store's
+    // index on source packages.
     let candidates: Vec<String> = match index.position(&id) {
-        Some(at) if state.fleet.loaded() => state.fleet.advisory_hosts(at),
+        Some(at) if state.fleet.loaded() && advisory.is_security() => {
+            state.fleet.advisory_hosts(at)
+        }
         _ => {
             let mut by_manager: BTreeMap<Manager, Vec<&str>> = BTreeMap::new();
             for af in &advisory.affected {
@@ -370,9 +373,12 @@ pub(crate) async fn show_advisory(
             updates.get(host_id).map_or(&[], Vec::as_slice),
         );
         let report = index.evaluate(&view, today);
+        // An advisory that is not a security one reaches hosts as an
+        // available update.
         let findings: Vec<Value> = report
             .findings
             .iter()
+            .chain(&report.available_updates)
             .filter(|f| f.advisory.id == advisory.id)
             .map(|f| finding_json(index, f))
             .collect();

@@ -468,8 +468,14 @@ fn signals_of(
     exposure: Exposure,
     owner_high_risk: bool,
 ) -> Signals {
+    // An advisory's own severity, apart from its CVSS score's rating (the
+    // `severity` shown); other kinds of finding have only `severity`.
+    let severity = match f.get("vendor_severity") {
+        Some(v) => v,
+        None => &f["severity"],
+    };
     Signals {
-        severity: f["severity"].as_str().and_then(Severity::parse),
+        severity: severity.as_str().and_then(Severity::parse),
         cvss: f["cvss"]["score"].as_f64(),
         kev: f["kev"].as_bool().unwrap_or(false),
         ransomware: f["kev_ransomware"].as_bool().unwrap_or(false),
@@ -907,7 +913,7 @@ pub(crate) async fn eligibility(
 pub(crate) fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Signals {
     let kev = index.kev(a);
     Signals {
-        severity: Index::severity(a),
+        severity: a.severity,
         cvss: a.cvss.as_ref().and_then(|c| c.score),
         kev: kev.is_some(),
         ransomware: kev.is_some_and(|k| k.ransomware),
