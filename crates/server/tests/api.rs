@@ -3236,9 +3236,11 @@ impl MailRelay {
     }
 
     /// Every mail so far, as text: the relay prints each line as a Python
-    /// bytes literal; quoted-printable soft line breaks are joined.
+    /// bytes literal; quoted-printable soft line breaks are joined and its
+    /// escaped `=` read back (a part with a line over 76 characters, such
+    /// as the CSV's definitions, is sent quoted-printable).
     fn text(&self) -> String {
-        self.raw().replace("=\n", "")
+        self.raw().replace("=\n", "").replace("=3D", "=")
     }
 
     /// Every mail so far, each line as sent (quoted-printable soft breaks
