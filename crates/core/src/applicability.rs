@@ -310,6 +310,9 @@ pub struct Index {
     /// Per ecosystem name: source-package entries and binary-package entries.
     source: HashMap<String, ByName>,
     binary: HashMap<String, ByName>,
+    /// Security advisories by the binary packages their fix ships in (as
+    /// the feed lists them), to tell which offered versions bring a fix.
+    fixes_by_binary: HashMap<String, Vec<u32>>,
     kev: HashMap<String, KevEntry>,
     epss: HashMap<String, Epss>,
     lifecycles: HashMap<String, Lifecycle>,
@@ -357,6 +360,13 @@ impl Index {
                 entries.retain(|e| e.advisory != at);
             }
         }
+        for affected in &advisory.affected {
+            for name in binaries_of(affected) {
+                if let Some(positions) = self.fixes_by_binary.get_mut(name) {
+                    positions.retain(|&p| p != at);
+                }
+            }
+        }
         let id = &advisory.id;
         self.problems.retain(|p| &p.record != id);
     }
@@ -365,6 +375,16 @@ impl Index {
         let advisory = &self.advisories[at as usize];
         if advisory.withdrawn.is_some() {
             return;
+        }
+        if advisory.is_security() {
+            for affected in &advisory.affected {
+                for name in binaries_of(affected) {
+                    let positions = self.fixes_by_binary.entry(name.to_owned()).or_default();
+                    if !positions.contains(&at) {
+                        positions.push(at);
+                    }
+                }
+            }
         }
         for (affected_at, affected) in advisory.affected.iter().enumerate() {
             if !affected.ecosystem.has_release() {
@@ -460,6 +480,39 @@ impl Index {
     /// Versions in ranges that their ecosystem's rules refuse.
     pub fn problems(&self) -> &[Rejected] {
         &self.problems
+    }
+
+    /// The security advisories whose fix a binary package's version
+    /// `candidate` brings: those that list the package among the binaries
+    /// of their fix (or name it as a binary package) with a fixed version
+    /// at or below `candidate`, by the rules of `scheme`.
+    pub fn fixed_by(
+        &self,
+        scheme: versions::Ecosystem,
+        name: &str,
+        candidate: &str,
+    ) -> Vec<&Advisory> {
+        let Some(positions) = self.fixes_by_binary.get(name) else {
+            return Vec::new();
+        };
+        let Ok(candidate) = versions::sort_key(scheme, candidate) else {
+            return Vec::new();
+        };
+        positions
+            .iter()
+            .filter_map(|&at| self.advisory(at))
+            .filter(|a| {
+                a.affected.iter().any(|af| {
+                    af.ecosystem.scheme() == scheme
+                        && binaries_of(af).any(|b| b == name)
+                        && af.ranges.iter().flatten().any(|e| match e {
+                            Event::Fixed(v) => versions::sort_key(scheme, v)
+                                .is_ok_and(|fixed| fixed <= candidate),
+                            _ => false,
+                        })
+                })
+            })
+            .collect()
     }
 
     /// The KEV entry of the earliest-added CVE of an advisory.
@@ -730,6 +783,17 @@ impl Index {
             })
             .collect()
     }
+}
+
+/// The binary packages an affected entry's fix ships in, as its feed lists
+/// them: the entry's binaries, or its package when that is a binary one.
+fn binaries_of(affected: &crate::advisory::Affected) -> impl Iterator<Item = &str> {
+    let own = (affected.kind == PackageKind::Binary).then_some(affected.package.as_str());
+    affected
+        .binaries
+        .iter()
+        .map(String::as_str)
+        .chain(own)
 }
 
 /// Whether `a` came out after `b` (by publication, then by id).

@@ -930,7 +930,10 @@ pub(crate) struct RiskQuery {
 }
 
 /// `GET /api/v1/updates`: every update the fleet is offered, with the
-/// decision on its title (`name=version`): approve, decline or none yet.
+/// decision on its title (`name=version`): approve, decline or none yet,
+/// and whether it is a security update (`security`: from a security suite,
+/// `security_suite`, or bringing the fix of a security advisory that
+/// reaches hosts, named in `fixes`) or an available update.
 pub(crate) async fn offered_updates(
     State(state): State<AppState>,
     _caller: Reader,
@@ -948,9 +951,26 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
         Some(offered) => offered,
         None => state.store.offered_updates().await?,
     };
+    // An update is a security one when a security suite offers it, or
+    // when it brings the fix of a security advisory that reaches hosts (a
+    // point release that carries a security suite's fix, or a later one).
+    let catalog = state.catalog.get();
+    let reach = state.fleet.reach();
     let rows: Vec<Value> = offered
         .into_iter()
         .map(|u| {
+            let fixes: Vec<&str> = catalog
+                .index
+                .fixed_by(scheme_of(u.manager), &u.name, &u.candidate)
+                .into_iter()
+                .filter(|a| {
+                    catalog
+                        .index
+                        .position(&a.id)
+                        .is_some_and(|at| reach.get(&at).is_some_and(|&n| n > 0))
+                })
+                .map(|a| a.id.as_str())
+                .collect();
             let title = format!("{}={}", u.name, u.candidate);
             let decision = match verdicts.get(&title) {
                 Some(true) => Some("approve"),
@@ -962,13 +982,18 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
                 "manager": u.manager.as_str(),
                 "name": u.name,
                 "candidate": u.candidate,
-                "security": u.security,
+                "security": u.security || !fixes.is_empty(),
+                "security_suite": u.security,
+                "fixes": fixes,
                 "suite": (!u.suites.is_empty()).then_some(u.suites),
                 "hosts": u.hosts,
                 "decision": decision,
             })
         })
         .collect();
+    // Security first (stable: by hosts within each).
+    let mut rows = rows;
+    rows.sort_by_key(|r| !r["security"].as_bool().unwrap_or(false));
     Ok(rows)
 }
 

@@ -653,3 +653,82 @@ async fn compliance_and_fixed_counts_move_at_the_inventory_that_fixes() {
     // The base-files update still waits on alpha: no finding.
     assert_eq!(advisories(&s.findings(&hosts[0]).await), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn an_ordinary_suites_version_carrying_a_security_fix_is_a_security_update() {
+    let s = spawn().await;
+    // As the apt feed makes of bookworm-security: the fix, and the binary
+    // packages it ships in.
+    let osv = r#"[{"id": "bookworm-security:openssh:1:9.2p1-2+deb12u9",
+      "summary": "openssh 1:9.2p1-2+deb12u9 in bookworm-security",
+      "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssh"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1:9.2p1-2+deb12u9"}]}],
+        "ecosystem_specific": {"binaries": [{"binary_name": "openssh-client"}]}}]},
+      {"id": "bookworm:base-files:12.4+deb12u5",
+       "affected": [{"package": {"ecosystem": "Debian:12", "name": "base-files"},
+         "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "12.4+deb12u5"}]}]}],
+       "database_specific": {"patchwell": {"update_type": "update"}}}]"#;
+    s.feed("apt-like", "osv", "apt.json", osv.as_bytes()).await;
+    let host = s.host("laptop", json!({})).await;
+    let mut inv = inventory(
+        "laptop",
+        s.now(),
+        vec![
+            built("openssh-client", "1:9.2p1-2+deb12u6", "openssh"),
+            package("base-files", "12.4+deb12u4"),
+        ],
+    );
+    // The point release carries a later version than the security suite:
+    // apt offers it, from an ordinary suite.
+    let offer = |name: &str, installed: &str, candidate: &str| AvailableUpdate {
+        manager: Manager::Dpkg,
+        name: name.into(),
+        arch: "amd64".into(),
+        installed: installed.into(),
+        candidate: candidate.into(),
+        suite: Some("stable".into()),
+        codename: Some("bookworm".into()),
+        origin: Some("Debian".into()),
+        security: false,
+    };
+    inv.updates = vec![
+        offer("base-files", "12.4+deb12u4", "12.4+deb12u5"),
+        offer("openssh-client", "1:9.2p1-2+deb12u6", "1:9.2p1-2+deb12u10"),
+    ];
+    s.inventory(&host, &inv).await;
+    let found = s.findings(&host).await;
+    assert_eq!(
+        advisories(&found),
+        ["bookworm-security:openssh:1:9.2p1-2+deb12u9"]
+    );
+    assert_eq!(
+        finding(&found, "bookworm-security:openssh:1:9.2p1-2+deb12u9")["offered"],
+        "1:9.2p1-2+deb12u10"
+    );
+    let updates = s.get("/api/v1/updates").await;
+    let rows: Vec<(&str, bool, bool, &Value)> = updates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["title"].as_str().unwrap(),
+                u["security"].as_bool().unwrap(),
+                u["security_suite"].as_bool().unwrap(),
+                &u["fixes"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "openssh-client=1:9.2p1-2+deb12u10",
+                true,
+                false,
+                &json!(["bookworm-security:openssh:1:9.2p1-2+deb12u9"])
+            ),
+            ("base-files=12.4+deb12u5", false, false, &json!([])),
+        ]
+    );
+}
