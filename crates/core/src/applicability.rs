@@ -506,8 +506,9 @@ impl Index {
                     af.ecosystem.scheme() == scheme
                         && binaries_of(af).any(|b| b == name)
                         && af.ranges.iter().flatten().any(|e| match e {
-                            Event::Fixed(v) => versions::sort_key(scheme, v)
-                                .is_ok_and(|fixed| fixed <= candidate),
+                            Event::Fixed(v) => {
+                                versions::sort_key(scheme, v).is_ok_and(|fixed| fixed <= candidate)
+                            }
                             _ => false,
                         })
                 })
@@ -789,11 +790,7 @@ impl Index {
 /// them: the entry's binaries, or its package when that is a binary one.
 fn binaries_of(affected: &crate::advisory::Affected) -> impl Iterator<Item = &str> {
     let own = (affected.kind == PackageKind::Binary).then_some(affected.package.as_str());
-    affected
-        .binaries
-        .iter()
-        .map(String::as_str)
-        .chain(own)
+    affected.binaries.iter().map(String::as_str).chain(own)
 }
 
 /// Whether `a` came out after `b` (by publication, then by id).

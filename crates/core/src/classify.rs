@@ -272,7 +272,10 @@ mod tests {
             cvss: Some(9.8),
             ..Signals::default()
         });
-        assert_eq!((d.class, d.rule.as_str()), (Class::Critical, "critical: CVSS 9.8"));
+        assert_eq!(
+            (d.class, d.rule.as_str()),
+            (Class::Critical, "critical: CVSS 9.8")
+        );
         let d = rules.classify(&Signals::default());
         assert_eq!(
             (d.class, d.rule.as_str(), d.default),

@@ -195,8 +195,9 @@ impl Builder<'_> {
             .trim()
             .to_owned();
         a.severity = severity;
-        a.references
-            .push(format!("https://security-tracker.debian.org/tracker/{issue}"));
+        a.references.push(format!(
+            "https://security-tracker.debian.org/tracker/{issue}"
+        ));
         a.affected.push(affected);
         self.at.insert(id, self.out.items.len());
         self.out.items.push(a);
@@ -349,7 +350,13 @@ mod tests {
         let packages: Vec<(&str, &str, &[Event])> = ssh
             .affected
             .iter()
-            .map(|af| (af.ecosystem.name(), af.package.as_str(), af.ranges[0].as_slice()))
+            .map(|af| {
+                (
+                    af.ecosystem.name(),
+                    af.package.as_str(),
+                    af.ranges[0].as_slice(),
+                )
+            })
             .collect();
         assert_eq!(
             packages,
@@ -383,7 +390,10 @@ mod tests {
         let reasons: Vec<String> = parsed.rejected.iter().map(|r| r.to_string()).collect();
         assert_eq!(reasons.len(), 4, "{reasons:#?}");
         assert!(reasons[0].starts_with("data.json: record CVE-2024-0001 (openssl, bookworm): fixed_version \"not a version!\""), "{reasons:#?}");
-        assert!(reasons[1].contains("unknown Debian release code name \"bookwurm\""), "{reasons:#?}");
+        assert!(
+            reasons[1].contains("unknown Debian release code name \"bookwurm\""),
+            "{reasons:#?}"
+        );
         assert!(reasons[2].contains("severe"), "{reasons:#?}");
         assert!(reasons[3].contains("\"lts\""), "{reasons:#?}");
         assert_eq!(
@@ -415,7 +425,8 @@ mod tests {
         ] {
             let e = parse("x.json", bad).unwrap_err();
             assert!(
-                e.to_string().starts_with("x.json: not a valid Debian security tracker JSON feed"),
+                e.to_string()
+                    .starts_with("x.json: not a valid Debian security tracker JSON feed"),
                 "{e}"
             );
         }

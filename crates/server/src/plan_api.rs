@@ -501,12 +501,10 @@ pub(crate) fn assess_findings(
     let owner_high_risk = planning.owner_high_risk(host);
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     for f in findings.iter_mut() {
-        let decision = planning.rules.classify(&signals_of(
-            f,
-            criticality,
-            exposure,
-            owner_high_risk,
-        ));
+        let decision =
+            planning
+                .rules
+                .classify(&signals_of(f, criticality, exposure, owner_high_risk));
         let advisory = f["advisory"].as_str().unwrap_or_default().to_owned();
         let packages: Vec<&str> = [&f["package"], &f["source"]]
             .iter()

@@ -120,11 +120,7 @@ impl Server {
     /// Enrolls a host with these attributes; its credential and id.
     async fn host(&self, hostname: &str, attributes: Value) -> EnrollResponse {
         let token = self
-            .admin(
-                Method::POST,
-                "/api/v1/tokens",
-                Some(json!({"max_uses": 1})),
-            )
+            .admin(Method::POST, "/api/v1/tokens", Some(json!({"max_uses": 1})))
             .await["token"]
             .as_str()
             .unwrap()
@@ -323,9 +319,7 @@ fn kev_catalog() -> Option<Vec<u8>> {
 async fn an_ordinary_update_is_not_a_finding_and_not_counted() {
     let s = spawn().await;
     s.feed("osv", "osv", "osv.json", OSV.as_bytes()).await;
-    let only_updates = s
-        .host("tidy", json!({"criticality": "critical"}))
-        .await;
+    let only_updates = s.host("tidy", json!({"criticality": "critical"})).await;
     let mut inv = inventory(
         "tidy",
         s.now(),
@@ -461,7 +455,8 @@ async fn the_class_follows_the_advisory_then_the_asset_and_names_the_chain() {
         .host("server", json!({"criticality": "critical", "owner": "ops"}))
         .await;
     for (h, name) in [(&laptop, "laptop"), (&server, "server")] {
-        s.inventory(h, &inventory(name, s.now(), vulnerable())).await;
+        s.inventory(h, &inventory(name, s.now(), vulnerable()))
+            .await;
     }
     let on_laptop = s.findings(&laptop).await;
     let curl = finding(&on_laptop, "PWTEST-CURL");
@@ -651,7 +646,10 @@ async fn compliance_and_fixed_counts_move_at_the_inventory_that_fixes() {
     );
     assert!(csv.contains("\nsummary,fully patched hosts,1,"), "{csv}");
     // The base-files update still waits on alpha: no finding.
-    assert_eq!(advisories(&s.findings(&hosts[0]).await), Vec::<String>::new());
+    assert_eq!(
+        advisories(&s.findings(&hosts[0]).await),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
