@@ -242,6 +242,7 @@ pub(crate) async fn advisories(
                     .map(|a| {
                         vec![
                             text(&a["id"]),
+                            kind_of(a).into(),
                             text(&a["hosts"]),
                             text(&a["severity"]),
                             if a["kev"].as_bool() == Some(true) {
@@ -255,7 +256,15 @@ pub(crate) async fn advisories(
                     })
                     .collect();
                 table(
-                    &["ADVISORY", "HOSTS", "SEVERITY", "KEV", "PUBLISHED", "TITLE"],
+                    &[
+                        "ADVISORY",
+                        "KIND",
+                        "HOSTS",
+                        "SEVERITY",
+                        "KEV",
+                        "PUBLISHED",
+                        "TITLE",
+                    ],
                     rows,
                 ) + &format!("{} matching\n", found["total"])
             })
@@ -267,9 +276,10 @@ pub(crate) async fn advisories(
             client.print(found, |found: Value| {
                 let s = &found["summary"];
                 let mut out = format!(
-                    "{}: {}\nseverity {}, {}, published {}, from feed {}\n",
+                    "{}: {}\n{}; severity {}, {}, published {}, from feed {}\n",
                     text(&s["id"]),
                     text(&s["title"]),
+                    kind_of(s),
                     text(&s["severity"]),
                     if s["kev"].as_bool() == Some(true) {
                         format!("known exploited since {}", text(&s["kev_date_added"]))
@@ -284,7 +294,15 @@ pub(crate) async fn advisories(
                     out += &format!("superseded by {}\n", ids.join(", "));
                 }
                 let hosts = found["hosts"].as_array().cloned().unwrap_or_default();
-                out += &format!("applies to {} hosts\n", hosts.len());
+                out += &format!(
+                    "applies to {} hosts{}\n",
+                    hosts.len(),
+                    if s["security"] == false {
+                        " (as an available update)"
+                    } else {
+                        ""
+                    }
+                );
                 for h in &hosts {
                     for f in h["findings"].as_array().into_iter().flatten() {
                         out += &format!(
@@ -298,6 +316,15 @@ pub(crate) async fn advisories(
                 out
             })
         }
+    }
+}
+
+/// Whether an advisory gives findings or available updates.
+fn kind_of(a: &Value) -> &'static str {
+    if a["security"] == false {
+        "update (not a finding)"
+    } else {
+        "security"
     }
 }
 
