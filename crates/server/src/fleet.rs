@@ -212,22 +212,21 @@ impl FleetHandle {
         state.offers.set(id, updates);
     }
 
-    /// Records what a host has now; true when an advisory that applied to
-    /// it no longer does (a fix was installed).
-    pub fn set_host(&self, host: &str, view: &HostView) -> bool {
+    /// Records what a host has now, and says which way its findings moved.
+    pub fn set_host(&self, host: &str, view: &HostView) -> Moved {
         set_locked(&mut self.lock(), host, view)
     }
 
     /// Applies a delta to a host the fleet holds: the packages it replaced
     /// (as they were) and those it brought, of any package manager; only
     /// those of the host's main one count. None when it holds no such
-    /// host; else whether an advisory that applied to it no longer does.
+    /// host; else which way its findings moved.
     pub fn update_host(
         &self,
         host: &str,
         replaced: &[protocol::Package],
         brought: &[protocol::Package],
-    ) -> Option<bool> {
+    ) -> Option<Moved> {
         let mut state = self.lock();
         let &id = state.ids.get(host)?;
         let &manager = state.managers.get(&id)?;
@@ -243,7 +242,7 @@ impl FleetHandle {
         state
             .fleet
             .update_host(id, &removed, &added)
-            .map(|change| !change.removed.is_empty())
+            .map(|change| Moved::of(&change))
     }
 
     /// Forgets a host (revoked). Its id stays known, so the loader does not
@@ -367,13 +366,31 @@ fn intern(state: &mut State, host: &str) -> u32 {
     id
 }
 
-fn set_locked(state: &mut State, host: &str, view: &HostView) -> bool {
+/// Which way a host's findings moved with what it reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// An advisory applies that did not before.
+    pub found: bool,
+    /// An advisory that applied no longer does (a fix was installed).
+    pub fixed: bool,
+}
+
+impl Moved {
+    fn of(change: &patchwell_core::fleet::HostChange) -> Moved {
+        Moved {
+            found: !change.added.is_empty(),
+            fixed: !change.removed.is_empty(),
+        }
+    }
+}
+
+fn set_locked(state: &mut State, host: &str, view: &HostView) -> Moved {
     let id = intern(state, host);
     state.generation += 1;
     state
         .managers
         .insert(id, crate::catalog::manager_of(view.scheme));
-    !state.fleet.set_host(id, view).removed.is_empty()
+    Moved::of(&state.fleet.set_host(id, view))
 }
 
 /// Loads every stored host into the fleet, then checks it against the

@@ -10,8 +10,8 @@ use protocol::{
     InventoryWanted, Manager,
 };
 use store::{
-    GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore,
-    Why,
+    DetectionStore, GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost,
+    NewToken, TokenStore, Why,
 };
 
 use crate::api::{
@@ -193,18 +193,34 @@ pub(crate) async fn put_inventory(
         .await?;
     // An unchanged inventory leaves the fleet alone, unless the fleet lacks
     // the host (it is still loading, or failed to).
-    if (changed || !state.fleet.holds(&host.id))
-        && set_fleet_host(&state, &host.id, inventory).await
-    {
-        crate::posture::record_fixes(&state, &host.id).await;
+    if changed || !state.fleet.holds(&host.id) {
+        let moved = set_fleet_host(&state, &host.id, inventory).await;
+        findings_moved(&state, &host.id, moved).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What a stored inventory moved is recorded as it is stored: a finding
+/// that appeared gets its first detection now (the SLA clock starts at
+/// the inventory that shows it), and one that went is recorded fixed, so
+/// that the dashboard, reports and remediation counts move now.
+async fn findings_moved(state: &AppState, host: &str, moved: crate::fleet::Moved) {
+    if moved.found {
+        let ids = crate::plan_api::open_advisories(state, host);
+        let pairs: Vec<(&str, &str)> = ids.iter().map(|a| (host, a.as_str())).collect();
+        if let Err(e) = state.store.record_detections(&pairs, now(state)).await {
+            tracing::warn!(host = %host, "recording first detections: {e}");
+        }
+    }
+    if moved.fixed {
+        crate::posture::record_fixes(state, host).await;
+    }
+}
+
 /// Sets a stored host in the fleet's applicability by its whole inventory;
-/// true when an advisory that applied to it no longer does.
-async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) -> bool {
+/// says which way its findings moved.
+async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) -> crate::fleet::Moved {
     on_fleet(state, host, move |fleet, host| {
         let view = crate::catalog::host_view(
             &inventory.os,
@@ -212,12 +228,12 @@ async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) -> b
             &inventory.packages,
             &inventory.updates,
         );
-        let fixed = fleet.set_host(host, &view);
+        let moved = fleet.set_host(host, &view);
         fleet.set_offers(host, &inventory.updates);
-        fixed
+        moved
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or_default()
 }
 
 /// Runs `work` on the fleet on a blocking thread: the fleet's lock may be
@@ -272,18 +288,14 @@ pub(crate) async fn patch_inventory(
         .await
         .flatten()
     };
-    let fixed = match moved {
-        Some(fixed) => fixed,
+    let moved = match moved {
+        Some(moved) => moved,
         None => {
             let packages = state.store.packages(&host.id).await?;
             set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await
         }
     };
-    // A fix is recorded as the inventory that shows it is stored, so that
-    // the dashboard, reports and remediation counts move now.
-    if fixed {
-        crate::posture::record_fixes(&state, &host.id).await;
-    }
+    findings_moved(&state, &host.id, moved).await;
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),

@@ -605,11 +605,11 @@ async fn compliance_and_fixed_counts_move_at_the_inventory_that_fixes() {
         package("base-files", "12.4+deb12u4"),
         built("curl", "7.88.1-10+deb12u5", "curl"),
     ];
+    // The inventory that shows a finding records its first detection: no
+    // one reads the hosts' findings before their deadlines pass.
     for (h, name) in hosts.iter().zip(["alpha", "beta"]) {
         s.inventory(h, &inventory(name, s.now(), before.clone()))
             .await;
-        // Reading a host's findings records their first detection.
-        assert_eq!(advisories(&s.findings(h).await), ["PWTEST-CURL"]);
     }
     let posture = s.posture().await;
     assert_eq!(
