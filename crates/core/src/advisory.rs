@@ -410,6 +410,13 @@ pub struct Advisory {
 }
 
 impl Advisory {
+    /// Whether it is a security advisory: what it applies to is a finding.
+    /// Any other update type (an ordinary suite's newer version) is an
+    /// available update.
+    pub fn is_security(&self) -> bool {
+        self.update_type == UpdateType::SecurityUpdate
+    }
+
     /// The CVE identifiers among its id and aliases.
     pub fn cves(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.id.as_str())

@@ -1,5 +1,11 @@
 //! Applicability: which advisories apply to a host, and why.
 //!
+//! A *finding* is a host affected by a security advisory (a DSA, DLA, USN,
+//! OSV record, signed vendor advisory, a Debian tracker CVE, or a newer
+//! version from a security suite). An advisory of any other update type (a
+//! newer version from an ordinary suite, a vendor's feature release) that
+//! applies is an *available update*: reported apart, never a finding.
+//!
 //! The [`Index`] holds the catalog with every affected entry indexed by
 //! ecosystem and package name, and its range events parsed into sort keys
 //! once, so checking a version is a few `memcmp`s. [`Index::evaluate`]
@@ -239,8 +245,12 @@ pub struct LifecycleFinding<'a> {
 pub struct HostReport<'a> {
     /// The host's ecosystem, when known.
     pub ecosystem: Option<Ecosystem>,
-    /// Advisories that apply, one per (advisory, binary package).
+    /// Security advisories that apply, one per (advisory, binary
+    /// package): the findings.
     pub findings: Vec<Finding<'a>>,
+    /// Advisories that are not security advisories (an ordinary suite's
+    /// newer version) that apply: available updates, not findings.
+    pub available_updates: Vec<Finding<'a>>,
     /// Security updates the package manager offers.
     pub security_updates: Vec<PendingSecurityUpdate<'a>>,
     /// The OS release's support status, when it is a finding.
@@ -268,6 +278,9 @@ struct CompiledEvent {
 struct Entry {
     advisory: u32,
     affected: u32,
+    /// Whether the advisory is a security one: its hits are findings;
+    /// the others' are available updates.
+    security: bool,
     /// Per range, its events sorted by version.
     ranges: Vec<(u32, Vec<CompiledEvent>)>,
     /// Sorted sort keys of the explicitly listed versions.
@@ -361,6 +374,7 @@ impl Index {
             let mut entry = Entry {
                 advisory: at,
                 affected: affected_at as u32,
+                security: advisory.is_security(),
                 ranges: Vec::new(),
                 versions: Vec::new(),
             };
@@ -480,10 +494,36 @@ impl Index {
         })
     }
 
-    /// Checks one version (as a sort key) of one package against every entry
-    /// of an ecosystem, and calls `hit` for each affecting one.
+    /// Checks one version (as a sort key) of one package against every
+    /// security advisory's entry of an ecosystem, and calls `hit` for each
+    /// affecting one: the findings.
     pub fn check(
         &self,
+        ecosystem: &str,
+        kind: PackageKind,
+        package: &str,
+        version_key: &[u8],
+        hit: impl FnMut(Hit),
+    ) {
+        self.check_where(true, ecosystem, kind, package, version_key, hit);
+    }
+
+    /// As [`Index::check`], against the advisories that are not security
+    /// advisories (an ordinary suite's newer versions): available updates.
+    pub fn check_updates(
+        &self,
+        ecosystem: &str,
+        kind: PackageKind,
+        package: &str,
+        version_key: &[u8],
+        hit: impl FnMut(Hit),
+    ) {
+        self.check_where(false, ecosystem, kind, package, version_key, hit);
+    }
+
+    fn check_where(
+        &self,
+        security: bool,
         ecosystem: &str,
         kind: PackageKind,
         package: &str,
@@ -497,7 +537,7 @@ impl Index {
         let Some(entries) = table.get(ecosystem).and_then(|t| t.get(package)) else {
             return;
         };
-        for entry in entries {
+        for entry in entries.iter().filter(|e| e.security == security) {
             if let Some(found) = check_entry(entry, version_key) {
                 hit(found);
             }
@@ -522,15 +562,51 @@ impl Index {
     /// Everything that applies to one host.
     pub fn evaluate(&self, host: &HostView, today: jiff::civil::Date) -> HostReport<'_> {
         let ecosystem = host.ecosystem();
+        let findings = self.matches(host, ecosystem.as_ref(), true);
+        let available_updates = self.matches(host, ecosystem.as_ref(), false);
+        let security_updates = host
+            .updates
+            .iter()
+            .filter(|u| u.security)
+            .map(|u| PendingSecurityUpdate {
+                package: u.name.clone(),
+                installed: u.installed.clone(),
+                candidate: u.candidate.clone(),
+                suite: u.suite.clone(),
+                advisories: findings
+                    .iter()
+                    .filter(|f| f.package == u.name && matches!(f.offer, Offer::Offered { .. }))
+                    .map(|f| f.advisory.id.as_str())
+                    .collect(),
+            })
+            .collect();
+        HostReport {
+            lifecycle: self.lifecycle_of(&host.os_id, host.os_version.as_deref(), today),
+            ecosystem,
+            findings,
+            available_updates,
+            security_updates,
+        }
+    }
+
+    /// The security advisories (`security`) or the other advisories that
+    /// apply to a host's packages.
+    fn matches(
+        &self,
+        host: &HostView,
+        ecosystem: Option<&Ecosystem>,
+        security: bool,
+    ) -> Vec<Finding<'_>> {
         let vendor = Ecosystem::vendor(host.scheme);
         let mut findings = Vec::new();
         let offers: HashMap<&str, &OfferedUpdate> =
             host.updates.iter().map(|u| (u.name.as_str(), u)).collect();
         for package in host.packages.iter().filter(|p| p.installed) {
             let mut hits: Vec<(Hit, MatchedBy)> = Vec::new();
-            if let Some(eco) = &ecosystem {
+            if let Some(eco) = ecosystem {
                 if let Ok(key) = versions::sort_key(host.scheme, &package.source_version) {
-                    self.check(
+                    self.check_where(
+                        security,
                         eco.name(),
                         PackageKind::Source,
                         &package.source,
@@ -540,12 +616,18 @@ impl Index {
                 }
             }
             if let Ok(key) = versions::sort_key(host.scheme, &package.version) {
-                if let Some(eco) = &ecosystem {
-                    self.check(eco.name(), PackageKind::Binary, &package.name, &key, |h| {
-                        hits.push((h, MatchedBy::Binary))
-                    });
+                if let Some(eco) = ecosystem {
+                    self.check_where(
+                        security,
+                        eco.name(),
+                        PackageKind::Binary,
+                        &package.name,
+                        &key,
+                        |h| hits.push((h, MatchedBy::Binary)),
+                    );
                 }
-                self.check(
+                self.check_where(
+                    security,
                     vendor.name(),
                     PackageKind::Binary,
                     &package.name,
@@ -579,29 +661,7 @@ impl Index {
             }
         }
         let findings = apply_kernels(host, findings);
-        let findings = mark_superseded(host.scheme, findings);
-        let security_updates = host
-            .updates
-            .iter()
-            .filter(|u| u.security)
-            .map(|u| PendingSecurityUpdate {
-                package: u.name.clone(),
-                installed: u.installed.clone(),
-                candidate: u.candidate.clone(),
-                suite: u.suite.clone(),
-                advisories: findings
-                    .iter()
-                    .filter(|f| f.package == u.name && matches!(f.offer, Offer::Offered { .. }))
-                    .map(|f| f.advisory.id.as_str())
-                    .collect(),
-            })
-            .collect();
-        HostReport {
-            ecosystem,
-            findings,
-            security_updates,
-            lifecycle: self.lifecycle_of(&host.os_id, host.os_version.as_deref(), today),
-        }
+        mark_superseded(host.scheme, findings)
     }
 
     /// Where a host's OS release stands, when that is a finding.

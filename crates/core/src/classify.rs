@@ -1,15 +1,24 @@
 //! Classification of a finding into Critical, High, Medium or Low, by rules
-//! that can be changed, with the rule that decided kept beside the class.
+//! that can be changed, with every step that decided it kept beside the
+//! class.
 //!
-//! The default rules, in order:
-//! 1. the base class is the vendor's severity, else the CVSS rating, else
-//!    Medium ("no rating given");
+//! A class starts from the advisory and is then adjusted by the asset. The
+//! default rules, in order:
+//! 1. the base class is the advisory's own: the vendor's severity (Debian's
+//!    urgency, Ubuntu's priority), else the CVSS rating; a security update
+//!    with neither gets the default class (Medium), named as a default;
 //! 2. known exploited (CISA KEV) makes it at least High;
 //! 3. known use in ransomware campaigns makes it Critical;
 //! 4. an EPSS probability at or above 0.5 raises it one class;
-//! 5. a critical host, or one exposed to the internet, raises it one class.
+//! 5. a host whose criticality is critical raises it one class;
+//! 6. a host reachable from the internet raises it one class;
+//! 7. a host whose owner is marked high risk raises it one class.
 //!
-//! The class is the highest any rule gives; the reason names that rule.
+//! Each rule that moves the class adds a step to the decision's chain,
+//! which reads as one line: `high: CVSS 8.1; raised to critical: known
+//! exploited (CISA KEV); raised to critical: host criticality critical`
+//! (a rule that applies without moving the class is still named, as
+//! "already ...", so that the chain says everything that counted).
 
 use std::fmt;
 
@@ -105,6 +114,8 @@ pub struct Signals {
     pub host_criticality: Option<Class>,
     /// The host's exposure.
     pub exposure: Exposure,
+    /// The host's owner is marked high risk.
+    pub owner_high_risk: bool,
 }
 
 /// The rules, with the defaults of the module documentation.
@@ -122,6 +133,8 @@ pub struct Rules {
     pub raise_for_critical_hosts: bool,
     /// An internet-facing host raises one class.
     pub raise_for_internet_facing: bool,
+    /// A host whose owner is marked high risk raises one class.
+    pub raise_for_high_risk_owners: bool,
 }
 
 impl Default for Rules {
@@ -133,25 +146,61 @@ impl Default for Rules {
             epss_raise_at: Some(0.5),
             raise_for_critical_hosts: true,
             raise_for_internet_facing: true,
+            raise_for_high_risk_owners: true,
         }
     }
 }
 
-/// A class and the rule that decided it.
+/// A class and the steps that decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The class.
     pub class: Class,
-    /// The rule that gave it, in words.
+    /// The steps, in words, the first the advisory's own class: the chain
+    /// of the module documentation, joined by "; ".
     pub rule: String,
+    /// Each step alone.
+    pub steps: Vec<String>,
+    /// The advisory gave no severity data: the base class is the
+    /// configured default.
+    pub default: bool,
 }
 
 impl Decision {
-    /// Takes a higher class, and the rule that gave it.
-    fn raise_to(&mut self, to: Class, why: impl FnOnce() -> String) {
+    fn start(class: Class, why: String, default: bool) -> Decision {
+        let step = format!("{}: {why}", class.as_str());
+        Decision {
+            class,
+            rule: step.clone(),
+            steps: vec![step],
+            default,
+        }
+    }
+
+    fn step(&mut self, step: String) {
+        self.rule.push_str("; ");
+        self.rule.push_str(&step);
+        self.steps.push(step);
+    }
+
+    /// Takes at least `to`, naming why (and naming it too when the class
+    /// is already as high).
+    fn at_least(&mut self, to: Class, why: &str) {
         if to > self.class {
             self.class = to;
-            self.rule = why();
+            self.step(format!("raised to {}: {why}", to.as_str()));
+        } else {
+            self.step(format!("{why}: already at least {}", to.as_str()));
+        }
+    }
+
+    /// Raises one class, naming why (already Critical: said so).
+    fn raise(&mut self, why: &str) {
+        if self.class == Class::Critical {
+            self.step(format!("already critical: {why}"));
+        } else {
+            self.class = self.class.raised();
+            self.step(format!("raised to {}: {why}", self.class.as_str()));
         }
     }
 }
@@ -160,46 +209,45 @@ impl Rules {
     /// Classifies one finding.
     pub fn classify(&self, s: &Signals) -> Decision {
         let mut d = match (s.severity, s.cvss) {
-            (Some(sev), _) => Decision {
-                class: Class::of_severity(sev),
-                rule: format!("vendor severity {sev}"),
-            },
-            (None, Some(score)) => Decision {
-                class: Class::of_severity(Severity::of_cvss(score)),
-                rule: format!("CVSS {score:.1}"),
-            },
-            (None, None) => Decision {
-                class: self.unrated,
-                rule: "no severity or CVSS given".to_owned(),
-            },
+            (Some(sev), _) => Decision::start(
+                Class::of_severity(sev),
+                format!("vendor severity {sev}"),
+                false,
+            ),
+            (None, Some(score)) => Decision::start(
+                Class::of_severity(Severity::of_cvss(score)),
+                format!("CVSS {score:.1}"),
+                false,
+            ),
+            (None, None) => Decision::start(
+                self.unrated,
+                "default for a security update with no severity data".to_owned(),
+                true,
+            ),
         };
         if s.kev {
             if let Some(min) = self.kev_minimum {
-                d.raise_to(min, || {
-                    format!("known exploited (CISA KEV): at least {min}")
-                });
+                d.at_least(min, "known exploited (CISA KEV)");
             }
         }
         if s.ransomware {
             if let Some(min) = self.ransomware_minimum {
-                d.raise_to(min, || {
-                    format!("used in ransomware campaigns: at least {min}")
-                });
+                d.at_least(min, "used in ransomware campaigns");
             }
         }
         if let (Some(epss), Some(at)) = (s.epss, self.epss_raise_at) {
             if epss >= at {
-                let to = d.class.raised();
-                d.raise_to(to, || format!("EPSS {epss:.2} ≥ {at:.2}: raised to {to}"));
+                d.raise(&format!("EPSS {epss:.2} ≥ {at:.2}"));
             }
         }
         if self.raise_for_critical_hosts && s.host_criticality == Some(Class::Critical) {
-            let to = d.class.raised();
-            d.raise_to(to, || format!("critical host: raised to {to}"));
+            d.raise("host criticality critical");
         }
         if self.raise_for_internet_facing && s.exposure == Exposure::InternetFacing {
-            let to = d.class.raised();
-            d.raise_to(to, || format!("internet-facing host: raised to {to}"));
+            d.raise("internet-facing host");
+        }
+        if self.raise_for_high_risk_owners && s.owner_high_risk {
+            d.raise("owner of high risk");
         }
         d
     }
@@ -210,25 +258,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_rule_decides_and_says_so() {
+    fn the_advisory_decides_first_and_the_chain_names_each_step() {
         let rules = Rules::default();
         let d = rules.classify(&Signals {
             severity: Some(Severity::Medium),
             ..Signals::default()
         });
         assert_eq!(
-            (d.class, d.rule.as_str()),
-            (Class::Medium, "vendor severity medium")
+            (d.class, d.rule.as_str(), d.default),
+            (Class::Medium, "medium: vendor severity medium", false)
         );
         let d = rules.classify(&Signals {
             cvss: Some(9.8),
             ..Signals::default()
         });
-        assert_eq!((d.class, d.rule.as_str()), (Class::Critical, "CVSS 9.8"));
-        let d = rules.classify(&Signals::default());
         assert_eq!(
             (d.class, d.rule.as_str()),
-            (Class::Medium, "no severity or CVSS given")
+            (Class::Critical, "critical: CVSS 9.8")
+        );
+        let d = rules.classify(&Signals::default());
+        assert_eq!(
+            (d.class, d.rule.as_str(), d.default),
+            (
+                Class::Medium,
+                "medium: default for a security update with no severity data",
+                true
+            )
         );
         let d = rules.classify(&Signals {
             severity: Some(Severity::Low),
@@ -237,7 +292,10 @@ mod tests {
         });
         assert_eq!(
             (d.class, d.rule.as_str()),
-            (Class::High, "known exploited (CISA KEV): at least High")
+            (
+                Class::High,
+                "low: vendor severity low; raised to high: known exploited (CISA KEV)"
+            )
         );
         let d = rules.classify(&Signals {
             severity: Some(Severity::Low),
@@ -246,15 +304,53 @@ mod tests {
             ..Signals::default()
         });
         assert_eq!(d.class, Class::Critical);
-        assert_eq!(d.rule, "used in ransomware campaigns: at least Critical");
+        assert_eq!(
+            d.steps,
+            [
+                "low: vendor severity low",
+                "raised to high: known exploited (CISA KEV)",
+                "raised to critical: used in ransomware campaigns"
+            ]
+        );
+        let d = rules.classify(&Signals {
+            cvss: Some(8.1),
+            kev: true,
+            host_criticality: Some(Class::Critical),
+            ..Signals::default()
+        });
+        assert_eq!(
+            d.rule,
+            "high: CVSS 8.1; known exploited (CISA KEV): already at least high; \
+             raised to critical: host criticality critical"
+        );
         let d = rules.classify(&Signals {
             severity: Some(Severity::Low),
             epss: Some(0.93),
             exposure: Exposure::InternetFacing,
+            owner_high_risk: true,
             ..Signals::default()
         });
-        assert_eq!(d.class, Class::High);
-        assert_eq!(d.rule, "internet-facing host: raised to High");
+        assert_eq!(d.class, Class::Critical);
+        assert_eq!(
+            d.rule,
+            "low: vendor severity low; raised to medium: EPSS 0.93 ≥ 0.50; \
+             raised to high: internet-facing host; raised to critical: owner of high risk"
+        );
+    }
+
+    #[test]
+    fn the_same_host_gets_different_classes_for_different_advisories() {
+        let rules = Rules::default();
+        let laptop = |severity| Signals {
+            severity,
+            host_criticality: Some(Class::Medium),
+            ..Signals::default()
+        };
+        let classes: Vec<Class> = [Some(Severity::Negligible), Some(Severity::High), None]
+            .into_iter()
+            .map(|s| rules.classify(&laptop(s)).class)
+            .collect();
+        assert_eq!(classes, [Class::Low, Class::High, Class::Medium]);
     }
 
     #[test]
@@ -273,19 +369,26 @@ mod tests {
             ..Signals::default()
         });
         assert_eq!(d.class, Class::Critical);
-        assert_eq!(d.rule, "known exploited (CISA KEV): at least Critical");
+        assert_eq!(
+            d.rule,
+            "low: vendor severity low; raised to critical: known exploited (CISA KEV)"
+        );
         let quiet = Rules {
             epss_raise_at: None,
             raise_for_internet_facing: false,
+            raise_for_high_risk_owners: false,
+            unrated: Class::Low,
             ..Rules::default()
         };
         let d = quiet.classify(&Signals {
             severity: Some(Severity::Low),
             epss: Some(0.99),
             exposure: Exposure::InternetFacing,
+            owner_high_risk: true,
             ..Signals::default()
         });
         assert_eq!(d.class, Class::Low);
+        assert_eq!(quiet.classify(&Signals::default()).class, Class::Low);
         assert_eq!(Class::parse("HIGH"), Some(Class::High));
     }
 }

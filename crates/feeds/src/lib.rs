@@ -14,6 +14,7 @@
 pub mod alpine_secdb;
 pub mod apt;
 pub mod debian_tracker;
+pub mod debian_tracker_json;
 pub mod endoflife;
 pub mod epss;
 pub mod kev;

@@ -21,7 +21,7 @@ pub(crate) enum FeedsCommand {
     Add {
         /// Its name.
         name: String,
-        /// osv, debian-tracker, alpine-secdb, kev, epss, endoflife, vendor or apt.
+        /// osv, debian-tracker, debian-tracker-json, alpine-secdb, kev, epss, endoflife, vendor or apt.
         #[arg(long)]
         kind: String,
         /// A file or directory on the server, or an http(s) URL.
@@ -242,6 +242,7 @@ pub(crate) async fn advisories(
                     .map(|a| {
                         vec![
                             text(&a["id"]),
+                            kind_of(a).into(),
                             text(&a["hosts"]),
                             text(&a["severity"]),
                             if a["kev"].as_bool() == Some(true) {
@@ -255,7 +256,15 @@ pub(crate) async fn advisories(
                     })
                     .collect();
                 table(
-                    &["ADVISORY", "HOSTS", "SEVERITY", "KEV", "PUBLISHED", "TITLE"],
+                    &[
+                        "ADVISORY",
+                        "KIND",
+                        "HOSTS",
+                        "SEVERITY",
+                        "KEV",
+                        "PUBLISHED",
+                        "TITLE",
+                    ],
                     rows,
                 ) + &format!("{} matching\n", found["total"])
             })
@@ -267,9 +276,10 @@ pub(crate) async fn advisories(
             client.print(found, |found: Value| {
                 let s = &found["summary"];
                 let mut out = format!(
-                    "{}: {}\nseverity {}, {}, published {}, from feed {}\n",
+                    "{}: {}\n{}; severity {}, {}, published {}, from feed {}\n",
                     text(&s["id"]),
                     text(&s["title"]),
+                    kind_of(s),
                     text(&s["severity"]),
                     if s["kev"].as_bool() == Some(true) {
                         format!("known exploited since {}", text(&s["kev_date_added"]))
@@ -284,7 +294,15 @@ pub(crate) async fn advisories(
                     out += &format!("superseded by {}\n", ids.join(", "));
                 }
                 let hosts = found["hosts"].as_array().cloned().unwrap_or_default();
-                out += &format!("applies to {} hosts\n", hosts.len());
+                out += &format!(
+                    "applies to {} hosts{}\n",
+                    hosts.len(),
+                    if s["security"] == false {
+                        " (as an available update)"
+                    } else {
+                        ""
+                    }
+                );
                 for h in &hosts {
                     for f in h["findings"].as_array().into_iter().flatten() {
                         out += &format!(
@@ -301,6 +319,15 @@ pub(crate) async fn advisories(
     }
 }
 
+/// Whether an advisory gives findings or available updates.
+fn kind_of(a: &Value) -> &'static str {
+    if a["security"] == false {
+        "update (not a finding)"
+    } else {
+        "security"
+    }
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -311,10 +338,13 @@ fn text(v: &Value) -> String {
 
 /// Findings as a table, one a line.
 pub(crate) fn findings_table(findings: &[Value]) -> String {
+    // Classes are the server's (scan has none): shown when given, with
+    // the steps that decided them.
+    let classes = findings.iter().any(|f| f["class"].is_string());
     let rows = findings
         .iter()
         .map(|f| {
-            vec![
+            let mut row = vec![
                 text(&f["package"]),
                 text(&f["installed"]),
                 text(&f["fixed"]),
@@ -325,31 +355,66 @@ pub(crate) fn findings_table(findings: &[Value]) -> String {
                 } else {
                     String::new()
                 },
+            ];
+            if classes {
+                row.push(text(&f["class_rule"]));
+            }
+            row
+        })
+        .collect();
+    let mut header = vec![
+        "PACKAGE",
+        "INSTALLED",
+        "FIXED",
+        "ADVISORY",
+        "SEVERITY",
+        "KEV",
+    ];
+    if classes {
+        header.push("CLASS (HOW DECIDED)");
+    }
+    table(&header, rows)
+}
+
+/// A host's available updates (not findings), for people.
+pub(crate) fn available_table(updates: &[Value]) -> String {
+    let rows = updates
+        .iter()
+        .map(|u| {
+            vec![
+                text(&u["package"]),
+                text(&u["installed"]),
+                text(&u["candidate"]),
+                text(&u["suite"]),
             ]
         })
         .collect();
-    table(
-        &[
-            "PACKAGE",
-            "INSTALLED",
-            "FIXED",
-            "ADVISORY",
-            "SEVERITY",
-            "KEV",
-        ],
-        rows,
-    )
+    table(&["PACKAGE", "INSTALLED", "AVAILABLE", "SUITE"], rows)
 }
 
-/// A host's findings, for people.
+/// A host's findings, for people: its security findings, then apart its
+/// available updates, which are not findings.
 pub(crate) fn findings_text(found: &Value) -> String {
     let findings = found["findings"].as_array().cloned().unwrap_or_default();
-    let mut out = findings_table(&findings);
-    out += &format!(
-        "{} findings on {} ({})\n",
-        findings.len(),
+    let updates = found["available_updates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = format!(
+        "Security findings on {} ({}): {}\n",
         text(&found["hostname"]),
-        text(&found["ecosystem"])
+        text(&found["ecosystem"]),
+        findings.len()
     );
+    if !findings.is_empty() {
+        out += &findings_table(&findings);
+    }
+    out += &format!(
+        "Available updates, not findings (ordinary suites; not counted against compliance): {}\n",
+        updates.len()
+    );
+    if !updates.is_empty() {
+        out += &available_table(&updates);
+    }
     out
 }

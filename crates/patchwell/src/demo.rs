@@ -46,7 +46,8 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 300)]
     hosts: usize,
     /// A directory of advisory data to load besides the apt lists, laid out
-    /// as ../shared/data is (kev/, endoflife/, debian-security-tracker/,
+    /// as ../shared/data is (kev/, endoflife/, debian-security-tracker/
+    /// with DSA.list, DLA.list and the tracker's JSON as *.json,
     /// alpine-secdb/, ubuntu-osv/); repeatable.
     #[arg(long = "data", value_name = "DIR")]
     data: Vec<PathBuf>,
@@ -338,6 +339,21 @@ async fn load_feeds(api: &Client, data: &[PathBuf]) -> anyhow::Result<()> {
             if p.is_file() {
                 found.push((list.to_lowercase(), "debian-tracker", p));
             }
+        }
+        // The tracker's JSON (its data/json, saved under any name ending
+        // in .json): CVEs, urgencies and fixed versions of every release.
+        let mut json: Vec<PathBuf> = std::fs::read_dir(dir.join("debian-security-tracker"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        json.retain(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"));
+        json.sort();
+        for (n, p) in json.into_iter().enumerate() {
+            let name = if n == 0 {
+                "debian-cves".to_owned()
+            } else {
+                format!("debian-cves-{n}")
+            };
+            found.push((name, "debian-tracker-json", p));
         }
         if found.is_empty() {
             bail!("--data {}: holds none of kev/, endoflife/, ubuntu-osv/, alpine-secdb/, debian-security-tracker/", dir.display());
@@ -926,8 +942,10 @@ async fn security_updates(api: &Client) -> anyhow::Result<Vec<Value>> {
 /// What a newcomer finds on the planning pages, each true of the demo's
 /// fleet: a Patch Tuesday policy with a nightly window for the simulated
 /// desktops and laptops, a baseline for the servers raising them to the
-/// first security update offered, an exemption for the second one on the
-/// servers, a published procedure, and a monthly report schedule.
+/// first security update offered, a security floor for every simulated
+/// host (the three most offered security updates), an exemption for the
+/// second one on the servers, a published procedure, and a monthly report
+/// schedule.
 async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
     let security = security_updates(api).await?;
     let mut calls = vec![
@@ -966,6 +984,25 @@ async fn plan_the_fleet(api: &Client) -> anyhow::Result<()> {
                 "group": "servers",
                 "minimum": [{"package": first["name"], "version": first["candidate"]}],
             }),
+        ));
+    }
+    // A security floor for the whole simulated fleet: the three security
+    // updates offered to most hosts. A host below it is not compliant
+    // until a rollout installs them, so compliance rises as the pilot's
+    // hosts report their installs.
+    let floor: Vec<Value> = security
+        .iter()
+        .take(3)
+        .map(|u| json!({"package": u["name"], "version": u["candidate"]}))
+        .collect();
+    if !floor.is_empty() {
+        calls.push((
+            "/api/v1/groups/simulated".to_owned(),
+            json!({"query": "tag = simulated"}),
+        ));
+        calls.push((
+            "/api/v1/baselines/security-floor".to_owned(),
+            json!({"group": "simulated", "minimum": floor}),
         ));
     }
     if let Some(second) = security.get(1) {

@@ -264,6 +264,7 @@ pub(crate) fn run(args: ScanArgs) -> ExitCode {
     let today = jiff::Zoned::now().date();
     let report = index.evaluate(&view, today);
     let findings = server::catalog::report_json(&index, &report);
+    let available = server::catalog::available_updates_json(&report, &view).len();
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -273,7 +274,7 @@ pub(crate) fn run(args: ScanArgs) -> ExitCode {
         Format::Json => serde_json::to_writer_pretty(&mut out, &findings)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out)),
-        Format::Table => write_table(&mut out, &view, &findings),
+        Format::Table => write_table(&mut out, &view, &findings, available),
     }
     .and_then(|()| out.flush());
     if let Err(e) = written {
@@ -307,7 +308,12 @@ fn meets(finding: &Value, threshold: Threshold) -> bool {
     }
 }
 
-fn write_table(out: &mut impl Write, view: &HostView, findings: &[Value]) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    view: &HostView,
+    findings: &[Value],
+    available: usize,
+) -> std::io::Result<()> {
     if !findings.is_empty() {
         out.write_all(crate::catalog_cli::findings_table(findings).as_bytes())?;
     }
@@ -329,7 +335,7 @@ fn write_table(out: &mut impl Write, view: &HostView, findings: &[Value]) -> std
         .map_or_else(|| "no OSV ecosystem".to_owned(), |e| e.to_string());
     writeln!(
         out,
-        "{} findings on {} {} ({ecosystem}, {} packages): {} critical, {} high, {} medium, {} low, {} negligible, {unrated} unrated; {kev} known exploited; {offered} fixable now from the package manager",
+        "{} findings on {} {} ({ecosystem}, {} packages): {} critical, {} high, {} medium, {} low, {} negligible, {unrated} unrated; {kev} known exploited; {offered} fixable now from the package manager; {available} available updates from ordinary suites, not findings",
         findings.len(),
         view.os_id,
         view.os_version.as_deref().unwrap_or("?"),

@@ -208,12 +208,18 @@ impl Offers {
     /// suite, or fixing an advisory that is a security update.
     pub(crate) fn is_security(&self, from_security_suite: bool, reach: &Reach) -> bool {
         from_security_suite
-            || reach.advisories.iter().any(|id| {
-                self.catalog
-                    .index
-                    .get(id)
-                    .is_some_and(|a| a.update_type == UpdateType::SecurityUpdate)
-            })
+            || reach
+                .advisories
+                .iter()
+                .any(|id| self.is_security_advisory(id))
+    }
+
+    /// Whether the catalog has a security advisory of this id.
+    pub(crate) fn is_security_advisory(&self, id: &str) -> bool {
+        self.catalog
+            .index
+            .get(id)
+            .is_some_and(|a| a.update_type == UpdateType::SecurityUpdate)
     }
 }
 

@@ -104,6 +104,8 @@ pub fn finding_json(index: &Index, f: &Finding<'_>) -> Value {
     let epss = index.epss(f.advisory);
     json!({
         "kind": "advisory",
+        "security": true,
+        "cves": f.advisory.cves().collect::<Vec<_>>(),
         "package": f.package,
         "installed": f.installed,
         "source": f.source,
@@ -116,6 +118,7 @@ pub fn finding_json(index: &Index, f: &Finding<'_>) -> Value {
         "fixed": f.fixed,
         "last_affected": f.last_affected,
         "severity": Index::severity(f.advisory).map(|s| s.as_str()),
+        "vendor_severity": f.advisory.severity.map(|s| s.as_str()),
         "cvss": f.advisory.cvss.as_ref().map(|c| json!({ "vector": c.vector, "score": c.score })),
         "kev": kev.is_some(),
         "kev_date_added": kev.map(|k| k.date_added.to_string()),
@@ -145,6 +148,49 @@ pub fn finding_json(index: &Index, f: &Finding<'_>) -> Value {
     })
 }
 
+/// A host's available updates as a JSON array: the newer versions its
+/// package manager offers from ordinary (not security) suites, and the
+/// other advisories that are not security advisories and apply. Shown,
+/// approvable and deployable; never a finding, never counted against
+/// compliance.
+pub fn available_updates_json(report: &HostReport<'_>, view: &HostView) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut shown: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for u in view.updates.iter().filter(|u| !u.security) {
+        let advisories: Vec<&str> = report
+            .available_updates
+            .iter()
+            .filter(|f| f.package == u.name)
+            .map(|f| f.advisory.id.as_str())
+            .collect();
+        shown.insert(u.name.as_str());
+        out.push(json!({
+            "kind": "update",
+            "security": false,
+            "package": u.name,
+            "installed": u.installed,
+            "candidate": u.candidate,
+            "suite": u.suite,
+            "advisories": advisories,
+        }));
+    }
+    for f in &report.available_updates {
+        if !shown.insert(f.package.as_str()) {
+            continue;
+        }
+        out.push(json!({
+            "kind": "update",
+            "security": false,
+            "package": f.package,
+            "installed": f.installed,
+            "candidate": f.fixed,
+            "suite": Value::Null,
+            "advisories": [f.advisory.id],
+        }));
+    }
+    out
+}
+
 /// Every finding of a host report as a JSON array: the advisories, then the
 /// security updates that no advisory among them explains, then the OS
 /// release's lifecycle when it is past full support.
@@ -162,6 +208,8 @@ pub fn report_json(index: &Index, report: &HostReport<'_>) -> Vec<Value> {
         let suite = u.suite.as_deref().unwrap_or("a security suite");
         out.push(json!({
             "kind": "security-update",
+            "security": true,
+            "cves": [],
             "package": u.package,
             "installed": u.installed,
             "source": Value::Null,

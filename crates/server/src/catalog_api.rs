@@ -188,6 +188,7 @@ fn advisory_summary(index: &Index, a: &patchwell_core::advisory::Advisory) -> Va
         "kev_date_added": kev.map(|k| k.date_added.to_string()),
         "epss": index.epss(a).map(|e| e.score),
         "update_type": a.update_type.as_str(),
+        "security": a.is_security(),
         "published": a.published.map(|t| t.to_string()),
         "withdrawn": a.withdrawn.map(|t| t.to_string()),
         "packages": a.affected.iter().map(|af| format!("{} {}", af.ecosystem, af.package)).collect::<Vec<_>>(),
@@ -276,10 +277,13 @@ pub(crate) async fn show_advisory(
     let advisory = index
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("advisory {id} not found")))?;
-    // The hosts it reaches: from the fleet in memory once it is loaded,
-    // until then through the store's index on source packages.
+    // The hosts it reaches: from the fleet in memory once it is loaded
+    // (which holds security advisories only), else through the store's
+    // index on source packages.
     let candidates: Vec<String> = match index.position(&id) {
-        Some(at) if state.fleet.loaded() => state.fleet.advisory_hosts(at),
+        Some(at) if state.fleet.loaded() && advisory.is_security() => {
+            state.fleet.advisory_hosts(at)
+        }
         _ => {
             let mut by_manager: BTreeMap<Manager, Vec<&str>> = BTreeMap::new();
             for af in &advisory.affected {
@@ -369,9 +373,12 @@ pub(crate) async fn show_advisory(
             updates.get(host_id).map_or(&[], Vec::as_slice),
         );
         let report = index.evaluate(&view, today);
+        // An advisory that is not a security one reaches hosts as an
+        // available update.
         let findings: Vec<Value> = report
             .findings
             .iter()
+            .chain(&report.available_updates)
             .filter(|f| f.advisory.id == advisory.id)
             .map(|f| finding_json(index, f))
             .collect();
@@ -420,9 +427,11 @@ async fn stored_view(
     ))
 }
 
-/// `GET /api/v1/hosts/{id}/findings`: every advisory that applies to a
-/// host, the security updates its package manager offers, and its OS
-/// release's lifecycle, each with the reason.
+/// `GET /api/v1/hosts/{id}/findings`: every security advisory that applies
+/// to a host, the security updates its package manager offers, and its OS
+/// release's lifecycle, each with the reason (`findings`); and apart, its
+/// available updates: newer versions from ordinary suites, not findings
+/// (`available_updates`).
 pub(crate) async fn host_findings(
     State(state): State<AppState>,
     _caller: Reader,
@@ -434,6 +443,7 @@ pub(crate) async fn host_findings(
     let today = now(&state).to_zoned(jiff::tz::TimeZone::UTC).date();
     let report = catalog.index.evaluate(&view, today);
     let mut findings = report_json(&catalog.index, &report);
+    let available_updates = crate::catalog::available_updates_json(&report, &view);
     // First detections: those of this host that the periodic sweep has not
     // recorded yet are recorded now, so a clock never starts later than the
     // first look. Most reads find them all recorded and write nothing.
@@ -458,6 +468,7 @@ pub(crate) async fn host_findings(
         "ecosystem": report.ecosystem.as_ref().map(|e| e.name().to_owned()),
         "groups": groups,
         "findings": findings,
+        "available_updates": available_updates,
     })))
 }
 

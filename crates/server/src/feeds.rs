@@ -33,6 +33,9 @@ pub enum FeedKind {
     Osv,
     /// The Debian security tracker's DSA or DLA list.
     DebianTracker,
+    /// The Debian security tracker's JSON: per CVE and release, status,
+    /// fixed version and urgency.
+    DebianTrackerJson,
     /// Alpine secdb YAML.
     AlpineSecdb,
     /// CISA's Known Exploited Vulnerabilities JSON.
@@ -49,9 +52,10 @@ pub enum FeedKind {
 
 impl FeedKind {
     /// Every kind.
-    pub const ALL: [FeedKind; 8] = [
+    pub const ALL: [FeedKind; 9] = [
         FeedKind::Osv,
         FeedKind::DebianTracker,
+        FeedKind::DebianTrackerJson,
         FeedKind::AlpineSecdb,
         FeedKind::Kev,
         FeedKind::Epss,
@@ -65,6 +69,7 @@ impl FeedKind {
         match self {
             FeedKind::Osv => "osv",
             FeedKind::DebianTracker => "debian-tracker",
+            FeedKind::DebianTrackerJson => "debian-tracker-json",
             FeedKind::AlpineSecdb => "alpine-secdb",
             FeedKind::Kev => "kev",
             FeedKind::Epss => "epss",
@@ -500,6 +505,13 @@ pub fn parse(
                 } else {
                     feeds::alpine_secdb::parse(&file_of(d), &text)?
                 };
+                content.advisories.extend(p.items);
+                content.rejected.extend(p.rejected);
+            }
+        }
+        FeedKind::DebianTrackerJson => {
+            for d in documents {
+                let p = feeds::debian_tracker_json::parse(&file_of(d), &d.content)?;
                 content.advisories.extend(p.items);
                 content.rejected.extend(p.rejected);
             }

@@ -249,27 +249,24 @@ impl FleetHandle {
         set_offers_locked(&mut state, id, updates);
     }
 
-    /// Records what a host has now.
-    pub fn set_host(&self, host: &str, view: &HostView) {
-        set_locked(&mut self.lock(), host, view);
+    /// Records what a host has now, and says which way its findings moved.
+    pub fn set_host(&self, host: &str, view: &HostView) -> Moved {
+        set_locked(&mut self.lock(), host, view)
     }
 
     /// Applies a delta to a host the fleet holds: the packages it replaced
     /// (as they were) and those it brought, of any package manager; only
-    /// those of the host's main one count. False when it holds no such host.
+    /// those of the host's main one count. None when it holds no such
+    /// host; else which way its findings moved.
     pub fn update_host(
         &self,
         host: &str,
         replaced: &[protocol::Package],
         brought: &[protocol::Package],
-    ) -> bool {
+    ) -> Option<Moved> {
         let mut state = self.lock();
-        let Some(&id) = state.ids.get(host) else {
-            return false;
-        };
-        let Some(&manager) = state.managers.get(&id) else {
-            return false;
-        };
+        let &id = state.ids.get(host)?;
+        let &manager = state.managers.get(&id)?;
         let of_main = |packages: &[protocol::Package]| -> Vec<InstalledPackage> {
             packages
                 .iter()
@@ -280,7 +277,10 @@ impl FleetHandle {
         let (removed, added) = (of_main(replaced), of_main(brought));
         learn_sources(&mut state, manager, &added);
         state.generation += 1;
-        state.fleet.update_host(id, &removed, &added).is_some()
+        state
+            .fleet
+            .update_host(id, &removed, &added)
+            .map(|change| Moved::of(&change))
     }
 
     /// Forgets a host (revoked). Its id stays known, so the loader does not
@@ -463,7 +463,25 @@ fn intern(state: &mut State, host: &str) -> u32 {
     id
 }
 
-fn set_locked(state: &mut State, host: &str, view: &HostView) {
+/// Which way a host's findings moved with what it reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// An advisory applies that did not before.
+    pub found: bool,
+    /// An advisory that applied no longer does (a fix was installed).
+    pub fixed: bool,
+}
+
+impl Moved {
+    fn of(change: &patchwell_core::fleet::HostChange) -> Moved {
+        Moved {
+            found: !change.added.is_empty(),
+            fixed: !change.removed.is_empty(),
+        }
+    }
+}
+
+fn set_locked(state: &mut State, host: &str, view: &HostView) -> Moved {
     let id = intern(state, host);
     state.generation += 1;
     let manager = crate::catalog::manager_of(view.scheme);
@@ -473,7 +491,7 @@ fn set_locked(state: &mut State, host: &str, view: &HostView) {
         None => state.ecosystems.remove(&id),
     };
     learn_sources(state, manager, &view.packages);
-    state.fleet.set_host(id, view);
+    Moved::of(&state.fleet.set_host(id, view))
 }
 
 /// Records what a host is offered, with the host's ecosystem.

@@ -10,8 +10,8 @@ use protocol::{
     InventoryWanted, Manager,
 };
 use store::{
-    GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost, NewToken, TokenStore,
-    Why,
+    DetectionStore, GroupStore, HostFilter, HostRecord, HostStore, InventoryStore, NewHost,
+    NewToken, TokenStore, Why,
 };
 
 use crate::api::{
@@ -194,14 +194,33 @@ pub(crate) async fn put_inventory(
     // An unchanged inventory leaves the fleet alone, unless the fleet lacks
     // the host (it is still loading, or failed to).
     if changed || !state.fleet.holds(&host.id) {
-        set_fleet_host(&state, &host.id, inventory).await;
+        let moved = set_fleet_host(&state, &host.id, inventory).await;
+        findings_moved(&state, &host.id, moved).await;
     }
     tracing::info!(host = %host.id, packages = len, "Inventory stored.");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Sets a stored host in the fleet's applicability by its whole inventory.
-async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
+/// What a stored inventory moved is recorded as it is stored: a finding
+/// that appeared gets its first detection now (the SLA clock starts at
+/// the inventory that shows it), and one that went is recorded fixed, so
+/// that the dashboard, reports and remediation counts move now.
+async fn findings_moved(state: &AppState, host: &str, moved: crate::fleet::Moved) {
+    if moved.found {
+        let ids = crate::plan_api::open_advisories(state, host);
+        let pairs: Vec<(&str, &str)> = ids.iter().map(|a| (host, a.as_str())).collect();
+        if let Err(e) = state.store.record_detections(&pairs, now(state)).await {
+            tracing::warn!(host = %host, "recording first detections: {e}");
+        }
+    }
+    if moved.fixed {
+        crate::posture::record_fixes(state, host).await;
+    }
+}
+
+/// Sets a stored host in the fleet's applicability by its whole inventory;
+/// says which way its findings moved.
+async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) -> crate::fleet::Moved {
     on_fleet(state, host, move |fleet, host| {
         let view = crate::catalog::host_view(
             &inventory.os,
@@ -209,10 +228,12 @@ async fn set_fleet_host(state: &AppState, host: &str, inventory: Inventory) {
             &inventory.packages,
             &inventory.updates,
         );
-        fleet.set_host(host, &view);
+        let moved = fleet.set_host(host, &view);
         fleet.set_offers(host, &inventory.updates);
+        moved
     })
-    .await;
+    .await
+    .unwrap_or_default()
 }
 
 /// Runs `work` on the fleet on a blocking thread: the fleet's lock may be
@@ -252,23 +273,29 @@ pub(crate) async fn patch_inventory(
         .await?;
     // The fleet moves by the delta's packages alone, unless the host moved
     // to another release or the fleet lacks it: then it is set whole.
-    let moved = !stored.os_changed && {
+    let moved = if stored.os_changed {
+        None
+    } else {
         let brought = delta.packages_changed.clone();
         let offers = delta.updates.clone();
         on_fleet(&state, &host.id, move |fleet, host| {
             let moved = fleet.update_host(host, &stored.replaced, &brought);
-            if moved {
+            if moved.is_some() {
                 fleet.set_offers(host, &offers);
             }
             moved
         })
         .await
-        .unwrap_or(false)
+        .flatten()
     };
-    if !moved {
-        let packages = state.store.packages(&host.id).await?;
-        set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await;
-    }
+    let moved = match moved {
+        Some(moved) => moved,
+        None => {
+            let packages = state.store.packages(&host.id).await?;
+            set_fleet_host(&state, &host.id, Inventory::from_delta(packages, &delta)).await
+        }
+    };
+    findings_moved(&state, &host.id, moved).await;
     tracing::info!(
         host = %host.id,
         changed = delta.packages_changed.len(),

@@ -286,6 +286,7 @@ pub fn app(state: AppState) -> Router {
             get(catalog_api::host_findings),
         )
         .route("/api/v1/summary/exposure", get(catalog_api::exposure))
+        .route("/api/v1/summary/posture", get(posture::summary))
         .route("/api/v1/summary/risk", get(plan_api::risk_ranking))
         .route("/api/v1/updates", get(plan_api::offered_updates))
         .route(

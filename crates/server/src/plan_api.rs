@@ -332,6 +332,7 @@ pub(crate) async fn show_setting(
                 "epss_raise_at": r.epss_raise_at,
                 "raise_for_critical_hosts": r.raise_for_critical_hosts,
                 "raise_for_internet_facing": r.raise_for_internet_facing,
+                "raise_for_high_risk_owners": r.raise_for_high_risk_owners,
             })
         }
         "sla" => {
@@ -493,12 +494,14 @@ impl Planning {
         let groups = self.groups_of(state, h);
         let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
         let (criticality, exposure) = self.host_signals(h);
+        let owner_high_risk = self.owner_high_risk(h);
         let mut out = Vec::new();
         for a in advisories {
             let packages: Vec<&str> = a.affected.iter().map(|af| af.package.as_str()).collect();
             let mut s = advisory_signals(index, a);
             s.host_criticality = criticality;
             s.exposure = exposure;
+            s.owner_high_risk = owner_high_risk;
             let covering: Vec<&Exemption> = self
                 .exemptions
                 .iter()
@@ -522,6 +525,14 @@ impl Planning {
             });
         }
         out
+    }
+
+    /// Whether the host's owner is marked high risk.
+    pub(crate) fn owner_high_risk(&self, h: &HostRecord) -> bool {
+        h.attributes
+            .owner
+            .as_ref()
+            .is_some_and(|o| self.high_risk_owners.contains(o))
     }
 
     pub(crate) fn host_signals(&self, h: &HostRecord) -> (Option<Class>, Exposure) {
@@ -550,15 +561,27 @@ pub(crate) struct FleetFinding<'a> {
 }
 
 /// The signals of a finding as `catalog::finding_json` wrote it.
-fn signals_of(f: &Value, criticality: Option<Class>, exposure: Exposure) -> Signals {
+fn signals_of(
+    f: &Value,
+    criticality: Option<Class>,
+    exposure: Exposure,
+    owner_high_risk: bool,
+) -> Signals {
+    // An advisory's own severity, apart from its CVSS score's rating (the
+    // `severity` shown); other kinds of finding have only `severity`.
+    let severity = match f.get("vendor_severity") {
+        Some(v) => v,
+        None => &f["severity"],
+    };
     Signals {
-        severity: f["severity"].as_str().and_then(Severity::parse),
+        severity: severity.as_str().and_then(Severity::parse),
         cvss: f["cvss"]["score"].as_f64(),
         kev: f["kev"].as_bool().unwrap_or(false),
         ransomware: f["kev_ransomware"].as_bool().unwrap_or(false),
         epss: f["epss"].as_f64(),
         host_criticality: criticality,
         exposure,
+        owner_high_risk,
     }
 }
 
@@ -574,11 +597,13 @@ pub(crate) fn assess_findings(
     now: Timestamp,
 ) {
     let (criticality, exposure) = planning.host_signals(host);
+    let owner_high_risk = planning.owner_high_risk(host);
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     for f in findings.iter_mut() {
-        let decision = planning
-            .rules
-            .classify(&signals_of(f, criticality, exposure));
+        let decision =
+            planning
+                .rules
+                .classify(&signals_of(f, criticality, exposure, owner_high_risk));
         let advisory = f["advisory"].as_str().unwrap_or_default().to_owned();
         let packages: Vec<&str> = [&f["package"], &f["source"]]
             .iter()
@@ -616,6 +641,7 @@ pub(crate) fn assess_findings(
         );
         f["class"] = json!(decision.class.as_str());
         f["class_rule"] = json!(decision.rule);
+        f["class_default"] = json!(decision.default);
         f["first_detected"] = json!(first);
         f["sla"] = json!({
             "started": clock.started,
@@ -653,13 +679,78 @@ pub(crate) async fn baseline_compliance(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (_, doc) = stored_doc::<BaselineDoc>(&state, &name).await?;
-    let baseline = doc.to_baseline(&name);
     let planning = Planning::load(&state).await?;
     let at = now(&state);
     let hosts = state
         .store
         .list_hosts(&HostFilter::default(), at, state.config.stale_after)
         .await?;
+    let verdicts = baseline_verdicts(&state, &planning, &name, &doc, hosts, at).await?;
+    let mut rows = Vec::new();
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    for (h, c) in verdicts {
+        *counts.entry(c.status.as_str()).or_default() += 1;
+        rows.push(json!({
+            "host": h.id,
+            "hostname": h.hostname,
+            "status": c.status.as_str(),
+            "missing": c.missing.iter().map(|m| json!({
+                "requirement": match &m.requirement {
+                    Requirement::AtLeast { package, version } => format!("{package} >= {version}"),
+                    Requirement::Fixed { advisory } => format!("{advisory} fixed"),
+                },
+                "has": m.has,
+                "exempt_by": m.exempt_by,
+            })).collect::<Vec<_>>(),
+            "unapproved": c.unapproved.iter().map(|u| json!({
+                "package": u.package,
+                "installed": u.installed,
+                "highest_approved": u.approved,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(json!({
+        "baseline": name,
+        "group": doc.group,
+        "hosts": rows.len(),
+        "below": counts.get("below").copied().unwrap_or(0),
+        "above": counts.get("above").copied().unwrap_or(0),
+        "exempt": counts.get("exempt").copied().unwrap_or(0),
+        "at": counts.get("at").copied().unwrap_or(0),
+        "compliance": rows,
+    })))
+}
+
+/// The hosts below any baseline: each with the baselines it is below.
+pub(crate) async fn below_baselines(
+    state: &AppState,
+    planning: &Planning,
+    hosts: &[HostRecord],
+    at: Timestamp,
+) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut below: HashMap<String, Vec<String>> = HashMap::new();
+    for (o, doc) in docs::<BaselineDoc>(state).await? {
+        let verdicts =
+            baseline_verdicts(state, planning, &o.name, &doc, hosts.to_vec(), at).await?;
+        for (h, c) in verdicts {
+            if c.status == patchwell_core::baseline::Status::Below {
+                below.entry(h.id).or_default().push(o.name.clone());
+            }
+        }
+    }
+    Ok(below)
+}
+
+/// A baseline's verdict on every host of its group among `hosts`.
+async fn baseline_verdicts(
+    state: &AppState,
+    planning: &Planning,
+    name: &str,
+    doc: &BaselineDoc,
+    hosts: Vec<HostRecord>,
+    at: Timestamp,
+) -> ApiResult<Vec<(HostRecord, patchwell_core::baseline::Compliance)>> {
+    let baseline = doc.to_baseline(name);
     // The group's hosts. Of their packages only those that can break the
     // baseline are read: the hosts below each minimum version, found by the
     // store's index, then those hosts' rows of the named packages (and
@@ -669,7 +760,7 @@ pub(crate) async fn baseline_compliance(
     let members: Vec<(HostRecord, Vec<String>)> = hosts
         .into_iter()
         .filter_map(|h| {
-            let groups = planning.groups_of(&state, &h);
+            let groups = planning.groups_of(state, &h);
             groups.contains(&doc.group).then_some((h, groups))
         })
         .collect();
@@ -716,14 +807,13 @@ pub(crate) async fn baseline_compliance(
         .requirements
         .iter()
         .any(|r| matches!(r, Requirement::Fixed { .. }));
-    let mut rows = Vec::new();
-    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut out = Vec::new();
     for (h, groups) in members {
         let packages = packages_by_host.remove(&h.id).unwrap_or_default();
         let scheme = scheme_of(manager);
         let installed = installed(&packages);
         let open = if fixed_required {
-            open_advisories(&state, &h.id)
+            open_advisories(state, &h.id)
         } else {
             Vec::new()
         };
@@ -740,36 +830,9 @@ pub(crate) async fn baseline_compliance(
             &planning.exemptions,
             at,
         );
-        *counts.entry(c.status.as_str()).or_default() += 1;
-        rows.push(json!({
-            "host": h.id,
-            "hostname": h.hostname,
-            "status": c.status.as_str(),
-            "missing": c.missing.iter().map(|m| json!({
-                "requirement": match &m.requirement {
-                    Requirement::AtLeast { package, version } => format!("{package} >= {version}"),
-                    Requirement::Fixed { advisory } => format!("{advisory} fixed"),
-                },
-                "has": m.has,
-                "exempt_by": m.exempt_by,
-            })).collect::<Vec<_>>(),
-            "unapproved": c.unapproved.iter().map(|u| json!({
-                "package": u.package,
-                "installed": u.installed,
-                "highest_approved": u.approved,
-            })).collect::<Vec<_>>(),
-        }));
+        out.push((h, c));
     }
-    Ok(Json(json!({
-        "baseline": name,
-        "group": doc.group,
-        "hosts": rows.len(),
-        "below": counts.get("below").copied().unwrap_or(0),
-        "above": counts.get("above").copied().unwrap_or(0),
-        "exempt": counts.get("exempt").copied().unwrap_or(0),
-        "at": counts.get("at").copied().unwrap_or(0),
-        "compliance": rows,
-    })))
+    Ok(out)
 }
 
 /// `POST /api/v1/baselines/{name}/raise`
@@ -986,13 +1049,14 @@ pub(crate) async fn eligibility(
 pub(crate) fn advisory_signals(index: &Index, a: &patchwell_core::advisory::Advisory) -> Signals {
     let kev = index.kev(a);
     Signals {
-        severity: Index::severity(a),
+        severity: a.severity,
         cvss: a.cvss.as_ref().and_then(|c| c.score),
         kev: kev.is_some(),
         ransomware: kev.is_some_and(|k| k.ransomware),
         epss: index.epss(a).map(|e| e.score),
         host_criticality: None,
         exposure: Exposure::Internal,
+        owner_high_risk: false,
     }
 }
 
@@ -1002,8 +1066,11 @@ pub(crate) struct RiskQuery {
 }
 
 /// `GET /api/v1/updates`: every update the fleet is offered, with its
-/// source package, the advisories it fixes and the decision in force
-/// (approved, declined or none yet), and which title decided it.
+/// source package, the advisories it fixes, the decision in force
+/// (approved, declined or none yet) and which title decided it, and
+/// whether it is a security update (`security`: from a security suite,
+/// `security_suite`, or bringing the fix of a security advisory, named in
+/// `fixes`) or an available update.
 pub(crate) async fn offered_updates(
     State(state): State<AppState>,
     _caller: Reader,
@@ -1022,6 +1089,9 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
         Some(offered) => offered,
         None => state.store.offered_updates().await?,
     };
+    // An update is a security one when a security suite offers it, or
+    // when it brings the fix of a security advisory to a host it reaches (a
+    // point release that carries a security suite's fix, or a later one).
     let rows: Vec<Value> = offered
         .into_iter()
         .map(|u| {
@@ -1033,6 +1103,11 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
                 u.security.then_some(u.suites.as_str()),
             );
             let security = offers.is_security(u.security, &reach);
+            let fixes: Vec<&String> = reach
+                .advisories
+                .iter()
+                .filter(|a| offers.is_security_advisory(a))
+                .collect();
             let (decision, decided_by) =
                 decisions.json(decisions.decide(&u.name, &u.candidate, &reach).as_ref());
             json!({
@@ -1042,6 +1117,8 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
                 "candidate": u.candidate,
                 "source": reach.source,
                 "security": security,
+                "security_suite": u.security,
+                "fixes": fixes,
                 "suite": (!u.suites.is_empty()).then_some(u.suites),
                 // The catalog's advisories it fixes; a security update no
                 // advisory explains has an id of its own instead.
@@ -1053,6 +1130,9 @@ pub(crate) async fn offered_now(state: &AppState) -> ApiResult<Vec<Value>> {
             })
         })
         .collect();
+    // Security first (stable: by hosts within each).
+    let mut rows = rows;
+    rows.sort_by_key(|r| !r["security"].as_bool().unwrap_or(false));
     Ok(rows)
 }
 

@@ -748,7 +748,8 @@ impl Doc for OwnerDoc {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClassificationDoc {
-    /// The class with no severity or CVSS (default medium).
+    /// The default class of a security update with no severity or CVSS
+    /// (default medium).
     #[serde(default)]
     pub(crate) unrated: Option<String>,
     /// The least class of a known exploited vulnerability (default high;
@@ -767,6 +768,10 @@ pub(crate) struct ClassificationDoc {
     /// An internet-facing host raises one class (default true).
     #[serde(default)]
     pub(crate) raise_for_internet_facing: Option<bool>,
+    /// A host whose owner is marked high risk raises one class (default
+    /// true).
+    #[serde(default)]
+    pub(crate) raise_for_high_risk_owners: Option<bool>,
 }
 
 impl ClassificationDoc {
@@ -796,6 +801,9 @@ impl ClassificationDoc {
             raise_for_internet_facing: self
                 .raise_for_internet_facing
                 .unwrap_or(d.raise_for_internet_facing),
+            raise_for_high_risk_owners: self
+                .raise_for_high_risk_owners
+                .unwrap_or(d.raise_for_high_risk_owners),
         })
     }
 }

@@ -1,6 +1,12 @@
-//! The fleet's posture at a glance: how many hosts are compliant, where
-//! each class's deadlines stand, known-exploited exposure and end-of-life
-//! systems. The dashboard and the monthly report show it.
+//! The fleet's posture at a glance: how many hosts are compliant, how many
+//! fully patched, where each class's deadlines stand, known-exploited
+//! exposure and end-of-life systems. The dashboard and the monthly report
+//! show it, each figure beside its definition ([`COMPLIANT`],
+//! [`FULLY_PATCHED`]).
+//!
+//! Only findings count: hosts affected by security advisories (or offered
+//! a security suite's update). An ordinary suite's newer version is an
+//! available update and never counts against a host.
 //!
 //! It reads every open (host, advisory) pair the fleet holds, classifies
 //! it for that host and reads its SLA clock from the first detection, the
@@ -22,6 +28,14 @@ use crate::handlers::{now, ApiResult};
 use crate::plan_api::Planning;
 use crate::AppState;
 
+/// What "compliant" means, shown beside the figure.
+pub(crate) const COMPLIANT: &str = "compliant: no open security finding past its deadline, \
+     and at or above every baseline of its groups (exempt findings do not count against a host)";
+
+/// What "fully patched" means, shown beside the figure.
+pub(crate) const FULLY_PATCHED: &str =
+    "fully patched: no open security finding at all, exempt or not, whatever its deadline";
+
 /// Findings of one class across the fleet, by where their clocks stand.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ClassCounts {
@@ -42,8 +56,14 @@ pub struct Posture {
     pub(crate) at: Timestamp,
     /// Hosts not revoked.
     pub(crate) hosts: usize,
-    /// Hosts with no open finding (exempt ones do not count against).
+    /// Hosts compliant as [`COMPLIANT`] says: no open finding past its
+    /// deadline (exempt ones do not count against), and no baseline
+    /// broken.
     pub(crate) compliant: usize,
+    /// Hosts with no open finding at all ([`FULLY_PATCHED`]).
+    pub(crate) fully_patched: usize,
+    /// Hosts below a baseline of one of their groups.
+    pub(crate) below_baseline: usize,
     /// Hosts not heard from for the stale period.
     pub(crate) stale: usize,
     /// Hosts waiting for a reboot.
@@ -81,6 +101,11 @@ impl Posture {
             "hosts": self.hosts,
             "compliant": self.compliant,
             "compliance_percent": self.compliance_percent(),
+            "compliance_definition": COMPLIANT,
+            "fully_patched": self.fully_patched,
+            "fully_patched_percent": self.fully_patched_percent(),
+            "fully_patched_definition": FULLY_PATCHED,
+            "below_baseline": self.below_baseline,
             "stale": self.stale,
             "reboot_required": self.reboot_required,
             "kev_hosts": self.kev_hosts,
@@ -91,11 +116,20 @@ impl Posture {
 
     /// Compliant hosts as a percentage (100 for an empty fleet).
     pub(crate) fn compliance_percent(&self) -> f64 {
-        if self.hosts == 0 {
-            100.0
-        } else {
-            self.compliant as f64 * 100.0 / self.hosts as f64
-        }
+        percent(self.compliant, self.hosts)
+    }
+
+    /// Fully patched hosts as a percentage (100 for an empty fleet).
+    pub(crate) fn fully_patched_percent(&self) -> f64 {
+        percent(self.fully_patched, self.hosts)
+    }
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        part as f64 * 100.0 / whole as f64
     }
 }
 
@@ -141,6 +175,18 @@ pub(crate) async fn current_within(
         })
         .await?;
     Ok(kept.map(|(_, p)| p))
+}
+
+/// `GET /api/v1/summary/posture`: the posture as [`current`] gives it,
+/// with the end-of-life systems.
+pub(crate) async fn summary(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _caller: crate::auth::Reader,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let p = current(&state).await?;
+    let mut v = p.to_json();
+    v["end_of_life"] = serde_json::json!(p.end_of_life);
+    Ok(axum::Json(v))
 }
 
 /// Works the posture out now and keeps it.
@@ -220,6 +266,7 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         .list_hosts(&HostFilter::default(), at, stale_after)
         .await?;
     let detections = state.store.all_detections().await?;
+    let below = crate::plan_api::below_baselines(state, &planning, &hosts, at).await?;
     // Each host's first detections, to find those no longer open.
     let judge_fixes = state.fleet.loaded();
     let mut detected: HashMap<&str, Vec<(&str, Timestamp)>> = HashMap::new();
@@ -246,6 +293,7 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         Class::Low => 3,
     };
     let (mut compliant, mut stale, mut reboot, mut kev_hosts, mut breached_hosts) = (0, 0, 0, 0, 0);
+    let mut fully_patched = 0;
     let mut eol: BTreeMap<(String, String), usize> = BTreeMap::new();
     for h in &hosts {
         stale += usize::from(h.is_stale(at, stale_after));
@@ -257,8 +305,9 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
                     .or_default() += 1;
             }
         }
-        let (mut open, mut kev, mut breached) = (0usize, false, false);
+        let (mut kev, mut breached) = (false, false);
         let findings = planning.fleet_findings(state, index, h, at);
+        fully_patched += usize::from(findings.is_empty());
         if let Some(first_seen) = detected.get(h.id.as_str()) {
             let open_now: HashSet<&str> = findings.iter().map(|f| f.advisory.id.as_str()).collect();
             let gone = first_seen
@@ -310,7 +359,6 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
                 at,
             );
             counts.open += 1;
-            open += 1;
             kev |= f.kev;
             match clock.state {
                 sla::State::Breached => {
@@ -321,7 +369,7 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
                 sla::State::Within | sla::State::Exempt => {}
             }
         }
-        compliant += usize::from(open == 0);
+        compliant += usize::from(!breached && !below.contains_key(&h.id));
         kev_hosts += usize::from(kev);
         breached_hosts += usize::from(breached);
     }
@@ -338,6 +386,8 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         at,
         hosts: hosts.len(),
         compliant,
+        fully_patched,
+        below_baseline: below.len(),
         stale,
         reboot_required: reboot,
         classes,
@@ -347,6 +397,70 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         fixed,
         undetected,
     })
+}
+
+/// Records the findings of one host that its inventory just showed fixed:
+/// each advisory first detected on the host that no longer applies moves
+/// to the remediations with its class and deadline, now, so that the
+/// dashboard, reports and remediation counts move at the inventory that
+/// fixed it. A failure is logged; the ten-minute pass records it then.
+pub(crate) async fn record_fixes(state: &AppState, host_id: &str) {
+    match fixes_of(state, host_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(host = %host_id, findings = n, "Findings fixed."),
+        Err(e) => tracing::warn!(host = %host_id, "recording fixed findings: {}", e.message()),
+    }
+}
+
+async fn fixes_of(state: &AppState, host_id: &str) -> ApiResult<usize> {
+    let detections = state.store.detections(host_id).await?;
+    if detections.is_empty() {
+        return Ok(0);
+    }
+    let catalog = state.catalog.get();
+    let index = &catalog.index;
+    // Fixes are judged on the catalog the fleet's findings come from.
+    if !state.fleet.uses_index(index) {
+        return Ok(0);
+    }
+    let open: HashSet<u32> = state.fleet.host_advisories(host_id).into_iter().collect();
+    let (gone, firsts): (Vec<_>, Vec<_>) = detections
+        .iter()
+        .filter_map(|(a, first)| {
+            let pos = index.position(a)?;
+            (!open.contains(&pos)).then_some((index.advisory(pos)?, *first))
+        })
+        .unzip();
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let Some(host) = state.store.host(host_id).await? else {
+        return Ok(0);
+    };
+    let planning = Planning::load(state).await?;
+    let at = now(state);
+    let fixed: Vec<store::Fixed> = planning
+        .findings_of(state, index, &host, gone.into_iter(), at)
+        .iter()
+        .zip(firsts)
+        .map(|(f, first)| {
+            let clock = sla::clock(
+                &planning.sla,
+                f.class,
+                f.advisory.published,
+                first,
+                &paused_by(f),
+                at,
+            );
+            store::Fixed {
+                host_id: host.id.clone(),
+                advisory_id: f.advisory.id.clone(),
+                class: f.class.as_str().to_owned(),
+                due: clock.deadline,
+            }
+        })
+        .collect();
+    Ok(state.store.record_remediations(&fixed, at).await?)
 }
 
 /// The time exemptions covering a finding paused its clock.

@@ -63,7 +63,13 @@ pub(crate) async fn show(
             div class="cards" {
                 div class="card" {
                     div class="figure" data-test="compliance" { (format!("{:.1}%", p.compliance_percent())) }
-                    div class="label" { "compliant: " (p.compliant) " of " (p.hosts) " hosts have no open finding" }
+                    div class="label" { (p.compliant) " of " (p.hosts) " hosts compliant" }
+                    div class="label muted" data-test="compliance-definition" { (posture::COMPLIANT) }
+                }
+                div class="card" {
+                    div class="figure" data-test="fully-patched" { (format!("{:.1}%", p.fully_patched_percent())) }
+                    div class="label" { (p.fully_patched) " of " (p.hosts) " hosts fully patched" }
+                    div class="label muted" data-test="fully-patched-definition" { (posture::FULLY_PATCHED) }
                 }
                 div class="card" {
                     div class=(if p.breached_hosts > 0 { "figure bad" } else { "figure" }) { (p.breached_hosts) }
@@ -75,7 +81,7 @@ pub(crate) async fn show(
                 }
                 div class="card" {
                     div class="figure" { (pending.len()) }
-                    div class="label" { a href="/console/updates?only=pending" { "updates waiting for approval" } " (" (pending_security) " security)" }
+                    div class="label" { a href="/console/updates?only=pending" { "updates waiting for approval" } " (" (pending_security) " security, " (pending.len() - pending_security) " other available updates)" }
                 }
                 div class="card" {
                     div class="figure" { (p.stale) }
@@ -113,7 +119,7 @@ pub(crate) async fn show(
             div data-live="/console/live/dashboard" { (running) }
         }
         section aria-labelledby="risks" {
-            h2 id="risks" { "Top risks (known exploited first)" }
+            h2 id="risks" { "Top risks: security findings (known exploited first, then by severity and hosts)" }
             (top_risks(&exposure))
         }
         section aria-labelledby="eol" {
@@ -147,7 +153,7 @@ pub(crate) fn top_risks(exposure: &Value) -> Markup {
     let top = exposure["top"].as_array().cloned().unwrap_or_default();
     html! {
         @if top.is_empty() {
-            p class="muted" { "No advisory in the catalog reaches a host." }
+            p class="muted" { "No security advisory in the catalog reaches a host." }
         } @else {
             table {
                 thead { tr {
@@ -159,7 +165,7 @@ pub(crate) fn top_risks(exposure: &Value) -> Markup {
                     tr {
                         td { a href=(format!("/console/advisories/{}", super::encode(id))) { (id) } }
                         td { (a["title"].as_str().unwrap_or_default()) }
-                        td { (super::text(&a["severity"])) }
+                        td { @if a["severity"].is_null() { span class="muted" { "none given (class by default)" } } @else { (super::text(&a["severity"])) } }
                         td { @if a["kev"] == true { span class="tag kev" { "KEV " (super::text(&a["kev_date_added"])) } } }
                         td class="num" { (super::text(&a["hosts"])) }
                     }

@@ -137,6 +137,10 @@ pub(crate) async fn show(
     let mut audit = crate::people_api::subject_entries(&state, &format!("hosts/{id}")).await?;
     audit.drain(..audit.len().saturating_sub(200));
     let list: Vec<Value> = findings["findings"].as_array().cloned().unwrap_or_default();
+    let available: Vec<Value> = findings["available_updates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let mut packages = detail.packages.clone();
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     let content = html! {
@@ -165,9 +169,10 @@ pub(crate) async fn show(
             dt { "Reboot required" } dd { (if h.reboot_required { "yes" } else { "no" }) }
         }
         section aria-labelledby="findings" {
-            h2 id="findings" { "What applies, and why (" (list.len()) ")" }
+            h2 id="findings" { "Security findings: what applies, and why (" (list.len()) ")" }
+            p class="muted" { "Security advisories, security-suite updates and the OS release's support. Each class names the steps that decided it." }
             @if list.is_empty() {
-                p class="good" { "Nothing in the catalog applies to this host." }
+                p class="good" { "No security advisory in the catalog applies to this host." }
             } @else {
                 table {
                     thead { tr {
@@ -187,7 +192,11 @@ pub(crate) async fn show(
                             }
                             td { (text(&f["package"])) }
                             td { (text(&f["installed"])) " → " (text(&f["fixed"])) }
-                            td { (text(&f["class"])) }
+                            td {
+                                (text(&f["class"]))
+                                @if f["class_default"] == true { " " span class="tag" { "default" } }
+                                @if let Some(rule) = f["class_rule"].as_str() { br; span class="muted" data-test="class-rule" { (rule) } }
+                            }
                             td class=(match f["sla"]["state"].as_str() { Some("breached") => "bad", Some("due-soon") => "warn", _ => "" }) {
                                 (when(f["sla"]["deadline"].as_str())) " " (text(&f["sla"]["state"]))
                             }
@@ -196,6 +205,22 @@ pub(crate) async fn show(
                     } }
                 }
                 (l.pager(&format!("/console/hosts/{}", encode(&id)), list.len()))
+            }
+        }
+        section aria-labelledby="available" {
+            h2 id="available" { "Available updates, not findings (" (available.len()) ")" }
+            p class="muted" { "Newer versions from ordinary suites: approvable and deployable, but no risk, and not counted against compliance." }
+            @if !available.is_empty() {
+                table {
+                    thead { tr { th scope="col" { "Package" } th scope="col" { "Installed → available" } th scope="col" { "Suite" } } }
+                    tbody { @for u in &available {
+                        tr {
+                            td { (text(&u["package"])) }
+                            td { (text(&u["installed"])) " → " (text(&u["candidate"])) }
+                            td { (text(&u["suite"])) }
+                        }
+                    } }
+                }
             }
         }
         section aria-labelledby="history" {

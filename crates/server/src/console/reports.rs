@@ -329,6 +329,14 @@ pub(crate) fn compliance(end: &Value) -> String {
 /// exempt.
 type ClassCounts = (u64, u64, u64, u64);
 
+/// The month-end share of fully patched hosts, or a dash when it was not
+/// kept.
+pub(crate) fn fully_patched(end: &Value) -> String {
+    end["fully_patched_percent"]
+        .as_f64()
+        .map_or_else(|| "\u{2014}".to_owned(), |p| format!("{p:.1}%"))
+}
+
 /// Each class's findings at the month's end; none when no posture was kept
 /// in the month.
 fn class_rows(end: &Value) -> Vec<(&'static str, ClassCounts)> {
@@ -503,7 +511,8 @@ pub(crate) async fn monthly_html(
             a href=(format!("/console/reports/monthly.pdf?month={}", m.first.strftime("%Y-%m"))) download { "Download as PDF" } }
         h2 { "Summary" }
         div class="cards" {
-            div class="card" { div class="figure" data-test="report-compliance" { (compliance(end)) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } }
+            div class="card" { div class="figure" data-test="report-compliance" { (compliance(end)) } div class="label" { "hosts compliant (" (text(&end["compliant"])) " of " (text(&end["hosts"])) ")" } div class="label muted" { (crate::posture::COMPLIANT) } }
+            div class="card" { div class="figure" data-test="report-fully-patched" { (fully_patched(end)) } div class="label" { "hosts fully patched (" (text(&end["fully_patched"])) " of " (text(&end["hosts"])) ")" } div class="label muted" { (crate::posture::FULLY_PATCHED) } }
             div class="card" { div class="figure" { (text(&end["breached_hosts"])) } div class="label" { "hosts past a deadline" } }
             div class="card" { div class="figure" { (text(&end["kev_hosts"])) } div class="label" { "hosts exposed to a known-exploited vulnerability" } }
             div class="card" { div class="figure" { (m.reviews.len()) } div class="label" { "rollouts started" } }
@@ -655,8 +664,14 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
         if end.is_null() {
             "no posture kept in the month"
         } else {
-            ""
+            crate::posture::COMPLIANT
         },
+    );
+    row(
+        "summary",
+        "fully patched hosts",
+        figure(&end["fully_patched"]),
+        crate::posture::FULLY_PATCHED,
     );
     row(
         "summary",
@@ -816,9 +831,22 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
                 text(&end["hosts"])
             ),
         ),
+        (
+            fully_patched(end),
+            &format!(
+                "fully patched ({} of {} hosts)",
+                text(&end["fully_patched"]),
+                text(&end["hosts"])
+            ),
+        ),
         (text(&end["breached_hosts"]), "hosts past a deadline"),
         (text(&end["kev_hosts"]), "hosts exposed to known exploited"),
     ]);
+    d.paragraph(&format!(
+        "{}. {}.",
+        crate::posture::COMPLIANT,
+        crate::posture::FULLY_PATCHED
+    ));
     d.figures(&[
         (m.mttr().mean_text(), "mean time to remediate"),
         (m.reviews.len().to_string(), "rollouts started"),
