@@ -54,6 +54,9 @@ pub(crate) struct ClassCounts {
 pub struct Posture {
     /// When it was worked out.
     pub(crate) at: Timestamp,
+    /// The fleet's generation it was worked out from: behind the fleet's
+    /// when hosts have reported since.
+    pub(crate) generation: u64,
     /// Hosts not revoked.
     pub(crate) hosts: usize,
     /// Hosts compliant as [`COMPLIANT`] says: no open finding past its
@@ -112,6 +115,11 @@ impl Posture {
             "breached_hosts": self.breached_hosts,
             "classes": classes,
         })
+    }
+
+    /// Whether hosts have reported since it was worked out.
+    pub(crate) fn is_behind(&self, state: &AppState) -> bool {
+        self.generation != state.fleet.generation()
     }
 
     /// Compliant hosts as a percentage (100 for an empty fleet).
@@ -257,6 +265,7 @@ async fn record_now(state: &AppState) -> ApiResult<()> {
 pub(crate) const TOP_RISKS: usize = 10;
 
 async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
+    let generation = state.fleet.generation();
     let planning = Planning::load(state).await?;
     let catalog = state.catalog.get();
     let index = &catalog.index;
@@ -383,6 +392,7 @@ async fn work_out(state: &AppState, at: Timestamp) -> ApiResult<Posture> {
         eol.into_iter().map(|((r, s), n)| (r, s, n)).collect();
     end_of_life.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     Ok(Posture {
+        generation,
         at,
         hosts: hosts.len(),
         compliant,

@@ -56,18 +56,41 @@ pub(crate) async fn show(
     )?;
     let releases = state.store.hosts_per_os_release().await?;
     let running = running_rollouts(&state).await?;
+    // A posture older than the fleet (hosts reported while it was worked
+    // out again) says so, and the page looks again shortly.
+    let behind = p.is_behind(&state);
+    let percent = |part: f64| {
+        if p.hosts == 0 {
+            "—".to_owned()
+        } else {
+            format!("{part:.1}%")
+        }
+    };
     let content = html! {
+        @if behind {
+            meta http-equiv="refresh" content="5";
+        }
         h1 { "Dashboard" }
+        @if behind {
+            p role="status" class="notice" data-test="posture-behind" {
+                "These figures are as of " (when(Some(&p.at.to_string())))
+                "; hosts have reported since, and they are being worked out again. "
+                "This page reloads itself in a few seconds."
+            }
+        }
+        @if p.hosts == 0 {
+            p class="muted" { "No host is enrolled yet: compliance has nothing to count." }
+        }
         section aria-labelledby="posture" {
             h2 id="posture" { "Fleet posture" }
             div class="cards" {
                 div class="card" {
-                    div class="figure" data-test="compliance" { (format!("{:.1}%", p.compliance_percent())) }
+                    div class="figure" data-test="compliance" { (percent(p.compliance_percent())) }
                     div class="label" { (p.compliant) " of " (p.hosts) " hosts compliant" }
                     div class="label muted" data-test="compliance-definition" { (posture::COMPLIANT) }
                 }
                 div class="card" {
-                    div class="figure" data-test="fully-patched" { (format!("{:.1}%", p.fully_patched_percent())) }
+                    div class="figure" data-test="fully-patched" { (percent(p.fully_patched_percent())) }
                     div class="label" { (p.fully_patched) " of " (p.hosts) " hosts fully patched" }
                     div class="label muted" data-test="fully-patched-definition" { (posture::FULLY_PATCHED) }
                 }
