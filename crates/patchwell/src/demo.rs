@@ -28,10 +28,10 @@ use agent::{Root, SystemRunner};
 use anyhow::{bail, Context};
 use clap::Args;
 use jiff::Timestamp;
+use patchwell_core::advisory::{Advisory, Ecosystem, Event, PackageKind};
 use protocol::job::{Change, JobKind, SignedJob, Step, StepReport, StepsRequest};
 use protocol::{AvailableUpdate, Heartbeat, HeartbeatResponse, Inventory, Manager};
 use serde_json::{json, Value};
-use patchwell_core::advisory::{Advisory, Ecosystem, Event, PackageKind};
 use versions::deb;
 
 use crate::admin::Client;
@@ -808,7 +808,11 @@ async fn legacy_packages(
         .into_iter()
         .map(|(source, version, _)| protocol::Package {
             manager: Manager::Dpkg,
-            arch: arch_of.get(source.as_str()).copied().unwrap_or("all").to_owned(),
+            arch: arch_of
+                .get(source.as_str())
+                .copied()
+                .unwrap_or("all")
+                .to_owned(),
             name: source.clone(),
             version: version.clone(),
             source: Some(source),
