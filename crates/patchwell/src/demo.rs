@@ -183,10 +183,15 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("demo: adding {} simulated hosts", args.hosts);
     let mut fleet = simulate_fleet(&admin, &http, &api, &machine, &offers, args.hosts).await?;
     let legacy = legacy_packages(&dsa, &machine).await?;
-    if legacy.is_empty() {
+    if dsa.is_empty() {
         eprintln!(
             "demo: no Debian DSA list among the --data directories \
              (debian-security-tracker/DSA.list); the demo has no Debian 11 servers"
+        );
+    } else if legacy.is_empty() {
+        eprintln!(
+            "demo: the DSA list fixes no Debian 11 source package twice that this machine's \
+             apt lists ship as a binary of the same name; the demo has no Debian 11 servers"
         );
     } else {
         eprintln!(
