@@ -28,6 +28,7 @@ use agent::{Root, SystemRunner};
 use anyhow::{bail, Context};
 use clap::Args;
 use jiff::Timestamp;
+use patchwell_core::advisory::{Advisory, Ecosystem, Event, PackageKind};
 use protocol::job::{Change, JobKind, SignedJob, Step, StepReport, StepsRequest};
 use protocol::{AvailableUpdate, Heartbeat, HeartbeatResponse, Inventory, Manager};
 use serde_json::{json, Value};
@@ -173,14 +174,33 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let admin = Client::over(http.clone(), &api, admin_token);
 
     eprintln!("demo: loading advisory data");
-    load_feeds(&admin, &args.data).await?;
+    let dsa = load_feeds(&admin, &args.data).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     eprintln!("demo: enrolling this machine (read-only)");
     let own = enroll_machine(&admin, &api, ca_pem.clone(), &data_dir, Arc::clone(&stop)).await?;
 
     eprintln!("demo: adding {} simulated hosts", args.hosts);
-    let fleet = simulate_fleet(&admin, &http, &api, &machine, &offers, args.hosts).await?;
+    let mut fleet = simulate_fleet(&admin, &http, &api, &machine, &offers, args.hosts).await?;
+    let legacy = legacy_packages(&dsa, &machine).await?;
+    if dsa.is_empty() {
+        eprintln!(
+            "demo: no Debian DSA list among the --data directories \
+             (debian-security-tracker/DSA.list); the demo has no Debian 11 servers"
+        );
+    } else if legacy.is_empty() {
+        eprintln!(
+            "demo: the DSA list fixes no Debian 11 source package twice that this machine's \
+             apt lists ship as a binary of the same name; the demo has no Debian 11 servers"
+        );
+    } else {
+        eprintln!(
+            "demo: adding {LEGACY_HOSTS} Debian 11 servers with {} packages at their versions \
+             of the first Debian 11 DSA that fixed them",
+            legacy.len()
+        );
+        fleet.extend(legacy_servers(&admin, &http, &api, &machine, &legacy).await?);
+    }
     let agents = tokio::spawn(run_agents(
         http.clone(),
         api.clone(),
@@ -286,8 +306,10 @@ async fn add_feed(
     }
 }
 
-/// The feeds of the machine's apt lists and of each data directory.
-async fn load_feeds(api: &Client, data: &[PathBuf]) -> anyhow::Result<()> {
+/// The feeds of the machine's apt lists and of each data directory; returns
+/// the advisories of the Debian DSA lists among them, as parsed.
+async fn load_feeds(api: &Client, data: &[PathBuf]) -> anyhow::Result<Vec<Advisory>> {
+    let mut dsa = Vec::new();
     let lists = Path::new(agent::apt::LISTS_DIR);
     match apt_keyring() {
         Some(keyring) => {
@@ -364,10 +386,18 @@ async fn load_feeds(api: &Client, data: &[PathBuf]) -> anyhow::Result<()> {
             let parsed = server::feeds::FeedKind::parse(kind).map_err(anyhow::Error::msg)?;
             let documents = server::feeds::fetch(parsed, &location.display().to_string()).await?;
             let digest = server::feeds::digest(&documents);
-            add_feed(api, &name, kind, &location, format!("sha256:{digest}")).await;
+            let added = add_feed(api, &name, kind, &location, format!("sha256:{digest}")).await;
+            if added && name == "dsa" {
+                for d in &documents {
+                    let text = String::from_utf8_lossy(&d.content);
+                    if let Ok(parsed) = feeds::debian_tracker::parse(&d.name, &text) {
+                        dsa.extend(parsed.items);
+                    }
+                }
+            }
         }
     }
-    Ok(())
+    Ok(dsa)
 }
 
 // ---------------------------------------------------------------------------
@@ -697,6 +727,195 @@ async fn simulate_fleet(
             key,
             inventory,
             sources: Arc::clone(&sources),
+        };
+        put_inventory(http, base, &host).await?;
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+// ---------------------------------------------------------------------------
+// Legacy Debian 11 servers.
+
+/// How many Debian 11 servers the demo adds when it has the DSA list.
+const LEGACY_HOSTS: usize = 8;
+
+/// At most this many packages on a Debian 11 server.
+const LEGACY_PACKAGES: usize = 40;
+
+/// The packages of the demo's Debian 11 servers, from the DSA list itself:
+/// each source package that two or more Debian 11 DSAs fixed, at the
+/// version the first of them fixed it in, so that every later DSA for it
+/// applies. Only sources that Debian also ships as a binary package of the
+/// same name (in this machine's apt lists) are taken, with that binary's
+/// architecture. The sources with the most DSAs come first.
+async fn legacy_packages(
+    dsa: &[Advisory],
+    machine: &Inventory,
+) -> anyhow::Result<Vec<protocol::Package>> {
+    let Ok(bullseye) = Ecosystem::parse("Debian:11") else {
+        return Ok(Vec::new());
+    };
+    // Per source package: the version each DSA fixed it in.
+    let mut fixed: HashMap<String, Vec<String>> = HashMap::new();
+    for advisory in dsa.iter().filter(|a| a.withdrawn.is_none()) {
+        for affected in &advisory.affected {
+            if affected.ecosystem != bullseye || affected.kind != PackageKind::Source {
+                continue;
+            }
+            let version = affected
+                .ranges
+                .iter()
+                .flatten()
+                .filter_map(|e| match e {
+                    Event::Fixed(v) if deb::Version::parse(v).is_ok() => Some(v),
+                    _ => None,
+                })
+                .max_by(|a, b| deb::compare_str(a, b).unwrap_or(std::cmp::Ordering::Equal));
+            if let Some(v) = version {
+                fixed
+                    .entry(affected.package.clone())
+                    .or_default()
+                    .push(v.clone());
+            }
+        }
+    }
+    // The earliest fix, and how many DSAs fixed it later.
+    let mut candidates: Vec<(String, String, usize)> = fixed
+        .into_iter()
+        .filter_map(|(source, versions)| {
+            let first = versions
+                .iter()
+                .min_by(|a, b| deb::compare_str(a, b).unwrap_or(std::cmp::Ordering::Equal))?
+                .clone();
+            let later = versions.iter().filter(|v| is_older(&first, v)).count();
+            (later > 0).then_some((source, first, later))
+        })
+        .collect();
+    let names: Vec<String> = candidates.iter().map(|c| c.0.clone()).collect();
+    let shipped = tokio::task::spawn_blocking(move || {
+        let set: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut warnings = Vec::new();
+        agent::apt::offers(&Root::new("/"), &set, &mut warnings)
+    })
+    .await?;
+    let mut arch_of: HashMap<&str, &str> = HashMap::new();
+    for o in &shipped {
+        // The machine's own architecture wins over `all`.
+        if o.arch == machine.host.arch || !arch_of.contains_key(o.name.as_str()) {
+            arch_of.insert(&o.name, &o.arch);
+        }
+    }
+    candidates.retain(|c| arch_of.contains_key(c.0.as_str()));
+    candidates.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    candidates.truncate(LEGACY_PACKAGES);
+    Ok(candidates
+        .into_iter()
+        .map(|(source, version, _)| protocol::Package {
+            manager: Manager::Dpkg,
+            arch: arch_of
+                .get(source.as_str())
+                .copied()
+                .unwrap_or("all")
+                .to_owned(),
+            name: source.clone(),
+            version: version.clone(),
+            source: Some(source),
+            source_version: Some(version),
+            state: protocol::PackageState::Installed,
+            held: false,
+        })
+        .collect())
+}
+
+/// Adds the Debian 11 servers: a group of their own (`legacy`), outside
+/// the simulated fleet's policies, baselines and rollout; no apt lists
+/// offer them updates, so their findings stay open. Most run most of the
+/// packages; some are of high criticality, one is internet-facing.
+async fn legacy_servers(
+    api: &Client,
+    http: &reqwest::Client,
+    base: &str,
+    machine: &Inventory,
+    packages: &[protocol::Package],
+) -> anyhow::Result<Vec<SimHost>> {
+    let token = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"max_uses": LEGACY_HOSTS, "expires_in_hours": 1})),
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut hosts = Vec::with_capacity(LEGACY_HOSTS);
+    let mut dice = Dice(0x0b11_5e1e);
+    for k in 0..LEGACY_HOSTS {
+        let hostname = format!("legacy-srv-{:02}", k + 1);
+        let mut inventory = machine.clone();
+        inventory.collected_at = Timestamp::now();
+        inventory.host.hostname = hostname.clone();
+        inventory.host.machine_id = None;
+        inventory.host.model = Some((*dice.pick(&SERVERS)).to_owned());
+        inventory.host.interfaces.clear();
+        inventory.neighbours.clear();
+        inventory.warnings.clear();
+        inventory.reboot.required = false;
+        inventory.reboot.packages.clear();
+        inventory.os = protocol::OsRelease {
+            id: "debian".into(),
+            version_id: Some("11".into()),
+            codename: Some("bullseye".into()),
+            pretty_name: Some("Debian GNU/Linux 11 (bullseye)".into()),
+            id_like: Vec::new(),
+        };
+        // Each server lacks about a quarter of the packages.
+        inventory.packages = packages
+            .iter()
+            .filter(|_| dice.below(100) >= 25)
+            .cloned()
+            .collect();
+        inventory.updates.clear();
+        let enrolled = http
+            .post(format!("{base}/api/v1/agent/enroll"))
+            .json(&json!({"token": token, "hostname": hostname}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("enrolling a Debian 11 server")?
+            .json::<Value>()
+            .await?;
+        let id = enrolled["host_id"].as_str().unwrap_or_default().to_owned();
+        let credential = enrolled["credential"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let key = enrolled["job_key"].as_str().unwrap_or_default().to_owned();
+        let mut tags = vec!["legacy", "server"];
+        if k == 1 {
+            tags.push("internet-facing");
+        }
+        api.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/hosts/{id}/attributes"),
+            Some(json!({
+                "group": "legacy",
+                "criticality": if k % 3 == 0 { "high" } else { "medium" },
+                "owner": "operations-lead@example.org",
+                "department": "operations",
+                "tags": tags,
+            })),
+        )
+        .await?;
+        let host = SimHost {
+            // Past the simulated fleet's indexes: never one that fails.
+            index: 100_000 + k * 50,
+            id,
+            credential,
+            key,
+            inventory,
+            sources: Arc::default(),
         };
         put_inventory(http, base, &host).await?;
         hosts.push(host);
