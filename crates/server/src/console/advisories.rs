@@ -82,6 +82,7 @@ pub(crate) async fn list(
                 (l.header_by(base, "severity", "Severity", "published", true))
                 (l.header_by(base, "kev", "Known exploited", "published", true))
                 (l.header_by(base, "published", "Published", "published", true))
+                th scope="col" { "Kind" }
                 (l.header_by(base, "hosts", "Hosts", "published", true))
             } }
             tbody { @for a in l.window(&rows) {
@@ -91,7 +92,15 @@ pub(crate) async fn list(
                     td { (Index::severity(a).map_or("—", |s| s.as_str())) }
                     td { @if let Some(k) = index.kev(a) { span class="tag kev" { "KEV " (k.date_added.to_string()) } } }
                     td { (when(a.published.map(|p| p.to_string()).as_deref())) }
-                    td class="num" { (hosts_of(a)) }
+                    @if a.is_security() {
+                        td { "security" }
+                        td class="num" { (hosts_of(a)) }
+                    } @else {
+                        // Not a finding: the hosts it reaches are offered it as
+                        // an available update (its page lists them).
+                        td { "available update" }
+                        td class="num muted" { "—" }
+                    }
                 }
             } }
         }

@@ -14,6 +14,13 @@ use store::{InventoryStore, RolloutStore};
 use super::{body, page, when, Listing, PageResult, Viewer};
 use crate::{catalog_api, plan_api, posture, AppState};
 
+/// How long a page waits for a posture being worked out again when the
+/// one kept is behind the fleet.
+const POSTURE_PATIENCE: Duration = Duration::from_secs(3);
+
+/// How old a posture behind the fleet may be before the page says so.
+const BEHIND_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -37,6 +44,15 @@ pub(crate) async fn show(
             },
         ));
     };
+    // One behind the fleet is being worked out again already: give that a
+    // moment before showing the older one.
+    let p = if p.is_behind(&state) {
+        posture::current_within(&state, POSTURE_PATIENCE)
+            .await?
+            .unwrap_or(p)
+    } else {
+        p
+    };
     let updates = body(plan_api::offered_updates(State(state.clone()), viewer.reader()).await)?;
     let pending: Vec<&Value> = updates
         .as_array()
@@ -56,9 +72,11 @@ pub(crate) async fn show(
     )?;
     let releases = state.store.hosts_per_os_release().await?;
     let running = running_rollouts(&state).await?;
-    // A posture older than the fleet (hosts reported while it was worked
-    // out again) says so, and the page looks again shortly.
-    let behind = p.is_behind(&state);
+    // A posture older than the fleet (hosts reported since) and than a few
+    // seconds says so, and the page looks again shortly. (A fleet at work
+    // reports all the time: a posture a moment old is as good as any.)
+    let behind =
+        p.is_behind(&state) && crate::handlers::now(&state).duration_since(p.at) > BEHIND_AFTER;
     let percent = |part: f64| {
         if p.hosts == 0 {
             "—".to_owned()

@@ -568,7 +568,9 @@ pub(crate) async fn monthly_html(
         h2 { "Missed and pending patches" }
         p { (missed(end)) }
         @match &m.standing {
-            Some(s) => p { "Pending at the month's end: " (s.pending.len()) " updates offered to the fleet waited for a decision"
+            Some(s) => p { "Pending at the month's end: " (s.pending.len()) " updates offered to the fleet waited for a decision: "
+                (s.pending.iter().filter(|u| u["security"] == true).count()) " security updates and "
+                (s.pending.iter().filter(|u| u["security"] != true).count()) " other available updates"
                 @if !s.pending.is_empty() { " (" a href="/console/updates?only=pending" { "decide" } ")" } "." },
             None => p class="muted" { "Pending: " (NOT_KEPT) },
         }
@@ -778,7 +780,7 @@ pub(crate) fn csv_of(m: &Monthly) -> String {
             if u["security"] == true {
                 "security"
             } else {
-                ""
+                "available update"
             },
         );
     }
@@ -1049,7 +1051,7 @@ pub(crate) fn pdf_of(m: &Monthly) -> Vec<u8> {
                     if u["security"] == true {
                         "security".into()
                     } else {
-                        String::new()
+                        "available update".into()
                     },
                     text(&u["hosts"]),
                 ]
