@@ -16,7 +16,7 @@ use crate::{catalog_api, plan_api, posture, AppState};
 
 /// How long a page waits for a posture being worked out again when the
 /// one kept is behind the fleet.
-const POSTURE_PATIENCE: Duration = Duration::from_secs(3);
+const POSTURE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// How old a posture behind the fleet may be before the page says so.
 const BEHIND_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
