@@ -12,81 +12,10 @@
 // made afterwards freezes them. A screenshot of every page it saw is kept
 // in ARTIFACT_DIR; any failed expectation exits non-zero with what was
 // expected and what the page showed.
-import { chromium } from "playwright-core";
-import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { connect } from "node:tls";
+import { session } from "./session.mjs";
 
-const [url, user, password, artifacts] = process.argv.slice(2);
-if (!url || !user || !password || !artifacts) {
-  console.error("usage: node approvals.test.mjs CONSOLE_URL USER PASSWORD ARTIFACT_DIR");
-  process.exit(2);
-}
-mkdirSync(artifacts, { recursive: true });
-const origin = new URL(url).origin;
-
-function expect(condition, what) {
-  if (!condition) throw new Error(`expected ${what}`);
-}
-
-// The base64 SHA-256 of the server certificate's public key, the form
-// Chromium's --ignore-certificate-errors-spki-list takes.
-function serverKeyHash(u) {
-  return new Promise((resolve, reject) => {
-    const socket = connect(
-      { host: u.hostname, port: Number(u.port || 443), servername: u.hostname, rejectUnauthorized: false, ALPNProtocols: ["h2"] },
-      () => {
-        const spki = socket.getPeerX509Certificate().publicKey.export({ type: "spki", format: "der" });
-        socket.end();
-        resolve(createHash("sha256").update(spki).digest("base64"));
-      },
-    );
-    socket.on("error", reject);
-  });
-}
-const target = new URL(url);
-expect(target.protocol === "https:", `the console served over HTTPS, got ${url}`);
-const keyHash = await serverKeyHash(target);
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    `--ignore-certificate-errors-spki-list=${keyHash}`,
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
-const context = await browser.newContext({ locale: "en-GB", viewport: { width: 1400, height: 1000 } });
-const page = await context.newPage();
-const violations = [];
-page.on("console", (m) => {
-  if (m.text().includes("Content Security Policy")) violations.push(m.text());
-});
-let shots = 0;
-async function shot(name) {
-  shots += 1;
-  await page.screenshot({
-    path: join(artifacts, `approvals-${String(shots).padStart(2, "0")}-${name}.png`),
-    fullPage: true,
-  });
-}
-async function heading() {
-  return (await page.locator("h1").first().textContent()).trim();
-}
-
-try {
-  await page.goto(`${origin}/console`);
-  await page.getByLabel("User name").fill(user);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(`${origin}/console`);
-
+const s = await session("approvals", process.argv.slice(2));
+await s.run(async ({ page, origin, shot, expect, heading }) => {
   // The demo approved the security advisories: an advisory's approval is
   // the decision of every update that fixes it, whatever its binary.
   // The security advisory that the most updates fix (the binaries of one
@@ -171,12 +100,5 @@ try {
     expect(frozen.includes(`${name} ${version}`), `the rollout to freeze ${name} ${version}, got "${frozen}"`);
   }
   await shot("rollout-of-approved");
-  expect(violations.length === 0, `no Content-Security-Policy violation, got ${violations.join("; ")}`);
-  console.log(`browser: ${chosen.length} updates approved in bulk and rolled out; ${binaries} updates fix ${advisory}; screenshots in ${artifacts}`);
-} catch (e) {
-  await shot("failure").catch(() => {});
-  console.error(`browser test failed on ${page.url()}: ${e.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  console.log(`browser: ${chosen.length} updates approved in bulk and rolled out; ${binaries} updates fix ${advisory}`);
+});
