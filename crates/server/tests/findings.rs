@@ -3,95 +3,40 @@
 //! chain named), the Debian tracker's JSON as a feed, and compliance and
 //! fixed counts that move at the inventory that fixes.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
-use jiff::Timestamp;
 use protocol::{AvailableUpdate, EnrollResponse, Inventory, Manager, Package};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use server::{app, Config};
 
 mod support;
 
-use support::{inventory, package, TempDir, T0};
+use support::{inventory, package, TempDir};
 
+/// The shared test server, with a directory for feed files and this
+/// file's requests on top.
 struct Server {
-    url: String,
-    admin: String,
-    clock: Arc<AtomicI64>,
-    http: reqwest::Client,
+    base: support::Server,
     dir: TempDir,
-    _db: TempDir,
+}
+
+impl std::ops::Deref for Server {
+    type Target = support::Server;
+    fn deref(&self) -> &support::Server {
+        &self.base
+    }
 }
 
 async fn spawn() -> Server {
-    let db = TempDir::new("findings-db");
     let dir = TempDir::new("findings-feeds");
     std::fs::create_dir_all(&dir.0).unwrap();
-    let clock = Arc::new(AtomicI64::new(T0));
-    let now = Timestamp::from_second(T0).unwrap();
-    let store = store::Store::open_sqlite(&db.0, now).await.unwrap();
-    let first = server::ensure_first_admin(&store, &db.0, now)
-        .await
-        .unwrap();
-    let admin = std::fs::read_to_string(first.token_file.expect("first token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let c = clock.clone();
-    let state = server::AppState::with_clock(
-        store,
-        Config::default(),
-        Arc::new(move || Timestamp::from_second(c.load(Ordering::SeqCst)).unwrap()),
-    );
-    server::fleet::load(&state.store, &state.fleet, &state.catalog, now)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     Server {
-        url,
-        admin,
-        clock,
-        http: reqwest::Client::new(),
+        base: support::Server::spawn("findings-db").await,
         dir,
-        _db: db,
     }
 }
 
 impl Server {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_second(self.clock.load(Ordering::SeqCst)).unwrap()
-    }
-
-    fn advance(&self, seconds: i64) {
-        self.clock.fetch_add(seconds, Ordering::SeqCst);
-    }
-
-    async fn call(
-        &self,
-        secret: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(secret);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
     async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(&self.admin, method, path, body).await;
+        let (status, body) = self.call(Some(&self.admin), method, path, body).await;
         assert!(status.is_success(), "{path}: {status} {body}");
         body
     }
@@ -146,7 +91,7 @@ impl Server {
     async fn inventory(&self, host: &EnrollResponse, inv: &Inventory) {
         let (status, body) = self
             .call(
-                &host.credential,
+                Some(&host.credential),
                 Method::PUT,
                 "/api/v1/agent/inventory",
                 Some(serde_json::to_value(inv).unwrap()),
@@ -573,7 +518,7 @@ async fn the_tracker_json_gives_cve_ids_urgency_and_kev() {
     std::fs::write(&path, b"{\"openssh\": [1]}").unwrap();
     let (status, body) = s
         .call(
-            &s.admin,
+            Some(&s.admin),
             Method::PUT,
             "/api/v1/feeds/debian-cves",
             Some(json!({"kind": "debian-tracker-json", "location": path.display().to_string(), "verification": format!("sha256:{}", {

@@ -11,96 +11,31 @@
 //! exemption names its hosts by name or by query; a new user gets the
 //! least privilege.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use protocol::{EnrollResponse, HeartbeatResponse, Inventory, Manager};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::api::CreatedToken;
-use server::{app, AppState, Config};
 
 mod support;
 
-use support::{inventory, package, TempDir, T0};
+use support::{inventory, package};
 
-struct TestServer {
-    url: String,
-    admin: String,
-    admin_password: String,
-    clock: Arc<AtomicI64>,
-    http: reqwest::Client,
-    _dir: TempDir,
+/// The shared test server, with this file's requests on top.
+struct TestServer(support::Server);
+
+impl std::ops::Deref for TestServer {
+    type Target = support::Server;
+    fn deref(&self) -> &support::Server {
+        &self.0
+    }
 }
 
 async fn spawn() -> TestServer {
-    let dir = TempDir::new("rollout-page");
-    let clock = Arc::new(AtomicI64::new(T0));
-    let now = Timestamp::from_second(T0).unwrap();
-    let store = store::Store::open_sqlite(&dir.0, now).await.unwrap();
-    let first = server::ensure_first_admin(&store, &dir.0, now)
-        .await
-        .unwrap();
-    let read = |p: Option<std::path::PathBuf>| {
-        std::fs::read_to_string(p.expect("the first admin's file"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
-    let admin = read(first.token_file);
-    let admin_password = read(first.password_file);
-    let c = clock.clone();
-    let state = AppState::with_clock(
-        store,
-        Config::default(),
-        Arc::new(move || Timestamp::from_second(c.load(Ordering::SeqCst)).unwrap()),
-    );
-    server::fleet::load(&state.store, &state.fleet, &state.catalog, now)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    TestServer {
-        url,
-        admin,
-        admin_password,
-        clock,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
+    TestServer(support::Server::spawn("rollout-page").await)
 }
 
 impl TestServer {
-    fn advance(&self, seconds: i64) {
-        self.clock.fetch_add(seconds, Ordering::SeqCst);
-    }
-
-    fn now(&self) -> Timestamp {
-        Timestamp::from_second(self.clock.load(Ordering::SeqCst)).unwrap()
-    }
-
-    async fn call(
-        &self,
-        secret: Option<&str>,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(secret) = secret {
-            req = req.bearer_auth(secret);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Some(&self.admin), reqwest::Method::POST, path, Some(body))
             .await

@@ -95,3 +95,92 @@ pub(crate) fn inventory(
         warnings: vec![],
     }
 }
+
+/// The real server on a loopback port: a fresh SQLite database, the first
+/// administrator's token and password, and a clock the test moves.
+pub(crate) struct Server {
+    pub(crate) url: String,
+    pub(crate) admin: String,
+    pub(crate) admin_password: String,
+    pub(crate) clock: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) http: reqwest::Client,
+    _db: TempDir,
+}
+
+impl Server {
+    /// Starts one; `what` names its database directory.
+    pub(crate) async fn spawn(what: &str) -> Server {
+        use std::sync::atomic::AtomicI64;
+        use std::sync::Arc;
+        let db = TempDir::new(what);
+        let clock = Arc::new(AtomicI64::new(T0));
+        let now = Timestamp::from_second(T0).unwrap();
+        let store = store::Store::open_sqlite(&db.0, now).await.unwrap();
+        let first = server::ensure_first_admin(&store, &db.0, now)
+            .await
+            .unwrap();
+        let read = |p: Option<PathBuf>| {
+            std::fs::read_to_string(p.expect("the first admin's file"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let admin = read(first.token_file);
+        let admin_password = read(first.password_file);
+        let c = clock.clone();
+        let state = server::AppState::with_clock(
+            store,
+            server::Config::default(),
+            Arc::new(move || Timestamp::from_second(c.load(Ordering::SeqCst)).unwrap()),
+        );
+        server::fleet::load(&state.store, &state.fleet, &state.catalog, now)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, server::app(state)).await.unwrap() });
+        Server {
+            url,
+            admin,
+            admin_password,
+            clock,
+            http: reqwest::Client::new(),
+            _db: db,
+        }
+    }
+
+    /// The test clock's time.
+    pub(crate) fn now(&self) -> Timestamp {
+        Timestamp::from_second(self.clock.load(Ordering::SeqCst)).unwrap()
+    }
+
+    /// Moves the test clock on.
+    pub(crate) fn advance(&self, seconds: i64) {
+        self.clock.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// One request, with a bearer secret if given; the status and the JSON
+    /// answer (null when it is not JSON).
+    pub(crate) async fn call(
+        &self,
+        secret: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(secret) = secret {
+            req = req.bearer_auth(secret);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
